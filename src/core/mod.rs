@@ -1,0 +1,9 @@
+//! The sans-IO core: no sockets, no threads, no clock reads. Bytes and time go in; bytes, events
+//! and decisions come out, so everything here is tested on scripted input.
+
+pub mod adts;
+pub mod annexb;
+pub mod flv;
+pub mod metadata;
+pub mod session;
+pub mod url;

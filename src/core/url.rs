@@ -1,0 +1,225 @@
+//! RTMP ingest URLs: `rtmp[s]://host[:port]/app[/instance]/stream-key[?query]`.
+//!
+//! The last path segment plus the query string is the stream key (signed URLs carry their
+//! signature in the query); everything between the authority and the key is the application.
+//! The key is a secret: [`RtmpUrl::redacted`] is what goes into logs, events and messages.
+
+use crate::error::{Error, Result};
+use std::fmt;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct RtmpUrl {
+    /// `rtmps`: TLS on the connection.
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Application name, including the instance when there is one (`live`, `live/_definst_`).
+    pub app: String,
+    /// Stream key including its query string (`key?sig=...`).
+    pub stream_key: String,
+}
+
+impl RtmpUrl {
+    pub fn parse(url: &str) -> Result<RtmpUrl> {
+        let bad = |why: &str| Error::InvalidUrl(format!("{why} (in {})", redact_str(url)));
+        if url.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(bad("control characters or spaces"));
+        }
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing scheme"))?;
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "rtmp" => false,
+            "rtmps" => true,
+            _ => return Err(bad("scheme must be rtmp or rtmps")),
+        };
+        let (authority, path) = rest
+            .split_once('/')
+            .ok_or_else(|| bad("missing application and stream key"))?;
+        if authority.contains('@') {
+            return Err(bad("user info in the authority is not supported"));
+        }
+        let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
+        let port = port.unwrap_or(if tls { 443 } else { 1935 });
+        // The query belongs to the key, whatever slashes it contains.
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        let path = path.trim_end_matches('/');
+        let (app, key) = path
+            .rsplit_once('/')
+            .ok_or_else(|| bad("missing stream key"))?;
+        let app = app.trim_matches('/');
+        if app.is_empty() {
+            return Err(bad("missing application"));
+        }
+        if key.is_empty() {
+            return Err(bad("missing stream key"));
+        }
+        let stream_key = match query {
+            Some(q) => format!("{key}?{q}"),
+            None => key.to_string(),
+        };
+        Ok(RtmpUrl {
+            tls,
+            host,
+            port,
+            app: app.to_string(),
+            stream_key,
+        })
+    }
+
+    /// `tcUrl` as sent in `connect`: the URL without the stream key.
+    pub fn tc_url(&self) -> String {
+        let scheme = if self.tls { "rtmps" } else { "rtmp" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{host}:{}/{}", self.port, self.app)
+    }
+
+    /// The URL with the stream key and query masked: safe for logs and events.
+    pub fn redacted(&self) -> String {
+        format!("{}/{}", self.tc_url(), mask_key(&self.stream_key))
+    }
+}
+
+impl fmt::Debug for RtmpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for RtmpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Keep at most the first 2 characters of a key so two streams can still be told apart in a log.
+pub fn mask_key(key: &str) -> String {
+    let visible: String = key
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(2)
+        .collect();
+    format!("{visible}***")
+}
+
+/// Redact the part of a raw URL string after the last path slash, for messages about URLs that do
+/// not parse.
+fn redact_str(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or("");
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((auth, path)) => match path.rsplit_once('/') {
+                Some((app, key)) => format!("{scheme}://{auth}/{app}/{}", mask_key(key)),
+                None => format!("{scheme}://{auth}/{}", mask_key(path)),
+            },
+            None => format!("{scheme}://{rest}"),
+        },
+        None => "<not a URL>".to_string(),
+    }
+}
+
+fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (h, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', '[', ']']) {
+        return None;
+    }
+    let port = match port {
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => return None,
+            Ok(p) => Some(p),
+        },
+        None => None,
+    };
+    Some((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_url_with_default_port() {
+        let u = RtmpUrl::parse("rtmp://example.com/live/abc123").unwrap();
+        assert!(!u.tls);
+        assert_eq!(u.host, "example.com");
+        assert_eq!(u.port, 1935);
+        assert_eq!(u.app, "live");
+        assert_eq!(u.stream_key, "abc123");
+        assert_eq!(u.tc_url(), "rtmp://example.com:1935/live");
+    }
+
+    #[test]
+    fn port_instance_and_query() {
+        let u = RtmpUrl::parse("rtmps://127.0.0.1:4443/live/_definst_/key?sig=a/b&exp=1").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.port, 4443);
+        assert_eq!(u.app, "live/_definst_");
+        assert_eq!(u.stream_key, "key?sig=a/b&exp=1");
+        assert_eq!(RtmpUrl::parse("rtmps://h/app/k").unwrap().port, 443);
+    }
+
+    #[test]
+    fn ipv6_host() {
+        let u = RtmpUrl::parse("rtmp://[::1]:1936/app/k").unwrap();
+        assert_eq!(u.host, "::1");
+        assert_eq!(u.port, 1936);
+        assert_eq!(u.tc_url(), "rtmp://[::1]:1936/app");
+    }
+
+    #[test]
+    fn bad_urls_are_rejected() {
+        for bad in [
+            "",
+            "http://h/app/key",
+            "rtmp://",
+            "rtmp://host",
+            "rtmp://host/",
+            "rtmp://host/app",
+            "rtmp://host/app/",
+            "rtmp://host:0/app/key",
+            "rtmp://host:99999/app/key",
+            "rtmp://host:x/app/key",
+            "rtmp://:1935/app/key",
+            "rtmp://user:pw@host/app/key",
+            "rtmp://host/app/ke y",
+            "rtmp://[::1/app/key",
+        ] {
+            let e = RtmpUrl::parse(bad).expect_err(bad);
+            assert_eq!(e.code(), crate::ResultCode::KP_ERR_INVALID_URL, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_key_never_shows() {
+        let u = RtmpUrl::parse("rtmp://h/live/supersecretkey?token=hunter2").unwrap();
+        for s in [u.redacted(), format!("{u}"), format!("{u:?}")] {
+            assert!(!s.contains("supersecret"), "{s}");
+            assert!(!s.contains("hunter2"), "{s}");
+        }
+        let e = RtmpUrl::parse("rtmp://h:bad/live/supersecretkey?token=hunter2").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            !msg.contains("supersecret") && !msg.contains("hunter2"),
+            "{msg}"
+        );
+    }
+}

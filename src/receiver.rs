@@ -1,0 +1,1 @@
+//! Built-in RTMP receiver (to be written).
