@@ -1,1 +1,56 @@
-//! Encoders.
+//! Encoders: the traits the pusher drives, and the backends behind cargo features.
+
+pub mod frame;
+pub mod pixel;
+
+#[cfg(feature = "aac")]
+pub mod fdk_aac;
+#[cfg(feature = "openh264")]
+pub mod openh264;
+
+pub use frame::{I420Buffer, PixelFormat, VideoFrame};
+
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoEncoderConfig {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f32,
+    pub bitrate_kbps: u32,
+    /// Frames between IDRs.
+    pub keyframe_interval: u32,
+    /// 0 = let the encoder decide.
+    pub threads: u32,
+}
+
+/// A video encoder producing H.264.
+pub trait VideoEncoder: Send {
+    /// Encode one picture. Appends the access unit in Annex-B form to `out` and returns
+    /// `Some(is_idr)`, or `None` when the encoder produced no picture for this input (then `out`
+    /// is untouched). An IDR access unit carries its SPS and PPS.
+    fn encode(&mut self, picture: &I420Buffer, out: &mut Vec<u8>) -> Result<Option<bool>>;
+    /// The next encoded picture will be an IDR.
+    fn force_keyframe(&mut self);
+    /// Change the target bitrate on the fly.
+    fn set_bitrate(&mut self, kbps: u32) -> Result<()>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioEncoderConfig {
+    pub sample_rate: u32,
+    pub channels: u32,
+    pub bitrate_kbps: u32,
+}
+
+/// An audio encoder producing raw AAC access units (no ADTS).
+pub trait AudioEncoder: Send {
+    /// The AudioSpecificConfig for the FLV sequence header.
+    fn audio_specific_config(&self) -> &[u8];
+    /// Samples per channel in one access unit (1024 for AAC-LC).
+    fn frame_samples(&self) -> usize;
+    /// Feed interleaved s16 PCM; `emit` is called with each complete access unit, in order.
+    fn encode(&mut self, pcm: &[i16], emit: &mut dyn FnMut(&[u8])) -> Result<()>;
+    /// Encode what is buffered and drain the encoder's delay, so no input sample is lost.
+    fn flush(&mut self, emit: &mut dyn FnMut(&[u8])) -> Result<()>;
+}

@@ -1,0 +1,1 @@
+//! FDK AAC backend.

@@ -1,0 +1,1 @@
+//! OpenH264 backend.
