@@ -1,0 +1,277 @@
+//! A TCP connection with deadlines on everything: DNS, connect and writes. The socket is
+//! non-blocking and waited on with `poll(2)` together with a wake-up pipe, so the network worker
+//! can sleep until the socket is ready *or* new media is queued, without a polling interval.
+
+use crate::error::{Error, Result};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Resolve `host:port` within `timeout`. `getaddrinfo` has no timeout of its own and can hang for
+/// tens of seconds on a dead network, so it runs on a short-lived thread that is abandoned on timeout.
+pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("kp-dns".into())
+        .spawn(move || {
+            let _ = tx.send(
+                (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(|a| a.collect::<Vec<_>>()),
+            );
+        })
+        .map_err(|e| Error::Internal(format!("spawn DNS thread: {e}")))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(Error::Dns(format!("{host}: no addresses"))),
+        Ok(Err(e)) => Err(Error::Dns(format!("{host}: {e}"))),
+        Err(_) => Err(Error::Dns(format!(
+            "{host}: no answer within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+/// Wakes a thread blocked in [`Transport::wait`] from another thread.
+#[derive(Debug)]
+pub struct Waker {
+    tx: UnixStream,
+}
+
+impl Waker {
+    pub fn wake(&self) {
+        // A full pipe already means "wake up": WouldBlock is fine to ignore.
+        let _ = (&self.tx).write(&[1]);
+    }
+}
+
+/// The receiving end of a [`Waker`].
+#[derive(Debug)]
+pub struct WakeReceiver {
+    rx: UnixStream,
+}
+
+pub fn wake_pair() -> Result<(Waker, WakeReceiver)> {
+    let (tx, rx) = UnixStream::pair().map_err(|e| Error::Internal(format!("wake pipe: {e}")))?;
+    tx.set_nonblocking(true)
+        .and_then(|_| rx.set_nonblocking(true))
+        .map_err(|e| Error::Internal(format!("wake pipe: {e}")))?;
+    Ok((Waker { tx }, WakeReceiver { rx }))
+}
+
+impl WakeReceiver {
+    fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
+    }
+
+    /// Sleep until woken or `timeout` passes (for when there is no socket to wait on).
+    pub fn wait(&self, timeout: Duration) {
+        let mut fds = [libc::pollfd {
+            fd: self.rx.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        poll(&mut fds, timeout);
+        self.drain();
+    }
+}
+
+/// What [`Transport::wait`] found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    pub readable: bool,
+    pub writable: bool,
+    pub woken: bool,
+}
+
+pub struct Transport {
+    stream: TcpStream,
+    peer: SocketAddr,
+}
+
+impl Transport {
+    /// Connect to the first address of `host` that answers before `deadline`.
+    pub fn connect(host: &str, port: u16, deadline: Instant) -> Result<Transport> {
+        let remaining = |d: Instant| d.saturating_duration_since(Instant::now());
+        let addrs = resolve(host, port, remaining(deadline))?;
+        let mut last = Error::Connect(format!("{host}: no address tried"));
+        for addr in addrs {
+            let left = remaining(deadline);
+            if left.is_zero() {
+                return Err(Error::Timeout(format!("connect to {addr}")));
+            }
+            match TcpStream::connect_timeout(&addr, left) {
+                Ok(stream) => {
+                    stream
+                        .set_nodelay(true)
+                        .map_err(|e| Error::from_io("set TCP_NODELAY", &e))?;
+                    stream
+                        .set_nonblocking(true)
+                        .map_err(|e| Error::from_io("set non-blocking", &e))?;
+                    return Ok(Transport { stream, peer: addr });
+                }
+                Err(e) => last = Error::from_io(&format!("connect to {addr}"), &e),
+            }
+        }
+        Err(last)
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Write what the socket takes now. Ok(0) means it would block.
+    pub fn write_some(&mut self, buf: &[u8]) -> Result<usize> {
+        match self.stream.write(buf) {
+            Ok(n) => Ok(n),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                Ok(0)
+            }
+            Err(e) => Err(Error::from_io("write", &e)),
+        }
+    }
+
+    /// Read what has arrived. Ok(None) means nothing yet; Ok(Some(0)) never happens: a closed
+    /// connection is an error.
+    pub fn read_some(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        match self.stream.read(buf) {
+            Ok(0) => Err(Error::Io("connection closed by the server".into())),
+            Ok(n) => Ok(Some(n)),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::from_io("read", &e)),
+        }
+    }
+
+    /// Sleep until the socket is readable, writable (when `want_write`), woken, or `timeout` passes.
+    pub fn wait(
+        &self,
+        want_write: bool,
+        waker: Option<&WakeReceiver>,
+        timeout: Duration,
+    ) -> Readiness {
+        let mut events = libc::POLLIN;
+        if want_write {
+            events |= libc::POLLOUT;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: self.stream.as_raw_fd(),
+                events,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: waker.map_or(-1, |w| w.rx.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        poll(&mut fds, timeout);
+        let r = fds[0].revents;
+        let ready = Readiness {
+            // Errors and hang-ups show up as readable so the next read reports them.
+            readable: r & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0,
+            writable: r & (libc::POLLOUT | libc::POLLERR) != 0,
+            woken: fds[1].revents & libc::POLLIN != 0,
+        };
+        if ready.woken {
+            if let Some(w) = waker {
+                w.drain();
+            }
+        }
+        ready
+    }
+
+    /// Bytes written to the socket that the kernel has not sent yet (Linux `SIOCOUTQ`).
+    pub fn unsent_bytes(&self) -> Option<usize> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let mut n: libc::c_int = 0;
+            // SAFETY: TIOCOUTQ (== SIOCOUTQ) writes one c_int through the pointer; the fd is a
+            // live TCP socket owned by self.
+            let rc = unsafe { libc::ioctl(self.stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+            if rc == 0 {
+                return Some(n.max(0) as usize);
+            }
+        }
+        None
+    }
+}
+
+fn poll(fds: &mut [libc::pollfd], timeout: Duration) {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: fds is a valid, exclusively borrowed array of pollfd for the duration of the call;
+    // negative fds are ignored by poll(2).
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn refused_connect_is_classified() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = Transport::connect("127.0.0.1", port, Instant::now() + Duration::from_secs(2))
+            .err()
+            .unwrap();
+        assert_eq!(e.code(), crate::ResultCode::KP_ERR_CONNECT, "{e}");
+        assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn writes_reads_and_wakes() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut t =
+            Transport::connect("localhost", port, Instant::now() + Duration::from_secs(5)).unwrap();
+        let (mut peer, _) = l.accept().unwrap();
+        assert_eq!(t.write_some(b"hello").unwrap(), 5);
+        let mut buf = [0u8; 5];
+        peer.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        assert_eq!(t.read_some(&mut buf).unwrap(), None);
+        peer.write_all(b"hi").unwrap();
+        let r = t.wait(false, None, Duration::from_secs(5));
+        assert!(r.readable);
+        assert_eq!(t.read_some(&mut buf).unwrap(), Some(2));
+
+        let (waker, rx) = wake_pair().unwrap();
+        let start = Instant::now();
+        std::thread::spawn(move || waker.wake());
+        let r = t.wait(false, Some(&rx), Duration::from_secs(5));
+        assert!(r.woken && start.elapsed() < Duration::from_secs(4));
+
+        drop(peer);
+        t.wait(false, None, Duration::from_secs(5));
+        assert!(t.read_some(&mut buf).is_err());
+    }
+
+    #[test]
+    fn unresolvable_host_is_a_dns_error() {
+        let e = resolve("no-such-host.invalid", 1935, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(e.code(), crate::ResultCode::KP_ERR_DNS);
+    }
+}
