@@ -5,5 +5,6 @@ pub mod adts;
 pub mod annexb;
 pub mod flv;
 pub mod metadata;
+pub mod send_queue;
 pub mod session;
 pub mod url;

@@ -1,0 +1,405 @@
+//! The send queue between the encoders and the network: media waiting to be written, measured in
+//! milliseconds of stream time. It interleaves audio and video by timestamp (within a bounded
+//! window, since the audio encoder's output lags its input) and keeps the queue under a budget by
+//! dropping whole runs of video up to the next keyframe, never a sequence header, and audio only
+//! when it is older than every video frame left.
+//!
+//! Pure data structure: no clock, no locks (the pusher wraps it in one).
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    Video,
+    Audio,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaPacket {
+    pub track: Track,
+    /// Stream time (decode time for video), in milliseconds.
+    pub timestamp_ms: u64,
+    pub keyframe: bool,
+    /// A sequence header (AVC decoder configuration / AudioSpecificConfig): never dropped.
+    pub header: bool,
+    /// The complete FLV tag body.
+    pub body: Bytes,
+}
+
+/// What a push changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PushOutcome {
+    pub dropped_video: u64,
+    pub dropped_audio: u64,
+    /// Video was dropped up to a keyframe that has not been encoded yet: ask for an IDR.
+    pub keyframe_wanted: bool,
+}
+
+#[derive(Debug)]
+pub struct SendQueue {
+    video: VecDeque<MediaPacket>,
+    audio: VecDeque<MediaPacket>,
+    has_video: bool,
+    has_audio: bool,
+    budget_ms: u64,
+    window_ms: u64,
+    last_in: [Option<u64>; 2],
+    latest_header: [Option<Bytes>; 2],
+    /// After a drop with no keyframe left, inter frames are refused until the next keyframe.
+    awaiting_keyframe: bool,
+    bytes: usize,
+    finished: bool,
+}
+
+fn idx(t: Track) -> usize {
+    match t {
+        Track::Video => 0,
+        Track::Audio => 1,
+    }
+}
+
+impl SendQueue {
+    /// `budget_ms`: the most stream time kept queued; `window_ms`: how long a lone track's packet
+    /// may wait for the other track to catch up before it is released out of order.
+    pub fn new(has_video: bool, has_audio: bool, budget_ms: u64, window_ms: u64) -> Self {
+        SendQueue {
+            video: VecDeque::with_capacity(256),
+            audio: VecDeque::with_capacity(512),
+            has_video,
+            has_audio,
+            budget_ms,
+            window_ms,
+            last_in: [None, None],
+            latest_header: [None, None],
+            awaiting_keyframe: false,
+            bytes: 0,
+            finished: false,
+        }
+    }
+
+    fn deque(&mut self, t: Track) -> &mut VecDeque<MediaPacket> {
+        match t {
+            Track::Video => &mut self.video,
+            Track::Audio => &mut self.audio,
+        }
+    }
+
+    pub fn push(&mut self, p: MediaPacket) -> PushOutcome {
+        let mut out = PushOutcome::default();
+        if p.header {
+            self.latest_header[idx(p.track)] = Some(p.body.clone());
+        } else if p.track == Track::Video && self.awaiting_keyframe {
+            if !p.keyframe {
+                out.dropped_video = 1;
+                return out;
+            }
+            self.awaiting_keyframe = false;
+        }
+        let slot = &mut self.last_in[idx(p.track)];
+        *slot = Some(slot.map_or(p.timestamp_ms, |l| l.max(p.timestamp_ms)));
+        self.bytes += p.body.len();
+        self.deque(p.track).push_back(p);
+        if self.duration_ms() > self.budget_ms {
+            self.enforce_budget(&mut out);
+        }
+        out
+    }
+
+    /// The latest sequence header of a track: what a new session must send first.
+    pub fn latest_header(&self, t: Track) -> Option<&Bytes> {
+        self.latest_header[idx(t)].as_ref()
+    }
+
+    /// No more input will come: release everything in timestamp order.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// The next packet to send, if one may go now.
+    pub fn pop(&mut self) -> Option<MediaPacket> {
+        let v = self.video.front().map(|p| p.timestamp_ms);
+        let a = self.audio.front().map(|p| p.timestamp_ms);
+        let track = match (v, a) {
+            (Some(v), Some(a)) => {
+                if v <= a {
+                    Track::Video
+                } else {
+                    Track::Audio
+                }
+            }
+            (Some(v), None) if self.lone_may_go(Track::Video, v) => Track::Video,
+            (None, Some(a)) if self.lone_may_go(Track::Audio, a) => Track::Audio,
+            _ => return None,
+        };
+        let p = self.deque(track).pop_front()?;
+        self.bytes -= p.body.len();
+        Some(p)
+    }
+
+    fn lone_may_go(&self, t: Track, ts: u64) -> bool {
+        let (other, has_other) = match t {
+            Track::Video => (Track::Audio, self.has_audio),
+            Track::Audio => (Track::Video, self.has_video),
+        };
+        // Nothing older can still come on the other track once it has passed this timestamp.
+        !has_other
+            || self.finished
+            || self.last_in[idx(other)].is_some_and(|o| o >= ts)
+            || self.last_in[idx(t)].is_some_and(|own| own.saturating_sub(ts) >= self.window_ms)
+    }
+
+    /// Stream time between the oldest and the newest queued packet.
+    pub fn duration_ms(&self) -> u64 {
+        // Headers are excluded: they are kept through drops and would pin the oldest time.
+        let media =
+            |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
+        let media_back =
+            |d: &VecDeque<MediaPacket>| d.iter().rev().find(|p| !p.header).map(|p| p.timestamp_ms);
+        let oldest = [media(&self.video), media(&self.audio)]
+            .into_iter()
+            .flatten()
+            .min();
+        let newest = [media_back(&self.video), media_back(&self.audio)]
+            .into_iter()
+            .flatten()
+            .max();
+        match (oldest, newest) {
+            (Some(o), Some(n)) => n.saturating_sub(o),
+            _ => 0,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.video.len() + self.audio.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn enforce_budget(&mut self, out: &mut PushOutcome) {
+        while self.duration_ms() > self.budget_ms {
+            let before = (out.dropped_video, out.dropped_audio);
+            self.drop_oldest_gop(out);
+            self.drop_audio_older_than_video(out);
+            if (out.dropped_video, out.dropped_audio) == before {
+                // Only headers or a single GOP longer than the budget are left: drop audio from the
+                // front if there is no video to keep it company, else give up for now.
+                if self.has_video || !self.drop_front_audio(out) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Drop queued video from the front up to (not including) the next keyframe after the head.
+    fn drop_oldest_gop(&mut self, out: &mut PushOutcome) {
+        let Some(first) = self.video.iter().position(|p| !p.header) else {
+            return;
+        };
+        let next_key = self
+            .video
+            .iter()
+            .skip(first + 1)
+            .position(|p| p.keyframe && !p.header)
+            .map(|i| i + first + 1);
+        let end = next_key.unwrap_or(self.video.len());
+        let mut kept = VecDeque::with_capacity(self.video.len());
+        for (i, p) in std::mem::take(&mut self.video).into_iter().enumerate() {
+            if i < end && !p.header {
+                self.bytes -= p.body.len();
+                out.dropped_video += 1;
+            } else {
+                kept.push_back(p);
+            }
+        }
+        self.video = kept;
+        if next_key.is_none() && out.dropped_video > 0 {
+            self.awaiting_keyframe = true;
+            out.keyframe_wanted = true;
+        }
+    }
+
+    fn drop_audio_older_than_video(&mut self, out: &mut PushOutcome) {
+        let Some(oldest_video) = self
+            .video
+            .iter()
+            .find(|p| !p.header)
+            .map(|p| p.timestamp_ms)
+        else {
+            return;
+        };
+        let (mut dropped, mut bytes) = (0, 0);
+        self.audio.retain(|p| {
+            let drop = !p.header && p.timestamp_ms < oldest_video;
+            if drop {
+                dropped += 1;
+                bytes += p.body.len();
+            }
+            !drop
+        });
+        self.bytes -= bytes;
+        out.dropped_audio += dropped;
+    }
+
+    fn drop_front_audio(&mut self, out: &mut PushOutcome) -> bool {
+        match self.audio.iter().position(|p| !p.header) {
+            Some(i) => {
+                let p = self.audio.remove(i).expect("index in range");
+                self.bytes -= p.body.len();
+                out.dropped_audio += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(ts: u64, key: bool) -> MediaPacket {
+        MediaPacket {
+            track: Track::Video,
+            timestamp_ms: ts,
+            keyframe: key,
+            header: false,
+            body: Bytes::from_static(b"vvvv"),
+        }
+    }
+    fn a(ts: u64) -> MediaPacket {
+        MediaPacket {
+            track: Track::Audio,
+            timestamp_ms: ts,
+            keyframe: true,
+            header: false,
+            body: Bytes::from_static(b"aa"),
+        }
+    }
+    fn hdr(track: Track, ts: u64) -> MediaPacket {
+        MediaPacket {
+            track,
+            timestamp_ms: ts,
+            keyframe: true,
+            header: true,
+            body: Bytes::from_static(b"h"),
+        }
+    }
+    fn drain(q: &mut SendQueue) -> Vec<(Track, u64)> {
+        std::iter::from_fn(|| q.pop())
+            .map(|p| (p.track, p.timestamp_ms))
+            .collect()
+    }
+
+    #[test]
+    fn interleaves_by_timestamp_and_holds_a_lone_track_within_the_window() {
+        let mut q = SendQueue::new(true, true, 5000, 500);
+        q.push(hdr(Track::Video, 0));
+        q.push(v(0, true));
+        q.push(v(33, false));
+        // No audio yet: video waits for audio to catch up.
+        assert_eq!(q.pop().map(|p| p.header), None);
+        q.push(hdr(Track::Audio, 0));
+        q.push(a(0));
+        q.push(a(23));
+        q.push(a(46));
+        assert_eq!(
+            drain(&mut q),
+            vec![
+                (Track::Video, 0),
+                (Track::Video, 0),
+                (Track::Audio, 0),
+                (Track::Audio, 0),
+                (Track::Audio, 23),
+                (Track::Video, 33)
+            ]
+        );
+        // The audio at 46 waits for video past 46...
+        q.push(v(66, false));
+        assert_eq!(drain(&mut q), vec![(Track::Audio, 46)]);
+        // ...and video then waits for audio past 66, until it is a window ahead of its head.
+        for ts in (100..=700).step_by(100) {
+            q.push(v(ts, false));
+        }
+        assert_eq!(
+            drain(&mut q),
+            vec![(Track::Video, 66), (Track::Video, 100), (Track::Video, 200)]
+        );
+        q.finish();
+        assert_eq!(drain(&mut q).len(), 5);
+    }
+
+    #[test]
+    fn a_single_track_stream_flows_at_once() {
+        let mut q = SendQueue::new(true, false, 5000, 500);
+        q.push(v(0, true));
+        assert_eq!(drain(&mut q), vec![(Track::Video, 0)]);
+        let mut q = SendQueue::new(false, true, 5000, 500);
+        q.push(a(0));
+        assert_eq!(drain(&mut q), vec![(Track::Audio, 0)]);
+    }
+
+    #[test]
+    fn over_budget_drops_the_oldest_gop_and_older_audio_but_never_headers() {
+        let mut q = SendQueue::new(true, true, 1000, 500);
+        q.push(hdr(Track::Video, 0));
+        q.push(hdr(Track::Audio, 0));
+        let mut total = PushOutcome::default();
+        for i in 0..45u64 {
+            let ts = i * 33;
+            for o in [q.push(v(ts, i % 30 == 0)), q.push(a(ts))] {
+                total.dropped_video += o.dropped_video;
+                total.dropped_audio += o.dropped_audio;
+            }
+        }
+        // 45 frames = 1.45 s > 1 s: the first GOP (30 frames) went, with the audio before frame 30.
+        assert_eq!(total.dropped_video, 30);
+        assert_eq!(total.dropped_audio, 30);
+        assert!(q.duration_ms() <= 1000);
+        let out: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert!(out[0].header && out[1].header, "headers survive the drop");
+        let first_media_video = out
+            .iter()
+            .find(|p| !p.header && p.track == Track::Video)
+            .unwrap();
+        assert!(first_media_video.keyframe && first_media_video.timestamp_ms == 990);
+    }
+
+    #[test]
+    fn without_a_keyframe_left_it_drops_everything_and_waits_for_one() {
+        let mut q = SendQueue::new(true, false, 500, 500);
+        let mut wanted = false;
+        let mut dropped = 0;
+        for i in 0..30u64 {
+            let o = q.push(v(i * 33, i == 0));
+            wanted |= o.keyframe_wanted;
+            dropped += o.dropped_video;
+        }
+        assert!(wanted);
+        // Everything went at frame 16 (528 ms); frames 17..29 were refused as inter frames.
+        assert_eq!(dropped, 30);
+        assert!(q.is_empty());
+        // Inter frames after the drop are refused until a keyframe comes.
+        assert_eq!(q.push(v(2000, false)).dropped_video, 1);
+        assert_eq!(q.push(v(2033, true)).dropped_video, 0);
+        let out = drain(&mut q);
+        assert_eq!(out, vec![(Track::Video, 2033)]);
+    }
+
+    #[test]
+    fn audio_only_stream_is_kept_within_budget() {
+        let mut q = SendQueue::new(false, true, 1000, 500);
+        let mut dropped = 0;
+        for i in 0..200u64 {
+            dropped += q.push(a(i * 23)).dropped_audio;
+        }
+        assert!(q.duration_ms() <= 1000, "{}", q.duration_ms());
+        assert!(dropped > 100);
+    }
+}
