@@ -1365,6 +1365,20 @@ mod tests {
             })
             .collect();
         assert_eq!(acks, vec![total as u32], "running total, once per window");
+        // The second ack carries the running total too, not the bytes since the first.
+        s.handle_input(&filler, &mut ev).unwrap();
+        s.handle_input(&filler, &mut ev).unwrap();
+        let total2 = s.bytes_received();
+        flush(&mut s, &mut srv, &mut ev);
+        let last_ack = srv
+            .got
+            .iter()
+            .rev()
+            .find_map(|m| match m.to_rtmp_message() {
+                Ok(RtmpMessage::Acknowledgement { sequence_number }) => Some(sequence_number),
+                _ => None,
+            });
+        assert_eq!(last_ack, Some(total2 as u32));
     }
 
     #[test]
