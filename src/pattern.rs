@@ -46,8 +46,13 @@ const GLYPH_H: usize = 7;
 /// Glyph advance in font cells (one cell of spacing).
 const ADVANCE: usize = GLYPH_W + 1;
 
-/// A moving test picture: colour bars scrolling horizontally, a white box bouncing around, and
-/// the frame number in large digits at the top left.
+/// A moving test picture: colour bars scrolling horizontally, a band of grey texture along the
+/// bottom that changes unpredictably every frame, a white box bouncing around, and the frame
+/// number in large digits at the top left.
+///
+/// The texture is what makes the rate control work for its money: bars and a box alone are so
+/// cheap to code that an encoder stays far below any realistic bitrate and a broken rate control
+/// would go unnoticed.
 #[derive(Debug, Clone)]
 pub struct VideoPattern {
     width: u32,
@@ -56,6 +61,10 @@ pub struct VideoPattern {
     bars_y: Vec<u8>,
     bars_u: Vec<u8>,
     bars_v: Vec<u8>,
+    /// Smoothed noise, `2 * width` x `2 * band_h`; each frame shows a window at a pseudo-random
+    /// offset, so motion search cannot predict it from the previous frame.
+    texture: Vec<u8>,
+    band_h: usize,
     /// Size in pixels of one font cell.
     scale: usize,
     box_size: usize,
@@ -72,12 +81,15 @@ impl VideoPattern {
         let bars_y: Vec<u8> = (0..2 * w).map(|x| bar(x % w, w).0).collect();
         let bars_u: Vec<u8> = (0..2 * cw).map(|x| bar(x % cw, cw).1).collect();
         let bars_v: Vec<u8> = (0..2 * cw).map(|x| bar(x % cw, cw).2).collect();
+        let band_h = (h / 4) & !1;
         VideoPattern {
             width,
             height,
             bars_y,
             bars_u,
             bars_v,
+            texture: texture(2 * w, 2 * band_h),
+            band_h,
             // About 1/8 of the height per digit: readable after heavy compression.
             scale: (h / 60).max(1),
             box_size: (h / 6) & !1,
@@ -105,6 +117,24 @@ impl VideoPattern {
         }
         for row in v.chunks_exact_mut(cw) {
             row.copy_from_slice(&self.bars_v[coff..coff + cw]);
+        }
+
+        if self.band_h > 0 {
+            let r = splitmix64(frame_index);
+            let ox = (r % w as u64) as usize;
+            let oy = ((r >> 32) % self.band_h as u64) as usize;
+            let tw = 2 * w;
+            let band = &mut y[(h - self.band_h) * w..];
+            for (i, row) in band.chunks_exact_mut(w).enumerate() {
+                let at = (oy + i) * tw + ox;
+                row.copy_from_slice(&self.texture[at..at + w]);
+            }
+            let (cu, cv) = (
+                &mut u[(h - self.band_h) / 2 * cw..],
+                &mut v[(h - self.band_h) / 2 * cw..],
+            );
+            cu.fill(NEUTRAL);
+            cv.fill(NEUTRAL);
         }
 
         if self.box_size > 0 {
@@ -173,6 +203,44 @@ impl VideoPattern {
             }
         }
     }
+}
+
+/// A well-mixed hash of the frame index: deterministic, but no two nearby frames alike.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Noise smoothed by a 3x3 box filter: texture like foliage or gravel rather than pure static,
+/// in roughly 60..200 so it stays in range and clear of the counter's plate.
+fn texture(w: usize, h: usize) -> Vec<u8> {
+    let noise: Vec<u8> = (0..w * h)
+        .map(|i| (splitmix64(i as u64 ^ 0x5EED) >> 56) as u8)
+        .collect();
+    let at = |x: usize, y: usize| u32::from(noise[y.min(h - 1) * w + x.min(w - 1)]);
+    let mut out = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let mut sum = 0;
+            for (dx, dy) in [
+                (0, 0),
+                (1, 0),
+                (2, 0),
+                (0, 1),
+                (1, 1),
+                (2, 1),
+                (0, 2),
+                (1, 2),
+                (2, 2),
+            ] {
+                sum += at((x + dx).saturating_sub(1), (y + dy).saturating_sub(1));
+            }
+            out.push((60 + sum * 140 / (9 * 255)) as u8);
+        }
+    }
+    out
 }
 
 /// A triangle wave over `0..=span`, so moving things bounce off the edges instead of jumping.
