@@ -1,1 +1,442 @@
-//! Pixel format conversion.
+//! Pixel format checks and conversion of app frames into the packed I420 the encoders take.
+//!
+//! Apps hand over camera buffers with row padding (strides) and, on mobile, semi-planar chroma
+//! (NV12 from iOS / MediaCodec, NV21 from the Android camera). Everything here is bounds-checked
+//! up front by [`validate`], so the copy loops can use plain slices without per-pixel checks.
+
+use super::frame::{I420Buffer, PixelFormat, VideoFrame};
+use crate::error::{Error, Result};
+
+/// Checks that `frame` has the configured size and that every plane it needs is long enough for
+/// its stride and row count.
+///
+/// A plane must hold `stride * (rows - 1) + row_bytes` bytes: the last row need not carry its
+/// padding, because Android's `Image` planes (and some hardware buffers) end right after the last
+/// pixel. Sizes are computed with checked arithmetic so hostile C callers cannot overflow them.
+pub fn validate(frame: &VideoFrame, width: u32, height: u32) -> Result<()> {
+    let (w, h) = (frame.width, frame.height);
+    if w == 0 || h == 0 || w % 2 != 0 || h % 2 != 0 {
+        return Err(Error::BadDimensions(format!(
+            "{w}x{h}: width and height must be non-zero and even"
+        )));
+    }
+    if (w, h) != (width, height) {
+        return Err(Error::BadDimensions(format!(
+            "{w}x{h} differs from the configured {width}x{height}"
+        )));
+    }
+    let (w, h) = (w as usize, h as usize);
+    let (cw, ch) = (w / 2, h / 2);
+    match frame.format {
+        PixelFormat::KP_PIXEL_FORMAT_I420 => {
+            check_plane(frame, 0, w, h, "Y")?;
+            check_plane(frame, 1, cw, ch, "U")?;
+            check_plane(frame, 2, cw, ch, "V")
+        }
+        PixelFormat::KP_PIXEL_FORMAT_NV12 => {
+            check_plane(frame, 0, w, h, "Y")?;
+            check_plane(frame, 1, w, ch, "UV")
+        }
+        PixelFormat::KP_PIXEL_FORMAT_NV21 => {
+            check_plane(frame, 0, w, h, "Y")?;
+            check_plane(frame, 1, w, ch, "VU")
+        }
+    }
+}
+
+fn check_plane(
+    frame: &VideoFrame,
+    index: usize,
+    row_bytes: usize,
+    rows: usize,
+    name: &str,
+) -> Result<()> {
+    let (plane, stride) = (frame.planes[index], frame.strides[index]);
+    if plane.is_empty() {
+        return Err(Error::BadFrameSize(format!("{name} plane missing")));
+    }
+    if stride < row_bytes {
+        return Err(Error::BadFrameSize(format!(
+            "{name} stride {stride} < row width {row_bytes}"
+        )));
+    }
+    let needed = stride
+        .checked_mul(rows - 1)
+        .and_then(|n| n.checked_add(row_bytes))
+        .ok_or_else(|| {
+            Error::BadFrameSize(format!("{name} plane size overflows ({stride} x {rows})"))
+        })?;
+    if plane.len() < needed {
+        return Err(Error::BadFrameSize(format!(
+            "{name} plane has {} bytes, needs {needed} (stride {stride}, {rows} rows)",
+            plane.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Validates `frame` against its own size and copies it into `out` as packed I420.
+///
+/// `out` is resized to the frame size; its allocation is reused when it is already big enough,
+/// which is what keeps the pooled buffers allocation-free in steady state.
+pub fn copy_to_i420(frame: &VideoFrame, out: &mut I420Buffer) -> Result<()> {
+    validate(frame, frame.width, frame.height)?;
+    out.resize(frame.width, frame.height);
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (cw, ch) = (w / 2, h / 2);
+    let (y, u, v) = out.planes_mut();
+    copy_plane(frame.planes[0], frame.strides[0], y, w, h);
+    match frame.format {
+        PixelFormat::KP_PIXEL_FORMAT_I420 => {
+            copy_plane(frame.planes[1], frame.strides[1], u, cw, ch);
+            copy_plane(frame.planes[2], frame.strides[2], v, cw, ch);
+        }
+        PixelFormat::KP_PIXEL_FORMAT_NV12 => {
+            deinterleave(frame.planes[1], frame.strides[1], u, v, cw, ch);
+        }
+        PixelFormat::KP_PIXEL_FORMAT_NV21 => {
+            deinterleave(frame.planes[1], frame.strides[1], v, u, cw, ch);
+        }
+    }
+    Ok(())
+}
+
+/// Copies `rows` rows of `row_bytes` from a strided plane into a packed one. The caller has
+/// validated the sizes.
+fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], row_bytes: usize, rows: usize) {
+    if stride == row_bytes {
+        // Unpadded planes are one contiguous block: a single memcpy.
+        let n = row_bytes * rows;
+        dst[..n].copy_from_slice(&src[..n]);
+        return;
+    }
+    // `chunks` (not `chunks_exact`) because the last source row may lack its padding.
+    for (s, d) in src
+        .chunks(stride)
+        .zip(dst.chunks_exact_mut(row_bytes))
+        .take(rows)
+    {
+        d.copy_from_slice(&s[..row_bytes]);
+    }
+}
+
+/// Splits an interleaved chroma plane (pairs `a b a b ...`) into two packed planes.
+/// `cw` is the chroma width in pairs.
+fn deinterleave(src: &[u8], stride: usize, a: &mut [u8], b: &mut [u8], cw: usize, ch: usize) {
+    let rows = src
+        .chunks(stride)
+        .zip(a.chunks_exact_mut(cw))
+        .zip(b.chunks_exact_mut(cw))
+        .take(ch);
+    for ((s, a_row), b_row) in rows {
+        // Fixed-length slices let the compiler drop the bounds checks and vectorise the shuffle.
+        let s = &s[..2 * cw];
+        for ((pair, a_px), b_px) in s
+            .chunks_exact(2)
+            .zip(a_row.iter_mut())
+            .zip(b_row.iter_mut())
+        {
+            *a_px = pair[0];
+            *b_px = pair[1];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: u32 = 6;
+    const H: u32 = 4;
+
+    /// Y value at (x, y) in the test pictures; chroma values are distinct per plane.
+    fn y_at(x: usize, y: usize) -> u8 {
+        (y * 16 + x) as u8
+    }
+    fn u_at(x: usize, y: usize) -> u8 {
+        100 + (y * 8 + x) as u8
+    }
+    fn v_at(x: usize, y: usize) -> u8 {
+        200 + (y * 8 + x) as u8
+    }
+
+    /// A strided plane with padding bytes set to 0xEE, so a copy that picks up padding fails.
+    fn strided(
+        row_bytes: usize,
+        rows: usize,
+        stride: usize,
+        f: impl Fn(usize, usize) -> u8,
+    ) -> Vec<u8> {
+        let mut p = vec![0xEE; stride * rows];
+        for y in 0..rows {
+            for x in 0..row_bytes {
+                p[y * stride + x] = f(x, y);
+            }
+        }
+        p
+    }
+
+    fn expected() -> I420Buffer {
+        let (w, h) = (W as usize, H as usize);
+        let mut b = I420Buffer::new(W, H);
+        let (y, u, v) = b.planes_mut();
+        for r in 0..h {
+            for c in 0..w {
+                y[r * w + c] = y_at(c, r);
+            }
+        }
+        for r in 0..h / 2 {
+            for c in 0..w / 2 {
+                u[r * w / 2 + c] = u_at(c, r);
+                v[r * w / 2 + c] = v_at(c, r);
+            }
+        }
+        b
+    }
+
+    fn nv_plane(stride: usize, uv_first: bool) -> Vec<u8> {
+        strided(W as usize, H as usize / 2, stride, |x, y| {
+            let (c, is_first) = (x / 2, x % 2 == 0);
+            if is_first == uv_first {
+                u_at(c, y)
+            } else {
+                v_at(c, y)
+            }
+        })
+    }
+
+    #[test]
+    fn i420_with_padded_strides() {
+        let y = strided(6, 4, 8, y_at);
+        let u = strided(3, 2, 5, u_at);
+        let v = strided(3, 2, 7, v_at);
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_I420,
+            width: W,
+            height: H,
+            planes: [&y, &u, &v],
+            strides: [8, 5, 7],
+        };
+        let mut out = I420Buffer::default();
+        copy_to_i420(&f, &mut out).unwrap();
+        assert_eq!(out, expected());
+    }
+
+    #[test]
+    fn i420_unpadded() {
+        let e = expected();
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_I420,
+            width: W,
+            height: H,
+            planes: [e.y(), e.u(), e.v()],
+            strides: [6, 3, 3],
+        };
+        let mut out = I420Buffer::default();
+        copy_to_i420(&f, &mut out).unwrap();
+        assert_eq!(out, e);
+    }
+
+    #[test]
+    fn nv12_with_padded_strides() {
+        let y = strided(6, 4, 10, y_at);
+        let uv = nv_plane(9, true);
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_NV12,
+            width: W,
+            height: H,
+            planes: [&y, &uv, &[]],
+            strides: [10, 9, 0],
+        };
+        let mut out = I420Buffer::default();
+        copy_to_i420(&f, &mut out).unwrap();
+        assert_eq!(out, expected());
+    }
+
+    #[test]
+    fn nv21_with_padded_strides() {
+        let y = strided(6, 4, 10, y_at);
+        let vu = nv_plane(8, false);
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_NV21,
+            width: W,
+            height: H,
+            planes: [&y, &vu, &[]],
+            strides: [10, 8, 0],
+        };
+        let mut out = I420Buffer::default();
+        copy_to_i420(&f, &mut out).unwrap();
+        assert_eq!(out, expected());
+    }
+
+    #[test]
+    fn nv21_is_nv12_with_chroma_swapped() {
+        let y = strided(6, 4, 6, y_at);
+        let uv = nv_plane(6, true);
+        let mut f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_NV12,
+            width: W,
+            height: H,
+            planes: [&y, &uv, &[]],
+            strides: [6, 6, 0],
+        };
+        let mut nv12 = I420Buffer::default();
+        copy_to_i420(&f, &mut nv12).unwrap();
+        f.format = PixelFormat::KP_PIXEL_FORMAT_NV21;
+        let mut nv21 = I420Buffer::default();
+        copy_to_i420(&f, &mut nv21).unwrap();
+        assert_eq!(nv12.y(), nv21.y());
+        assert_eq!(nv12.u(), nv21.v());
+        assert_eq!(nv12.v(), nv21.u());
+        assert_ne!(nv12.u(), nv12.v());
+    }
+
+    #[test]
+    fn last_row_without_padding_is_accepted() {
+        let mut y = strided(6, 4, 8, y_at);
+        y.truncate(8 * 3 + 6);
+        let mut uv = nv_plane(8, true);
+        uv.truncate(8 + 6);
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_NV12,
+            width: W,
+            height: H,
+            planes: [&y, &uv, &[]],
+            strides: [8, 8, 0],
+        };
+        let mut out = I420Buffer::default();
+        copy_to_i420(&f, &mut out).unwrap();
+        assert_eq!(out, expected());
+    }
+
+    #[test]
+    fn output_buffer_is_reused() {
+        let e = expected();
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_I420,
+            width: W,
+            height: H,
+            planes: [e.y(), e.u(), e.v()],
+            strides: [6, 3, 3],
+        };
+        let mut out = I420Buffer::new(64, 64);
+        let ptr = out.data.as_ptr();
+        copy_to_i420(&f, &mut out).unwrap();
+        assert_eq!(out, e);
+        assert_eq!(out.data.as_ptr(), ptr);
+    }
+
+    fn i420_frame<'a>(y: &'a [u8], u: &'a [u8], v: &'a [u8]) -> VideoFrame<'a> {
+        VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_I420,
+            width: W,
+            height: H,
+            planes: [y, u, v],
+            strides: [6, 3, 3],
+        }
+    }
+
+    fn assert_frame_size(r: Result<()>) {
+        assert!(matches!(r, Err(Error::BadFrameSize(_))), "{r:?}");
+    }
+    fn assert_dimensions(r: Result<()>) {
+        assert!(matches!(r, Err(Error::BadDimensions(_))), "{r:?}");
+    }
+
+    #[test]
+    fn bad_dimensions() {
+        let e = expected();
+        for (w, h) in [(0, 4), (6, 0), (5, 4), (6, 3), (0, 0)] {
+            let mut f = i420_frame(e.y(), e.u(), e.v());
+            f.width = w;
+            f.height = h;
+            assert_dimensions(validate(&f, w, h));
+            assert_dimensions(copy_to_i420(&f, &mut I420Buffer::default()));
+        }
+        let f = i420_frame(e.y(), e.u(), e.v());
+        assert!(validate(&f, W, H).is_ok());
+        assert_dimensions(validate(&f, W + 2, H));
+        assert_dimensions(validate(&f, W, H - 2));
+    }
+
+    #[test]
+    fn short_planes() {
+        let e = expected();
+        let (y, u, v) = (e.y(), e.u(), e.v());
+        assert_frame_size(validate(&i420_frame(&y[..y.len() - 1], u, v), W, H));
+        assert_frame_size(validate(&i420_frame(y, &u[..u.len() - 1], v), W, H));
+        assert_frame_size(validate(&i420_frame(y, u, &v[..v.len() - 1]), W, H));
+        let yuv = vec![0; 24];
+        let nv = |uv: &[u8]| {
+            validate(
+                &VideoFrame {
+                    format: PixelFormat::KP_PIXEL_FORMAT_NV12,
+                    width: W,
+                    height: H,
+                    planes: [&yuv, uv, &[]],
+                    strides: [6, 6, 0],
+                },
+                W,
+                H,
+            )
+        };
+        assert!(nv(&[0; 12]).is_ok());
+        assert_frame_size(nv(&[0; 11]));
+    }
+
+    #[test]
+    fn missing_planes() {
+        let e = expected();
+        let (y, u, v) = (e.y(), e.u(), e.v());
+        assert_frame_size(validate(&i420_frame(&[], u, v), W, H));
+        assert_frame_size(validate(&i420_frame(y, &[], v), W, H));
+        assert_frame_size(validate(&i420_frame(y, u, &[]), W, H));
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_NV21,
+            width: W,
+            height: H,
+            planes: [y, &[], &[]],
+            strides: [6, 6, 0],
+        };
+        assert_frame_size(validate(&f, W, H));
+    }
+
+    #[test]
+    fn stride_smaller_than_row() {
+        let big = vec![0u8; 4096];
+        let mut f = i420_frame(&big, &big, &big);
+        f.strides = [5, 3, 3];
+        assert_frame_size(validate(&f, W, H));
+        f.strides = [6, 2, 3];
+        assert_frame_size(validate(&f, W, H));
+        f.strides = [6, 3, 2];
+        assert_frame_size(validate(&f, W, H));
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_NV12,
+            width: W,
+            height: H,
+            planes: [&big, &big, &[]],
+            // 3 chroma pairs need 6 bytes per row.
+            strides: [6, 5, 0],
+        };
+        assert_frame_size(validate(&f, W, H));
+    }
+
+    #[test]
+    fn huge_strides_do_not_overflow() {
+        let e = expected();
+        let mut f = i420_frame(e.y(), e.u(), e.v());
+        f.strides = [usize::MAX, 3, 3];
+        assert_frame_size(validate(&f, W, H));
+        f.strides = [usize::MAX / 2, 3, 3];
+        assert_frame_size(validate(&f, W, H));
+        f.strides = [6, usize::MAX, usize::MAX];
+        assert_frame_size(validate(&f, W, H));
+        // A huge (even) size with tiny planes must fail cleanly, not overflow or allocate.
+        let mut f = i420_frame(e.y(), e.u(), e.v());
+        f.width = u32::MAX - 1;
+        f.height = u32::MAX - 1;
+        f.strides = [usize::MAX, usize::MAX, usize::MAX];
+        assert_frame_size(validate(&f, u32::MAX - 1, u32::MAX - 1));
+    }
+}
