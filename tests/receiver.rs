@@ -90,7 +90,14 @@ struct Probe(String);
 impl Probe {
     fn run(path: &Path) -> Probe {
         let out = Command::new(FFPROBE)
-            .args(["-v", "error", "-count_frames", "-show_streams", "-of", "json"])
+            .args([
+                "-v",
+                "error",
+                "-count_frames",
+                "-show_streams",
+                "-of",
+                "json",
+            ])
             .arg(path)
             .output()
             .unwrap_or_else(|e| panic!("{FFPROBE} must be installed: {e}"));
@@ -164,7 +171,11 @@ struct TagCounts {
 /// sequence header, and its video timestamps do not decrease.
 fn verify_tags(path: &Path, report: &ReceiverReport) -> TagCounts {
     let bytes = std::fs::read(path).unwrap();
-    assert_eq!(bytes.len() as u64, report.bytes, "report.bytes is the file size");
+    assert_eq!(
+        bytes.len() as u64,
+        report.bytes,
+        "report.bytes is the file size"
+    );
     let mut counts = TagCounts::default();
     let (mut seen_video, mut seen_audio, mut last_video_ts) = (false, false, 0);
     let (mut video_tags, mut audio_tags) = (0u64, 0u64);
@@ -173,7 +184,10 @@ fn verify_tags(path: &Path, report: &ReceiverReport) -> TagCounts {
         match classify(tag.tag_type, &tag.body) {
             TagKind::Script => {
                 assert_eq!(tag.tag_type, TAG_SCRIPT);
-                assert!(tag.body.starts_with(b"\x02\x00\x0aonMetaData"), "script tag");
+                assert!(
+                    tag.body.starts_with(b"\x02\x00\x0aonMetaData"),
+                    "script tag"
+                );
                 counts.metadata += 1;
                 // A new publish segment: its sequence headers must come first again.
                 (seen_video, seen_audio, last_video_ts) = (false, false, 0);
@@ -188,7 +202,10 @@ fn verify_tags(path: &Path, report: &ReceiverReport) -> TagCounts {
             }
             kind @ (TagKind::AvcKeyframe | TagKind::AvcInterframe) => {
                 assert!(seen_video, "{kind:?} before the AVC sequence header");
-                assert!(tag.timestamp_ms >= last_video_ts, "video timestamps go back");
+                assert!(
+                    tag.timestamp_ms >= last_video_ts,
+                    "video timestamps go back"
+                );
                 last_video_ts = tag.timestamp_ms;
                 counts.video += 1;
             }
@@ -223,6 +240,26 @@ fn records_an_ffmpeg_publish() {
     assert_eq!(counts.avc_headers, 1);
     assert_eq!(counts.aac_headers, 1);
     assert_eq!(counts.video, 90);
+    // The publisher's own onMetaData keys, not only the fields rml_rtmp parses.
+    let bytes = std::fs::read(&path).unwrap();
+    let script = FileReader::new(&bytes[..])
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|t| t.tag_type == TAG_SCRIPT)
+        .unwrap();
+    for key in [
+        &b"width"[..],
+        b"videocodecid",
+        b"audiosamplerate",
+        b"encoder",
+        b"Lavf",
+    ] {
+        assert!(
+            script.body.windows(key.len()).any(|w| w == key),
+            "onMetaData lacks {}",
+            String::from_utf8_lossy(key)
+        );
+    }
 }
 
 #[test]
@@ -235,15 +272,25 @@ fn rejects_a_second_concurrent_publisher() {
         assert!(Instant::now() < deadline, "first publisher never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let second = finish(push(&rx.url("live", "two"), 1, false), Duration::from_secs(20));
+    let second = finish(
+        push(&rx.url("live", "two"), 1, false),
+        Duration::from_secs(20),
+    );
     assert!(!second.status.success(), "second publisher was not refused");
     let said = String::from_utf8_lossy(&second.stderr);
-    assert!(said.contains("another publisher is live"), "ffmpeg said: {said}");
+    assert!(
+        said.contains("another publisher is live"),
+        "ffmpeg said: {said}"
+    );
     let report = rx.report();
     assert_eq!((report.sessions, report.rejected), (1, 1), "{report:?}");
 
     let first = finish(first, Duration::from_secs(30));
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     wait_ended(&rx, 1);
     let report = rx.stop();
     verify_media(&path, 120);
@@ -375,7 +422,14 @@ fn hostile_inputs() -> Vec<Vec<u8>> {
     let zero_chunk_size = set_chunk_size(0);
     // A non-type-0 header on a chunk stream never opened.
     let orphan = vec![0xc5, 1, 2, 3];
-    vec![nested, short_frame, short_command, huge, zero_chunk_size, orphan]
+    vec![
+        nested,
+        short_frame,
+        short_command,
+        huge,
+        zero_chunk_size,
+        orphan,
+    ]
 }
 
 #[test]
@@ -425,7 +479,10 @@ fn survives_garbage_then_records() {
     }
     let report = rx.report();
     assert_eq!(report.sessions, 0, "{report:?}");
-    assert!(report.last_error.is_some(), "garbage left no error: {report:?}");
+    assert!(
+        report.last_error.is_some(),
+        "garbage left no error: {report:?}"
+    );
 
     push_ok(&rx.url("live", "after-garbage"), 1);
     let report = wait_ended(&rx, 1);
@@ -433,4 +490,51 @@ fn survives_garbage_then_records() {
     let report = rx.stop();
     verify_media(&path, 30);
     verify_tags(&path, &report);
+}
+
+#[test]
+fn closes_a_silent_client() {
+    let rx = Receiver::start(ReceiverConfig::new(out_path("silent"))).unwrap();
+    let mut s = TcpStream::connect(rx.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    // The server says nothing before C0 arrives, so the first thing read is the close.
+    let n = s
+        .read(&mut buf)
+        .expect("the receiver should close, not time out");
+    assert_eq!(n, 0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(5),
+        "closed too early: {waited:?}"
+    );
+    assert!(rx.report().last_error.is_some());
+}
+
+#[test]
+fn stop_ends_a_live_publish_and_keeps_the_file() {
+    let path = out_path("stop-live");
+    let rx = Receiver::start(ReceiverConfig::new(&path)).unwrap();
+    let pusher = push(&rx.url("live", "cut"), 30, true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rx.report().video_tags < 31 {
+        assert!(Instant::now() < deadline, "publisher never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let report = rx.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "stop took {:?}",
+        started.elapsed()
+    );
+    let out = finish(pusher, Duration::from_secs(20));
+    assert!(
+        !out.status.success(),
+        "the publisher should see the connection go"
+    );
+    assert_eq!(report.sessions, 1);
+    let counts = verify_tags(&path, &report);
+    assert!(counts.video >= 30, "{counts:?}");
 }
