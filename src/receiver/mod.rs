@@ -38,6 +38,7 @@ const MAX_CONNECTIONS: usize = 32;
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
 const FILE_BUFFER: usize = 256 * 1024;
 
+#[derive(Debug, Clone)]
 pub struct ReceiverConfig {
     /// Where to listen; the default 127.0.0.1:0 takes a free loopback port.
     pub bind: SocketAddr,
