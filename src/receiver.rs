@@ -1,1 +1,0 @@
-//! Built-in RTMP receiver (to be written).
