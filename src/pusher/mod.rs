@@ -1,72 +1,600 @@
-//! The pusher: owns the threads (encode worker → send queue → network worker) and the public Rust API.
+//! The pusher: owns the threads (encode worker → send queue → network worker → socket, plus the
+//! callback thread) and the public Rust API.
 
 pub mod config;
+mod encode_worker;
 pub mod event;
+mod input;
+mod network;
+mod shared;
 pub mod stats;
+mod timeline;
 
 pub use config::{AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
+pub use encode_worker::AvcPacketizer;
 pub use event::{Event, EventKind, PusherState};
 pub use stats::Stats;
 
-use crate::encode::VideoFrame;
-use crate::error::{Error, Result};
-use std::time::Duration;
+use crate::core::adts;
+use crate::core::flv;
+use crate::core::send_queue::{MediaPacket, SendQueue, Track};
+use crate::core::url::RtmpUrl;
+use crate::encode::{AudioEncoder, VideoEncoder, VideoFrame};
+use crate::error::{Error, Result, ResultCode};
+use bytes::Bytes;
+use input::{Input, InputQueue};
+use shared::{lock, Counters, Shared};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+use timeline::{Timeline, TimelineTrack};
 
 /// Called on the SDK's callback thread, one event at a time, never under an internal lock.
 pub type EventHandler = Box<dyn FnMut(&Event) + Send>;
 
+/// How long a lone track's media waits for the other track before it is sent out of order.
+const INTERLEAVE_WINDOW_MS: u64 = 500;
+/// Raw audio chunks waiting for the encoder (at 10 ms chunks, 1 s).
+const AUDIO_INPUT_CHUNKS: usize = 100;
+
+struct Threads {
+    encode: Option<JoinHandle<()>>,
+    network: Option<JoinHandle<()>>,
+}
+
+/// Pieces that live until `start` moves them into the workers.
+struct Pending {
+    video: Option<Box<dyn VideoEncoder>>,
+    audio: Option<Box<dyn AudioEncoder>>,
+    wake: crate::io::transport::WakeReceiver,
+}
+
 /// A live-stream publisher. All methods take `&self` and may be called from any thread.
 pub struct Pusher {
-    _private: (),
+    shared: Arc<Shared>,
+    pending: Mutex<Option<Pending>>,
+    threads: Mutex<Threads>,
+    callback: Mutex<Option<JoinHandle<()>>>,
+    callback_thread: Option<ThreadId>,
+    /// Pre-encoded H.264 turns into tags on the caller's thread: no encoder in between.
+    avc: Mutex<AvcPacketizer>,
+    aac_header_sent: Mutex<Option<[u8; 2]>>,
+    started: AtomicBool,
 }
 
 impl Pusher {
-    /// Validates the configuration (URL, sizes, rates). Nothing connects until [`Pusher::start`].
-    pub fn new(config: PusherConfig, events: Option<EventHandler>) -> Result<Pusher> {
-        let _ = (config, events);
-        Err(Error::Internal("pusher not built yet".into()))
+    /// Validates the configuration (URL, sizes, rates) and creates the encoders, so a bad
+    /// configuration or a codec missing from this build fails here. Nothing connects until
+    /// [`Pusher::start`].
+    pub fn new(mut config: PusherConfig, events: Option<EventHandler>) -> Result<Pusher> {
+        config.validate()?;
+        let url = RtmpUrl::parse(&config.url)?;
+        let video = match &config.video {
+            Some(v) => make_video_encoder(v)?,
+            None => None,
+        };
+        let audio = match &config.audio {
+            Some(a) => make_audio_encoder(a)?,
+            None => None,
+        };
+        let (waker, wake) = crate::io::transport::wake_pair()?;
+        let (tx, rx) = mpsc::channel::<Option<Event>>();
+        let callback = match events {
+            Some(mut handler) => Some(
+                std::thread::Builder::new()
+                    .name("kp-callbacks".into())
+                    .spawn(move || {
+                        while let Ok(Some(ev)) = rx.recv() {
+                            // A panicking app callback must not take the SDK down with it.
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                handler(&ev)
+                            }));
+                            if r.is_err() {
+                                log::error!("event callback panicked on {:?}", ev.kind);
+                            }
+                        }
+                    })
+                    .map_err(|e| Error::Internal(format!("spawn callback thread: {e}")))?,
+            ),
+            None => None,
+        };
+        let send_queue = SendQueue::new(
+            config.video.is_some(),
+            config.audio.is_some(),
+            config.send_queue_ms as u64,
+            INTERLEAVE_WINDOW_MS,
+        );
+        let shared = Arc::new(Shared {
+            input: InputQueue::new(config.input_queue_frames, AUDIO_INPUT_CHUNKS),
+            config,
+            url,
+            created: Instant::now(),
+            state: Mutex::new(PusherState::KP_STATE_IDLE),
+            failure: Mutex::new(None),
+            counters: Counters::default(),
+            timeline: Mutex::new(Timeline::default()),
+            send_queue: Mutex::new(send_queue),
+            waker,
+            events: Mutex::new(callback.as_ref().map(|_| tx)),
+            stop_requested: AtomicBool::new(false),
+            stop_deadline: Mutex::new(None),
+            encode_finished: AtomicBool::new(false),
+            keyframe_wanted: AtomicBool::new(false),
+        });
+        Ok(Pusher {
+            callback_thread: callback.as_ref().map(|h| h.thread().id()),
+            shared,
+            pending: Mutex::new(Some(Pending { video, audio, wake })),
+            threads: Mutex::new(Threads {
+                encode: None,
+                network: None,
+            }),
+            callback: Mutex::new(callback),
+            avc: Mutex::new(AvcPacketizer::default()),
+            aac_header_sent: Mutex::new(None),
+            started: AtomicBool::new(false),
+        })
     }
 
     /// Starts the workers and begins connecting. Returns at once; progress is reported by events.
+    /// A pusher starts once: a second call, or a call after stop, is `InvalidState`.
     pub fn start(&self) -> Result<()> {
-        Err(Error::Internal("pusher not built yet".into()))
+        let Some(p) = lock(&self.pending).take() else {
+            return Err(Error::InvalidState(
+                "start: the pusher was already started".into(),
+            ));
+        };
+        self.shared.set_state(PusherState::KP_STATE_CONNECTING);
+        self.started.store(true, Relaxed);
+        let mut threads = lock(&self.threads);
+        if p.video.is_some() || p.audio.is_some() {
+            let worker = encode_worker::EncodeWorker {
+                shared: self.shared.clone(),
+                video: p.video,
+                audio: p.audio,
+            };
+            threads.encode = Some(spawn("kp-encode", move || worker.run())?);
+        }
+        let worker = network::NetworkWorker {
+            shared: self.shared.clone(),
+            wake: p.wake,
+        };
+        threads.network = Some(spawn("kp-network", move || worker.run())?);
+        Ok(())
     }
 
-    /// Raw picture. `pts_us` < 0: stamped by the SDK's clock. Copied before returning.
+    /// Checks that media may be pushed now.
+    fn accepting(&self) -> Result<()> {
+        match self.shared.state() {
+            PusherState::KP_STATE_CONNECTING | PusherState::KP_STATE_PUBLISHING => Ok(()),
+            PusherState::KP_STATE_FAILED => {
+                let why = lock(&self.shared.failure)
+                    .as_ref()
+                    .map_or_else(String::new, |e| e.to_string());
+                Err(Error::InvalidState(format!("the pusher failed: {why}")))
+            }
+            _ => Err(Error::NotStarted),
+        }
+    }
+
+    fn reject<T>(&self, e: Error) -> Result<T> {
+        self.shared.counters.frames_rejected.fetch_add(1, Relaxed);
+        Err(e)
+    }
+
+    fn pts(&self, pts_us: i64) -> i64 {
+        if pts_us < 0 {
+            self.shared.clock_us()
+        } else {
+            pts_us
+        }
+    }
+
+    /// Raw picture in the configured size. `pts_us` < 0: stamped by the SDK's clock. Copied
+    /// (and converted to I420) before returning; never blocks on the encoder or the network.
+    /// When the encoder is behind, the frame is dropped, counted, and `QueueFull` returned.
     pub fn push_video(&self, frame: &VideoFrame<'_>, pts_us: i64) -> Result<()> {
-        let _ = (frame, pts_us);
-        Err(Error::NotStarted)
+        self.accepting()?;
+        let Some(v) = self.shared.config.video.as_ref() else {
+            return self.reject(Error::InvalidState(
+                "video is disabled in the configuration".into(),
+            ));
+        };
+        if v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH {
+            return self.reject(Error::InvalidState(
+                "video is configured as pre-encoded: use push_h264".into(),
+            ));
+        }
+        if let Err(e) = crate::encode::pixel::validate(frame, v.width, v.height) {
+            return self.reject(e);
+        }
+        self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
+        let Some(mut buf) = self.shared.input.video_buffer() else {
+            self.shared
+                .counters
+                .video_frames_dropped_encoder
+                .fetch_add(1, Relaxed);
+            return Err(Error::QueueFull(
+                "the encoder is behind; video frame dropped",
+            ));
+        };
+        if let Err(e) = crate::encode::pixel::copy_to_i420(frame, &mut buf) {
+            self.shared.input.recycle(Input::Video(buf, 0));
+            return self.reject(e);
+        }
+        let ts = match lock(&self.shared.timeline).stamp(TimelineTrack::Video, self.pts(pts_us)) {
+            Ok(ts) => ts,
+            Err(e) => {
+                self.shared.input.recycle(Input::Video(buf, 0));
+                return self.reject(e);
+            }
+        };
+        if !self.shared.input.push(Input::Video(buf, ts)) {
+            self.shared
+                .counters
+                .video_frames_dropped_encoder
+                .fetch_add(1, Relaxed);
+            return Err(Error::QueueFull(
+                "the encoder is behind; video frame dropped",
+            ));
+        }
+        Ok(())
     }
 
-    /// Interleaved s16 PCM with the configured channel count. Copied before returning.
+    /// Interleaved s16 PCM with the configured channel count (any number of samples). Copied
+    /// before returning.
     pub fn push_audio(&self, pcm: &[i16], pts_us: i64) -> Result<()> {
-        let _ = (pcm, pts_us);
-        Err(Error::NotStarted)
+        self.accepting()?;
+        let Some(a) = self.shared.config.audio.as_ref() else {
+            return self.reject(Error::InvalidState(
+                "audio is disabled in the configuration".into(),
+            ));
+        };
+        if a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH {
+            return self.reject(Error::InvalidState(
+                "audio is configured as pre-encoded: use push_aac".into(),
+            ));
+        }
+        if pcm.is_empty() || pcm.len() % a.channels as usize != 0 {
+            return self.reject(Error::BadFrameSize(format!(
+                "{} samples is not a whole number of {}-channel frames",
+                pcm.len(),
+                a.channels
+            )));
+        }
+        if pcm.len() > a.sample_rate as usize * a.channels as usize {
+            return self.reject(Error::BadFrameSize(format!(
+                "{} samples is more than one second per call",
+                pcm.len()
+            )));
+        }
+        let ts = lock(&self.shared.timeline).stamp(TimelineTrack::Audio, self.pts(pts_us));
+        let ts = match ts {
+            Ok(ts) => ts,
+            Err(e) => return self.reject(e),
+        };
+        self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
+        let Some(mut buf) = self.shared.input.audio_buffer() else {
+            return Err(Error::QueueFull("the encoder is behind; audio dropped"));
+        };
+        buf.clear();
+        buf.extend_from_slice(pcm);
+        if !self.shared.input.push(Input::Audio(buf, ts)) {
+            return Err(Error::QueueFull("the encoder is behind; audio dropped"));
+        }
+        Ok(())
     }
 
-    /// One H.264 access unit in Annex-B form (passthrough video). Copied before returning.
+    /// One H.264 access unit in Annex-B form (pre-encoded video), with presentation and decode
+    /// times (equal without B-frames). The first access unit must be an IDR with SPS and PPS;
+    /// access units before it are dropped and counted. Converted to AVCC while copying.
     pub fn push_h264(&self, annexb: &[u8], pts_us: i64, dts_us: i64) -> Result<()> {
-        let _ = (annexb, pts_us, dts_us);
-        Err(Error::NotStarted)
+        self.accepting()?;
+        match self.shared.config.video.as_ref() {
+            Some(v) if v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH => {}
+            _ => {
+                return self.reject(Error::InvalidState(
+                    "video is not configured as pre-encoded (KP_ENCODER_PASSTHROUGH)".into(),
+                ))
+            }
+        }
+        if annexb.is_empty() {
+            return self.reject(Error::BadBitstream("empty access unit".into()));
+        }
+        let (pts_us, dts_us) = match (pts_us < 0, dts_us < 0) {
+            (true, _) => {
+                let now = self.shared.clock_us();
+                (now, now)
+            }
+            (false, true) => (pts_us, pts_us),
+            (false, false) => (pts_us, dts_us),
+        };
+        if pts_us < dts_us {
+            return self.reject(Error::InvalidArgument(format!(
+                "pts {pts_us} us is before dts {dts_us} us"
+            )));
+        }
+        let mut avc = lock(&self.avc);
+        let (header, frame) = match avc.packetize(annexb, 0) {
+            Ok(x) => x,
+            Err(e) => return self.reject(e),
+        };
+        let (ts, cts) = {
+            let mut tl = lock(&self.shared.timeline);
+            let ts = match tl.stamp(TimelineTrack::Video, dts_us) {
+                Ok(ts) => ts,
+                Err(e) => return self.reject(e),
+            };
+            (ts, (tl.map(pts_us) as i64 - ts as i64) as i32)
+        };
+        self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
+        if let Some(h) = header {
+            self.shared.queue_media(MediaPacket {
+                track: Track::Video,
+                timestamp_ms: ts,
+                keyframe: true,
+                header: true,
+                body: h,
+            });
+        }
+        match frame {
+            Some((mut body, keyframe)) => {
+                if cts != 0 {
+                    let mut b = body.to_vec();
+                    b[..flv::AVC_HEADER_LEN].copy_from_slice(&flv::avc_nalu_header(keyframe, cts));
+                    body = Bytes::from(b);
+                }
+                self.shared
+                    .counters
+                    .video_frames_encoded
+                    .fetch_add(1, Relaxed);
+                self.shared.queue_media(MediaPacket {
+                    track: Track::Video,
+                    timestamp_ms: ts,
+                    keyframe,
+                    header: false,
+                    body,
+                });
+            }
+            None => {
+                self.shared
+                    .counters
+                    .video_frames_dropped_encoder
+                    .fetch_add(1, Relaxed);
+            }
+        }
+        Ok(())
     }
 
-    /// One or more AAC frames, raw (one frame) or ADTS (any number). Copied before returning.
+    /// AAC-LC frames, either ADTS (any number of frames, headers stripped here) or one raw
+    /// frame (the configured sample rate and channels describe it). `pts_us` is the first frame's.
     pub fn push_aac(&self, data: &[u8], pts_us: i64) -> Result<()> {
-        let _ = (data, pts_us);
-        Err(Error::NotStarted)
+        self.accepting()?;
+        let Some(a) = self
+            .shared
+            .config
+            .audio
+            .as_ref()
+            .filter(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH)
+        else {
+            return self.reject(Error::InvalidState(
+                "audio is not configured as pre-encoded (KP_AUDIO_ENCODER_PASSTHROUGH)".into(),
+            ));
+        };
+        if data.is_empty() {
+            return self.reject(Error::BadBitstream("empty AAC frame".into()));
+        }
+        // Validate everything before touching the stream, so a bad buffer changes nothing.
+        let frames: Vec<(Option<adts::AdtsHeader>, &[u8])> = if adts::is_adts(data) {
+            match adts::adts_frames(data).collect::<Result<Vec<_>>>() {
+                Ok(f) => f.into_iter().map(|(h, raw)| (Some(h), raw)).collect(),
+                Err(e) => return self.reject(e),
+            }
+        } else {
+            vec![(None, data)]
+        };
+        let asc = match frames[0].0 {
+            Some(h) => h.audio_specific_config(),
+            None => match adts::sample_rate_index(a.sample_rate) {
+                Some(i) => adts::audio_specific_config(2, i, a.channels as u8),
+                None => {
+                    return self.reject(Error::InvalidArgument(format!(
+                        "no AAC sample rate index for {}",
+                        a.sample_rate
+                    )))
+                }
+            },
+        };
+        let rate = adts::parse_audio_specific_config(&asc)
+            .map(|(r, _)| r)
+            .unwrap_or(a.sample_rate) as u64;
+        let ts = match lock(&self.shared.timeline).stamp(TimelineTrack::Audio, self.pts(pts_us)) {
+            Ok(ts) => ts,
+            Err(e) => return self.reject(e),
+        };
+        {
+            let mut sent = lock(&self.aac_header_sent);
+            if *sent != Some(asc) {
+                *sent = Some(asc);
+                self.shared.queue_media(MediaPacket {
+                    track: Track::Audio,
+                    timestamp_ms: ts,
+                    keyframe: true,
+                    header: true,
+                    body: Bytes::from(flv::aac_sequence_header(&asc)),
+                });
+            }
+        }
+        for (i, (_, raw)) in frames.iter().enumerate() {
+            let mut body = Vec::with_capacity(raw.len() + flv::AAC_HEADER_LEN);
+            body.extend_from_slice(&flv::aac_raw_header());
+            body.extend_from_slice(raw);
+            self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
+            self.shared
+                .counters
+                .audio_frames_encoded
+                .fetch_add(1, Relaxed);
+            let t = ts + i as u64 * 1024 * 1000 / rate;
+            self.shared.queue_media(MediaPacket {
+                track: Track::Audio,
+                timestamp_ms: t,
+                keyframe: true,
+                header: false,
+                body: Bytes::from(body),
+            });
+        }
+        Ok(())
     }
 
-    /// Sends what is queued (up to `timeout`), unpublishes and closes. Blocks.
+    /// Encodes and sends what is queued (until `timeout` passes), unpublishes and closes the
+    /// connection. Blocks until the workers have ended (at most about `timeout` plus the connect
+    /// timeout when a connection attempt is in flight). The STOPPED event follows.
     pub fn stop(&self, timeout: Duration) -> Result<()> {
-        let _ = timeout;
-        Err(Error::NotStarted)
+        if !self.started.load(Relaxed) {
+            return Err(Error::InvalidState(
+                "stop: the pusher was never started".into(),
+            ));
+        }
+        {
+            let mut st = lock(&self.shared.state);
+            match *st {
+                PusherState::KP_STATE_STOPPING | PusherState::KP_STATE_STOPPED => return Ok(()),
+                PusherState::KP_STATE_FAILED => {}
+                _ => *st = PusherState::KP_STATE_STOPPING,
+            }
+        }
+        *lock(&self.shared.stop_deadline) = Some(Instant::now() + timeout);
+        self.shared.stop_requested.store(true, Relaxed);
+        self.shared.input.close();
+        let mut threads = lock(&self.threads);
+        match threads.encode.take() {
+            Some(h) => {
+                let _ = h.join();
+            }
+            None => self.shared.finish_input(),
+        }
+        self.shared.waker.wake();
+        if let Some(h) = threads.network.take() {
+            let _ = h.join();
+        }
+        if self.shared.state() == PusherState::KP_STATE_FAILED {
+            self.shared.set_state(PusherState::KP_STATE_STOPPED);
+            self.shared.emit(
+                EventKind::KP_EVENT_STOPPED,
+                ResultCode::KP_OK,
+                "stopped after failure",
+                0,
+            );
+        }
+        Ok(())
     }
 
     pub fn state(&self) -> PusherState {
-        PusherState::KP_STATE_IDLE
+        self.shared.state()
+    }
+
+    /// The error that made the pusher fail, if it did.
+    pub fn failure(&self) -> Option<Error> {
+        lock(&self.shared.failure).clone()
     }
 
     pub fn stats(&self) -> Stats {
-        Stats::default()
+        let c = &self.shared.counters;
+        let (queue_ms, queue_bytes) = {
+            let q = lock(&self.shared.send_queue);
+            (q.duration_ms() as u32, q.bytes() as u64)
+        };
+        Stats {
+            video_frames_in: c.video_frames_in.load(Relaxed),
+            audio_frames_in: c.audio_frames_in.load(Relaxed),
+            video_frames_encoded: c.video_frames_encoded.load(Relaxed),
+            audio_frames_encoded: c.audio_frames_encoded.load(Relaxed),
+            video_frames_sent: c.video_frames_sent.load(Relaxed),
+            audio_frames_sent: c.audio_frames_sent.load(Relaxed),
+            video_frames_dropped_encoder: c.video_frames_dropped_encoder.load(Relaxed),
+            frames_dropped_network: c.frames_dropped_network.load(Relaxed),
+            frames_rejected: c.frames_rejected.load(Relaxed),
+            bytes_sent: c.bytes_sent.load(Relaxed),
+            video_bitrate_kbps: c.video_bitrate_kbps.load(Relaxed),
+            audio_bitrate_kbps: c.audio_bitrate_kbps.load(Relaxed),
+            queue_ms,
+            queue_bytes,
+            uptime_ms: self.shared.uptime().as_millis() as u64,
+        }
+    }
+}
+
+impl Drop for Pusher {
+    /// Stops without waiting for queued media, joins every thread; no callback runs afterwards.
+    fn drop(&mut self) {
+        if self.started.load(Relaxed) {
+            let _ = self.stop(Duration::ZERO);
+        }
+        lock(&self.shared.events).take().map(|tx| tx.send(None));
+        if let Some(h) = lock(&self.callback).take() {
+            // Dropped from inside a callback: the callback thread ends by itself after this event.
+            if Some(std::thread::current().id()) != self.callback_thread {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| Error::Internal(format!("spawn {name}: {e}")))
+}
+
+fn make_video_encoder(v: &VideoConfig) -> Result<Option<Box<dyn VideoEncoder>>> {
+    let cfg = crate::encode::VideoEncoderConfig {
+        width: v.width,
+        height: v.height,
+        fps: v.fps,
+        bitrate_kbps: v.bitrate_kbps,
+        keyframe_interval: v.keyframe_interval,
+        threads: v.threads,
+    };
+    match v.encoder {
+        VideoEncoderKind::KP_ENCODER_PASSTHROUGH => Ok(None),
+        #[cfg(feature = "openh264")]
+        VideoEncoderKind::KP_ENCODER_OPENH264 => Ok(Some(Box::new(
+            crate::encode::openh264::OpenH264Encoder::new(&cfg)?,
+        ))),
+        #[cfg(not(feature = "openh264"))]
+        VideoEncoderKind::KP_ENCODER_OPENH264 => {
+            let _ = cfg;
+            Err(Error::Unsupported(
+                "the OpenH264 encoder is not in this build (cargo feature `openh264`)".into(),
+            ))
+        }
+        VideoEncoderKind::KP_ENCODER_X264 => Err(Error::Unsupported(
+            "the x264 encoder is not in this build (cargo feature `x264`)".into(),
+        )),
+    }
+}
+
+fn make_audio_encoder(a: &AudioConfig) -> Result<Option<Box<dyn AudioEncoder>>> {
+    let cfg = crate::encode::AudioEncoderConfig {
+        sample_rate: a.sample_rate,
+        channels: a.channels,
+        bitrate_kbps: a.bitrate_kbps,
+    };
+    match a.encoder {
+        AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH => Ok(None),
+        #[cfg(feature = "aac")]
+        AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC => Ok(Some(Box::new(
+            crate::encode::fdk_aac::FdkAacEncoder::new(&cfg)?,
+        ))),
+        #[cfg(not(feature = "aac"))]
+        AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC => {
+            let _ = cfg;
+            Err(Error::Unsupported(
+                "the AAC encoder is not in this build (cargo feature `aac`)".into(),
+            ))
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 mod media;
 mod nginx;
+pub mod pushing;
 
 #[allow(unused_imports)]
 pub use media::{decode_errors, ffmpeg_push, probe, video_packet_times, Probe, StreamInfo};

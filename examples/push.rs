@@ -1,0 +1,267 @@
+//! kitepush demo: push a moving test pattern (or raw I420 from a file or stdin) and a tone.
+//!
+//! `cargo run --release --example push` starts the built-in receiver on a free loopback port,
+//! pushes 10 s of 1280x720 30 fps to it and prints the path of the FLV it received.
+//! `cargo run --release --example push -- rtmp://host/app/key` pushes there instead.
+
+use kitepush::encode::{I420Buffer, PixelFormat, VideoFrame};
+use kitepush::pattern::{Tone, VideoPattern};
+use kitepush::pusher::{AudioConfig, EventKind, Pusher, PusherConfig, PusherState, VideoConfig};
+use kitepush::receiver::{Receiver, ReceiverConfig};
+use kitepush::{Error, ResultCode};
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: push [URL] [--duration S] [--size WxH] [--fps N] [--bitrate KBPS] [--keyint FRAMES]
+            [--no-audio] [--input FILE|-] [--realtime] [--quiet]
+Without URL: push to the built-in receiver and write what it receives to an FLV file.
+--input: raw I420 frames of --size (`-` = stdin), e.g. from `ffmpeg ... -f rawvideo -pix_fmt yuv420p -`.";
+
+struct Args {
+    url: Option<String>,
+    duration: f64,
+    width: u32,
+    height: u32,
+    fps: f64,
+    bitrate: u32,
+    keyint: u32,
+    audio: bool,
+    input: Option<String>,
+    realtime: Option<bool>,
+    quiet: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        url: None,
+        duration: 10.0,
+        width: 1280,
+        height: 720,
+        fps: 30.0,
+        bitrate: 2000,
+        keyint: 0,
+        audio: true,
+        input: None,
+        realtime: None,
+        quiet: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--duration" => {
+                a.duration = val("--duration")?.parse().map_err(|_| "bad --duration")?
+            }
+            "--size" => {
+                let v = val("--size")?;
+                let (w, h) = v.split_once('x').ok_or("--size is WxH")?;
+                a.width = w.parse().map_err(|_| "bad --size width")?;
+                a.height = h.parse().map_err(|_| "bad --size height")?;
+            }
+            "--fps" => a.fps = val("--fps")?.parse().map_err(|_| "bad --fps")?,
+            "--bitrate" => a.bitrate = val("--bitrate")?.parse().map_err(|_| "bad --bitrate")?,
+            "--keyint" => a.keyint = val("--keyint")?.parse().map_err(|_| "bad --keyint")?,
+            "--no-audio" => a.audio = false,
+            "--input" => a.input = Some(val("--input")?),
+            "--realtime" => a.realtime = Some(true),
+            "--quiet" => a.quiet = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            s if s.starts_with("rtmp://") || s.starts_with("rtmps://") => a.url = Some(s.into()),
+            s => return Err(format!("unknown argument {s}\n{USAGE}")),
+        }
+    }
+    if !(a.duration > 0.0 && a.fps > 0.0) {
+        return Err("--duration and --fps must be positive".into());
+    }
+    if a.keyint == 0 {
+        a.keyint = (a.fps * 2.0).round() as u32;
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("push failed: {e} ({:?})", e.code());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Error> {
+    let mut receiver = None;
+    let url = match &args.url {
+        Some(u) => u.clone(),
+        None => {
+            let out =
+                std::env::temp_dir().join(format!("kitepush-demo-{}.flv", std::process::id()));
+            let r = Receiver::start(ReceiverConfig::new(&out))
+                .map_err(|e| Error::Io(format!("receiver: {e}")))?;
+            let url = r.url("live", "demo");
+            eprintln!(
+                "built-in receiver on {} writing {}",
+                r.local_addr(),
+                out.display()
+            );
+            receiver = Some((r, out));
+            url
+        }
+    };
+    let config = PusherConfig {
+        url,
+        video: Some(VideoConfig {
+            width: args.width,
+            height: args.height,
+            fps: args.fps as f32,
+            bitrate_kbps: args.bitrate,
+            keyframe_interval: args.keyint,
+            threads: 1,
+            ..VideoConfig::default()
+        }),
+        audio: args.audio.then(AudioConfig::default),
+        ..PusherConfig::default()
+    };
+    let (tx, events) = mpsc::channel();
+    let quiet = args.quiet;
+    let pusher = Pusher::new(
+        config,
+        Some(Box::new(move |ev| {
+            if !quiet || ev.code != ResultCode::KP_OK {
+                eprintln!(
+                    "\r\x1b[2K[{:>6} ms] {:?} {} {}",
+                    ev.timestamp_ms, ev.kind, ev.message, ev.value
+                );
+            }
+            let _ = tx.send(ev.kind);
+        })),
+    )?;
+    pusher.start()?;
+
+    let mut input: Option<Box<dyn Read>> = match args.input.as_deref() {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stdin().lock())),
+        Some(path) => {
+            Some(Box::new(std::fs::File::open(path).map_err(|e| {
+                Error::InvalidArgument(format!("{path}: {e}"))
+            })?))
+        }
+    };
+    let realtime = args.realtime.unwrap_or(input.is_none());
+    let frames = (args.duration * args.fps).round() as u64;
+    let mut pattern = VideoPattern::new(args.width, args.height);
+    let mut picture = I420Buffer::new(args.width, args.height);
+    let sample_rate = 44100u64;
+    let mut tone = Tone::new(sample_rate as u32, 2, 440.0);
+    let mut pcm = vec![0i16; 1024 * 2];
+    let mut samples_pushed = 0u64;
+    let start = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut pushed = 0u64;
+
+    for i in 0..frames {
+        if let Ok(EventKind::KP_EVENT_FAILED) = events.try_recv() {
+            break;
+        }
+        let pts_us = (i as f64 * 1e6 / args.fps) as i64;
+        match input.as_mut() {
+            Some(r) => {
+                if let Err(e) = r.read_exact(&mut picture.data) {
+                    if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                        return Err(Error::Io(format!("reading input: {e}")));
+                    }
+                    break;
+                }
+            }
+            None => pattern.fill(i, &mut picture),
+        }
+        if realtime {
+            let due = start + Duration::from_micros(pts_us as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        } else {
+            // As fast as the encoder goes, without overrunning its input queue.
+            while pusher.stats().video_frames_encoded + 4 < pushed
+                && pusher.state() != PusherState::KP_STATE_FAILED
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        // Audio up to this frame's time, in 1024-sample chunks.
+        while args.audio && samples_pushed * 1_000_000 / sample_rate <= pts_us as u64 {
+            tone.fill(&mut pcm);
+            pusher.push_audio(&pcm, (samples_pushed * 1_000_000 / sample_rate) as i64)?;
+            samples_pushed += 1024;
+        }
+        let (w, h) = (args.width as usize, args.height as usize);
+        let (y, rest) = picture.data.split_at(w * h);
+        let (u, v) = rest.split_at(w * h / 4);
+        let frame = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_I420,
+            width: args.width,
+            height: args.height,
+            planes: [y, u, v],
+            strides: [w, w / 2, w / 2],
+        };
+        match pusher.push_video(&frame, pts_us) {
+            Ok(()) | Err(Error::QueueFull(_)) => {}
+            Err(e) => return Err(e),
+        }
+        pushed += 1;
+        if !args.quiet && last_progress.elapsed() >= Duration::from_millis(500) {
+            last_progress = Instant::now();
+            let s = pusher.stats();
+            let secs = start.elapsed().as_secs_f64();
+            eprint!(
+                "\r\x1b[2K{:6.1} s | {:5.1} fps | {:5} kbit/s | queue {:4} ms | dropped {}",
+                secs,
+                s.video_frames_sent as f64 / secs,
+                s.video_bitrate_kbps + s.audio_bitrate_kbps,
+                s.queue_ms,
+                s.video_frames_dropped_encoder + s.frames_dropped_network
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    pusher.stop(Duration::from_secs(10))?;
+    let s = pusher.stats();
+    eprintln!(
+        "\r\x1b[2Kpushed {} video frames in {:.1} s: {} encoded, {} sent, {} dropped; {} audio frames sent; {} bytes",
+        pushed,
+        start.elapsed().as_secs_f64(),
+        s.video_frames_encoded,
+        s.video_frames_sent,
+        s.video_frames_dropped_encoder + s.frames_dropped_network,
+        s.audio_frames_sent,
+        s.bytes_sent
+    );
+    if let Some(e) = pusher.failure() {
+        return Err(e);
+    }
+    drop(pusher);
+    if let Some((r, out)) = receiver {
+        let (ended, report) = r.wait_sessions_ended(1, Duration::from_secs(5));
+        r.stop();
+        if !ended {
+            return Err(Error::Timeout(
+                "the receiver did not see the publish end".into(),
+            ));
+        }
+        println!("{}", out.display());
+        eprintln!(
+            "received {} video and {} audio tags; play it with: ffplay {}",
+            report.video_tags,
+            report.audio_tags,
+            out.display()
+        );
+    }
+    Ok(())
+}

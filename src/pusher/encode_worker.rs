@@ -1,0 +1,195 @@
+//! The encode worker: raw pictures and PCM in, FLV tag bodies into the send queue.
+
+use super::input::Input;
+use super::shared::Shared;
+use crate::core::annexb;
+use crate::core::flv;
+use crate::core::send_queue::{MediaPacket, Track};
+use crate::encode::{AudioEncoder, VideoEncoder};
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// Turns Annex-B access units into FLV video tags, emitting a new sequence header whenever the
+/// parameter sets change. Shared by the encoder path and the app's pre-encoded path.
+#[derive(Default)]
+pub struct AvcPacketizer {
+    record: Option<Vec<u8>>,
+}
+
+impl AvcPacketizer {
+    /// Returns the sequence header tag (when the parameter sets are new) and the frame tag.
+    /// Frames before the first SPS/PPS cannot be decoded: `Ok((None, None))`.
+    pub fn packetize(
+        &mut self,
+        annexb_au: &[u8],
+        cts_ms: i32,
+    ) -> Result<(Option<Bytes>, Option<(Bytes, bool)>)> {
+        let mut body = Vec::with_capacity(annexb_au.len() + flv::AVC_HEADER_LEN + 16);
+        body.extend_from_slice(&[0; flv::AVC_HEADER_LEN]);
+        let info = annexb::annexb_to_avcc(annexb_au, &mut body)?;
+        let mut header = None;
+        if let (Some(sps), Some(pps)) = (&info.sps, &info.pps) {
+            let record = annexb::avc_decoder_configuration_record(
+                &annexb_au[sps.clone()],
+                &annexb_au[pps.clone()],
+            )?;
+            if self.record.as_ref() != Some(&record) {
+                header = Some(Bytes::from(flv::avc_sequence_header(&record)));
+                self.record = Some(record);
+            }
+        }
+        if !info.has_slices {
+            return Ok((header, None));
+        }
+        if self.record.is_none() {
+            return Ok((None, None));
+        }
+        body[..flv::AVC_HEADER_LEN].copy_from_slice(&flv::avc_nalu_header(info.keyframe, cts_ms));
+        Ok((header, Some((Bytes::from(body), info.keyframe))))
+    }
+}
+
+pub struct EncodeWorker {
+    pub shared: Arc<Shared>,
+    pub video: Option<Box<dyn VideoEncoder>>,
+    pub audio: Option<Box<dyn AudioEncoder>>,
+}
+
+impl EncodeWorker {
+    pub fn run(mut self) {
+        let mut annexb = Vec::with_capacity(256 * 1024);
+        let mut avc = AvcPacketizer::default();
+        let mut audio_clock = AudioClock::default();
+        while let Some(input) = self.shared.input.next() {
+            let result = match &input {
+                Input::Video(pic, ts) => self.encode_video(pic, *ts, &mut annexb, &mut avc),
+                Input::Audio(pcm, ts) => self.encode_audio(pcm, *ts, &mut audio_clock),
+            };
+            self.shared.input.recycle(input);
+            if let Err(e) = result {
+                self.shared.fail(e);
+                break;
+            }
+        }
+        if let Some(enc) = self.audio.as_mut() {
+            let shared = &self.shared;
+            let asc = enc.audio_specific_config().to_vec();
+            let mut emit = |au: &[u8]| audio_clock.emit(shared, &asc, au);
+            if let Err(e) = enc.flush(&mut emit) {
+                log::warn!("audio encoder flush: {e}");
+            }
+        }
+        self.shared.finish_input();
+    }
+
+    fn encode_video(
+        &mut self,
+        pic: &crate::encode::I420Buffer,
+        ts: u64,
+        annexb: &mut Vec<u8>,
+        avc: &mut AvcPacketizer,
+    ) -> Result<()> {
+        let Some(enc) = self.video.as_mut() else {
+            return Ok(());
+        };
+        if self.shared.keyframe_wanted.swap(false, Relaxed) {
+            enc.force_keyframe();
+        }
+        annexb.clear();
+        let Some(_idr) = enc.encode(pic, annexb)? else {
+            self.shared
+                .counters
+                .video_frames_dropped_encoder
+                .fetch_add(1, Relaxed);
+            return Ok(());
+        };
+        let (header, frame) = avc
+            .packetize(annexb, 0)
+            .map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
+        if let Some(h) = header {
+            self.shared.queue_media(MediaPacket {
+                track: Track::Video,
+                timestamp_ms: ts,
+                keyframe: true,
+                header: true,
+                body: h,
+            });
+        }
+        if let Some((body, keyframe)) = frame {
+            self.shared
+                .counters
+                .video_frames_encoded
+                .fetch_add(1, Relaxed);
+            self.shared.queue_media(MediaPacket {
+                track: Track::Video,
+                timestamp_ms: ts,
+                keyframe,
+                header: false,
+                body,
+            });
+        }
+        Ok(())
+    }
+
+    fn encode_audio(&mut self, pcm: &[i16], ts: u64, clock: &mut AudioClock) -> Result<()> {
+        let Some(enc) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        if clock.origin_ms.is_none() {
+            clock.origin_ms = Some(ts);
+            clock.sample_rate = self
+                .shared
+                .config
+                .audio
+                .as_ref()
+                .map_or(44100, |a| a.sample_rate) as u64;
+            clock.frame_samples = enc.frame_samples() as u64;
+        }
+        let shared = &self.shared;
+        let asc = enc.audio_specific_config().to_vec();
+        let mut emit = |au: &[u8]| clock.emit(shared, &asc, au);
+        enc.encode(pcm, &mut emit)
+    }
+}
+
+/// Audio access units are stamped by counting samples from the first input, so encoder
+/// buffering does not add jitter.
+#[derive(Default)]
+struct AudioClock {
+    origin_ms: Option<u64>,
+    sample_rate: u64,
+    frame_samples: u64,
+    units: u64,
+    header_sent: bool,
+}
+
+impl AudioClock {
+    fn emit(&mut self, shared: &Shared, asc: &[u8], au: &[u8]) {
+        let ts = self.origin_ms.unwrap_or(0)
+            + self.units * self.frame_samples * 1000 / self.sample_rate.max(1);
+        self.units += 1;
+        if !self.header_sent {
+            self.header_sent = true;
+            shared.queue_media(MediaPacket {
+                track: Track::Audio,
+                timestamp_ms: ts,
+                keyframe: true,
+                header: true,
+                body: Bytes::from(flv::aac_sequence_header(asc)),
+            });
+        }
+        let mut body = Vec::with_capacity(au.len() + flv::AAC_HEADER_LEN);
+        body.extend_from_slice(&flv::aac_raw_header());
+        body.extend_from_slice(au);
+        shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
+        shared.queue_media(MediaPacket {
+            track: Track::Audio,
+            timestamp_ms: ts,
+            keyframe: true,
+            header: false,
+            body: Bytes::from(body),
+        });
+    }
+}

@@ -1,0 +1,166 @@
+//! Raw media waiting for the encode worker, in two bounded queues (video is dropped when the
+//! encoder falls behind; audio has its own room so a slow video encoder does not starve it),
+//! handed out oldest first, plus pools so steady-state pushing does not allocate.
+
+use crate::encode::I420Buffer;
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+
+pub enum Input {
+    Video(I420Buffer, u64),
+    Audio(Vec<i16>, u64),
+}
+
+struct Inner {
+    video: VecDeque<(I420Buffer, u64)>,
+    audio: VecDeque<(Vec<i16>, u64)>,
+    video_pool: Vec<I420Buffer>,
+    audio_pool: Vec<Vec<i16>>,
+    closed: bool,
+}
+
+pub struct InputQueue {
+    inner: Mutex<Inner>,
+    ready: Condvar,
+    video_cap: usize,
+    audio_cap: usize,
+}
+
+impl InputQueue {
+    pub fn new(video_cap: usize, audio_cap: usize) -> Self {
+        InputQueue {
+            inner: Mutex::new(Inner {
+                video: VecDeque::with_capacity(video_cap),
+                audio: VecDeque::with_capacity(audio_cap),
+                video_pool: Vec::with_capacity(video_cap + 2),
+                audio_pool: Vec::with_capacity(audio_cap + 2),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            video_cap,
+            audio_cap,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves only plain queues behind: keep going.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A buffer to fill, or None when the video queue is full (the frame is to be dropped).
+    pub fn video_buffer(&self) -> Option<I420Buffer> {
+        let mut g = self.lock();
+        if g.closed || g.video.len() >= self.video_cap {
+            return None;
+        }
+        Some(g.video_pool.pop().unwrap_or_default())
+    }
+
+    pub fn audio_buffer(&self) -> Option<Vec<i16>> {
+        let mut g = self.lock();
+        if g.closed || g.audio.len() >= self.audio_cap {
+            return None;
+        }
+        Some(g.audio_pool.pop().unwrap_or_default())
+    }
+
+    /// Queue a filled buffer; false when the queue filled up or closed meanwhile (the buffer is
+    /// returned to the pool).
+    pub fn push(&self, input: Input) -> bool {
+        let mut g = self.lock();
+        let ok = !g.closed
+            && match input {
+                Input::Video(b, ts) if g.video.len() < self.video_cap => {
+                    g.video.push_back((b, ts));
+                    true
+                }
+                Input::Audio(b, ts) if g.audio.len() < self.audio_cap => {
+                    g.audio.push_back((b, ts));
+                    true
+                }
+                other => {
+                    Self::recycle_locked(&mut g, other);
+                    false
+                }
+            };
+        drop(g);
+        if ok {
+            self.ready.notify_one();
+        }
+        ok
+    }
+
+    pub fn recycle(&self, input: Input) {
+        Self::recycle_locked(&mut self.lock(), input);
+    }
+
+    fn recycle_locked(g: &mut Inner, input: Input) {
+        match input {
+            Input::Video(b, _) => g.video_pool.push(b),
+            Input::Audio(b, _) => g.audio_pool.push(b),
+        }
+    }
+
+    /// The oldest queued input; blocks until there is one. None once closed and drained.
+    pub fn next(&self) -> Option<Input> {
+        let mut g = self.lock();
+        loop {
+            let v = g.video.front().map(|x| x.1);
+            let a = g.audio.front().map(|x| x.1);
+            match (v, a) {
+                (Some(v), Some(a)) if a < v => {
+                    return g.audio.pop_front().map(|(b, t)| Input::Audio(b, t))
+                }
+                (Some(_), _) => return g.video.pop_front().map(|(b, t)| Input::Video(b, t)),
+                (None, Some(_)) => return g.audio.pop_front().map(|(b, t)| Input::Audio(b, t)),
+                (None, None) if g.closed => return None,
+                (None, None) => g = self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+    }
+
+    /// No more input: `next` drains what is queued, then returns None.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Drop everything queued (a failed or aborted stream); returns how many video frames went.
+    pub fn clear(&self) -> usize {
+        let mut g = self.lock();
+        let n = g.video.len();
+        g.video.clear();
+        g.audio.clear();
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_oldest_first_and_pooled() {
+        let q = InputQueue::new(2, 4);
+        for ts in [0, 33] {
+            let b = q.video_buffer().unwrap();
+            assert!(q.push(Input::Video(b, ts)));
+        }
+        assert!(q.video_buffer().is_none(), "video queue full");
+        let a = q.audio_buffer().unwrap();
+        assert!(q.push(Input::Audio(a, 10)));
+        let order: Vec<u64> = (0..3)
+            .map(|_| match q.next().unwrap() {
+                Input::Video(b, t) => {
+                    q.recycle(Input::Video(b, t));
+                    t
+                }
+                Input::Audio(_, t) => t,
+            })
+            .collect();
+        assert_eq!(order, vec![0, 10, 33]);
+        q.close();
+        assert!(q.next().is_none());
+        assert!(q.video_buffer().is_none());
+    }
+}

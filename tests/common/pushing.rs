@@ -1,0 +1,225 @@
+//! Driving the SDK in tests: push generated media through a real `Pusher` and collect its events.
+
+use kitepush::encode::{I420Buffer, PixelFormat, VideoFrame};
+use kitepush::pattern::{Tone, VideoPattern};
+use kitepush::pusher::{
+    AudioConfig, Event, EventKind, Pusher, PusherConfig, PusherState, Stats, VideoConfig,
+};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub seconds: f64,
+    pub audio: bool,
+    pub bitrate_kbps: u32,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            width: 320,
+            height: 240,
+            fps: 30.0,
+            seconds: 10.0,
+            audio: true,
+            bitrate_kbps: 500,
+        }
+    }
+}
+
+impl Spec {
+    pub fn frames(&self) -> u64 {
+        (self.seconds * self.fps).round() as u64
+    }
+
+    pub fn config(&self, url: &str) -> PusherConfig {
+        PusherConfig {
+            url: url.to_string(),
+            video: Some(VideoConfig {
+                width: self.width,
+                height: self.height,
+                fps: self.fps as f32,
+                bitrate_kbps: self.bitrate_kbps,
+                keyframe_interval: (self.fps * 2.0) as u32,
+                threads: 1,
+                ..VideoConfig::default()
+            }),
+            audio: self.audio.then(AudioConfig::default),
+            ..PusherConfig::default()
+        }
+    }
+}
+
+/// A pusher whose events land in a channel.
+pub struct Harnessed {
+    pub pusher: Pusher,
+    pub events: Receiver<Event>,
+    pub seen: Vec<Event>,
+}
+
+impl Harnessed {
+    pub fn new(config: PusherConfig) -> Harnessed {
+        let (tx, rx) = channel();
+        let pusher = Pusher::new(
+            config,
+            Some(Box::new(move |ev: &Event| drop(tx.send(ev.clone())))),
+        )
+        .expect("Pusher::new");
+        Harnessed {
+            pusher,
+            events: rx,
+            seen: vec![],
+        }
+    }
+
+    /// Wait for an event of `kind`; panics with the events seen so far on timeout or on FAILED.
+    pub fn wait_for(&mut self, kind: EventKind, timeout: Duration) -> Event {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(ev) => {
+                    self.seen.push(ev.clone());
+                    if ev.kind == kind {
+                        return ev;
+                    }
+                    if ev.kind == EventKind::KP_EVENT_FAILED {
+                        panic!("pusher failed while waiting for {kind:?}: {:?}", self.seen);
+                    }
+                }
+                Err(_) => panic!(
+                    "no {kind:?} within {timeout:?}; events so far: {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Every event until the channel goes quiet for `quiet`.
+    pub fn drain_events(&mut self, quiet: Duration) -> &[Event] {
+        while let Ok(ev) = self.events.recv_timeout(quiet) {
+            self.seen.push(ev);
+        }
+        &self.seen
+    }
+
+    pub fn kinds(&self) -> Vec<EventKind> {
+        self.seen.iter().map(|e| e.kind).collect()
+    }
+}
+
+/// Generates the pattern and tone and pushes them with explicit timestamps, as fast as the
+/// encoder takes them (never overrunning its input queue, so no frame is dropped).
+pub struct Source {
+    spec: Spec,
+    pattern: VideoPattern,
+    picture: I420Buffer,
+    tone: Tone,
+    pcm: Vec<i16>,
+    samples: u64,
+    pub next_frame: u64,
+}
+
+impl Source {
+    pub fn new(spec: &Spec) -> Source {
+        Source {
+            spec: spec.clone(),
+            pattern: VideoPattern::new(spec.width, spec.height),
+            picture: I420Buffer::new(spec.width, spec.height),
+            tone: Tone::new(44100, 2, 440.0),
+            pcm: vec![0; 2048],
+            samples: 0,
+            next_frame: 0,
+        }
+    }
+
+    pub fn pts_us(&self, frame: u64) -> i64 {
+        (frame as f64 * 1e6 / self.spec.fps).round() as i64
+    }
+
+    /// Push the next video frame and the audio up to its time.
+    pub fn push_one(&mut self, p: &Pusher) {
+        let i = self.next_frame;
+        let pts = self.pts_us(i);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while p.stats().video_frames_encoded + 3 < i {
+            assert!(Instant::now() < deadline, "encoder stuck: {:?}", p.stats());
+            assert_ne!(
+                p.state(),
+                PusherState::KP_STATE_FAILED,
+                "pusher failed: {:?}",
+                p.failure()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        while self.spec.audio && (self.samples * 1_000_000 / 44100) as i64 <= pts {
+            self.tone.fill(&mut self.pcm);
+            p.push_audio(&self.pcm, (self.samples * 1_000_000 / 44100) as i64)
+                .expect("push_audio");
+            self.samples += 1024;
+        }
+        self.pattern.fill(i, &mut self.picture);
+        p.push_video(&self.frame(), pts).expect("push_video");
+        self.next_frame += 1;
+    }
+
+    pub fn frame(&self) -> VideoFrame<'_> {
+        let (w, h) = (self.spec.width as usize, self.spec.height as usize);
+        let (y, rest) = self.picture.data.split_at(w * h);
+        let (u, v) = rest.split_at(w * h / 4);
+        VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_I420,
+            width: self.spec.width,
+            height: self.spec.height,
+            planes: [y, u, v],
+            strides: [w, w / 2, w / 2],
+        }
+    }
+}
+
+/// Start, wait for PUBLISHING, push the whole spec, stop. Returns the harness and final stats.
+pub fn push_all(url: &str, spec: &Spec) -> (Harnessed, Stats) {
+    let mut h = Harnessed::new(spec.config(url));
+    h.pusher.start().expect("start");
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    let mut src = Source::new(spec);
+    for _ in 0..spec.frames() {
+        src.push_one(&h.pusher);
+    }
+    h.pusher.stop(Duration::from_secs(20)).expect("stop");
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    let stats = h.pusher.stats();
+    (h, stats)
+}
+
+impl Harnessed {
+    /// Wait for FAILED; panics if the pusher publishes (unless `publish_ok`) or stays quiet instead.
+    pub fn wait_for_failure(&mut self, timeout: Duration, publish_ok: bool) -> Event {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self
+                .events
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(ev) => {
+                    self.seen.push(ev.clone());
+                    match ev.kind {
+                        EventKind::KP_EVENT_FAILED => return ev,
+                        EventKind::KP_EVENT_PUBLISHING if !publish_ok => {
+                            panic!("published instead of failing: {:?}", self.seen)
+                        }
+                        _ => {}
+                    }
+                }
+                Err(_) => panic!(
+                    "no FAILED within {timeout:?}; events so far: {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
