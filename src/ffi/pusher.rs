@@ -1,0 +1,569 @@
+//! `kp_pusher`: the C face of [`crate::pusher::Pusher`].
+
+use super::config::kp_config;
+use super::error::{fail_getter, null_arg};
+use super::event::{handler, in_event_callback};
+use super::{kp_pixel_format, kp_state};
+use crate::encode::{PixelFormat, VideoFrame};
+use crate::pusher::{Pusher, PusherState, Stats};
+use crate::Error;
+use std::mem::{offset_of, size_of};
+use std::time::Duration;
+
+/// A live-stream publisher (opaque). Created by kp_pusher_new, owned by the app, released with
+/// kp_pusher_free. All kp_pusher_* calls except kp_pusher_free may be made from any thread, also
+/// concurrently.
+#[allow(non_camel_case_types)]
+pub struct kp_pusher {
+    inner: Pusher,
+    /// Interleaved samples per frame for push_audio; None when the config has no audio track.
+    channels: Option<usize>,
+}
+
+// The C API lets any thread call into one pusher at once and lets free run on another thread than
+// new: that holds only while Pusher stays Send + Sync.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Pusher>();
+};
+
+/// One raw picture, filled by the app. Unused planes (the third for NV12/NV21) have a NULL pointer
+/// and size 0. The pixels are copied before kp_pusher_push_video returns.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct kp_video_frame {
+    /// kp_pixel_format_values: I420 (planes Y, U, V) or NV12 / NV21 (planes Y, interleaved chroma).
+    pub format: kp_pixel_format,
+    /// In pixels; must equal the configured size.
+    pub width: u32,
+    pub height: u32,
+    /// First byte of each plane.
+    pub planes: [*const u8; 3],
+    /// Bytes per row of each plane, at least the plane's row width.
+    pub strides: [u32; 3],
+    /// Bytes readable from each plane pointer.
+    pub plane_sizes: [usize; 3],
+}
+
+/// A snapshot of a pusher's counters, filled by kp_pusher_get_stats. Set `struct_size` to
+/// sizeof(kp_stats) before the call: fields are only ever appended, and a library newer than the
+/// app's header fills only the fields that fit in the app's struct_size.
+#[repr(C)]
+#[derive(Debug, Default, Clone, PartialEq)]
+#[allow(non_camel_case_types)]
+pub struct kp_stats {
+    /// Set by the caller; never written by the library.
+    pub struct_size: u32,
+    /// kp_state_values at the time of the snapshot.
+    pub state: kp_state,
+    pub video_frames_in: u64,
+    pub audio_frames_in: u64,
+    pub video_frames_encoded: u64,
+    pub audio_frames_encoded: u64,
+    pub video_frames_sent: u64,
+    pub audio_frames_sent: u64,
+    /// Raw frames dropped because the encoder fell behind.
+    pub video_frames_dropped_encoder: u64,
+    /// Encoded frames dropped because the send queue exceeded its budget.
+    pub frames_dropped_network: u64,
+    /// Frames refused at input (bad arguments).
+    pub frames_rejected: u64,
+    pub bytes_sent: u64,
+    /// Bytes of media waiting for the network.
+    pub queue_bytes: u64,
+    /// Milliseconds since kp_pusher_start.
+    pub uptime_ms: u64,
+    /// Over the last second.
+    pub video_bitrate_kbps: u32,
+    pub audio_bitrate_kbps: u32,
+    /// Media waiting for the network, in milliseconds of stream time.
+    pub queue_ms: u32,
+}
+
+impl kp_stats {
+    fn new(s: &Stats, state: PusherState) -> kp_stats {
+        kp_stats {
+            struct_size: size_of::<kp_stats>() as u32,
+            state: state as kp_state,
+            video_frames_in: s.video_frames_in,
+            audio_frames_in: s.audio_frames_in,
+            video_frames_encoded: s.video_frames_encoded,
+            audio_frames_encoded: s.audio_frames_encoded,
+            video_frames_sent: s.video_frames_sent,
+            audio_frames_sent: s.audio_frames_sent,
+            video_frames_dropped_encoder: s.video_frames_dropped_encoder,
+            frames_dropped_network: s.frames_dropped_network,
+            frames_rejected: s.frames_rejected,
+            bytes_sent: s.bytes_sent,
+            queue_bytes: s.queue_bytes,
+            uptime_ms: s.uptime_ms,
+            video_bitrate_kbps: s.video_bitrate_kbps,
+            audio_bitrate_kbps: s.audio_bitrate_kbps,
+            queue_ms: s.queue_ms,
+        }
+    }
+
+    /// Writes the fields of `self` that lie entirely within the caller's first `size` bytes.
+    ///
+    /// # Safety
+    /// `out` points to at least `size` writable bytes.
+    unsafe fn write_prefix(&self, out: *mut kp_stats, size: usize) {
+        macro_rules! put {
+            ($($field:ident),*) => {$(
+                let offset = offset_of!(kp_stats, $field);
+                if offset + std::mem::size_of_val(&self.$field) <= size {
+                    // SAFETY: the field lies within the `size` bytes the caller vouches for; the
+                    // app's struct may be an older, shorter kp_stats, so no reference to the whole
+                    // struct is formed, and the write does not assume alignment.
+                    unsafe { write_at(out, offset, self.$field) };
+                }
+            )*};
+        }
+        put!(
+            state,
+            video_frames_in,
+            audio_frames_in,
+            video_frames_encoded,
+            audio_frames_encoded,
+            video_frames_sent,
+            audio_frames_sent,
+            video_frames_dropped_encoder,
+            frames_dropped_network,
+            frames_rejected,
+            bytes_sent,
+            queue_bytes,
+            uptime_ms,
+            video_bitrate_kbps,
+            audio_bitrate_kbps,
+            queue_ms
+        );
+    }
+}
+
+/// # Safety
+/// `offset + size_of::<T>()` bytes at `out` are writable.
+unsafe fn write_at<T: Copy>(out: *mut kp_stats, offset: usize, value: T) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        out.cast::<u8>()
+            .add(offset)
+            .cast::<T>()
+            .write_unaligned(value)
+    };
+}
+
+/// The smallest struct_size kp_pusher_get_stats accepts: room for `state`.
+const MIN_STATS_SIZE: usize = offset_of!(kp_stats, state) + size_of::<kp_state>();
+
+/// # Safety
+/// `p` is NULL or a live pointer from kp_pusher_new.
+unsafe fn pusher_ref<'a>(p: *const kp_pusher, function: &str) -> Result<&'a kp_pusher, Error> {
+    // SAFETY: the caller guarantees a non-NULL `p` is live; it is only read through &.
+    unsafe { p.as_ref() }.ok_or_else(|| null_arg(function, "pusher"))
+}
+
+/// Borrows `len` bytes at `data`; NULL is refused even with len 0.
+///
+/// # Safety
+/// A non-NULL `data` points to `len` readable bytes that stay unchanged during the call.
+unsafe fn bytes<'a>(
+    data: *const u8,
+    len: usize,
+    function: &str,
+    what: &str,
+) -> Result<&'a [u8], Error> {
+    if data.is_null() {
+        return Err(null_arg(function, what));
+    }
+    if len > isize::MAX as usize {
+        return Err(Error::InvalidArgument(format!(
+            "{function}: {what} length {len} is too large"
+        )));
+    }
+    // SAFETY: non-NULL, length bounded by isize::MAX, readable per the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// Borrows the app's frame as the Rust frame type.
+///
+/// # Safety
+/// Every non-NULL plane pointer has `plane_sizes[i]` readable bytes, unchanged during the call.
+unsafe fn video_frame(f: &kp_video_frame) -> Result<VideoFrame<'_>, Error> {
+    let format = PixelFormat::from_raw(f.format.into())?;
+    let mut planes: [&[u8]; 3] = [&[]; 3];
+    for (i, plane) in planes.iter_mut().enumerate() {
+        let (ptr, len) = (f.planes[i], f.plane_sizes[i]);
+        if len == 0 {
+            continue;
+        }
+        if ptr.is_null() {
+            return Err(Error::InvalidArgument(format!(
+                "kp_pusher_push_video: plane {i} is NULL but its size is {len}"
+            )));
+        }
+        // SAFETY: per this function's contract.
+        *plane = unsafe { bytes(ptr, len, "kp_pusher_push_video", "plane") }?;
+    }
+    Ok(VideoFrame {
+        format,
+        width: f.width,
+        height: f.height,
+        planes,
+        strides: f.strides.map(|s| s as usize),
+    })
+}
+
+ffi_fn! {
+    /// Creates a pusher from a copy of `cfg` (the config may be freed right after) and writes it to
+    /// `*out`, which is written only on success. Nothing connects until kp_pusher_start.
+    /// The caller owns the pusher and must release it with kp_pusher_free.
+    /// Errors: KP_ERR_INVALID_ARGUMENT (NULL cfg or out, neither video nor audio, a rate, bitrate or
+    /// timeout out of range), KP_ERR_INVALID_URL, KP_ERR_BAD_DIMENSIONS (odd, zero or over 8K size),
+    /// KP_ERR_UNSUPPORTED (an encoder not in this build). Thread-safe (cfg must not be modified
+    /// concurrently); non-blocking.
+    fn kp_pusher_new(cfg: *const kp_config, out: *mut *mut kp_pusher) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { cfg.as_ref() }.ok_or_else(|| null_arg("kp_pusher_new", "cfg"))?;
+        if out.is_null() {
+            return Err(null_arg("kp_pusher_new", "out"));
+        }
+        let mut config = cfg.inner.clone();
+        // Validated here as well as in Pusher::new so that the channel count kept below is the one
+        // the pusher will use.
+        config.validate()?;
+        let channels = config.audio.as_ref().map(|a| a.channels as usize);
+        let inner = Pusher::new(config, handler(cfg.event_cb, cfg.event_userdata))?;
+        let pusher = Box::into_raw(Box::new(kp_pusher { inner, channels }));
+        // SAFETY: out is non-NULL and, per the contract, writable.
+        unsafe { out.write(pusher) };
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Starts the pusher's threads and begins connecting; returns at once. Progress (CONNECTING,
+    /// PUBLISHING, DISCONNECTED, FAILED...) is reported through the event callback; the pusher
+    /// reconnects by itself. Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_INVALID_STATE (already
+    /// started or stopped). Thread-safe; non-blocking.
+    fn kp_pusher_start(p: *mut kp_pusher) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        unsafe { pusher_ref(p, "kp_pusher_start") }?.inner.start()
+    }
+}
+
+ffi_fn! {
+    /// Queues one raw picture for encoding, with its presentation time in microseconds (< 0: the SDK
+    /// stamps it with its own clock). The pixels are copied before the call returns. Never blocks on
+    /// the network or the encoder: if the encoder is behind, the frame is dropped, counted and
+    /// KP_ERR_QUEUE_FULL returned. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or frame, a NULL plane
+    /// with a non-zero size), KP_ERR_BAD_PIXEL_FORMAT, KP_ERR_BAD_DIMENSIONS (size differs from the
+    /// config), KP_ERR_BAD_FRAME_SIZE (a plane or stride too small), KP_ERR_NON_MONOTONIC_TIMESTAMP,
+    /// KP_ERR_NOT_STARTED (before start or after stop), KP_ERR_QUEUE_FULL, KP_ERR_INVALID_STATE (no
+    /// raw video in this config). Thread-safe; non-blocking.
+    fn kp_pusher_push_video(p: *mut kp_pusher, frame: *const kp_video_frame, pts_us: i64) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_push_video") }?;
+        // SAFETY: frame is NULL or points to a kp_video_frame the app filled.
+        let frame = unsafe { frame.as_ref() }.ok_or_else(|| null_arg("kp_pusher_push_video", "frame"))?;
+        // SAFETY: the app vouches for the plane pointers and sizes in the frame.
+        let frame = unsafe { video_frame(frame) }?;
+        p.inner.push_video(&frame, pts_us)
+    }
+}
+
+ffi_fn! {
+    /// Queues signed 16-bit PCM for encoding: `frames_per_channel` frames of interleaved samples with
+    /// the configured channel count (so frames_per_channel * channels values, 2-byte aligned), any
+    /// number of frames per call, with the presentation time of the first frame in microseconds (< 0:
+    /// stamped by the SDK). Copied before the call returns. Errors: KP_ERR_INVALID_ARGUMENT (NULL
+    /// pusher or samples, misaligned samples, length overflow), KP_ERR_INVALID_STATE (no audio track
+    /// or not PCM input), KP_ERR_NON_MONOTONIC_TIMESTAMP, KP_ERR_NOT_STARTED, KP_ERR_QUEUE_FULL.
+    /// Thread-safe; non-blocking.
+    fn kp_pusher_push_audio(
+        p: *mut kp_pusher,
+        samples: *const i16,
+        frames_per_channel: usize,
+        pts_us: i64,
+    ) -> kp_result {
+        const F: &str = "kp_pusher_push_audio";
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, F) }?;
+        let channels = p
+            .channels
+            .ok_or_else(|| Error::InvalidState(format!("{F}: audio is disabled in the config")))?;
+        if samples.is_null() {
+            return Err(null_arg(F, "samples"));
+        }
+        if !samples.is_aligned() {
+            return Err(Error::InvalidArgument(format!("{F}: samples are not 2-byte aligned")));
+        }
+        let count = frames_per_channel
+            .checked_mul(channels)
+            .filter(|n| *n <= isize::MAX as usize / 2)
+            .ok_or_else(|| Error::InvalidArgument(format!("{F}: {frames_per_channel} frames is too many")))?;
+        // SAFETY: non-NULL, aligned, size bounded; the app vouches for `count` readable samples.
+        let pcm = unsafe { std::slice::from_raw_parts(samples, count) };
+        p.inner.push_audio(pcm, pts_us)
+    }
+}
+
+ffi_fn! {
+    /// Queues one H.264 access unit in Annex-B form (start codes, SPS/PPS before the first IDR), for
+    /// a KP_ENCODER_PASSTHROUGH config. Times in microseconds; dts <= pts. Copied before the call
+    /// returns. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or data), KP_ERR_BAD_BITSTREAM,
+    /// KP_ERR_NON_MONOTONIC_TIMESTAMP (dts), KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not a
+    /// passthrough config), KP_ERR_QUEUE_FULL. Thread-safe; non-blocking.
+    fn kp_pusher_push_h264(
+        p: *mut kp_pusher,
+        data: *const u8,
+        len: usize,
+        pts_us: i64,
+        dts_us: i64,
+    ) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_push_h264") }?;
+        // SAFETY: the app vouches for `len` readable bytes at a non-NULL data.
+        let au = unsafe { bytes(data, len, "kp_pusher_push_h264", "data") }?;
+        p.inner.push_h264(au, pts_us, dts_us)
+    }
+}
+
+ffi_fn! {
+    /// Queues AAC for a KP_AUDIO_ENCODER_PASSTHROUGH config: one raw AAC frame, or any number of ADTS
+    /// frames. pts in microseconds. Copied before the call returns. Errors: KP_ERR_INVALID_ARGUMENT
+    /// (NULL pusher or data), KP_ERR_BAD_BITSTREAM, KP_ERR_NON_MONOTONIC_TIMESTAMP,
+    /// KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not a passthrough config), KP_ERR_QUEUE_FULL.
+    /// Thread-safe; non-blocking.
+    fn kp_pusher_push_aac(p: *mut kp_pusher, data: *const u8, len: usize, pts_us: i64) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_push_aac") }?;
+        // SAFETY: the app vouches for `len` readable bytes at a non-NULL data.
+        let aac = unsafe { bytes(data, len, "kp_pusher_push_aac", "data") }?;
+        p.inner.push_aac(aac, pts_us)
+    }
+}
+
+ffi_fn! {
+    /// Stops publishing: sends what is queued for up to `timeout_ms` milliseconds, unpublishes and
+    /// closes; the STOPPED event follows. BLOCKS for up to about timeout_ms. Further pushes return
+    /// KP_ERR_NOT_STARTED. Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED (never started),
+    /// KP_ERR_TIMEOUT (the queue was not drained in time; the connection is closed anyway),
+    /// KP_ERR_INVALID_STATE (called from the event callback, where it would wait for itself).
+    /// Thread-safe.
+    fn kp_pusher_stop(p: *mut kp_pusher, timeout_ms: u32) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_stop") }?;
+        if in_event_callback() {
+            return Err(Error::InvalidState(
+                "kp_pusher_stop: called from the event callback".into(),
+            ));
+        }
+        p.inner.stop(Duration::from_millis(timeout_ms.into()))
+    }
+}
+
+ffi_fn! {
+    /// The pusher's current state (kp_state_values). A NULL pusher returns KP_STATE_FAILED and sets
+    /// the last error message. Thread-safe; non-blocking.
+    fn kp_pusher_get_state(p: *const kp_pusher) -> kp_state = PusherState::KP_STATE_FAILED as kp_state; {
+        // SAFETY: per the contract above, p is NULL or live.
+        match unsafe { pusher_ref(p, "kp_pusher_get_state") } {
+            Ok(p) => p.inner.state() as kp_state,
+            Err(e) => {
+                fail_getter(e);
+                PusherState::KP_STATE_FAILED as kp_state
+            }
+        }
+    }
+}
+
+ffi_fn! {
+    /// Copies the pusher's counters into `*out`. Set out->struct_size = sizeof(kp_stats) first; only
+    /// the fields that fit in struct_size are written, struct_size itself never is, and nothing is
+    /// written on failure. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or out, struct_size too
+    /// small to hold `state`). Thread-safe; non-blocking.
+    fn kp_pusher_get_stats(p: *const kp_pusher, out: *mut kp_stats) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_get_stats") }?;
+        if out.is_null() {
+            return Err(null_arg("kp_pusher_get_stats", "out"));
+        }
+        // SAFETY: out is non-NULL and the app's struct starts with struct_size (4 readable bytes at
+        // least); read unaligned because only the app's own layout vouches for alignment.
+        let size = unsafe { out.cast::<u32>().read_unaligned() } as usize;
+        if size < MIN_STATS_SIZE {
+            return Err(Error::InvalidArgument(format!(
+                "kp_pusher_get_stats: struct_size {size} is smaller than {MIN_STATS_SIZE}"
+            )));
+        }
+        let snapshot = kp_stats::new(&p.inner.stats(), p.inner.state());
+        // SAFETY: the app declares `size` writable bytes at out via struct_size.
+        unsafe { snapshot.write_prefix(out, size) };
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Releases a pusher; NULL is a no-op. If it is still running it is stopped at once without
+    /// draining the queue (call kp_pusher_stop first for a clean end). BLOCKS until the pusher's
+    /// threads have exited: after it returns no callback runs for this pusher. The pointer is invalid
+    /// afterwards; no other call on this pusher may run concurrently with or after it. Must not be
+    /// called from the event callback: if it is, the release is handed to a helper thread (further
+    /// callbacks may then still run) and an error is logged.
+    fn kp_pusher_free(p: *mut kp_pusher) {
+        if p.is_null() {
+            return;
+        }
+        // SAFETY: a non-NULL p came from Box::into_raw in kp_pusher_new and, per the contract, is
+        // freed once with no concurrent use.
+        let pusher = unsafe { Box::from_raw(p) };
+        if in_event_callback() {
+            log::error!("kp_pusher_free called from the event callback; releasing on a helper thread");
+            // Dropping here would join the callback thread from itself.
+            std::thread::spawn(move || drop(pusher));
+        } else {
+            drop(pusher);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ResultCode::*;
+    use std::ptr::{null, null_mut};
+
+    const INVALID: i32 = KP_ERR_INVALID_ARGUMENT as i32;
+
+    #[test]
+    fn null_pusher_is_invalid_argument_everywhere() {
+        let frame = kp_video_frame {
+            format: 0,
+            width: 2,
+            height: 2,
+            planes: [null(); 3],
+            strides: [0; 3],
+            plane_sizes: [0; 3],
+        };
+        let mut stats = kp_stats {
+            struct_size: size_of::<kp_stats>() as u32,
+            ..Default::default()
+        };
+        let samples = [0i16; 4];
+        // SAFETY: NULL pusher handles are allowed inputs; other pointers are valid.
+        unsafe {
+            let mut out = null_mut();
+            assert_eq!(kp_pusher_new(null(), &mut out), INVALID);
+            assert!(out.is_null());
+            let cfg = crate::ffi::config::kp_config_new();
+            assert_eq!(kp_pusher_new(cfg, null_mut()), INVALID);
+            crate::ffi::config::kp_config_free(cfg);
+            assert_eq!(kp_pusher_start(null_mut()), INVALID);
+            assert_eq!(kp_pusher_push_video(null_mut(), &frame, 0), INVALID);
+            assert_eq!(
+                kp_pusher_push_audio(null_mut(), samples.as_ptr(), 2, 0),
+                INVALID
+            );
+            assert_eq!(
+                kp_pusher_push_h264(null_mut(), [0u8].as_ptr(), 1, 0, 0),
+                INVALID
+            );
+            assert_eq!(
+                kp_pusher_push_aac(null_mut(), [0u8].as_ptr(), 1, 0),
+                INVALID
+            );
+            assert_eq!(kp_pusher_stop(null_mut(), 0), INVALID);
+            assert_eq!(
+                kp_pusher_get_state(null()),
+                PusherState::KP_STATE_FAILED as i32
+            );
+            assert_eq!(kp_pusher_get_stats(null(), &mut stats), INVALID);
+            kp_pusher_free(null_mut());
+        }
+    }
+
+    #[test]
+    fn invalid_url_is_reported_by_new_and_out_is_untouched() {
+        // SAFETY: cfg comes from kp_config_new and is freed once.
+        unsafe {
+            let cfg = crate::ffi::config::kp_config_new();
+            let sentinel = 0x10 as *mut kp_pusher;
+            let mut out = sentinel;
+            crate::ffi::config::kp_config_set_url(cfg, c"http://example.com/live/key".as_ptr());
+            assert_eq!(kp_pusher_new(cfg, &mut out), KP_ERR_INVALID_URL as i32);
+            assert_eq!(out, sentinel);
+            crate::ffi::config::kp_config_set_url(cfg, c"rtmp://h/app/key".as_ptr());
+            crate::ffi::config::kp_config_set_video(cfg, 641, 480, 0.0, 0, 0);
+            assert_eq!(kp_pusher_new(cfg, &mut out), KP_ERR_BAD_DIMENSIONS as i32);
+            assert_eq!(out, sentinel);
+            crate::ffi::config::kp_config_free(cfg);
+        }
+    }
+
+    fn frame_with(format: i32, planes: [*const u8; 3], sizes: [usize; 3]) -> kp_video_frame {
+        kp_video_frame {
+            format,
+            width: 2,
+            height: 2,
+            planes,
+            strides: [2, 1, 1],
+            plane_sizes: sizes,
+        }
+    }
+
+    #[test]
+    fn frame_conversion_checks_format_and_plane_pointers() {
+        let px = [0u8; 4];
+        let good = frame_with(0, [px.as_ptr(), px.as_ptr(), px.as_ptr()], [4, 1, 1]);
+        // SAFETY: every non-NULL plane points at `px`, which has at least plane_sizes bytes.
+        unsafe {
+            let f = video_frame(&good).unwrap();
+            assert_eq!(f.planes.map(<[u8]>::len), [4, 1, 1]);
+            assert_eq!(f.strides, [2, 1, 1]);
+            let bad_format = frame_with(9, good.planes, good.plane_sizes);
+            assert_eq!(
+                video_frame(&bad_format).unwrap_err().code(),
+                KP_ERR_BAD_PIXEL_FORMAT
+            );
+            let null_plane = frame_with(1, [px.as_ptr(), null(), null()], [4, 2, 0]);
+            assert_eq!(
+                video_frame(&null_plane).unwrap_err().code(),
+                KP_ERR_INVALID_ARGUMENT
+            );
+            let unused_plane = frame_with(1, [px.as_ptr(), px.as_ptr(), null()], [4, 2, 0]);
+            assert!(video_frame(&unused_plane).is_ok());
+        }
+    }
+
+    #[test]
+    fn stats_prefix_writes_only_fields_that_fit() {
+        let s = Stats {
+            video_frames_in: 7,
+            audio_frames_in: 9,
+            queue_ms: 33,
+            ..Default::default()
+        };
+        let full = kp_stats::new(&s, PusherState::KP_STATE_PUBLISHING);
+        // An "old app" struct: struct_size, state and video_frames_in only, then a canary.
+        let mut buf = [0xAAu8; 32];
+        let old_size = offset_of!(kp_stats, audio_frames_in);
+        // SAFETY: buf has more than old_size (16) writable bytes.
+        unsafe { full.write_prefix(buf.as_mut_ptr().cast(), old_size) };
+        assert_eq!(&buf[0..4], &[0xAA; 4], "struct_size is never written");
+        assert_eq!(i32::from_ne_bytes(buf[4..8].try_into().unwrap()), 2);
+        assert_eq!(u64::from_ne_bytes(buf[8..16].try_into().unwrap()), 7);
+        assert_eq!(&buf[old_size..], &[0xAA; 16], "nothing past struct_size");
+
+        let mut all = kp_stats::default();
+        // SAFETY: `all` is a whole kp_stats.
+        unsafe { full.write_prefix(&mut all, size_of::<kp_stats>()) };
+        assert_eq!(
+            kp_stats {
+                struct_size: full.struct_size,
+                ..all
+            },
+            full
+        );
+        assert_eq!(MIN_STATS_SIZE, 8);
+    }
+}
