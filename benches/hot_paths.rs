@@ -1,0 +1,204 @@
+//! Hot-path timings: raw-frame conversion, the test pattern and the software encoders.
+//!
+//! `cargo bench --bench hot_paths`. A plain `main` (no criterion) timing thread CPU time: every
+//! figure is printed next to a baseline measured in the same run, as CONVENTIONS.md asks, since
+//! absolute times on a shared machine mean little on their own.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use kitepush::encode::pixel::copy_to_i420;
+use kitepush::encode::{I420Buffer, PixelFormat, VideoFrame};
+use kitepush::pattern::VideoPattern;
+
+const W: u32 = 1280;
+const H: u32 = 720;
+
+/// CPU time of the calling thread: on a shared machine wall time mostly measures the neighbours.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_THREAD_CPUTIME_ID exists on Linux and Android.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Runs `f` repeatedly for about `budget` of CPU time (after a warm-up) and returns the CPU
+/// time per call.
+fn time_per_op(budget: Duration, mut f: impl FnMut()) -> Duration {
+    for _ in 0..3 {
+        f();
+    }
+    let start = thread_cpu_time();
+    let mut n = 0u32;
+    while thread_cpu_time() - start < budget {
+        f();
+        n += 1;
+    }
+    (thread_cpu_time() - start) / n
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let budget = Duration::from_millis(1500);
+
+    // Camera-like NV12 with a padded stride (64-byte aligned rows plus padding).
+    let stride = W as usize + 64;
+    let y = vec![100u8; stride * H as usize];
+    let uv = vec![128u8; stride * H as usize / 2];
+    let frame = VideoFrame {
+        format: PixelFormat::KP_PIXEL_FORMAT_NV12,
+        width: W,
+        height: H,
+        planes: [&y, &uv, &[]],
+        strides: [stride, stride, 0],
+    };
+    let mut out = I420Buffer::new(W, H);
+
+    // Baseline: one plain memcpy of the same number of bytes, the floor any conversion has.
+    let src = vec![7u8; I420Buffer::size(W, H)];
+    let mut dst = vec![0u8; src.len()];
+    let memcpy = time_per_op(budget, || {
+        dst.copy_from_slice(black_box(&src));
+        black_box(&dst);
+    });
+    println!(
+        "memcpy {}x{} I420-sized   {:8.3} ms  (baseline)",
+        W,
+        H,
+        ms(memcpy)
+    );
+
+    let nv12 = time_per_op(budget, || {
+        copy_to_i420(black_box(&frame), &mut out).unwrap();
+        black_box(&out);
+    });
+    println!(
+        "NV12 -> I420 {}x{}         {:8.3} ms  {:5.2}x memcpy",
+        W,
+        H,
+        ms(nv12),
+        nv12.as_secs_f64() / memcpy.as_secs_f64()
+    );
+
+    // Same stride, planar chroma: isolates the cost of the NV12 de-interleave.
+    let (u, v) = uv.split_at(uv.len() / 2);
+    let i420_frame = VideoFrame {
+        format: PixelFormat::KP_PIXEL_FORMAT_I420,
+        planes: [&y, u, v],
+        strides: [stride, stride / 2, stride / 2],
+        ..frame
+    };
+    let i420 = time_per_op(budget, || {
+        copy_to_i420(black_box(&i420_frame), &mut out).unwrap();
+        black_box(&out);
+    });
+    println!(
+        "I420 -> I420 {}x{}         {:8.3} ms  {:5.2}x memcpy",
+        W,
+        H,
+        ms(i420),
+        i420.as_secs_f64() / memcpy.as_secs_f64()
+    );
+
+    let mut pattern = VideoPattern::new(W, H);
+    let mut i = 0u64;
+    let fill = time_per_op(budget, || {
+        pattern.fill(black_box(i), &mut out);
+        i += 1;
+        black_box(&out);
+    });
+    println!(
+        "pattern fill {}x{}         {:8.3} ms  {:5.2}x memcpy",
+        W,
+        H,
+        ms(fill),
+        fill.as_secs_f64() / memcpy.as_secs_f64()
+    );
+
+    #[cfg(feature = "openh264")]
+    openh264_bench(budget);
+    #[cfg(feature = "aac")]
+    aac_bench();
+}
+
+#[cfg(feature = "openh264")]
+fn openh264_bench(budget: Duration) {
+    use kitepush::encode::openh264::OpenH264Encoder;
+    use kitepush::encode::{VideoEncoder, VideoEncoderConfig};
+
+    let fps = 30.0;
+    let mut enc = OpenH264Encoder::new(&VideoEncoderConfig {
+        width: W,
+        height: H,
+        fps,
+        bitrate_kbps: 2500,
+        keyframe_interval: 60,
+        threads: 1,
+    })
+    .unwrap();
+    // Pre-render the pictures so only the encoder is timed.
+    let mut pattern = VideoPattern::new(W, H);
+    let pics: Vec<I420Buffer> = (0..60)
+        .map(|i| {
+            let mut p = I420Buffer::default();
+            pattern.fill(i, &mut p);
+            p
+        })
+        .collect();
+    let mut au = Vec::with_capacity(1 << 20);
+    let mut n = 0usize;
+    let mut bytes = 0usize;
+    let per_frame = time_per_op(budget * 4, || {
+        au.clear();
+        enc.encode(&pics[n % pics.len()], &mut au).unwrap();
+        bytes += au.len();
+        n += 1;
+    });
+    let frame_budget = Duration::from_secs_f64(1.0 / f64::from(fps));
+    println!(
+        "openh264 720p 2500k 1 thread {:8.3} ms  {:6.1} fps  {:5.2}x real time ({} frames, {:.0} kbit/s)",
+        ms(per_frame),
+        1.0 / per_frame.as_secs_f64(),
+        frame_budget.as_secs_f64() / per_frame.as_secs_f64(),
+        n,
+        bytes as f64 * 8.0 / (n as f64 / f64::from(fps)) / 1000.0,
+    );
+}
+
+#[cfg(feature = "aac")]
+fn aac_bench() {
+    use kitepush::encode::fdk_aac::FdkAacEncoder;
+    use kitepush::encode::{AudioEncoder, AudioEncoderConfig};
+    use kitepush::pattern::Tone;
+
+    let (rate, channels) = (44100u32, 2u32);
+    let mut enc = FdkAacEncoder::new(&AudioEncoderConfig {
+        sample_rate: rate,
+        channels,
+        bitrate_kbps: 128,
+    })
+    .unwrap();
+    let seconds = 20;
+    let mut pcm = vec![0i16; (rate * channels * seconds) as usize];
+    Tone::new(rate, channels, 440.0).fill(&mut pcm);
+    let mut aus = 0usize;
+    let start = thread_cpu_time();
+    // 10 ms chunks, as a capture callback delivers them.
+    for chunk in pcm.chunks((rate / 100 * channels) as usize) {
+        enc.encode(chunk, &mut |_| aus += 1).unwrap();
+    }
+    enc.flush(&mut |_| aus += 1).unwrap();
+    let took = thread_cpu_time() - start;
+    println!(
+        "fdk-aac 44.1k stereo 128k      {:8.3} ms per AU  {:6.0}x real time ({aus} AUs)",
+        ms(took) / aus as f64,
+        f64::from(seconds) / took.as_secs_f64()
+    );
+}
