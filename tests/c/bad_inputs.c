@@ -11,7 +11,11 @@
 
 #include <kitepush.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,11 +313,32 @@ static void check_static(void)
     kp_config_free(cfg);
 }
 
-/* ---- a pusher that is created, started against a closed port and stopped ---- */
+/* A loopback socket that listens and never answers: the kernel completes the TCP handshake, so
+ * a pusher aimed at it stays CONNECTING (waiting for the RTMP handshake) until its timeout. */
+static int silent_listener(char *url, size_t len)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
+        perror("silent listener");
+        exit(2);
+    }
+    snprintf(url, len, "rtmp://127.0.0.1:%u/live/bad_inputs", (unsigned)ntohs(a.sin_port));
+    return fd;
+}
+
+/* ---- a pusher that is created, started against a server that never answers, and stopped ---- */
 
 static void check_lifecycle(void)
 {
-    kp_config *cfg = make_config(CLOSED_PORT_URL, NULL);
+    char url[64];
+    int listener = silent_listener(url, sizeof url);
+    kp_config *cfg = make_config(url, NULL);
     kp_pusher *p = NULL;
     kp_video_frame f = good_frame();
     unsigned char old[24];
@@ -366,6 +391,7 @@ static void check_lifecycle(void)
     CHECK_RC(kp_pusher_push_video(p, &f, 3000000), KP_ERR_NOT_STARTED);
     CHECK_RC(kp_pusher_start(p), KP_ERR_INVALID_STATE);
     kp_pusher_free(p);
+    close(listener);
 }
 
 /* ---- a real publish with bad calls mid-stream ---- */
