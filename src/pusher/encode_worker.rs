@@ -18,14 +18,19 @@ pub struct AvcPacketizer {
     record: Option<Vec<u8>>,
 }
 
+/// The FLV tag bodies made from one access unit.
+#[derive(Debug, Default)]
+pub struct AvcTags {
+    /// A new AVC sequence header, when the access unit carried new parameter sets.
+    pub header: Option<Bytes>,
+    /// The frame, unless the unit had no slices or came before any parameter set.
+    pub frame: Option<Bytes>,
+    pub keyframe: bool,
+}
+
 impl AvcPacketizer {
-    /// Returns the sequence header tag (when the parameter sets are new) and the frame tag.
-    /// Frames before the first SPS/PPS cannot be decoded: `Ok((None, None))`.
-    pub fn packetize(
-        &mut self,
-        annexb_au: &[u8],
-        cts_ms: i32,
-    ) -> Result<(Option<Bytes>, Option<(Bytes, bool)>)> {
+    /// Frames before the first SPS/PPS cannot be decoded: they give no frame tag.
+    pub fn packetize(&mut self, annexb_au: &[u8], cts_ms: i32) -> Result<AvcTags> {
         let mut body = Vec::with_capacity(annexb_au.len() + flv::AVC_HEADER_LEN + 16);
         body.extend_from_slice(&[0; flv::AVC_HEADER_LEN]);
         let info = annexb::annexb_to_avcc(annexb_au, &mut body)?;
@@ -40,14 +45,20 @@ impl AvcPacketizer {
                 self.record = Some(record);
             }
         }
-        if !info.has_slices {
-            return Ok((header, None));
+        let keyframe = info.keyframe;
+        if !info.has_slices || self.record.is_none() {
+            return Ok(AvcTags {
+                header,
+                frame: None,
+                keyframe,
+            });
         }
-        if self.record.is_none() {
-            return Ok((None, None));
-        }
-        body[..flv::AVC_HEADER_LEN].copy_from_slice(&flv::avc_nalu_header(info.keyframe, cts_ms));
-        Ok((header, Some((Bytes::from(body), info.keyframe))))
+        body[..flv::AVC_HEADER_LEN].copy_from_slice(&flv::avc_nalu_header(keyframe, cts_ms));
+        Ok(AvcTags {
+            header,
+            frame: Some(Bytes::from(body)),
+            keyframe,
+        })
     }
 }
 
@@ -105,31 +116,10 @@ impl EncodeWorker {
                 .fetch_add(1, Relaxed);
             return Ok(());
         };
-        let (header, frame) = avc
+        let tags = avc
             .packetize(annexb, 0)
             .map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
-        if let Some(h) = header {
-            self.shared.queue_media(MediaPacket {
-                track: Track::Video,
-                timestamp_ms: ts,
-                keyframe: true,
-                header: true,
-                body: h,
-            });
-        }
-        if let Some((body, keyframe)) = frame {
-            self.shared
-                .counters
-                .video_frames_encoded
-                .fetch_add(1, Relaxed);
-            self.shared.queue_media(MediaPacket {
-                track: Track::Video,
-                timestamp_ms: ts,
-                keyframe,
-                header: false,
-                body,
-            });
-        }
+        self.shared.queue_avc(tags, ts);
         Ok(())
     }
 

@@ -316,55 +316,22 @@ impl Pusher {
                 "pts {pts_us} us is before dts {dts_us} us"
             )));
         }
+        // Check the timestamp without committing it, so a malformed unit changes nothing.
         let mut avc = lock(&self.avc);
-        let (header, frame) = match avc.packetize(annexb, 0) {
-            Ok(x) => x,
+        let mut tl = lock(&self.shared.timeline);
+        let ts = match tl.peek(TimelineTrack::Video, dts_us) {
+            Ok(ts) => ts,
             Err(e) => return self.reject(e),
         };
-        let (ts, cts) = {
-            let mut tl = lock(&self.shared.timeline);
-            let ts = match tl.stamp(TimelineTrack::Video, dts_us) {
-                Ok(ts) => ts,
-                Err(e) => return self.reject(e),
-            };
-            (ts, (tl.map(pts_us) as i64 - ts as i64) as i32)
+        let cts = (tl.map(pts_us) as i64 - ts as i64) as i32;
+        let tags = match avc.packetize(annexb, cts) {
+            Ok(t) => t,
+            Err(e) => return self.reject(e),
         };
+        tl.stamp(TimelineTrack::Video, dts_us)?;
+        drop(tl);
         self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
-        if let Some(h) = header {
-            self.shared.queue_media(MediaPacket {
-                track: Track::Video,
-                timestamp_ms: ts,
-                keyframe: true,
-                header: true,
-                body: h,
-            });
-        }
-        match frame {
-            Some((mut body, keyframe)) => {
-                if cts != 0 {
-                    let mut b = body.to_vec();
-                    b[..flv::AVC_HEADER_LEN].copy_from_slice(&flv::avc_nalu_header(keyframe, cts));
-                    body = Bytes::from(b);
-                }
-                self.shared
-                    .counters
-                    .video_frames_encoded
-                    .fetch_add(1, Relaxed);
-                self.shared.queue_media(MediaPacket {
-                    track: Track::Video,
-                    timestamp_ms: ts,
-                    keyframe,
-                    header: false,
-                    body,
-                });
-            }
-            None => {
-                self.shared
-                    .counters
-                    .video_frames_dropped_encoder
-                    .fetch_add(1, Relaxed);
-            }
-        }
+        self.shared.queue_avc(tags, ts);
         Ok(())
     }
 

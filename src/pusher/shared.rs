@@ -4,7 +4,7 @@ use super::event::{Event, EventKind, PusherState};
 use super::input::InputQueue;
 use super::timeline::Timeline;
 use super::PusherConfig;
-use crate::core::send_queue::{MediaPacket, PushOutcome, SendQueue};
+use crate::core::send_queue::{MediaPacket, PushOutcome, SendQueue, Track};
 use crate::core::url::RtmpUrl;
 use crate::error::{Error, ResultCode};
 use crate::io::transport::Waker;
@@ -110,6 +110,32 @@ impl Shared {
         let out: PushOutcome = lock(&self.send_queue).push(p);
         self.account_drops(out);
         self.waker.wake();
+    }
+
+    /// Queue what the packetizer made of one access unit: a new sequence header first, then the frame.
+    pub fn queue_avc(&self, tags: super::encode_worker::AvcTags, ts: u64) {
+        let video = |header, keyframe, body| MediaPacket {
+            track: Track::Video,
+            timestamp_ms: ts,
+            keyframe,
+            header,
+            body,
+        };
+        if let Some(h) = tags.header {
+            self.queue_media(video(true, true, h));
+        }
+        match tags.frame {
+            Some(body) => {
+                self.counters.video_frames_encoded.fetch_add(1, Relaxed);
+                self.queue_media(video(false, tags.keyframe, body));
+            }
+            // Nothing decodable yet (no parameter sets): the frame is lost, and counted.
+            None => {
+                self.counters
+                    .video_frames_dropped_encoder
+                    .fetch_add(1, Relaxed);
+            }
+        }
     }
 
     pub fn account_drops(&self, out: PushOutcome) {

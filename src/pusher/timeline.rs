@@ -17,14 +17,13 @@ pub enum TimelineTrack {
 }
 
 impl Timeline {
-    /// Check that `ts_us` moves its track forward and map it to stream milliseconds.
-    /// Nothing changes when it fails, so a rejected frame does not disturb the stream.
-    pub fn stamp(&mut self, track: TimelineTrack, ts_us: i64) -> Result<u64> {
+    /// What [`Timeline::stamp`] would return, without recording anything.
+    pub fn peek(&self, track: TimelineTrack, ts_us: i64) -> Result<u64> {
         let (last, name) = match track {
-            TimelineTrack::Video => (&mut self.last_video_us, "video"),
-            TimelineTrack::Audio => (&mut self.last_audio_us, "audio"),
+            TimelineTrack::Video => (self.last_video_us, "video"),
+            TimelineTrack::Audio => (self.last_audio_us, "audio"),
         };
-        if let Some(l) = *last {
+        if let Some(l) = last {
             if ts_us <= l {
                 return Err(Error::NonMonotonicTimestamp {
                     track: name,
@@ -33,7 +32,17 @@ impl Timeline {
                 });
             }
         }
-        *last = Some(ts_us);
+        Ok(self.map(ts_us))
+    }
+
+    /// Check that `ts_us` moves its track forward and map it to stream milliseconds.
+    /// Nothing changes when it fails, so a rejected frame does not disturb the stream.
+    pub fn stamp(&mut self, track: TimelineTrack, ts_us: i64) -> Result<u64> {
+        self.peek(track, ts_us)?;
+        match track {
+            TimelineTrack::Video => self.last_video_us = Some(ts_us),
+            TimelineTrack::Audio => self.last_audio_us = Some(ts_us),
+        }
         let origin = *self.origin_us.get_or_insert(ts_us);
         // Media of the other track a little older than the origin starts at 0 rather than
         // wrapping: the FLV timeline cannot go negative.
