@@ -8,4 +8,5 @@ pub mod metadata;
 pub mod reconnect;
 pub mod send_queue;
 pub mod session;
+pub mod stall;
 pub mod url;
