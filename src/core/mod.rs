@@ -5,6 +5,8 @@ pub mod adts;
 pub mod annexb;
 pub mod flv;
 pub mod metadata;
+pub mod reconnect;
 pub mod send_queue;
 pub mod session;
+pub mod stall;
 pub mod url;
