@@ -17,10 +17,7 @@ const H: u32 = 720;
 
 /// CPU time of the calling thread: on a shared machine wall time mostly measures the neighbours.
 fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-pointer; CLOCK_THREAD_CPUTIME_ID exists on Linux and Android.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0);
@@ -69,12 +66,7 @@ fn main() {
         dst.copy_from_slice(black_box(&src));
         black_box(&dst);
     });
-    println!(
-        "memcpy {}x{} I420-sized   {:8.3} ms  (baseline)",
-        W,
-        H,
-        ms(memcpy)
-    );
+    println!("memcpy {}x{} I420-sized   {:8.3} ms  (baseline)", W, H, ms(memcpy));
 
     let nv12 = time_per_op(budget, || {
         copy_to_i420(black_box(&frame), &mut out).unwrap();
@@ -142,8 +134,8 @@ fn mux_bench(budget: Duration) {
     // SPS, PPS, IDR slice with 3-byte start codes inside, like x264 output; payload bytes avoid 0-2
     // so no false start codes appear.
     let sps: &[u8] = &[
-        0x67, 0x42, 0xc0, 0x1f, 0xd9, 0x00, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
-        0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x24, 0x80,
+        0x67, 0x42, 0xc0, 0x1f, 0xd9, 0x00, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00,
+        0x03, 0x03, 0xc0, 0xf1, 0x83, 0x24, 0x80,
     ];
     let mut au = vec![0, 0, 0, 1];
     au.extend_from_slice(sps);
@@ -161,10 +153,7 @@ fn mux_bench(budget: Duration) {
         dst.extend_from_slice(black_box(&au));
         black_box(&dst);
     });
-    println!(
-        "memcpy 20 KB access unit        {:8.4} ms  (baseline)",
-        ms(memcpy)
-    );
+    println!("memcpy 20 KB access unit        {:8.4} ms  (baseline)", ms(memcpy));
     let avcc = time_per_op(budget, || {
         dst.clear();
         black_box(annexb_to_avcc(black_box(&au), &mut dst).unwrap());
@@ -184,19 +173,13 @@ fn mux_bench(budget: Duration) {
         tag.as_secs_f64() / memcpy.as_secs_f64()
     );
     let mut serializer = ChunkSerializer::new();
-    serializer
-        .set_max_chunk_size(4096, RtmpTimestamp::new(0))
-        .unwrap();
+    serializer.set_max_chunk_size(4096, RtmpTimestamp::new(0)).unwrap();
     let mut ts = 0u32;
     let data = bytes::Bytes::from(au.clone());
     let chunk = time_per_op(budget, || {
         ts += 33;
-        let p = MessagePayload {
-            timestamp: RtmpTimestamp::new(ts),
-            type_id: 9,
-            message_stream_id: 1,
-            data: data.clone(),
-        };
+        let p =
+            MessagePayload { timestamp: RtmpTimestamp::new(ts), type_id: 9, message_stream_id: 1, data: data.clone() };
         black_box(serializer.serialize(&p, false, false).unwrap());
     });
     println!(
@@ -257,12 +240,7 @@ fn aac_bench() {
     use kitepush::pattern::Tone;
 
     let (rate, channels) = (44100u32, 2u32);
-    let mut enc = FdkAacEncoder::new(&AudioEncoderConfig {
-        sample_rate: rate,
-        channels,
-        bitrate_kbps: 128,
-    })
-    .unwrap();
+    let mut enc = FdkAacEncoder::new(&AudioEncoderConfig { sample_rate: rate, channels, bitrate_kbps: 128 }).unwrap();
     let seconds = 20;
     let mut pcm = vec![0i16; (rate * channels * seconds) as usize];
     Tone::new(rate, channels, 440.0).fill(&mut pcm);

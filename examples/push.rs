@@ -51,9 +51,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
-            "--duration" => {
-                a.duration = val("--duration")?.parse().map_err(|_| "bad --duration")?
-            }
+            "--duration" => a.duration = val("--duration")?.parse().map_err(|_| "bad --duration")?,
             "--size" => {
                 let v = val("--size")?;
                 let (w, h) = v.split_once('x').ok_or("--size is WxH")?;
@@ -103,16 +101,10 @@ fn run(args: Args) -> Result<(), Error> {
     let url = match &args.url {
         Some(u) => u.clone(),
         None => {
-            let out =
-                std::env::temp_dir().join(format!("kitepush-demo-{}.flv", std::process::id()));
-            let r = Receiver::start(ReceiverConfig::new(&out))
-                .map_err(|e| Error::Io(format!("receiver: {e}")))?;
+            let out = std::env::temp_dir().join(format!("kitepush-demo-{}.flv", std::process::id()));
+            let r = Receiver::start(ReceiverConfig::new(&out)).map_err(|e| Error::Io(format!("receiver: {e}")))?;
             let url = r.url("live", "demo");
-            eprintln!(
-                "built-in receiver on {} writing {}",
-                r.local_addr(),
-                out.display()
-            );
+            eprintln!("built-in receiver on {} writing {}", r.local_addr(), out.display());
             receiver = Some((r, out));
             url
         }
@@ -137,10 +129,7 @@ fn run(args: Args) -> Result<(), Error> {
         config,
         Some(Box::new(move |ev| {
             if !quiet || ev.code != ResultCode::KP_OK {
-                eprintln!(
-                    "\r\x1b[2K[{:>6} ms] {:?} {} {}",
-                    ev.timestamp_ms, ev.kind, ev.message, ev.value
-                );
+                eprintln!("\r\x1b[2K[{:>6} ms] {:?} {} {}", ev.timestamp_ms, ev.kind, ev.message, ev.value);
             }
             let _ = tx.send(ev.kind);
         })),
@@ -151,9 +140,7 @@ fn run(args: Args) -> Result<(), Error> {
         None => None,
         Some("-") => Some(Box::new(std::io::stdin().lock())),
         Some(path) => {
-            Some(Box::new(std::fs::File::open(path).map_err(|e| {
-                Error::InvalidArgument(format!("{path}: {e}"))
-            })?))
+            Some(Box::new(std::fs::File::open(path).map_err(|e| Error::InvalidArgument(format!("{path}: {e}")))?))
         }
     };
     let realtime = args.realtime.unwrap_or(input.is_none());
@@ -189,9 +176,7 @@ fn run(args: Args) -> Result<(), Error> {
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         } else {
             // As fast as the encoder goes, without overrunning its input queue.
-            while pusher.stats().video_frames_encoded + 4 < pushed
-                && pusher.state() != PusherState::KP_STATE_FAILED
-            {
+            while pusher.stats().video_frames_encoded + 4 < pushed && pusher.state() != PusherState::KP_STATE_FAILED {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
@@ -251,9 +236,7 @@ fn run(args: Args) -> Result<(), Error> {
         let (ended, report) = r.wait_sessions_ended(1, Duration::from_secs(5));
         r.stop();
         if !ended {
-            return Err(Error::Timeout(
-                "the receiver did not see the publish end".into(),
-            ));
+            return Err(Error::Timeout("the receiver did not see the publish end".into()));
         }
         println!("{}", out.display());
         eprintln!(

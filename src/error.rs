@@ -103,11 +103,7 @@ pub enum Error {
     #[error("unknown pixel format {0}")]
     BadPixelFormat(i64),
     #[error("non-monotonic timestamp on {track}: {ts_us} us after {last_us} us")]
-    NonMonotonicTimestamp {
-        track: &'static str,
-        ts_us: i64,
-        last_us: i64,
-    },
+    NonMonotonicTimestamp { track: &'static str, ts_us: i64, last_us: i64 },
     #[error("not started")]
     NotStarted,
     #[error("input queue full: {0}")]

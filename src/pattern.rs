@@ -129,10 +129,7 @@ impl VideoPattern {
                 let at = (oy + i) * tw + ox;
                 row.copy_from_slice(&self.texture[at..at + w]);
             }
-            let (cu, cv) = (
-                &mut u[(h - self.band_h) / 2 * cw..],
-                &mut v[(h - self.band_h) / 2 * cw..],
-            );
+            let (cu, cv) = (&mut u[(h - self.band_h) / 2 * cw..], &mut v[(h - self.band_h) / 2 * cw..]);
             cu.fill(NEUTRAL);
             cv.fill(NEUTRAL);
         }
@@ -173,12 +170,7 @@ impl VideoPattern {
         let plate_w = ((len * ADVANCE + 1) * s + 1) & !1;
         let plate_h = ((GLYPH_H + 2) * s + 1) & !1;
         let (px, py) = (x0.saturating_sub(s) & !1, y0.saturating_sub(s) & !1);
-        fill_rect(
-            (y, u, v),
-            w,
-            (px, py, plate_w, plate_h),
-            (PLATE, NEUTRAL, NEUTRAL),
-        );
+        fill_rect((y, u, v), w, (px, py, plate_w, plate_h), (PLATE, NEUTRAL, NEUTRAL));
 
         for (i, &d) in digits[..len].iter().enumerate() {
             let gx = x0 + i * ADVANCE * s;
@@ -216,25 +208,13 @@ fn splitmix64(x: u64) -> u64 {
 /// Noise smoothed by a 3x3 box filter: texture like foliage or gravel rather than pure static,
 /// in roughly 60..200 so it stays in range and clear of the counter's plate.
 fn texture(w: usize, h: usize) -> Vec<u8> {
-    let noise: Vec<u8> = (0..w * h)
-        .map(|i| (splitmix64(i as u64 ^ 0x5EED) >> 56) as u8)
-        .collect();
+    let noise: Vec<u8> = (0..w * h).map(|i| (splitmix64(i as u64 ^ 0x5EED) >> 56) as u8).collect();
     let at = |x: usize, y: usize| u32::from(noise[y.min(h - 1) * w + x.min(w - 1)]);
     let mut out = Vec::with_capacity(w * h);
     for y in 0..h {
         for x in 0..w {
             let mut sum = 0;
-            for (dx, dy) in [
-                (0, 0),
-                (1, 0),
-                (2, 0),
-                (0, 1),
-                (1, 1),
-                (2, 1),
-                (0, 2),
-                (1, 2),
-                (2, 2),
-            ] {
+            for (dx, dy) in [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 2), (1, 2), (2, 2)] {
                 sum += at((x + dx).saturating_sub(1), (y + dy).saturating_sub(1));
             }
             out.push((60 + sum * 140 / (9 * 255)) as u8);

@@ -20,12 +20,8 @@ fn c_programs() -> &'static (PathBuf, PathBuf) {
     BUILT.get_or_init(|| {
         require_tool("make");
         require_tool("cc");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root().join("target"));
-        let lib_dir = std::env::var("KP_LIB_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| target.join("release"));
+        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
+        let lib_dir = std::env::var("KP_LIB_DIR").map(PathBuf::from).unwrap_or_else(|_| target.join("release"));
         let lib = lib_dir.join("libkitepush.a");
         assert!(
             lib.exists(),
@@ -47,10 +43,7 @@ fn c_programs() -> &'static (PathBuf, PathBuf) {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        (
-            root().join("tests/c/bad_inputs"),
-            root().join("examples/c/push"),
-        )
+        (root().join("tests/c/bad_inputs"), root().join("examples/c/push"))
     })
 }
 
@@ -61,17 +54,8 @@ fn run(program: &PathBuf, args: &[&str]) -> String {
         .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "{} {args:?} failed ({}):\n{text}",
-        program.display(),
-        out.status
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{} {args:?} failed ({}):\n{text}", program.display(), out.status);
     text
 }
 
@@ -86,10 +70,7 @@ fn the_c_example_publishes_to_nginx() {
     nginx.wait_recording_closed(&rec, Duration::from_secs(10));
     let p = probe(&rec);
     let v = p.video.expect("video");
-    assert_eq!(
-        (v.codec.as_str(), v.width, v.height, v.frames),
-        ("h264", 640, 360, 150)
-    );
+    assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 640, 360, 150));
     assert_eq!(p.audio.expect("audio").codec, "aac");
     assert_eq!(decode_errors(&rec), "");
 }

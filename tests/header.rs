@@ -14,10 +14,7 @@ fn header_is_up_to_date() {
         std::env::set_var("RUSTC_BOOTSTRAP", "1");
     }
     if std::env::var_os("CARGO_EXPAND_TARGET_DIR").is_none() {
-        std::env::set_var(
-            "CARGO_EXPAND_TARGET_DIR",
-            root.join("target/cbindgen-expand"),
-        );
+        std::env::set_var("CARGO_EXPAND_TARGET_DIR", root.join("target/cbindgen-expand"));
     }
     let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
     let mut generated = Vec::new();

@@ -6,9 +6,7 @@ mod common;
 use common::pushing::{push_all, Harnessed, Spec};
 use common::*;
 use kitepush::core::{adts, annexb};
-use kitepush::pusher::{
-    AudioConfig, AudioEncoderKind, EventKind, PusherState, VideoConfig, VideoEncoderKind,
-};
+use kitepush::pusher::{AudioConfig, AudioEncoderKind, EventKind, PusherState, VideoConfig, VideoEncoderKind};
 use kitepush::receiver::{Receiver, ReceiverConfig};
 use kitepush::ResultCode;
 use std::path::Path;
@@ -18,41 +16,23 @@ use std::time::Duration;
 /// The checks the issue asks of every recording.
 fn verify(path: &Path, width: u32, height: u32, fps: f64, frames: u64, audio: bool) {
     let p = probe(path);
-    let v = p
-        .video
-        .as_ref()
-        .unwrap_or_else(|| panic!("no video stream in {}", path.display()));
+    let v = p.video.as_ref().unwrap_or_else(|| panic!("no video stream in {}", path.display()));
     assert_eq!(v.codec, "h264");
     assert_eq!((v.width, v.height), (width, height));
     assert_eq!(v.frames, frames, "video frames in {}", path.display());
     let times = video_packet_times(path);
     assert_eq!(times.len() as u64, frames);
     assert!(times[0].1, "the first video packet is a keyframe");
-    assert!(
-        times.windows(2).all(|w| w[1].0 > w[0].0),
-        "video timestamps increase"
-    );
+    assert!(times.windows(2).all(|w| w[1].0 > w[0].0), "video timestamps increase");
     let span = times.last().unwrap().0 - times[0].0 + 1.0 / fps;
     let expected = frames as f64 / fps;
-    assert!(
-        (span - expected).abs() <= 1.0 / fps + 1e-3,
-        "video lasts {span} s, expected {expected} s"
-    );
+    assert!((span - expected).abs() <= 1.0 / fps + 1e-3, "video lasts {span} s, expected {expected} s");
     if audio {
         let a = p.audio.as_ref().expect("an audio stream");
         assert_eq!(a.codec, "aac");
         assert_eq!((a.sample_rate, a.channels), (44100, 2));
-        assert!(
-            (a.start_time - v.start_time).abs() <= 0.050,
-            "A/V start {} vs {}",
-            a.start_time,
-            v.start_time
-        );
-        assert!(
-            a.frames as f64 >= expected * 44100.0 / 1024.0 - 1.0,
-            "{} audio frames for {expected} s",
-            a.frames
-        );
+        assert!((a.start_time - v.start_time).abs() <= 0.050, "A/V start {} vs {}", a.start_time, v.start_time);
+        assert!(a.frames as f64 >= expected * 44100.0 / 1024.0 - 1.0, "{} audio frames for {expected} s", a.frames);
     }
     assert_eq!(decode_errors(path), "", "ffmpeg reported decode errors");
 }
@@ -66,14 +46,8 @@ fn raw_media_through_the_encoders_to_nginx() {
     assert_eq!(stats.video_frames_in, spec.frames());
     assert_eq!(stats.video_frames_encoded, spec.frames());
     assert_eq!(stats.video_frames_sent, spec.frames());
-    assert_eq!(
-        stats.video_frames_dropped_encoder + stats.frames_dropped_network,
-        0
-    );
-    assert!(
-        stats.audio_frames_sent > 0 && stats.bytes_sent > 100_000,
-        "{stats:?}"
-    );
+    assert_eq!(stats.video_frames_dropped_encoder + stats.frames_dropped_network, 0);
+    assert!(stats.audio_frames_sent > 0 && stats.bytes_sent > 100_000, "{stats:?}");
     assert_eq!(
         h.kinds(),
         vec![
@@ -94,12 +68,7 @@ fn raw_media_to_the_built_in_receiver() {
     let dir = tmp_dir("receiver-push");
     let out = dir.join("received.flv");
     let receiver = Receiver::start(ReceiverConfig::new(&out)).unwrap();
-    let spec = Spec {
-        width: 640,
-        height: 360,
-        seconds: 4.0,
-        ..Spec::default()
-    };
+    let spec = Spec { width: 640, height: 360, seconds: 4.0, ..Spec::default() };
     let (_h, stats) = push_all(&receiver.url("live", "key"), &spec);
     assert_eq!(stats.video_frames_sent, spec.frames());
     let (ended, report) = receiver.wait_sessions_ended(1, Duration::from_secs(10));
@@ -112,22 +81,11 @@ fn raw_media_to_the_built_in_receiver() {
 fn video_only_and_audio_only_streams() {
     let nginx = Nginx::start(NginxOptions::default());
     let key = unique_key("video-only");
-    let spec = Spec {
-        seconds: 2.0,
-        audio: false,
-        ..Spec::default()
-    };
+    let spec = Spec { seconds: 2.0, audio: false, ..Spec::default() };
     push_all(&nginx.url(&key), &spec);
     let rec = nginx.recording(&key);
     nginx.wait_recording_closed(&rec, Duration::from_secs(10));
-    verify(
-        &rec,
-        spec.width,
-        spec.height,
-        spec.fps,
-        spec.frames(),
-        false,
-    );
+    verify(&rec, spec.width, spec.height, spec.fps, spec.frames(), false);
     assert!(probe(&rec).audio.is_none());
 
     let key = unique_key("audio-only");
@@ -141,9 +99,7 @@ fn video_only_and_audio_only_streams() {
     let mut pcm = vec![0i16; 2048];
     for i in 0..86u64 {
         tone.fill(&mut pcm);
-        h.pusher
-            .push_audio(&pcm, (i * 1024 * 1_000_000 / 44100) as i64)
-            .unwrap();
+        h.pusher.push_audio(&pcm, (i * 1024 * 1_000_000 / 44100) as i64).unwrap();
     }
     h.pusher.stop(Duration::from_secs(10)).unwrap();
     h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
@@ -164,16 +120,8 @@ fn encoded_test_media(dir: &Path, seconds: u32) -> (Vec<Vec<u8>>, Vec<u8>) {
     let h264 = dir.join("in.h264");
     let aac = dir.join("in.aac");
     let run = |args: &[&str]| {
-        let out = Command::new("ffmpeg")
-            .args(["-v", "error", "-y"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ffmpeg: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).output().unwrap();
+        assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
     };
     let t = seconds.to_string();
     run(&[
@@ -224,10 +172,7 @@ fn encoded_test_media(dir: &Path, seconds: u32) -> (Vec<Vec<u8>>, Vec<u8>) {
         })
         .collect();
     cuts.push(stream.len());
-    let aus = cuts
-        .windows(2)
-        .map(|w| stream[w[0]..w[1]].to_vec())
-        .collect();
+    let aus = cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect();
     (aus, std::fs::read(&aac).unwrap())
 }
 
@@ -239,10 +184,8 @@ fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8]) -> Harnessed {
         height: 240,
         ..VideoConfig::default()
     });
-    config.audio = Some(AudioConfig {
-        encoder: AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH,
-        ..AudioConfig::default()
-    });
+    config.audio =
+        Some(AudioConfig { encoder: AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH, ..AudioConfig::default() });
     let mut h = Harnessed::new(config);
     h.pusher.start().unwrap();
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
@@ -260,9 +203,7 @@ fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8]) -> Harnessed {
         while a < frames.len() && (a as i64 * 1024 * 1_000_000 / 44100) <= pts {
             let n = 2.min(frames.len() - a);
             let chunk: Vec<u8> = frames[a..a + n].concat();
-            h.pusher
-                .push_aac(&chunk, a as i64 * 1024 * 1_000_000 / 44100)
-                .unwrap();
+            h.pusher.push_aac(&chunk, a as i64 * 1024 * 1_000_000 / 44100).unwrap();
             a += n;
         }
         h.pusher.push_h264(au, pts, pts).unwrap();
@@ -299,20 +240,14 @@ fn bad_inputs_mid_stream_get_their_codes_and_the_stream_survives() {
     use kitepush::encode::{PixelFormat, VideoFrame};
     let nginx = Nginx::start(NginxOptions::default());
     let key = unique_key("bad-inputs");
-    let spec = Spec {
-        seconds: 3.0,
-        ..Spec::default()
-    };
+    let spec = Spec { seconds: 3.0, ..Spec::default() };
     let mut h = Harnessed::new(spec.config(&nginx.url(&key)));
     let mut src = common::pushing::Source::new(&spec);
     // Before start.
     let e = h.pusher.push_video(&src.frame(), 0).unwrap_err();
     assert_eq!(e.code(), ResultCode::KP_ERR_NOT_STARTED);
     h.pusher.start().unwrap();
-    assert_eq!(
-        h.pusher.start().unwrap_err().code(),
-        ResultCode::KP_ERR_INVALID_STATE
-    );
+    assert_eq!(h.pusher.start().unwrap_err().code(), ResultCode::KP_ERR_INVALID_STATE);
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
     for i in 0..spec.frames() {
         src.push_one(&h.pusher);
@@ -320,65 +255,28 @@ fn bad_inputs_mid_stream_get_their_codes_and_the_stream_survives() {
             let good = src.frame();
             // Same timestamp again, and one from the past.
             assert_eq!(
-                h.pusher
-                    .push_video(&good, src.pts_us(i))
-                    .unwrap_err()
-                    .code(),
+                h.pusher.push_video(&good, src.pts_us(i)).unwrap_err().code(),
                 ResultCode::KP_ERR_NON_MONOTONIC_TIMESTAMP
             );
-            assert_eq!(
-                h.pusher.push_video(&good, 0).unwrap_err().code(),
-                ResultCode::KP_ERR_NON_MONOTONIC_TIMESTAMP
-            );
+            assert_eq!(h.pusher.push_video(&good, 0).unwrap_err().code(), ResultCode::KP_ERR_NON_MONOTONIC_TIMESTAMP);
             // A plane too short for its stride.
-            let short = VideoFrame {
-                planes: [&good.planes[0][..100], good.planes[1], good.planes[2]],
-                ..good
-            };
-            assert_eq!(
-                h.pusher.push_video(&short, -1).unwrap_err().code(),
-                ResultCode::KP_ERR_BAD_FRAME_SIZE
-            );
+            let short = VideoFrame { planes: [&good.planes[0][..100], good.planes[1], good.planes[2]], ..good };
+            assert_eq!(h.pusher.push_video(&short, -1).unwrap_err().code(), ResultCode::KP_ERR_BAD_FRAME_SIZE);
             // A different size than configured, and an odd one.
-            let other = VideoFrame {
-                width: 160,
-                height: 120,
-                ..good
-            };
-            assert_eq!(
-                h.pusher.push_video(&other, -1).unwrap_err().code(),
-                ResultCode::KP_ERR_BAD_DIMENSIONS
-            );
+            let other = VideoFrame { width: 160, height: 120, ..good };
+            assert_eq!(h.pusher.push_video(&other, -1).unwrap_err().code(), ResultCode::KP_ERR_BAD_DIMENSIONS);
             let odd = VideoFrame { width: 321, ..good };
-            assert_eq!(
-                h.pusher.push_video(&odd, -1).unwrap_err().code(),
-                ResultCode::KP_ERR_BAD_DIMENSIONS
-            );
-            let nv12 = VideoFrame {
-                format: PixelFormat::KP_PIXEL_FORMAT_NV12,
-                planes: [good.planes[0], &[], &[]],
-                ..good
-            };
-            assert_eq!(
-                h.pusher.push_video(&nv12, -1).unwrap_err().code(),
-                ResultCode::KP_ERR_BAD_FRAME_SIZE
-            );
+            assert_eq!(h.pusher.push_video(&odd, -1).unwrap_err().code(), ResultCode::KP_ERR_BAD_DIMENSIONS);
+            let nv12 =
+                VideoFrame { format: PixelFormat::KP_PIXEL_FORMAT_NV12, planes: [good.planes[0], &[], &[]], ..good };
+            assert_eq!(h.pusher.push_video(&nv12, -1).unwrap_err().code(), ResultCode::KP_ERR_BAD_FRAME_SIZE);
             // Audio: not whole stereo frames; pre-encoded calls on an encoding pusher.
+            assert_eq!(h.pusher.push_audio(&[0i16; 3], -1).unwrap_err().code(), ResultCode::KP_ERR_BAD_FRAME_SIZE);
             assert_eq!(
-                h.pusher.push_audio(&[0i16; 3], -1).unwrap_err().code(),
-                ResultCode::KP_ERR_BAD_FRAME_SIZE
-            );
-            assert_eq!(
-                h.pusher
-                    .push_h264(&[0, 0, 1, 0x65], 0, 0)
-                    .unwrap_err()
-                    .code(),
+                h.pusher.push_h264(&[0, 0, 1, 0x65], 0, 0).unwrap_err().code(),
                 ResultCode::KP_ERR_INVALID_STATE
             );
-            assert_eq!(
-                h.pusher.push_aac(&[1, 2], 0).unwrap_err().code(),
-                ResultCode::KP_ERR_INVALID_STATE
-            );
+            assert_eq!(h.pusher.push_aac(&[1, 2], 0).unwrap_err().code(), ResultCode::KP_ERR_INVALID_STATE);
         }
     }
     h.pusher.stop(Duration::from_secs(10)).unwrap();
@@ -386,10 +284,7 @@ fn bad_inputs_mid_stream_get_their_codes_and_the_stream_survives() {
     let stats = h.pusher.stats();
     assert_eq!(stats.frames_rejected, 9, "{stats:?}");
     assert_eq!(stats.video_frames_sent, spec.frames());
-    assert_eq!(
-        h.pusher.push_video(&src.frame(), -1).unwrap_err().code(),
-        ResultCode::KP_ERR_NOT_STARTED
-    );
+    assert_eq!(h.pusher.push_video(&src.frame(), -1).unwrap_err().code(), ResultCode::KP_ERR_NOT_STARTED);
     let rec = nginx.recording(&key);
     nginx.wait_recording_closed(&rec, Duration::from_secs(10));
     verify(&rec, spec.width, spec.height, spec.fps, spec.frames(), true);
@@ -400,20 +295,11 @@ fn rejected_publish_fails_with_the_mapped_error_and_no_hang() {
     // nginx 1.22 with `deny publish` answers publish with NetStream.Publish.Start from its live
     // module and then closes the socket from its access module: to a client that is a publish
     // followed by a dropped connection, reported as DISCONNECTED and an I/O failure.
-    let nginx = Nginx::start(NginxOptions {
-        deny_publish: true,
-        ..NginxOptions::default()
-    });
+    let nginx = Nginx::start(NginxOptions { deny_publish: true, ..NginxOptions::default() });
     let mut h = Harnessed::new(Spec::default().config(&nginx.url(&unique_key("denied"))));
     h.pusher.start().unwrap();
     let failed = h.wait_for_failure(Duration::from_secs(10), true);
-    assert!(
-        matches!(
-            failed.code,
-            ResultCode::KP_ERR_PUBLISH_REJECTED | ResultCode::KP_ERR_IO
-        ),
-        "{failed:?}"
-    );
+    assert!(matches!(failed.code, ResultCode::KP_ERR_PUBLISH_REJECTED | ResultCode::KP_ERR_IO), "{failed:?}");
     assert_eq!(h.pusher.state(), PusherState::KP_STATE_FAILED);
     assert_eq!(h.pusher.failure().map(|e| e.code()), Some(failed.code));
     h.pusher.stop(Duration::from_secs(1)).unwrap();
@@ -421,31 +307,21 @@ fn rejected_publish_fails_with_the_mapped_error_and_no_hang() {
     // A duplicate stream key: the live publisher keeps its stream.
     let nginx = Nginx::start(NginxOptions::default());
     let key = unique_key("dup");
-    let spec = Spec {
-        seconds: 2.0,
-        ..Spec::default()
-    };
+    let spec = Spec { seconds: 2.0, ..Spec::default() };
     let mut first = Harnessed::new(spec.config(&nginx.url(&key)));
     first.pusher.start().unwrap();
     first.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
-    let mut second = Harnessed::new(spec.config(&nginx.url(&key)));
+    // BadName is retryable (the server may still hold a dead session of ours): with an attempt
+    // limit it ends in FAILED with the mapped code.
+    let mut config = spec.config(&nginx.url(&key));
+    config.reconnect.max_attempts = Some(2);
+    let mut second = Harnessed::new(config);
     second.pusher.start().unwrap();
     let failed = second.wait_for_failure(Duration::from_secs(10), false);
-    assert_eq!(
-        failed.code,
-        ResultCode::KP_ERR_PUBLISH_REJECTED,
-        "{failed:?}"
-    );
-    assert!(
-        failed.message.contains("BadName") || failed.message.contains("already"),
-        "{}",
-        failed.message
-    );
-    assert!(
-        !failed.message.contains(&key),
-        "the stream key leaked into {}",
-        failed.message
-    );
+    assert!(second.kinds().contains(&EventKind::KP_EVENT_RECONNECTING), "{:?}", second.kinds());
+    assert_eq!(failed.code, ResultCode::KP_ERR_PUBLISH_REJECTED, "{failed:?}");
+    assert!(failed.message.contains("BadName") || failed.message.contains("already"), "{}", failed.message);
+    assert!(!failed.message.contains(&key), "the stream key leaked into {}", failed.message);
     let mut src = common::pushing::Source::new(&spec);
     for _ in 0..spec.frames() {
         src.push_one(&first.pusher);
@@ -462,8 +338,13 @@ fn unreachable_server_fails_with_connect_error() {
     let port = free_port();
     let mut config = Spec::default().config(&format!("rtmp://127.0.0.1:{port}/live/k"));
     config.connect_timeout = Duration::from_secs(2);
+    config.reconnect.max_attempts = Some(3);
     let mut h = Harnessed::new(config);
     h.pusher.start().unwrap();
     let failed = h.wait_for_failure(Duration::from_secs(10), false);
     assert_eq!(failed.code, ResultCode::KP_ERR_CONNECT);
+    let retries: Vec<_> =
+        h.seen.iter().filter(|e| e.kind == EventKind::KP_EVENT_RECONNECTING).map(|e| (e.value, e.code)).collect();
+    assert_eq!(retries, vec![(2, ResultCode::KP_ERR_CONNECT), (3, ResultCode::KP_ERR_CONNECT)]);
+    assert_eq!(h.pusher.state(), PusherState::KP_STATE_FAILED);
 }

@@ -47,8 +47,7 @@ fn push(url: &str, secs: u32, realtime: bool) -> Child {
     ])
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
-    cmd.spawn()
-        .unwrap_or_else(|e| panic!("{FFMPEG} must be installed: {e}"))
+    cmd.spawn().unwrap_or_else(|e| panic!("{FFMPEG} must be installed: {e}"))
 }
 
 /// Waits for a child with a deadline; kills it and fails when it overruns.
@@ -58,10 +57,7 @@ fn finish(mut child: Child, within: Duration) -> Output {
         if Instant::now() > deadline {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!(
-                "ffmpeg still running after {within:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            panic!("ffmpeg still running after {within:?}: {}", String::from_utf8_lossy(&out.stderr));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -70,11 +66,7 @@ fn finish(mut child: Child, within: Duration) -> Output {
 
 fn push_ok(url: &str, secs: u32) {
     let out = finish(push(url, secs, false), Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "ffmpeg push failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ffmpeg push failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn wait_ended(rx: &Receiver, n: u32) -> ReceiverReport {
@@ -90,22 +82,12 @@ struct Probe(String);
 impl Probe {
     fn run(path: &Path) -> Probe {
         let out = Command::new(FFPROBE)
-            .args([
-                "-v",
-                "error",
-                "-count_frames",
-                "-show_streams",
-                "-of",
-                "json",
-            ])
+            .args(["-v", "error", "-count_frames", "-show_streams", "-of", "json"])
             .arg(path)
             .output()
             .unwrap_or_else(|e| panic!("{FFPROBE} must be installed: {e}"));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stderr.trim().is_empty(),
-            "ffprobe: {stderr}"
-        );
+        assert!(out.status.success() && stderr.trim().is_empty(), "ffprobe: {stderr}");
         Probe(String::from_utf8(out.stdout).unwrap())
     }
 
@@ -119,9 +101,7 @@ impl Probe {
 
     fn field<'a>(&'a self, codec_type: &str, key: &str) -> &'a str {
         let s = self.stream(codec_type);
-        let at = s
-            .find(&format!("\"{key}\": "))
-            .unwrap_or_else(|| panic!("no {key} in {s}"));
+        let at = s.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {s}"));
         let v = &s[at + key.len() + 4..];
         v[..v.find([',', '\n']).unwrap()].trim_matches('"')
     }
@@ -152,10 +132,7 @@ fn verify_media_with(path: &Path, frames: u32, timestamps_restart: bool) {
         .chain(String::from_utf8_lossy(&decode.stdout).lines())
         .filter(|l| !(timestamps_restart && l.contains("non monotonically increasing dts")))
         .collect();
-    assert!(
-        decode.status.success() && noise.trim().is_empty(),
-        "decode: {noise}"
-    );
+    assert!(decode.status.success() && noise.trim().is_empty(), "decode: {noise}");
 }
 
 #[derive(Debug, Default)]
@@ -171,11 +148,7 @@ struct TagCounts {
 /// sequence header, and its video timestamps do not decrease.
 fn verify_tags(path: &Path, report: &ReceiverReport) -> TagCounts {
     let bytes = std::fs::read(path).unwrap();
-    assert_eq!(
-        bytes.len() as u64,
-        report.bytes,
-        "report.bytes is the file size"
-    );
+    assert_eq!(bytes.len() as u64, report.bytes, "report.bytes is the file size");
     let mut counts = TagCounts::default();
     let (mut seen_video, mut seen_audio, mut last_video_ts) = (false, false, 0);
     let (mut video_tags, mut audio_tags) = (0u64, 0u64);
@@ -184,10 +157,7 @@ fn verify_tags(path: &Path, report: &ReceiverReport) -> TagCounts {
         match classify(tag.tag_type, &tag.body) {
             TagKind::Script => {
                 assert_eq!(tag.tag_type, TAG_SCRIPT);
-                assert!(
-                    tag.body.starts_with(b"\x02\x00\x0aonMetaData"),
-                    "script tag"
-                );
+                assert!(tag.body.starts_with(b"\x02\x00\x0aonMetaData"), "script tag");
                 counts.metadata += 1;
                 // A new publish segment: its sequence headers must come first again.
                 (seen_video, seen_audio, last_video_ts) = (false, false, 0);
@@ -202,10 +172,7 @@ fn verify_tags(path: &Path, report: &ReceiverReport) -> TagCounts {
             }
             kind @ (TagKind::AvcKeyframe | TagKind::AvcInterframe) => {
                 assert!(seen_video, "{kind:?} before the AVC sequence header");
-                assert!(
-                    tag.timestamp_ms >= last_video_ts,
-                    "video timestamps go back"
-                );
+                assert!(tag.timestamp_ms >= last_video_ts, "video timestamps go back");
                 last_video_ts = tag.timestamp_ms;
                 counts.video += 1;
             }
@@ -242,23 +209,9 @@ fn records_an_ffmpeg_publish() {
     assert_eq!(counts.video, 90);
     // The publisher's own onMetaData keys, not only the fields rml_rtmp parses.
     let bytes = std::fs::read(&path).unwrap();
-    let script = FileReader::new(&bytes[..])
-        .unwrap()
-        .map(Result::unwrap)
-        .find(|t| t.tag_type == TAG_SCRIPT)
-        .unwrap();
-    for key in [
-        &b"width"[..],
-        b"videocodecid",
-        b"audiosamplerate",
-        b"encoder",
-        b"Lavf",
-    ] {
-        assert!(
-            script.body.windows(key.len()).any(|w| w == key),
-            "onMetaData lacks {}",
-            String::from_utf8_lossy(key)
-        );
+    let script = FileReader::new(&bytes[..]).unwrap().map(Result::unwrap).find(|t| t.tag_type == TAG_SCRIPT).unwrap();
+    for key in [&b"width"[..], b"videocodecid", b"audiosamplerate", b"encoder", b"Lavf"] {
+        assert!(script.body.windows(key.len()).any(|w| w == key), "onMetaData lacks {}", String::from_utf8_lossy(key));
     }
 }
 
@@ -272,25 +225,15 @@ fn rejects_a_second_concurrent_publisher() {
         assert!(Instant::now() < deadline, "first publisher never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let second = finish(
-        push(&rx.url("live", "two"), 1, false),
-        Duration::from_secs(20),
-    );
+    let second = finish(push(&rx.url("live", "two"), 1, false), Duration::from_secs(20));
     assert!(!second.status.success(), "second publisher was not refused");
     let said = String::from_utf8_lossy(&second.stderr);
-    assert!(
-        said.contains("another publisher is live"),
-        "ffmpeg said: {said}"
-    );
+    assert!(said.contains("another publisher is live"), "ffmpeg said: {said}");
     let report = rx.report();
     assert_eq!((report.sessions, report.rejected), (1, 1), "{report:?}");
 
     let first = finish(first, Duration::from_secs(30));
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     wait_ended(&rx, 1);
     let report = rx.stop();
     verify_media(&path, 120);
@@ -422,14 +365,7 @@ fn hostile_inputs() -> Vec<Vec<u8>> {
     let zero_chunk_size = set_chunk_size(0);
     // A non-type-0 header on a chunk stream never opened.
     let orphan = vec![0xc5, 1, 2, 3];
-    vec![
-        nested,
-        short_frame,
-        short_command,
-        huge,
-        zero_chunk_size,
-        orphan,
-    ]
+    vec![nested, short_frame, short_command, huge, zero_chunk_size, orphan]
 }
 
 #[test]
@@ -479,10 +415,7 @@ fn survives_garbage_then_records() {
     }
     let report = rx.report();
     assert_eq!(report.sessions, 0, "{report:?}");
-    assert!(
-        report.last_error.is_some(),
-        "garbage left no error: {report:?}"
-    );
+    assert!(report.last_error.is_some(), "garbage left no error: {report:?}");
 
     push_ok(&rx.url("live", "after-garbage"), 1);
     let report = wait_ended(&rx, 1);
@@ -500,15 +433,10 @@ fn closes_a_silent_client() {
     let started = Instant::now();
     let mut buf = [0u8; 16];
     // The server says nothing before C0 arrives, so the first thing read is the close.
-    let n = s
-        .read(&mut buf)
-        .expect("the receiver should close, not time out");
+    let n = s.read(&mut buf).expect("the receiver should close, not time out");
     assert_eq!(n, 0);
     let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_secs(5),
-        "closed too early: {waited:?}"
-    );
+    assert!(waited >= Duration::from_secs(5), "closed too early: {waited:?}");
     assert!(rx.report().last_error.is_some());
 }
 
@@ -524,16 +452,9 @@ fn stop_ends_a_live_publish_and_keeps_the_file() {
     }
     let started = Instant::now();
     let report = rx.stop();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "stop took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "stop took {:?}", started.elapsed());
     let out = finish(pusher, Duration::from_secs(20));
-    assert!(
-        !out.status.success(),
-        "the publisher should see the connection go"
-    );
+    assert!(!out.status.success(), "the publisher should see the connection go");
     assert_eq!(report.sessions, 1);
     let counts = verify_tags(&path, &report);
     assert!(counts.video >= 30, "{counts:?}");

@@ -3,15 +3,11 @@
 
 use crate::error::{Error, Result};
 
-const SAMPLE_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
+const SAMPLE_RATES: [u32; 13] =
+    [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
 
 pub fn sample_rate_index(rate: u32) -> Option<u8> {
-    SAMPLE_RATES
-        .iter()
-        .position(|&r| r == rate)
-        .map(|i| i as u8)
+    SAMPLE_RATES.iter().position(|&r| r == rate).map(|i| i as u8)
 }
 
 /// The parts of an ADTS header that matter here.
@@ -33,11 +29,7 @@ impl AdtsHeader {
     }
 
     pub fn audio_specific_config(&self) -> [u8; 2] {
-        audio_specific_config(
-            self.object_type,
-            self.sample_rate_index,
-            self.channel_config,
-        )
+        audio_specific_config(self.object_type, self.sample_rate_index, self.channel_config)
     }
 }
 
@@ -54,32 +46,21 @@ pub fn parse_adts_header(data: &[u8]) -> Result<AdtsHeader> {
     let object_type = (data[2] >> 6) + 1;
     let sample_rate_index = (data[2] >> 2) & 0x0f;
     let channel_config = ((data[2] & 1) << 2) | (data[3] >> 6);
-    let frame_len =
-        ((data[3] as usize & 3) << 11) | ((data[4] as usize) << 3) | (data[5] as usize >> 5);
+    let frame_len = ((data[3] as usize & 3) << 11) | ((data[4] as usize) << 3) | (data[5] as usize >> 5);
     let header_len = if protection_absent { 7 } else { 9 };
     if sample_rate_index as usize >= SAMPLE_RATES.len() {
         return Err(bad("reserved sampling frequency index"));
     }
     if channel_config == 0 {
-        return Err(bad(
-            "channel configuration in the bitstream is not supported",
-        ));
+        return Err(bad("channel configuration in the bitstream is not supported"));
     }
     if frame_len <= header_len {
         return Err(bad("frame length shorter than its header"));
     }
     if data[6] & 3 != 0 {
-        return Err(bad(
-            "more than one raw data block per frame is not supported",
-        ));
+        return Err(bad("more than one raw data block per frame is not supported"));
     }
-    Ok(AdtsHeader {
-        object_type,
-        sample_rate_index,
-        channel_config,
-        header_len,
-        frame_len,
-    })
+    Ok(AdtsHeader { object_type, sample_rate_index, channel_config, header_len, frame_len })
 }
 
 /// Iterates over the raw AAC frames of a buffer of concatenated ADTS frames, with their headers.
@@ -110,36 +91,24 @@ pub fn adts_frames(data: &[u8]) -> impl Iterator<Item = Result<(AdtsHeader, &[u8
 
 /// A 2-byte AudioSpecificConfig (ISO 14496-3 1.6.2.1) for the common object types.
 pub fn audio_specific_config(object_type: u8, sample_rate_index: u8, channels: u8) -> [u8; 2] {
-    [
-        (object_type << 3) | (sample_rate_index >> 1),
-        ((sample_rate_index & 1) << 7) | (channels << 3),
-    ]
+    [(object_type << 3) | (sample_rate_index >> 1), ((sample_rate_index & 1) << 7) | (channels << 3)]
 }
 
 /// (sample rate, channels) from an AudioSpecificConfig.
 pub fn parse_audio_specific_config(asc: &[u8]) -> Result<(u32, u8)> {
     if asc.len() < 2 {
-        return Err(Error::BadBitstream(
-            "AudioSpecificConfig shorter than 2 bytes".into(),
-        ));
+        return Err(Error::BadBitstream("AudioSpecificConfig shorter than 2 bytes".into()));
     }
     let idx = ((asc[0] & 7) << 1) | (asc[1] >> 7);
     let channels = (asc[1] >> 3) & 0x0f;
     let rate = *SAMPLE_RATES.get(idx as usize).ok_or_else(|| {
-        Error::BadBitstream(
-            "AudioSpecificConfig with an explicit sample rate is not supported".into(),
-        )
+        Error::BadBitstream("AudioSpecificConfig with an explicit sample rate is not supported".into())
     })?;
     Ok((rate, channels))
 }
 
 /// A 7-byte ADTS header for a raw frame (used by tests and the receiver's tools).
-pub fn adts_header(
-    object_type: u8,
-    sample_rate_index: u8,
-    channels: u8,
-    raw_len: usize,
-) -> [u8; 7] {
+pub fn adts_header(object_type: u8, sample_rate_index: u8, channels: u8, raw_len: usize) -> [u8; 7] {
     let len = raw_len + 7;
     [
         0xff,
@@ -158,22 +127,10 @@ mod tests {
 
     #[test]
     fn asc_for_common_rates() {
-        assert_eq!(
-            audio_specific_config(2, sample_rate_index(44100).unwrap(), 2),
-            [0x12, 0x10]
-        );
-        assert_eq!(
-            audio_specific_config(2, sample_rate_index(48000).unwrap(), 1),
-            [0x11, 0x88]
-        );
-        assert_eq!(
-            parse_audio_specific_config(&[0x12, 0x10]).unwrap(),
-            (44100, 2)
-        );
-        assert_eq!(
-            parse_audio_specific_config(&[0x11, 0x88]).unwrap(),
-            (48000, 1)
-        );
+        assert_eq!(audio_specific_config(2, sample_rate_index(44100).unwrap(), 2), [0x12, 0x10]);
+        assert_eq!(audio_specific_config(2, sample_rate_index(48000).unwrap(), 1), [0x11, 0x88]);
+        assert_eq!(parse_audio_specific_config(&[0x12, 0x10]).unwrap(), (44100, 2));
+        assert_eq!(parse_audio_specific_config(&[0x11, 0x88]).unwrap(), (48000, 1));
         assert!(parse_audio_specific_config(&[0x12]).is_err());
     }
 
@@ -189,10 +146,7 @@ mod tests {
         for ((h, raw), n) in frames.iter().zip([10usize, 300, 2000]) {
             assert_eq!(raw.len(), n);
             assert!(raw.iter().all(|&b| b == n as u8));
-            assert_eq!(
-                (h.object_type, h.sample_rate(), h.channel_config),
-                (2, 44100, 2)
-            );
+            assert_eq!((h.object_type, h.sample_rate(), h.channel_config), (2, 44100, 2));
             assert_eq!(h.audio_specific_config(), [0x12, 0x10]);
         }
     }

@@ -87,9 +87,7 @@ pub fn annexb_to_avcc(annexb: &[u8], out: &mut Vec<u8>) -> Result<AccessUnitInfo
         let offset = nal.as_ptr() as usize - annexb.as_ptr() as usize;
         let range = offset..offset + nal.len();
         if nal[0] & 0x80 != 0 {
-            return Err(Error::BadBitstream(
-                "NAL unit with forbidden_zero_bit set".into(),
-            ));
+            return Err(Error::BadBitstream("NAL unit with forbidden_zero_bit set".into()));
         }
         match nal_type(nal) {
             NAL_SPS => info.sps = Some(range),
@@ -108,9 +106,7 @@ pub fn annexb_to_avcc(annexb: &[u8], out: &mut Vec<u8>) -> Result<AccessUnitInfo
         }
     }
     if !any {
-        return Err(Error::BadBitstream(
-            "no Annex-B start code in the access unit".into(),
-        ));
+        return Err(Error::BadBitstream("no Annex-B start code in the access unit".into()));
     }
     Ok(info)
 }
@@ -131,10 +127,7 @@ pub struct SpsInfo {
 /// Profiles whose SPS carries chroma format and bit depth (and whose decoder configuration record
 /// carries them too, ISO 14496-15 5.3.3.1.2).
 fn is_high_profile(profile_idc: u8) -> bool {
-    matches!(
-        profile_idc,
-        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
-    )
+    matches!(profile_idc, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135)
 }
 
 /// Parse the SPS (with its NAL header byte).
@@ -166,8 +159,7 @@ pub fn parse_sps(sps: &[u8]) -> Result<SpsInfo> {
             let lists = if chroma_format_idc == 3 { 12 } else { 8 };
             for i in 0..lists {
                 if r.bits(1).ok_or_else(|| bad("truncated"))? == 1 {
-                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })
-                        .ok_or_else(|| bad("scaling list"))?;
+                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 }).ok_or_else(|| bad("scaling list"))?;
                 }
             }
         }
@@ -200,12 +192,7 @@ pub fn parse_sps(sps: &[u8]) -> Result<SpsInfo> {
     let mut width = w_mbs * 16;
     let mut height = (2 - frame_mbs_only) * h_map * 16;
     if r.bits(1).ok_or_else(|| bad("truncated"))? == 1 {
-        let (l, rt, t, b) = (
-            ue(&mut r)? as u64,
-            ue(&mut r)? as u64,
-            ue(&mut r)? as u64,
-            ue(&mut r)? as u64,
-        );
+        let (l, rt, t, b) = (ue(&mut r)? as u64, ue(&mut r)? as u64, ue(&mut r)? as u64, ue(&mut r)? as u64);
         let (cx, cy) = match chroma_format_idc {
             1 => (2, 2 * (2 - frame_mbs_only)),
             2 => (2, 2 - frame_mbs_only),
@@ -253,13 +240,7 @@ pub fn avc_decoder_configuration_record(sps: &[u8], pps: &[u8]) -> Result<Vec<u8
     }
     let mut rec = Vec::with_capacity(16 + sps.len() + pps.len());
     // version, profile, compatibility, level, 6 reserved bits + lengthSizeMinusOne = 3
-    rec.extend_from_slice(&[
-        1,
-        info.profile_idc,
-        info.constraint_flags,
-        info.level_idc,
-        0xff,
-    ]);
+    rec.extend_from_slice(&[1, info.profile_idc, info.constraint_flags, info.level_idc, 0xff]);
     rec.push(0xe1); // 3 reserved bits + one SPS
     rec.extend_from_slice(&(sps.len() as u16).to_be_bytes());
     rec.extend_from_slice(sps);
@@ -333,25 +314,20 @@ mod tests {
 
     // SPS of a 1280x720 Constrained Baseline and of a 320x240 High stream, both from x264.
     const SPS_720P_BASELINE: &[u8] = &[
-        0x67, 0x42, 0xc0, 0x1f, 0xd9, 0x00, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
-        0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x24, 0x80,
+        0x67, 0x42, 0xc0, 0x1f, 0xd9, 0x00, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00,
+        0x03, 0x03, 0xc0, 0xf1, 0x83, 0x24, 0x80,
     ];
     const SPS_240P_HIGH: &[u8] = &[
-        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
-        0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0x99, 0x60,
+        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00,
+        0x03, 0x03, 0xc0, 0xf1, 0x42, 0x99, 0x60,
     ];
     const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
 
     #[test]
     fn splits_three_and_four_byte_start_codes() {
-        let data = [
-            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5, 0, 0, 1, 0x06, 0,
-        ];
+        let data = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5, 0, 0, 1, 0x06, 0];
         let nals: Vec<&[u8]> = nal_units(&data).collect();
-        assert_eq!(
-            nals,
-            vec![&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4, 5], &[0x06]]
-        );
+        assert_eq!(nals, vec![&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4, 5], &[0x06]]);
         assert_eq!(nal_units(&[1, 2, 3]).count(), 0);
         assert_eq!(nal_units(&[0, 0, 1]).count(), 0);
     }
@@ -383,15 +359,9 @@ mod tests {
     #[test]
     fn parses_sps_dimensions() {
         let s = parse_sps(SPS_720P_BASELINE).unwrap();
-        assert_eq!(
-            (s.profile_idc, s.level_idc, s.width, s.height),
-            (66, 31, 1280, 720)
-        );
+        assert_eq!((s.profile_idc, s.level_idc, s.width, s.height), (66, 31, 1280, 720));
         let s = parse_sps(SPS_240P_HIGH).unwrap();
-        assert_eq!(
-            (s.profile_idc, s.width, s.height, s.chroma_format_idc),
-            (100, 320, 240, 1)
-        );
+        assert_eq!((s.profile_idc, s.width, s.height, s.chroma_format_idc), (100, 320, 240, 1));
         assert!(parse_sps(&[0x67, 0x42]).is_err());
         assert!(parse_sps(PPS).is_err());
     }

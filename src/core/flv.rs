@@ -31,13 +31,7 @@ pub fn avc_sequence_header(record: &[u8]) -> Vec<u8> {
 /// `cts_ms` is pts − dts, a signed 24-bit value.
 pub fn avc_nalu_header(keyframe: bool, cts_ms: i32) -> [u8; AVC_HEADER_LEN] {
     let c = cts_ms.clamp(-(1 << 23), (1 << 23) - 1) as u32;
-    [
-        if keyframe { AVC_KEY } else { AVC_INTER },
-        0x01,
-        (c >> 16) as u8,
-        (c >> 8) as u8,
-        c as u8,
-    ]
+    [if keyframe { AVC_KEY } else { AVC_INTER }, 0x01, (c >> 16) as u8, (c >> 8) as u8, c as u8]
 }
 
 /// AVC end-of-sequence tag body, sent before unpublishing.
@@ -91,18 +85,10 @@ pub fn file_header(has_audio: bool, has_video: bool) -> [u8; 13] {
 }
 
 /// Write one tag (11-byte header, body, PreviousTagSize) to an FLV file.
-pub fn write_file_tag<W: Write>(
-    out: &mut W,
-    tag_type: u8,
-    timestamp_ms: u32,
-    body: &[u8],
-) -> io::Result<()> {
+pub fn write_file_tag<W: Write>(out: &mut W, tag_type: u8, timestamp_ms: u32, body: &[u8]) -> io::Result<()> {
     let len = body.len();
     if len >= 1 << 24 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "FLV tag body over 16 MiB",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "FLV tag body over 16 MiB"));
     }
     let t = timestamp_ms;
     let header = [
@@ -144,28 +130,15 @@ impl<R: Read> FileReader<R> {
         let mut h = [0u8; 9];
         inner.read_exact(&mut h)?;
         if &h[..3] != b"FLV" {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "not an FLV file",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not an FLV file"));
         }
         let offset = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) as usize;
         if !(9..=1024).contains(&offset) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "bad FLV header size",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "bad FLV header size"));
         }
         // Rest of the header, then PreviousTagSize0.
-        io::copy(
-            &mut (&mut inner).take(offset as u64 - 9 + 4),
-            &mut io::sink(),
-        )?;
-        Ok(FileReader {
-            has_audio: h[4] & 4 != 0,
-            has_video: h[4] & 1 != 0,
-            inner,
-        })
+        io::copy(&mut (&mut inner).take(offset as u64 - 9 + 4), &mut io::sink())?;
+        Ok(FileReader { has_audio: h[4] & 4 != 0, has_video: h[4] & 1 != 0, inner })
     }
 
     /// The next tag, or `None` at a clean end of file. A truncated last tag is reported as `None`
@@ -181,20 +154,12 @@ impl<R: Read> FileReader<R> {
         let ts = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
         let mut body = vec![0u8; len];
         let mut trailer = [0u8; 4];
-        match self
-            .inner
-            .read_exact(&mut body)
-            .and_then(|_| self.inner.read_exact(&mut trailer))
-        {
+        match self.inner.read_exact(&mut body).and_then(|_| self.inner.read_exact(&mut trailer)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e),
         }
-        Ok(Some(FileTag {
-            tag_type: h[0] & 0x1f,
-            timestamp_ms: ts,
-            body,
-        }))
+        Ok(Some(FileTag { tag_type: h[0] & 0x1f, timestamp_ms: ts, body }))
     }
 }
 
@@ -211,10 +176,7 @@ mod tests {
 
     #[test]
     fn avc_tags_match_the_spec() {
-        assert_eq!(
-            avc_sequence_header(&[1, 0x42, 0xc0, 0x1f]),
-            vec![0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1f]
-        );
+        assert_eq!(avc_sequence_header(&[1, 0x42, 0xc0, 0x1f]), vec![0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1f]);
         assert_eq!(avc_nalu_header(true, 0), [0x17, 1, 0, 0, 0]);
         assert_eq!(avc_nalu_header(false, 66), [0x27, 1, 0, 0, 66]);
         // Negative composition offsets are two's complement in 24 bits.
@@ -224,23 +186,11 @@ mod tests {
 
     #[test]
     fn aac_tags_match_the_spec() {
-        assert_eq!(
-            aac_sequence_header(&[0x12, 0x10]),
-            vec![0xaf, 0, 0x12, 0x10]
-        );
+        assert_eq!(aac_sequence_header(&[0x12, 0x10]), vec![0xaf, 0, 0x12, 0x10]);
         assert_eq!(aac_raw_header(), [0xaf, 1]);
-        assert_eq!(
-            classify(TAG_AUDIO, &[0xaf, 0, 0x12, 0x10]),
-            TagKind::AacSequenceHeader
-        );
-        assert_eq!(
-            classify(TAG_VIDEO, &avc_nalu_header(true, 0)),
-            TagKind::AvcKeyframe
-        );
-        assert_eq!(
-            classify(TAG_VIDEO, &avc_nalu_header(false, 0)),
-            TagKind::AvcInterframe
-        );
+        assert_eq!(classify(TAG_AUDIO, &[0xaf, 0, 0x12, 0x10]), TagKind::AacSequenceHeader);
+        assert_eq!(classify(TAG_VIDEO, &avc_nalu_header(true, 0)), TagKind::AvcKeyframe);
+        assert_eq!(classify(TAG_VIDEO, &avc_nalu_header(false, 0)), TagKind::AvcInterframe);
     }
 
     #[test]
@@ -253,19 +203,9 @@ mod tests {
         assert_eq!(&f[30..34], &17u32.to_be_bytes());
         write_file_tag(&mut f, TAG_AUDIO, 5, &[0xaf, 1, 1, 2]).unwrap();
         f.extend_from_slice(&[8, 0, 0]); // truncated tag header at the end
-        let tags: Vec<_> = FileReader::new(&f[..])
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let tags: Vec<_> = FileReader::new(&f[..]).unwrap().map(Result::unwrap).collect();
         assert_eq!(tags.len(), 2);
         assert_eq!(tags[0].timestamp_ms, 0x0123_4567);
-        assert_eq!(
-            tags[1],
-            FileTag {
-                tag_type: TAG_AUDIO,
-                timestamp_ms: 5,
-                body: vec![0xaf, 1, 1, 2]
-            }
-        );
+        assert_eq!(tags[1], FileTag { tag_type: TAG_AUDIO, timestamp_ms: 5, body: vec![0xaf, 1, 1, 2] });
     }
 }

@@ -131,11 +131,7 @@ mod tests {
                 framerate: 30.0,
                 bitrate_kbps: 2000,
             }),
-            audio: Some(AudioMeta {
-                sample_rate: 44100,
-                channels: 2,
-                bitrate_kbps: 128,
-            }),
+            audio: Some(AudioMeta { sample_rate: 44100, channels: 2, bitrate_kbps: 128 }),
             encoder: "kitepush test".into(),
         };
         let p = m.set_data_frame_payload();
@@ -143,10 +139,7 @@ mod tests {
         let mut cursor = std::io::Cursor::new(p);
         let values = rml_amf0::deserialize(&mut cursor).unwrap();
         assert_eq!(values.len(), 3);
-        assert_eq!(
-            values[1],
-            rml_amf0::Amf0Value::Utf8String("onMetaData".into())
-        );
+        assert_eq!(values[1], rml_amf0::Amf0Value::Utf8String("onMetaData".into()));
         let props = match &values[2] {
             rml_amf0::Amf0Value::Object(p) => p,
             other => panic!("not an object: {other:?}"),
@@ -155,10 +148,7 @@ mod tests {
         assert_eq!(props["videocodecid"], rml_amf0::Amf0Value::Number(7.0));
         assert_eq!(props["audiocodecid"], rml_amf0::Amf0Value::Number(10.0));
         assert_eq!(props["stereo"], rml_amf0::Amf0Value::Boolean(true));
-        assert_eq!(
-            props["encoder"],
-            rml_amf0::Amf0Value::Utf8String("kitepush test".into())
-        );
+        assert_eq!(props["encoder"], rml_amf0::Amf0Value::Utf8String("kitepush test".into()));
         let keys: Vec<_> = m.entries().into_iter().map(|(k, _)| k).collect();
         assert_eq!(&keys[2..4], &["width", "height"]);
     }

@@ -58,11 +58,7 @@ impl ReconnectPolicy {
             return Duration::ZERO;
         }
         // A multiplier below 1 (or NaN) would make retries speed up during an outage.
-        let m = if self.multiplier >= 1.0 {
-            self.multiplier
-        } else {
-            1.0
-        };
+        let m = if self.multiplier >= 1.0 { self.multiplier } else { 1.0 };
         let max = self.max_delay.min(MAX_SANE_DELAY).as_secs_f64();
         // powf overflows to infinity after a few thousand attempts; min() absorbs that, and
         // comparing in f64 keeps Duration::from_secs_f64 away from inf/NaN.
@@ -88,12 +84,7 @@ pub enum Decision {
     Connect { url: usize, attempt: u32 },
     /// Wait until `until`, then call [`Reconnector::poll`] again. `delay` is what the
     /// RECONNECTING event reports; `attempt` and `url` describe the connect that will follow.
-    Wait {
-        until: Instant,
-        delay: Duration,
-        attempt: u32,
-        url: usize,
-    },
+    Wait { until: Instant, delay: Duration, attempt: u32, url: usize },
     /// Give up: the error is not retryable, or attempts are exhausted.
     GiveUp,
 }
@@ -153,18 +144,10 @@ impl Reconnector {
         }
         let attempt = self.failures.saturating_add(1);
         match self.wait {
-            Some((until, delay)) if now < until => Decision::Wait {
-                until,
-                delay,
-                attempt,
-                url: self.url,
-            },
+            Some((until, delay)) if now < until => Decision::Wait { until, delay, attempt, url: self.url },
             _ => {
                 self.wait = None;
-                Decision::Connect {
-                    url: self.url,
-                    attempt,
-                }
+                Decision::Connect { url: self.url, attempt }
             }
         }
     }
@@ -394,18 +377,11 @@ mod tests {
 
     #[test]
     fn delays_follow_the_sequence_with_jitter() {
-        let p = ReconnectPolicy {
-            seed: 42,
-            ..Default::default()
-        };
+        let p = ReconnectPolicy { seed: 42, ..Default::default() };
         let got = delays(p.clone(), 20);
         for (i, d) in got.iter().enumerate() {
             let nominal = p.nominal_delay(i as u32 + 1);
-            assert!(
-                within_jitter(*d, nominal, 0.10),
-                "delay {} = {d:?}, nominal {nominal:?}",
-                i + 1
-            );
+            assert!(within_jitter(*d, nominal, 0.10), "delay {} = {d:?}, nominal {nominal:?}", i + 1);
         }
         // Jitter is present: the capped tail would otherwise be all exactly 30 s.
         let tail = &got[12..];
@@ -421,24 +397,15 @@ mod tests {
 
     #[test]
     fn same_seed_same_sequence_other_seed_other_sequence() {
-        let a = ReconnectPolicy {
-            seed: 7,
-            ..Default::default()
-        };
-        let b = ReconnectPolicy {
-            seed: 8,
-            ..Default::default()
-        };
+        let a = ReconnectPolicy { seed: 7, ..Default::default() };
+        let b = ReconnectPolicy { seed: 8, ..Default::default() };
         assert_eq!(delays(a.clone(), 15), delays(a, 15));
         assert_ne!(delays(b, 15), delays(ReconnectPolicy::default(), 15));
     }
 
     #[test]
     fn zero_jitter_gives_exact_nominal_delays() {
-        let p = ReconnectPolicy {
-            jitter: 0.0,
-            ..Default::default()
-        };
+        let p = ReconnectPolicy { jitter: 0.0, ..Default::default() };
         let got = delays(p.clone(), 14);
         let want: Vec<Duration> = (1..=14).map(|n| p.nominal_delay(n)).collect();
         assert_eq!(got, want);
@@ -483,22 +450,11 @@ mod tests {
     #[test]
     fn wait_reports_until_the_deadline_then_connects() {
         let t0 = Instant::now();
-        let mut r = Reconnector::new(
-            ReconnectPolicy {
-                jitter: 0.0,
-                ..Default::default()
-            },
-            1,
-        );
+        let mut r = Reconnector::new(ReconnectPolicy { jitter: 0.0, ..Default::default() }, 1);
         assert!(matches!(r.poll(t0), Decision::Connect { .. }));
         r.on_failure(t0, &refused(), false);
         let until = t0 + secs(0.5);
-        let w = Decision::Wait {
-            until,
-            delay: secs(0.5),
-            attempt: 2,
-            url: 0,
-        };
+        let w = Decision::Wait { until, delay: secs(0.5), attempt: 2, url: 0 };
         assert_eq!(r.poll(t0), w);
         assert_eq!(r.poll(t0 + secs(0.499)), w);
         assert_eq!(r.poll(until), Decision::Connect { url: 0, attempt: 2 });
@@ -507,10 +463,7 @@ mod tests {
     #[test]
     fn lost_publish_waits_first_delay_then_backs_off_afresh() {
         let t0 = Instant::now();
-        let p = ReconnectPolicy {
-            jitter: 0.0,
-            ..Default::default()
-        };
+        let p = ReconnectPolicy { jitter: 0.0, ..Default::default() };
         let mut r = Reconnector::new(p, 1);
         // A bad start: three refusals, then success.
         let mut now = t0;
@@ -529,15 +482,7 @@ mod tests {
         // Publish lost an hour later: not immediately, but after first_delay, as attempt 1.
         let lost = now + Duration::from_secs(3600);
         r.on_failure(lost, &Error::Io("connection reset".into()), true);
-        assert_eq!(
-            r.poll(lost),
-            Decision::Wait {
-                until: lost + secs(0.5),
-                delay: secs(0.5),
-                attempt: 1,
-                url: 0
-            }
-        );
+        assert_eq!(r.poll(lost), Decision::Wait { until: lost + secs(0.5), delay: secs(0.5), attempt: 1, url: 0 });
         let t = lost + secs(0.5);
         assert_eq!(r.poll(t), Decision::Connect { url: 0, attempt: 1 });
         // The first failed reconnect moves on to the next step, not back to 0.5 s.
@@ -562,10 +507,7 @@ mod tests {
     fn non_retryable_gives_up_and_a_new_url_resumes() {
         let t0 = Instant::now();
         for err in [
-            Error::ConnectRejected {
-                code: "NetConnection.Connect.Rejected".into(),
-                description: "no".into(),
-            },
+            Error::ConnectRejected { code: "NetConnection.Connect.Rejected".into(), description: "no".into() },
             Error::Auth("bad key".into()),
             Error::InvalidUrl("x".into()),
             Error::Unsupported("x".into()),
@@ -583,23 +525,14 @@ mod tests {
 
             r.reset_after_new_url();
             assert!(!r.is_given_up());
-            assert_eq!(
-                r.poll(t0 + secs(200.0)),
-                Decision::Connect { url: 0, attempt: 1 }
-            );
+            assert_eq!(r.poll(t0 + secs(200.0)), Decision::Connect { url: 0, attempt: 1 });
         }
     }
 
     #[test]
     fn max_attempts_gives_up_after_the_third_failure() {
         let t0 = Instant::now();
-        let mut r = Reconnector::new(
-            ReconnectPolicy {
-                max_attempts: Some(3),
-                ..Default::default()
-            },
-            1,
-        );
+        let mut r = Reconnector::new(ReconnectPolicy { max_attempts: Some(3), ..Default::default() }, 1);
         let mut now = t0;
         let mut connects = Vec::new();
         loop {
@@ -615,13 +548,7 @@ mod tests {
         assert_eq!(connects, [1, 2, 3]);
 
         // A publish in between resets the count: the limit is on consecutive failures.
-        let mut r = Reconnector::new(
-            ReconnectPolicy {
-                max_attempts: Some(3),
-                ..Default::default()
-            },
-            1,
-        );
+        let mut r = Reconnector::new(ReconnectPolicy { max_attempts: Some(3), ..Default::default() }, 1);
         let mut now = t0;
         for round in 0..5 {
             for _ in 0..2 {
@@ -652,13 +579,7 @@ mod tests {
     #[test]
     fn publish_rejected_is_retried_with_backoff() {
         let t0 = Instant::now();
-        let mut r = Reconnector::new(
-            ReconnectPolicy {
-                jitter: 0.0,
-                ..Default::default()
-            },
-            1,
-        );
+        let mut r = Reconnector::new(ReconnectPolicy { jitter: 0.0, ..Default::default() }, 1);
         let bad_name = Error::PublishRejected {
             code: "NetStream.Publish.BadName".into(),
             description: "already publishing".into(),
@@ -707,14 +628,7 @@ mod tests {
         assert_eq!(r.take_switch(), Some((0, 1)));
         assert_eq!(r.take_switch(), None, "reported once");
         // The wait after the switch already names the backup.
-        assert!(matches!(
-            r.poll(now),
-            Decision::Wait {
-                url: 1,
-                attempt: 3,
-                ..
-            }
-        ));
+        assert!(matches!(r.poll(now), Decision::Wait { url: 1, attempt: 3, .. }));
 
         let got = run_failover(&mut r, &mut now, 2);
         assert_eq!(got, [(1, 3), (1, 4)]);
@@ -724,10 +638,7 @@ mod tests {
         assert_eq!(got, [(2, 5), (2, 6)]);
         assert_eq!(r.take_switch(), Some((2, 0)));
         assert_eq!(r.current_url(), 0);
-        assert!(matches!(
-            r.poll(now),
-            Decision::Connect { url: 0, .. } | Decision::Wait { url: 0, .. }
-        ));
+        assert!(matches!(r.poll(now), Decision::Connect { url: 0, .. } | Decision::Wait { url: 0, .. }));
     }
 
     #[test]
@@ -735,13 +646,7 @@ mod tests {
         // A failover does not reset the delay: when the device's own network is down every URL
         // fails, and restarting at 0.5 s on each switch would keep retrying at a fast pace.
         let mut now = Instant::now();
-        let mut r = Reconnector::new(
-            ReconnectPolicy {
-                jitter: 0.0,
-                ..Default::default()
-            },
-            2,
-        );
+        let mut r = Reconnector::new(ReconnectPolicy { jitter: 0.0, ..Default::default() }, 2);
         run_failover(&mut r, &mut now, 2);
         assert!(matches!(
             r.poll(now),
@@ -778,9 +683,7 @@ mod tests {
         let mut r = Reconnector::new(ReconnectPolicy::default(), 2);
         run_failover(&mut r, &mut now, 1);
         assert!(matches!(r.poll(now), Decision::Wait { .. }));
-        let Decision::Wait { until, .. } = r.poll(now) else {
-            unreachable!()
-        };
+        let Decision::Wait { until, .. } = r.poll(now) else { unreachable!() };
         now = until;
         assert_eq!(r.poll(now), Decision::Connect { url: 0, attempt: 2 });
         r.on_published(now);
@@ -797,9 +700,7 @@ mod tests {
         let mut r = Reconnector::new(ReconnectPolicy::default(), 2);
         run_failover(&mut r, &mut now, 2);
         assert_eq!(r.take_switch(), Some((0, 1)));
-        let Decision::Wait { until, .. } = r.poll(now) else {
-            unreachable!()
-        };
+        let Decision::Wait { until, .. } = r.poll(now) else { unreachable!() };
         now = until;
         assert_eq!(r.poll(now), Decision::Connect { url: 1, attempt: 3 });
         assert!(!r.primary_probe_due(now + secs(60.0)), "not publishing yet");
@@ -826,10 +727,7 @@ mod tests {
         assert_eq!(r.take_switch(), None);
         assert_eq!(r.poll(probe2), Decision::Connect { url: 0, attempt: 1 });
         r.on_published(probe2);
-        assert!(
-            !r.primary_probe_due(probe2 + secs(3600.0)),
-            "on the primary"
-        );
+        assert!(!r.primary_probe_due(probe2 + secs(3600.0)), "on the primary");
     }
 
     #[test]
@@ -841,17 +739,10 @@ mod tests {
         assert!(!r.primary_probe_due(now + secs(120.0)));
 
         let mut now = Instant::now();
-        let mut r = Reconnector::new(
-            ReconnectPolicy {
-                primary_retry_interval: Duration::ZERO,
-                ..Default::default()
-            },
-            2,
-        );
+        let mut r =
+            Reconnector::new(ReconnectPolicy { primary_retry_interval: Duration::ZERO, ..Default::default() }, 2);
         run_failover(&mut r, &mut now, 2);
-        let Decision::Wait { until, .. } = r.poll(now) else {
-            unreachable!()
-        };
+        let Decision::Wait { until, .. } = r.poll(now) else { unreachable!() };
         r.poll(until);
         r.on_published(until);
         assert!(!r.primary_probe_due(until + secs(3600.0)));
@@ -861,17 +752,8 @@ mod tests {
     fn silly_configs_do_not_panic() {
         let now = Instant::now();
         for p in [
-            ReconnectPolicy {
-                multiplier: f64::NAN,
-                jitter: f64::INFINITY,
-                ..Default::default()
-            },
-            ReconnectPolicy {
-                multiplier: 0.1,
-                jitter: -3.0,
-                failover_after: 0,
-                ..Default::default()
-            },
+            ReconnectPolicy { multiplier: f64::NAN, jitter: f64::INFINITY, ..Default::default() },
+            ReconnectPolicy { multiplier: 0.1, jitter: -3.0, failover_after: 0, ..Default::default() },
             ReconnectPolicy {
                 multiplier: 1e300,
                 jitter: 5.0,

@@ -111,6 +111,33 @@ impl SendQueue {
         self.latest_header[idx(t)].as_ref()
     }
 
+    /// A new session starts: its video must begin with a keyframe. Queued video before the first
+    /// queued keyframe is dropped, and the audio older than that keyframe with it so the tracks
+    /// resume together. With no keyframe queued, all queued video goes and inter frames are
+    /// refused until one arrives (`keyframe_wanted` asks the encoder for it).
+    pub fn restart_at_keyframe(&mut self) -> PushOutcome {
+        let mut out = PushOutcome::default();
+        let first_key = self.video.iter().position(|p| p.keyframe && !p.header);
+        let end = first_key.unwrap_or(self.video.len());
+        let mut kept = VecDeque::with_capacity(self.video.len());
+        for (i, p) in std::mem::take(&mut self.video).into_iter().enumerate() {
+            if i < end && !p.header {
+                self.bytes -= p.body.len();
+                out.dropped_video += 1;
+            } else {
+                kept.push_back(p);
+            }
+        }
+        self.video = kept;
+        if first_key.is_some() {
+            self.drop_audio_older_than_video(&mut out);
+        } else if self.has_video {
+            self.awaiting_keyframe = true;
+            out.keyframe_wanted = true;
+        }
+        out
+    }
+
     /// No more input will come: release everything in timestamp order.
     pub fn finish(&mut self) {
         self.finished = true;
@@ -152,18 +179,10 @@ impl SendQueue {
     /// Stream time between the oldest and the newest queued packet.
     pub fn duration_ms(&self) -> u64 {
         // Headers are excluded: they are kept through drops and would pin the oldest time.
-        let media =
-            |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
-        let media_back =
-            |d: &VecDeque<MediaPacket>| d.iter().rev().find(|p| !p.header).map(|p| p.timestamp_ms);
-        let oldest = [media(&self.video), media(&self.audio)]
-            .into_iter()
-            .flatten()
-            .min();
-        let newest = [media_back(&self.video), media_back(&self.audio)]
-            .into_iter()
-            .flatten()
-            .max();
+        let media = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
+        let media_back = |d: &VecDeque<MediaPacket>| d.iter().rev().find(|p| !p.header).map(|p| p.timestamp_ms);
+        let oldest = [media(&self.video), media(&self.audio)].into_iter().flatten().min();
+        let newest = [media_back(&self.video), media_back(&self.audio)].into_iter().flatten().max();
         match (oldest, newest) {
             (Some(o), Some(n)) => n.saturating_sub(o),
             _ => 0,
@@ -202,12 +221,7 @@ impl SendQueue {
         let Some(first) = self.video.iter().position(|p| !p.header) else {
             return;
         };
-        let next_key = self
-            .video
-            .iter()
-            .skip(first + 1)
-            .position(|p| p.keyframe && !p.header)
-            .map(|i| i + first + 1);
+        let next_key = self.video.iter().skip(first + 1).position(|p| p.keyframe && !p.header).map(|i| i + first + 1);
         let end = next_key.unwrap_or(self.video.len());
         let mut kept = VecDeque::with_capacity(self.video.len());
         for (i, p) in std::mem::take(&mut self.video).into_iter().enumerate() {
@@ -226,12 +240,7 @@ impl SendQueue {
     }
 
     fn drop_audio_older_than_video(&mut self, out: &mut PushOutcome) {
-        let Some(oldest_video) = self
-            .video
-            .iter()
-            .find(|p| !p.header)
-            .map(|p| p.timestamp_ms)
-        else {
+        let Some(oldest_video) = self.video.iter().find(|p| !p.header).map(|p| p.timestamp_ms) else {
             return;
         };
         let (mut dropped, mut bytes) = (0, 0);
@@ -283,18 +292,10 @@ mod tests {
         }
     }
     fn hdr(track: Track, ts: u64) -> MediaPacket {
-        MediaPacket {
-            track,
-            timestamp_ms: ts,
-            keyframe: true,
-            header: true,
-            body: Bytes::from_static(b"h"),
-        }
+        MediaPacket { track, timestamp_ms: ts, keyframe: true, header: true, body: Bytes::from_static(b"h") }
     }
     fn drain(q: &mut SendQueue) -> Vec<(Track, u64)> {
-        std::iter::from_fn(|| q.pop())
-            .map(|p| (p.track, p.timestamp_ms))
-            .collect()
+        std::iter::from_fn(|| q.pop()).map(|p| (p.track, p.timestamp_ms)).collect()
     }
 
     #[test]
@@ -327,10 +328,7 @@ mod tests {
         for ts in (100..=700).step_by(100) {
             q.push(v(ts, false));
         }
-        assert_eq!(
-            drain(&mut q),
-            vec![(Track::Video, 66), (Track::Video, 100), (Track::Video, 200)]
-        );
+        assert_eq!(drain(&mut q), vec![(Track::Video, 66), (Track::Video, 100), (Track::Video, 200)]);
         q.finish();
         assert_eq!(drain(&mut q).len(), 5);
     }
@@ -364,10 +362,7 @@ mod tests {
         assert!(q.duration_ms() <= 1000);
         let out: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
         assert!(out[0].header && out[1].header, "headers survive the drop");
-        let first_media_video = out
-            .iter()
-            .find(|p| !p.header && p.track == Track::Video)
-            .unwrap();
+        let first_media_video = out.iter().find(|p| !p.header && p.track == Track::Video).unwrap();
         assert!(first_media_video.keyframe && first_media_video.timestamp_ms == 990);
     }
 
@@ -390,6 +385,31 @@ mod tests {
         assert_eq!(q.push(v(2033, true)).dropped_video, 0);
         let out = drain(&mut q);
         assert_eq!(out, vec![(Track::Video, 2033)]);
+    }
+
+    #[test]
+    fn a_new_session_starts_at_the_first_queued_keyframe() {
+        let mut q = SendQueue::new(true, true, 10_000, 500);
+        q.push(hdr(Track::Video, 0));
+        for i in 0..5u64 {
+            q.push(v(i * 33, false));
+            q.push(a(i * 33));
+        }
+        q.push(v(165, true));
+        q.push(a(165));
+        let out = q.restart_at_keyframe();
+        assert_eq!((out.dropped_video, out.dropped_audio, out.keyframe_wanted), (5, 5, false));
+        q.finish();
+        let rest: Vec<_> = std::iter::from_fn(|| q.pop()).map(|p| (p.track, p.timestamp_ms, p.header)).collect();
+        assert_eq!(rest, vec![(Track::Video, 0, true), (Track::Video, 165, false), (Track::Audio, 165, false)]);
+
+        // No keyframe queued: everything goes, inter frames are refused until one comes.
+        let mut q = SendQueue::new(true, true, 10_000, 500);
+        q.push(v(0, false));
+        let out = q.restart_at_keyframe();
+        assert_eq!((out.dropped_video, out.keyframe_wanted), (1, true));
+        assert_eq!(q.push(v(33, false)).dropped_video, 1);
+        assert_eq!(q.push(v(66, true)).dropped_video, 0);
     }
 
     #[test]

@@ -75,8 +75,7 @@ impl StallDetector {
     /// buffer in all that time.
     pub fn is_stalled(&self, now: Instant, pending_output: bool, ack_window: u64) -> bool {
         let write_stalled = pending_output && self.since(now, self.last_write_progress);
-        let ack_stalled =
-            self.ack_rule_armed(ack_window) && self.since(now, self.last_ack_progress);
+        let ack_stalled = self.ack_rule_armed(ack_window) && self.since(now, self.last_ack_progress);
         write_stalled || ack_stalled
     }
 
@@ -87,13 +86,7 @@ impl StallDetector {
     pub fn next_check(&self, now: Instant) -> Duration {
         let write = Some(self.last_write_progress + self.timeout);
         let ack = self.ack_seen.then(|| self.last_ack_progress + self.timeout);
-        [write, ack]
-            .into_iter()
-            .flatten()
-            .filter(|d| *d > now)
-            .map(|d| d - now)
-            .min()
-            .unwrap_or(self.timeout)
+        [write, ack].into_iter().flatten().filter(|d| *d > now).map(|d| d - now).min().unwrap_or(self.timeout)
     }
 
     /// Bytes written that the server has not acknowledged yet.

@@ -31,9 +31,7 @@ impl RtmpUrl {
             "rtmps" => true,
             _ => return Err(bad("scheme must be rtmp or rtmps")),
         };
-        let (authority, path) = rest
-            .split_once('/')
-            .ok_or_else(|| bad("missing application and stream key"))?;
+        let (authority, path) = rest.split_once('/').ok_or_else(|| bad("missing application and stream key"))?;
         if authority.contains('@') {
             return Err(bad("user info in the authority is not supported"));
         }
@@ -45,9 +43,7 @@ impl RtmpUrl {
             None => (path, None),
         };
         let path = path.trim_end_matches('/');
-        let (app, key) = path
-            .rsplit_once('/')
-            .ok_or_else(|| bad("missing stream key"))?;
+        let (app, key) = path.rsplit_once('/').ok_or_else(|| bad("missing stream key"))?;
         let app = app.trim_matches('/');
         if app.is_empty() {
             return Err(bad("missing application"));
@@ -59,23 +55,13 @@ impl RtmpUrl {
             Some(q) => format!("{key}?{q}"),
             None => key.to_string(),
         };
-        Ok(RtmpUrl {
-            tls,
-            host,
-            port,
-            app: app.to_string(),
-            stream_key,
-        })
+        Ok(RtmpUrl { tls, host, port, app: app.to_string(), stream_key })
     }
 
     /// `tcUrl` as sent in `connect`: the URL without the stream key.
     pub fn tc_url(&self) -> String {
         let scheme = if self.tls { "rtmps" } else { "rtmp" };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         format!("{scheme}://{host}:{}/{}", self.port, self.app)
     }
 
@@ -99,13 +85,7 @@ impl fmt::Display for RtmpUrl {
 
 /// Keep at most the first 2 characters of a key so two streams can still be told apart in a log.
 pub fn mask_key(key: &str) -> String {
-    let visible: String = key
-        .split('?')
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(2)
-        .collect();
+    let visible: String = key.split('?').next().unwrap_or("").chars().take(2).collect();
     format!("{visible}***")
 }
 
@@ -217,9 +197,6 @@ mod tests {
         }
         let e = RtmpUrl::parse("rtmp://h:bad/live/supersecretkey?token=hunter2").unwrap_err();
         let msg = e.to_string();
-        assert!(
-            !msg.contains("supersecret") && !msg.contains("hunter2"),
-            "{msg}"
-        );
+        assert!(!msg.contains("supersecret") && !msg.contains("hunter2"), "{msg}");
     }
 }

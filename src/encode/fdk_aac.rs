@@ -15,9 +15,7 @@ use super::{AudioEncoder, AudioEncoderConfig};
 use crate::error::{Error, Result};
 
 /// Sampling rates with an AAC sampling-frequency index.
-const AAC_RATES: [u32; 12] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000,
-];
+const AAC_RATES: [u32; 12] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000];
 
 /// Flushing drains the encoder delay (about 2048 samples for AAC-LC) in a few calls; a bound
 /// turns a misbehaving library into an error instead of a hang.
@@ -52,26 +50,14 @@ impl FdkAacEncoder {
     pub fn new(cfg: &AudioEncoderConfig) -> Result<Self> {
         let channels = match cfg.channels {
             1 | 2 => cfg.channels,
-            n => {
-                return Err(Error::Unsupported(format!(
-                    "{n} audio channels (mono or stereo only)"
-                )))
-            }
+            n => return Err(Error::Unsupported(format!("{n} audio channels (mono or stereo only)"))),
         };
         if !AAC_RATES.contains(&cfg.sample_rate) {
-            return Err(Error::Unsupported(format!(
-                "sample rate {} Hz for AAC",
-                cfg.sample_rate
-            )));
+            return Err(Error::Unsupported(format!("sample rate {} Hz for AAC", cfg.sample_rate)));
         }
         let bitrate = match cfg.bitrate_kbps.checked_mul(1000) {
             Some(b) if b > 0 => b,
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "audio bitrate {} kbit/s",
-                    cfg.bitrate_kbps
-                )))
-            }
+            _ => return Err(Error::InvalidArgument(format!("audio bitrate {} kbit/s", cfg.bitrate_kbps))),
         };
 
         let mut handle: sys::HANDLE_AACENCODER = ptr::null_mut();
@@ -82,17 +68,9 @@ impl FdkAacEncoder {
             return Err(Error::Encoder(format!("aacEncOpen failed: {rc:#x}")));
         }
         // From here on, Drop closes the handle on every error path.
-        let mut enc = FdkAacEncoder {
-            handle,
-            asc: Vec::new(),
-            frame_samples: 0,
-            channels: channels as usize,
-            out: Vec::new(),
-        };
-        enc.set(
-            sys::AACENC_PARAM_AACENC_AOT,
-            sys::AUDIO_OBJECT_TYPE_AOT_AAC_LC as u32,
-        )?;
+        let mut enc =
+            FdkAacEncoder { handle, asc: Vec::new(), frame_samples: 0, channels: channels as usize, out: Vec::new() };
+        enc.set(sys::AACENC_PARAM_AACENC_AOT, sys::AUDIO_OBJECT_TYPE_AOT_AAC_LC as u32)?;
         enc.set(sys::AACENC_PARAM_AACENC_SAMPLERATE, cfg.sample_rate)?;
         enc.set(sys::AACENC_PARAM_AACENC_CHANNELMODE, channels)?;
         // WAV channel order (L, R), which is what interleaved PCM from apps uses.
@@ -101,10 +79,7 @@ impl FdkAacEncoder {
         enc.set(sys::AACENC_PARAM_AACENC_BITRATEMODE, 0)?;
         enc.set(sys::AACENC_PARAM_AACENC_BITRATE, bitrate)?;
         // Raw access units: FLV carries the AudioSpecificConfig in its sequence header instead.
-        enc.set(
-            sys::AACENC_PARAM_AACENC_TRANSMUX,
-            sys::TRANSPORT_TYPE_TT_MP4_RAW as u32,
-        )?;
+        enc.set(sys::AACENC_PARAM_AACENC_TRANSMUX, sys::TRANSPORT_TYPE_TT_MP4_RAW as u32)?;
         // Better quality for some extra CPU; AAC-LC is cheap next to video.
         enc.set(sys::AACENC_PARAM_AACENC_AFTERBURNER, 1)?;
         enc.apply()?;
@@ -133,9 +108,7 @@ impl FdkAacEncoder {
         // SAFETY: the handle is open; setting a parameter only stores it for the next init.
         let rc = unsafe { sys::aacEncoder_SetParam(self.handle, param, value) };
         if rc != sys::AACENC_ERROR_AACENC_OK {
-            return Err(Error::Encoder(format!(
-                "aacEncoder_SetParam({param:#x}, {value}) failed: {rc:#x}"
-            )));
+            return Err(Error::Encoder(format!("aacEncoder_SetParam({param:#x}, {value}) failed: {rc:#x}")));
         }
         Ok(())
     }
@@ -144,19 +117,9 @@ impl FdkAacEncoder {
     fn apply(&mut self) -> Result<()> {
         // SAFETY: the handle is open; all-NULL buffers is the documented way to initialise
         // without encoding.
-        let rc = unsafe {
-            sys::aacEncEncode(
-                self.handle,
-                ptr::null(),
-                ptr::null(),
-                ptr::null(),
-                ptr::null_mut(),
-            )
-        };
+        let rc = unsafe { sys::aacEncEncode(self.handle, ptr::null(), ptr::null(), ptr::null(), ptr::null_mut()) };
         if rc != sys::AACENC_ERROR_AACENC_OK {
-            return Err(Error::Encoder(format!(
-                "FDK AAC rejected the configuration: {rc:#x}"
-            )));
+            return Err(Error::Encoder(format!("FDK AAC rejected the configuration: {rc:#x}")));
         }
         Ok(())
     }
@@ -195,17 +158,11 @@ impl FdkAacEncoder {
             },
             numAncBytes: 0,
         };
-        let mut out_args = sys::AACENC_OutArgs {
-            numOutBytes: 0,
-            numInSamples: 0,
-            numAncBytes: 0,
-            bitResState: 0,
-        };
+        let mut out_args = sys::AACENC_OutArgs { numOutBytes: 0, numInSamples: 0, numAncBytes: 0, bitResState: 0 };
         // SAFETY: the handle is open. Every descriptor points at locals that outlive the call;
         // the input buffer is `input` (the library only reads it, despite the `*mut`), the output
         // buffer is `self.out` with its true length, so the library cannot write past it.
-        let rc =
-            unsafe { sys::aacEncEncode(self.handle, &in_desc, &out_desc, &in_args, &mut out_args) };
+        let rc = unsafe { sys::aacEncEncode(self.handle, &in_desc, &out_desc, &in_args, &mut out_args) };
         match rc {
             sys::AACENC_ERROR_AACENC_OK | sys::AACENC_ERROR_AACENC_ENCODE_EOF => Ok(Step {
                 consumed: out_args.numInSamples.max(0) as usize,
@@ -243,10 +200,7 @@ impl AudioEncoder for FdkAacEncoder {
                 emit(&self.out[..step.out_bytes]);
             }
             if step.consumed == 0 && step.out_bytes == 0 {
-                return Err(Error::Encoder(format!(
-                    "FDK AAC made no progress with {} samples left",
-                    rest.len()
-                )));
+                return Err(Error::Encoder(format!("FDK AAC made no progress with {} samples left", rest.len())));
             }
             rest = &rest[step.consumed.min(rest.len())..];
         }
@@ -262,10 +216,7 @@ impl AudioEncoder for FdkAacEncoder {
             if step.eof {
                 // Leave the encoder ready for a new stream: the delay line and the count of
                 // padding already appended are reset.
-                self.set(
-                    sys::AACENC_PARAM_AACENC_CONTROL_STATE,
-                    sys::AACENC_CTRLFLAGS_AACENC_INIT_ALL,
-                )?;
+                self.set(sys::AACENC_PARAM_AACENC_CONTROL_STATE, sys::AACENC_CTRLFLAGS_AACENC_INIT_ALL)?;
                 return self.apply();
             }
         }
@@ -289,21 +240,11 @@ mod tests {
     use std::process::Command;
 
     fn encoder(sample_rate: u32, channels: u32, kbps: u32) -> FdkAacEncoder {
-        FdkAacEncoder::new(&AudioEncoderConfig {
-            sample_rate,
-            channels,
-            bitrate_kbps: kbps,
-        })
-        .unwrap()
+        FdkAacEncoder::new(&AudioEncoderConfig { sample_rate, channels, bitrate_kbps: kbps }).unwrap()
     }
 
     /// Encodes `seconds` of a 440 Hz tone in uneven chunks, then flushes.
-    fn encode_tone(
-        enc: &mut FdkAacEncoder,
-        rate: u32,
-        channels: u32,
-        seconds: u32,
-    ) -> Vec<Vec<u8>> {
+    fn encode_tone(enc: &mut FdkAacEncoder, rate: u32, channels: u32, seconds: u32) -> Vec<Vec<u8>> {
         let mut pcm = vec![0i16; (rate * seconds * channels) as usize];
         Tone::new(rate, channels, 440.0).fill(&mut pcm);
         let mut aus = Vec::new();
@@ -347,23 +288,12 @@ mod tests {
                 .output()
                 .unwrap_or_else(|e| panic!("{prog} must be on PATH for this test: {e}"))
         };
-        let dec = run(
-            "ffmpeg",
-            &["-v", "error", "-f", "aac", "-i", p, "-f", "null", "-"],
-        );
-        let raw = run(
-            "ffmpeg",
-            &[
-                "-v", "error", "-f", "aac", "-i", p, "-f", "s16le", "-ac", "1", "-",
-            ],
-        );
+        let dec = run("ffmpeg", &["-v", "error", "-f", "aac", "-i", p, "-f", "null", "-"]);
+        let raw = run("ffmpeg", &["-v", "error", "-f", "aac", "-i", p, "-f", "s16le", "-ac", "1", "-"]);
         std::fs::remove_file(&path).ok();
         assert!(dec.status.success() && raw.status.success());
         assert_eq!(String::from_utf8_lossy(&dec.stderr), "");
-        raw.stdout
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect()
+        raw.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
     }
 
     fn rms(s: &[i16]) -> f64 {
@@ -398,17 +328,10 @@ mod tests {
         let onset = pcm.iter().position(|s| s.unsigned_abs() > 300).unwrap();
         assert!(onset <= 2 * 1024 + 64, "delay {onset}");
         let end = onset + 44100;
-        assert!(
-            pcm.len() >= end + 256,
-            "{} decoded, tone ends at {end}",
-            pcm.len()
-        );
+        assert!(pcm.len() >= end + 256, "{} decoded, tone ends at {end}", pcm.len());
         let tone_rms = f64::from(i16::MAX) * 10f64.powf(-12.0 / 20.0) / 2f64.sqrt();
         let tail = rms(&pcm[end - 512..end - 16]);
-        assert!(
-            (tail / tone_rms - 1.0).abs() < 0.1,
-            "tail rms {tail} vs {tone_rms}"
-        );
+        assert!((tail / tone_rms - 1.0).abs() < 0.1, "tail rms {tail} vs {tone_rms}");
         let after = rms(&pcm[end + 128..]);
         assert!(after < tone_rms / 30.0, "after the end: rms {after}");
     }
@@ -446,28 +369,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_config_and_input() {
-        let cfg = |sample_rate, channels, bitrate_kbps| AudioEncoderConfig {
-            sample_rate,
-            channels,
-            bitrate_kbps,
-        };
+        let cfg = |sample_rate, channels, bitrate_kbps| AudioEncoderConfig { sample_rate, channels, bitrate_kbps };
         let err = |c| FdkAacEncoder::new(&c).err();
-        assert!(matches!(
-            err(cfg(44100, 6, 128)),
-            Some(Error::Unsupported(_))
-        ));
-        assert!(matches!(
-            err(cfg(44100, 0, 128)),
-            Some(Error::Unsupported(_))
-        ));
-        assert!(matches!(
-            err(cfg(44000, 2, 128)),
-            Some(Error::Unsupported(_))
-        ));
-        assert!(matches!(
-            err(cfg(44100, 2, 0)),
-            Some(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(err(cfg(44100, 6, 128)), Some(Error::Unsupported(_))));
+        assert!(matches!(err(cfg(44100, 0, 128)), Some(Error::Unsupported(_))));
+        assert!(matches!(err(cfg(44000, 2, 128)), Some(Error::Unsupported(_))));
+        assert!(matches!(err(cfg(44100, 2, 0)), Some(Error::InvalidArgument(_))));
         let mut enc = encoder(44100, 2, 128);
         let r = enc.encode(&[0; 3], &mut |_| {});
         assert!(matches!(r, Err(Error::BadFrameSize(_))), "{r:?}");

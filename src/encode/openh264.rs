@@ -9,15 +9,14 @@
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
-    UsageType,
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode, UsageType,
 };
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
 use openh264_sys2::{
-    SBitrateInfo, ENCODER_OPTION, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE,
-    ENCODER_OPTION_TRACE_CALLBACK, ENCODER_OPTION_TRACE_LEVEL, LAYER_NUM, SPATIAL_LAYER_0,
-    SPATIAL_LAYER_ALL, WELS_LOG_ERROR, WELS_LOG_INFO, WELS_LOG_WARNING,
+    SBitrateInfo, ENCODER_OPTION, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE, ENCODER_OPTION_TRACE_CALLBACK,
+    ENCODER_OPTION_TRACE_LEVEL, LAYER_NUM, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL, WELS_LOG_ERROR, WELS_LOG_INFO,
+    WELS_LOG_WARNING,
 };
 
 use super::{I420Buffer, VideoEncoder, VideoEncoderConfig};
@@ -43,20 +42,13 @@ impl OpenH264Encoder {
     pub fn new(cfg: &VideoEncoderConfig) -> Result<Self> {
         let (w, h) = (cfg.width, cfg.height);
         if w == 0 || h == 0 || w % 2 != 0 || h % 2 != 0 {
-            return Err(Error::BadDimensions(format!(
-                "{w}x{h}: H.264 from I420 needs a non-zero, even size"
-            )));
+            return Err(Error::BadDimensions(format!("{w}x{h}: H.264 from I420 needs a non-zero, even size")));
         }
         if w.max(h) > MAX_LONG_SIDE || w.min(h) > MAX_SHORT_SIDE {
-            return Err(Error::Unsupported(format!(
-                "{w}x{h}: OpenH264 encodes up to 3840x2160"
-            )));
+            return Err(Error::Unsupported(format!("{w}x{h}: OpenH264 encodes up to 3840x2160")));
         }
         if !(cfg.fps.is_finite() && cfg.fps > 0.0) {
-            return Err(Error::InvalidArgument(format!(
-                "frame rate {} must be positive",
-                cfg.fps
-            )));
+            return Err(Error::InvalidArgument(format!("frame rate {} must be positive", cfg.fps)));
         }
         let bitrate_bps = bps(cfg.bitrate_kbps)?;
         Ok(OpenH264Encoder {
@@ -69,28 +61,14 @@ impl OpenH264Encoder {
     }
 
     /// Sets one of the bitrate options on the running encoder.
-    fn set_rate_option(
-        &mut self,
-        option: ENCODER_OPTION,
-        layer: LAYER_NUM,
-        bps: u32,
-    ) -> Result<()> {
-        let mut info = SBitrateInfo {
-            iLayer: layer,
-            iBitrate: bps as i32,
-        };
+    fn set_rate_option(&mut self, option: ENCODER_OPTION, layer: LAYER_NUM, bps: u32) -> Result<()> {
+        let mut info = SBitrateInfo { iLayer: layer, iBitrate: bps as i32 };
         // SAFETY: the native encoder is initialised (checked by the caller), `info` is the struct
         // both bitrate options expect and outlives the call, and these options only change rate
         // control targets, which the crate's wrapper does not cache or rely on.
-        let rc = unsafe {
-            self.encoder
-                .raw_api()
-                .set_option(option, (&raw mut info).cast::<c_void>())
-        };
+        let rc = unsafe { self.encoder.raw_api().set_option(option, (&raw mut info).cast::<c_void>()) };
         if rc != 0 {
-            return Err(Error::Encoder(format!(
-                "OpenH264 SetOption({option}, {bps} bit/s) failed: {rc}"
-            )));
+            return Err(Error::Encoder(format!("OpenH264 SetOption({option}, {bps} bit/s) failed: {rc}")));
         }
         Ok(())
     }
@@ -99,9 +77,7 @@ impl OpenH264Encoder {
 fn bps(kbps: u32) -> Result<u32> {
     match kbps.checked_mul(1000) {
         Some(b) if b > 0 && b <= i32::MAX as u32 => Ok(b),
-        _ => Err(Error::InvalidArgument(format!(
-            "bitrate {kbps} kbit/s out of range"
-        ))),
+        _ => Err(Error::InvalidArgument(format!("bitrate {kbps} kbit/s out of range"))),
     }
 }
 
@@ -128,11 +104,7 @@ fn build(cfg: &VideoEncoderConfig, bitrate_bps: u32) -> Result<Encoder> {
     // SAFETY: the trace callback is one of the options OpenH264 accepts before initialisation;
     // it copies the function pointer out of `callback`, which outlives the call. The callback
     // itself is sound for any message (see `trace`).
-    let rc = unsafe {
-        encoder
-            .raw_api()
-            .set_option(ENCODER_OPTION_TRACE_CALLBACK, (&raw mut callback).cast())
-    };
+    let rc = unsafe { encoder.raw_api().set_option(ENCODER_OPTION_TRACE_CALLBACK, (&raw mut callback).cast()) };
     if rc != 0 {
         log::debug!("OpenH264: cannot install the trace callback ({rc})");
     }
@@ -230,9 +202,7 @@ impl VideoEncoder for OpenH264Encoder {
             // SAFETY: the encoder is initialised; the option reads one int from `level`, which
             // outlives the call.
             unsafe {
-                self.encoder
-                    .raw_api()
-                    .set_option(ENCODER_OPTION_TRACE_LEVEL, (&raw mut level).cast());
+                self.encoder.raw_api().set_option(ENCODER_OPTION_TRACE_LEVEL, (&raw mut level).cast());
             }
         }
         if out.len() == start {
@@ -282,14 +252,7 @@ mod tests {
     use std::process::Command;
 
     fn config(kbps: u32) -> VideoEncoderConfig {
-        VideoEncoderConfig {
-            width: 320,
-            height: 240,
-            fps: 30.0,
-            bitrate_kbps: kbps,
-            keyframe_interval: 30,
-            threads: 0,
-        }
+        VideoEncoderConfig { width: 320, height: 240, fps: 30.0, bitrate_kbps: kbps, keyframe_interval: 30, threads: 0 }
     }
 
     /// NAL unit types in an Annex-B access unit.
@@ -309,8 +272,7 @@ mod tests {
 
     /// Every start code in `au` is the 4-byte form.
     fn only_long_start_codes(au: &[u8]) -> bool {
-        au.starts_with(&[0, 0, 0, 1])
-            && (3..au.len()).all(|i| au[i - 3..i] != [0, 0, 1] || (i >= 4 && au[i - 4] == 0))
+        au.starts_with(&[0, 0, 0, 1]) && (3..au.len()).all(|i| au[i - 3..i] != [0, 0, 1] || (i >= 4 && au[i - 4] == 0))
     }
 
     struct Encoded {
@@ -319,25 +281,15 @@ mod tests {
     }
 
     /// Encodes `n` pattern frames; `before(i, enc)` runs before frame `i`.
-    fn encode_pattern(
-        enc: &mut OpenH264Encoder,
-        n: u64,
-        mut before: impl FnMut(u64, &mut OpenH264Encoder),
-    ) -> Encoded {
+    fn encode_pattern(enc: &mut OpenH264Encoder, n: u64, mut before: impl FnMut(u64, &mut OpenH264Encoder)) -> Encoded {
         let mut pattern = VideoPattern::new(enc.cfg.width, enc.cfg.height);
         let mut pic = I420Buffer::default();
-        let mut out = Encoded {
-            aus: Vec::new(),
-            idr: Vec::new(),
-        };
+        let mut out = Encoded { aus: Vec::new(), idr: Vec::new() };
         for i in 0..n {
             before(i, enc);
             pattern.fill(i, &mut pic);
             let mut au = Vec::new();
-            let idr = enc
-                .encode(&pic, &mut au)
-                .unwrap()
-                .unwrap_or_else(|| panic!("frame {i} was skipped"));
+            let idr = enc.encode(&pic, &mut au).unwrap().unwrap_or_else(|| panic!("frame {i} was skipped"));
             assert!(!au.is_empty());
             out.aus.push(au);
             out.idr.push(idr);
@@ -350,10 +302,7 @@ mod tests {
     }
 
     fn tool(name: &str, args: &[&str]) -> std::process::Output {
-        Command::new(name)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{name} must be on PATH for this test: {e}"))
+        Command::new(name).args(args).output().unwrap_or_else(|e| panic!("{name} must be on PATH for this test: {e}"))
     }
 
     #[test]
@@ -385,10 +334,7 @@ mod tests {
         let path = temp_path("cadence.h264");
         std::fs::write(&path, e.aus.concat()).unwrap();
         let p = path.to_str().unwrap();
-        let dec = tool(
-            "ffmpeg",
-            &["-v", "error", "-f", "h264", "-i", p, "-f", "null", "-"],
-        );
+        let dec = tool("ffmpeg", &["-v", "error", "-f", "h264", "-i", p, "-f", "null", "-"]);
         assert!(dec.status.success());
         assert_eq!(String::from_utf8_lossy(&dec.stderr), "");
         let probe = tool(
@@ -412,10 +358,7 @@ mod tests {
         std::fs::remove_file(&path).ok();
         assert!(probe.status.success(), "{info}");
         assert!(info.contains("nb_read_frames=90"), "{info}");
-        assert!(
-            info.contains("width=320") && info.contains("height=240"),
-            "{info}"
-        );
+        assert!(info.contains("width=320") && info.contains("height=240"), "{info}");
         assert!(info.contains("profile=Constrained Baseline"), "{info}");
     }
 
@@ -476,10 +419,7 @@ mod tests {
         assert!(matches!(bad(4096, 2160), Some(Error::Unsupported(_))));
         let mut c = config(500);
         c.fps = 0.0;
-        assert!(matches!(
-            OpenH264Encoder::new(&c),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(OpenH264Encoder::new(&c), Err(Error::InvalidArgument(_))));
 
         let mut enc = OpenH264Encoder::new(&config(500)).unwrap();
         let mut out = Vec::new();
@@ -491,9 +431,6 @@ mod tests {
         assert!(matches!(r, Err(Error::BadFrameSize(_))), "{r:?}");
         assert!(out.is_empty());
         // Still usable afterwards.
-        assert_eq!(
-            enc.encode(&I420Buffer::new(320, 240), &mut out),
-            Ok(Some(true))
-        );
+        assert_eq!(enc.encode(&I420Buffer::new(320, 240), &mut out), Ok(Some(true)));
     }
 }

@@ -16,14 +16,10 @@ use crate::error::{Error, Result};
 pub fn validate(frame: &VideoFrame, width: u32, height: u32) -> Result<()> {
     let (w, h) = (frame.width, frame.height);
     if w == 0 || h == 0 || w % 2 != 0 || h % 2 != 0 {
-        return Err(Error::BadDimensions(format!(
-            "{w}x{h}: width and height must be non-zero and even"
-        )));
+        return Err(Error::BadDimensions(format!("{w}x{h}: width and height must be non-zero and even")));
     }
     if (w, h) != (width, height) {
-        return Err(Error::BadDimensions(format!(
-            "{w}x{h} differs from the configured {width}x{height}"
-        )));
+        return Err(Error::BadDimensions(format!("{w}x{h} differs from the configured {width}x{height}")));
     }
     let (w, h) = (w as usize, h as usize);
     let (cw, ch) = (w / 2, h / 2);
@@ -44,28 +40,18 @@ pub fn validate(frame: &VideoFrame, width: u32, height: u32) -> Result<()> {
     }
 }
 
-fn check_plane(
-    frame: &VideoFrame,
-    index: usize,
-    row_bytes: usize,
-    rows: usize,
-    name: &str,
-) -> Result<()> {
+fn check_plane(frame: &VideoFrame, index: usize, row_bytes: usize, rows: usize, name: &str) -> Result<()> {
     let (plane, stride) = (frame.planes[index], frame.strides[index]);
     if plane.is_empty() {
         return Err(Error::BadFrameSize(format!("{name} plane missing")));
     }
     if stride < row_bytes {
-        return Err(Error::BadFrameSize(format!(
-            "{name} stride {stride} < row width {row_bytes}"
-        )));
+        return Err(Error::BadFrameSize(format!("{name} stride {stride} < row width {row_bytes}")));
     }
     let needed = stride
         .checked_mul(rows - 1)
         .and_then(|n| n.checked_add(row_bytes))
-        .ok_or_else(|| {
-            Error::BadFrameSize(format!("{name} plane size overflows ({stride} x {rows})"))
-        })?;
+        .ok_or_else(|| Error::BadFrameSize(format!("{name} plane size overflows ({stride} x {rows})")))?;
     if plane.len() < needed {
         return Err(Error::BadFrameSize(format!(
             "{name} plane has {} bytes, needs {needed} (stride {stride}, {rows} rows)",
@@ -111,11 +97,7 @@ fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], row_bytes: usize, rows:
         return;
     }
     // `chunks` (not `chunks_exact`) because the last source row may lack its padding.
-    for (s, d) in src
-        .chunks(stride)
-        .zip(dst.chunks_exact_mut(row_bytes))
-        .take(rows)
-    {
+    for (s, d) in src.chunks(stride).zip(dst.chunks_exact_mut(row_bytes)).take(rows) {
         d.copy_from_slice(&s[..row_bytes]);
     }
 }
@@ -123,11 +105,7 @@ fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], row_bytes: usize, rows:
 /// Splits an interleaved chroma plane (pairs `a b a b ...`) into two packed planes.
 /// `cw` is the chroma width in pairs.
 fn deinterleave(src: &[u8], stride: usize, a: &mut [u8], b: &mut [u8], cw: usize, ch: usize) {
-    let rows = src
-        .chunks(stride)
-        .zip(a.chunks_exact_mut(cw))
-        .zip(b.chunks_exact_mut(cw))
-        .take(ch);
+    let rows = src.chunks(stride).zip(a.chunks_exact_mut(cw)).zip(b.chunks_exact_mut(cw)).take(ch);
     for ((s, a_row), b_row) in rows {
         let s = &s[..2 * cw];
         // Four pairs per 64-bit word, split with shifts and masks: twice as fast as the byte
@@ -140,11 +118,8 @@ fn deinterleave(src: &[u8], stride: usize, a: &mut [u8], b: &mut [u8], cw: usize
             a.copy_from_slice(&even_bytes(x).to_le_bytes());
             b.copy_from_slice(&even_bytes(x >> 8).to_le_bytes());
         }
-        let pairs = words
-            .remainder()
-            .chunks_exact(2)
-            .zip(a4.into_remainder().iter_mut())
-            .zip(b4.into_remainder().iter_mut());
+        let pairs =
+            words.remainder().chunks_exact(2).zip(a4.into_remainder().iter_mut()).zip(b4.into_remainder().iter_mut());
         for ((pair, a_px), b_px) in pairs {
             *a_px = pair[0];
             *b_px = pair[1];
@@ -179,12 +154,7 @@ mod tests {
     }
 
     /// A strided plane with padding bytes set to 0xEE, so a copy that picks up padding fails.
-    fn strided(
-        row_bytes: usize,
-        rows: usize,
-        stride: usize,
-        f: impl Fn(usize, usize) -> u8,
-    ) -> Vec<u8> {
+    fn strided(row_bytes: usize, rows: usize, stride: usize, f: impl Fn(usize, usize) -> u8) -> Vec<u8> {
         let mut p = vec![0xEE; stride * rows];
         for y in 0..rows {
             for x in 0..row_bytes {
@@ -333,10 +303,7 @@ mod tests {
         let byte = |i: usize| (i.wrapping_mul(2_654_435_761) >> 7) as u8;
         let y: Vec<u8> = (0..stride * h).map(byte).collect();
         let c: Vec<u8> = (0..stride * h / 2).map(|i| byte(i + 99_991)).collect();
-        for format in [
-            PixelFormat::KP_PIXEL_FORMAT_NV12,
-            PixelFormat::KP_PIXEL_FORMAT_NV21,
-        ] {
+        for format in [PixelFormat::KP_PIXEL_FORMAT_NV12, PixelFormat::KP_PIXEL_FORMAT_NV21] {
             let f = VideoFrame {
                 format,
                 width: w as u32,

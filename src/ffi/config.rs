@@ -217,11 +217,12 @@ ffi_fn! {
 }
 
 ffi_fn! {
-    /// Sets the connect deadline (TCP connect + RTMP handshake + publish) and the write deadline (a
-    /// socket write making no progress this long drops the connection), in milliseconds. 0 keeps the
-    /// default of 10000 ms. Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+    /// Sets the connect deadline (TCP connect + RTMP handshake + publish; 0 = default 10000 ms) and
+    /// the stall timeout (no write progress and no server acknowledgement this long: STALLED event,
+    /// the connection is dropped and reconnected; 0 = default 5000 ms), in milliseconds.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
     /// Not thread-safe for the same cfg; non-blocking.
-    fn kp_config_set_timeouts(cfg: *mut kp_config, connect_ms: u32, write_ms: u32) -> kp_result {
+    fn kp_config_set_timeouts(cfg: *mut kp_config, connect_ms: u32, stall_ms: u32) -> kp_result {
         // SAFETY: per the contract above, cfg is NULL or a live kp_config.
         let cfg = unsafe { config_mut(cfg, "kp_config_set_timeouts") }?;
         let d = PusherConfig::default();
@@ -229,8 +230,8 @@ ffi_fn! {
             0 => d.connect_timeout,
             ms => Duration::from_millis(ms.into()),
         };
-        cfg.inner.write_timeout = match write_ms {
-            0 => d.write_timeout,
+        cfg.inner.stall_timeout = match stall_ms {
+            0 => d.stall_timeout,
             ms => Duration::from_millis(ms.into()),
         };
         Ok(())
@@ -280,10 +281,7 @@ mod tests {
             assert_eq!(kp_config_set_audio_encoder(null, 0), INVALID);
             assert_eq!(kp_config_disable_audio(null), INVALID);
             assert_eq!(kp_config_set_timeouts(null, 0, 0), INVALID);
-            assert_eq!(
-                kp_config_set_event_callback(null, None, null.cast()),
-                INVALID
-            );
+            assert_eq!(kp_config_set_event_callback(null, None, null.cast()), INVALID);
             kp_config_free(null);
         }
     }
@@ -304,18 +302,12 @@ mod tests {
 
             assert_eq!(kp_config_set_video(cfg, 640, 0, 0.0, 800, 0), 0);
             let v = (*cfg).inner.video.clone().unwrap();
-            assert_eq!(
-                (v.width, v.height, v.fps, v.bitrate_kbps),
-                (640, 720, 30.0, 800)
-            );
+            assert_eq!((v.width, v.height, v.fps, v.bitrate_kbps), (640, 720, 30.0, 800));
 
             assert_eq!(kp_config_disable_video(cfg), 0);
             assert!((*cfg).inner.video.is_none());
             assert_eq!(kp_config_set_video_encoder(cfg, 2), 0);
-            assert_eq!(
-                (*cfg).inner.video.as_ref().unwrap().encoder,
-                VideoEncoderKind::KP_ENCODER_PASSTHROUGH
-            );
+            assert_eq!((*cfg).inner.video.as_ref().unwrap().encoder, VideoEncoderKind::KP_ENCODER_PASSTHROUGH);
             assert_eq!(kp_config_set_video_encoder(cfg, 3), INVALID);
             assert_eq!(kp_config_set_audio_encoder(cfg, -1), INVALID);
 
@@ -325,7 +317,7 @@ mod tests {
 
             assert_eq!(kp_config_set_timeouts(cfg, 1500, 0), 0);
             assert_eq!((*cfg).inner.connect_timeout, Duration::from_millis(1500));
-            assert_eq!((*cfg).inner.write_timeout, Duration::from_secs(10));
+            assert_eq!((*cfg).inner.stall_timeout, Duration::from_secs(5));
             kp_config_free(cfg);
         }
     }

@@ -38,10 +38,7 @@ fn panic_text(function: &str, payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs an export's body; errors and panics become codes and the thread's last error message.
-pub(crate) fn result_boundary(
-    function: &str,
-    body: impl FnOnce() -> Result<(), Error>,
-) -> kp_result {
+pub(crate) fn result_boundary(function: &str, body: impl FnOnce() -> Result<(), Error>) -> kp_result {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => ResultCode::KP_OK as kp_result,
         Ok(Err(e)) => record(&e),
@@ -162,9 +159,7 @@ mod tests {
 
     fn last_error() -> String {
         // SAFETY: kp_last_error_message always returns a valid NUL-terminated string.
-        unsafe { CStr::from_ptr(kp_last_error_message()) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { CStr::from_ptr(kp_last_error_message()) }.to_string_lossy().into_owned()
     }
 
     #[test]
@@ -172,10 +167,7 @@ mod tests {
         let r = result_boundary("kp_test_fn", || panic!("boom {}", 42));
         assert_eq!(r, ResultCode::KP_ERR_INTERNAL as kp_result);
         let msg = last_error();
-        assert!(
-            msg.contains("kp_test_fn") && msg.contains("boom 42"),
-            "{msg}"
-        );
+        assert!(msg.contains("kp_test_fn") && msg.contains("boom 42"), "{msg}");
     }
 
     #[test]
@@ -217,9 +209,7 @@ mod tests {
     #[test]
     fn last_error_is_per_thread() {
         set_last_error("main thread failure");
-        std::thread::spawn(|| assert_eq!(last_error(), ""))
-            .join()
-            .unwrap();
+        std::thread::spawn(|| assert_eq!(last_error(), "")).join().unwrap();
         assert_eq!(last_error(), "main thread failure");
     }
 

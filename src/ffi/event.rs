@@ -20,8 +20,9 @@ pub struct kp_event {
     pub timestamp_ms: u64,
     /// Index of the destination the event is about (0 with one destination).
     pub destination: u32,
-    /// A kind-specific figure (see kp_event_kind_values).
+    /// Kind-specific figures (see kp_event_kind_values), e.g. RECONNECTING: attempt and delay_ms.
     pub value: i64,
+    pub value2: i64,
 }
 
 /// Receives pusher events: `userdata` as given to kp_config_set_event_callback, and the event.
@@ -58,6 +59,7 @@ impl EventSink {
             timestamp_ms: ev.timestamp_ms,
             destination: ev.destination,
             value: ev.value,
+            value2: ev.value2,
         };
         let was_inside = IN_EVENT_CALLBACK.with(|f| f.replace(true));
         // SAFETY: `cb` is the app's callback with the documented signature; `c_event` and the string
@@ -110,6 +112,7 @@ mod tests {
             timestamp_ms: 5,
             destination: 0,
             value: 0,
+            value2: 0,
         });
         drop(h);
         assert_eq!(seen.kinds, [EventKind::KP_EVENT_FAILED as i32]);

@@ -29,12 +29,7 @@ pub type kp_log_level = i32;
 /// KP_LOG_OFF), the module it comes from and the message. Both strings are valid only during the call.
 #[allow(non_camel_case_types)]
 pub type kp_log_cb = Option<
-    unsafe extern "C" fn(
-        userdata: *mut c_void,
-        level: kp_log_level,
-        target: *const c_char,
-        message: *const c_char,
-    ),
+    unsafe extern "C" fn(userdata: *mut c_void, level: kp_log_level, target: *const c_char, message: *const c_char),
 >;
 
 #[derive(Clone, Copy)]
@@ -80,14 +75,7 @@ impl Log for FfiLogger {
         let message = cstring_lossy(&record.args().to_string());
         IN_LOG_CALLBACK.with(|f| f.set(true));
         // SAFETY: the app's callback with the documented signature; both strings outlive the call.
-        unsafe {
-            (sink.cb)(
-                sink.userdata,
-                record.level() as kp_log_level,
-                target.as_ptr(),
-                message.as_ptr(),
-            )
-        };
+        unsafe { (sink.cb)(sink.userdata, record.level() as kp_log_level, target.as_ptr(), message.as_ptr()) };
         IN_LOG_CALLBACK.with(|f| f.set(false));
     }
 
@@ -151,9 +139,7 @@ mod tests {
     ) {
         assert_eq!(userdata as usize, 0x1234);
         // SAFETY: message is valid during the call.
-        let m = unsafe { CStr::from_ptr(message) }
-            .to_string_lossy()
-            .into_owned();
+        let m = unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned();
         // Re-entrant logging from inside the callback must be dropped, not deadlock.
         log::error!("from inside the callback");
         LINES.lock().unwrap().push((level, m));
@@ -166,36 +152,18 @@ mod tests {
         // SAFETY: `collect` matches kp_log_cb; userdata is just a number it checks.
         unsafe {
             assert_eq!(kp_set_log_callback(Some(collect), ud, 42), 1);
-            assert_eq!(
-                kp_set_log_callback(Some(collect), ud, LogLevel::KP_LOG_INFO as i32),
-                0
-            );
+            assert_eq!(kp_set_log_callback(Some(collect), ud, LogLevel::KP_LOG_INFO as i32), 0);
         }
         log::info!(target: "kp_log_test", "hello {}", 1);
         log::debug!(target: "kp_log_test", "too verbose");
         // SAFETY: NULL turns logging off.
-        assert_eq!(
-            unsafe { kp_set_log_callback(None, std::ptr::null_mut(), 5) },
-            0
-        );
+        assert_eq!(unsafe { kp_set_log_callback(None, std::ptr::null_mut(), 5) }, 0);
         log::error!(target: "kp_log_test", "after reset");
         let lines = LINES.lock().unwrap().clone();
         // Other tests may log concurrently through the same logger; only ours are checked.
-        let ours: Vec<_> = lines
-            .into_iter()
-            .filter(|(_, m)| !m.contains("inside"))
-            .collect();
-        assert!(
-            ours.contains(&(LogLevel::KP_LOG_INFO as i32, "hello 1".to_string())),
-            "{ours:?}"
-        );
-        assert!(!ours
-            .iter()
-            .any(|(_, m)| m == "too verbose" || m == "after reset"));
-        assert!(!LINES
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(_, m)| m.contains("inside")));
+        let ours: Vec<_> = lines.into_iter().filter(|(_, m)| !m.contains("inside")).collect();
+        assert!(ours.contains(&(LogLevel::KP_LOG_INFO as i32, "hello 1".to_string())), "{ours:?}");
+        assert!(!ours.iter().any(|(_, m)| m == "too verbose" || m == "after reset"));
+        assert!(!LINES.lock().unwrap().iter().any(|(_, m)| m.contains("inside")));
     }
 }

@@ -47,11 +47,10 @@ pub type kp_state = i32;
 #[allow(non_camel_case_types)]
 pub type kp_event_kind = i32;
 
-const VERSION_CSTR: &CStr =
-    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-        Ok(s) => s,
-        Err(_) => panic!("the crate version contains a NUL byte"),
-    };
+const VERSION_CSTR: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+    Ok(s) => s,
+    Err(_) => panic!("the crate version contains a NUL byte"),
+};
 
 ffi_fn! {
     /// The library version as "MAJOR.MINOR.PATCH", static (never NULL, never freed). Compare it with
@@ -85,10 +84,7 @@ mod tests {
             let line = format!("#define {name} {value}\n");
             assert!(toml.contains(&line), "cbindgen.toml lacks {line:?}");
         }
-        let line = format!(
-            "#define KP_VERSION_STRING \"{}\"\n",
-            env!("CARGO_PKG_VERSION")
-        );
+        let line = format!("#define KP_VERSION_STRING \"{}\"\n", env!("CARGO_PKG_VERSION"));
         assert!(toml.contains(&line), "cbindgen.toml lacks {line:?}");
     }
 }

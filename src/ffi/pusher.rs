@@ -144,12 +144,7 @@ impl kp_stats {
 /// `offset + size_of::<T>()` bytes at `out` are writable.
 unsafe fn write_at<T: Copy>(out: *mut kp_stats, offset: usize, value: T) {
     // SAFETY: per this function's contract.
-    unsafe {
-        out.cast::<u8>()
-            .add(offset)
-            .cast::<T>()
-            .write_unaligned(value)
-    };
+    unsafe { out.cast::<u8>().add(offset).cast::<T>().write_unaligned(value) };
 }
 
 /// The smallest struct_size kp_pusher_get_stats accepts: room for `state`.
@@ -166,19 +161,12 @@ unsafe fn pusher_ref<'a>(p: *const kp_pusher, function: &str) -> Result<&'a kp_p
 ///
 /// # Safety
 /// A non-NULL `data` points to `len` readable bytes that stay unchanged during the call.
-unsafe fn bytes<'a>(
-    data: *const u8,
-    len: usize,
-    function: &str,
-    what: &str,
-) -> Result<&'a [u8], Error> {
+unsafe fn bytes<'a>(data: *const u8, len: usize, function: &str, what: &str) -> Result<&'a [u8], Error> {
     if data.is_null() {
         return Err(null_arg(function, what));
     }
     if len > isize::MAX as usize {
-        return Err(Error::InvalidArgument(format!(
-            "{function}: {what} length {len} is too large"
-        )));
+        return Err(Error::InvalidArgument(format!("{function}: {what} length {len} is too large")));
     }
     // SAFETY: non-NULL, length bounded by isize::MAX, readable per the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(data, len) })
@@ -204,13 +192,7 @@ unsafe fn video_frame(f: &kp_video_frame) -> Result<VideoFrame<'_>, Error> {
         // SAFETY: per this function's contract.
         *plane = unsafe { bytes(ptr, len, "kp_pusher_push_video", "plane") }?;
     }
-    Ok(VideoFrame {
-        format,
-        width: f.width,
-        height: f.height,
-        planes,
-        strides: f.strides.map(|s| s as usize),
-    })
+    Ok(VideoFrame { format, width: f.width, height: f.height, planes, strides: f.strides.map(|s| s as usize) })
 }
 
 ffi_fn! {
@@ -445,10 +427,7 @@ mod tests {
             strides: [0; 3],
             plane_sizes: [0; 3],
         };
-        let mut stats = kp_stats {
-            struct_size: size_of::<kp_stats>() as u32,
-            ..Default::default()
-        };
+        let mut stats = kp_stats { struct_size: size_of::<kp_stats>() as u32, ..Default::default() };
         let samples = [0i16; 4];
         // SAFETY: NULL pusher handles are allowed inputs; other pointers are valid.
         unsafe {
@@ -460,23 +439,11 @@ mod tests {
             crate::ffi::config::kp_config_free(cfg);
             assert_eq!(kp_pusher_start(null_mut()), INVALID);
             assert_eq!(kp_pusher_push_video(null_mut(), &frame, 0), INVALID);
-            assert_eq!(
-                kp_pusher_push_audio(null_mut(), samples.as_ptr(), 2, 0),
-                INVALID
-            );
-            assert_eq!(
-                kp_pusher_push_h264(null_mut(), [0u8].as_ptr(), 1, 0, 0),
-                INVALID
-            );
-            assert_eq!(
-                kp_pusher_push_aac(null_mut(), [0u8].as_ptr(), 1, 0),
-                INVALID
-            );
+            assert_eq!(kp_pusher_push_audio(null_mut(), samples.as_ptr(), 2, 0), INVALID);
+            assert_eq!(kp_pusher_push_h264(null_mut(), [0u8].as_ptr(), 1, 0, 0), INVALID);
+            assert_eq!(kp_pusher_push_aac(null_mut(), [0u8].as_ptr(), 1, 0), INVALID);
             assert_eq!(kp_pusher_stop(null_mut(), 0), INVALID);
-            assert_eq!(
-                kp_pusher_get_state(null()),
-                PusherState::KP_STATE_FAILED as i32
-            );
+            assert_eq!(kp_pusher_get_state(null()), PusherState::KP_STATE_FAILED as i32);
             assert_eq!(kp_pusher_get_stats(null(), &mut stats), INVALID);
             kp_pusher_free(null_mut());
         }
@@ -501,14 +468,7 @@ mod tests {
     }
 
     fn frame_with(format: i32, planes: [*const u8; 3], sizes: [usize; 3]) -> kp_video_frame {
-        kp_video_frame {
-            format,
-            width: 2,
-            height: 2,
-            planes,
-            strides: [2, 1, 1],
-            plane_sizes: sizes,
-        }
+        kp_video_frame { format, width: 2, height: 2, planes, strides: [2, 1, 1], plane_sizes: sizes }
     }
 
     #[test]
@@ -521,15 +481,9 @@ mod tests {
             assert_eq!(f.planes.map(<[u8]>::len), [4, 1, 1]);
             assert_eq!(f.strides, [2, 1, 1]);
             let bad_format = frame_with(9, good.planes, good.plane_sizes);
-            assert_eq!(
-                video_frame(&bad_format).unwrap_err().code(),
-                KP_ERR_BAD_PIXEL_FORMAT
-            );
+            assert_eq!(video_frame(&bad_format).unwrap_err().code(), KP_ERR_BAD_PIXEL_FORMAT);
             let null_plane = frame_with(1, [px.as_ptr(), null(), null()], [4, 2, 0]);
-            assert_eq!(
-                video_frame(&null_plane).unwrap_err().code(),
-                KP_ERR_INVALID_ARGUMENT
-            );
+            assert_eq!(video_frame(&null_plane).unwrap_err().code(), KP_ERR_INVALID_ARGUMENT);
             let unused_plane = frame_with(1, [px.as_ptr(), px.as_ptr(), null()], [4, 2, 0]);
             assert!(video_frame(&unused_plane).is_ok());
         }
@@ -537,12 +491,7 @@ mod tests {
 
     #[test]
     fn stats_prefix_writes_only_fields_that_fit() {
-        let s = Stats {
-            video_frames_in: 7,
-            audio_frames_in: 9,
-            queue_ms: 33,
-            ..Default::default()
-        };
+        let s = Stats { video_frames_in: 7, audio_frames_in: 9, queue_ms: 33, ..Default::default() };
         let full = kp_stats::new(&s, PusherState::KP_STATE_PUBLISHING);
         // An "old app" struct: struct_size, state and video_frames_in only, then a canary.
         let mut buf = [0xAAu8; 32];
@@ -557,13 +506,7 @@ mod tests {
         let mut all = kp_stats::default();
         // SAFETY: `all` is a whole kp_stats.
         unsafe { full.write_prefix(&mut all, size_of::<kp_stats>()) };
-        assert_eq!(
-            kp_stats {
-                struct_size: full.struct_size,
-                ..all
-            },
-            full
-        );
+        assert_eq!(kp_stats { struct_size: full.struct_size, ..all }, full);
         assert_eq!(MIN_STATS_SIZE, 8);
     }
 }

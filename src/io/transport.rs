@@ -21,21 +21,14 @@ pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAdd
     std::thread::Builder::new()
         .name("kp-dns".into())
         .spawn(move || {
-            let _ = tx.send(
-                (name.as_str(), port)
-                    .to_socket_addrs()
-                    .map(|a| a.collect::<Vec<_>>()),
-            );
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
         })
         .map_err(|e| Error::Internal(format!("spawn DNS thread: {e}")))?;
     match rx.recv_timeout(timeout) {
         Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
         Ok(Ok(_)) => Err(Error::Dns(format!("{host}: no addresses"))),
         Ok(Err(e)) => Err(Error::Dns(format!("{host}: {e}"))),
-        Err(_) => Err(Error::Dns(format!(
-            "{host}: no answer within {} ms",
-            timeout.as_millis()
-        ))),
+        Err(_) => Err(Error::Dns(format!("{host}: no answer within {} ms", timeout.as_millis()))),
     }
 }
 
@@ -74,11 +67,7 @@ impl WakeReceiver {
 
     /// Sleep until woken or `timeout` passes (for when there is no socket to wait on).
     pub fn wait(&self, timeout: Duration) {
-        let mut fds = [libc::pollfd {
-            fd: self.rx.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut fds = [libc::pollfd { fd: self.rx.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
         poll(&mut fds, timeout);
         self.drain();
     }
@@ -110,12 +99,8 @@ impl Transport {
             }
             match TcpStream::connect_timeout(&addr, left) {
                 Ok(stream) => {
-                    stream
-                        .set_nodelay(true)
-                        .map_err(|e| Error::from_io("set TCP_NODELAY", &e))?;
-                    stream
-                        .set_nonblocking(true)
-                        .map_err(|e| Error::from_io("set non-blocking", &e))?;
+                    stream.set_nodelay(true).map_err(|e| Error::from_io("set TCP_NODELAY", &e))?;
+                    stream.set_nonblocking(true).map_err(|e| Error::from_io("set non-blocking", &e))?;
                     return Ok(Transport { stream, peer: addr });
                 }
                 Err(e) => last = Error::from_io(&format!("connect to {addr}"), &e),
@@ -132,12 +117,7 @@ impl Transport {
     pub fn write_some(&mut self, buf: &[u8]) -> Result<usize> {
         match self.stream.write(buf) {
             Ok(n) => Ok(n),
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted =>
-            {
-                Ok(0)
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(Error::from_io("write", &e)),
         }
     }
@@ -148,38 +128,20 @@ impl Transport {
         match self.stream.read(buf) {
             Ok(0) => Err(Error::Io("connection closed by the server".into())),
             Ok(n) => Ok(Some(n)),
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted =>
-            {
-                Ok(None)
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => Ok(None),
             Err(e) => Err(Error::from_io("read", &e)),
         }
     }
 
     /// Sleep until the socket is readable, writable (when `want_write`), woken, or `timeout` passes.
-    pub fn wait(
-        &self,
-        want_write: bool,
-        waker: Option<&WakeReceiver>,
-        timeout: Duration,
-    ) -> Readiness {
+    pub fn wait(&self, want_write: bool, waker: Option<&WakeReceiver>, timeout: Duration) -> Readiness {
         let mut events = libc::POLLIN;
         if want_write {
             events |= libc::POLLOUT;
         }
         let mut fds = [
-            libc::pollfd {
-                fd: self.stream.as_raw_fd(),
-                events,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: waker.map_or(-1, |w| w.rx.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            libc::pollfd { fd: self.stream.as_raw_fd(), events, revents: 0 },
+            libc::pollfd { fd: waker.map_or(-1, |w| w.rx.as_raw_fd()), events: libc::POLLIN, revents: 0 },
         ];
         poll(&mut fds, timeout);
         let r = fds[0].revents;
@@ -229,14 +191,8 @@ mod tests {
 
     #[test]
     fn refused_connect_is_classified() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let e = Transport::connect("127.0.0.1", port, Instant::now() + Duration::from_secs(2))
-            .err()
-            .unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let e = Transport::connect("127.0.0.1", port, Instant::now() + Duration::from_secs(2)).err().unwrap();
         assert_eq!(e.code(), crate::ResultCode::KP_ERR_CONNECT, "{e}");
         assert!(e.is_retryable());
     }
@@ -245,8 +201,7 @@ mod tests {
     fn writes_reads_and_wakes() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let mut t =
-            Transport::connect("localhost", port, Instant::now() + Duration::from_secs(5)).unwrap();
+        let mut t = Transport::connect("localhost", port, Instant::now() + Duration::from_secs(5)).unwrap();
         let (mut peer, _) = l.accept().unwrap();
         assert_eq!(t.write_some(b"hello").unwrap(), 5);
         let mut buf = [0u8; 5];

@@ -1,5 +1,6 @@
 //! What the app configures before `start`. Zero/None fields mean "the default".
 
+use crate::core::reconnect::ReconnectPolicy;
 use crate::error::{Error, Result};
 use std::time::Duration;
 
@@ -75,15 +76,26 @@ impl Default for AudioConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PusherConfig {
+    /// The primary ingest URL of destination 0 (`rtmp://host[:port]/app[/instance]/key[?query]`).
     pub url: String,
+    /// Backup URLs of destination 0, tried in order after `reconnect.failover_after` failed
+    /// attempts on the current one.
+    pub backup_urls: Vec<String>,
+    /// More destinations published at the same time from the same encode, each a primary URL
+    /// followed by its backups. Destination indexes: 0 is `url`, then these in order.
+    pub extra_destinations: Vec<Vec<String>>,
     /// None: no video track.
     pub video: Option<VideoConfig>,
     /// None: no audio track.
     pub audio: Option<AudioConfig>,
     /// TCP connect deadline (and the RTMP handshake + publish deadline).
     pub connect_timeout: Duration,
-    /// A single socket write that makes no progress for this long fails the connection.
-    pub write_timeout: Duration,
+    /// No write progress (or no server acknowledgement) for this long → STALLED, reconnect.
+    pub stall_timeout: Duration,
+    /// Backoff, attempt limit, failover and return-to-primary.
+    pub reconnect: ReconnectPolicy,
+    /// How long the URL refresh callback may take before the old URL is used.
+    pub url_refresh_timeout: Duration,
     /// Raw frames waiting for the encoder before new ones are dropped (counted).
     pub input_queue_frames: usize,
     /// Media waiting for the network, in milliseconds, before the oldest is dropped.
@@ -96,8 +108,12 @@ impl Default for PusherConfig {
             url: String::new(),
             video: Some(VideoConfig::default()),
             audio: Some(AudioConfig::default()),
+            backup_urls: Vec::new(),
+            extra_destinations: Vec::new(),
             connect_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(5),
+            reconnect: ReconnectPolicy::default(),
+            url_refresh_timeout: Duration::from_secs(5),
             input_queue_frames: 8,
             send_queue_ms: 5000,
         }
@@ -120,20 +136,14 @@ impl PusherConfig {
                     )));
                 }
                 if v.width > 7680 || v.height > 4320 {
-                    return Err(Error::BadDimensions(format!(
-                        "video size {}x{} is over 8K",
-                        v.width, v.height
-                    )));
+                    return Err(Error::BadDimensions(format!("video size {}x{} is over 8K", v.width, v.height)));
                 }
             }
             if !(v.fps.is_finite() && v.fps > 0.0 && v.fps <= 240.0) {
                 return bad(format!("frame rate {} is not in (0, 240]", v.fps));
             }
             if v.bitrate_kbps == 0 || v.bitrate_kbps > 200_000 {
-                return bad(format!(
-                    "video bitrate {} kbit/s is not in [1, 200000]",
-                    v.bitrate_kbps
-                ));
+                return bad(format!("video bitrate {} kbit/s is not in [1, 200000]", v.bitrate_kbps));
             }
             if v.keyframe_interval == 0 {
                 v.keyframe_interval = (v.fps * 2.0).round().max(1.0) as u32;
@@ -145,27 +155,44 @@ impl PusherConfig {
         if let Some(a) = &self.audio {
             if a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC {
                 if ![8000, 16000, 22050, 24000, 32000, 44100, 48000].contains(&a.sample_rate) {
-                    return bad(format!(
-                        "audio sample rate {} is not supported",
-                        a.sample_rate
-                    ));
+                    return bad(format!("audio sample rate {} is not supported", a.sample_rate));
                 }
                 if !(1..=2).contains(&a.channels) {
-                    return bad(format!(
-                        "{} audio channels: only mono and stereo",
-                        a.channels
-                    ));
+                    return bad(format!("{} audio channels: only mono and stereo", a.channels));
                 }
                 if a.bitrate_kbps == 0 || a.bitrate_kbps > 512 {
-                    return bad(format!(
-                        "audio bitrate {} kbit/s is not in [1, 512]",
-                        a.bitrate_kbps
-                    ));
+                    return bad(format!("audio bitrate {} kbit/s is not in [1, 512]", a.bitrate_kbps));
                 }
             }
         }
-        if self.connect_timeout.is_zero() || self.write_timeout.is_zero() {
+        if self.connect_timeout.is_zero() || self.stall_timeout.is_zero() || self.url_refresh_timeout.is_zero() {
             return bad("timeouts must be non-zero".into());
+        }
+        let r = &self.reconnect;
+        if r.first_delay.is_zero() || r.max_delay < r.first_delay || !(r.multiplier >= 1.0 && r.multiplier <= 10.0) {
+            return bad(
+                "reconnect delays must be non-zero, growing (multiplier in [1, 10]) and capped above the first".into(),
+            );
+        }
+        if !(0.0..=0.5).contains(&r.jitter) {
+            return bad(format!("reconnect jitter {} is not in [0, 0.5]", r.jitter));
+        }
+        if r.max_attempts == Some(0) {
+            return bad("max reconnect attempts must be at least 1 (None = unlimited)".into());
+        }
+        if self.destinations().len() > 8 {
+            return bad("at most 8 destinations".into());
+        }
+        if self.destinations().iter().any(|urls| urls.len() > 8) {
+            return bad("at most 8 URLs (a primary and 7 backups) per destination".into());
+        }
+        for urls in self.destinations() {
+            if urls.is_empty() {
+                return bad("a destination needs at least one URL".into());
+            }
+            for u in urls {
+                crate::core::url::RtmpUrl::parse(&u)?;
+            }
         }
         if self.input_queue_frames == 0 {
             return bad("input queue must hold at least one frame".into());
@@ -173,7 +200,13 @@ impl PusherConfig {
         if self.send_queue_ms < 100 {
             return bad("send queue must hold at least 100 ms".into());
         }
-        crate::core::url::RtmpUrl::parse(&self.url)?;
         Ok(())
+    }
+
+    /// Every destination's URL list, primary first: destination 0 is `url` + `backup_urls`.
+    pub fn destinations(&self) -> Vec<Vec<String>> {
+        let mut first = vec![self.url.clone()];
+        first.extend(self.backup_urls.iter().cloned());
+        std::iter::once(first).chain(self.extra_destinations.iter().cloned()).collect()
     }
 }

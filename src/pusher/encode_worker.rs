@@ -36,10 +36,7 @@ impl AvcPacketizer {
         let info = annexb::annexb_to_avcc(annexb_au, &mut body)?;
         let mut header = None;
         if let (Some(sps), Some(pps)) = (&info.sps, &info.pps) {
-            let record = annexb::avc_decoder_configuration_record(
-                &annexb_au[sps.clone()],
-                &annexb_au[pps.clone()],
-            )?;
+            let record = annexb::avc_decoder_configuration_record(&annexb_au[sps.clone()], &annexb_au[pps.clone()])?;
             if self.record.as_ref() != Some(&record) {
                 header = Some(Bytes::from(flv::avc_sequence_header(&record)));
                 self.record = Some(record);
@@ -47,18 +44,10 @@ impl AvcPacketizer {
         }
         let keyframe = info.keyframe;
         if !info.has_slices || self.record.is_none() {
-            return Ok(AvcTags {
-                header,
-                frame: None,
-                keyframe,
-            });
+            return Ok(AvcTags { header, frame: None, keyframe });
         }
         body[..flv::AVC_HEADER_LEN].copy_from_slice(&flv::avc_nalu_header(keyframe, cts_ms));
-        Ok(AvcTags {
-            header,
-            frame: Some(Bytes::from(body)),
-            keyframe,
-        })
+        Ok(AvcTags { header, frame: Some(Bytes::from(body)), keyframe })
     }
 }
 
@@ -110,15 +99,10 @@ impl EncodeWorker {
         }
         annexb.clear();
         let Some(_idr) = enc.encode(pic, annexb)? else {
-            self.shared
-                .counters
-                .video_frames_dropped_encoder
-                .fetch_add(1, Relaxed);
+            self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             return Ok(());
         };
-        let tags = avc
-            .packetize(annexb, 0)
-            .map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
+        let tags = avc.packetize(annexb, 0).map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
         self.shared.queue_avc(tags, ts);
         Ok(())
     }
@@ -129,12 +113,7 @@ impl EncodeWorker {
         };
         if clock.origin_ms.is_none() {
             clock.origin_ms = Some(ts);
-            clock.sample_rate = self
-                .shared
-                .config
-                .audio
-                .as_ref()
-                .map_or(44100, |a| a.sample_rate) as u64;
+            clock.sample_rate = self.shared.config.audio.as_ref().map_or(44100, |a| a.sample_rate) as u64;
             clock.frame_samples = enc.frame_samples() as u64;
         }
         let shared = &self.shared;
@@ -157,8 +136,7 @@ struct AudioClock {
 
 impl AudioClock {
     fn emit(&mut self, shared: &Shared, asc: &[u8], au: &[u8]) {
-        let ts = self.origin_ms.unwrap_or(0)
-            + self.units * self.frame_samples * 1000 / self.sample_rate.max(1);
+        let ts = self.origin_ms.unwrap_or(0) + self.units * self.frame_samples * 1000 / self.sample_rate.max(1);
         self.units += 1;
         if !self.header_sent {
             self.header_sent = true;

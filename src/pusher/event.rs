@@ -13,6 +13,9 @@ pub enum PusherState {
     KP_STATE_STOPPING = 3,
     KP_STATE_STOPPED = 4,
     KP_STATE_FAILED = 5,
+    /// The connection was lost; the pusher is waiting to reconnect or reconnecting. Input is
+    /// still accepted and queued within the latency budget.
+    KP_STATE_RECONNECTING = 6,
 }
 
 /// Event kinds. Values are stable and never reused; apps ignore kinds they do not know.
@@ -26,9 +29,28 @@ pub enum EventKind {
     KP_EVENT_CONNECTED = 2,
     /// The server accepted the publish; media flows. `value`: milliseconds since CONNECTING.
     KP_EVENT_PUBLISHING = 3,
-    /// The connection was lost. `code`: why.
+    /// A publishing connection was lost. `code`: why (`KP_ERR_IO`, `KP_ERR_TIMEOUT` after a stall, ...).
+    /// Reconnecting follows unless the pusher is stopping.
     KP_EVENT_DISCONNECTED = 4,
-    /// The pusher gave up. `code`: why (e.g. `KP_ERR_PUBLISH_REJECTED`, `KP_ERR_CONNECT`).
+    /// A reconnect is scheduled. `value`: the number of the connect attempt that follows (1 after
+    /// a lost publish; the first connect of the pusher is attempt 1, so its first retry is 2),
+    /// `value2`: the delay before it in milliseconds. `code`: why the previous attempt failed (KP_OK after a
+    /// lost publish).
+    KP_EVENT_RECONNECTING = 5,
+    /// Publishing again after an outage. `value`: the outage in milliseconds (from the loss to
+    /// the new publish), `value2`: attempts it took.
+    KP_EVENT_RECONNECTED = 6,
+    /// No write progress and no server acknowledgement for the stall timeout: the connection is
+    /// dropped and reconnected. `value`: milliseconds without progress.
+    KP_EVENT_STALLED = 7,
+    /// Switched ingest URL. `value`: the index it left, `value2`: the index it moves to
+    /// (0 = primary, then the backups in order). `message`: the new URL, redacted.
+    KP_EVENT_FAILOVER = 8,
+    /// Pre-encoded video: the stream needs a keyframe (a new session starts, or the queue dropped
+    /// up to one). Ask the hardware encoder for an IDR; inter frames are dropped until it comes.
+    KP_EVENT_KEYFRAME_NEEDED = 9,
+    /// The destination gave up. `code`: why (e.g. `KP_ERR_CONNECT_REJECTED`, `KP_ERR_AUTH`, or
+    /// the last error when the attempt limit was reached).
     KP_EVENT_FAILED = 10,
     /// `stop` finished (or the pusher was freed). `value`: media frames still queued and not sent.
     KP_EVENT_STOPPED = 11,
@@ -44,6 +66,7 @@ pub struct Event {
     pub timestamp_ms: u64,
     /// Index of the destination the event is about (0 with one destination).
     pub destination: u32,
-    /// Kind-specific figure (see [`EventKind`]).
+    /// Kind-specific figures (see [`EventKind`]).
     pub value: i64,
+    pub value2: i64,
 }

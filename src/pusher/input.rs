@@ -108,9 +108,7 @@ impl InputQueue {
             let v = g.video.front().map(|x| x.1);
             let a = g.audio.front().map(|x| x.1);
             match (v, a) {
-                (Some(v), Some(a)) if a < v => {
-                    return g.audio.pop_front().map(|(b, t)| Input::Audio(b, t))
-                }
+                (Some(v), Some(a)) if a < v => return g.audio.pop_front().map(|(b, t)| Input::Audio(b, t)),
                 (Some(_), _) => return g.video.pop_front().map(|(b, t)| Input::Video(b, t)),
                 (None, Some(_)) => return g.audio.pop_front().map(|(b, t)| Input::Audio(b, t)),
                 (None, None) if g.closed => return None,

@@ -13,7 +13,8 @@ mod timeline;
 pub use config::{AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
 pub use encode_worker::AvcPacketizer;
 pub use event::{Event, EventKind, PusherState};
-pub use stats::Stats;
+pub use shared::UrlRefresh;
+pub use stats::{DestinationStats, Stats};
 
 use crate::core::adts;
 use crate::core::flv;
@@ -23,7 +24,7 @@ use crate::encode::{AudioEncoder, VideoEncoder, VideoFrame};
 use crate::error::{Error, Result, ResultCode};
 use bytes::Bytes;
 use input::{Input, InputQueue};
-use shared::{lock, Counters, Shared};
+use shared::{lock, Counters, DestCounters, Destination, Shared};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -41,14 +42,15 @@ const AUDIO_INPUT_CHUNKS: usize = 100;
 
 struct Threads {
     encode: Option<JoinHandle<()>>,
-    network: Option<JoinHandle<()>>,
+    network: Vec<JoinHandle<()>>,
 }
 
 /// Pieces that live until `start` moves them into the workers.
 struct Pending {
     video: Option<Box<dyn VideoEncoder>>,
     audio: Option<Box<dyn AudioEncoder>>,
-    wake: crate::io::transport::WakeReceiver,
+    /// One per destination.
+    wakes: Vec<crate::io::transport::WakeReceiver>,
 }
 
 /// A live-stream publisher. All methods take `&self` and may be called from any thread.
@@ -70,7 +72,6 @@ impl Pusher {
     /// [`Pusher::start`].
     pub fn new(mut config: PusherConfig, events: Option<EventHandler>) -> Result<Pusher> {
         config.validate()?;
-        let url = RtmpUrl::parse(&config.url)?;
         let video = match &config.video {
             Some(v) => make_video_encoder(v)?,
             None => None,
@@ -79,7 +80,28 @@ impl Pusher {
             Some(a) => make_audio_encoder(a)?,
             None => None,
         };
-        let (waker, wake) = crate::io::transport::wake_pair()?;
+        let mut destinations = Vec::new();
+        let mut wakes = Vec::new();
+        for (i, urls) in config.destinations().into_iter().enumerate() {
+            let urls = urls.iter().map(|u| RtmpUrl::parse(u)).collect::<Result<Vec<_>>>()?;
+            let (waker, wake) = crate::io::transport::wake_pair()?;
+            let queue = SendQueue::new(
+                config.video.is_some(),
+                config.audio.is_some(),
+                config.send_queue_ms as u64,
+                INTERLEAVE_WINDOW_MS,
+            );
+            destinations.push(Destination {
+                index: i as u32,
+                urls: Mutex::new(urls),
+                queue: Mutex::new(queue),
+                waker,
+                state: Mutex::new(PusherState::KP_STATE_IDLE),
+                failure: Mutex::new(None),
+                counters: DestCounters::default(),
+            });
+            wakes.push(wake);
+        }
         let (tx, rx) = mpsc::channel::<Option<Event>>();
         let callback = match events {
             Some(mut handler) => Some(
@@ -88,9 +110,7 @@ impl Pusher {
                     .spawn(move || {
                         while let Ok(Some(ev)) = rx.recv() {
                             // A panicking app callback must not take the SDK down with it.
-                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                handler(&ev)
-                            }));
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&ev)));
                             if r.is_err() {
                                 log::error!("event callback panicked on {:?}", ev.kind);
                             }
@@ -100,24 +120,17 @@ impl Pusher {
             ),
             None => None,
         };
-        let send_queue = SendQueue::new(
-            config.video.is_some(),
-            config.audio.is_some(),
-            config.send_queue_ms as u64,
-            INTERLEAVE_WINDOW_MS,
-        );
         let shared = Arc::new(Shared {
             input: InputQueue::new(config.input_queue_frames, AUDIO_INPUT_CHUNKS),
             config,
-            url,
             created: Instant::now(),
             state: Mutex::new(PusherState::KP_STATE_IDLE),
             failure: Mutex::new(None),
             counters: Counters::default(),
             timeline: Mutex::new(Timeline::default()),
-            send_queue: Mutex::new(send_queue),
-            waker,
+            destinations,
             events: Mutex::new(callback.as_ref().map(|_| tx)),
+            url_refresh: Arc::new(Mutex::new(None)),
             stop_requested: AtomicBool::new(false),
             stop_deadline: Mutex::new(None),
             encode_finished: AtomicBool::new(false),
@@ -126,11 +139,8 @@ impl Pusher {
         Ok(Pusher {
             callback_thread: callback.as_ref().map(|h| h.thread().id()),
             shared,
-            pending: Mutex::new(Some(Pending { video, audio, wake })),
-            threads: Mutex::new(Threads {
-                encode: None,
-                network: None,
-            }),
+            pending: Mutex::new(Some(Pending { video, audio, wakes })),
+            threads: Mutex::new(Threads { encode: None, network: Vec::new() }),
             callback: Mutex::new(callback),
             avc: Mutex::new(AvcPacketizer::default()),
             aac_header_sent: Mutex::new(None),
@@ -142,37 +152,43 @@ impl Pusher {
     /// A pusher starts once: a second call, or a call after stop, is `InvalidState`.
     pub fn start(&self) -> Result<()> {
         let Some(p) = lock(&self.pending).take() else {
-            return Err(Error::InvalidState(
-                "start: the pusher was already started".into(),
-            ));
+            return Err(Error::InvalidState("start: the pusher was already started".into()));
         };
         self.shared.set_state(PusherState::KP_STATE_CONNECTING);
         self.started.store(true, Relaxed);
         let mut threads = lock(&self.threads);
         if p.video.is_some() || p.audio.is_some() {
-            let worker = encode_worker::EncodeWorker {
-                shared: self.shared.clone(),
-                video: p.video,
-                audio: p.audio,
-            };
+            let worker = encode_worker::EncodeWorker { shared: self.shared.clone(), video: p.video, audio: p.audio };
             threads.encode = Some(spawn("kp-encode", move || worker.run())?);
         }
-        let worker = network::NetworkWorker {
-            shared: self.shared.clone(),
-            wake: p.wake,
-        };
-        threads.network = Some(spawn("kp-network", move || worker.run())?);
+        for (dest, wake) in p.wakes.into_iter().enumerate() {
+            let worker = network::NetworkWorker { shared: self.shared.clone(), dest, wake };
+            threads.network.push(spawn("kp-network", move || worker.run())?);
+        }
+        Ok(())
+    }
+
+    /// Sets the callback asked for a fresh URL before each reconnect (signed URLs expire):
+    /// `(destination, url_index) -> Some(new URL)` or None to keep the current one. It runs on
+    /// an SDK thread and may block up to `url_refresh_timeout`, after which the old URL is used.
+    /// When a destination would give up (e.g. `KP_ERR_AUTH`), a new URL from it revives it.
+    /// Only before `start`.
+    pub fn set_url_refresh(&self, f: UrlRefresh) -> Result<()> {
+        if lock(&self.pending).is_none() {
+            return Err(Error::InvalidState("set_url_refresh: the pusher was already started".into()));
+        }
+        *lock(&self.shared.url_refresh) = Some(f);
         Ok(())
     }
 
     /// Checks that media may be pushed now.
     fn accepting(&self) -> Result<()> {
         match self.shared.state() {
-            PusherState::KP_STATE_CONNECTING | PusherState::KP_STATE_PUBLISHING => Ok(()),
+            PusherState::KP_STATE_CONNECTING
+            | PusherState::KP_STATE_PUBLISHING
+            | PusherState::KP_STATE_RECONNECTING => Ok(()),
             PusherState::KP_STATE_FAILED => {
-                let why = lock(&self.shared.failure)
-                    .as_ref()
-                    .map_or_else(String::new, |e| e.to_string());
+                let why = lock(&self.shared.failure).as_ref().map_or_else(String::new, |e| e.to_string());
                 Err(Error::InvalidState(format!("the pusher failed: {why}")))
             }
             _ => Err(Error::NotStarted),
@@ -198,27 +214,18 @@ impl Pusher {
     pub fn push_video(&self, frame: &VideoFrame<'_>, pts_us: i64) -> Result<()> {
         self.accepting()?;
         let Some(v) = self.shared.config.video.as_ref() else {
-            return self.reject(Error::InvalidState(
-                "video is disabled in the configuration".into(),
-            ));
+            return self.reject(Error::InvalidState("video is disabled in the configuration".into()));
         };
         if v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH {
-            return self.reject(Error::InvalidState(
-                "video is configured as pre-encoded: use push_h264".into(),
-            ));
+            return self.reject(Error::InvalidState("video is configured as pre-encoded: use push_h264".into()));
         }
         if let Err(e) = crate::encode::pixel::validate(frame, v.width, v.height) {
             return self.reject(e);
         }
         self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
         let Some(mut buf) = self.shared.input.video_buffer() else {
-            self.shared
-                .counters
-                .video_frames_dropped_encoder
-                .fetch_add(1, Relaxed);
-            return Err(Error::QueueFull(
-                "the encoder is behind; video frame dropped",
-            ));
+            self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
+            return Err(Error::QueueFull("the encoder is behind; video frame dropped"));
         };
         if let Err(e) = crate::encode::pixel::copy_to_i420(frame, &mut buf) {
             self.shared.input.recycle(Input::Video(buf, 0));
@@ -232,13 +239,8 @@ impl Pusher {
             }
         };
         if !self.shared.input.push(Input::Video(buf, ts)) {
-            self.shared
-                .counters
-                .video_frames_dropped_encoder
-                .fetch_add(1, Relaxed);
-            return Err(Error::QueueFull(
-                "the encoder is behind; video frame dropped",
-            ));
+            self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
+            return Err(Error::QueueFull("the encoder is behind; video frame dropped"));
         }
         Ok(())
     }
@@ -248,14 +250,10 @@ impl Pusher {
     pub fn push_audio(&self, pcm: &[i16], pts_us: i64) -> Result<()> {
         self.accepting()?;
         let Some(a) = self.shared.config.audio.as_ref() else {
-            return self.reject(Error::InvalidState(
-                "audio is disabled in the configuration".into(),
-            ));
+            return self.reject(Error::InvalidState("audio is disabled in the configuration".into()));
         };
         if a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH {
-            return self.reject(Error::InvalidState(
-                "audio is configured as pre-encoded: use push_aac".into(),
-            ));
+            return self.reject(Error::InvalidState("audio is configured as pre-encoded: use push_aac".into()));
         }
         if pcm.is_empty() || pcm.len() % a.channels as usize != 0 {
             return self.reject(Error::BadFrameSize(format!(
@@ -265,10 +263,7 @@ impl Pusher {
             )));
         }
         if pcm.len() > a.sample_rate as usize * a.channels as usize {
-            return self.reject(Error::BadFrameSize(format!(
-                "{} samples is more than one second per call",
-                pcm.len()
-            )));
+            return self.reject(Error::BadFrameSize(format!("{} samples is more than one second per call", pcm.len())));
         }
         let ts = lock(&self.shared.timeline).stamp(TimelineTrack::Audio, self.pts(pts_us));
         let ts = match ts {
@@ -312,9 +307,7 @@ impl Pusher {
             (false, false) => (pts_us, dts_us),
         };
         if pts_us < dts_us {
-            return self.reject(Error::InvalidArgument(format!(
-                "pts {pts_us} us is before dts {dts_us} us"
-            )));
+            return self.reject(Error::InvalidArgument(format!("pts {pts_us} us is before dts {dts_us} us")));
         }
         // Check the timestamp without committing it, so a malformed unit changes nothing.
         let mut avc = lock(&self.avc);
@@ -330,6 +323,9 @@ impl Pusher {
         };
         tl.stamp(TimelineTrack::Video, dts_us)?;
         drop(tl);
+        if tags.keyframe {
+            self.shared.keyframe_wanted.store(false, Relaxed);
+        }
         self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
         self.shared.queue_avc(tags, ts);
         Ok(())
@@ -339,12 +335,8 @@ impl Pusher {
     /// frame (the configured sample rate and channels describe it). `pts_us` is the first frame's.
     pub fn push_aac(&self, data: &[u8], pts_us: i64) -> Result<()> {
         self.accepting()?;
-        let Some(a) = self
-            .shared
-            .config
-            .audio
-            .as_ref()
-            .filter(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH)
+        let Some(a) =
+            self.shared.config.audio.as_ref().filter(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH)
         else {
             return self.reject(Error::InvalidState(
                 "audio is not configured as pre-encoded (KP_AUDIO_ENCODER_PASSTHROUGH)".into(),
@@ -367,16 +359,12 @@ impl Pusher {
             None => match adts::sample_rate_index(a.sample_rate) {
                 Some(i) => adts::audio_specific_config(2, i, a.channels as u8),
                 None => {
-                    return self.reject(Error::InvalidArgument(format!(
-                        "no AAC sample rate index for {}",
-                        a.sample_rate
-                    )))
+                    return self
+                        .reject(Error::InvalidArgument(format!("no AAC sample rate index for {}", a.sample_rate)))
                 }
             },
         };
-        let rate = adts::parse_audio_specific_config(&asc)
-            .map(|(r, _)| r)
-            .unwrap_or(a.sample_rate) as u64;
+        let rate = adts::parse_audio_specific_config(&asc).map(|(r, _)| r).unwrap_or(a.sample_rate) as u64;
         let ts = match lock(&self.shared.timeline).stamp(TimelineTrack::Audio, self.pts(pts_us)) {
             Ok(ts) => ts,
             Err(e) => return self.reject(e),
@@ -399,10 +387,7 @@ impl Pusher {
             body.extend_from_slice(&flv::aac_raw_header());
             body.extend_from_slice(raw);
             self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
-            self.shared
-                .counters
-                .audio_frames_encoded
-                .fetch_add(1, Relaxed);
+            self.shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
             let t = ts + i as u64 * 1024 * 1000 / rate;
             self.shared.queue_media(MediaPacket {
                 track: Track::Audio,
@@ -420,9 +405,7 @@ impl Pusher {
     /// timeout when a connection attempt is in flight). The STOPPED event follows.
     pub fn stop(&self, timeout: Duration) -> Result<()> {
         if !self.started.load(Relaxed) {
-            return Err(Error::InvalidState(
-                "stop: the pusher was never started".into(),
-            ));
+            return Err(Error::InvalidState("stop: the pusher was never started".into()));
         }
         {
             let mut st = lock(&self.shared.state);
@@ -442,24 +425,38 @@ impl Pusher {
             }
             None => self.shared.finish_input(),
         }
-        self.shared.waker.wake();
-        if let Some(h) = threads.network.take() {
+        for d in &self.shared.destinations {
+            d.waker.wake();
+        }
+        for h in threads.network.drain(..) {
             let _ = h.join();
         }
-        if self.shared.state() == PusherState::KP_STATE_FAILED {
-            self.shared.set_state(PusherState::KP_STATE_STOPPED);
-            self.shared.emit(
-                EventKind::KP_EVENT_STOPPED,
-                ResultCode::KP_OK,
-                "stopped after failure",
-                0,
-            );
+        // The workers reported their own STOPPED; after a failure none was left to do it.
+        let failed = self.shared.state() == PusherState::KP_STATE_FAILED;
+        self.shared.set_state(PusherState::KP_STATE_STOPPED);
+        if failed {
+            self.shared.emit(EventKind::KP_EVENT_STOPPED, ResultCode::KP_OK, "stopped after failure", 0);
         }
         Ok(())
     }
 
+    /// The lifecycle state; while running: PUBLISHING when any destination publishes,
+    /// RECONNECTING when none does and one is between connections after an outage, else CONNECTING.
     pub fn state(&self) -> PusherState {
-        self.shared.state()
+        use PusherState::*;
+        match self.shared.state() {
+            KP_STATE_CONNECTING | KP_STATE_PUBLISHING => {
+                let states: Vec<_> = self.shared.destinations.iter().map(|d| d.state()).collect();
+                if states.contains(&KP_STATE_PUBLISHING) {
+                    KP_STATE_PUBLISHING
+                } else if states.contains(&KP_STATE_RECONNECTING) {
+                    KP_STATE_RECONNECTING
+                } else {
+                    KP_STATE_CONNECTING
+                }
+            }
+            s => s,
+        }
     }
 
     /// The error that made the pusher fail, if it did.
@@ -469,26 +466,26 @@ impl Pusher {
 
     pub fn stats(&self) -> Stats {
         let c = &self.shared.counters;
-        let (queue_ms, queue_bytes) = {
-            let q = lock(&self.shared.send_queue);
-            (q.duration_ms() as u32, q.bytes() as u64)
-        };
+        let destinations: Vec<DestinationStats> = self.shared.destinations.iter().map(|d| d.stats()).collect();
+        let sum = |f: fn(&DestinationStats) -> u64| destinations.iter().map(f).sum::<u64>();
         Stats {
             video_frames_in: c.video_frames_in.load(Relaxed),
             audio_frames_in: c.audio_frames_in.load(Relaxed),
             video_frames_encoded: c.video_frames_encoded.load(Relaxed),
             audio_frames_encoded: c.audio_frames_encoded.load(Relaxed),
-            video_frames_sent: c.video_frames_sent.load(Relaxed),
-            audio_frames_sent: c.audio_frames_sent.load(Relaxed),
+            video_frames_sent: sum(|d| d.video_frames_sent),
+            audio_frames_sent: sum(|d| d.audio_frames_sent),
             video_frames_dropped_encoder: c.video_frames_dropped_encoder.load(Relaxed),
-            frames_dropped_network: c.frames_dropped_network.load(Relaxed),
+            frames_dropped_network: sum(|d| d.frames_dropped_network),
             frames_rejected: c.frames_rejected.load(Relaxed),
-            bytes_sent: c.bytes_sent.load(Relaxed),
-            video_bitrate_kbps: c.video_bitrate_kbps.load(Relaxed),
-            audio_bitrate_kbps: c.audio_bitrate_kbps.load(Relaxed),
-            queue_ms,
-            queue_bytes,
+            bytes_sent: sum(|d| d.bytes_sent),
+            video_bitrate_kbps: sum(|d| d.video_bitrate_kbps as u64) as u32,
+            audio_bitrate_kbps: sum(|d| d.audio_bitrate_kbps as u64) as u32,
+            queue_ms: destinations.iter().map(|d| d.queue_ms).max().unwrap_or(0),
+            queue_bytes: destinations.iter().map(|d| d.queue_bytes).max().unwrap_or(0),
+            reconnects: sum(|d| d.reconnects),
             uptime_ms: self.shared.uptime().as_millis() as u64,
+            destinations,
         }
     }
 }
@@ -510,10 +507,7 @@ impl Drop for Pusher {
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map_err(|e| Error::Internal(format!("spawn {name}: {e}")))
+    std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| Error::Internal(format!("spawn {name}: {e}")))
 }
 
 fn make_video_encoder(v: &VideoConfig) -> Result<Option<Box<dyn VideoEncoder>>> {
@@ -528,19 +522,17 @@ fn make_video_encoder(v: &VideoConfig) -> Result<Option<Box<dyn VideoEncoder>>> 
     match v.encoder {
         VideoEncoderKind::KP_ENCODER_PASSTHROUGH => Ok(None),
         #[cfg(feature = "openh264")]
-        VideoEncoderKind::KP_ENCODER_OPENH264 => Ok(Some(Box::new(
-            crate::encode::openh264::OpenH264Encoder::new(&cfg)?,
-        ))),
+        VideoEncoderKind::KP_ENCODER_OPENH264 => {
+            Ok(Some(Box::new(crate::encode::openh264::OpenH264Encoder::new(&cfg)?)))
+        }
         #[cfg(not(feature = "openh264"))]
         VideoEncoderKind::KP_ENCODER_OPENH264 => {
             let _ = cfg;
-            Err(Error::Unsupported(
-                "the OpenH264 encoder is not in this build (cargo feature `openh264`)".into(),
-            ))
+            Err(Error::Unsupported("the OpenH264 encoder is not in this build (cargo feature `openh264`)".into()))
         }
-        VideoEncoderKind::KP_ENCODER_X264 => Err(Error::Unsupported(
-            "the x264 encoder is not in this build (cargo feature `x264`)".into(),
-        )),
+        VideoEncoderKind::KP_ENCODER_X264 => {
+            Err(Error::Unsupported("the x264 encoder is not in this build (cargo feature `x264`)".into()))
+        }
     }
 }
 
@@ -553,15 +545,13 @@ fn make_audio_encoder(a: &AudioConfig) -> Result<Option<Box<dyn AudioEncoder>>> 
     match a.encoder {
         AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH => Ok(None),
         #[cfg(feature = "aac")]
-        AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC => Ok(Some(Box::new(
-            crate::encode::fdk_aac::FdkAacEncoder::new(&cfg)?,
-        ))),
+        AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC => {
+            Ok(Some(Box::new(crate::encode::fdk_aac::FdkAacEncoder::new(&cfg)?)))
+        }
         #[cfg(not(feature = "aac"))]
         AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC => {
             let _ = cfg;
-            Err(Error::Unsupported(
-                "the AAC encoder is not in this build (cargo feature `aac`)".into(),
-            ))
+            Err(Error::Unsupported("the AAC encoder is not in this build (cargo feature `aac`)".into()))
         }
     }
 }

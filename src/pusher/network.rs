@@ -1,11 +1,15 @@
-//! The network worker: connects, publishes, drains the send queue into the RTMP session and the
-//! socket with deadlines, and unpublishes on stop.
+//! The network worker of one destination: connects, publishes, drains the send queue into the
+//! RTMP session and the socket, detects stalls, and reconnects (with backoff and failover) until
+//! the pusher stops or the destination gives up.
 
 use super::event::{EventKind, PusherState};
-use super::shared::{lock, Shared};
+use super::shared::{lock, Destination, Shared};
 use crate::core::metadata::{AudioMeta, StreamMetadata, VideoCodec, VideoMeta};
+use crate::core::reconnect::{Decision, Reconnector};
 use crate::core::send_queue::Track;
-use crate::core::session::{PublishSession, SessionEvent, SessionState};
+use crate::core::session::{PublishSession, SessionEvent, SessionState, WINDOW_ACK_SIZE};
+use crate::core::stall::StallDetector;
+use crate::core::url::RtmpUrl;
 use crate::error::{Error, Result, ResultCode};
 use crate::io::transport::{Transport, WakeReceiver};
 use bytes::Bytes;
@@ -18,9 +22,12 @@ use std::time::{Duration, Instant};
 const MAX_SESSION_BACKLOG: usize = 64 * 1024;
 /// How long unpublish may take when stop() left no time of its own.
 const UNPUBLISH_GRACE: Duration = Duration::from_millis(500);
+/// The TCP probe of the primary while publishing on a backup blocks sending for at most this.
+const PRIMARY_PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
 pub struct NetworkWorker {
     pub shared: Arc<Shared>,
+    pub dest: usize,
     pub wake: WakeReceiver,
 }
 
@@ -28,9 +35,12 @@ struct Conn {
     transport: Transport,
     session: PublishSession,
     buf: Vec<u8>,
-    last_progress: Instant,
+    written: u64,
+    stall: StallDetector,
     /// The sequence headers this session has sent, to skip repeats from the queue.
     sent_header: [Option<Bytes>; 2],
+    /// The server acknowledged media on this connection.
+    acked: bool,
 }
 
 fn track_idx(t: Track) -> usize {
@@ -40,24 +50,160 @@ fn track_idx(t: Track) -> usize {
     }
 }
 
+/// How a session ended without an error.
+enum Ended {
+    /// stop(): everything sent (or the deadline passed with this many packets unsent).
+    Stopped(usize),
+    /// The primary answers again: leave the backup for it.
+    BackToPrimary,
+}
+
+/// A session's failure, and whether it had been publishing.
+struct Lost {
+    error: Error,
+    was_publishing: bool,
+    /// The publish had held long enough to prove the URL works: a server that accepts a publish
+    /// and drops it at once (nginx's `deny publish` does) must still run into the attempt limit.
+    was_stable: bool,
+}
+
+/// A publish that lasted this long (or got a server acknowledgement) counts as working.
+const STABLE_PUBLISH: Duration = Duration::from_secs(3);
+
 impl NetworkWorker {
+    fn d(&self) -> &Destination {
+        &self.shared.destinations[self.dest]
+    }
+
+    fn emit(&self, kind: EventKind, code: ResultCode, message: impl Into<String>, value: i64, value2: i64) {
+        self.shared.emit_full(kind, code, message, self.d().index, value, value2);
+    }
+
     pub fn run(self) {
         let shared = self.shared.clone();
-        match self.publish_and_stream() {
-            Ok(unsent) => {
-                shared.set_state(PusherState::KP_STATE_STOPPED);
-                shared.emit(
-                    EventKind::KP_EVENT_STOPPED,
-                    ResultCode::KP_OK,
-                    "stopped",
-                    unsent as i64,
-                );
+        let d = self.d();
+        let mut rc = Reconnector::new(
+            crate::core::reconnect::ReconnectPolicy { seed: seed(self.dest), ..shared.config.reconnect.clone() },
+            lock(&d.urls).len(),
+        );
+        // When the last publish was lost, and the attempts since.
+        let mut outage: Option<(Instant, u32)> = None;
+        let mut first = true;
+        let mut last_error = Error::Io("no connection attempt".into());
+        loop {
+            if shared.stopping() || shared.state() == PusherState::KP_STATE_FAILED {
+                break;
+            }
+            let now = Instant::now();
+            match rc.poll(now) {
+                Decision::Wait { until, delay, attempt, .. } => {
+                    d.set_state(PusherState::KP_STATE_RECONNECTING);
+                    let code = if outage.is_some_and(|(_, n)| n == 0) { ResultCode::KP_OK } else { last_error.code() };
+                    self.emit(
+                        EventKind::KP_EVENT_RECONNECTING,
+                        code,
+                        format!("reconnecting in {} ms", delay.as_millis()),
+                        attempt as i64,
+                        delay.as_millis() as i64,
+                    );
+                    while !shared.stopping() && Instant::now() < until {
+                        self.wake.wait(until.saturating_duration_since(Instant::now()));
+                    }
+                }
+                Decision::GiveUp => {
+                    if self.refresh_url(rc.current_url()) {
+                        rc.reset_after_new_url();
+                        continue;
+                    }
+                    shared.fail_destination(d, last_error);
+                    return;
+                }
+                Decision::Connect { url, attempt } => {
+                    if let Some((from, to)) = rc.take_switch() {
+                        let redacted = lock(&d.urls)[to].redacted();
+                        self.emit(EventKind::KP_EVENT_FAILOVER, ResultCode::KP_OK, redacted, from as i64, to as i64);
+                    }
+                    if !first {
+                        self.refresh_url(url);
+                    }
+                    first = false;
+                    d.counters.url_index.store(url as u32, Relaxed);
+                    if let Some((_, n)) = outage.as_mut() {
+                        *n = attempt;
+                    }
+                    match self.session(url, &mut rc, &mut outage) {
+                        Ok(Ended::Stopped(unsent)) => {
+                            d.set_state(PusherState::KP_STATE_STOPPED);
+                            self.emit(EventKind::KP_EVENT_STOPPED, ResultCode::KP_OK, "stopped", unsent as i64, 0);
+                            return;
+                        }
+                        Ok(Ended::BackToPrimary) => {
+                            outage = Some((Instant::now(), 0));
+                        }
+                        Err(Lost { error, was_publishing, was_stable }) => {
+                            if shared.stopping() {
+                                break;
+                            }
+                            if was_publishing {
+                                self.emit(EventKind::KP_EVENT_DISCONNECTED, error.code(), error.to_string(), 0, 0);
+                                outage = Some((Instant::now(), 0));
+                            }
+                            log::info!("destination {}: {error}", d.index);
+                            rc.on_failure(Instant::now(), &error, was_stable);
+                            last_error = error;
+                        }
+                    }
+                }
+            }
+        }
+        d.set_state(PusherState::KP_STATE_STOPPED);
+        let unsent = lock(&d.queue).len();
+        self.emit(EventKind::KP_EVENT_STOPPED, ResultCode::KP_OK, "stopped", unsent as i64, 0);
+    }
+
+    /// Ask the app for a fresh URL (signed URLs expire). True when it gave a new, valid one.
+    fn refresh_url(&self, index: usize) -> bool {
+        let Some(new) = self.ask_url_refresh(index) else {
+            return false;
+        };
+        match RtmpUrl::parse(&new) {
+            Ok(u) => {
+                let mut urls = lock(&self.d().urls);
+                let changed = urls[index] != u;
+                urls[index] = u;
+                changed
             }
             Err(e) => {
-                if shared.state() == PusherState::KP_STATE_PUBLISHING {
-                    shared.emit(EventKind::KP_EVENT_DISCONNECTED, e.code(), e.to_string(), 0);
-                }
-                shared.fail(e);
+                log::warn!("URL refresh callback gave a bad URL: {e}");
+                false
+            }
+        }
+    }
+
+    fn ask_url_refresh(&self, index: usize) -> Option<String> {
+        let cb = self.shared.url_refresh.clone();
+        if lock(&cb).is_none() {
+            return None;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dest = self.d().index;
+        // The app's callback may block (it may fetch a URL over the network): it runs on its own
+        // thread, and a late answer is dropped rather than stalling the reconnect.
+        let spawned = std::thread::Builder::new().name("kp-url-refresh".into()).spawn(move || {
+            let mut guard = lock(&cb);
+            if let Some(f) = guard.as_mut() {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(dest, index as u32)));
+                let _ = tx.send(r.ok().flatten());
+            }
+        });
+        if spawned.is_err() {
+            return None;
+        }
+        match rx.recv_timeout(self.shared.config.url_refresh_timeout) {
+            Ok(url) => url,
+            Err(_) => {
+                log::warn!("URL refresh callback did not answer within {:?}", self.shared.config.url_refresh_timeout);
+                None
             }
         }
     }
@@ -81,89 +227,124 @@ impl NetworkWorker {
         }
     }
 
-    /// Returns the number of media packets left unsent when the stop deadline passed.
-    fn publish_and_stream(&self) -> Result<usize> {
+    /// One connection: connect, publish, stream until stop or failure.
+    fn session(
+        &self,
+        url_index: usize,
+        rc: &mut Reconnector,
+        outage: &mut Option<(Instant, u32)>,
+    ) -> std::result::Result<Ended, Lost> {
         let shared = &self.shared;
-        let url = &shared.url;
+        let d = self.d();
+        let url = lock(&d.urls)[url_index].clone();
+        let lost = |error| Lost { error, was_publishing: false, was_stable: false };
         let started = Instant::now();
-        shared.emit(
-            EventKind::KP_EVENT_CONNECTING,
-            ResultCode::KP_OK,
-            url.redacted(),
-            0,
-        );
+        if outage.is_none() {
+            d.set_state(PusherState::KP_STATE_CONNECTING);
+        }
+        self.emit(EventKind::KP_EVENT_CONNECTING, ResultCode::KP_OK, url.redacted(), url_index as i64, 0);
         if url.tls {
-            return Err(Error::Unsupported(
-                "rtmps:// needs the TLS transport, not in this build".into(),
-            ));
+            return Err(lost(Error::Unsupported("rtmps:// needs the TLS transport, not in this build".into())));
         }
         let deadline = started + shared.config.connect_timeout;
-        let transport = Transport::connect(&url.host, url.port, deadline)?;
-        let session = PublishSession::new(url, self.metadata())?;
+        let transport = Transport::connect(&url.host, url.port, deadline).map_err(lost)?;
+        let session = PublishSession::new(&url, self.metadata()).map_err(lost)?;
+        let now = Instant::now();
         let mut conn = Conn {
             transport,
             session,
-            buf: vec![0u8; 64 * 1024],
-            last_progress: Instant::now(),
+            buf: vec![0u8; 16 * 1024],
+            written: 0,
+            stall: StallDetector::new(shared.config.stall_timeout, now),
             sent_header: [None, None],
+            acked: false,
         };
         let mut events = Vec::new();
 
         // Handshake, connect, createStream, publish.
         while conn.session.state() != SessionState::Publishing {
             if shared.stopping() {
-                return Ok(lock(&shared.send_queue).len());
+                return Ok(Ended::Stopped(lock(&d.queue).len()));
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::Timeout(format!(
+                return Err(lost(Error::Timeout(format!(
                     "no publish reply within {} ms",
                     shared.config.connect_timeout.as_millis()
-                )));
+                ))));
             }
-            self.pump(&mut conn, &mut events)?;
+            self.pump(&mut conn, &mut events).map_err(lost)?;
             for ev in events.drain(..) {
                 if ev == SessionEvent::Connected {
-                    shared.emit(
+                    self.emit(
                         EventKind::KP_EVENT_CONNECTED,
                         ResultCode::KP_OK,
                         "connected",
                         started.elapsed().as_millis() as i64,
+                        0,
                     );
                 }
             }
             if conn.session.state() == SessionState::Publishing {
                 break;
             }
-            conn.transport.wait(
-                !conn.session.pending_output().is_empty(),
-                Some(&self.wake),
-                deadline - now,
-            );
+            conn.transport.wait(!conn.session.pending_output().is_empty(), Some(&self.wake), deadline - now);
         }
-        shared.set_state(PusherState::KP_STATE_PUBLISHING);
-        shared.emit(
+        let now = Instant::now();
+        rc.on_published(now);
+        d.set_state(PusherState::KP_STATE_PUBLISHING);
+        {
+            let mut st = lock(&shared.state);
+            if *st == PusherState::KP_STATE_CONNECTING {
+                *st = PusherState::KP_STATE_PUBLISHING;
+            }
+        }
+        self.emit(
             EventKind::KP_EVENT_PUBLISHING,
             ResultCode::KP_OK,
             "publishing",
             started.elapsed().as_millis() as i64,
+            0,
         );
+        if let Some((lost_at, attempts)) = outage.take() {
+            let ms = now.duration_since(lost_at).as_millis() as u64;
+            d.counters.reconnects.fetch_add(1, Relaxed);
+            d.counters.outage_ms_total.fetch_add(ms, Relaxed);
+            self.emit(
+                EventKind::KP_EVENT_RECONNECTED,
+                ResultCode::KP_OK,
+                format!("reconnected after {ms} ms"),
+                ms as i64,
+                attempts as i64,
+            );
+        }
 
-        // A new session starts with the current sequence headers, whatever the queue holds.
-        {
-            let q = lock(&shared.send_queue);
-            for t in [Track::Video, Track::Audio] {
-                if let Some(h) = q.latest_header(t) {
-                    conn.sent_header[track_idx(t)] = Some(h.clone());
-                }
+        // A session starts with the current sequence headers and, for video, a keyframe; the
+        // timeline continues where the last session left it.
+        let headers = {
+            let mut q = lock(&d.queue);
+            let out = q.restart_at_keyframe();
+            drop(q);
+            shared.account_drops(d, out);
+            let q = lock(&d.queue);
+            [q.latest_header(Track::Video).cloned(), q.latest_header(Track::Audio).cloned()]
+        };
+        for (t, h) in [Track::Video, Track::Audio].into_iter().zip(headers) {
+            if let Some(h) = h {
+                conn.sent_header[track_idx(t)] = Some(h.clone());
+                self.send(&mut conn, t, 0, h).map_err(|error| Lost {
+                    error,
+                    was_publishing: true,
+                    was_stable: false,
+                })?;
             }
         }
-        for t in [Track::Video, Track::Audio] {
-            if let Some(h) = conn.sent_header[track_idx(t)].clone() {
-                self.send(&mut conn, t, 0, h)?;
-            }
-        }
-        self.stream(&mut conn, &mut events)
+        let result = self.stream(&mut conn, &mut events, rc);
+        result.map_err(|error| Lost {
+            error,
+            was_publishing: true,
+            was_stable: now.elapsed() >= STABLE_PUBLISH || conn.acked,
+        })
     }
 
     fn send(&self, conn: &mut Conn, track: Track, ts: u64, body: Bytes) -> Result<()> {
@@ -175,19 +356,20 @@ impl NetworkWorker {
         }
     }
 
-    fn stream(&self, conn: &mut Conn, events: &mut Vec<SessionEvent>) -> Result<usize> {
+    fn stream(&self, conn: &mut Conn, events: &mut Vec<SessionEvent>, rc: &mut Reconnector) -> Result<Ended> {
         let shared = &self.shared;
-        let c = &shared.counters;
+        let d = self.d();
+        let c = &d.counters;
         let mut window_start = Instant::now();
-        let mut window_bytes = (0u64, 0u64);
+        let mut window_bytes = (c.video_bytes_sent.load(Relaxed), c.audio_bytes_sent.load(Relaxed));
         loop {
             // Feed the session from the queue while the socket keeps up.
             let mut finished_and_empty = false;
             while conn.session.pending_output().len() < MAX_SESSION_BACKLOG {
                 let popped = {
-                    let mut q = lock(&shared.send_queue);
+                    let mut q = lock(&d.queue);
                     let p = q.pop();
-                    if p.is_none() && q.is_empty() && shared.stopping() && self.encoder_done() {
+                    if p.is_none() && q.is_empty() && shared.stopping() && shared.encode_finished.load(Relaxed) {
                         finished_and_empty = true;
                     }
                     p
@@ -203,16 +385,12 @@ impl NetworkWorker {
                 let len = p.body.len() as u64;
                 self.send(conn, p.track, p.timestamp_ms, p.body)?;
                 if !p.header {
-                    match p.track {
-                        Track::Video => {
-                            c.video_frames_sent.fetch_add(1, Relaxed);
-                            c.video_bytes_sent.fetch_add(len, Relaxed);
-                        }
-                        Track::Audio => {
-                            c.audio_frames_sent.fetch_add(1, Relaxed);
-                            c.audio_bytes_sent.fetch_add(len, Relaxed);
-                        }
-                    }
+                    let (frames, bytes) = match p.track {
+                        Track::Video => (&c.video_frames_sent, &c.video_bytes_sent),
+                        Track::Audio => (&c.audio_frames_sent, &c.audio_bytes_sent),
+                    };
+                    frames.fetch_add(1, Relaxed);
+                    bytes.fetch_add(len, Relaxed);
                 }
             }
             self.pump(conn, events)?;
@@ -221,52 +399,54 @@ impl NetworkWorker {
             let now = Instant::now();
             let elapsed = now - window_start;
             if elapsed >= Duration::from_secs(1) {
-                let (v, a) = (
-                    c.video_bytes_sent.load(Relaxed),
-                    c.audio_bytes_sent.load(Relaxed),
-                );
+                let (v, a) = (c.video_bytes_sent.load(Relaxed), c.audio_bytes_sent.load(Relaxed));
                 let ms = elapsed.as_millis().max(1) as u64;
-                c.video_bitrate_kbps
-                    .store(((v - window_bytes.0) * 8 / ms) as u32, Relaxed);
-                c.audio_bitrate_kbps
-                    .store(((a - window_bytes.1) * 8 / ms) as u32, Relaxed);
+                c.video_bitrate_kbps.store(((v - window_bytes.0) * 8 / ms) as u32, Relaxed);
+                c.audio_bitrate_kbps.store(((a - window_bytes.1) * 8 / ms) as u32, Relaxed);
                 window_bytes = (v, a);
                 window_start = now;
             }
 
             let backlog = !conn.session.pending_output().is_empty();
             if finished_and_empty && !backlog {
-                return self.unpublish(conn).map(|_| 0);
+                return self.unpublish(conn).map(|_| Ended::Stopped(0));
             }
             if shared.stopping() && shared.stop_deadline_passed(now) {
-                let unsent = lock(&shared.send_queue).len();
-                log::warn!("stop deadline passed with {unsent} packets unsent");
+                let unsent = lock(&d.queue).len();
+                log::warn!("destination {}: stop deadline passed with {unsent} packets unsent", d.index);
                 let _ = self.unpublish(conn);
-                return Ok(unsent);
+                return Ok(Ended::Stopped(unsent));
             }
-            if backlog && now - conn.last_progress > shared.config.write_timeout {
+            if conn.stall.is_stalled(now, backlog, WINDOW_ACK_SIZE as u64) {
+                let ms = shared.config.stall_timeout.as_millis() as i64;
+                self.emit(
+                    EventKind::KP_EVENT_STALLED,
+                    ResultCode::KP_ERR_TIMEOUT,
+                    "no progress: connection stalled",
+                    ms,
+                    0,
+                );
                 return Err(Error::Timeout(format!(
-                    "no write progress for {} ms",
-                    shared.config.write_timeout.as_millis()
+                    "stalled: no write progress or server acknowledgement for {ms} ms"
                 )));
             }
-            let mut timeout = Duration::from_millis(250);
-            if backlog {
-                timeout = timeout.min(
-                    shared
-                        .config
-                        .write_timeout
-                        .saturating_sub(now - conn.last_progress)
-                        + Duration::from_millis(1),
-                );
+            if !shared.stopping() && rc.primary_probe_due(now) {
+                let ok = self.probe_primary();
+                rc.on_primary_probe(Instant::now(), ok);
+                if ok {
+                    let _ = self.unpublish(conn);
+                    return Ok(Ended::BackToPrimary);
+                }
             }
+            let timeout = Duration::from_millis(250).min(conn.stall.next_check(now) + Duration::from_millis(1));
             conn.transport.wait(backlog, Some(&self.wake), timeout);
         }
     }
 
-    fn encoder_done(&self) -> bool {
-        // The encode worker calls finish() on the queue when it is done; until then more may come.
-        self.shared.encode_finished.load(Relaxed)
+    /// Whether the primary accepts TCP connections again.
+    fn probe_primary(&self) -> bool {
+        let url = lock(&self.d().urls)[0].clone();
+        Transport::connect(&url.host, url.port, Instant::now() + PRIMARY_PROBE_TIMEOUT).is_ok()
     }
 
     /// Write what the socket takes and read what has arrived; returns after one round.
@@ -281,16 +461,24 @@ impl NetworkWorker {
                 break;
             }
             conn.session.consume_output(n);
-            conn.last_progress = Instant::now();
-            self.shared.counters.bytes_sent.fetch_add(n as u64, Relaxed);
+            conn.written += n as u64;
+            conn.stall.on_write(Instant::now(), conn.written);
+            self.d().counters.bytes_sent.fetch_add(n as u64, Relaxed);
         }
         while let Some(n) = conn.transport.read_some(&mut conn.buf)? {
             let Conn { session, buf, .. } = conn;
             session.handle_input(&buf[..n], events)?;
-            for ev in events.iter() {
-                if let SessionEvent::Status { code, description } = ev {
-                    log::info!("server status {code}: {description}");
+        }
+        for ev in events.iter() {
+            match ev {
+                SessionEvent::Acknowledged { bytes } => {
+                    conn.acked = true;
+                    conn.stall.on_ack(Instant::now(), *bytes);
                 }
+                SessionEvent::Status { code, description } => {
+                    log::info!("server status {code}: {description}")
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -298,18 +486,20 @@ impl NetworkWorker {
 
     fn unpublish(&self, conn: &mut Conn) -> Result<()> {
         conn.session.unpublish()?;
-        let deadline = lock(&self.shared.stop_deadline)
-            .unwrap_or_else(Instant::now)
-            .max(Instant::now() + UNPUBLISH_GRACE);
+        let deadline =
+            lock(&self.shared.stop_deadline).unwrap_or_else(Instant::now).max(Instant::now() + UNPUBLISH_GRACE);
         let mut events = Vec::new();
         while !conn.session.pending_output().is_empty() && Instant::now() < deadline {
             self.pump(conn, &mut events)?;
-            conn.transport.wait(
-                true,
-                None,
-                deadline.saturating_duration_since(Instant::now()),
-            );
+            conn.transport.wait(true, None, deadline.saturating_duration_since(Instant::now()));
         }
         Ok(())
     }
+}
+
+/// A jitter seed that differs per process, destination and start, so devices that lost the same
+/// server at the same moment do not retry in lockstep.
+fn seed(dest: usize) -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    t ^ ((std::process::id() as u64) << 32) ^ (dest as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }

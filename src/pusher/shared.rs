@@ -2,6 +2,7 @@
 
 use super::event::{Event, EventKind, PusherState};
 use super::input::InputQueue;
+use super::stats::DestinationStats;
 use super::timeline::Timeline;
 use super::PusherConfig;
 use crate::core::send_queue::{MediaPacket, PushOutcome, SendQueue, Track};
@@ -13,72 +14,146 @@ use std::sync::mpsc::Sender;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// Counters of the whole pusher (input and encoding).
 #[derive(Default)]
 pub struct Counters {
     pub video_frames_in: AtomicU64,
     pub audio_frames_in: AtomicU64,
     pub video_frames_encoded: AtomicU64,
     pub audio_frames_encoded: AtomicU64,
+    pub video_frames_dropped_encoder: AtomicU64,
+    pub frames_rejected: AtomicU64,
+}
+
+/// Counters of one destination (output).
+#[derive(Default)]
+pub struct DestCounters {
     pub video_frames_sent: AtomicU64,
     pub audio_frames_sent: AtomicU64,
-    pub video_frames_dropped_encoder: AtomicU64,
-    pub frames_dropped_network: AtomicU64,
-    pub frames_rejected: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub video_bytes_sent: AtomicU64,
     pub audio_bytes_sent: AtomicU64,
     pub video_bitrate_kbps: AtomicU32,
     pub audio_bitrate_kbps: AtomicU32,
+    pub frames_dropped_network: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub outage_ms_total: AtomicU64,
+    pub url_index: AtomicU32,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The data behind these locks stays consistent at every await point; a panic elsewhere must
+    // The data behind these locks stays consistent between statements; a panic elsewhere must
     // not turn every later call into a second panic.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// One output: its URLs, send queue, state and counters. Its network worker owns the socket.
+pub struct Destination {
+    pub index: u32,
+    /// Primary first, then backups; the URL refresh callback may replace one.
+    pub urls: Mutex<Vec<RtmpUrl>>,
+    pub queue: Mutex<SendQueue>,
+    /// Wakes this destination's network worker (media queued, stop requested).
+    pub waker: Waker,
+    pub state: Mutex<PusherState>,
+    pub failure: Mutex<Option<Error>>,
+    pub counters: DestCounters,
+}
+
+impl Destination {
+    pub fn state(&self) -> PusherState {
+        *lock(&self.state)
+    }
+
+    pub fn set_state(&self, s: PusherState) {
+        *lock(&self.state) = s;
+    }
+
+    pub fn stats(&self) -> DestinationStats {
+        let c = &self.counters;
+        let (queue_ms, queue_bytes) = {
+            let q = lock(&self.queue);
+            (q.duration_ms() as u32, q.bytes() as u64)
+        };
+        DestinationStats {
+            state: Some(self.state()),
+            url_index: c.url_index.load(Relaxed),
+            video_frames_sent: c.video_frames_sent.load(Relaxed),
+            audio_frames_sent: c.audio_frames_sent.load(Relaxed),
+            bytes_sent: c.bytes_sent.load(Relaxed),
+            frames_dropped_network: c.frames_dropped_network.load(Relaxed),
+            video_bitrate_kbps: c.video_bitrate_kbps.load(Relaxed),
+            audio_bitrate_kbps: c.audio_bitrate_kbps.load(Relaxed),
+            queue_ms,
+            queue_bytes,
+            reconnects: c.reconnects.load(Relaxed),
+            outage_ms_total: c.outage_ms_total.load(Relaxed),
+        }
+    }
+}
+
+/// Asked for a fresh URL before a reconnect: (destination, URL index) → new URL or None.
+pub type UrlRefresh = Box<dyn FnMut(u32, u32) -> Option<String> + Send>;
+
 pub struct Shared {
     pub config: PusherConfig,
-    pub url: RtmpUrl,
     pub created: Instant,
+    /// The pusher's own lifecycle; while it is CONNECTING or PUBLISHING the reported state is
+    /// derived from the destinations (see `Pusher::state`).
     pub state: Mutex<PusherState>,
     pub failure: Mutex<Option<Error>>,
     pub counters: Counters,
     pub timeline: Mutex<Timeline>,
     pub input: InputQueue,
-    pub send_queue: Mutex<SendQueue>,
-    /// Wakes the network worker when media is queued or a stop is requested.
-    pub waker: Waker,
+    pub destinations: Vec<Destination>,
     pub events: Mutex<Option<Sender<Option<Event>>>>,
+    pub url_refresh: std::sync::Arc<Mutex<Option<UrlRefresh>>>,
     pub stop_requested: AtomicBool,
-    /// Set by stop(): the network worker gives up sending what is queued at this time.
+    /// Set by stop(): the network workers give up sending what is queued at this time.
     pub stop_deadline: Mutex<Option<Instant>>,
     /// The encode worker has flushed its encoders: nothing more will be queued.
     pub encode_finished: AtomicBool,
-    /// The encoder should make the next picture an IDR (the send queue dropped up to a keyframe).
+    /// The encoder should make the next picture an IDR (a destination restarts or dropped up to
+    /// a keyframe).
     pub keyframe_wanted: AtomicBool,
 }
 
 impl Shared {
-    pub fn emit(&self, kind: EventKind, code: ResultCode, message: impl Into<String>, value: i64) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn emit_full(
+        &self,
+        kind: EventKind,
+        code: ResultCode,
+        message: impl Into<String>,
+        destination: u32,
+        value: i64,
+        value2: i64,
+    ) {
         let ev = Event {
             kind,
             code,
             message: message.into(),
             timestamp_ms: self.created.elapsed().as_millis() as u64,
-            destination: 0,
+            destination,
             value,
+            value2,
         };
         log::debug!(
-            "event {:?} {:?} {} ({})",
+            "event {:?} dest {} {:?} {} ({}, {})",
             ev.kind,
+            destination,
             ev.code,
             ev.message,
-            ev.value
+            ev.value,
+            ev.value2
         );
         if let Some(tx) = lock(&self.events).as_ref() {
             let _ = tx.send(Some(ev));
         }
+    }
+
+    pub fn emit(&self, kind: EventKind, code: ResultCode, message: impl Into<String>, value: i64) {
+        self.emit_full(kind, code, message, 0, value, 0);
     }
 
     pub fn state(&self) -> PusherState {
@@ -89,38 +164,52 @@ impl Shared {
         *lock(&self.state) = s;
     }
 
-    /// Move to FAILED unless a stop already ended the stream, and report it.
+    /// The whole pusher fails (an encoder error, or every destination gave up).
     pub fn fail(&self, e: Error) {
         log::warn!("pusher failed: {e}");
         {
             let mut st = lock(&self.state);
-            if matches!(*st, PusherState::KP_STATE_STOPPED) {
+            if matches!(*st, PusherState::KP_STATE_STOPPED | PusherState::KP_STATE_FAILED) {
                 return;
             }
             *st = PusherState::KP_STATE_FAILED;
         }
-        self.emit(EventKind::KP_EVENT_FAILED, e.code(), e.to_string(), 0);
         *lock(&self.failure) = Some(e);
         // Nothing will consume raw input any more.
         self.input.close();
         self.input.clear();
+        for d in &self.destinations {
+            d.waker.wake();
+        }
     }
 
+    /// One destination gave up; the pusher fails when none is left.
+    pub fn fail_destination(&self, d: &Destination, e: Error) {
+        log::warn!("destination {} failed: {e}", d.index);
+        d.set_state(PusherState::KP_STATE_FAILED);
+        self.emit_full(EventKind::KP_EVENT_FAILED, e.code(), e.to_string(), d.index, 0, 0);
+        *lock(&d.failure) = Some(e.clone());
+        if self.destinations.iter().all(|d| d.state() == PusherState::KP_STATE_FAILED) {
+            self.fail(e);
+        }
+    }
+
+    /// Queue a packet for every destination still alive.
     pub fn queue_media(&self, p: MediaPacket) {
-        let out: PushOutcome = lock(&self.send_queue).push(p);
-        self.account_drops(out);
-        self.waker.wake();
+        for d in &self.destinations {
+            if d.state() == PusherState::KP_STATE_FAILED {
+                continue;
+            }
+            let out = lock(&d.queue).push(p.clone());
+            self.account_drops(d, out);
+            d.waker.wake();
+        }
     }
 
     /// Queue what the packetizer made of one access unit: a new sequence header first, then the frame.
     pub fn queue_avc(&self, tags: super::encode_worker::AvcTags, ts: u64) {
-        let video = |header, keyframe, body| MediaPacket {
-            track: Track::Video,
-            timestamp_ms: ts,
-            keyframe,
-            header,
-            body,
-        };
+        let video =
+            |header, keyframe, body| MediaPacket { track: Track::Video, timestamp_ms: ts, keyframe, header, body };
         if let Some(h) = tags.header {
             self.queue_media(video(true, true, h));
         }
@@ -131,31 +220,51 @@ impl Shared {
             }
             // Nothing decodable yet (no parameter sets): the frame is lost, and counted.
             None => {
-                self.counters
-                    .video_frames_dropped_encoder
-                    .fetch_add(1, Relaxed);
+                self.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             }
         }
     }
 
-    pub fn account_drops(&self, out: PushOutcome) {
+    pub fn account_drops(&self, d: &Destination, out: PushOutcome) {
         let dropped = out.dropped_video + out.dropped_audio;
         if dropped > 0 {
-            self.counters
-                .frames_dropped_network
-                .fetch_add(dropped, Relaxed);
+            d.counters.frames_dropped_network.fetch_add(dropped, Relaxed);
         }
         if out.keyframe_wanted {
+            self.want_keyframe(d.index);
+        }
+    }
+
+    /// Ask the encoder for an IDR, or the app when it encodes video itself.
+    pub fn want_keyframe(&self, destination: u32) {
+        let passthrough =
+            self.config.video.as_ref().is_some_and(|v| v.encoder == super::VideoEncoderKind::KP_ENCODER_PASSTHROUGH);
+        if passthrough {
+            if !self.keyframe_wanted.swap(true, Relaxed) {
+                self.emit_full(
+                    EventKind::KP_EVENT_KEYFRAME_NEEDED,
+                    ResultCode::KP_OK,
+                    "keyframe needed",
+                    destination,
+                    0,
+                    0,
+                );
+            }
+        } else {
             self.keyframe_wanted.store(true, Relaxed);
         }
     }
 
-    /// Nothing more will be queued: let the send queue release what it holds back for
-    /// interleaving, and tell the network worker.
+    /// Nothing more will be queued: let the send queues release what they hold back for
+    /// interleaving, and tell the network workers.
     pub fn finish_input(&self) {
-        lock(&self.send_queue).finish();
+        for d in &self.destinations {
+            lock(&d.queue).finish();
+        }
         self.encode_finished.store(true, Relaxed);
-        self.waker.wake();
+        for d in &self.destinations {
+            d.waker.wake();
+        }
     }
 
     pub fn stopping(&self) -> bool {
@@ -166,7 +275,7 @@ impl Shared {
         lock(&self.stop_deadline).is_some_and(|d| now >= d)
     }
 
-    /// Milliseconds on the SDK's clock, for apps that pass a negative timestamp.
+    /// Microseconds on the SDK's clock, for apps that pass a negative timestamp.
     pub fn clock_us(&self) -> i64 {
         self.created.elapsed().as_micros().min(i64::MAX as u128) as i64
     }

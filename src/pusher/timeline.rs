@@ -25,11 +25,7 @@ impl Timeline {
         };
         if let Some(l) = last {
             if ts_us <= l {
-                return Err(Error::NonMonotonicTimestamp {
-                    track: name,
-                    ts_us,
-                    last_us: l,
-                });
+                return Err(Error::NonMonotonicTimestamp { track: name, ts_us, last_us: l });
             }
         }
         Ok(self.map(ts_us))
@@ -72,17 +68,10 @@ mod tests {
         assert!(t.stamp(Video, 4_000_000).is_err());
         // The failed calls changed nothing.
         assert_eq!(t.stamp(Video, 5_066_666).unwrap(), 66);
-        assert_eq!(
-            t.stamp(Audio, 4_990_000).unwrap_err().code(),
-            crate::ResultCode::KP_ERR_NON_MONOTONIC_TIMESTAMP
-        );
+        assert_eq!(t.stamp(Audio, 4_990_000).unwrap_err().code(), crate::ResultCode::KP_ERR_NON_MONOTONIC_TIMESTAMP);
         assert_eq!(t.map(5_100_000), 100);
         let mut t = Timeline::default();
         t.stamp(Video, 1_000_000).unwrap();
-        assert_eq!(
-            t.stamp(Audio, 999_000).unwrap(),
-            0,
-            "slightly older audio clamps to 0"
-        );
+        assert_eq!(t.stamp(Audio, 999_000).unwrap(), 0, "slightly older audio clamps to 0");
     }
 }

@@ -10,9 +10,7 @@ use crate::core::flv::{write_file_tag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 use crate::core::url::mask_key;
 use rml_amf0::Amf0Value;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
-};
+use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,13 +30,7 @@ const READ_BUFFER: usize = 64 * 1024;
 const BAD_NAME: &str = "NetStream.Publish.BadName";
 
 pub(super) fn run(id: u64, stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let mut conn = Conn {
-        id,
-        peer,
-        shared,
-        stream,
-        publishing: None,
-    };
+    let mut conn = Conn { id, peer, shared, stream, publishing: None };
     log::debug!("receiver: connection {id} from {peer}");
     // rml_rtmp still has panics on odd input the guard does not know about; they end this
     // connection only.
@@ -75,18 +67,13 @@ fn guarded<T, E: std::fmt::Display>(what: &str, f: impl FnOnce() -> Result<T, E>
 
 impl Conn {
     fn serve(&mut self) -> ConnResult<()> {
-        self.stream
-            .set_write_timeout(Some(WRITE_TIMEOUT))
-            .map_err(|e| e.to_string())?;
+        self.stream.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; READ_BUFFER];
         let Some(leftover) = self.handshake(&mut buf)? else {
             return Ok(());
         };
-        self.stream
-            .set_read_timeout(Some(IDLE_TIMEOUT))
-            .map_err(|e| e.to_string())?;
-        let (mut session, initial) =
-            guarded("session", || ServerSession::new(ServerSessionConfig::new()))?;
+        self.stream.set_read_timeout(Some(IDLE_TIMEOUT)).map_err(|e| e.to_string())?;
+        let (mut session, initial) = guarded("session", || ServerSession::new(ServerSessionConfig::new()))?;
         let mut guard = Guard::new();
         self.send_results(initial)?;
         self.feed(&mut session, &mut guard, &leftover)?;
@@ -108,21 +95,14 @@ impl Conn {
             if left.is_zero() {
                 return Err("handshake timed out".into());
             }
-            self.stream
-                .set_read_timeout(Some(left))
-                .map_err(|e| e.to_string())?;
+            self.stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
             let n = self.read(buf)?;
             if n == 0 {
                 return Ok(None);
             }
             match guarded("handshake", || handshake.process_bytes(&buf[..n]))? {
-                HandshakeProcessResult::InProgress { response_bytes } => {
-                    self.write(&response_bytes)?
-                }
-                HandshakeProcessResult::Completed {
-                    response_bytes,
-                    remaining_bytes,
-                } => {
+                HandshakeProcessResult::InProgress { response_bytes } => self.write(&response_bytes)?,
+                HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
                     self.write(&response_bytes)?;
                     return Ok(Some(remaining_bytes));
                 }
@@ -130,12 +110,7 @@ impl Conn {
         }
     }
 
-    fn feed(
-        &mut self,
-        session: &mut ServerSession,
-        guard: &mut Guard,
-        bytes: &[u8],
-    ) -> ConnResult<()> {
+    fn feed(&mut self, session: &mut ServerSession, guard: &mut Guard, bytes: &[u8]) -> ConnResult<()> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -150,11 +125,7 @@ impl Conn {
                 ServerSessionResult::OutboundResponse(packet) => out.extend(packet.bytes),
                 ServerSessionResult::RaisedEvent(event) => events.push(event),
                 ServerSessionResult::UnhandleableMessageReceived(m) => {
-                    log::trace!(
-                        "receiver: connection {}: message type {}",
-                        self.id,
-                        m.type_id
-                    )
+                    log::trace!("receiver: connection {}: message type {}", self.id, m.type_id)
                 }
             }
         }
@@ -174,31 +145,21 @@ impl Conn {
         event: ServerSessionEvent,
     ) -> ConnResult<()> {
         match event {
-            ServerSessionEvent::ConnectionRequested {
-                request_id,
-                app_name,
-            } => {
+            ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
                 if self.shared.app.as_ref().is_some_and(|a| *a != app_name) {
                     log::warn!("receiver: connection {}: app {app_name:?} refused", self.id);
                     self.shared.lock().report.rejected += 1;
                     let r = guarded("reject", || {
-                        session.reject_request(
-                            request_id,
-                            "NetConnection.Connect.Rejected",
-                            "application not accepted",
-                        )
+                        session.reject_request(request_id, "NetConnection.Connect.Rejected", "application not accepted")
                     })?;
                     return self.send_results(r);
                 }
                 let r = guarded("accept", || session.accept_request(request_id))?;
                 self.send_results(r)
             }
-            ServerSessionEvent::PublishStreamRequested {
-                request_id,
-                app_name,
-                stream_key,
-                ..
-            } => self.on_publish(session, request_id, &app_name, &stream_key),
+            ServerSessionEvent::PublishStreamRequested { request_id, app_name, stream_key, .. } => {
+                self.on_publish(session, request_id, &app_name, &stream_key)
+            }
             ServerSessionEvent::PublishStreamFinished { .. } => {
                 self.end_publish();
                 Ok(())
@@ -213,19 +174,15 @@ impl Conn {
                 };
                 self.write_tag(TAG_SCRIPT, timestamp, &body)
             }
-            ServerSessionEvent::VideoDataReceived {
-                data, timestamp, ..
-            } if self.publishing.is_some() => self.write_tag(TAG_VIDEO, timestamp.value, &data),
-            ServerSessionEvent::AudioDataReceived {
-                data, timestamp, ..
-            } if self.publishing.is_some() => self.write_tag(TAG_AUDIO, timestamp.value, &data),
+            ServerSessionEvent::VideoDataReceived { data, timestamp, .. } if self.publishing.is_some() => {
+                self.write_tag(TAG_VIDEO, timestamp.value, &data)
+            }
+            ServerSessionEvent::AudioDataReceived { data, timestamp, .. } if self.publishing.is_some() => {
+                self.write_tag(TAG_AUDIO, timestamp.value, &data)
+            }
             ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
                 let r = guarded("reject", || {
-                    session.reject_request(
-                        request_id,
-                        "NetStream.Play.StreamNotFound",
-                        "this server only records",
-                    )
+                    session.reject_request(request_id, "NetStream.Play.StreamNotFound", "this server only records")
                 })?;
                 self.send_results(r)
             }
@@ -238,13 +195,7 @@ impl Conn {
         }
     }
 
-    fn on_publish(
-        &mut self,
-        session: &mut ServerSession,
-        request_id: u32,
-        app: &str,
-        key: &str,
-    ) -> ConnResult<()> {
+    fn on_publish(&mut self, session: &mut ServerSession, request_id: u32, app: &str, key: &str) -> ConnResult<()> {
         let label = format!("{app}/{}", mask_key(key));
         let refusal = if self.shared.stream_key.as_ref().is_some_and(|k| k != key) {
             Some("stream key not accepted")
@@ -262,23 +213,13 @@ impl Conn {
         };
         let results = match refusal {
             Some(why) => {
-                log::warn!(
-                    "receiver: connection {} from {}: publish to {label} refused: {why}",
-                    self.id,
-                    self.peer
-                );
+                log::warn!("receiver: connection {} from {}: publish to {label} refused: {why}", self.id, self.peer);
                 self.shared.lock().report.rejected += 1;
                 // Like nginx-rtmp, the socket stays open: the client decides what to do.
-                guarded("reject", || {
-                    session.reject_request(request_id, BAD_NAME, why)
-                })?
+                guarded("reject", || session.reject_request(request_id, BAD_NAME, why))?
             }
             None => {
-                log::info!(
-                    "receiver: connection {} from {}: publishing {label}",
-                    self.id,
-                    self.peer
-                );
+                log::info!("receiver: connection {} from {}: publishing {label}", self.id, self.peer);
                 self.publishing = Some(label);
                 guarded("accept", || session.accept_request(request_id))?
             }
@@ -347,12 +288,7 @@ impl Conn {
             match self.stream.read(buf) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     return Err("timed out waiting for data".into())
                 }
                 Err(e) => return Err(format!("read: {e}")),
@@ -364,9 +300,7 @@ impl Conn {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.stream
-            .write_all(bytes)
-            .map_err(|e| format!("write: {e}"))
+        self.stream.write_all(bytes).map_err(|e| format!("write: {e}"))
     }
 }
 
@@ -380,14 +314,8 @@ impl Drop for Conn {
 
 /// The raw metadata the session just reported, found by content: the session drops metadata
 /// sent on other streams without saying so.
-fn take_matching(
-    guard: &mut Guard,
-    metadata: &StreamMetadata,
-) -> Option<super::guard::RawMetadata> {
-    let at = guard
-        .pending_metadata
-        .iter()
-        .position(|raw| raw.parsed == *metadata)?;
+fn take_matching(guard: &mut Guard, metadata: &StreamMetadata) -> Option<super::guard::RawMetadata> {
+    let at = guard.pending_metadata.iter().position(|raw| raw.parsed == *metadata)?;
     guard.pending_metadata.drain(..at);
     guard.pending_metadata.pop_front()
 }
@@ -415,9 +343,6 @@ fn serialize_metadata(m: &StreamMetadata) -> ConnResult<Vec<u8>> {
     if let Some(encoder) = &m.encoder {
         props.insert("encoder".into(), Amf0Value::Utf8String(encoder.clone()));
     }
-    rml_amf0::serialize(&vec![
-        Amf0Value::Utf8String("onMetaData".into()),
-        Amf0Value::Object(props),
-    ])
-    .map_err(|e| format!("metadata: {e}"))
+    rml_amf0::serialize(&vec![Amf0Value::Utf8String("onMetaData".into()), Amf0Value::Object(props)])
+        .map_err(|e| format!("metadata: {e}"))
 }

@@ -51,21 +51,14 @@ pub(crate) struct Guard {
 
 impl Guard {
     pub fn new() -> Self {
-        Guard {
-            chunks: ChunkDeserializer::new(),
-            create_streams: 0,
-            pending_metadata: VecDeque::new(),
-        }
+        Guard { chunks: ChunkDeserializer::new(), create_streams: 0, pending_metadata: VecDeque::new() }
     }
 
     /// Frame `bytes` (the same bytes the session gets next) and check every completed message.
     pub fn inspect(&mut self, bytes: &[u8]) -> Result<(), String> {
         let mut input = bytes;
         loop {
-            let message = self
-                .chunks
-                .get_next_message(input)
-                .map_err(|e| format!("bad chunk: {e}"))?;
+            let message = self.chunks.get_next_message(input).map_err(|e| format!("bad chunk: {e}"))?;
             input = &[];
             match message {
                 Some(m) => self.check(m)?,
@@ -77,10 +70,9 @@ impl Guard {
     fn check(&mut self, message: MessagePayload) -> Result<(), String> {
         match message.type_id {
             1 => match message.to_rtmp_message() {
-                Ok(RtmpMessage::SetChunkSize { size }) if size >= 1 => self
-                    .chunks
-                    .set_max_chunk_size(size as usize)
-                    .map_err(|e| format!("bad chunk size: {e}")),
+                Ok(RtmpMessage::SetChunkSize { size }) if size >= 1 => {
+                    self.chunks.set_max_chunk_size(size as usize).map_err(|e| format!("bad chunk size: {e}"))
+                }
                 _ => Err("bad SetChunkSize".into()),
             },
             // 15 is AMF3 data; rml_rtmp parses it as AMF0 like 18.
@@ -155,10 +147,7 @@ fn skim_value(data: &[u8], mut pos: usize, depth: usize) -> Result<Option<usize>
     pos += 1;
     let end = data.len();
     let u16_at = |p: usize| data.get(p..p + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let u32_at = |p: usize| {
-        data.get(p..p + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
+    let u32_at = |p: usize| data.get(p..p + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     Ok(match marker {
         AMF0_NUMBER => (pos + 8 <= end).then_some(pos + 8),
         AMF0_BOOLEAN => (pos < end).then_some(pos + 1),

@@ -95,10 +95,7 @@ impl Receiver {
         out.flush()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                report: ReceiverReport {
-                    bytes: header.len() as u64,
-                    ..ReceiverReport::default()
-                },
+                report: ReceiverReport { bytes: header.len() as u64, ..ReceiverReport::default() },
                 out: Some(out),
                 publisher: None,
                 ended: 0,
@@ -112,16 +109,10 @@ impl Receiver {
         });
         let acceptor = {
             let shared = shared.clone();
-            thread::Builder::new()
-                .name("kitepush-receiver".into())
-                .spawn(move || accept_loop(listener, shared))?
+            thread::Builder::new().name("kitepush-receiver".into()).spawn(move || accept_loop(listener, shared))?
         };
         log::info!("receiver listening on {local_addr}");
-        Ok(Receiver {
-            shared,
-            local_addr,
-            acceptor: Some(acceptor),
-        })
+        Ok(Receiver { shared, local_addr, acceptor: Some(acceptor) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -150,12 +141,7 @@ impl Receiver {
             if now >= deadline {
                 return (false, state.report.clone());
             }
-            state = self
-                .shared
-                .ended_changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = self.shared.ended_changed.wait_timeout(state, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
         (true, state.report.clone())
     }
@@ -260,12 +246,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-fn spawn_connection(
-    id: u64,
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-) -> io::Result<JoinHandle<()>> {
+fn spawn_connection(id: u64, stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> io::Result<JoinHandle<()>> {
     // Accepted sockets may inherit the listener's non-blocking mode on some platforms.
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;

@@ -95,27 +95,11 @@ pub fn decode_errors(path: &Path) -> String {
 /// Video packets in file order: (pts in seconds, keyframe).
 pub fn video_packet_times(path: &Path) -> Vec<(f64, bool)> {
     require_tool("ffprobe");
-    let json = ffprobe_json(
-        path,
-        &[
-            "-select_streams",
-            "v",
-            "-show_packets",
-            "-show_entries",
-            "packet=pts_time,flags",
-        ],
-    );
+    let json = ffprobe_json(path, &["-select_streams", "v", "-show_packets", "-show_entries", "packet=pts_time,flags"]);
     json["packets"]
         .as_array()
         .map(|ps| {
-            ps.iter()
-                .map(|p| {
-                    (
-                        float(&p["pts_time"]),
-                        p["flags"].as_str().is_some_and(|f| f.contains('K')),
-                    )
-                })
-                .collect()
+            ps.iter().map(|p| (float(&p["pts_time"]), p["flags"].as_str().is_some_and(|f| f.contains('K')))).collect()
         })
         .unwrap_or_default()
 }
@@ -133,14 +117,7 @@ pub fn ffmpeg_push(url: &str, seconds: f64) -> ExitStatus {
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
         .args(["-t", &secs])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
         .args(["-g", "30", "-pix_fmt", "yuv420p"])
         .args(["-c:a", "aac", "-b:a", "64k"])
         .args(["-f", "flv", url])
@@ -196,14 +173,7 @@ fn ffprobe_json(path: &Path, args: &[&str]) -> Value {
 
 /// Per stream index: the time spanned by its packets, if it has any.
 fn packet_spans(path: &Path) -> Vec<Option<f64>> {
-    let json = ffprobe_json(
-        path,
-        &[
-            "-show_packets",
-            "-show_entries",
-            "packet=stream_index,pts_time,duration_time",
-        ],
-    );
+    let json = ffprobe_json(path, &["-show_packets", "-show_entries", "packet=stream_index,pts_time,duration_time"]);
     let mut spans: Vec<Option<(f64, f64)>> = Vec::new();
     for p in json["packets"].as_array().into_iter().flatten() {
         let Some(i) = p["stream_index"].as_u64().map(|i| i as usize) else {

@@ -20,10 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// A loopback port that was free a moment ago. Another process may grab it before we bind it again;
 /// `Nginx::start` retries with a fresh port when that happens.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
 }
 
 /// Tests must fail, not silently skip, when the real components are missing: a skipped test would make a
@@ -41,17 +38,12 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     // Debian keeps nginx in /usr/sbin, which a non-root PATH often lacks.
     let extra = [PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")];
-    std::env::split_paths(&path)
-        .chain(extra)
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
+    std::env::split_paths(&path).chain(extra).map(|dir| dir.join(name)).find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// A fresh directory, unique across tests running in parallel threads and across concurrent `cargo test`
@@ -59,10 +51,7 @@ fn is_executable(p: &Path) -> bool {
 /// business too.
 pub fn tmp_dir(name: &str) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let dir = std::env::temp_dir().join(format!(
         "kitepush-{}-{}-{}-{:08x}",
         sanitize(name),
@@ -78,24 +67,11 @@ pub fn tmp_dir(name: &str) -> PathBuf {
 /// publisher's recording, so tests never share keys.
 pub fn unique_key(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{}-{}-{}",
-        sanitize(prefix),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{}-{}-{}", sanitize(prefix), std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
 /// Polls `f` every 20 ms until it returns true; panics with `what` once `deadline` has elapsed.
@@ -114,6 +90,5 @@ pub fn wait_until(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
 
 /// Whether something accepts TCP connections on the loopback port.
 pub fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
-        .is_ok()
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
 }

@@ -23,11 +23,7 @@ pub struct NginxOptions {
 
 impl Default for NginxOptions {
     fn default() -> Self {
-        NginxOptions {
-            record_unique: false,
-            deny_publish: false,
-            app: "live".to_string(),
-        }
+        NginxOptions { record_unique: false, deny_publish: false, app: "live".to_string() }
     }
 }
 
@@ -142,11 +138,7 @@ impl Nginx {
             return self.record_dir.join(format!("{key}.flv"));
         }
         self.recordings_of(key).pop().unwrap_or_else(|| {
-            panic!(
-                "no recording for key {key:?} in {}; files: {:?}",
-                self.record_dir.display(),
-                self.recordings()
-            )
+            panic!("no recording for key {key:?} in {}; files: {:?}", self.record_dir.display(), self.recordings())
         })
     }
 
@@ -315,13 +307,9 @@ impl Nginx {
     }
 
     fn wait_gone(&self, pgid: i32) {
-        wait_until(Duration::from_secs(5), "nginx processes to exit", || {
-            group_pids(pgid).is_empty()
-        });
+        wait_until(Duration::from_secs(5), "nginx processes to exit", || group_pids(pgid).is_empty());
         let port = self.port;
-        wait_until(Duration::from_secs(5), "nginx port to close", || {
-            !port_open(port)
-        });
+        wait_until(Duration::from_secs(5), "nginx port to close", || !port_open(port));
     }
 
     fn file_held(&self, path: &Path) -> bool {
@@ -331,10 +319,7 @@ impl Nginx {
         let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         group_pids(pgid).into_iter().any(|pid| {
             fs::read_dir(format!("/proc/{pid}/fd"))
-                .map(|rd| {
-                    rd.filter_map(|e| e.ok())
-                        .any(|e| fs::read_link(e.path()).is_ok_and(|l| l == target))
-                })
+                .map(|rd| rd.filter_map(|e| e.ok()).any(|e| fs::read_link(e.path()).is_ok_and(|l| l == target)))
                 .unwrap_or(false)
         })
     }
@@ -344,10 +329,7 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let log = self.error_log();
-            let tail: Vec<&str> = log
-                .lines()
-                .filter(|l| !l.contains("[info]") && !l.contains("[notice]"))
-                .collect();
+            let tail: Vec<&str> = log.lines().filter(|l| !l.contains("[info]") && !l.contains("[notice]")).collect();
             let from = tail.len().saturating_sub(30);
             eprintln!(
                 "--- nginx on port {} ({}), warnings and errors ---\n{}",
@@ -392,39 +374,25 @@ fn group_pids(pgid: i32) -> Vec<i32> {
 
 fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(p, fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
 }
 
 /// Where the rtmp module lives, or None when it is compiled into nginx.
 fn rtmp_module(nginx: &Path) -> Option<PathBuf> {
-    let out = Command::new(nginx)
-        .arg("-V")
-        .output()
-        .expect("run nginx -V");
+    let out = Command::new(nginx).arg("-V").output().expect("run nginx -V");
     let build = String::from_utf8_lossy(&out.stderr).into_owned();
     if build.contains("nginx-rtmp-module") && !build.contains("=dynamic") {
         return None;
     }
-    let prefix = build
-        .split_whitespace()
-        .find_map(|a| a.strip_prefix("--prefix="))
-        .unwrap_or("/usr/share/nginx")
-        .to_string();
-    let mut candidates: Vec<PathBuf> = [
-        "/usr/lib/nginx/modules",
-        "/usr/lib64/nginx/modules",
-        "/usr/share/nginx/modules",
-        "/usr/local/nginx/modules",
-    ]
-    .iter()
-    .map(|d| Path::new(d).join("ngx_rtmp_module.so"))
-    .collect();
+    let prefix =
+        build.split_whitespace().find_map(|a| a.strip_prefix("--prefix=")).unwrap_or("/usr/share/nginx").to_string();
+    let mut candidates: Vec<PathBuf> =
+        ["/usr/lib/nginx/modules", "/usr/lib64/nginx/modules", "/usr/share/nginx/modules", "/usr/local/nginx/modules"]
+            .iter()
+            .map(|d| Path::new(d).join("ngx_rtmp_module.so"))
+            .collect();
     // Debian's snippet says `load_module modules/ngx_rtmp_module.so;`, relative to nginx's prefix.
-    for snippet_dir in [
-        "/usr/share/nginx/modules-available",
-        "/etc/nginx/modules-enabled",
-    ] {
+    for snippet_dir in ["/usr/share/nginx/modules-available", "/etc/nginx/modules-enabled"] {
         for entry in fs::read_dir(snippet_dir).into_iter().flatten().flatten() {
             let Ok(text) = fs::read_to_string(entry.path()) else {
                 continue;
@@ -439,15 +407,10 @@ fn rtmp_module(nginx: &Path) -> Option<PathBuf> {
             }
         }
     }
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .map(Some)
-        .unwrap_or_else(|| {
-            panic!(
-                "nginx rtmp module not found (looked at {candidates:?}); install libnginx-mod-rtmp: \
+    candidates.iter().find(|p| p.is_file()).cloned().map(Some).unwrap_or_else(|| {
+        panic!(
+            "nginx rtmp module not found (looked at {candidates:?}); install libnginx-mod-rtmp: \
                  run scripts/test, which installs it"
-            )
-        })
+        )
+    })
 }

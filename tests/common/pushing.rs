@@ -2,9 +2,7 @@
 
 use kitepush::encode::{I420Buffer, PixelFormat, VideoFrame};
 use kitepush::pattern::{Tone, VideoPattern};
-use kitepush::pusher::{
-    AudioConfig, Event, EventKind, Pusher, PusherConfig, PusherState, Stats, VideoConfig,
-};
+use kitepush::pusher::{AudioConfig, Event, EventKind, Pusher, PusherConfig, PusherState, Stats, VideoConfig};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
@@ -20,14 +18,7 @@ pub struct Spec {
 
 impl Default for Spec {
     fn default() -> Self {
-        Spec {
-            width: 320,
-            height: 240,
-            fps: 30.0,
-            seconds: 10.0,
-            audio: true,
-            bitrate_kbps: 500,
-        }
+        Spec { width: 320, height: 240, fps: 30.0, seconds: 10.0, audio: true, bitrate_kbps: 500 }
     }
 }
 
@@ -64,16 +55,9 @@ pub struct Harnessed {
 impl Harnessed {
     pub fn new(config: PusherConfig) -> Harnessed {
         let (tx, rx) = channel();
-        let pusher = Pusher::new(
-            config,
-            Some(Box::new(move |ev: &Event| drop(tx.send(ev.clone())))),
-        )
-        .expect("Pusher::new");
-        Harnessed {
-            pusher,
-            events: rx,
-            seen: vec![],
-        }
+        let pusher =
+            Pusher::new(config, Some(Box::new(move |ev: &Event| drop(tx.send(ev.clone()))))).expect("Pusher::new");
+        Harnessed { pusher, events: rx, seen: vec![] }
     }
 
     /// Wait for an event of `kind`; panics with the events seen so far on timeout or on FAILED.
@@ -91,10 +75,7 @@ impl Harnessed {
                         panic!("pusher failed while waiting for {kind:?}: {:?}", self.seen);
                     }
                 }
-                Err(_) => panic!(
-                    "no {kind:?} within {timeout:?}; events so far: {:?}",
-                    self.seen
-                ),
+                Err(_) => panic!("no {kind:?} within {timeout:?}; events so far: {:?}", self.seen),
             }
         }
     }
@@ -148,18 +129,12 @@ impl Source {
         let deadline = Instant::now() + Duration::from_secs(30);
         while p.stats().video_frames_encoded + 3 < i {
             assert!(Instant::now() < deadline, "encoder stuck: {:?}", p.stats());
-            assert_ne!(
-                p.state(),
-                PusherState::KP_STATE_FAILED,
-                "pusher failed: {:?}",
-                p.failure()
-            );
+            assert_ne!(p.state(), PusherState::KP_STATE_FAILED, "pusher failed: {:?}", p.failure());
             std::thread::sleep(Duration::from_millis(1));
         }
         while self.spec.audio && (self.samples * 1_000_000 / 44100) as i64 <= pts {
             self.tone.fill(&mut self.pcm);
-            p.push_audio(&self.pcm, (self.samples * 1_000_000 / 44100) as i64)
-                .expect("push_audio");
+            p.push_audio(&self.pcm, (self.samples * 1_000_000 / 44100) as i64).expect("push_audio");
             self.samples += 1024;
         }
         self.pattern.fill(i, &mut self.picture);
@@ -201,10 +176,7 @@ impl Harnessed {
     pub fn wait_for_failure(&mut self, timeout: Duration, publish_ok: bool) -> Event {
         let deadline = Instant::now() + timeout;
         loop {
-            match self
-                .events
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
+            match self.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(ev) => {
                     self.seen.push(ev.clone());
                     match ev.kind {
@@ -215,10 +187,7 @@ impl Harnessed {
                         _ => {}
                     }
                 }
-                Err(_) => panic!(
-                    "no FAILED within {timeout:?}; events so far: {:?}",
-                    self.seen
-                ),
+                Err(_) => panic!("no FAILED within {timeout:?}; events so far: {:?}", self.seen),
             }
         }
     }

@@ -35,12 +35,7 @@ pub(super) fn decode_command(data: &[u8]) -> Result<Command> {
         _ => return Err(bad("command transaction id is not a number")),
     };
     let object = values.next().unwrap_or(Amf0Value::Null);
-    Ok(Command {
-        name,
-        transaction_id,
-        object,
-        args: values.collect(),
-    })
+    Ok(Command { name, transaction_id, object, args: values.collect() })
 }
 
 fn bad(what: &str) -> Error {
@@ -48,11 +43,7 @@ fn bad(what: &str) -> Error {
 }
 
 pub(super) fn decode_all(data: &[u8]) -> Result<Vec<Amf0Value>> {
-    let mut r = Reader {
-        data,
-        pos: 0,
-        values: 0,
-    };
+    let mut r = Reader { data, pos: 0, values: 0 };
     let mut out = Vec::new();
     while r.pos < data.len() {
         out.push(r.value(0)?);
@@ -68,11 +59,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| bad("truncated"))?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| bad("truncated"))?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)

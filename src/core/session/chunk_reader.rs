@@ -59,14 +59,7 @@ fn protocol(msg: String) -> Error {
 
 impl ChunkReader {
     pub fn new() -> Self {
-        ChunkReader {
-            chunk_size: 128,
-            buf: Vec::new(),
-            pos: 0,
-            streams: HashMap::new(),
-            current: None,
-            buffered: 0,
-        }
+        ChunkReader { chunk_size: 128, buf: Vec::new(), pos: 0, streams: HashMap::new(), current: None, buffered: 0 }
     }
 
     /// Applies a peer `SetChunkSize`; takes effect from the next chunk header on.
@@ -118,12 +111,9 @@ impl ChunkReader {
                     if self.buffered > MAX_BUFFERED {
                         return Err(protocol("too many partial inbound messages".into()));
                     }
-                    let s = self
-                        .streams
-                        .get_mut(&csid)
-                        .ok_or_else(|| Error::Internal("chunk stream vanished".into()))?;
-                    s.payload
-                        .extend_from_slice(&self.buf[self.pos..self.pos + take]);
+                    let s =
+                        self.streams.get_mut(&csid).ok_or_else(|| Error::Internal("chunk stream vanished".into()))?;
+                    s.payload.extend_from_slice(&self.buf[self.pos..self.pos + take]);
                     self.pos += take;
                     if take < left {
                         self.current = Some((csid, left - take));
@@ -150,10 +140,7 @@ impl ChunkReader {
     }
 
     fn take_if_complete_on(&mut self, csid: u32) -> Result<Option<MessagePayload>> {
-        let s = self
-            .streams
-            .get_mut(&csid)
-            .ok_or_else(|| Error::Internal("chunk stream vanished".into()))?;
+        let s = self.streams.get_mut(&csid).ok_or_else(|| Error::Internal("chunk stream vanished".into()))?;
         if s.payload.len() < s.length as usize {
             return Ok(None);
         }
@@ -185,9 +172,7 @@ impl ChunkReader {
         let prev = self.streams.get(&csid);
         if prev.is_none() {
             if fmt != 0 {
-                return Err(protocol(format!(
-                    "chunk type {fmt} on chunk stream {csid} without a previous header"
-                )));
+                return Err(protocol(format!("chunk type {fmt} on chunk stream {csid} without a previous header")));
             }
             if self.streams.len() >= MAX_CHUNK_STREAMS {
                 return Err(protocol("too many inbound chunk streams".into()));
@@ -198,8 +183,7 @@ impl ChunkReader {
             return Ok(false);
         }
         let field = if fmt < 3 { u24(&b[i..]) } else { 0 };
-        let (mut length, mut type_id, mut stream_id) =
-            prev.map_or((0, 0, 0), |p| (p.length, p.type_id, p.stream_id));
+        let (mut length, mut type_id, mut stream_id) = prev.map_or((0, 0, 0), |p| (p.length, p.type_id, p.stream_id));
         if fmt <= 1 {
             length = u24(&b[i + 3..]);
             type_id = b[i + 6];
@@ -208,11 +192,7 @@ impl ChunkReader {
             stream_id = u32::from_le_bytes([b[i + 7], b[i + 8], b[i + 9], b[i + 10]]);
         }
         i += fixed;
-        let extended = if fmt < 3 {
-            field == EXTENDED
-        } else {
-            prev.is_some_and(|p| p.extended)
-        };
+        let extended = if fmt < 3 { field == EXTENDED } else { prev.is_some_and(|p| p.extended) };
         let ext_value = if extended {
             if b.len() < i + 4 {
                 return Ok(false);
@@ -304,11 +284,7 @@ mod tests {
             wire.extend(ser.serialize(m, false, false).unwrap().bytes);
         }
         // A chunk size change between messages, applied by the reader's caller.
-        wire.extend(
-            ser.set_max_chunk_size(200, RtmpTimestamp::new(0))
-                .unwrap()
-                .bytes,
-        );
+        wire.extend(ser.set_max_chunk_size(200, RtmpTimestamp::new(0)).unwrap().bytes);
         for m in &expected[3..] {
             wire.extend(ser.serialize(m, false, false).unwrap().bytes);
         }
@@ -319,8 +295,7 @@ mod tests {
             r.push(&[b]);
             while let Some(m) = r.next_message().unwrap() {
                 if m.type_id == 1 {
-                    r.set_chunk_size(u32::from_be_bytes(m.data[..4].try_into().unwrap()))
-                        .unwrap();
+                    r.set_chunk_size(u32::from_be_bytes(m.data[..4].try_into().unwrap())).unwrap();
                 }
                 got.push(m);
             }

@@ -35,8 +35,10 @@ use std::collections::HashMap;
 pub const FLASH_VER: &str = "FMLE/3.0 (compatible; kitepush)";
 /// Outbound chunk size announced after connect (OBS uses 4096): fewer chunk headers per frame.
 pub const OUT_CHUNK_SIZE: u32 = 4096;
-/// Window acknowledgement size announced to the server (as OBS).
-pub const WINDOW_ACK_SIZE: u32 = 2_500_000;
+/// Window acknowledgement size announced to the server: it acknowledges every this many bytes,
+/// and those acks are how a stall is seen while the kernel's socket buffer still takes writes
+/// (OBS announces 2.5 MB, which at 500 kbit/s is one ack in 40 s: too slow to notice anything).
+pub const WINDOW_ACK_SIZE: u32 = 128 * 1024;
 
 const TYPE_AUDIO: u8 = 8;
 const TYPE_VIDEO: u8 = 9;
@@ -126,28 +128,19 @@ struct StatusInfo {
 
 impl StatusInfo {
     fn from_command(c: &Command) -> StatusInfo {
-        let obj = std::iter::once(&c.object)
-            .chain(&c.args)
-            .find_map(|v| match v {
-                Amf0Value::Object(p) => Some(p),
-                _ => None,
-            });
+        let obj = std::iter::once(&c.object).chain(&c.args).find_map(|v| match v {
+            Amf0Value::Object(p) => Some(p),
+            _ => None,
+        });
         let get = |k: &str| match obj.and_then(|p| p.get(k)) {
             Some(Amf0Value::Utf8String(s)) => s.clone(),
             _ => String::new(),
         };
-        StatusInfo {
-            level: get("level"),
-            code: get("code"),
-            description: get("description"),
-        }
+        StatusInfo { level: get("level"), code: get("code"), description: get("description") }
     }
 
     fn publish_rejected(self) -> Error {
-        Error::PublishRejected {
-            code: self.code,
-            description: self.description,
-        }
+        Error::PublishRejected { code: self.code, description: self.description }
     }
 
     /// Auth failures are told apart by the description only: servers (Adobe `authmod`, Wowza,
@@ -156,10 +149,7 @@ impl StatusInfo {
         if self.description.to_ascii_lowercase().contains("auth") {
             Error::Auth(format!("{}: {}", self.code, self.description))
         } else {
-            Error::ConnectRejected {
-                code: self.code,
-                description: self.description,
-            }
+            Error::ConnectRejected { code: self.code, description: self.description }
         }
     }
 
@@ -179,9 +169,7 @@ impl PublishSession {
     /// Queues C0+C1.
     pub fn new(url: &RtmpUrl, metadata: StreamMetadata) -> Result<Self> {
         let mut handshake = Handshake::new(PeerType::Client);
-        let c0c1 = handshake
-            .generate_outbound_p0_and_p1()
-            .map_err(|e| Error::Internal(format!("handshake: {e}")))?;
+        let c0c1 = handshake.generate_outbound_p0_and_p1().map_err(|e| Error::Internal(format!("handshake: {e}")))?;
         log::debug!("rtmp session to {} starting", url.redacted());
         Ok(PublishSession {
             url: url.clone(),
@@ -224,18 +212,12 @@ impl PublishSession {
         let mut rest = bytes;
         let leftover;
         if let Some(hs) = self.handshake.as_mut() {
-            match hs
-                .process_bytes(bytes)
-                .map_err(|e| proto(format_args!("handshake: {e}")))?
-            {
+            match hs.process_bytes(bytes).map_err(|e| proto(format_args!("handshake: {e}")))? {
                 HandshakeProcessResult::InProgress { response_bytes } => {
                     self.out.extend_from_slice(&response_bytes);
                     return Ok(());
                 }
-                HandshakeProcessResult::Completed {
-                    response_bytes,
-                    remaining_bytes,
-                } => {
+                HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
                     self.out.extend_from_slice(&response_bytes);
                     self.handshake = None;
                     self.state = SessionState::Connecting;
@@ -257,13 +239,10 @@ impl PublishSession {
                 return Ok(());
             }
         }
-        if self.window_ack > 0 && self.bytes_received - self.last_ack_sent >= self.window_ack as u64
-        {
+        if self.window_ack > 0 && self.bytes_received - self.last_ack_sent >= self.window_ack as u64 {
             self.last_ack_sent = self.bytes_received;
             // The spec's sequence number is the running total, modulo 2^32.
-            self.send_control(RtmpMessage::Acknowledgement {
-                sequence_number: self.bytes_received as u32,
-            })?;
+            self.send_control(RtmpMessage::Acknowledgement { sequence_number: self.bytes_received as u32 })?;
         }
         Ok(())
     }
@@ -305,12 +284,7 @@ impl PublishSession {
         };
         let key = Amf0Value::Utf8String(self.url.stream_key.clone());
         self.send_command("FCUnpublish", 0, Some(Pending::FcUnpublish), vec![key])?;
-        self.send_command(
-            "deleteStream",
-            0,
-            Some(Pending::DeleteStream),
-            vec![Amf0Value::Number(sid as f64)],
-        )?;
+        self.send_command("deleteStream", 0, Some(Pending::DeleteStream), vec![Amf0Value::Number(sid as f64)])?;
         self.state = SessionState::Closed;
         log::debug!("rtmp unpublish queued for {}", self.url.redacted());
         Ok(())
@@ -323,16 +297,10 @@ impl PublishSession {
 
     fn send_media(&mut self, type_id: u8, timestamp_ms: u32, body: Bytes) -> Result<()> {
         let (SessionState::Publishing, Some(sid)) = (self.state, self.stream_id) else {
-            return Err(Error::InvalidState(
-                "media can only be sent while publishing".into(),
-            ));
+            return Err(Error::InvalidState("media can only be sent while publishing".into()));
         };
-        let payload = MessagePayload {
-            timestamp: RtmpTimestamp::new(timestamp_ms),
-            type_id,
-            message_stream_id: sid,
-            data: body,
-        };
+        let payload =
+            MessagePayload { timestamp: RtmpTimestamp::new(timestamp_ms), type_id, message_stream_id: sid, data: body };
         // Compressed headers: media is most of the traffic, and nothing is ever dropped after
         // serialization (dropping happens before, in the send queue).
         let packet = self
@@ -346,10 +314,8 @@ impl PublishSession {
     fn send_payload(&mut self, payload: &MessagePayload) -> Result<()> {
         // Control and command messages are rare: full headers cost little and some servers are
         // picky about compressed headers early in the session.
-        let packet = self
-            .serializer
-            .serialize(payload, true, false)
-            .map_err(|e| Error::Internal(format!("serialize: {e}")))?;
+        let packet =
+            self.serializer.serialize(payload, true, false).map_err(|e| Error::Internal(format!("serialize: {e}")))?;
         self.out.extend_from_slice(&packet.bytes);
         Ok(())
     }
@@ -410,20 +376,10 @@ impl PublishSession {
         props.insert("type".to_string(), s("nonprivate"));
         props.insert("flashVer".to_string(), s(FLASH_VER));
         props.insert("tcUrl".to_string(), s(&self.url.tc_url()));
-        self.send_command_with(
-            "connect",
-            0,
-            Some(Pending::Connect),
-            Amf0Value::Object(props),
-            vec![],
-        )
+        self.send_command_with("connect", 0, Some(Pending::Connect), Amf0Value::Object(props), vec![])
     }
 
-    fn handle_message(
-        &mut self,
-        msg: MessagePayload,
-        events: &mut Vec<SessionEvent>,
-    ) -> Result<()> {
+    fn handle_message(&mut self, msg: MessagePayload, events: &mut Vec<SessionEvent>) -> Result<()> {
         match msg.type_id {
             TYPE_COMMAND_AMF0 | TYPE_COMMAND_AMF3 => {
                 let mut data = &msg.data[..];
@@ -442,10 +398,7 @@ impl PublishSession {
                     log::debug!("rtmp: ignoring user control message: {e}");
                     Ok(())
                 }
-                Err(e) => Err(proto(format_args!(
-                    "control message type {}: {e}",
-                    msg.type_id
-                ))),
+                Err(e) => Err(proto(format_args!("control message type {}: {e}", msg.type_id))),
             },
             t => {
                 // Data, media and shared-object messages mean nothing to a publisher.
@@ -467,9 +420,7 @@ impl PublishSession {
             }
             RtmpMessage::Acknowledgement { sequence_number } => {
                 self.peer_acked = unwrap_u32(self.peer_acked, sequence_number);
-                events.push(SessionEvent::Acknowledged {
-                    bytes: self.peer_acked,
-                });
+                events.push(SessionEvent::Acknowledged { bytes: self.peer_acked });
                 Ok(())
             }
             RtmpMessage::WindowAcknowledgement { size } => {
@@ -477,16 +428,13 @@ impl PublishSession {
                 self.window_ack = size;
                 Ok(())
             }
-            RtmpMessage::UserControl {
-                event_type: UserControlEventType::PingRequest,
-                timestamp,
-                ..
-            } => self.send_control(RtmpMessage::UserControl {
-                event_type: UserControlEventType::PingResponse,
-                stream_id: None,
-                buffer_length: None,
-                timestamp: Some(timestamp.unwrap_or(RtmpTimestamp::new(0))),
-            }),
+            RtmpMessage::UserControl { event_type: UserControlEventType::PingRequest, timestamp, .. } => self
+                .send_control(RtmpMessage::UserControl {
+                    event_type: UserControlEventType::PingResponse,
+                    stream_id: None,
+                    buffer_length: None,
+                    timestamp: Some(timestamp.unwrap_or(RtmpTimestamp::new(0))),
+                }),
             // SetPeerBandwidth limits what *we* may send unacknowledged; a publisher that never
             // waits for acks has nothing to adjust. StreamBegin and the like need no answer.
             _ => Ok(()),
@@ -505,16 +453,10 @@ impl PublishSession {
             "_result" => self.handle_result(pending, &cmd, events),
             "_error" => {
                 let info = StatusInfo::from_command(&cmd);
-                log::debug!(
-                    "rtmp: _error for {pending:?}: {} {}",
-                    info.code,
-                    info.description
-                );
+                log::debug!("rtmp: _error for {pending:?}: {} {}", info.code, info.description);
                 match pending {
                     // Optional commands: some servers do not implement them.
-                    Some(Pending::ReleaseStream | Pending::FcPublish | Pending::FcUnpublish) => {
-                        Ok(())
-                    }
+                    Some(Pending::ReleaseStream | Pending::FcPublish | Pending::FcUnpublish) => Ok(()),
                     Some(Pending::DeleteStream) => Ok(()),
                     Some(Pending::Connect) => Err(info.connect_rejected()),
                     Some(Pending::CreateStream | Pending::Publish) => Err(info.publish_rejected()),
@@ -534,12 +476,7 @@ impl PublishSession {
         }
     }
 
-    fn handle_result(
-        &mut self,
-        pending: Option<Pending>,
-        cmd: &Command,
-        events: &mut Vec<SessionEvent>,
-    ) -> Result<()> {
+    fn handle_result(&mut self, pending: Option<Pending>, cmd: &Command, events: &mut Vec<SessionEvent>) -> Result<()> {
         match pending {
             Some(Pending::Connect) => {
                 self.connected = true;
@@ -551,34 +488,21 @@ impl PublishSession {
                     .set_max_chunk_size(OUT_CHUNK_SIZE, RtmpTimestamp::new(0))
                     .map_err(|e| Error::Internal(format!("set chunk size: {e}")))?;
                 self.out.extend_from_slice(&packet.bytes);
-                self.send_control(RtmpMessage::WindowAcknowledgement {
-                    size: WINDOW_ACK_SIZE,
-                })?;
+                self.send_control(RtmpMessage::WindowAcknowledgement { size: WINDOW_ACK_SIZE })?;
                 let key = Amf0Value::Utf8String(self.url.stream_key.clone());
-                self.send_command(
-                    "releaseStream",
-                    0,
-                    Some(Pending::ReleaseStream),
-                    vec![key.clone()],
-                )?;
+                self.send_command("releaseStream", 0, Some(Pending::ReleaseStream), vec![key.clone()])?;
                 self.send_command("FCPublish", 0, Some(Pending::FcPublish), vec![key])?;
                 self.send_command("createStream", 0, Some(Pending::CreateStream), vec![])
             }
             Some(Pending::CreateStream) => {
-                let id = cmd
-                    .args
-                    .iter()
-                    .chain(std::iter::once(&cmd.object))
-                    .find_map(|v| match v {
-                        Amf0Value::Number(n) => Some(*n),
-                        _ => None,
-                    });
+                let id = cmd.args.iter().chain(std::iter::once(&cmd.object)).find_map(|v| match v {
+                    Amf0Value::Number(n) => Some(*n),
+                    _ => None,
+                });
                 let sid = match id {
                     Some(n) if n >= 1.0 && n <= u32::MAX as f64 && n.fract() == 0.0 => n as u32,
                     other => {
-                        return Err(proto(format_args!(
-                            "createStream result without a usable stream id: {other:?}"
-                        )))
+                        return Err(proto(format_args!("createStream result without a usable stream id: {other:?}")))
                     }
                 };
                 self.stream_id = Some(sid);
@@ -599,12 +523,7 @@ impl PublishSession {
     }
 
     fn handle_status(&mut self, info: StatusInfo, events: &mut Vec<SessionEvent>) -> Result<()> {
-        log::debug!(
-            "rtmp: onStatus {} {} {}",
-            info.level,
-            info.code,
-            info.description
-        );
+        log::debug!("rtmp: onStatus {} {} {}", info.level, info.code, info.description);
         match info.code.as_str() {
             "NetStream.Publish.Start" if self.state == SessionState::Connecting => {
                 let Some(sid) = self.stream_id else {
@@ -620,19 +539,13 @@ impl PublishSession {
                 events.push(SessionEvent::Publishing);
                 Ok(())
             }
-            "NetConnection.Connect.Closed" => Err(Error::Io(format!(
-                "server closed the connection: {}",
-                info.description
-            ))),
-            "NetConnection.Connect.Rejected" | "NetConnection.Connect.Failed" => {
-                Err(info.connect_rejected())
+            "NetConnection.Connect.Closed" => {
+                Err(Error::Io(format!("server closed the connection: {}", info.description)))
             }
+            "NetConnection.Connect.Rejected" | "NetConnection.Connect.Failed" => Err(info.connect_rejected()),
             _ if info.is_publish_error() => Err(info.publish_rejected()),
             _ => {
-                events.push(SessionEvent::Status {
-                    code: info.code,
-                    description: info.description,
-                });
+                events.push(SessionEvent::Status { code: info.code, description: info.description });
                 Ok(())
             }
         }
@@ -676,30 +589,18 @@ mod tests {
                 framerate: 25.0,
                 bitrate_kbps: 800,
             }),
-            audio: Some(AudioMeta {
-                sample_rate: 44100,
-                channels: 2,
-                bitrate_kbps: 96,
-            }),
+            audio: Some(AudioMeta { sample_rate: 44100, channels: 2, bitrate_kbps: 96 }),
             encoder: "kitepush test".into(),
         }
     }
 
     fn body(len: usize, seed: u8) -> Bytes {
-        Bytes::from(
-            (0..len)
-                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-                .collect::<Vec<_>>(),
-        )
+        Bytes::from((0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<_>>())
     }
 
     fn status(level: &str, code: &str, description: &str) -> Amf0Value {
         let mut p = HashMap::new();
-        for (k, v) in [
-            ("level", level),
-            ("code", code),
-            ("description", description),
-        ] {
+        for (k, v) in [("level", level), ("code", code), ("description", description)] {
             p.insert(k.to_string(), Amf0Value::Utf8String(v.to_string()));
         }
         Amf0Value::Object(p)
@@ -731,10 +632,7 @@ mod tests {
             if let Some(hs) = self.hs.as_mut() {
                 match hs.process_bytes(bytes).unwrap() {
                     HandshakeProcessResult::InProgress { response_bytes } => return response_bytes,
-                    HandshakeProcessResult::Completed {
-                        response_bytes,
-                        remaining_bytes,
-                    } => {
+                    HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
                         reply = response_bytes;
                         rest = remaining_bytes;
                         self.hs = None;
@@ -753,9 +651,7 @@ mod tests {
         }
 
         fn send(&mut self, msg: RtmpMessage, stream_id: u32) -> Vec<u8> {
-            let p = msg
-                .into_message_payload(RtmpTimestamp::new(0), stream_id)
-                .unwrap();
+            let p = msg.into_message_payload(RtmpTimestamp::new(0), stream_id).unwrap();
             self.ser.serialize(&p, false, false).unwrap().bytes
         }
 
@@ -777,29 +673,16 @@ mod tests {
                 .iter()
                 .filter(|m| m.type_id == 20)
                 .map(|m| match m.to_rtmp_message().unwrap() {
-                    RtmpMessage::Amf0Command {
-                        command_name,
-                        transaction_id,
-                        command_object,
-                        additional_arguments,
-                    } => (
-                        command_name,
-                        transaction_id,
-                        command_object,
-                        additional_arguments,
-                        m.message_stream_id,
-                    ),
+                    RtmpMessage::Amf0Command { command_name, transaction_id, command_object, additional_arguments } => {
+                        (command_name, transaction_id, command_object, additional_arguments, m.message_stream_id)
+                    }
                     _ => unreachable!(),
                 })
                 .collect()
         }
 
         fn tid_of(&self, name: &str) -> f64 {
-            self.commands()
-                .into_iter()
-                .find(|c| c.0 == name)
-                .unwrap_or_else(|| panic!("{name} not sent"))
-                .1
+            self.commands().into_iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("{name} not sent")).1
         }
     }
 
@@ -831,20 +714,13 @@ mod tests {
 
     fn connect_result(srv: &mut RawServer) -> Vec<u8> {
         let mut props = HashMap::new();
-        props.insert(
-            "fmsVer".into(),
-            Amf0Value::Utf8String("FMS/3,0,1,123".into()),
-        );
+        props.insert("fmsVer".into(), Amf0Value::Utf8String("FMS/3,0,1,123".into()));
         let mut reply = srv.send(
             RtmpMessage::Amf0Command {
                 command_name: "_result".into(),
                 transaction_id: 1.0,
                 command_object: Amf0Value::Object(props),
-                additional_arguments: vec![status(
-                    "status",
-                    "NetConnection.Connect.Success",
-                    "Connection succeeded.",
-                )],
+                additional_arguments: vec![status("status", "NetConnection.Connect.Success", "Connection succeeded.")],
             },
             0,
         );
@@ -867,16 +743,7 @@ mod tests {
 
     fn publishing() -> (PublishSession, RawServer, Vec<SessionEvent>) {
         let (mut s, mut srv, mut ev) = publish_sent();
-        let r = srv.command(
-            "onStatus",
-            0.0,
-            vec![status(
-                "status",
-                "NetStream.Publish.Start",
-                "Start publishing",
-            )],
-            1,
-        );
+        let r = srv.command("onStatus", 0.0, vec![status("status", "NetStream.Publish.Start", "Start publishing")], 1);
         s.handle_input(&r, &mut ev).unwrap();
         flush(&mut s, &mut srv, &mut ev);
         assert_eq!(s.state(), SessionState::Publishing);
@@ -935,38 +802,18 @@ mod tests {
         assert_eq!(cmds[2].3, vec![key.clone()]);
         assert_eq!(cmds[4].3, vec![key, Amf0Value::Utf8String("live".into())]);
         assert_eq!(cmds[4].4, 1, "publish goes on the created stream");
-        assert_eq!(
-            srv.got[1].to_rtmp_message().unwrap(),
-            RtmpMessage::SetChunkSize { size: 4096 }
-        );
-        assert_eq!(
-            srv.got[2].to_rtmp_message().unwrap(),
-            RtmpMessage::WindowAcknowledgement { size: 2_500_000 }
-        );
+        assert_eq!(srv.got[1].to_rtmp_message().unwrap(), RtmpMessage::SetChunkSize { size: 4096 });
+        assert_eq!(srv.got[2].to_rtmp_message().unwrap(), RtmpMessage::WindowAcknowledgement { size: 131_072 });
 
         let data = &srv.got[7];
         assert_eq!(data.message_stream_id, 1);
         assert_eq!(&data.data[..], &metadata().set_data_frame_payload()[..]);
 
-        let media: Vec<_> = srv.got[8..]
-            .iter()
-            .map(|m| {
-                (
-                    m.type_id,
-                    m.timestamp.value,
-                    m.message_stream_id,
-                    m.data.clone(),
-                )
-            })
-            .collect();
+        let media: Vec<_> =
+            srv.got[8..].iter().map(|m| (m.type_id, m.timestamp.value, m.message_stream_id, m.data.clone())).collect();
         assert_eq!(
             media,
-            vec![
-                (9, 0, 1, body(500, 1)),
-                (8, 0, 1, body(20, 2)),
-                (9, 40, 1, body(300, 3)),
-                (8, 23, 1, body(21, 4)),
-            ]
+            vec![(9, 0, 1, body(500, 1)), (8, 0, 1, body(20, 2)), (9, 40, 1, body(300, 3)), (8, 23, 1, body(21, 4)),]
         );
         assert!(!format!("{s:?}").contains("secret"));
     }
@@ -1035,10 +882,7 @@ mod tests {
             if let Some(hs) = self.hs.as_mut() {
                 match hs.process_bytes(bytes).unwrap() {
                     HandshakeProcessResult::InProgress { response_bytes } => return response_bytes,
-                    HandshakeProcessResult::Completed {
-                        response_bytes,
-                        remaining_bytes,
-                    } => {
+                    HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
                         reply = response_bytes;
                         reply.append(&mut self.initial);
                         rest = remaining_bytes;
@@ -1052,11 +896,7 @@ mod tests {
         }
     }
 
-    fn pump_rml(
-        s: &mut PublishSession,
-        srv: &mut RmlServer,
-        ev: &mut Vec<SessionEvent>,
-    ) -> Result<()> {
+    fn pump_rml(s: &mut PublishSession, srv: &mut RmlServer, ev: &mut Vec<SessionEvent>) -> Result<()> {
         loop {
             let out = s.pending_output().to_vec();
             if out.is_empty() {
@@ -1089,14 +929,8 @@ mod tests {
             .events
             .iter()
             .map(|e| match e {
-                ServerSessionEvent::UnhandleableAmf0Command { command_name, .. } => {
-                    command_name.clone()
-                }
-                other => format!("{other:?}")
-                    .split([' ', '{'])
-                    .next()
-                    .unwrap()
-                    .to_string(),
+                ServerSessionEvent::UnhandleableAmf0Command { command_name, .. } => command_name.clone(),
+                other => format!("{other:?}").split([' ', '{']).next().unwrap().to_string(),
             })
             .collect();
         assert_eq!(
@@ -1114,12 +948,7 @@ mod tests {
             ]
         );
         match &srv.events[3] {
-            ServerSessionEvent::PublishStreamRequested {
-                app_name,
-                stream_key,
-                mode,
-                ..
-            } => {
+            ServerSessionEvent::PublishStreamRequested { app_name, stream_key, mode, .. } => {
                 assert_eq!((app_name.as_str(), stream_key.as_str()), ("live", KEY));
                 assert_eq!(*mode, PublishMode::Live);
             }
@@ -1139,10 +968,7 @@ mod tests {
             ServerSessionEvent::AudioDataReceived { data, timestamp, .. }
                 if *data == body(30, 6) && timestamp.value == 10));
         // After unpublish the session refuses media and unpublish is a no-op.
-        assert!(matches!(
-            s.send_video(50, body(10, 0)),
-            Err(Error::InvalidState(_))
-        ));
+        assert!(matches!(s.send_video(50, body(10, 0)), Err(Error::InvalidState(_))));
         s.unpublish().unwrap();
         assert!(s.pending_output().is_empty());
     }
@@ -1167,40 +993,18 @@ mod tests {
     #[test]
     fn bad_name_on_status_is_publish_rejected_not_a_hang() {
         let (mut s, mut srv, mut ev) = publish_sent();
-        let r = srv.command(
-            "onStatus",
-            0.0,
-            vec![status(
-                "error",
-                "NetStream.Publish.BadName",
-                "Already publishing",
-            )],
-            1,
-        );
+        let r =
+            srv.command("onStatus", 0.0, vec![status("error", "NetStream.Publish.BadName", "Already publishing")], 1);
         let e = s.handle_input(&r, &mut ev).unwrap_err();
-        assert!(
-            matches!(&e, Error::PublishRejected { code, .. } if code == "NetStream.Publish.BadName"),
-            "{e:?}"
-        );
+        assert!(matches!(&e, Error::PublishRejected { code, .. } if code == "NetStream.Publish.BadName"), "{e:?}");
         assert_eq!(s.state(), SessionState::Closed);
-        assert!(matches!(
-            s.handle_input(&[0], &mut ev),
-            Err(Error::InvalidState(_))
-        ));
+        assert!(matches!(s.handle_input(&[0], &mut ev), Err(Error::InvalidState(_))));
         assert!(s.send_video(0, body(10, 0)).is_err());
 
         // "busy" in a status-level message is a rejection too (some CDNs).
         let (mut s, mut srv, mut ev) = publish_sent();
-        let r = srv.command(
-            "onStatus",
-            0.0,
-            vec![status("status", "NetStream.Publish.Failed", "Server busy")],
-            1,
-        );
-        assert!(matches!(
-            s.handle_input(&r, &mut ev),
-            Err(Error::PublishRejected { .. })
-        ));
+        let r = srv.command("onStatus", 0.0, vec![status("status", "NetStream.Publish.Failed", "Server busy")], 1);
+        assert!(matches!(s.handle_input(&r, &mut ev), Err(Error::PublishRejected { .. })));
 
         // _error to createStream.
         let (mut s, mut srv, mut ev) = connecting();
@@ -1209,10 +1013,7 @@ mod tests {
         flush(&mut s, &mut srv, &mut ev);
         let tid = srv.tid_of("createStream");
         let r = srv.command("_error", tid, vec![status("error", "X", "no")], 0);
-        assert!(matches!(
-            s.handle_input(&r, &mut ev),
-            Err(Error::PublishRejected { .. })
-        ));
+        assert!(matches!(s.handle_input(&r, &mut ev), Err(Error::PublishRejected { .. })));
     }
 
     #[test]
@@ -1227,11 +1028,7 @@ mod tests {
             r.extend(srv.command(
                 "_error",
                 tid,
-                vec![status(
-                    "error",
-                    "NetConnection.Call.Failed",
-                    "Method not found",
-                )],
+                vec![status("error", "NetConnection.Call.Failed", "Method not found")],
                 0,
             ));
         }
@@ -1250,18 +1047,11 @@ mod tests {
         let r = srv.command(
             "_error",
             1.0,
-            vec![status(
-                "error",
-                "NetConnection.Connect.Rejected",
-                "Connection rejected",
-            )],
+            vec![status("error", "NetConnection.Connect.Rejected", "Connection rejected")],
             0,
         );
         let e = s.handle_input(&r, &mut ev).unwrap_err();
-        assert!(
-            matches!(&e, Error::ConnectRejected { code, .. } if code == "NetConnection.Connect.Rejected"),
-            "{e:?}"
-        );
+        assert!(matches!(&e, Error::ConnectRejected { code, .. } if code == "NetConnection.Connect.Rejected"), "{e:?}");
         assert!(!e.is_retryable());
 
         let (mut s, mut srv, mut ev) = connecting();
@@ -1285,12 +1075,7 @@ mod tests {
         let r = srv.command("close", 0.0, vec![], 0);
         assert!(matches!(s.handle_input(&r, &mut ev), Err(Error::Io(_))));
         let (mut s, mut srv, mut ev) = publishing();
-        let r = srv.command(
-            "onStatus",
-            0.0,
-            vec![status("status", "NetConnection.Connect.Closed", "bye")],
-            0,
-        );
+        let r = srv.command("onStatus", 0.0, vec![status("status", "NetConnection.Connect.Closed", "bye")], 0);
         assert!(matches!(s.handle_input(&r, &mut ev), Err(Error::Io(_))));
     }
 
@@ -1308,27 +1093,14 @@ mod tests {
             0,
         );
         r.extend(srv.send(RtmpMessage::WindowAcknowledgement { size: 5000 }, 0));
-        r.extend(srv.send(
-            RtmpMessage::Acknowledgement {
-                sequence_number: 777,
-            },
-            0,
-        ));
-        r.extend(srv.command(
-            "onStatus",
-            0.0,
-            vec![status("status", "NetStream.Publish.Idle", "idle")],
-            1,
-        ));
+        r.extend(srv.send(RtmpMessage::Acknowledgement { sequence_number: 777 }, 0));
+        r.extend(srv.command("onStatus", 0.0, vec![status("status", "NetStream.Publish.Idle", "idle")], 1));
         s.handle_input(&r, &mut ev).unwrap();
         assert_eq!(
             ev,
             vec![
                 SessionEvent::Acknowledged { bytes: 777 },
-                SessionEvent::Status {
-                    code: "NetStream.Publish.Idle".into(),
-                    description: "idle".into()
-                }
+                SessionEvent::Status { code: "NetStream.Publish.Idle".into(), description: "idle".into() }
             ]
         );
         let before = srv.got.len();
@@ -1346,12 +1118,7 @@ mod tests {
         assert!(s.bytes_received() < 5000);
         assert!(!srv.got.iter().any(|m| m.type_id == 3));
         // Data messages the publisher ignores push the total past the window.
-        let filler = srv.send(
-            RtmpMessage::Amf0Data {
-                values: vec![Amf0Value::Utf8String("x".repeat(3000))],
-            },
-            0,
-        );
+        let filler = srv.send(RtmpMessage::Amf0Data { values: vec![Amf0Value::Utf8String("x".repeat(3000))] }, 0);
         s.handle_input(&filler, &mut ev).unwrap();
         let total = s.bytes_received();
         assert!(total >= 5000);
@@ -1370,14 +1137,10 @@ mod tests {
         s.handle_input(&filler, &mut ev).unwrap();
         let total2 = s.bytes_received();
         flush(&mut s, &mut srv, &mut ev);
-        let last_ack = srv
-            .got
-            .iter()
-            .rev()
-            .find_map(|m| match m.to_rtmp_message() {
-                Ok(RtmpMessage::Acknowledgement { sequence_number }) => Some(sequence_number),
-                _ => None,
-            });
+        let last_ack = srv.got.iter().rev().find_map(|m| match m.to_rtmp_message() {
+            Ok(RtmpMessage::Acknowledgement { sequence_number }) => Some(sequence_number),
+            _ => None,
+        });
         assert_eq!(last_ack, Some(total2 as u32));
     }
 
@@ -1424,12 +1187,7 @@ mod tests {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let (_, mut srv, _) = publishing();
         let valid: Vec<u8> = [
-            srv.command(
-                "onStatus",
-                0.0,
-                vec![status("status", "NetStream.Publish.Idle", "x")],
-                1,
-            ),
+            srv.command("onStatus", 0.0, vec![status("status", "NetStream.Publish.Idle", "x")], 1),
             srv.send(RtmpMessage::SetChunkSize { size: 300 }, 0),
             srv.send(RtmpMessage::WindowAcknowledgement { size: 100 }, 0),
             srv.command("onBWDone", 0.0, vec![Amf0Value::Number(1.0)], 0),
@@ -1473,19 +1231,13 @@ mod tests {
         // A declared 16 MiB message is refused on its header, before any payload arrives.
         let (mut s, _, mut ev) = publishing();
         let huge = [0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0];
-        assert!(matches!(
-            s.handle_input(&huge, &mut ev),
-            Err(Error::Protocol(_))
-        ));
+        assert!(matches!(s.handle_input(&huge, &mut ev), Err(Error::Protocol(_))));
         // A SetChunkSize of zero would make the reader spin on empty chunks.
         let (mut s, mut srv, mut ev) = publishing();
         let mut zero = srv.send(RtmpMessage::SetChunkSize { size: 1 }, 0);
         let n = zero.len();
         zero[n - 4..].copy_from_slice(&0u32.to_be_bytes());
-        assert!(matches!(
-            s.handle_input(&zero, &mut ev),
-            Err(Error::Protocol(_))
-        ));
+        assert!(matches!(s.handle_input(&zero, &mut ev), Err(Error::Protocol(_))));
         // createStream answered without a stream id.
         let (mut s, mut srv, mut ev) = connecting();
         let r = connect_result(&mut srv);
@@ -1493,10 +1245,7 @@ mod tests {
         flush(&mut s, &mut srv, &mut ev);
         let tid = srv.tid_of("createStream");
         let r = srv.command("_result", tid, vec![Amf0Value::Utf8String("1".into())], 0);
-        assert!(matches!(
-            s.handle_input(&r, &mut ev),
-            Err(Error::Protocol(_))
-        ));
+        assert!(matches!(s.handle_input(&r, &mut ev), Err(Error::Protocol(_))));
     }
 
     #[test]
