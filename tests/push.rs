@@ -295,10 +295,13 @@ fn rejected_publish_fails_with_the_mapped_error_and_no_hang() {
     // nginx 1.22 with `deny publish` answers publish with NetStream.Publish.Start from its live
     // module and then closes the socket from its access module: to a client that is a publish
     // followed by a dropped connection, reported as DISCONNECTED and an I/O failure.
+    // Each such publish is too short-lived to count as working, so the attempt limit ends it.
     let nginx = Nginx::start(NginxOptions { deny_publish: true, ..NginxOptions::default() });
-    let mut h = Harnessed::new(Spec::default().config(&nginx.url(&unique_key("denied"))));
+    let mut config = Spec::default().config(&nginx.url(&unique_key("denied")));
+    config.reconnect.max_attempts = Some(3);
+    let mut h = Harnessed::new(config);
     h.pusher.start().unwrap();
-    let failed = h.wait_for_failure(Duration::from_secs(10), true);
+    let failed = h.wait_for_failure(Duration::from_secs(20), true);
     assert!(matches!(failed.code, ResultCode::KP_ERR_PUBLISH_REJECTED | ResultCode::KP_ERR_IO), "{failed:?}");
     assert_eq!(h.pusher.state(), PusherState::KP_STATE_FAILED);
     assert_eq!(h.pusher.failure().map(|e| e.code()), Some(failed.code));

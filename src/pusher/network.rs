@@ -41,6 +41,8 @@ struct Conn {
     sent_header: [Option<Bytes>; 2],
     /// The server acknowledged media on this connection.
     acked: bool,
+    /// When publishing began, until the publish counts as working (see STABLE_PUBLISH).
+    unproven_since: Option<Instant>,
 }
 
 fn track_idx(t: Track) -> usize {
@@ -258,6 +260,7 @@ impl NetworkWorker {
             stall: StallDetector::new(shared.config.stall_timeout, now),
             sent_header: [None, None],
             acked: false,
+            unproven_since: None,
         };
         let mut events = Vec::new();
 
@@ -291,7 +294,7 @@ impl NetworkWorker {
             conn.transport.wait(!conn.session.pending_output().is_empty(), Some(&self.wake), deadline - now);
         }
         let now = Instant::now();
-        rc.on_published(now);
+        conn.unproven_since = Some(now);
         d.set_state(PusherState::KP_STATE_PUBLISHING);
         {
             let mut st = lock(&shared.state);
@@ -340,11 +343,7 @@ impl NetworkWorker {
             }
         }
         let result = self.stream(&mut conn, &mut events, rc);
-        result.map_err(|error| Lost {
-            error,
-            was_publishing: true,
-            was_stable: now.elapsed() >= STABLE_PUBLISH || conn.acked,
-        })
+        result.map_err(|error| Lost { error, was_publishing: true, was_stable: conn.unproven_since.is_none() })
     }
 
     fn send(&self, conn: &mut Conn, track: Track, ts: u64, body: Bytes) -> Result<()> {
@@ -407,6 +406,14 @@ impl NetworkWorker {
                 window_start = now;
             }
 
+            // Only a publish that holds resets the attempt count: a server that accepts and drops
+            // at once must still reach the attempt limit.
+            if let Some(since) = conn.unproven_since {
+                if conn.acked || now.duration_since(since) >= STABLE_PUBLISH {
+                    rc.on_published(since);
+                    conn.unproven_since = None;
+                }
+            }
             let backlog = !conn.session.pending_output().is_empty();
             if finished_and_empty && !backlog {
                 return self.unpublish(conn).map(|_| Ended::Stopped(0));
