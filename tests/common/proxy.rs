@@ -10,6 +10,12 @@
 //! exactly as when the server process has died. The proxy never sees those attempts, so they cannot be
 //! counted or timestamped; tests that count reconnect attempts or measure backoff use `Fault::Reject`
 //! (accept, then reset at once), which the proxy does see.
+//!
+//! Buffering: the proxy itself holds little per direction (a 32 KiB receive buffer plus one 4 KiB chunk),
+//! but under `Stall` or `Throttle` the client's own send buffer still absorbs writes — on loopback Linux
+//! autotunes it up to `net.ipv4.tcp_wmem` max (4 MiB by default) — so a stalled pusher may see its writes
+//! succeed for a while. Stall detection therefore has to watch for server acknowledgements, not only
+//! for write progress.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -110,7 +116,10 @@ impl Proxy {
             .local_addr()
             .expect("proxy listener address")
             .port();
-        set_socket_buffers(&listener);
+        // Before any connection arrives, so accepted sockets start with these sizes and advertise a
+        // matching window.
+        set_socket_buffer(&listener, libc::SO_RCVBUF);
+        set_socket_buffer(&listener, libc::SO_SNDBUF);
         listener
             .set_nonblocking(true)
             .expect("proxy: set listener non-blocking");
@@ -309,19 +318,17 @@ fn bind_reserved_port() -> TcpListener {
     panic!("proxy: could not bind a loopback port: {last_err:?}");
 }
 
-fn set_socket_buffers(s: &impl AsRawFd) {
-    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
-        // Best effort: the defaults still work, the proxy just buffers more.
-        // SAFETY: valid fd, pointer and length of a c_int.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&SOCKET_BUF as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+/// Best effort: with the default sizes the proxy still works, it just buffers more.
+fn set_socket_buffer(s: &impl AsRawFd, opt: libc::c_int) {
+    // SAFETY: valid fd, pointer and length of a c_int.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&SOCKET_BUF as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
@@ -427,8 +434,11 @@ fn serve(shared: &Arc<Shared>, id: u64, ctl: &Arc<ConnCtl>, client: TcpStream) {
             // Nagle would add its own delays on top of the ones the test asked for.
             let _ = s.set_nodelay(true);
             let _ = s.set_write_timeout(Some(TICK));
-            set_socket_buffers(s);
         }
+        // The client side inherited small buffers from the listener. Upstream only gets a small send
+        // buffer: shrinking the receive buffer of a connected socket below the window it has already
+        // advertised makes the kernel drop data and wait for retransmission timeouts.
+        set_socket_buffer(&upstream, libc::SO_SNDBUF);
         if let (Ok(up_from), Ok(client_to), Ok(client_from)) =
             (upstream.try_clone(), client.try_clone(), client.try_clone())
         {
