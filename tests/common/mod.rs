@@ -5,6 +5,7 @@
 
 mod media;
 mod nginx;
+pub mod proxy;
 pub mod pushing;
 
 #[allow(unused_imports)]
