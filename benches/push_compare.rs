@@ -57,16 +57,17 @@ impl Who {
     fn settings(self) -> &'static str {
         match self {
             Who::Kitepush => {
-                "bundled OpenH264 2.7.0 (openh264-sys2 0.9, built from source with nasm): camera usage, \
-                 complexity medium, RC bitrate, frame skip off, scene-change detection off, adaptive \
-                 quant on, background detection on, denoise off, 1 thread, 1 slice"
+                "OpenH264 bundled by openh264-sys2 0.9 (2.7.0 when written; built from source, nasm \
+                 asm), set in src/encode/openh264.rs: camera usage, complexity medium, RC bitrate, \
+                 frame skip off, scene-change detection off, adaptive quant on, background detection on, \
+                 denoise off, 1 thread, 1 slice"
             }
             Who::Gstreamer => {
-                "system libopenh264 via openh264enc: usage-type=camera complexity=medium \
-                 rate-control=bitrate enable-frame-skip=false scene-change-detection=false \
-                 adaptive-quantization=true background-detection=true enable-denoise=false \
-                 multi-thread=1 slice-mode=n-slices num-slices=1; rawvideoparse, h264parse, \
-                 flvmux streamable=true, rtmp2sink sync=false"
+                "the system libopenh264 (Debian 12: 2.3.1) via openh264enc: usage-type=camera \
+                 complexity=medium rate-control=bitrate enable-frame-skip=false \
+                 scene-change-detection=false adaptive-quantization=true background-detection=true \
+                 enable-denoise=false multi-thread=1 slice-mode=n-slices num-slices=1; rawvideoparse, \
+                 h264parse, flvmux streamable=true, rtmp2sink sync=false"
             }
             Who::Ffmpeg => {
                 "libx264 -preset veryfast -tune zerolatency -b:v 2M -g 60 -threads 1 \
