@@ -1,0 +1,502 @@
+//! Side-by-side push benchmark: the same raw 720p30 clip pushed to a real nginx-rtmp as fast as
+//! possible by kitepush (the `push` example), GStreamer (openh264enc ! flvmux ! rtmp2sink) and
+//! FFmpeg (libx264), each measured as a child process with `wait4` (user+system CPU, peak RSS) and
+//! a wall clock.
+//!
+//! Run it through `scripts/bench` (installs what is missing, builds the `push` example, then runs
+//! `cargo bench --bench push_compare -- [--quick] [--runs N]`). Runs are interleaved, in an order
+//! that rotates each round, and the median of each figure is reported. As CONVENTIONS.md asks, the
+//! headline figures are ratios against the GStreamer baseline measured in the same run; FFmpeg is a
+//! second reference. Every run's nginx recording is probed: a contestant whose recording does not
+//! hold all the frames is marked FAIL, because a benchmark comparing unequal work means nothing.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{probe, require_tool, tmp_dir, unique_key, Nginx, NginxOptions};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WIDTH: u32 = 1280;
+const HEIGHT: u32 = 720;
+const FPS: u32 = 30;
+const FRAMES: u64 = 300;
+const BITRATE_KBPS: u32 = 2000;
+const KEYINT: u32 = 60;
+/// A contestant still running after this long is killed and reported as failed.
+const RUN_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Targets from the issue.
+const TARGET_CPU_RATIO_VS_GST: f64 = 1.0;
+const TARGET_KITEPUSH_RSS_MB: f64 = 20.0;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Who {
+    Kitepush,
+    Gstreamer,
+    Ffmpeg,
+}
+
+const ALL: [Who; 3] = [Who::Kitepush, Who::Gstreamer, Who::Ffmpeg];
+
+impl Who {
+    fn name(self) -> &'static str {
+        match self {
+            Who::Kitepush => "kitepush",
+            Who::Gstreamer => "gstreamer",
+            Who::Ffmpeg => "ffmpeg",
+        }
+    }
+
+    /// What each side is configured with, printed with the results so nobody has to guess.
+    fn settings(self) -> &'static str {
+        match self {
+            Who::Kitepush => {
+                "OpenH264 bundled by openh264-sys2 0.9 (2.7.0 when written; built from source, nasm \
+                 asm), set in src/encode/openh264.rs: camera usage, complexity medium, RC bitrate, \
+                 frame skip off, scene-change detection off, adaptive quant on, background detection on, \
+                 denoise off, 1 thread, 1 slice"
+            }
+            Who::Gstreamer => {
+                "the system libopenh264 (Debian 12: 2.3.1) via openh264enc: usage-type=camera \
+                 complexity=medium rate-control=bitrate enable-frame-skip=false \
+                 scene-change-detection=false adaptive-quantization=true background-detection=true \
+                 enable-denoise=false multi-thread=1 slice-mode=n-slices num-slices=1; rawvideoparse, \
+                 h264parse, flvmux streamable=true, rtmp2sink sync=false"
+            }
+            Who::Ffmpeg => {
+                "libx264 -preset veryfast -tune zerolatency -b:v 2M -g 60 -threads 1 \
+                 (a different encoder: reference only)"
+            }
+        }
+    }
+
+    fn command(self, push_bin: &Path, clip: &Path, url: &str) -> Command {
+        let size = format!("{WIDTH}x{HEIGHT}");
+        match self {
+            Who::Kitepush => {
+                let mut c = Command::new(push_bin);
+                c.arg(url)
+                    .arg("--input")
+                    .arg(clip)
+                    .args(["--size", &size, "--fps", &FPS.to_string()])
+                    .args(["--bitrate", &BITRATE_KBPS.to_string()])
+                    .args(["--keyint", &KEYINT.to_string()])
+                    .args(["--no-audio", "--quiet"])
+                    .args(["--duration", &(FRAMES / FPS as u64).to_string()]);
+                c
+            }
+            Who::Gstreamer => {
+                let mut c = Command::new("gst-launch-1.0");
+                c.arg("-q")
+                    .arg("filesrc")
+                    .arg(format!("location={}", clip.display()))
+                    .arg("!")
+                    .arg("rawvideoparse")
+                    .arg(format!("width={WIDTH}"))
+                    .arg(format!("height={HEIGHT}"))
+                    .arg("format=i420")
+                    .arg(format!("framerate={FPS}/1"))
+                    .arg("!")
+                    .arg("openh264enc")
+                    .arg(format!("bitrate={}", BITRATE_KBPS * 1000))
+                    .arg(format!("gop-size={KEYINT}"))
+                    .args([
+                        "rate-control=bitrate",
+                        "usage-type=camera",
+                        "complexity=medium",
+                    ])
+                    .args(["enable-frame-skip=false", "scene-change-detection=false"])
+                    .args(["adaptive-quantization=true", "background-detection=true"])
+                    .args(["enable-denoise=false", "multi-thread=1"])
+                    .args(["slice-mode=n-slices", "num-slices=1"])
+                    .args(["!", "h264parse", "!", "flvmux", "streamable=true", "!"])
+                    .arg("rtmp2sink")
+                    .arg(format!("location={url}"))
+                    .arg("sync=false");
+                c
+            }
+            Who::Ffmpeg => {
+                let mut c = Command::new("ffmpeg");
+                c.args([
+                    "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+                ])
+                .args(["-s", &size, "-r", &FPS.to_string(), "-i"])
+                .arg(clip)
+                .args([
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-tune",
+                    "zerolatency",
+                ])
+                .args(["-b:v", "2M", "-g", &KEYINT.to_string(), "-threads", "1"])
+                .args(["-f", "flv", url]);
+                c
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Run {
+    who: Who,
+    cpu_s: f64,
+    wall_s: f64,
+    rss_mb: f64,
+    exit_ok: bool,
+    frames: u64,
+    /// Bit rate of the recording (file size over the frames' duration), to see that the encoders did
+    /// comparable work.
+    kbps: f64,
+    note: String,
+}
+
+/// Spawns `cmd`, reaps it with `wait4` and returns (CPU s, wall s, peak RSS in MB = 10^6 bytes,
+/// exit ok). A watchdog kills it after `RUN_DEADLINE`.
+fn measure(mut cmd: Command, stderr_log: &Path) -> (f64, f64, f64, bool, String) {
+    let log = fs::File::create(stderr_log).expect("create stderr log");
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let pid = child.id() as libc::pid_t;
+    let reaped = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let watchdog = {
+        let reaped = reaped.clone();
+        std::thread::spawn(move || {
+            if done_rx.recv_timeout(RUN_DEADLINE).is_err() && !reaped.load(Ordering::SeqCst) {
+                // SAFETY: plain syscall; the child is not reaped yet, so the pid is still ours.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return true;
+            }
+            false
+        })
+    };
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid out-value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `status` and `ru` are valid out-pointers. The `Child` is not
+    // waited on afterwards (dropping it does not wait).
+    let rc = loop {
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if rc == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break rc;
+    };
+    reaped.store(true, Ordering::SeqCst);
+    let wall = start.elapsed().as_secs_f64();
+    let _ = done_tx.send(());
+    let killed = watchdog.join().unwrap_or(false);
+    drop(child);
+    assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cpu = tv(ru.ru_utime) + tv(ru.ru_stime);
+    let rss_mb = ru.ru_maxrss as f64 * 1024.0 / 1e6;
+    let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let mut note = String::new();
+    if killed {
+        note = format!("killed after {RUN_DEADLINE:?}");
+    } else if !exited_ok {
+        let tail: String = fs::read_to_string(stderr_log)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" | ");
+        note = format!("exit status {status:#x}: {tail}");
+    }
+    (cpu, wall, rss_mb, exited_ok, note)
+}
+
+/// Waits for nginx to close the recording and counts its video frames; (0, 0) when there is none.
+fn recorded(nginx: &Nginx, key: &str) -> (u64, f64, String) {
+    let path = nginx.recording(key);
+    let appear = Instant::now();
+    while !path.exists() && appear.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !path.exists() {
+        return (0, 0.0, "no recording".into());
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        nginx.wait_recording_closed(&path, Duration::from_secs(20));
+        let frames = probe(&path).video.map(|v| v.frames).unwrap_or(0);
+        let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let secs = frames as f64 / FPS as f64;
+        let kbps = if secs > 0.0 {
+            bytes as f64 * 8.0 / secs / 1000.0
+        } else {
+            0.0
+        };
+        (frames, kbps)
+    }));
+    let _ = fs::remove_file(&path);
+    match result {
+        Ok((f, k)) => (f, k, String::new()),
+        Err(_) => (0, 0.0, "recording unreadable".into()),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+struct Summary {
+    cpu: f64,
+    wall: f64,
+    rss: f64,
+    kbps: f64,
+    frames_min: u64,
+    all_ok: bool,
+}
+
+fn summarize(runs: &[Run], who: Who) -> Summary {
+    let mine: Vec<&Run> = runs.iter().filter(|r| r.who == who).collect();
+    Summary {
+        cpu: median(mine.iter().map(|r| r.cpu_s).collect()),
+        wall: median(mine.iter().map(|r| r.wall_s).collect()),
+        rss: median(mine.iter().map(|r| r.rss_mb).collect()),
+        kbps: median(mine.iter().map(|r| r.kbps).collect()),
+        frames_min: mine.iter().map(|r| r.frames).min().unwrap_or(0),
+        all_ok: mine.iter().all(|r| r.exit_ok && r.frames == FRAMES),
+    }
+}
+
+/// The `push` example next to this bench binary: target/<profile>/deps/push_compare-* →
+/// target/release/examples/push (`cargo build --release --example push`). `KP_PUSH_BIN` overrides.
+fn push_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("KP_PUSH_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let target = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .and_then(|profile| profile.parent())
+        .expect("bench binary lives in target/<profile>/deps");
+    let bin = target.join("release").join("examples").join("push");
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo build --release --example push` first (scripts/bench does)",
+        bin.display()
+    );
+    bin
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ours are `--quick` (one run each) and `--runs N`.
+    let mut runs_each = 3usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => runs_each = 1,
+            "--runs" => {
+                runs_each = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n > 0)
+                    .expect("--runs needs a positive number")
+            }
+            _ => {}
+        }
+    }
+
+    let push_bin = push_binary();
+    for tool in ["ffmpeg", "ffprobe", "gst-launch-1.0", "gst-inspect-1.0"] {
+        require_tool(tool);
+    }
+    let gst_ok = Command::new("gst-inspect-1.0")
+        .arg("openh264enc")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        gst_ok,
+        "GStreamer element openh264enc missing (Debian: gstreamer1.0-plugins-bad)"
+    );
+
+    let dir = tmp_dir("bench");
+    let clip = dir.join("clip.yuv");
+    println!(
+        "generating {FRAMES} frames of {WIDTH}x{HEIGHT}@{FPS} testsrc2 I420 in {}",
+        dir.display()
+    );
+    let gen = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}"))
+        .args(["-frames:v", &FRAMES.to_string()])
+        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .status()
+        .expect("run ffmpeg");
+    assert!(gen.success(), "ffmpeg could not generate the clip");
+
+    let nginx = Nginx::start(NginxOptions::default());
+    println!(
+        "nginx-rtmp on 127.0.0.1:{}; {runs_each} run(s) each, interleaved, order rotating per round\n",
+        nginx.port()
+    );
+
+    let mut runs = Vec::new();
+    for round in 0..runs_each {
+        for i in 0..ALL.len() {
+            let who = ALL[(i + round) % ALL.len()];
+            let key = unique_key(who.name());
+            let cmd = who.command(&push_bin, &clip, &nginx.url(&key));
+            let log = dir.join(format!("{key}.stderr"));
+            let (cpu_s, wall_s, rss_mb, exit_ok, mut note) = measure(cmd, &log);
+            let (frames, kbps, rec_note) = recorded(&nginx, &key);
+            if !rec_note.is_empty() {
+                note = if note.is_empty() {
+                    rec_note
+                } else {
+                    format!("{note}; {rec_note}")
+                };
+            }
+            let status = if exit_ok && frames == FRAMES {
+                "ok".to_string()
+            } else {
+                format!("FAIL ({frames}/{FRAMES} frames)")
+            };
+            println!(
+                "round {} {:<10} cpu {:6.2} s  wall {:6.2} s  rss {:6.1} MB  frames {:3}  {:5.0} kbit/s  {status} {note}",
+                round + 1,
+                who.name(),
+                cpu_s,
+                wall_s,
+                rss_mb,
+                frames,
+                kbps
+            );
+            runs.push(Run {
+                who,
+                cpu_s,
+                wall_s,
+                rss_mb,
+                exit_ok,
+                frames,
+                kbps,
+                note,
+            });
+        }
+    }
+    drop(nginx);
+    if std::env::var_os("KP_KEEP_TMP").is_none() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    report(&runs, runs_each);
+}
+
+fn report(runs: &[Run], runs_each: usize) {
+    let k = summarize(runs, Who::Kitepush);
+    let g = summarize(runs, Who::Gstreamer);
+    let f = summarize(runs, Who::Ffmpeg);
+
+    println!(
+        "\n{FRAMES} frames {WIDTH}x{HEIGHT}@{FPS}, {BITRATE_KBPS} kbit/s, IDR every {KEYINT}, one encoder thread, \
+         as fast as possible; median of {runs_each} run(s); MB = 10^6 bytes"
+    );
+    println!(
+        "{:<10} {:>8} {:>8} {:>13} {:>10} {:>12}  status",
+        "", "CPU s", "wall s", "peak RSS MB", "frames", "rec kbit/s"
+    );
+    for (who, s) in [(Who::Kitepush, &k), (Who::Gstreamer, &g), (Who::Ffmpeg, &f)] {
+        let status = if s.all_ok {
+            "ok".to_string()
+        } else {
+            format!(
+                "FAIL (worst run {}/{FRAMES} frames or bad exit)",
+                s.frames_min
+            )
+        };
+        println!(
+            "{:<10} {:>8.2} {:>8.2} {:>13.1} {:>10} {:>12.0}  {status}",
+            who.name(),
+            s.cpu,
+            s.wall,
+            s.rss,
+            format!("{}/{FRAMES}", s.frames_min),
+            s.kbps
+        );
+    }
+
+    println!("\nratios (lower is better for kitepush):");
+    println!("{:<22} {:>8} {:>8} {:>8}", "", "CPU", "wall", "RSS");
+    println!(
+        "{:<22} {:>8.2} {:>8.2} {:>8.2}",
+        "kitepush / gstreamer",
+        k.cpu / g.cpu,
+        k.wall / g.wall,
+        k.rss / g.rss
+    );
+    println!(
+        "{:<22} {:>8.2} {:>8.2} {:>8.2}   (reference: x264 is a different encoder)",
+        "kitepush / ffmpeg",
+        k.cpu / f.cpu,
+        k.wall / f.wall,
+        k.rss / f.rss
+    );
+
+    let valid = k.all_ok && g.all_ok;
+    let verdict = |met: bool| {
+        if !valid {
+            "UNDECIDED (a contestant failed: unequal work)"
+        } else if met {
+            "met"
+        } else {
+            "MISSED"
+        }
+    };
+    let cpu_ratio = k.cpu / g.cpu;
+    println!("\ntargets:");
+    println!(
+        "  CPU kitepush / gstreamer-openh264 <= {TARGET_CPU_RATIO_VS_GST:.2}: {cpu_ratio:.2} -> {}",
+        verdict(cpu_ratio <= TARGET_CPU_RATIO_VS_GST)
+    );
+    println!(
+        "  kitepush peak RSS <= {TARGET_KITEPUSH_RSS_MB:.0} MB: {:.1} MB -> {}",
+        k.rss,
+        verdict(k.rss <= TARGET_KITEPUSH_RSS_MB)
+    );
+
+    println!("\nconfigured with:");
+    for who in ALL {
+        println!("  {:<10} {}", who.name(), who.settings());
+    }
+    let failed: Vec<&Run> = runs
+        .iter()
+        .filter(|r| !(r.exit_ok && r.frames == FRAMES))
+        .collect();
+    if !failed.is_empty() {
+        println!("\nfailed runs:");
+        for r in failed {
+            println!(
+                "  {:<10} frames {}/{FRAMES} {}",
+                r.who.name(),
+                r.frames,
+                r.note
+            );
+        }
+    }
+}
