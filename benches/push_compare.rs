@@ -106,11 +106,7 @@ impl Who {
                     .arg("openh264enc")
                     .arg(format!("bitrate={}", BITRATE_KBPS * 1000))
                     .arg(format!("gop-size={KEYINT}"))
-                    .args([
-                        "rate-control=bitrate",
-                        "usage-type=camera",
-                        "complexity=medium",
-                    ])
+                    .args(["rate-control=bitrate", "usage-type=camera", "complexity=medium"])
                     .args(["enable-frame-skip=false", "scene-change-detection=false"])
                     .args(["adaptive-quantization=true", "background-detection=true"])
                     .args(["enable-denoise=false", "multi-thread=1"])
@@ -123,21 +119,12 @@ impl Who {
             }
             Who::Ffmpeg => {
                 let mut c = Command::new("ffmpeg");
-                c.args([
-                    "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
-                ])
-                .args(["-s", &size, "-r", &FPS.to_string(), "-i"])
-                .arg(clip)
-                .args([
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "veryfast",
-                    "-tune",
-                    "zerolatency",
-                ])
-                .args(["-b:v", "2M", "-g", &KEYINT.to_string(), "-threads", "1"])
-                .args(["-f", "flv", url]);
+                c.args(["-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p"])
+                    .args(["-s", &size, "-r", &FPS.to_string(), "-i"])
+                    .arg(clip)
+                    .args(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"])
+                    .args(["-b:v", "2M", "-g", &KEYINT.to_string(), "-threads", "1"])
+                    .args(["-f", "flv", url]);
                 c
             }
         }
@@ -164,9 +151,7 @@ fn measure(mut cmd: Command, stderr_log: &Path) -> (f64, f64, f64, bool, String)
     let log = fs::File::create(stderr_log).expect("create stderr log");
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     let start = Instant::now();
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
     let pid = child.id() as libc::pid_t;
     let reaped = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -207,13 +192,8 @@ fn measure(mut cmd: Command, stderr_log: &Path) -> (f64, f64, f64, bool, String)
     if killed {
         note = format!("killed after {RUN_DEADLINE:?}");
     } else if !exited_ok {
-        let tail: String = fs::read_to_string(stderr_log)
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" | ");
+        let tail: String =
+            fs::read_to_string(stderr_log).unwrap_or_default().lines().rev().take(3).collect::<Vec<_>>().join(" | ");
         note = format!("exit status {status:#x}: {tail}");
     }
     (cpu, wall, rss_mb, exited_ok, note)
@@ -234,11 +214,7 @@ fn recorded(nginx: &Nginx, key: &str) -> (u64, f64, String) {
         let frames = probe(&path).video.map(|v| v.frames).unwrap_or(0);
         let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let secs = frames as f64 / FPS as f64;
-        let kbps = if secs > 0.0 {
-            bytes as f64 * 8.0 / secs / 1000.0
-        } else {
-            0.0
-        };
+        let kbps = if secs > 0.0 { bytes as f64 * 8.0 / secs / 1000.0 } else { 0.0 };
         (frames, kbps)
     }));
     let _ = fs::remove_file(&path);
@@ -310,11 +286,8 @@ fn main() {
         match a.as_str() {
             "--quick" => runs_each = 1,
             "--runs" => {
-                runs_each = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n| n > 0)
-                    .expect("--runs needs a positive number")
+                runs_each =
+                    args.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0).expect("--runs needs a positive number")
             }
             _ => {}
         }
@@ -330,17 +303,11 @@ fn main() {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(
-        gst_ok,
-        "GStreamer element openh264enc missing (Debian: gstreamer1.0-plugins-bad)"
-    );
+    assert!(gst_ok, "GStreamer element openh264enc missing (Debian: gstreamer1.0-plugins-bad)");
 
     let dir = tmp_dir("bench");
     let clip = dir.join("clip.yuv");
-    println!(
-        "generating {FRAMES} frames of {WIDTH}x{HEIGHT}@{FPS} testsrc2 I420 in {}",
-        dir.display()
-    );
+    println!("generating {FRAMES} frames of {WIDTH}x{HEIGHT}@{FPS} testsrc2 I420 in {}", dir.display());
     let gen = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}"))
@@ -367,17 +334,10 @@ fn main() {
             let (cpu_s, wall_s, rss_mb, exit_ok, mut note) = measure(cmd, &log);
             let (frames, kbps, rec_note) = recorded(&nginx, &key);
             if !rec_note.is_empty() {
-                note = if note.is_empty() {
-                    rec_note
-                } else {
-                    format!("{note}; {rec_note}")
-                };
+                note = if note.is_empty() { rec_note } else { format!("{note}; {rec_note}") };
             }
-            let status = if exit_ok && frames == FRAMES {
-                "ok".to_string()
-            } else {
-                format!("FAIL ({frames}/{FRAMES} frames)")
-            };
+            let status =
+                if exit_ok && frames == FRAMES { "ok".to_string() } else { format!("FAIL ({frames}/{FRAMES} frames)") };
             println!(
                 "round {} {:<10} cpu {:6.2} s  wall {:6.2} s  rss {:6.1} MB  frames {:3}  {:5.0} kbit/s  {status} {note}",
                 round + 1,
@@ -388,16 +348,7 @@ fn main() {
                 frames,
                 kbps
             );
-            runs.push(Run {
-                who,
-                cpu_s,
-                wall_s,
-                rss_mb,
-                exit_ok,
-                frames,
-                kbps,
-                note,
-            });
+            runs.push(Run { who, cpu_s, wall_s, rss_mb, exit_ok, frames, kbps, note });
         }
     }
     drop(nginx);
@@ -425,10 +376,7 @@ fn report(runs: &[Run], runs_each: usize) {
         let status = if s.all_ok {
             "ok".to_string()
         } else {
-            format!(
-                "FAIL (worst run {}/{FRAMES} frames or bad exit)",
-                s.frames_min
-            )
+            format!("FAIL (worst run {}/{FRAMES} frames or bad exit)", s.frames_min)
         };
         println!(
             "{:<10} {:>8.2} {:>8.2} {:>13.1} {:>10} {:>12.0}  {status}",
@@ -443,13 +391,7 @@ fn report(runs: &[Run], runs_each: usize) {
 
     println!("\nratios (lower is better for kitepush):");
     println!("{:<22} {:>8} {:>8} {:>8}", "", "CPU", "wall", "RSS");
-    println!(
-        "{:<22} {:>8.2} {:>8.2} {:>8.2}",
-        "kitepush / gstreamer",
-        k.cpu / g.cpu,
-        k.wall / g.wall,
-        k.rss / g.rss
-    );
+    println!("{:<22} {:>8.2} {:>8.2} {:>8.2}", "kitepush / gstreamer", k.cpu / g.cpu, k.wall / g.wall, k.rss / g.rss);
     println!(
         "{:<22} {:>8.2} {:>8.2} {:>8.2}   (reference: x264 is a different encoder)",
         "kitepush / ffmpeg",
@@ -484,19 +426,11 @@ fn report(runs: &[Run], runs_each: usize) {
     for who in ALL {
         println!("  {:<10} {}", who.name(), who.settings());
     }
-    let failed: Vec<&Run> = runs
-        .iter()
-        .filter(|r| !(r.exit_ok && r.frames == FRAMES))
-        .collect();
+    let failed: Vec<&Run> = runs.iter().filter(|r| !(r.exit_ok && r.frames == FRAMES)).collect();
     if !failed.is_empty() {
         println!("\nfailed runs:");
         for r in failed {
-            println!(
-                "  {:<10} frames {}/{FRAMES} {}",
-                r.who.name(),
-                r.frames,
-                r.note
-            );
+            println!("  {:<10} frames {}/{FRAMES} {}", r.who.name(), r.frames, r.note);
         }
     }
 }

@@ -47,10 +47,7 @@ fn assert_echoes(s: &mut TcpStream, msg: &[u8]) {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 /// The connection is gone: EOF or an error, but not merely silence.
@@ -67,10 +64,7 @@ fn assert_closed(s: &mut TcpStream) {
 #[test]
 fn pass_forwards_both_ways_and_counts() {
     let proxy = Proxy::start(echo_server());
-    assert_eq!(
-        proxy.url("live", "key"),
-        format!("rtmp://127.0.0.1:{}/live/key", proxy.port())
-    );
+    assert_eq!(proxy.url("live", "key"), format!("rtmp://127.0.0.1:{}/live/key", proxy.port()));
     let mut s = connect(&proxy);
     assert_echoes(&mut s, b"hello");
     assert_echoes(&mut s, &[7u8; 20_000]);
@@ -78,9 +72,7 @@ fn pass_forwards_both_ways_and_counts() {
     assert_eq!(proxy.refused(), 0);
     assert_eq!(proxy.attempt_times().len(), 1);
     // The echo can overtake the proxy's bookkeeping of its last write, hence the wait.
-    wait_until(DEADLINE, "20 005 bytes counted", || {
-        proxy.bytes_upstream() == 20_005
-    });
+    wait_until(DEADLINE, "20 005 bytes counted", || proxy.bytes_upstream() == 20_005);
     assert_eq!(proxy.live_connections(), 1);
 
     // Bulk data arrives intact; the rate is printed, not asserted, to keep the test load-proof.
@@ -93,25 +85,15 @@ fn pass_forwards_both_ways_and_counts() {
         reader.read_exact(&mut back).map(|_| back)
     });
     s.write_all(&data).unwrap();
-    assert!(
-        echo.join().unwrap().expect("bulk echo") == data,
-        "bulk data corrupted"
-    );
+    assert!(echo.join().unwrap().expect("bulk echo") == data, "bulk data corrupted");
     let took = start.elapsed();
-    eprintln!(
-        "pass-through: 4 MiB echoed in {took:?} ({:.0} MB/s each way)",
-        BULK as f64 / took.as_secs_f64() / 1e6
-    );
-    wait_until(DEADLINE, "bulk bytes counted", || {
-        proxy.bytes_upstream() == (20_005 + BULK) as u64
-    });
+    eprintln!("pass-through: 4 MiB echoed in {took:?} ({:.0} MB/s each way)", BULK as f64 / took.as_secs_f64() / 1e6);
+    wait_until(DEADLINE, "bulk bytes counted", || proxy.bytes_upstream() == (20_005 + BULK) as u64);
 
     // A half-close travels through, and the finished connection is no longer live.
     s.shutdown(Shutdown::Write).unwrap();
     assert_closed(&mut s);
-    wait_until(DEADLINE, "connection to end", || {
-        proxy.live_connections() == 0
-    });
+    wait_until(DEADLINE, "connection to end", || proxy.live_connections() == 0);
 }
 
 #[test]
@@ -128,9 +110,7 @@ fn cut_closes_live_connections_and_new_ones_work() {
 
     let mut c = connect(&proxy);
     assert_echoes(&mut c, b"after the cut");
-    wait_until(DEADLINE, "cut connections to end", || {
-        proxy.live_connections() == 1
-    });
+    wait_until(DEADLINE, "cut connections to end", || proxy.live_connections() == 1);
     assert_eq!(proxy.accepted(), 3);
 }
 
@@ -154,8 +134,7 @@ fn refuse_is_a_real_refusal_and_live_connections_survive() {
 
     proxy.set(Fault::Refuse);
     for _ in 0..3 {
-        let err = TcpStream::connect(("127.0.0.1", proxy.port()))
-            .expect_err("connect must fail under Refuse");
+        let err = TcpStream::connect(("127.0.0.1", proxy.port())).expect_err("connect must fail under Refuse");
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
     }
     // The port stays the proxy's while refusing: nobody else can bind it.
@@ -212,23 +191,17 @@ fn stall_holds_data_until_pass() {
 
     proxy.set(Fault::Stall);
     let mut fresh = connect(&proxy);
-    s.write_all(b"ping")
-        .expect("a write still goes into the socket");
+    s.write_all(b"ping").expect("a write still goes into the socket");
     fresh.write_all(b"pong").unwrap();
     for c in [&mut s, &mut fresh] {
-        c.set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         let mut b = [0u8; 4];
         match c.read(&mut b) {
             Err(e) if is_timeout(&e) => {}
             other => panic!("expected silence while stalled, got {other:?}"),
         }
     }
-    wait_until(
-        DEADLINE,
-        "the stalled new connection to be accepted",
-        || proxy.accepted() == 2,
-    );
+    wait_until(DEADLINE, "the stalled new connection to be accepted", || proxy.accepted() == 2);
     assert_eq!(proxy.bytes_upstream(), 7);
 
     proxy.set(Fault::Pass);
@@ -259,9 +232,7 @@ fn throttle_limits_client_to_server_rate() {
     let back = echo.join().unwrap().expect("throttled echo");
     let took = start.elapsed();
     assert!(back == data, "data corrupted through the throttle");
-    wait_until(DEADLINE, "throttled bytes counted", || {
-        proxy.bytes_upstream() == LEN as u64
-    });
+    wait_until(DEADLINE, "throttled bytes counted", || proxy.bytes_upstream() == LEN as u64);
     // 100 KiB at 25 000 B/s is 4.1 s, less the ~50 ms bucket.
     eprintln!("throttled 100 KiB at 200 kbit/s in {took:?}");
     assert!(took >= Duration::from_secs(3), "too fast: {took:?}");
@@ -300,11 +271,7 @@ fn drop_closes_connections_and_the_port() {
     proxy.set(Fault::Stall);
     let start = Instant::now();
     drop(proxy);
-    assert!(
-        start.elapsed() < DEADLINE,
-        "drop took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < DEADLINE, "drop took {:?}", start.elapsed());
     assert_closed(&mut s);
     let err = TcpStream::connect(("127.0.0.1", port)).expect_err("port closed after drop");
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
@@ -319,8 +286,6 @@ fn unreachable_upstream_closes_the_client() {
     let proxy = Proxy::start(dead);
     let mut s = connect(&proxy);
     assert_closed(&mut s);
-    wait_until(DEADLINE, "connection to end", || {
-        proxy.live_connections() == 0
-    });
+    wait_until(DEADLINE, "connection to end", || proxy.live_connections() == 0);
     assert_eq!(proxy.accepted(), 1);
 }

@@ -112,24 +112,16 @@ impl Proxy {
     /// Starts a proxy on a fresh loopback port forwarding to `upstream`. Panics if no port can be bound.
     pub fn start(upstream: SocketAddr) -> Proxy {
         let listener = bind_reserved_port();
-        let port = listener
-            .local_addr()
-            .expect("proxy listener address")
-            .port();
+        let port = listener.local_addr().expect("proxy listener address").port();
         // Before any connection arrives, so accepted sockets start with these sizes and advertise a
         // matching window.
         set_socket_buffer(&listener, libc::SO_RCVBUF);
         set_socket_buffer(&listener, libc::SO_SNDBUF);
-        listener
-            .set_nonblocking(true)
-            .expect("proxy: set listener non-blocking");
+        listener.set_nonblocking(true).expect("proxy: set listener non-blocking");
         let shared = Arc::new(Shared {
             upstream,
             listener,
-            state: Mutex::new(State {
-                mode: Fault::Pass,
-                stop: false,
-            }),
+            state: Mutex::new(State { mode: Fault::Pass, stop: false }),
             changed: Condvar::new(),
             conns: Mutex::new(Vec::new()),
             accepted: AtomicU32::new(0),
@@ -144,11 +136,7 @@ impl Proxy {
                 .spawn(move || accept_loop(&shared))
                 .expect("proxy: spawn accept thread")
         };
-        Proxy {
-            shared,
-            port,
-            accept_thread: Some(accept_thread),
-        }
+        Proxy { shared, port, accept_thread: Some(accept_thread) }
     }
 
     pub fn port(&self) -> u16 {
@@ -185,23 +173,14 @@ impl Proxy {
                 // SAFETY: the listener's open descriptor, owned by `shared`, which outlives this call.
                 && unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RD) } == 0;
             if !ok {
-                panic!(
-                    "proxy: stop listening on port {} for Refuse: {}",
-                    self.port,
-                    io::Error::last_os_error()
-                );
+                panic!("proxy: stop listening on port {} for Refuse: {}", self.port, io::Error::last_os_error());
             }
         }
         if old == Fault::Refuse && new != Fault::Refuse {
             // SAFETY: as above.
-            let ok = set_reuse_addr(listener, true)
-                && unsafe { libc::listen(listener.as_raw_fd(), 128) } == 0;
+            let ok = set_reuse_addr(listener, true) && unsafe { libc::listen(listener.as_raw_fd(), 128) } == 0;
             if !ok {
-                panic!(
-                    "proxy: listen again on port {} after Refuse: {}",
-                    self.port,
-                    io::Error::last_os_error()
-                );
+                panic!("proxy: listen again on port {} after Refuse: {}", self.port, io::Error::last_os_error());
             }
         }
         st.mode = new;
@@ -278,11 +257,7 @@ impl Shared {
             if st.mode != Fault::Stall {
                 return Some(st.mode);
             }
-            st = self
-                .changed
-                .wait_timeout(st, TICK)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = self.changed.wait_timeout(st, TICK).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -348,10 +323,7 @@ fn set_reuse_addr(s: &impl AsRawFd, on: bool) -> bool {
 
 /// Closes with RST rather than FIN, so the client sees "connection reset" like a server turning it away.
 fn reset(s: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: valid fd, pointer and length of a linger struct.
     unsafe {
         libc::setsockopt(
@@ -368,11 +340,7 @@ fn reset(s: TcpStream) {
 /// Waits (up to `TICK`) for a connection on the listener, so attempts are timestamped when they arrive
 /// rather than on the next polling round.
 fn wait_readable(l: &TcpListener) {
-    let mut pfd = libc::pollfd {
-        fd: l.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
+    let mut pfd = libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut pfd, 1, TICK.as_millis() as libc::c_int) };
 }
@@ -404,13 +372,8 @@ fn accept_loop(shared: &Arc<Shared>) {
         let ctl = Arc::new(ConnCtl::default());
         let id = next_id;
         next_id += 1;
-        let registered = client.try_clone().map(|c| {
-            lock(&shared.conns).push(Conn {
-                id,
-                ctl: Arc::clone(&ctl),
-                sockets: vec![c],
-            })
-        });
+        let registered =
+            client.try_clone().map(|c| lock(&shared.conns).push(Conn { id, ctl: Arc::clone(&ctl), sockets: vec![c] }));
         if registered.is_err() {
             continue;
         }
@@ -482,11 +445,7 @@ struct Bucket {
 
 impl Bucket {
     fn new(kbit_per_s: u32, now: Instant) -> Bucket {
-        let mut b = Bucket {
-            kbit_per_s,
-            tokens: 0.0,
-            last: now,
-        };
+        let mut b = Bucket { kbit_per_s, tokens: 0.0, last: now };
         b.tokens = b.capacity() as f64;
         b
     }
@@ -518,13 +477,7 @@ impl Bucket {
 
 /// Forwards `from` → `to` until EOF or error, obeying the mode. Chunks wait in a small queue stamped
 /// with the time they may leave, which is how `Delay` adds latency without limiting throughput.
-fn pump(
-    shared: &Shared,
-    ctl: &ConnCtl,
-    mut from: TcpStream,
-    mut to: TcpStream,
-    client_to_server: bool,
-) {
+fn pump(shared: &Shared, ctl: &ConnCtl, mut from: TcpStream, mut to: TcpStream, client_to_server: bool) {
     let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     let mut queued = 0usize;
     let mut sent = 0usize; // bytes of the front chunk already written
@@ -602,11 +555,7 @@ fn pump(
 
         // Read more unless enough is queued. Outside `Delay` at most one chunk is held, so back-pressure
         // reaches the sender instead of piling up here.
-        let limit = if matches!(mode, Fault::Delay { .. }) {
-            DELAY_QUEUE_LIMIT
-        } else {
-            1
-        };
+        let limit = if matches!(mode, Fault::Delay { .. }) { DELAY_QUEUE_LIMIT } else { 1 };
         if eof || queued >= limit {
             std::thread::sleep(wait.max(Duration::from_millis(1)));
             continue;
@@ -637,8 +586,5 @@ fn pump(
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
 }
