@@ -7,7 +7,7 @@ use super::shared::{lock, Destination, Shared};
 use crate::core::metadata::{AudioMeta, StreamMetadata, VideoCodec, VideoMeta};
 use crate::core::reconnect::{Decision, Reconnector};
 use crate::core::send_queue::Track;
-use crate::core::session::{PublishSession, SessionEvent, SessionState, WINDOW_ACK_SIZE};
+use crate::core::session::{PublishSession, SessionEvent, SessionState};
 use crate::core::stall::StallDetector;
 use crate::core::url::RtmpUrl;
 use crate::error::{Error, Result, ResultCode};
@@ -424,7 +424,7 @@ impl NetworkWorker {
                 let _ = self.unpublish(conn);
                 return Ok(Ended::Stopped(unsent));
             }
-            if conn.stall.is_stalled(now, backlog, WINDOW_ACK_SIZE as u64) {
+            if conn.stall.is_stalled(now, backlog, conn.session.ack_window() as u64) {
                 let ms = shared.config.stall_timeout.as_millis() as i64;
                 self.emit(
                     EventKind::KP_EVENT_STALLED,

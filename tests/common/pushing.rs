@@ -192,3 +192,66 @@ impl Harnessed {
         }
     }
 }
+
+impl Source {
+    /// Push the next frame (and its audio) without waiting for the encoder: a full input queue
+    /// drops the frame, as it would for a camera.
+    pub fn push_one_nowait(&mut self, p: &Pusher) {
+        let i = self.next_frame;
+        let pts = self.pts_us(i);
+        while self.spec.audio && (self.samples * 1_000_000 / 44100) as i64 <= pts {
+            self.tone.fill(&mut self.pcm);
+            let r = p.push_audio(&self.pcm, (self.samples * 1_000_000 / 44100) as i64);
+            assert!(matches!(r, Ok(()) | Err(kitepush::Error::QueueFull(_))), "push_audio: {r:?}");
+            self.samples += 1024;
+        }
+        self.pattern.fill(i, &mut self.picture);
+        let r = p.push_video(&self.frame(), pts);
+        assert!(matches!(r, Ok(()) | Err(kitepush::Error::QueueFull(_))), "push_video: {r:?}");
+        self.next_frame += 1;
+    }
+}
+
+/// (tag type, what it is) for every tag of an FLV file, read with the SDK's own reader.
+pub fn flv_tags(path: &std::path::Path) -> Vec<(u8, &'static str)> {
+    use kitepush::core::flv::{classify, FileReader, TagKind};
+    let f = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    FileReader::new(f)
+        .unwrap()
+        .map(|t| {
+            let t = t.unwrap();
+            let what = match classify(t.tag_type, &t.body) {
+                TagKind::AvcSequenceHeader => "avc-header",
+                TagKind::AvcKeyframe => "key",
+                TagKind::AvcInterframe => "inter",
+                TagKind::AvcEndOfSequence => "avc-end",
+                TagKind::AacSequenceHeader => "aac-header",
+                TagKind::AacRaw => "aac",
+                TagKind::Script => "script",
+                TagKind::Other => "other",
+            };
+            (t.tag_type, what)
+        })
+        .collect()
+}
+
+fn media_timestamps(path: &std::path::Path) -> Vec<u32> {
+    use kitepush::core::flv::{classify, FileReader, TagKind};
+    let f = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    FileReader::new(f)
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|t| {
+            matches!(classify(t.tag_type, &t.body), TagKind::AvcKeyframe | TagKind::AvcInterframe | TagKind::AacRaw)
+        })
+        .map(|t| t.timestamp_ms)
+        .collect()
+}
+
+pub fn first_media_timestamp(path: &std::path::Path) -> u32 {
+    media_timestamps(path).into_iter().min().expect("media tags")
+}
+
+pub fn last_media_timestamp(path: &std::path::Path) -> u32 {
+    media_timestamps(path).into_iter().max().expect("media tags")
+}

@@ -35,10 +35,16 @@ use std::collections::HashMap;
 pub const FLASH_VER: &str = "FMLE/3.0 (compatible; kitepush)";
 /// Outbound chunk size announced after connect (OBS uses 4096): fewer chunk headers per frame.
 pub const OUT_CHUNK_SIZE: u32 = 4096;
-/// Window acknowledgement size announced to the server: it acknowledges every this many bytes,
-/// and those acks are how a stall is seen while the kernel's socket buffer still takes writes
-/// (OBS announces 2.5 MB, which at 500 kbit/s is one ack in 40 s: too slow to notice anything).
-pub const WINDOW_ACK_SIZE: u32 = 128 * 1024;
+/// The window acknowledgement size announced to the server: it acknowledges every this many
+/// bytes, and those acks are how a stall is seen while the kernel's socket buffer still takes
+/// writes. Half a second of the stream's bitrate, so acks keep coming at any rate (OBS announces
+/// 2.5 MB: at 500 kbit/s one ack in 40 s, too slow to notice anything), within [16 KiB, 256 KiB].
+pub fn ack_window_for(metadata: &StreamMetadata) -> u32 {
+    let kbps =
+        metadata.video.as_ref().map_or(0, |v| v.bitrate_kbps) + metadata.audio.as_ref().map_or(0, |a| a.bitrate_kbps);
+    let kbps = if kbps == 0 { 2000 } else { kbps };
+    (kbps.saturating_mul(1000) / 16).clamp(16 * 1024, 256 * 1024)
+}
 
 const TYPE_AUDIO: u8 = 8;
 const TYPE_VIDEO: u8 = 9;
@@ -83,6 +89,7 @@ enum Pending {
 pub struct PublishSession {
     url: RtmpUrl,
     metadata: Bytes,
+    ack_window: u32,
     state: SessionState,
     /// Closed by an error (as opposed to a clean unpublish): further input is refused.
     failed: bool,
@@ -166,6 +173,11 @@ impl StatusInfo {
 }
 
 impl PublishSession {
+    /// The window acknowledgement size this session asks the server to use.
+    pub fn ack_window(&self) -> u32 {
+        self.ack_window
+    }
+
     /// Queues C0+C1.
     pub fn new(url: &RtmpUrl, metadata: StreamMetadata) -> Result<Self> {
         let mut handshake = Handshake::new(PeerType::Client);
@@ -173,6 +185,7 @@ impl PublishSession {
         log::debug!("rtmp session to {} starting", url.redacted());
         Ok(PublishSession {
             url: url.clone(),
+            ack_window: ack_window_for(&metadata),
             metadata: Bytes::from(metadata.set_data_frame_payload()),
             state: SessionState::Handshaking,
             failed: false,
@@ -488,7 +501,7 @@ impl PublishSession {
                     .set_max_chunk_size(OUT_CHUNK_SIZE, RtmpTimestamp::new(0))
                     .map_err(|e| Error::Internal(format!("set chunk size: {e}")))?;
                 self.out.extend_from_slice(&packet.bytes);
-                self.send_control(RtmpMessage::WindowAcknowledgement { size: WINDOW_ACK_SIZE })?;
+                self.send_control(RtmpMessage::WindowAcknowledgement { size: self.ack_window })?;
                 let key = Amf0Value::Utf8String(self.url.stream_key.clone());
                 self.send_command("releaseStream", 0, Some(Pending::ReleaseStream), vec![key.clone()])?;
                 self.send_command("FCPublish", 0, Some(Pending::FcPublish), vec![key])?;
@@ -803,7 +816,7 @@ mod tests {
         assert_eq!(cmds[4].3, vec![key, Amf0Value::Utf8String("live".into())]);
         assert_eq!(cmds[4].4, 1, "publish goes on the created stream");
         assert_eq!(srv.got[1].to_rtmp_message().unwrap(), RtmpMessage::SetChunkSize { size: 4096 });
-        assert_eq!(srv.got[2].to_rtmp_message().unwrap(), RtmpMessage::WindowAcknowledgement { size: 131_072 });
+        assert_eq!(srv.got[2].to_rtmp_message().unwrap(), RtmpMessage::WindowAcknowledgement { size: 56_000 });
 
         let data = &srv.got[7];
         assert_eq!(data.message_stream_id, 1);

@@ -1,0 +1,372 @@
+//! Staying live through faults, against real servers: nginx-rtmp killed and restarted, and the
+//! fault-injecting proxy stalling, refusing and cutting connections.
+
+mod common;
+
+use common::proxy::{Fault, Proxy};
+use common::pushing::{first_media_timestamp, flv_tags, last_media_timestamp, Harnessed, Source, Spec};
+use common::*;
+use kitepush::core::reconnect::ReconnectPolicy;
+use kitepush::pusher::{Event, EventKind, Pusher, PusherConfig, PusherState};
+use kitepush::ResultCode;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Pushes the pattern and tone in real time on a thread until told to stop; returns frames pushed.
+struct RealTimeSource {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl RealTimeSource {
+    fn start(pusher: Arc<Pusher>, spec: Spec) -> RealTimeSource {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut src = Source::new(&spec);
+            let t0 = Instant::now();
+            while !flag.load(Ordering::SeqCst) {
+                let due = t0 + Duration::from_micros(src.pts_us(src.next_frame) as u64);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                src.push_one_nowait(&pusher);
+            }
+            src.next_frame
+        });
+        RealTimeSource { stop, thread: Some(thread) }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+fn shared_harness(config: PusherConfig) -> (Arc<Pusher>, std::sync::mpsc::Receiver<Event>) {
+    let h = Harnessed::new(config);
+    (Arc::new(h.pusher), h.events)
+}
+
+/// Events until one matches, with a deadline; panics with what was seen.
+fn wait_event(
+    rx: &std::sync::mpsc::Receiver<Event>,
+    seen: &mut Vec<Event>,
+    timeout: Duration,
+    f: impl Fn(&Event) -> bool,
+) -> Event {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(ev) => {
+                seen.push(ev.clone());
+                if f(&ev) {
+                    return ev;
+                }
+            }
+            Err(_) => panic!(
+                "timed out after {timeout:?}; events: {:#?}",
+                seen.iter()
+                    .map(|e| (e.timestamp_ms, e.destination, e.kind, e.code, e.value, e.value2))
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+}
+
+fn is(kind: EventKind) -> impl Fn(&Event) -> bool {
+    move |e| e.kind == kind
+}
+
+fn fast_policy() -> ReconnectPolicy {
+    ReconnectPolicy { max_delay: Duration::from_secs(2), ..ReconnectPolicy::default() }
+}
+
+#[test]
+fn five_server_restarts_in_one_push() {
+    let mut nginx = Nginx::start(NginxOptions { record_unique: true, ..NginxOptions::default() });
+    let key = unique_key("restarts");
+    let spec = Spec { bitrate_kbps: 300, ..Spec::default() };
+    let mut config = spec.config(&nginx.url(&key));
+    config.reconnect = fast_policy();
+    let (pusher, rx) = shared_harness(config);
+    let mut seen = vec![];
+    pusher.start().unwrap();
+    let src = RealTimeSource::start(pusher.clone(), spec.clone());
+    wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_PUBLISHING));
+    for round in 0..5 {
+        // Over a second per segment: nginx names them KEY-UNIXTIME.flv, in whole seconds.
+        std::thread::sleep(Duration::from_millis(1200));
+        nginx.kill();
+        wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_DISCONNECTED));
+        let reconnecting = wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_RECONNECTING));
+        assert!(reconnecting.value >= 1 && reconnecting.value2 > 0, "{reconnecting:?}");
+        assert_eq!(pusher.state(), PusherState::KP_STATE_RECONNECTING);
+        std::thread::sleep(Duration::from_millis(300));
+        nginx.restart();
+        let back = wait_event(&rx, &mut seen, Duration::from_secs(15), is(EventKind::KP_EVENT_RECONNECTED));
+        assert!(back.value >= 300, "round {round}: outage of {} ms is shorter than the server was down", back.value);
+        assert_eq!(pusher.state(), PusherState::KP_STATE_PUBLISHING);
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let pushed = src.finish();
+    pusher.stop(Duration::from_secs(10)).unwrap();
+    wait_event(&rx, &mut seen, Duration::from_secs(5), is(EventKind::KP_EVENT_STOPPED));
+    assert!(!seen.iter().any(|e| e.kind == EventKind::KP_EVENT_FAILED), "{seen:?}");
+    let stats = pusher.stats();
+    assert_eq!(stats.reconnects, 5, "{stats:?}");
+    assert_eq!(stats.video_frames_in, pushed);
+
+    let recs = nginx.recordings_of(&key);
+    assert_eq!(recs.len(), 6, "{recs:?}");
+    let mut last_end = None;
+    let mut frames = 0;
+    for rec in &recs {
+        nginx.wait_recording_closed(rec, Duration::from_secs(10));
+        let p = probe(rec);
+        let v = p.video.as_ref().unwrap_or_else(|| panic!("no video in {}", rec.display()));
+        assert!(v.frames > 0 && p.audio.is_some(), "{}: {p:?}", rec.display());
+        frames += v.frames;
+        let times = video_packet_times(rec);
+        assert!(times[0].1, "{} does not start with a keyframe", rec.display());
+        assert_eq!(decode_errors(rec), "", "{}", rec.display());
+        // Each segment opens with the sequence headers, then video from a keyframe.
+        let tags = flv_tags(rec);
+        let video: Vec<_> = tags.iter().filter(|t| t.0 == 9).map(|t| t.1).take(2).collect();
+        let audio = tags.iter().find(|t| t.0 == 8).map(|t| t.1);
+        assert_eq!(video, ["avc-header", "key"], "{}", rec.display());
+        assert_eq!(audio, Some("aac-header"), "{}", rec.display());
+        let first_ts = first_media_timestamp(rec);
+        if let Some(end) = last_end {
+            assert!(
+                first_ts > end,
+                "{}: starts at {first_ts} ms, the previous segment ended at {end} ms",
+                rec.display()
+            );
+        }
+        last_end = Some(last_media_timestamp(rec));
+    }
+    // What was lost is what the outages cost, and it was counted.
+    let lost = pushed - frames;
+    assert!(
+        lost <= stats.frames_dropped_network + stats.video_frames_dropped_encoder + 5 * 15,
+        "{lost} frames lost, {stats:?}"
+    );
+}
+
+fn upstream(nginx: &Nginx) -> SocketAddr {
+    ([127, 0, 0, 1], nginx.port()).into()
+}
+
+#[test]
+fn a_stall_is_detected_and_the_stream_recovers() {
+    let nginx = Nginx::start(NginxOptions::default());
+    let proxy = Proxy::start(upstream(&nginx));
+    let key = unique_key("stall");
+    let spec = Spec { bitrate_kbps: 500, ..Spec::default() };
+    let mut config = spec.config(&proxy.url("live", &key));
+    config.stall_timeout = Duration::from_secs(3);
+    config.reconnect = fast_policy();
+    let (pusher, rx) = shared_harness(config);
+    let mut seen = vec![];
+    pusher.start().unwrap();
+    let src = RealTimeSource::start(pusher.clone(), spec.clone());
+    wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_PUBLISHING));
+    std::thread::sleep(Duration::from_secs(2));
+    // Like a dead Wi-Fi link: nothing moves, nothing is closed. The socket buffer still takes
+    // writes for a while; the missing server acknowledgements give the stall away.
+    proxy.set(Fault::Stall);
+    let stalled_at = Instant::now();
+    let stalled = wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_STALLED));
+    let took = stalled_at.elapsed();
+    assert!(took <= Duration::from_secs(3 + 1), "STALLED {took:?} after the stall began");
+    assert_eq!(stalled.code, ResultCode::KP_ERR_TIMEOUT);
+    wait_event(&rx, &mut seen, Duration::from_secs(5), is(EventKind::KP_EVENT_DISCONNECTED));
+    proxy.set(Fault::Cut); // the stalled connection goes; new ones pass
+    let back = wait_event(&rx, &mut seen, Duration::from_secs(15), is(EventKind::KP_EVENT_RECONNECTED));
+    assert!(back.value > 0);
+    std::thread::sleep(Duration::from_secs(1));
+    src.finish();
+    pusher.stop(Duration::from_secs(10)).unwrap();
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    assert_eq!(decode_errors(&rec), "");
+}
+
+#[test]
+fn backoff_while_refused_follows_the_policy() {
+    let nginx = Nginx::start(NginxOptions::default());
+    let proxy = Proxy::start(upstream(&nginx));
+    proxy.set(Fault::Reject);
+    let key = unique_key("backoff");
+    let spec = Spec::default();
+    let mut config = spec.config(&proxy.url("live", &key));
+    let policy = ReconnectPolicy::default();
+    config.reconnect = policy.clone();
+    let (pusher, rx) = shared_harness(config);
+    let mut seen = vec![];
+    pusher.start().unwrap();
+    let src = RealTimeSource::start(pusher.clone(), spec.clone());
+    std::thread::sleep(Duration::from_secs(20));
+    let attempts = proxy.attempt_times();
+    proxy.set(Fault::Pass);
+    wait_event(&rx, &mut seen, Duration::from_secs(20), is(EventKind::KP_EVENT_PUBLISHING));
+    // 0, 0.5, 1.25, 2.4, 4.1, 6.6, 10.4, 16.1 s: 8 attempts in 20 s, each gap the policy's delay
+    // within its ±10 % jitter (plus the few milliseconds a rejected attempt takes).
+    assert!((7..=9).contains(&attempts.len()), "{} attempts in 20 s", attempts.len());
+    for (n, w) in attempts.windows(2).enumerate() {
+        let gap = w[1] - w[0];
+        let nominal = policy.nominal_delay(n as u32 + 1);
+        assert!(
+            gap >= nominal.mul_f64(0.9) && gap <= nominal.mul_f64(1.1) + Duration::from_millis(150),
+            "gap {n}: {gap:?}, policy {nominal:?}"
+        );
+    }
+    let delays: Vec<_> = seen.iter().filter(|e| e.kind == EventKind::KP_EVENT_RECONNECTING).map(|e| e.value2).collect();
+    assert!(delays.len() >= attempts.len() - 1, "{delays:?}");
+    src.finish();
+    pusher.stop(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn a_busy_stream_key_is_retried_until_the_server_lets_it_go() {
+    // Another publisher holds the key, as the server holds a dead session of ours until it notices
+    // the old connection is gone: BadName is retried with backoff, not a failure.
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("busy");
+    let url = nginx.url(&key);
+    let holder = std::thread::spawn(move || ffmpeg_push(&url, 3.0));
+    wait_until(Duration::from_secs(10), "ffmpeg to publish", || nginx.recording(&key).exists());
+    let spec = Spec::default();
+    let mut config = spec.config(&nginx.url(&key));
+    config.reconnect = fast_policy();
+    let (pusher, rx) = shared_harness(config);
+    let mut seen = vec![];
+    pusher.start().unwrap();
+    let src = RealTimeSource::start(pusher.clone(), spec.clone());
+    let rejected = wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_RECONNECTING));
+    assert_eq!(rejected.code, ResultCode::KP_ERR_PUBLISH_REJECTED, "{rejected:?}");
+    assert!(holder.join().unwrap().success());
+    wait_event(&rx, &mut seen, Duration::from_secs(15), is(EventKind::KP_EVENT_PUBLISHING));
+    assert!(!seen.iter().any(|e| e.kind == EventKind::KP_EVENT_FAILED));
+    std::thread::sleep(Duration::from_secs(1));
+    src.finish();
+    pusher.stop(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn failover_to_the_backup_and_back_to_the_primary() {
+    let primary_server = Nginx::start(NginxOptions::default());
+    let backup_server = Nginx::start(NginxOptions::default());
+    let primary = Proxy::start(upstream(&primary_server));
+    primary.set(Fault::Refuse);
+    let key = unique_key("failover");
+    let spec = Spec::default();
+    let mut config = spec.config(&primary.url("live", &key));
+    config.backup_urls = vec![backup_server.url(&key)];
+    config.reconnect = ReconnectPolicy { primary_retry_interval: Duration::from_secs(2), ..fast_policy() };
+    let (pusher, rx) = shared_harness(config);
+    let mut seen = vec![];
+    let started = Instant::now();
+    pusher.start().unwrap();
+    let src = RealTimeSource::start(pusher.clone(), spec.clone());
+    // Two refused attempts (0 s, 0.5 s), then the backup after the next delay (~0.75 s).
+    let switch = wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_FAILOVER));
+    assert_eq!((switch.value, switch.value2), (0, 1));
+    wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_PUBLISHING));
+    assert!(started.elapsed() < Duration::from_secs(4), "on the backup after {:?}", started.elapsed());
+    assert_eq!(pusher.stats().destinations[0].url_index, 1);
+    std::thread::sleep(Duration::from_secs(1));
+    primary.set(Fault::Pass);
+    let back = wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_FAILOVER));
+    assert_eq!((back.value, back.value2), (1, 0));
+    wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_PUBLISHING));
+    assert_eq!(pusher.stats().destinations[0].url_index, 0);
+    std::thread::sleep(Duration::from_secs(1));
+    src.finish();
+    pusher.stop(Duration::from_secs(10)).unwrap();
+    for (server, name) in [(&backup_server, "backup"), (&primary_server, "primary")] {
+        let rec = server.recording(&key);
+        server.wait_recording_closed(&rec, Duration::from_secs(10));
+        let p = probe(&rec);
+        assert!(p.video.as_ref().map_or(0, |v| v.frames) > 20, "{name}: {p:?}");
+        assert_eq!(decode_errors(&rec), "", "{name}");
+    }
+}
+
+#[test]
+fn one_destination_down_does_not_disturb_the_other() {
+    let good_server = Nginx::start(NginxOptions::default());
+    let other_server = Nginx::start(NginxOptions::default());
+    let proxy = Proxy::start(upstream(&other_server));
+    let key = unique_key("multi");
+    let spec = Spec { seconds: 6.0, ..Spec::default() };
+    let mut config = spec.config(&good_server.url(&key));
+    config.extra_destinations = vec![vec![proxy.url("live", &key)]];
+    config.reconnect = fast_policy();
+    let mut h = Harnessed::new(config);
+    h.pusher.start().unwrap();
+    let mut publishing = 0;
+    while publishing < 2 {
+        if h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10)).kind == EventKind::KP_EVENT_PUBLISHING {
+            publishing += 1;
+        }
+    }
+    let mut src = Source::new(&spec);
+    for i in 0..spec.frames() {
+        if i == 30 {
+            // Destination 1's server dies: refused and cut.
+            proxy.set(Fault::Refuse);
+            proxy.set(Fault::Cut);
+        }
+        src.push_one(&h.pusher);
+    }
+    h.pusher.stop(Duration::from_secs(10)).unwrap();
+    h.drain_events(Duration::from_millis(300));
+    let dest1: Vec<_> = h.seen.iter().filter(|e| e.destination == 1).map(|e| e.kind).collect();
+    assert!(
+        dest1.contains(&EventKind::KP_EVENT_DISCONNECTED) && dest1.contains(&EventKind::KP_EVENT_RECONNECTING),
+        "{dest1:?}"
+    );
+    assert!(!h.seen.iter().any(|e| e.destination == 0 && e.kind == EventKind::KP_EVENT_DISCONNECTED));
+    let stats = h.pusher.stats();
+    assert_eq!(stats.destinations[0].video_frames_sent, spec.frames(), "{stats:?}");
+    let rec = good_server.recording(&key);
+    good_server.wait_recording_closed(&rec, Duration::from_secs(10));
+    let p = probe(&rec);
+    assert_eq!(p.video.expect("video").frames, spec.frames());
+    assert_eq!(decode_errors(&rec), "");
+}
+
+#[test]
+fn a_refreshed_url_replaces_an_expired_one() {
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("refresh");
+    let dead = format!("rtmp://127.0.0.1:{}/live/{key}", free_port());
+    let spec = Spec::default();
+    let mut config = spec.config(&dead);
+    config.reconnect = fast_policy();
+    let mut h = Harnessed::new(config);
+    let fresh = nginx.url(&key);
+    let asked = Arc::new(std::sync::Mutex::new(vec![]));
+    let log = asked.clone();
+    h.pusher
+        .set_url_refresh(Box::new(move |dest, index| {
+            log.lock().unwrap().push((dest, index));
+            Some(fresh.clone())
+        }))
+        .unwrap();
+    h.pusher.start().unwrap();
+    assert_eq!(h.pusher.set_url_refresh(Box::new(|_, _| None)).unwrap_err().code(), ResultCode::KP_ERR_INVALID_STATE);
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    assert_eq!(asked.lock().unwrap()[0], (0, 0));
+    let mut src = Source::new(&spec);
+    for _ in 0..30 {
+        src.push_one(&h.pusher);
+    }
+    h.pusher.stop(Duration::from_secs(10)).unwrap();
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    assert_eq!(probe(&rec).video.expect("video").frames, 30);
+}
