@@ -1,5 +1,6 @@
 //! The encode worker: raw pictures and PCM in, FLV tag bodies into the send queue.
 
+use super::event::EventKind;
 use super::input::Input;
 use super::shared::Shared;
 use crate::core::annexb;
@@ -69,7 +70,9 @@ impl EncodeWorker {
             };
             self.shared.input.recycle(input);
             if let Err(e) = result {
-                self.shared.fail(e);
+                // An encoder that fails takes every destination down with it.
+                self.shared.fail(e.clone());
+                self.shared.emit(EventKind::KP_EVENT_FAILED, e.code(), e.to_string(), 0);
                 break;
             }
         }

@@ -164,7 +164,8 @@ impl Shared {
         *lock(&self.state) = s;
     }
 
-    /// The whole pusher fails (an encoder error, or every destination gave up).
+    /// The whole pusher fails (an encoder error, or every destination gave up). The caller
+    /// reports the FAILED event, after this returns.
     pub fn fail(&self, e: Error) {
         log::warn!("pusher failed: {e}");
         {
@@ -187,11 +188,12 @@ impl Shared {
     pub fn fail_destination(&self, d: &Destination, e: Error) {
         log::warn!("destination {} failed: {e}", d.index);
         d.set_state(PusherState::KP_STATE_FAILED);
-        self.emit_full(EventKind::KP_EVENT_FAILED, e.code(), e.to_string(), d.index, 0, 0);
         *lock(&d.failure) = Some(e.clone());
+        // States first, event last: an app reacting to FAILED reads the state it announces.
         if self.destinations.iter().all(|d| d.state() == PusherState::KP_STATE_FAILED) {
-            self.fail(e);
+            self.fail(e.clone());
         }
+        self.emit_full(EventKind::KP_EVENT_FAILED, e.code(), e.to_string(), d.index, 0, 0);
     }
 
     /// Queue a packet for every destination still alive.
