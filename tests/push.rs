@@ -3,14 +3,13 @@
 
 mod common;
 
-use common::pushing::{push_all, Harnessed, Spec};
+use common::pushing::{encoded_test_media, push_all, Harnessed, Spec};
 use common::*;
-use kitepush::core::{adts, annexb};
+use kitepush::core::adts;
 use kitepush::pusher::{AudioConfig, AudioEncoderKind, EventKind, PusherState, VideoConfig, VideoEncoderKind};
 use kitepush::receiver::{Receiver, ReceiverConfig};
 use kitepush::ResultCode;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// The checks the issue asks of every recording.
@@ -113,69 +112,6 @@ fn video_only_and_audio_only_streams() {
     assert_eq!(decode_errors(&rec), "");
 }
 
-/// Annex-B H.264 access units (split at the access unit delimiters x264 writes with aud=1) and
-/// ADTS AAC frames, made by ffmpeg.
-fn encoded_test_media(dir: &Path, seconds: u32) -> (Vec<Vec<u8>>, Vec<u8>) {
-    require_tool("ffmpeg");
-    let h264 = dir.join("in.h264");
-    let aac = dir.join("in.aac");
-    let run = |args: &[&str]| {
-        let out = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).output().unwrap();
-        assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    let t = seconds.to_string();
-    run(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=30",
-        "-t",
-        &t,
-        "-c:v",
-        "libx264",
-        "-bf",
-        "0",
-        "-g",
-        "30",
-        "-x264-params",
-        "aud=1",
-        "-f",
-        "h264",
-        h264.to_str().unwrap(),
-    ]);
-    run(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100",
-        "-t",
-        &t,
-        "-ac",
-        "2",
-        "-c:a",
-        "aac",
-        "-f",
-        "adts",
-        aac.to_str().unwrap(),
-    ]);
-    let stream = std::fs::read(&h264).unwrap();
-    // Cut before every AUD (NAL type 9): one access unit per piece.
-    let mut cuts: Vec<usize> = annexb::nal_units(&stream)
-        .filter(|n| annexb::nal_type(n) == annexb::NAL_AUD)
-        .map(|n| {
-            let off = n.as_ptr() as usize - stream.as_ptr() as usize;
-            if off >= 4 && stream[off - 4..off] == [0, 0, 0, 1] {
-                off - 4
-            } else {
-                off - 3
-            }
-        })
-        .collect();
-    cuts.push(stream.len());
-    let aus = cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect();
-    (aus, std::fs::read(&aac).unwrap())
-}
-
 fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8]) -> Harnessed {
     let mut config = Spec::default().config(url);
     config.video = Some(VideoConfig {
@@ -216,7 +152,7 @@ fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8]) -> Harnessed {
 #[test]
 fn pre_encoded_h264_and_adts_to_nginx_and_the_receiver() {
     let dir = tmp_dir("pre-encoded");
-    let (aus, aac) = encoded_test_media(&dir, 4);
+    let (aus, aac) = encoded_test_media(&dir, 4, 30);
     assert_eq!(aus.len(), 120);
 
     let nginx = Nginx::start(NginxOptions::default());

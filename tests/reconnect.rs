@@ -370,3 +370,67 @@ fn a_refreshed_url_replaces_an_expired_one() {
     nginx.wait_recording_closed(&rec, Duration::from_secs(10));
     assert_eq!(probe(&rec).video.expect("video").frames, 30);
 }
+
+#[test]
+fn pre_encoded_video_resumes_on_a_keyframe_and_asks_for_one() {
+    use kitepush::core::adts;
+    use kitepush::pusher::{AudioConfig, AudioEncoderKind, VideoConfig, VideoEncoderKind};
+    let dir = tmp_dir("passthrough-reconnect");
+    // An IDR every 4 s: an outage of about a second leaves no keyframe in the queue.
+    let (aus, aac) = common::pushing::encoded_test_media(&dir, 12, 120);
+    let aac_frames: Vec<Vec<u8>> = adts::adts_frames(&aac)
+        .map(|f| {
+            let (h, raw) = f.unwrap();
+            let mut v = adts::adts_header(h.object_type, h.sample_rate_index, h.channel_config, raw.len()).to_vec();
+            v.extend_from_slice(raw);
+            v
+        })
+        .collect();
+    let mut nginx = Nginx::start(NginxOptions { record_unique: true, ..NginxOptions::default() });
+    let key = unique_key("hw-reconnect");
+    let mut config = Spec::default().config(&nginx.url(&key));
+    config.video = Some(VideoConfig {
+        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
+        width: 320,
+        height: 240,
+        ..VideoConfig::default()
+    });
+    config.audio =
+        Some(AudioConfig { encoder: AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH, ..AudioConfig::default() });
+    config.reconnect = fast_policy();
+    let (pusher, rx) = shared_harness(config);
+    let mut seen = vec![];
+    pusher.start().unwrap();
+    wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_PUBLISHING));
+    let t0 = Instant::now();
+    let mut a = 0;
+    let mut killed = false;
+    for (i, au) in aus.iter().enumerate() {
+        let pts = i as i64 * 1_000_000 / 30;
+        std::thread::sleep((t0 + Duration::from_micros(pts as u64)).saturating_duration_since(Instant::now()));
+        while a < aac_frames.len() && (a as i64 * 1024 * 1_000_000 / 44100) <= pts {
+            pusher.push_aac(&aac_frames[a], a as i64 * 1024 * 1_000_000 / 44100).unwrap();
+            a += 1;
+        }
+        pusher.push_h264(au, pts, pts).unwrap();
+        if i == 150 && !killed {
+            // 1 s after the IDR at frame 120; the next one is at 240.
+            killed = true;
+            nginx.kill();
+            std::thread::sleep(Duration::from_millis(200));
+            nginx.restart();
+        }
+    }
+    pusher.stop(Duration::from_secs(10)).unwrap();
+    let kinds: Vec<_> = rx.try_iter().chain(seen.iter().cloned()).map(|e| e.kind).collect();
+    assert!(kinds.contains(&EventKind::KP_EVENT_RECONNECTED), "{kinds:?}");
+    assert!(kinds.contains(&EventKind::KP_EVENT_KEYFRAME_NEEDED), "{kinds:?}");
+    let recs = nginx.recordings_of(&key);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    for rec in &recs {
+        nginx.wait_recording_closed(rec, Duration::from_secs(10));
+        let times = video_packet_times(rec);
+        assert!(times[0].1, "{} does not start with a keyframe", rec.display());
+        assert_eq!(decode_errors(rec), "", "{}", rec.display());
+    }
+}

@@ -255,3 +255,69 @@ pub fn first_media_timestamp(path: &std::path::Path) -> u32 {
 pub fn last_media_timestamp(path: &std::path::Path) -> u32 {
     media_timestamps(path).into_iter().max().expect("media tags")
 }
+
+/// Annex-B H.264 access units (split at the access unit delimiters x264 writes with aud=1) and
+/// ADTS AAC frames, made by ffmpeg; an IDR every `gop` frames.
+pub fn encoded_test_media(dir: &std::path::Path, seconds: u32, gop: u32) -> (Vec<Vec<u8>>, Vec<u8>) {
+    use kitepush::core::annexb;
+    use std::process::Command;
+    super::require_tool("ffmpeg");
+    let gop = gop.to_string();
+    let h264 = dir.join("in.h264");
+    let aac = dir.join("in.aac");
+    let run = |args: &[&str]| {
+        let out = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).output().unwrap();
+        assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let t = seconds.to_string();
+    run(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=30",
+        "-t",
+        &t,
+        "-c:v",
+        "libx264",
+        "-bf",
+        "0",
+        "-g",
+        &gop,
+        "-x264-params",
+        "aud=1",
+        "-f",
+        "h264",
+        h264.to_str().unwrap(),
+    ]);
+    run(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        &t,
+        "-ac",
+        "2",
+        "-c:a",
+        "aac",
+        "-f",
+        "adts",
+        aac.to_str().unwrap(),
+    ]);
+    let stream = std::fs::read(&h264).unwrap();
+    // Cut before every AUD (NAL type 9): one access unit per piece.
+    let mut cuts: Vec<usize> = annexb::nal_units(&stream)
+        .filter(|n| annexb::nal_type(n) == annexb::NAL_AUD)
+        .map(|n| {
+            let off = n.as_ptr() as usize - stream.as_ptr() as usize;
+            if off >= 4 && stream[off - 4..off] == [0, 0, 0, 1] {
+                off - 4
+            } else {
+                off - 3
+            }
+        })
+        .collect();
+    cuts.push(stream.len());
+    let aus = cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect();
+    (aus, std::fs::read(&aac).unwrap())
+}
