@@ -145,7 +145,8 @@ fn run(args: Args) -> Result<(), Error> {
     };
     let realtime = args.realtime.unwrap_or(input.is_none());
     let frames = (args.duration * args.fps).round() as u64;
-    let mut pattern = VideoPattern::new(args.width, args.height);
+    // The pattern's tables are sized to the picture: only made when there is no input to read.
+    let mut pattern = input.is_none().then(|| VideoPattern::new(args.width, args.height));
     let mut picture = I420Buffer::new(args.width, args.height);
     let sample_rate = 44100u64;
     let mut tone = Tone::new(sample_rate as u32, 2, 440.0);
@@ -169,14 +170,14 @@ fn run(args: Args) -> Result<(), Error> {
                     break;
                 }
             }
-            None => pattern.fill(i, &mut picture),
+            None => pattern.as_mut().expect("no input: pattern").fill(i, &mut picture),
         }
         if realtime {
             let due = start + Duration::from_micros(pts_us as u64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         } else {
             // As fast as the encoder goes, without overrunning its input queue.
-            while pusher.stats().video_frames_encoded + 4 < pushed && pusher.state() != PusherState::KP_STATE_FAILED {
+            while pusher.stats().video_frames_encoded + 2 < pushed && pusher.state() != PusherState::KP_STATE_FAILED {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }

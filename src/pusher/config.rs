@@ -114,7 +114,9 @@ impl Default for PusherConfig {
             stall_timeout: Duration::from_secs(5),
             reconnect: ReconnectPolicy::default(),
             url_refresh_timeout: Duration::from_secs(5),
-            input_queue_frames: 8,
+            // 100 ms at 30 fps: enough to ride out encoder jitter; each queued 720p picture is
+            // 1.4 MB, and a camera frame that waits longer is better dropped than sent late.
+            input_queue_frames: 3,
             send_queue_ms: 5000,
         }
     }
