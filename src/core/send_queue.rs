@@ -119,16 +119,7 @@ impl SendQueue {
         let mut out = PushOutcome::default();
         let first_key = self.video.iter().position(|p| p.keyframe && !p.header);
         let end = first_key.unwrap_or(self.video.len());
-        let mut kept = VecDeque::with_capacity(self.video.len());
-        for (i, p) in std::mem::take(&mut self.video).into_iter().enumerate() {
-            if i < end && !p.header {
-                self.bytes -= p.body.len();
-                out.dropped_video += 1;
-            } else {
-                kept.push_back(p);
-            }
-        }
-        self.video = kept;
+        self.drop_video_before(end, &mut out);
         if first_key.is_some() {
             self.drop_audio_older_than_video(&mut out);
         } else if self.has_video {
@@ -223,20 +214,27 @@ impl SendQueue {
         };
         let next_key = self.video.iter().skip(first + 1).position(|p| p.keyframe && !p.header).map(|i| i + first + 1);
         let end = next_key.unwrap_or(self.video.len());
-        let mut kept = VecDeque::with_capacity(self.video.len());
-        for (i, p) in std::mem::take(&mut self.video).into_iter().enumerate() {
-            if i < end && !p.header {
-                self.bytes -= p.body.len();
-                out.dropped_video += 1;
-            } else {
-                kept.push_back(p);
-            }
-        }
-        self.video = kept;
+        self.drop_video_before(end, out);
         if next_key.is_none() && out.dropped_video > 0 {
             self.awaiting_keyframe = true;
             out.keyframe_wanted = true;
         }
+    }
+
+    /// Drop the queued video before index `end`, keeping sequence headers.
+    fn drop_video_before(&mut self, end: usize, out: &mut PushOutcome) {
+        let mut i = 0;
+        let mut bytes = 0;
+        self.video.retain(|p| {
+            let drop = i < end && !p.header;
+            i += 1;
+            if drop {
+                bytes += p.body.len();
+                out.dropped_video += 1;
+            }
+            !drop
+        });
+        self.bytes -= bytes;
     }
 
     fn drop_audio_older_than_video(&mut self, out: &mut PushOutcome) {
