@@ -4,14 +4,17 @@
  * Threads
  * -------
  * - kp_config: one thread at a time per config. kp_pusher_new copies it; free it whenever you like.
- * - kp_pusher: kp_pusher_start, kp_pusher_push_*, kp_pusher_stop, kp_pusher_get_state and
- *   kp_pusher_get_stats may be called from any thread, also concurrently on the same pusher (e.g. a
+ * - kp_pusher: kp_pusher_start, kp_pusher_push_*, kp_pusher_stop, kp_pusher_get_state,
+ *   kp_pusher_get_stats and kp_pusher_get_destination_stats may be called from any thread, also concurrently on the same pusher (e.g. a
  *   camera thread pushing video, a microphone thread pushing audio, a UI thread reading stats).
  *   kp_pusher_free must be the last call on a pusher, with no other call on it in flight.
  * - Nothing blocks on the network or the encoder except kp_pusher_stop and kp_pusher_free, which
  *   say so. push_* copy their input and return at once.
  * - Event callbacks run on one SDK thread per pusher, one at a time, never under an SDK lock; after
  *   kp_pusher_free returns none runs. Do not call kp_pusher_stop or kp_pusher_free from a callback.
+ * - The URL refresh callback (kp_config_set_url_refresh_callback) runs on another SDK thread, one
+ *   call at a time per pusher, and may block up to its timeout; kp_pusher_free waits for a call in
+ *   progress and none starts afterwards. Do not call kp_pusher_free from it.
  * - kp_result_str, kp_version and kp_last_error_message may be called from any thread;
  *   kp_last_error_message reports the last failure of the calling thread.
  *
@@ -21,7 +24,8 @@
  *   on success; NULL handles and pointers give KP_ERR_INVALID_ARGUMENT; kp_*_free(NULL) does nothing.
  * - Enumerations are int32_t typedefs (kp_result, kp_state, ...); their values are the constants in
  *   the matching kp_*_values enum. Values are stable; new ones may be added.
- * - Structs the SDK fills (kp_stats) start with uint32_t struct_size, set by the caller.
+ * - Structs the SDK fills (kp_stats, kp_destination_stats) start with uint32_t struct_size, set by
+ *   the caller.
  */
 
 #ifndef KITEPUSH_H
@@ -196,6 +200,11 @@ typedef enum kp_state_values {
     KP_STATE_STOPPING = 3,
     KP_STATE_STOPPED = 4,
     KP_STATE_FAILED = 5,
+    /**
+     * The connection was lost; the pusher is waiting to reconnect or reconnecting. Input is
+     * still accepted and queued within the latency budget.
+     */
+    KP_STATE_RECONNECTING = 6,
 } kp_state_values;
 
 /**
@@ -215,11 +224,40 @@ typedef enum kp_event_kind_values {
      */
     KP_EVENT_PUBLISHING = 3,
     /**
-     * The connection was lost. `code`: why.
+     * A publishing connection was lost. `code`: why (`KP_ERR_IO`, `KP_ERR_TIMEOUT` after a stall, ...).
+     * Reconnecting follows unless the pusher is stopping.
      */
     KP_EVENT_DISCONNECTED = 4,
     /**
-     * The pusher gave up. `code`: why (e.g. `KP_ERR_PUBLISH_REJECTED`, `KP_ERR_CONNECT`).
+     * A reconnect is scheduled. `value`: the number of the connect attempt that follows (1 after
+     * a lost publish; the first connect of the pusher is attempt 1, so its first retry is 2),
+     * `value2`: the delay before it in milliseconds. `code`: why the previous attempt failed (KP_OK after a
+     * lost publish).
+     */
+    KP_EVENT_RECONNECTING = 5,
+    /**
+     * Publishing again after an outage. `value`: the outage in milliseconds (from the loss to
+     * the new publish), `value2`: attempts it took.
+     */
+    KP_EVENT_RECONNECTED = 6,
+    /**
+     * No write progress and no server acknowledgement for the stall timeout: the connection is
+     * dropped and reconnected. `value`: milliseconds without progress.
+     */
+    KP_EVENT_STALLED = 7,
+    /**
+     * Switched ingest URL. `value`: the index it left, `value2`: the index it moves to
+     * (0 = primary, then the backups in order). `message`: the new URL, redacted.
+     */
+    KP_EVENT_FAILOVER = 8,
+    /**
+     * Pre-encoded video: the stream needs a keyframe (a new session starts, or the queue dropped
+     * up to one). Ask the hardware encoder for an IDR; inter frames are dropped until it comes.
+     */
+    KP_EVENT_KEYFRAME_NEEDED = 9,
+    /**
+     * The destination gave up. `code`: why (e.g. `KP_ERR_CONNECT_REJECTED`, `KP_ERR_AUTH`, or
+     * the last error when the attempt limit was reached).
      */
     KP_EVENT_FAILED = 10,
     /**
@@ -287,7 +325,7 @@ typedef struct kp_event {
      */
     kp_event_kind kind;
     /**
-     * Why, for DISCONNECTED and FAILED; KP_OK otherwise.
+     * Why, for DISCONNECTED, RECONNECTING (the previous attempt's error) and FAILED; KP_OK otherwise.
      */
     kp_result code;
     /**
@@ -299,19 +337,46 @@ typedef struct kp_event {
      */
     uint64_t timestamp_ms;
     /**
-     * Index of the destination the event is about (0 with one destination).
+     * Index of the destination the event is about: 0 for the one of kp_config_set_url, 1, 2, ...
+     * for those of kp_config_add_destination.
      */
     uint32_t destination;
     /**
-     * A kind-specific figure (see kp_event_kind_values).
+     * Kind-specific figures, 0 where the kind has none (see kp_event_kind_values):
+     * CONNECTING: value = index of the URL tried (0 = primary, then backups);
+     * CONNECTED, PUBLISHING: value = ms since CONNECTING;
+     * RECONNECTING: value = number of the attempt that follows, value2 = delay before it in ms;
+     * RECONNECTED: value = outage in ms, value2 = attempts it took;
+     * STALLED: value = ms without progress;
+     * FAILOVER: value = URL index left, value2 = URL index moved to;
+     * STOPPED: value = media frames queued and not sent.
      */
     int64_t value;
+    /**
+     * Second kind-specific figure; see `value`.
+     */
+    int64_t value2;
 } kp_event;
 
 /**
  * Receives pusher events: `userdata` as given to kp_config_set_event_callback, and the event.
  */
 typedef void (*kp_event_cb)(void *userdata, const struct kp_event *ev);
+
+/**
+ * Asked for a fresh URL before a reconnect: `userdata` as given to
+ * kp_config_set_url_refresh_callback, the destination (0 = the one from kp_config_set_url) and the
+ * index of the URL about to be used (0 = the destination's primary, then its backups in order).
+ * Write a NUL-terminated URL into `buf` (`buf_len` bytes, 2048) and return its length without the
+ * NUL, or return 0 to keep the current URL. A return value >= buf_len means the URL did not fit: it
+ * is ignored (and logged), as is a URL that is not UTF-8; one that kp_pusher_new would refuse is
+ * ignored too (logged). A new URL replaces the old one for this and later attempts.
+ */
+typedef size_t (*kp_url_refresh_cb)(void *userdata,
+                                    uint32_t destination,
+                                    uint32_t url_index,
+                                    char *buf,
+                                    size_t buf_len);
 
 /**
  * A log verbosity: one of `kp_log_level_values`.
@@ -415,7 +480,68 @@ typedef struct kp_stats {
      * Media waiting for the network, in milliseconds of stream time.
      */
     uint32_t queue_ms;
+    /**
+     * Publishes after the first one, summed over the destinations.
+     */
+    uint64_t reconnects;
+    /**
+     * Number of destinations (1 + those added with kp_config_add_destination).
+     */
+    uint32_t destination_count;
+    /**
+     * Destination 0's URL in use: 0 = its primary, then its backups in order.
+     */
+    uint32_t url_index;
 } kp_stats;
+
+/**
+ * One destination's counters, filled by kp_pusher_get_destination_stats. Set `struct_size` to
+ * sizeof(kp_destination_stats) before the call: fields are only ever appended, and a library newer
+ * than the app's header fills only the fields that fit in the app's struct_size.
+ */
+typedef struct kp_destination_stats {
+    /**
+     * Set by the caller; never written by the library.
+     */
+    uint32_t struct_size;
+    /**
+     * kp_state_values: this destination's state (IDLE, CONNECTING, PUBLISHING, RECONNECTING, STOPPED,
+     * or FAILED when it gave up while others go on).
+     */
+    kp_state state;
+    /**
+     * The URL in use: 0 = the destination's primary, then its backups in order.
+     */
+    uint32_t url_index;
+    /**
+     * Over the last second.
+     */
+    uint32_t video_bitrate_kbps;
+    uint32_t audio_bitrate_kbps;
+    /**
+     * Media waiting for this destination's connection, in milliseconds of stream time.
+     */
+    uint32_t queue_ms;
+    uint64_t video_frames_sent;
+    uint64_t audio_frames_sent;
+    uint64_t bytes_sent;
+    /**
+     * Encoded frames dropped because this destination's send queue exceeded its budget.
+     */
+    uint64_t frames_dropped_network;
+    /**
+     * Bytes of media waiting for this destination's connection.
+     */
+    uint64_t queue_bytes;
+    /**
+     * Publishes after the first one.
+     */
+    uint64_t reconnects;
+    /**
+     * Sum of the outages (from a lost publish to the next publish), in milliseconds.
+     */
+    uint64_t outage_ms_total;
+} kp_destination_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -511,12 +637,13 @@ kp_result kp_config_set_audio_encoder(struct kp_config *cfg, kp_audio_encoder en
 kp_result kp_config_disable_audio(struct kp_config *cfg);
 
 /**
- * Sets the connect deadline (TCP connect + RTMP handshake + publish) and the write deadline (a
- * socket write making no progress this long drops the connection), in milliseconds. 0 keeps the
- * default of 10000 ms. Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+ * Sets the connect deadline (TCP connect + RTMP handshake + publish; 0 = default 10000 ms) and
+ * the stall timeout (no write progress and no server acknowledgement this long: STALLED event,
+ * the connection is dropped and reconnected; 0 = default 5000 ms), in milliseconds.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
  * Not thread-safe for the same cfg; non-blocking.
  */
-kp_result kp_config_set_timeouts(struct kp_config *cfg, uint32_t connect_ms, uint32_t write_ms);
+kp_result kp_config_set_timeouts(struct kp_config *cfg, uint32_t connect_ms, uint32_t stall_ms);
 
 /**
  * Sets the function that receives the pusher's events (NULL: no events). It is called on the
@@ -529,6 +656,90 @@ kp_result kp_config_set_timeouts(struct kp_config *cfg, uint32_t connect_ms, uin
  * NULL. Not thread-safe for the same cfg; non-blocking.
  */
 kp_result kp_config_set_event_callback(struct kp_config *cfg, kp_event_cb cb, void *userdata);
+
+/**
+ * Appends a backup URL to destination 0 (the one set by kp_config_set_url). Backups are tried in
+ * the order they were added, after the reconnect policy's failover_after failed attempts on the
+ * URL in use (see kp_config_set_reconnect); a FAILOVER event reports each switch. At most 7
+ * backups per destination. The string is copied; it is checked by kp_pusher_new
+ * (KP_ERR_INVALID_URL there), not here.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg or url is NULL or url is not UTF-8.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_add_backup_url(struct kp_config *cfg, const char *url);
+
+/**
+ * Adds a destination published at the same time as destination 0, from the same encode, with
+ * `url` as its primary URL, and writes its index (1 for the first added, then 2, ...) to
+ * `*out_index`, written only on success. Each destination connects, reconnects and fails on its
+ * own; events carry the destination index, and kp_pusher_get_destination_stats reports each.
+ * At most 8 destinations in all (checked by kp_pusher_new). The string is copied; it is checked
+ * by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg, url or out_index is NULL or url is not UTF-8.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_add_destination(struct kp_config *cfg, const char *url, uint32_t *out_index);
+
+/**
+ * Appends a backup URL to `destination`: 0 is the destination of kp_config_set_url (the same
+ * as kp_config_add_backup_url), 1, 2, ... those from kp_config_add_destination. Backups are
+ * tried in the order they were added; at most 7 per destination. The string is copied; it is
+ * checked by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg or url is NULL, url is not UTF-8 or no destination has
+ * that index. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_add_destination_backup_url(struct kp_config *cfg,
+                                               uint32_t destination,
+                                               const char *url);
+
+/**
+ * Sets the reconnect policy, for every destination. After a failed connect or a lost publish the
+ * pusher waits first_delay_ms, then each further consecutive failure multiplies the delay by
+ * `multiplier` up to max_delay_ms (each delay varies by +-10 % so that many devices cut off
+ * together do not retry in lockstep). It gives up (FAILED event, code = the last error) after
+ * max_attempts consecutive failed attempts since the last publish that held; errors that retrying
+ * cannot fix (KP_ERR_AUTH, KP_ERR_CONNECT_REJECTED, ...) give up at once unless the URL refresh
+ * callback supplies a new URL. After failover_after consecutive failures on one URL it moves to
+ * the destination's next URL (backups, then back to the primary).
+ * 0 (0.0 for multiplier) keeps the default for that field: first_delay_ms 500, multiplier 1.5,
+ * max_delay_ms 30000, max_attempts unlimited, failover_after 2. Values are checked by
+ * kp_pusher_new (KP_ERR_INVALID_ARGUMENT: multiplier not in [1, 10], max_delay_ms below
+ * first_delay_ms). Errors here: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_reconnect(struct kp_config *cfg,
+                                  uint32_t first_delay_ms,
+                                  double multiplier,
+                                  uint32_t max_delay_ms,
+                                  uint32_t max_attempts,
+                                  uint32_t failover_after);
+
+/**
+ * While a destination publishes on a backup URL, how often (milliseconds) to check whether its
+ * primary answers again; when it does, the stream moves back to the primary (FAILOVER event).
+ * Default 30000. 0 disables the return: the stream stays on the backup until that fails.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_primary_retry_interval(struct kp_config *cfg, uint32_t interval_ms);
+
+/**
+ * Sets the function asked for a fresh URL before each reconnect (signed ingest URLs expire;
+ * NULL: none). It is not asked for the very first connect. It is called with the destination
+ * and the index of the URL about to be used; see kp_url_refresh_cb for the answer. It runs on an
+ * SDK thread (not the event callback thread), one call at a time per pusher. It may block (e.g.
+ * fetch a URL over the network) for up to timeout_ms milliseconds (0 = default 5000): after that
+ * the reconnect goes ahead with the current URL, and a late answer is dropped. When a destination
+ * would give up (e.g. KP_ERR_AUTH), a new URL from the callback revives it. `userdata` is passed
+ * back untouched: the app guarantees it may be used from SDK threads, and keeps it valid until
+ * kp_pusher_free has returned for every pusher created with this callback; kp_pusher_free waits
+ * for a call in progress, and none starts afterwards. The callback may call
+ * kp_pusher_get_state and kp_pusher_get_stats, but not kp_pusher_free.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_url_refresh_callback(struct kp_config *cfg,
+                                             kp_url_refresh_cb cb,
+                                             void *userdata,
+                                             uint32_t timeout_ms);
 
 /**
  * A static, NUL-terminated English description of a result code ("unknown result code" for a
@@ -560,10 +771,13 @@ kp_result kp_set_log_callback(kp_log_cb cb, void *userdata, kp_log_level max_lev
 
 /**
  * Creates a pusher from a copy of `cfg` (the config may be freed right after) and writes it to
- * `*out`, which is written only on success. Nothing connects until kp_pusher_start.
+ * `*out`, which is written only on success. Nothing connects until kp_pusher_start. Every URL
+ * (primaries and backups of every destination) is checked here, and the config's URL refresh
+ * callback is installed.
  * The caller owns the pusher and must release it with kp_pusher_free.
- * Errors: KP_ERR_INVALID_ARGUMENT (NULL cfg or out, neither video nor audio, a rate, bitrate or
- * timeout out of range), KP_ERR_INVALID_URL, KP_ERR_BAD_DIMENSIONS (odd, zero or over 8K size),
+ * Errors: KP_ERR_INVALID_ARGUMENT (NULL cfg or out, neither video nor audio, a rate, bitrate,
+ * timeout or reconnect setting out of range, more than 8 destinations or 8 URLs in one),
+ * KP_ERR_INVALID_URL (any URL), KP_ERR_BAD_DIMENSIONS (odd, zero or over 8K size),
  * KP_ERR_UNSUPPORTED (an encoder not in this build). Thread-safe (cfg must not be modified
  * concurrently); non-blocking.
  */
@@ -652,12 +866,25 @@ kp_state kp_pusher_get_state(const struct kp_pusher *p);
 kp_result kp_pusher_get_stats(const struct kp_pusher *p, struct kp_stats *out);
 
 /**
+ * Copies the counters of one destination into `*out`: 0 is the destination of
+ * kp_config_set_url, 1, 2, ... those added with kp_config_add_destination (kp_stats has
+ * destination_count). Set out->struct_size = sizeof(kp_destination_stats) first; only the fields
+ * that fit in struct_size are written, struct_size itself never is, and nothing is written on
+ * failure. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or out, struct_size too small to hold
+ * `state`, no destination with that index). Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_get_destination_stats(const struct kp_pusher *p,
+                                          uint32_t destination,
+                                          struct kp_destination_stats *out);
+
+/**
  * Releases a pusher; NULL is a no-op. If it is still running it is stopped at once without
  * draining the queue (call kp_pusher_stop first for a clean end). BLOCKS until the pusher's
  * threads have exited: after it returns no callback runs for this pusher. The pointer is invalid
- * afterwards; no other call on this pusher may run concurrently with or after it. Must not be
- * called from the event callback: if it is, the release is handed to a helper thread (further
- * callbacks may then still run) and an error is logged.
+ * afterwards; no other call on this pusher may run concurrently with or after it. It also waits
+ * for a URL refresh callback in progress (even one past its timeout) and none starts afterwards.
+ * Must not be called from the event or URL refresh callback: if it is, the release is handed
+ * to a helper thread (further callbacks may then still run) and an error is logged.
  */
 void kp_pusher_free(struct kp_pusher *p);
 

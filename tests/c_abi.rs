@@ -14,9 +14,15 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+struct Programs {
+    bad_inputs: PathBuf,
+    reconnect: PathBuf,
+    push: PathBuf,
+}
+
 /// Builds the C programs once per test binary against the release static library.
-fn c_programs() -> &'static (PathBuf, PathBuf) {
-    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+fn c_programs() -> &'static Programs {
+    static BUILT: OnceLock<Programs> = OnceLock::new();
     BUILT.get_or_init(|| {
         require_tool("make");
         require_tool("cc");
@@ -43,7 +49,11 @@ fn c_programs() -> &'static (PathBuf, PathBuf) {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        (root().join("tests/c/bad_inputs"), root().join("examples/c/push"))
+        Programs {
+            bad_inputs: root().join("tests/c/bad_inputs"),
+            reconnect: root().join("tests/c/reconnect"),
+            push: root().join("examples/c/push"),
+        }
     })
 }
 
@@ -61,7 +71,7 @@ fn run(program: &PathBuf, args: &[&str]) -> String {
 
 #[test]
 fn the_c_example_publishes_to_nginx() {
-    let (_, push) = c_programs();
+    let push = &c_programs().push;
     let nginx = Nginx::start(NginxOptions::default());
     let key = unique_key("c-example");
     let out = run(push, &[&nginx.url(&key), "5"]);
@@ -77,7 +87,7 @@ fn the_c_example_publishes_to_nginx() {
 
 #[test]
 fn misuse_from_c_gets_documented_codes_and_the_live_stream_survives() {
-    let (bad_inputs, _) = c_programs();
+    let bad_inputs = &c_programs().bad_inputs;
     // Without a server: NULLs, bad URLs, wrong sizes, wrong states.
     run(bad_inputs, &[]);
     // With one: the same mid-stream, and the recording of the good frames is intact.
@@ -90,4 +100,30 @@ fn misuse_from_c_gets_documented_codes_and_the_live_stream_survives() {
     assert_eq!(p.video.expect("video").frames, 180);
     assert!(p.audio.is_some());
     assert_eq!(decode_errors(&rec), "");
+}
+
+#[test]
+fn the_url_refresh_callback_moves_a_c_pusher_from_a_dead_url_to_nginx() {
+    let reconnect = &c_programs().reconnect;
+    // Port 1 needs root to listen on and no test does: connects are refused, every time. (A port
+    // from free_port() could be taken by an nginx another test starts meanwhile.)
+    assert!(!port_open(1), "something listens on 127.0.0.1:1");
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("c-reconnect");
+    let dead_key = unique_key("c-reconnect-dead");
+    // The program checks the event order (CONNECTING to the dead URL, RECONNECTING, CONNECTING to
+    // the refreshed one, CONNECTED, PUBLISHING), the callback's arguments and the destination stats.
+    let out = run(reconnect, &[&format!("rtmp://127.0.0.1:1/{}/{dead_key}", nginx.app()), &nginx.url(&key)]);
+    assert!(out.contains("url refresh: destination 0, URL 0, buffer 2048 bytes"), "{out}");
+    assert!(out.contains(", 0 failed"), "{out}");
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let p = probe(&rec);
+    let v = p.video.expect("video");
+    assert_eq!((v.codec.as_str(), v.width, v.height), ("h264", 320, 240));
+    // 3 s at 30 fps, queued while the pusher reconnected; the encoder may drop a few if behind.
+    assert!((60..=90).contains(&v.frames), "{} video frames:\n{out}", v.frames);
+    assert_eq!(p.audio.expect("audio").codec, "aac");
+    assert_eq!(decode_errors(&rec), "");
+    assert!(nginx.recordings_of(&dead_key).is_empty());
 }

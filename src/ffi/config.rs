@@ -2,7 +2,9 @@
 
 use super::error::null_arg;
 use super::event::kp_event_cb;
+use super::refresh::kp_url_refresh_cb;
 use super::{kp_audio_encoder, kp_video_encoder};
+use crate::core::reconnect::ReconnectPolicy;
 use crate::pusher::{AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
 use crate::Error;
 use std::ffi::{c_char, c_void, CStr};
@@ -16,6 +18,8 @@ pub struct kp_config {
     pub(crate) inner: PusherConfig,
     pub(crate) event_cb: kp_event_cb,
     pub(crate) event_userdata: *mut c_void,
+    pub(crate) url_refresh_cb: kp_url_refresh_cb,
+    pub(crate) url_refresh_userdata: *mut c_void,
 }
 
 /// Borrows the config behind a C pointer, or the INVALID_ARGUMENT error naming the function.
@@ -41,6 +45,29 @@ fn or_default<T: PartialEq + Default>(value: T, default: T) -> T {
         default
     } else {
         value
+    }
+}
+
+/// Copies a URL argument: NULL or bytes that are not UTF-8 are refused at once; whether it is a
+/// usable RTMP URL is checked by kp_pusher_new.
+///
+/// # Safety
+/// `url` is NULL or a NUL-terminated string readable during the call.
+unsafe fn url_arg(url: *const c_char, function: &str) -> Result<String, Error> {
+    if url.is_null() {
+        return Err(null_arg(function, "url"));
+    }
+    // SAFETY: url is non-NULL and, per the contract, a NUL-terminated string.
+    let url = unsafe { CStr::from_ptr(url) }
+        .to_str()
+        .map_err(|_| Error::InvalidArgument(format!("{function}: url is not valid UTF-8")))?;
+    Ok(url.to_owned())
+}
+
+fn ms_or_default(ms: u32, default: Duration) -> Duration {
+    match ms {
+        0 => default,
+        ms => Duration::from_millis(ms.into()),
     }
 }
 
@@ -70,6 +97,8 @@ ffi_fn! {
             inner: PusherConfig::default(),
             event_cb: None,
             event_userdata: std::ptr::null_mut(),
+            url_refresh_cb: None,
+            url_refresh_userdata: std::ptr::null_mut(),
         }))
     }
 }
@@ -94,14 +123,8 @@ ffi_fn! {
     fn kp_config_set_url(cfg: *mut kp_config, url: *const c_char) -> kp_result {
         // SAFETY: per the contract above, cfg is NULL or a live kp_config.
         let cfg = unsafe { config_mut(cfg, "kp_config_set_url") }?;
-        if url.is_null() {
-            return Err(null_arg("kp_config_set_url", "url"));
-        }
-        // SAFETY: url is non-NULL and, per the contract, a NUL-terminated string.
-        let url = unsafe { CStr::from_ptr(url) }
-            .to_str()
-            .map_err(|_| Error::InvalidArgument("kp_config_set_url: url is not valid UTF-8".into()))?;
-        cfg.inner.url = url.to_owned();
+        // SAFETY: per the contract above, url is NULL or a NUL-terminated string.
+        cfg.inner.url = unsafe { url_arg(url, "kp_config_set_url") }?;
         Ok(())
     }
 }
@@ -226,14 +249,8 @@ ffi_fn! {
         // SAFETY: per the contract above, cfg is NULL or a live kp_config.
         let cfg = unsafe { config_mut(cfg, "kp_config_set_timeouts") }?;
         let d = PusherConfig::default();
-        cfg.inner.connect_timeout = match connect_ms {
-            0 => d.connect_timeout,
-            ms => Duration::from_millis(ms.into()),
-        };
-        cfg.inner.stall_timeout = match stall_ms {
-            0 => d.stall_timeout,
-            ms => Duration::from_millis(ms.into()),
-        };
+        cfg.inner.connect_timeout = ms_or_default(connect_ms, d.connect_timeout);
+        cfg.inner.stall_timeout = ms_or_default(stall_ms, d.stall_timeout);
         Ok(())
     }
 }
@@ -260,6 +277,155 @@ ffi_fn! {
     }
 }
 
+ffi_fn! {
+    /// Appends a backup URL to destination 0 (the one set by kp_config_set_url). Backups are tried in
+    /// the order they were added, after the reconnect policy's failover_after failed attempts on the
+    /// URL in use (see kp_config_set_reconnect); a FAILOVER event reports each switch. At most 7
+    /// backups per destination. The string is copied; it is checked by kp_pusher_new
+    /// (KP_ERR_INVALID_URL there), not here.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg or url is NULL or url is not UTF-8.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_add_backup_url(cfg: *mut kp_config, url: *const c_char) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_add_backup_url") }?;
+        // SAFETY: per the contract above, url is NULL or a NUL-terminated string.
+        let url = unsafe { url_arg(url, "kp_config_add_backup_url") }?;
+        cfg.inner.backup_urls.push(url);
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Adds a destination published at the same time as destination 0, from the same encode, with
+    /// `url` as its primary URL, and writes its index (1 for the first added, then 2, ...) to
+    /// `*out_index`, written only on success. Each destination connects, reconnects and fails on its
+    /// own; events carry the destination index, and kp_pusher_get_destination_stats reports each.
+    /// At most 8 destinations in all (checked by kp_pusher_new). The string is copied; it is checked
+    /// by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg, url or out_index is NULL or url is not UTF-8.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_add_destination(cfg: *mut kp_config, url: *const c_char, out_index: *mut u32) -> kp_result {
+        const F: &str = "kp_config_add_destination";
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, F) }?;
+        // SAFETY: per the contract above, url is NULL or a NUL-terminated string.
+        let url = unsafe { url_arg(url, F) }?;
+        if out_index.is_null() {
+            return Err(null_arg(F, "out_index"));
+        }
+        let index = u32::try_from(cfg.inner.extra_destinations.len() + 1)
+            .map_err(|_| Error::InvalidArgument(format!("{F}: too many destinations")))?;
+        cfg.inner.extra_destinations.push(vec![url]);
+        // SAFETY: out_index is non-NULL and, per the contract, writable.
+        unsafe { out_index.write_unaligned(index) };
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Appends a backup URL to `destination`: 0 is the destination of kp_config_set_url (the same
+    /// as kp_config_add_backup_url), 1, 2, ... those from kp_config_add_destination. Backups are
+    /// tried in the order they were added; at most 7 per destination. The string is copied; it is
+    /// checked by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg or url is NULL, url is not UTF-8 or no destination has
+    /// that index. Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_add_destination_backup_url(cfg: *mut kp_config, destination: u32, url: *const c_char) -> kp_result {
+        const F: &str = "kp_config_add_destination_backup_url";
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, F) }?;
+        // SAFETY: per the contract above, url is NULL or a NUL-terminated string.
+        let url = unsafe { url_arg(url, F) }?;
+        let count = cfg.inner.extra_destinations.len() + 1;
+        let urls = match destination as usize {
+            0 => &mut cfg.inner.backup_urls,
+            d => cfg.inner.extra_destinations.get_mut(d - 1).ok_or_else(|| {
+                Error::InvalidArgument(format!("{F}: no destination {destination} (the config has {count})"))
+            })?,
+        };
+        urls.push(url);
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Sets the reconnect policy, for every destination. After a failed connect or a lost publish the
+    /// pusher waits first_delay_ms, then each further consecutive failure multiplies the delay by
+    /// `multiplier` up to max_delay_ms (each delay varies by +-10 % so that many devices cut off
+    /// together do not retry in lockstep). It gives up (FAILED event, code = the last error) after
+    /// max_attempts consecutive failed attempts since the last publish that held; errors that retrying
+    /// cannot fix (KP_ERR_AUTH, KP_ERR_CONNECT_REJECTED, ...) give up at once unless the URL refresh
+    /// callback supplies a new URL. After failover_after consecutive failures on one URL it moves to
+    /// the destination's next URL (backups, then back to the primary).
+    /// 0 (0.0 for multiplier) keeps the default for that field: first_delay_ms 500, multiplier 1.5,
+    /// max_delay_ms 30000, max_attempts unlimited, failover_after 2. Values are checked by
+    /// kp_pusher_new (KP_ERR_INVALID_ARGUMENT: multiplier not in [1, 10], max_delay_ms below
+    /// first_delay_ms). Errors here: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_reconnect(
+        cfg: *mut kp_config,
+        first_delay_ms: u32,
+        multiplier: f64,
+        max_delay_ms: u32,
+        max_attempts: u32,
+        failover_after: u32,
+    ) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_reconnect") }?;
+        let d = ReconnectPolicy::default();
+        let r = &mut cfg.inner.reconnect;
+        r.first_delay = ms_or_default(first_delay_ms, d.first_delay);
+        r.multiplier = if multiplier == 0.0 { d.multiplier } else { multiplier };
+        r.max_delay = ms_or_default(max_delay_ms, d.max_delay);
+        r.max_attempts = match max_attempts {
+            0 => None,
+            n => Some(n),
+        };
+        r.failover_after = or_default(failover_after, d.failover_after);
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// While a destination publishes on a backup URL, how often (milliseconds) to check whether its
+    /// primary answers again; when it does, the stream moves back to the primary (FAILOVER event).
+    /// Default 30000. 0 disables the return: the stream stays on the backup until that fails.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL. Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_primary_retry_interval(cfg: *mut kp_config, interval_ms: u32) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_primary_retry_interval") }?;
+        cfg.inner.reconnect.primary_retry_interval = Duration::from_millis(interval_ms.into());
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Sets the function asked for a fresh URL before each reconnect (signed ingest URLs expire;
+    /// NULL: none). It is not asked for the very first connect. It is called with the destination
+    /// and the index of the URL about to be used; see kp_url_refresh_cb for the answer. It runs on an
+    /// SDK thread (not the event callback thread), one call at a time per pusher. It may block (e.g.
+    /// fetch a URL over the network) for up to timeout_ms milliseconds (0 = default 5000): after that
+    /// the reconnect goes ahead with the current URL, and a late answer is dropped. When a destination
+    /// would give up (e.g. KP_ERR_AUTH), a new URL from the callback revives it. `userdata` is passed
+    /// back untouched: the app guarantees it may be used from SDK threads, and keeps it valid until
+    /// kp_pusher_free has returned for every pusher created with this callback; kp_pusher_free waits
+    /// for a call in progress, and none starts afterwards. The callback may call
+    /// kp_pusher_get_state and kp_pusher_get_stats, but not kp_pusher_free.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL. Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_url_refresh_callback(
+        cfg: *mut kp_config,
+        cb: kp_url_refresh_cb,
+        userdata: *mut c_void,
+        timeout_ms: u32,
+    ) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_url_refresh_callback") }?;
+        cfg.url_refresh_cb = cb;
+        cfg.url_refresh_userdata = userdata;
+        cfg.inner.url_refresh_timeout = ms_or_default(timeout_ms, PusherConfig::default().url_refresh_timeout);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +448,14 @@ mod tests {
             assert_eq!(kp_config_disable_audio(null), INVALID);
             assert_eq!(kp_config_set_timeouts(null, 0, 0), INVALID);
             assert_eq!(kp_config_set_event_callback(null, None, null.cast()), INVALID);
+            assert_eq!(kp_config_add_backup_url(null, c"rtmp://h/a/k".as_ptr()), INVALID);
+            let mut index = 77;
+            assert_eq!(kp_config_add_destination(null, c"rtmp://h/a/k".as_ptr(), &mut index), INVALID);
+            assert_eq!(index, 77, "outputs are written only on success");
+            assert_eq!(kp_config_add_destination_backup_url(null, 0, c"rtmp://h/a/k".as_ptr()), INVALID);
+            assert_eq!(kp_config_set_reconnect(null, 0, 0.0, 0, 0, 0), INVALID);
+            assert_eq!(kp_config_set_primary_retry_interval(null, 0), INVALID);
+            assert_eq!(kp_config_set_url_refresh_callback(null, None, null.cast(), 0), INVALID);
             kp_config_free(null);
         }
     }
@@ -318,6 +492,103 @@ mod tests {
             assert_eq!(kp_config_set_timeouts(cfg, 1500, 0), 0);
             assert_eq!((*cfg).inner.connect_timeout, Duration::from_millis(1500));
             assert_eq!((*cfg).inner.stall_timeout, Duration::from_secs(5));
+            kp_config_free(cfg);
+        }
+    }
+
+    #[test]
+    fn backup_urls_and_destinations_are_copied_in_order() {
+        // SAFETY: cfg comes from kp_config_new and is freed once at the end; strings outlive the calls.
+        unsafe {
+            let cfg = kp_config_new();
+            let b1 = std::ffi::CString::new("rtmp://b1/app/key").unwrap();
+            assert_eq!(kp_config_add_backup_url(cfg, b1.as_ptr()), 0);
+            drop(b1);
+            assert_eq!(kp_config_add_backup_url(cfg, std::ptr::null()), INVALID);
+            let bad_utf8 = [0x72u8, 0xff, 0];
+            assert_eq!(kp_config_add_backup_url(cfg, bad_utf8.as_ptr().cast()), INVALID);
+            // Destination 0 through the general function: same list, in order.
+            assert_eq!(kp_config_add_destination_backup_url(cfg, 0, c"rtmp://b2/app/key".as_ptr()), 0);
+            // No destination 1 yet.
+            assert_eq!(kp_config_add_destination_backup_url(cfg, 1, c"rtmp://x/app/key".as_ptr()), INVALID);
+
+            let mut index = 99;
+            assert_eq!(kp_config_add_destination(cfg, c"rtmp://d1/app/key".as_ptr(), std::ptr::null_mut()), INVALID);
+            assert_eq!(kp_config_add_destination(cfg, std::ptr::null(), &mut index), INVALID);
+            assert_eq!(kp_config_add_destination(cfg, bad_utf8.as_ptr().cast(), &mut index), INVALID);
+            assert_eq!(index, 99, "outputs are written only on success");
+            assert!((*cfg).inner.extra_destinations.is_empty(), "failed calls add nothing");
+            assert_eq!(kp_config_add_destination(cfg, c"rtmp://d1/app/key".as_ptr(), &mut index), 0);
+            assert_eq!(index, 1);
+            assert_eq!(kp_config_add_destination(cfg, c"rtmp://d2/app/key".as_ptr(), &mut index), 0);
+            assert_eq!(index, 2);
+            assert_eq!(kp_config_add_destination_backup_url(cfg, 2, c"rtmp://d2b/app/key".as_ptr()), 0);
+            assert_eq!(kp_config_add_destination_backup_url(cfg, 3, c"rtmp://x/app/key".as_ptr()), INVALID);
+            assert_eq!(kp_config_add_destination_backup_url(cfg, u32::MAX, c"rtmp://x/app/key".as_ptr()), INVALID);
+            assert_eq!(kp_config_add_destination_backup_url(cfg, 1, std::ptr::null()), INVALID);
+
+            assert_eq!((*cfg).inner.backup_urls, ["rtmp://b1/app/key", "rtmp://b2/app/key"]);
+            assert_eq!(
+                (*cfg).inner.extra_destinations,
+                [vec!["rtmp://d1/app/key".to_owned()], vec!["rtmp://d2/app/key".into(), "rtmp://d2b/app/key".into()]]
+            );
+            kp_config_free(cfg);
+        }
+    }
+
+    #[test]
+    fn reconnect_settings_are_copied_and_zero_means_default() {
+        let d = ReconnectPolicy::default();
+        // SAFETY: cfg comes from kp_config_new and is freed once at the end.
+        unsafe {
+            let cfg = kp_config_new();
+            assert_eq!(kp_config_set_reconnect(cfg, 100, 2.0, 4000, 7, 3), 0);
+            let r = (*cfg).inner.reconnect.clone();
+            assert_eq!(r.first_delay, Duration::from_millis(100));
+            assert_eq!(r.multiplier, 2.0);
+            assert_eq!(r.max_delay, Duration::from_millis(4000));
+            assert_eq!(r.max_attempts, Some(7));
+            assert_eq!(r.failover_after, 3);
+            assert_eq!((r.jitter, r.primary_retry_interval), (d.jitter, d.primary_retry_interval), "untouched");
+
+            assert_eq!(kp_config_set_reconnect(cfg, 0, 0.0, 0, 0, 0), 0);
+            let r = (*cfg).inner.reconnect.clone();
+            assert_eq!(r, d, "all zero: the defaults, unlimited attempts");
+            assert_eq!(r.max_attempts, None);
+            assert_eq!(r.failover_after, 2);
+
+            assert_eq!(kp_config_set_primary_retry_interval(cfg, 2500), 0);
+            assert_eq!((*cfg).inner.reconnect.primary_retry_interval, Duration::from_millis(2500));
+            assert_eq!(kp_config_set_primary_retry_interval(cfg, 0), 0);
+            assert_eq!((*cfg).inner.reconnect.primary_retry_interval, Duration::ZERO, "0 disables the return");
+
+            // Out-of-range values are stored and refused by kp_pusher_new, like the other setters'.
+            assert_eq!(kp_config_set_reconnect(cfg, 0, 0.5, 0, 0, 0), 0);
+            assert!((*cfg).inner.clone().validate().is_err());
+            kp_config_free(cfg);
+        }
+    }
+
+    unsafe extern "C" fn no_refresh(_: *mut c_void, _: u32, _: u32, _: *mut c_char, _: usize) -> usize {
+        0
+    }
+
+    #[test]
+    fn url_refresh_callback_is_stored_with_its_timeout() {
+        let mut token = 5u8;
+        let ud: *mut c_void = (&mut token as *mut u8).cast();
+        // SAFETY: cfg comes from kp_config_new and is freed once at the end.
+        unsafe {
+            let cfg = kp_config_new();
+            assert!((*cfg).url_refresh_cb.is_none());
+            assert_eq!(kp_config_set_url_refresh_callback(cfg, Some(no_refresh), ud, 1200), 0);
+            assert!((*cfg).url_refresh_cb.is_some());
+            assert_eq!((*cfg).url_refresh_userdata, ud);
+            assert_eq!((*cfg).inner.url_refresh_timeout, Duration::from_millis(1200));
+            assert_eq!(kp_config_set_url_refresh_callback(cfg, Some(no_refresh), ud, 0), 0);
+            assert_eq!((*cfg).inner.url_refresh_timeout, Duration::from_secs(5));
+            assert_eq!(kp_config_set_url_refresh_callback(cfg, None, std::ptr::null_mut(), 0), 0);
+            assert!((*cfg).url_refresh_cb.is_none());
             kp_config_free(cfg);
         }
     }

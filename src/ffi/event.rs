@@ -12,16 +12,25 @@ use std::ffi::{c_char, c_void};
 pub struct kp_event {
     /// What happened (kp_event_kind_values). Ignore kinds you do not know: new ones may be added.
     pub kind: kp_event_kind,
-    /// Why, for DISCONNECTED and FAILED; KP_OK otherwise.
+    /// Why, for DISCONNECTED, RECONNECTING (the previous attempt's error) and FAILED; KP_OK otherwise.
     pub code: kp_result,
     /// Human-readable detail, never NULL, never containing the stream key.
     pub message: *const c_char,
     /// Milliseconds since the pusher was created.
     pub timestamp_ms: u64,
-    /// Index of the destination the event is about (0 with one destination).
+    /// Index of the destination the event is about: 0 for the one of kp_config_set_url, 1, 2, ...
+    /// for those of kp_config_add_destination.
     pub destination: u32,
-    /// Kind-specific figures (see kp_event_kind_values), e.g. RECONNECTING: attempt and delay_ms.
+    /// Kind-specific figures, 0 where the kind has none (see kp_event_kind_values):
+    /// CONNECTING: value = index of the URL tried (0 = primary, then backups);
+    /// CONNECTED, PUBLISHING: value = ms since CONNECTING;
+    /// RECONNECTING: value = number of the attempt that follows, value2 = delay before it in ms;
+    /// RECONNECTED: value = outage in ms, value2 = attempts it took;
+    /// STALLED: value = ms without progress;
+    /// FAILOVER: value = URL index left, value2 = URL index moved to;
+    /// STOPPED: value = media frames queued and not sent.
     pub value: i64,
+    /// Second kind-specific figure; see `value`.
     pub value2: i64,
 }
 

@@ -19,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod log;
 pub mod pusher;
+pub mod refresh;
 
 use std::ffi::{c_char, CStr};
 

@@ -3,12 +3,30 @@
 use super::config::kp_config;
 use super::error::{fail_getter, null_arg};
 use super::event::{handler, in_event_callback};
+use super::refresh::{in_url_refresh, url_refresh, GateCloser, RefreshGate};
 use super::{kp_pixel_format, kp_state};
 use crate::encode::{PixelFormat, VideoFrame};
-use crate::pusher::{Pusher, PusherState, Stats};
+use crate::pusher::{DestinationStats, Pusher, PusherState, Stats};
 use crate::Error;
-use std::mem::{offset_of, size_of};
+use std::mem::{offset_of, size_of, size_of_val};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Writes each named field of `$src` whose bytes lie entirely within the first `$size` bytes at
+/// `$out`, one unaligned write per field: the app's struct may be an older, shorter version, so no
+/// reference to the whole struct is formed. To be used inside `unsafe`: `$out` must have `$size`
+/// writable bytes.
+macro_rules! write_fields {
+    ($ty:ty, $src:expr, $out:expr, $size:expr, [$($field:ident),* $(,)?]) => {{
+        let (src, out, size) = ($src, $out.cast::<u8>(), $size);
+        $(
+            let offset = offset_of!($ty, $field);
+            if offset + size_of_val(&src.$field) <= size {
+                write_at(out, offset, src.$field);
+            }
+        )*
+    }};
+}
 
 /// A live-stream publisher (opaque). Created by kp_pusher_new, owned by the app, released with
 /// kp_pusher_free. All kp_pusher_* calls except kp_pusher_free may be made from any thread, also
@@ -18,6 +36,9 @@ pub struct kp_pusher {
     inner: Pusher,
     /// Interleaved samples per frame for push_audio; None when the config has no audio track.
     channels: Option<usize>,
+    /// Declared after `inner`, so it drops after the pusher's threads are joined: then waits for a
+    /// URL refresh call still in progress and lets none start.
+    _refresh: Option<GateCloser>,
 }
 
 // The C API lets any thread call into one pusher at once and lets free run on another thread than
@@ -78,6 +99,12 @@ pub struct kp_stats {
     pub audio_bitrate_kbps: u32,
     /// Media waiting for the network, in milliseconds of stream time.
     pub queue_ms: u32,
+    /// Publishes after the first one, summed over the destinations.
+    pub reconnects: u64,
+    /// Number of destinations (1 + those added with kp_config_add_destination).
+    pub destination_count: u32,
+    /// Destination 0's URL in use: 0 = its primary, then its backups in order.
+    pub url_index: u32,
 }
 
 impl kp_stats {
@@ -100,6 +127,9 @@ impl kp_stats {
             video_bitrate_kbps: s.video_bitrate_kbps,
             audio_bitrate_kbps: s.audio_bitrate_kbps,
             queue_ms: s.queue_ms,
+            reconnects: s.reconnects,
+            destination_count: s.destinations.len() as u32,
+            url_index: s.destinations.first().map_or(0, |d| d.url_index),
         }
     }
 
@@ -108,47 +138,149 @@ impl kp_stats {
     /// # Safety
     /// `out` points to at least `size` writable bytes.
     unsafe fn write_prefix(&self, out: *mut kp_stats, size: usize) {
-        macro_rules! put {
-            ($($field:ident),*) => {$(
-                let offset = offset_of!(kp_stats, $field);
-                if offset + std::mem::size_of_val(&self.$field) <= size {
-                    // SAFETY: the field lies within the `size` bytes the caller vouches for; the
-                    // app's struct may be an older, shorter kp_stats, so no reference to the whole
-                    // struct is formed, and the write does not assume alignment.
-                    unsafe { write_at(out, offset, self.$field) };
-                }
-            )*};
+        // SAFETY: per this function's contract.
+        unsafe {
+            write_fields!(
+                kp_stats,
+                self,
+                out,
+                size,
+                [
+                    state,
+                    video_frames_in,
+                    audio_frames_in,
+                    video_frames_encoded,
+                    audio_frames_encoded,
+                    video_frames_sent,
+                    audio_frames_sent,
+                    video_frames_dropped_encoder,
+                    frames_dropped_network,
+                    frames_rejected,
+                    bytes_sent,
+                    queue_bytes,
+                    uptime_ms,
+                    video_bitrate_kbps,
+                    audio_bitrate_kbps,
+                    queue_ms,
+                    reconnects,
+                    destination_count,
+                    url_index
+                ]
+            )
+        };
+    }
+}
+
+/// One destination's counters, filled by kp_pusher_get_destination_stats. Set `struct_size` to
+/// sizeof(kp_destination_stats) before the call: fields are only ever appended, and a library newer
+/// than the app's header fills only the fields that fit in the app's struct_size.
+#[repr(C)]
+#[derive(Debug, Default, Clone, PartialEq)]
+#[allow(non_camel_case_types)]
+pub struct kp_destination_stats {
+    /// Set by the caller; never written by the library.
+    pub struct_size: u32,
+    /// kp_state_values: this destination's state (IDLE, CONNECTING, PUBLISHING, RECONNECTING, STOPPED,
+    /// or FAILED when it gave up while others go on).
+    pub state: kp_state,
+    /// The URL in use: 0 = the destination's primary, then its backups in order.
+    pub url_index: u32,
+    /// Over the last second.
+    pub video_bitrate_kbps: u32,
+    pub audio_bitrate_kbps: u32,
+    /// Media waiting for this destination's connection, in milliseconds of stream time.
+    pub queue_ms: u32,
+    pub video_frames_sent: u64,
+    pub audio_frames_sent: u64,
+    pub bytes_sent: u64,
+    /// Encoded frames dropped because this destination's send queue exceeded its budget.
+    pub frames_dropped_network: u64,
+    /// Bytes of media waiting for this destination's connection.
+    pub queue_bytes: u64,
+    /// Publishes after the first one.
+    pub reconnects: u64,
+    /// Sum of the outages (from a lost publish to the next publish), in milliseconds.
+    pub outage_ms_total: u64,
+}
+
+impl kp_destination_stats {
+    fn new(d: &DestinationStats) -> kp_destination_stats {
+        kp_destination_stats {
+            struct_size: size_of::<kp_destination_stats>() as u32,
+            state: d.state.unwrap_or(PusherState::KP_STATE_IDLE) as kp_state,
+            url_index: d.url_index,
+            video_bitrate_kbps: d.video_bitrate_kbps,
+            audio_bitrate_kbps: d.audio_bitrate_kbps,
+            queue_ms: d.queue_ms,
+            video_frames_sent: d.video_frames_sent,
+            audio_frames_sent: d.audio_frames_sent,
+            bytes_sent: d.bytes_sent,
+            frames_dropped_network: d.frames_dropped_network,
+            queue_bytes: d.queue_bytes,
+            reconnects: d.reconnects,
+            outage_ms_total: d.outage_ms_total,
         }
-        put!(
-            state,
-            video_frames_in,
-            audio_frames_in,
-            video_frames_encoded,
-            audio_frames_encoded,
-            video_frames_sent,
-            audio_frames_sent,
-            video_frames_dropped_encoder,
-            frames_dropped_network,
-            frames_rejected,
-            bytes_sent,
-            queue_bytes,
-            uptime_ms,
-            video_bitrate_kbps,
-            audio_bitrate_kbps,
-            queue_ms
-        );
+    }
+
+    /// Writes the fields of `self` that lie entirely within the caller's first `size` bytes.
+    ///
+    /// # Safety
+    /// `out` points to at least `size` writable bytes.
+    unsafe fn write_prefix(&self, out: *mut kp_destination_stats, size: usize) {
+        // SAFETY: per this function's contract.
+        unsafe {
+            write_fields!(
+                kp_destination_stats,
+                self,
+                out,
+                size,
+                [
+                    state,
+                    url_index,
+                    video_bitrate_kbps,
+                    audio_bitrate_kbps,
+                    queue_ms,
+                    video_frames_sent,
+                    audio_frames_sent,
+                    bytes_sent,
+                    frames_dropped_network,
+                    queue_bytes,
+                    reconnects,
+                    outage_ms_total
+                ]
+            )
+        };
     }
 }
 
 /// # Safety
 /// `offset + size_of::<T>()` bytes at `out` are writable.
-unsafe fn write_at<T: Copy>(out: *mut kp_stats, offset: usize, value: T) {
+unsafe fn write_at<T: Copy>(out: *mut u8, offset: usize, value: T) {
     // SAFETY: per this function's contract.
-    unsafe { out.cast::<u8>().add(offset).cast::<T>().write_unaligned(value) };
+    unsafe { out.add(offset).cast::<T>().write_unaligned(value) };
+}
+
+/// Reads the caller's struct_size (the first 4 bytes of a stats struct), refusing NULL and sizes
+/// without room for `state`.
+///
+/// # Safety
+/// A non-NULL `out` points to at least 4 readable bytes.
+unsafe fn struct_size<T>(out: *mut T, function: &str) -> Result<usize, Error> {
+    if out.is_null() {
+        return Err(null_arg(function, "out"));
+    }
+    // SAFETY: out is non-NULL and the app's struct starts with struct_size (4 readable bytes at
+    // least); read unaligned because only the app's own layout vouches for alignment.
+    let size = unsafe { out.cast::<u32>().read_unaligned() } as usize;
+    if size < MIN_STATS_SIZE {
+        return Err(Error::InvalidArgument(format!("{function}: struct_size {size} is smaller than {MIN_STATS_SIZE}")));
+    }
+    Ok(size)
 }
 
 /// The smallest struct_size kp_pusher_get_stats accepts: room for `state`.
 const MIN_STATS_SIZE: usize = offset_of!(kp_stats, state) + size_of::<kp_state>();
+const _: () = assert!(offset_of!(kp_destination_stats, state) == offset_of!(kp_stats, state));
 
 /// # Safety
 /// `p` is NULL or a live pointer from kp_pusher_new.
@@ -197,10 +329,13 @@ unsafe fn video_frame(f: &kp_video_frame) -> Result<VideoFrame<'_>, Error> {
 
 ffi_fn! {
     /// Creates a pusher from a copy of `cfg` (the config may be freed right after) and writes it to
-    /// `*out`, which is written only on success. Nothing connects until kp_pusher_start.
+    /// `*out`, which is written only on success. Nothing connects until kp_pusher_start. Every URL
+    /// (primaries and backups of every destination) is checked here, and the config's URL refresh
+    /// callback is installed.
     /// The caller owns the pusher and must release it with kp_pusher_free.
-    /// Errors: KP_ERR_INVALID_ARGUMENT (NULL cfg or out, neither video nor audio, a rate, bitrate or
-    /// timeout out of range), KP_ERR_INVALID_URL, KP_ERR_BAD_DIMENSIONS (odd, zero or over 8K size),
+    /// Errors: KP_ERR_INVALID_ARGUMENT (NULL cfg or out, neither video nor audio, a rate, bitrate,
+    /// timeout or reconnect setting out of range, more than 8 destinations or 8 URLs in one),
+    /// KP_ERR_INVALID_URL (any URL), KP_ERR_BAD_DIMENSIONS (odd, zero or over 8K size),
     /// KP_ERR_UNSUPPORTED (an encoder not in this build). Thread-safe (cfg must not be modified
     /// concurrently); non-blocking.
     fn kp_pusher_new(cfg: *const kp_config, out: *mut *mut kp_pusher) -> kp_result {
@@ -215,7 +350,15 @@ ffi_fn! {
         config.validate()?;
         let channels = config.audio.as_ref().map(|a| a.channels as usize);
         let inner = Pusher::new(config, handler(cfg.event_cb, cfg.event_userdata))?;
-        let pusher = Box::into_raw(Box::new(kp_pusher { inner, channels }));
+        let gate = Arc::new(RefreshGate::default());
+        let refresh = match url_refresh(cfg.url_refresh_cb, cfg.url_refresh_userdata, gate.clone()) {
+            Some(f) => {
+                inner.set_url_refresh(f)?;
+                Some(GateCloser(gate))
+            }
+            None => None,
+        };
+        let pusher = Box::into_raw(Box::new(kp_pusher { inner, channels, _refresh: refresh }));
         // SAFETY: out is non-NULL and, per the contract, writable.
         unsafe { out.write(pusher) };
         Ok(())
@@ -367,17 +510,8 @@ ffi_fn! {
     fn kp_pusher_get_stats(p: *const kp_pusher, out: *mut kp_stats) -> kp_result {
         // SAFETY: per the contract above, p is NULL or live.
         let p = unsafe { pusher_ref(p, "kp_pusher_get_stats") }?;
-        if out.is_null() {
-            return Err(null_arg("kp_pusher_get_stats", "out"));
-        }
-        // SAFETY: out is non-NULL and the app's struct starts with struct_size (4 readable bytes at
-        // least); read unaligned because only the app's own layout vouches for alignment.
-        let size = unsafe { out.cast::<u32>().read_unaligned() } as usize;
-        if size < MIN_STATS_SIZE {
-            return Err(Error::InvalidArgument(format!(
-                "kp_pusher_get_stats: struct_size {size} is smaller than {MIN_STATS_SIZE}"
-            )));
-        }
+        // SAFETY: out is NULL or the app's kp_stats, which starts with struct_size.
+        let size = unsafe { struct_size(out, "kp_pusher_get_stats") }?;
         let snapshot = kp_stats::new(&p.inner.stats(), p.inner.state());
         // SAFETY: the app declares `size` writable bytes at out via struct_size.
         unsafe { snapshot.write_prefix(out, size) };
@@ -386,12 +520,41 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Copies the counters of one destination into `*out`: 0 is the destination of
+    /// kp_config_set_url, 1, 2, ... those added with kp_config_add_destination (kp_stats has
+    /// destination_count). Set out->struct_size = sizeof(kp_destination_stats) first; only the fields
+    /// that fit in struct_size are written, struct_size itself never is, and nothing is written on
+    /// failure. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or out, struct_size too small to hold
+    /// `state`, no destination with that index). Thread-safe; non-blocking.
+    fn kp_pusher_get_destination_stats(
+        p: *const kp_pusher,
+        destination: u32,
+        out: *mut kp_destination_stats,
+    ) -> kp_result {
+        const F: &str = "kp_pusher_get_destination_stats";
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, F) }?;
+        // SAFETY: out is NULL or the app's kp_destination_stats, which starts with struct_size.
+        let size = unsafe { struct_size(out, F) }?;
+        let stats = p.inner.stats();
+        let count = stats.destinations.len();
+        let d = stats.destinations.get(destination as usize).ok_or_else(|| {
+            Error::InvalidArgument(format!("{F}: no destination {destination} (the pusher has {count})"))
+        })?;
+        // SAFETY: the app declares `size` writable bytes at out via struct_size.
+        unsafe { kp_destination_stats::new(d).write_prefix(out, size) };
+        Ok(())
+    }
+}
+
+ffi_fn! {
     /// Releases a pusher; NULL is a no-op. If it is still running it is stopped at once without
     /// draining the queue (call kp_pusher_stop first for a clean end). BLOCKS until the pusher's
     /// threads have exited: after it returns no callback runs for this pusher. The pointer is invalid
-    /// afterwards; no other call on this pusher may run concurrently with or after it. Must not be
-    /// called from the event callback: if it is, the release is handed to a helper thread (further
-    /// callbacks may then still run) and an error is logged.
+    /// afterwards; no other call on this pusher may run concurrently with or after it. It also waits
+    /// for a URL refresh callback in progress (even one past its timeout) and none starts afterwards.
+    /// Must not be called from the event or URL refresh callback: if it is, the release is handed
+    /// to a helper thread (further callbacks may then still run) and an error is logged.
     fn kp_pusher_free(p: *mut kp_pusher) {
         if p.is_null() {
             return;
@@ -399,8 +562,8 @@ ffi_fn! {
         // SAFETY: a non-NULL p came from Box::into_raw in kp_pusher_new and, per the contract, is
         // freed once with no concurrent use.
         let pusher = unsafe { Box::from_raw(p) };
-        if in_event_callback() {
-            log::error!("kp_pusher_free called from the event callback; releasing on a helper thread");
+        if in_event_callback() || in_url_refresh() {
+            log::error!("kp_pusher_free called from an SDK callback; releasing on a helper thread");
             // Dropping here would join the callback thread from itself.
             std::thread::spawn(move || drop(pusher));
         } else {
@@ -413,6 +576,7 @@ ffi_fn! {
 mod tests {
     use super::*;
     use crate::ResultCode::*;
+    use std::ffi::c_char;
     use std::ptr::{null, null_mut};
 
     const INVALID: i32 = KP_ERR_INVALID_ARGUMENT as i32;
@@ -445,6 +609,9 @@ mod tests {
             assert_eq!(kp_pusher_stop(null_mut(), 0), INVALID);
             assert_eq!(kp_pusher_get_state(null()), PusherState::KP_STATE_FAILED as i32);
             assert_eq!(kp_pusher_get_stats(null(), &mut stats), INVALID);
+            let mut dest =
+                kp_destination_stats { struct_size: size_of::<kp_destination_stats>() as u32, ..Default::default() };
+            assert_eq!(kp_pusher_get_destination_stats(null(), 0, &mut dest), INVALID);
             kp_pusher_free(null_mut());
         }
     }
@@ -459,6 +626,22 @@ mod tests {
             crate::ffi::config::kp_config_set_url(cfg, c"http://example.com/live/key".as_ptr());
             assert_eq!(kp_pusher_new(cfg, &mut out), KP_ERR_INVALID_URL as i32);
             assert_eq!(out, sentinel);
+            crate::ffi::config::kp_config_set_url(cfg, c"rtmp://h/app/key".as_ptr());
+            // A bad backup or extra destination URL is refused like a bad primary.
+            crate::ffi::config::kp_config_add_backup_url(cfg, c"rtmp:///nohost".as_ptr());
+            assert_eq!(kp_pusher_new(cfg, &mut out), KP_ERR_INVALID_URL as i32);
+            assert_eq!(out, sentinel);
+            let fresh = crate::ffi::config::kp_config_new();
+            crate::ffi::config::kp_config_free(cfg);
+            let cfg = fresh;
+            crate::ffi::config::kp_config_set_url(cfg, c"rtmp://h/app/key".as_ptr());
+            let mut index = 0;
+            crate::ffi::config::kp_config_add_destination(cfg, c"rtmp://h2/app/key".as_ptr(), &mut index);
+            crate::ffi::config::kp_config_add_destination_backup_url(cfg, index, c"srt://h3/app/key".as_ptr());
+            assert_eq!(kp_pusher_new(cfg, &mut out), KP_ERR_INVALID_URL as i32);
+            assert_eq!(out, sentinel);
+            crate::ffi::config::kp_config_free(cfg);
+            let cfg = crate::ffi::config::kp_config_new();
             crate::ffi::config::kp_config_set_url(cfg, c"rtmp://h/app/key".as_ptr());
             crate::ffi::config::kp_config_set_video(cfg, 641, 480, 0.0, 0, 0);
             assert_eq!(kp_pusher_new(cfg, &mut out), KP_ERR_BAD_DIMENSIONS as i32);
@@ -508,5 +691,104 @@ mod tests {
         unsafe { full.write_prefix(&mut all, size_of::<kp_stats>()) };
         assert_eq!(kp_stats { struct_size: full.struct_size, ..all }, full);
         assert_eq!(MIN_STATS_SIZE, 8);
+    }
+
+    #[test]
+    fn stats_carry_reconnects_and_destination_zero() {
+        let d0 = DestinationStats { url_index: 2, reconnects: 3, ..Default::default() };
+        let s = Stats { reconnects: 4, destinations: vec![d0, DestinationStats::default()], ..Default::default() };
+        let k = kp_stats::new(&s, PusherState::KP_STATE_RECONNECTING);
+        assert_eq!((k.reconnects, k.destination_count, k.url_index), (4, 2, 2));
+        assert_eq!(k.state, 6);
+        // Appended after the fields of the first release, whose sizeof was 120.
+        assert_eq!(offset_of!(kp_stats, reconnects), 120);
+        let mut buf = [0xAAu8; 160];
+        // SAFETY: buf has more than 120 writable bytes.
+        unsafe { k.write_prefix(buf.as_mut_ptr().cast(), 120) };
+        assert_eq!(&buf[120..], &[0xAA; 40], "an app built with the old header gets no new field");
+    }
+
+    #[test]
+    fn destination_stats_prefix_writes_only_fields_that_fit() {
+        let d = DestinationStats {
+            state: Some(PusherState::KP_STATE_PUBLISHING),
+            url_index: 1,
+            video_frames_sent: 10,
+            queue_ms: 40,
+            reconnects: 2,
+            outage_ms_total: 1500,
+            ..Default::default()
+        };
+        let full = kp_destination_stats::new(&d);
+        assert_eq!(size_of::<kp_destination_stats>(), 80, "no padding holes");
+        assert_eq!(full.struct_size, 80);
+        let mut all = kp_destination_stats::default();
+        // SAFETY: `all` is a whole kp_destination_stats.
+        unsafe { full.write_prefix(&mut all, size_of::<kp_destination_stats>()) };
+        assert_eq!(kp_destination_stats { struct_size: full.struct_size, ..all }, full);
+        assert_eq!((all.state, all.url_index, all.queue_ms, all.outage_ms_total), (2, 1, 40, 1500));
+        assert_eq!(kp_destination_stats::new(&DestinationStats::default()).state, 0, "no state yet: IDLE");
+
+        let mut buf = [0xAAu8; 96];
+        let size = offset_of!(kp_destination_stats, video_frames_sent);
+        // SAFETY: buf has more than `size` writable bytes.
+        unsafe { full.write_prefix(buf.as_mut_ptr().cast(), size) };
+        assert_eq!(&buf[0..4], &[0xAA; 4], "struct_size is never written");
+        assert_eq!(u32::from_ne_bytes(buf[8..12].try_into().unwrap()), 1);
+        assert_eq!(&buf[size..], &[0xAA; 96 - 24]);
+    }
+
+    #[test]
+    fn destination_stats_check_index_and_struct_size() {
+        // SAFETY: cfg and the pusher come from their constructors and are freed once.
+        unsafe {
+            let cfg = crate::ffi::config::kp_config_new();
+            crate::ffi::config::kp_config_set_url(cfg, c"rtmp://127.0.0.1:1/app/key".as_ptr());
+            crate::ffi::config::kp_config_set_video_encoder(cfg, 2);
+            crate::ffi::config::kp_config_set_audio_encoder(cfg, 1);
+            let mut index = 0;
+            crate::ffi::config::kp_config_add_destination(cfg, c"rtmp://127.0.0.1:1/app/k2".as_ptr(), &mut index);
+            let mut p = null_mut();
+            assert_eq!(kp_pusher_new(cfg, &mut p), 0);
+            crate::ffi::config::kp_config_free(cfg);
+
+            let mut stats = kp_stats { struct_size: size_of::<kp_stats>() as u32, ..Default::default() };
+            assert_eq!(kp_pusher_get_stats(p, &mut stats), 0);
+            assert_eq!((stats.destination_count, stats.url_index, stats.reconnects), (2, 0, 0));
+
+            let canary = kp_destination_stats { struct_size: 80, state: -7, url_index: 99, ..Default::default() };
+            let mut d = canary.clone();
+            assert_eq!(kp_pusher_get_destination_stats(p, 1, &mut d), 0);
+            assert_eq!((d.struct_size, d.state, d.url_index), (80, PusherState::KP_STATE_IDLE as i32, 0));
+            let mut d = canary.clone();
+            assert_eq!(kp_pusher_get_destination_stats(p, 2, &mut d), INVALID);
+            assert_eq!(d, canary, "nothing written on failure");
+            let mut d = kp_destination_stats { struct_size: 7, ..canary.clone() };
+            assert_eq!(kp_pusher_get_destination_stats(p, 0, &mut d), INVALID);
+            assert_eq!(d.state, -7);
+            assert_eq!(kp_pusher_get_destination_stats(p, 0, null_mut()), INVALID);
+            kp_pusher_free(p);
+        }
+    }
+
+    unsafe extern "C" fn never_called(_: *mut std::ffi::c_void, _: u32, _: u32, _: *mut c_char, _: usize) -> usize {
+        unreachable!("a pusher that never starts never asks for a URL")
+    }
+
+    #[test]
+    fn url_refresh_callback_is_installed_and_released_with_the_pusher() {
+        // SAFETY: cfg and the pusher come from their constructors and are freed once.
+        unsafe {
+            let cfg = crate::ffi::config::kp_config_new();
+            crate::ffi::config::kp_config_set_url(cfg, c"rtmp://127.0.0.1:1/app/key".as_ptr());
+            crate::ffi::config::kp_config_set_video_encoder(cfg, 2);
+            crate::ffi::config::kp_config_set_audio_encoder(cfg, 1);
+            crate::ffi::config::kp_config_set_url_refresh_callback(cfg, Some(never_called), null_mut(), 0);
+            let mut p = null_mut();
+            assert_eq!(kp_pusher_new(cfg, &mut p), 0);
+            crate::ffi::config::kp_config_free(cfg);
+            assert!((*p)._refresh.is_some());
+            kp_pusher_free(p);
+        }
     }
 }

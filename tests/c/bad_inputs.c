@@ -12,6 +12,7 @@
 #include <kitepush.h>
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -202,6 +203,7 @@ static void push_bad_pointers(kp_pusher *p)
     CHECK_RC(kp_pusher_push_h264(p, NULL, 10, 0, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_push_aac(p, NULL, 10, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_get_stats(p, NULL), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_get_destination_stats(p, 0, NULL), KP_ERR_INVALID_ARGUMENT);
 }
 
 static kp_config *make_config(const char *url, struct status *st)
@@ -281,6 +283,22 @@ static void check_static(void)
     memset(&stats, 0, sizeof stats);
     stats.struct_size = sizeof stats;
     CHECK_RC(kp_pusher_get_stats(NULL, &stats), KP_ERR_INVALID_ARGUMENT);
+    {
+        kp_destination_stats ds;
+        memset(&ds, 0, sizeof ds);
+        ds.struct_size = sizeof ds;
+        CHECK_RC(kp_pusher_get_destination_stats(NULL, 0, &ds), KP_ERR_INVALID_ARGUMENT);
+    }
+    CHECK_RC(kp_config_add_backup_url(NULL, "rtmp://h/a/k"), KP_ERR_INVALID_ARGUMENT);
+    {
+        uint32_t index = 77;
+        CHECK_RC(kp_config_add_destination(NULL, "rtmp://h/a/k", &index), KP_ERR_INVALID_ARGUMENT);
+        CHECK(index == 77);
+    }
+    CHECK_RC(kp_config_add_destination_backup_url(NULL, 0, "rtmp://h/a/k"), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_reconnect(NULL, 0, 0.0, 0, 0, 0), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_primary_retry_interval(NULL, 0), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_url_refresh_callback(NULL, NULL, NULL, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_set_log_callback(NULL, NULL, 42), KP_ERR_INVALID_ARGUMENT);
     kp_config_free(NULL);
     kp_pusher_free(NULL);
@@ -310,6 +328,117 @@ static void check_static(void)
     CHECK_RC(kp_config_disable_audio(cfg), KP_OK);
     CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT); /* no tracks */
     CHECK(p == NULL);
+    kp_config_free(cfg);
+}
+
+/* ---- backups, destinations and the reconnect policy: refused at once or by kp_pusher_new ---- */
+
+static size_t keep_url(void *userdata, uint32_t destination, uint32_t url_index, char *buf,
+                       size_t buf_len)
+{
+    (void)userdata;
+    (void)destination;
+    (void)url_index;
+    (void)buf;
+    (void)buf_len;
+    return 0;
+}
+
+/* A config that kp_pusher_new accepts, with one extra destination (index 1). */
+static kp_config *destinations_config(void)
+{
+    uint32_t index = 0;
+    kp_config *cfg = make_config(CLOSED_PORT_URL, NULL);
+    CHECK_RC(kp_config_add_destination(cfg, "rtmp://127.0.0.1:1/live/second", &index), KP_OK);
+    CHECK(index == 1);
+    return cfg;
+}
+
+static void check_destinations(void)
+{
+    const unsigned char bad_utf8[] = {'r', 't', 'm', 'p', 0xff, 0};
+    kp_config *cfg;
+    kp_pusher *p = NULL;
+    uint32_t index = 77;
+    int i;
+
+    /* refused at once: NULLs, bytes that are not UTF-8, destinations that do not exist */
+    cfg = destinations_config();
+    CHECK_RC(kp_config_add_backup_url(cfg, NULL), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_add_backup_url(cfg, (const char *)bad_utf8), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_add_destination(cfg, NULL, &index), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_add_destination(cfg, (const char *)bad_utf8, &index), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_add_destination(cfg, "rtmp://h/live/k", NULL), KP_ERR_INVALID_ARGUMENT);
+    CHECK(index == 77); /* outputs are written only on success */
+    CHECK_RC(kp_config_add_destination_backup_url(cfg, 1, NULL), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_add_destination_backup_url(cfg, 2, "rtmp://h/live/k"), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_add_destination_backup_url(cfg, 0xFFFFFFFFu, "rtmp://h/live/k"),
+             KP_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kp_last_error_message(), "destination") != NULL);
+    /* none of the refused calls changed the config: it still makes a pusher */
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_OK);
+    kp_pusher_free(p);
+    p = NULL;
+    kp_config_free(cfg);
+
+    /* a bad backup URL is reported by kp_pusher_new, like a bad primary, without the key */
+    cfg = destinations_config();
+    CHECK_RC(kp_config_add_backup_url(cfg, "http://backup/live/topsecretkey"), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_URL);
+    CHECK(p == NULL);
+    CHECK(strstr(kp_last_error_message(), "topsecretkey") == NULL);
+    kp_config_free(cfg);
+    cfg = destinations_config();
+    CHECK_RC(kp_config_add_destination_backup_url(cfg, 0, "rtmp://backup"), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_URL);
+    kp_config_free(cfg);
+    cfg = destinations_config();
+    CHECK_RC(kp_config_add_destination_backup_url(cfg, 1, "rtmp://backup:99999/live/k"), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_URL);
+    kp_config_free(cfg);
+    cfg = destinations_config();
+    CHECK_RC(kp_config_add_destination(cfg, "", &index), KP_OK);
+    CHECK(index == 2);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_URL);
+    CHECK(p == NULL);
+    kp_config_free(cfg);
+
+    /* limits: 8 destinations, 8 URLs per destination */
+    cfg = destinations_config();
+    for (i = 2; i < 8; i++)
+        CHECK_RC(kp_config_add_destination(cfg, "rtmp://h/live/k", &index), KP_OK);
+    CHECK(index == 7);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_OK);
+    kp_pusher_free(p);
+    p = NULL;
+    CHECK_RC(kp_config_add_destination(cfg, "rtmp://h/live/k", &index), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK(p == NULL);
+    kp_config_free(cfg);
+    cfg = destinations_config();
+    for (i = 0; i < 8; i++)
+        CHECK_RC(kp_config_add_destination_backup_url(cfg, 1, "rtmp://b/live/k"), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK(p == NULL);
+    kp_config_free(cfg);
+
+    /* reconnect values out of range are refused by kp_pusher_new */
+    cfg = destinations_config();
+    CHECK_RC(kp_config_set_reconnect(cfg, 0, 0.5, 0, 0, 0), KP_OK); /* shrinking delays */
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_reconnect(cfg, 0, 11.0, 0, 0, 0), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_reconnect(cfg, 0, NAN, 0, 0, 0), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_reconnect(cfg, 40000, 0.0, 0, 0, 0), KP_OK); /* above max_delay 30 s */
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK(p == NULL);
+    /* all zero: the defaults; then a URL refresh callback and a primary retry interval */
+    CHECK_RC(kp_config_set_reconnect(cfg, 0, 0.0, 0, 0, 0), KP_OK);
+    CHECK_RC(kp_config_set_primary_retry_interval(cfg, 0), KP_OK);
+    CHECK_RC(kp_config_set_url_refresh_callback(cfg, keep_url, NULL, 0), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_OK);
+    kp_pusher_free(p);
     kp_config_free(cfg);
 }
 
@@ -343,6 +472,7 @@ static void check_lifecycle(void)
     kp_video_frame f = good_frame();
     unsigned char old[24];
     kp_stats stats;
+    kp_destination_stats ds;
     size_t k;
 
     CHECK_RC(kp_pusher_new(cfg, &p), KP_OK);
@@ -373,6 +503,21 @@ static void check_lifecycle(void)
     CHECK_RC(kp_pusher_get_stats(p, (kp_stats *)(void *)old), KP_OK);
     for (k = 16; k < sizeof old; k++)
         CHECK(old[k] == 0xCD);
+    CHECK(stats.destination_count == 1 && stats.url_index == 0 && stats.reconnects == 0);
+
+    /* destination stats: too small, unknown destination, exact */
+    memset(&ds, 0xAB, sizeof ds);
+    ds.struct_size = 4;
+    CHECK_RC(kp_pusher_get_destination_stats(p, 0, &ds), KP_ERR_INVALID_ARGUMENT);
+    ds.struct_size = 0;
+    CHECK_RC(kp_pusher_get_destination_stats(p, 0, &ds), KP_ERR_INVALID_ARGUMENT);
+    ds.struct_size = sizeof ds;
+    CHECK_RC(kp_pusher_get_destination_stats(p, 1, &ds), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_get_destination_stats(p, 0xFFFFFFFFu, &ds), KP_ERR_INVALID_ARGUMENT);
+    CHECK(ds.state == (kp_state)0xABABABAB); /* nothing written on failure */
+    CHECK_RC(kp_pusher_get_destination_stats(p, 0, &ds), KP_OK);
+    CHECK(ds.struct_size == sizeof ds && ds.state == KP_STATE_IDLE && ds.url_index == 0);
+    CHECK(ds.video_frames_sent == 0 && ds.reconnects == 0 && ds.outage_ms_total == 0);
 
     CHECK_RC(kp_pusher_start(p), KP_OK);
     CHECK_RC(kp_pusher_start(p), KP_ERR_INVALID_STATE);
@@ -448,6 +593,16 @@ static void check_live(const char *url)
     CHECK_RC(kp_pusher_get_stats(p, &stats), KP_OK);
     CHECK(stats.video_frames_sent > 0 && stats.audio_frames_sent > 0 && stats.bytes_sent > 0);
     CHECK(stats.frames_rejected >= (uint64_t)rejected);
+    CHECK(stats.destination_count == 1 && stats.url_index == 0);
+    {
+        kp_destination_stats ds;
+        memset(&ds, 0, sizeof ds);
+        ds.struct_size = sizeof ds;
+        CHECK_RC(kp_pusher_get_destination_stats(p, 0, &ds), KP_OK);
+        CHECK(ds.state == KP_STATE_STOPPED);
+        CHECK(ds.video_frames_sent == stats.video_frames_sent && ds.bytes_sent == stats.bytes_sent);
+        CHECK_RC(kp_pusher_get_destination_stats(p, 1, &ds), KP_ERR_INVALID_ARGUMENT);
+    }
     printf("live: sent video %llu audio %llu frames, %llu bytes, rejected %llu\n",
            (unsigned long long)stats.video_frames_sent,
            (unsigned long long)stats.audio_frames_sent, (unsigned long long)stats.bytes_sent,
@@ -469,6 +624,7 @@ int main(int argc, char **argv)
     memset(pixels, 128, sizeof pixels);
 
     check_static();
+    check_destinations();
     check_lifecycle();
     if (argc > 1)
         check_live(argv[1]);
