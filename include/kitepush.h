@@ -212,7 +212,8 @@ typedef enum kp_state_values {
  */
 typedef enum kp_event_kind_values {
     /**
-     * A TCP connection to the ingest is being opened. `message`: the redacted URL.
+     * A TCP connection to the ingest is being opened. `message`: the redacted URL, `value`: the
+     * index of the URL tried (0 = primary, then the backups).
      */
     KP_EVENT_CONNECTING = 1,
     /**

@@ -23,7 +23,8 @@ pub enum PusherState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
 pub enum EventKind {
-    /// A TCP connection to the ingest is being opened. `message`: the redacted URL.
+    /// A TCP connection to the ingest is being opened. `message`: the redacted URL, `value`: the
+    /// index of the URL tried (0 = primary, then the backups).
     KP_EVENT_CONNECTING = 1,
     /// The RTMP handshake and `connect` succeeded. `value`: milliseconds since CONNECTING.
     KP_EVENT_CONNECTED = 2,

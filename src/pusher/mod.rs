@@ -172,7 +172,8 @@ impl Pusher {
     /// `(destination, url_index) -> Some(new URL)` or None to keep the current one. It runs on
     /// an SDK thread and may block up to `url_refresh_timeout`, after which the old URL is used.
     /// When a destination would give up (e.g. `KP_ERR_AUTH`), a new URL from it revives it.
-    /// Only before `start`.
+    /// Only before `start`. A call that overran its timeout may still be running after the pusher
+    /// is dropped (the closure is owned by that call until it returns).
     pub fn set_url_refresh(&self, f: UrlRefresh) -> Result<()> {
         if lock(&self.pending).is_none() {
             return Err(Error::InvalidState("set_url_refresh: the pusher was already started".into()));
