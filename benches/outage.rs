@@ -93,7 +93,10 @@ fn main() {
         FIRST_BACKOFF.as_millis()
     );
 
+    // Timings are wall-clock: on a shared machine other jobs' load shows up in them.
+    println!("load average before: {}", loadavg());
     let kp = kitepush_run(&mut nginx, restarts, outage);
+    println!("\nload average after the kitepush restarts: {}", loadavg());
     let ff = baseline(&mut nginx, Baseline::Ffmpeg, outage);
     let gst = baseline(&mut nginx, Baseline::Gstreamer, outage);
     drop(nginx);
@@ -740,4 +743,11 @@ fn report(kp: &KitepushResult, baselines: &[BaselineResult], restarts: usize, ou
 
 fn ms_dur(v: i64) -> Duration {
     Duration::from_millis(v.max(0) as u64)
+}
+
+/// The 1/5/15-minute load averages, from /proc/loadavg.
+fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{} ({cpus} CPUs)", text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
