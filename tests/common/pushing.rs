@@ -127,7 +127,8 @@ impl Source {
         let i = self.next_frame;
         let pts = self.pts_us(i);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while p.stats().video_frames_encoded + 3 < i {
+        // At most two frames in flight, so the third fits the default input queue of three.
+        while p.stats().video_frames_encoded + 2 < i {
             assert!(Instant::now() < deadline, "encoder stuck: {:?}", p.stats());
             assert_ne!(p.state(), PusherState::KP_STATE_FAILED, "pusher failed: {:?}", p.failure());
             std::thread::sleep(Duration::from_millis(1));
