@@ -48,6 +48,8 @@ pub struct SendQueue {
     latest_header: [Option<Bytes>; 2],
     /// After a drop with no keyframe left, inter frames are refused until the next keyframe.
     awaiting_keyframe: bool,
+    /// After a restart without a queued keyframe, audio waits for the keyframe too.
+    holding_audio: bool,
     bytes: usize,
     finished: bool,
 }
@@ -73,6 +75,7 @@ impl SendQueue {
             last_in: [None, None],
             latest_header: [None, None],
             awaiting_keyframe: false,
+            holding_audio: false,
             bytes: 0,
             finished: false,
         }
@@ -96,10 +99,17 @@ impl SendQueue {
             }
             self.awaiting_keyframe = false;
         }
+        let resumes_video = p.track == Track::Video && p.keyframe && !p.header && !self.video.iter().any(|v| !v.header);
         let slot = &mut self.last_in[idx(p.track)];
         *slot = Some(slot.map_or(p.timestamp_ms, |l| l.max(p.timestamp_ms)));
         self.bytes += p.body.len();
         self.deque(p.track).push_back(p);
+        if resumes_video && self.holding_audio {
+            // The keyframe the audio was held for: both tracks start together from here, so a
+            // player does not see the video begin a fraction of a second after the audio.
+            self.holding_audio = false;
+            self.drop_audio_older_than_video(&mut out);
+        }
         if self.duration_ms() > self.budget_ms {
             self.enforce_budget(&mut out);
         }
@@ -113,8 +123,9 @@ impl SendQueue {
 
     /// A new session starts: its video must begin with a keyframe. Queued video before the first
     /// queued keyframe is dropped, and the audio older than that keyframe with it so the tracks
-    /// resume together. With no keyframe queued, all queued video goes and inter frames are
-    /// refused until one arrives (`keyframe_wanted` asks the encoder for it).
+    /// resume together. With no keyframe queued, all queued video goes, inter frames are refused
+    /// until one arrives (`keyframe_wanted` asks the encoder for it), and audio is held back and
+    /// then trimmed to that keyframe.
     pub fn restart_at_keyframe(&mut self) -> PushOutcome {
         let mut out = PushOutcome::default();
         let first_key = self.video.iter().position(|p| p.keyframe && !p.header);
@@ -124,6 +135,7 @@ impl SendQueue {
             self.drop_audio_older_than_video(&mut out);
         } else if self.has_video {
             self.awaiting_keyframe = true;
+            self.holding_audio = self.has_audio;
             out.keyframe_wanted = true;
         }
         out
@@ -160,6 +172,9 @@ impl SendQueue {
             Track::Video => (Track::Audio, self.has_audio),
             Track::Audio => (Track::Video, self.has_video),
         };
+        if t == Track::Audio && self.holding_audio && !self.finished {
+            return false;
+        }
         // Nothing older can still come on the other track once it has passed this timestamp.
         !has_other
             || self.finished
@@ -200,7 +215,8 @@ impl SendQueue {
             if (out.dropped_video, out.dropped_audio) == before {
                 // Only headers or a single GOP longer than the budget are left: drop audio from the
                 // front if there is no video to keep it company, else give up for now.
-                if self.has_video || !self.drop_front_audio(out) {
+                let lone_audio = !self.has_video || self.holding_audio;
+                if !lone_audio || !self.drop_front_audio(out) {
                     break;
                 }
             }
@@ -406,8 +422,24 @@ mod tests {
         q.push(v(0, false));
         let out = q.restart_at_keyframe();
         assert_eq!((out.dropped_video, out.keyframe_wanted), (1, true));
+        q.push(a(20));
+        q.push(a(43));
         assert_eq!(q.push(v(33, false)).dropped_video, 1);
-        assert_eq!(q.push(v(66, true)).dropped_video, 0);
+        q.push(a(66));
+        q.push(a(700));
+        assert!(q.pop().is_none(), "audio waits for the keyframe");
+        let out = q.push(v(66, true));
+        assert_eq!((out.dropped_video, out.dropped_audio), (0, 2));
+        assert_eq!(drain(&mut q), vec![(Track::Video, 66), (Track::Audio, 66)]);
+    }
+
+    #[test]
+    fn audio_held_for_a_keyframe_stays_within_budget() {
+        let mut q = SendQueue::new(true, true, 1000, 500);
+        q.push(v(0, false));
+        q.restart_at_keyframe();
+        let dropped: u64 = (0..100u64).map(|i| q.push(a(i * 23)).dropped_audio).sum();
+        assert!(q.duration_ms() <= 1000 && dropped > 0, "{} ms held, {dropped} dropped", q.duration_ms());
     }
 
     #[test]

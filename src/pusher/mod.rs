@@ -223,6 +223,11 @@ impl Pusher {
         if let Err(e) = crate::encode::pixel::validate(frame, v.width, v.height) {
             return self.reject(e);
         }
+        // A bad timestamp is the app's error whatever the queue holds: report it first.
+        let pts_us = self.pts(pts_us);
+        if let Err(e) = lock(&self.shared.timeline).peek(TimelineTrack::Video, pts_us) {
+            return self.reject(e);
+        }
         self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
         let Some(mut buf) = self.shared.input.video_buffer() else {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
@@ -232,7 +237,8 @@ impl Pusher {
             self.shared.input.recycle(Input::Video(buf, 0));
             return self.reject(e);
         }
-        let ts = match lock(&self.shared.timeline).stamp(TimelineTrack::Video, self.pts(pts_us)) {
+        // Checked above; another thread pushing video at the same time can still win the race.
+        let ts = match lock(&self.shared.timeline).stamp(TimelineTrack::Video, pts_us) {
             Ok(ts) => ts,
             Err(e) => {
                 self.shared.input.recycle(Input::Video(buf, 0));
