@@ -177,7 +177,7 @@ fn run(args: Args) -> Result<(), Error> {
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         } else {
             // As fast as the encoder goes, without overrunning its input queue.
-            while pusher.stats().video_frames_encoded + 2 < pushed && pusher.state() != PusherState::KP_STATE_FAILED {
+            while pusher.stats().video_frames_encoded + 1 < pushed && pusher.state() != PusherState::KP_STATE_FAILED {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
