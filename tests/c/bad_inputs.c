@@ -11,6 +11,8 @@
 
 #include <kitepush.h>
 
+#include "check.h"
+
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -30,31 +32,6 @@
 #define CHUNK 960 /* 20 ms */
 #define CLOSED_PORT_URL "rtmp://127.0.0.1:1/live/bad_inputs"
 
-static int checks, failures;
-
-static void fail_line(const char *file, int line, const char *what, int got, int want)
-{
-    failures++;
-    fprintf(stderr, "%s:%d: FAIL %s: got %d (%s), want %d (%s); last error: \"%s\"\n", file, line,
-            what, got, kp_result_str(got), want, kp_result_str(want), kp_last_error_message());
-}
-
-#define CHECK_RC(call, want)                                                                    \
-    do {                                                                                        \
-        kp_result got_ = (call);                                                                \
-        checks++;                                                                               \
-        if (got_ != (want))                                                                     \
-            fail_line(__FILE__, __LINE__, #call, got_, (want));                                 \
-    } while (0)
-
-#define CHECK(cond)                                                                             \
-    do {                                                                                        \
-        checks++;                                                                               \
-        if (!(cond)) {                                                                          \
-            failures++;                                                                         \
-            fprintf(stderr, "%s:%d: FAIL %s\n", __FILE__, __LINE__, #cond);                     \
-        }                                                                                       \
-    } while (0)
 
 /* ---- events, written on the SDK thread ---- */
 

@@ -17,6 +17,8 @@
 
 #include <kitepush.h>
 
+#include "check.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,29 +34,6 @@
 #define SECONDS 3
 #define MAX_EVENTS 256
 
-static int checks, failures;
-
-#define CHECK(cond)                                                                             \
-    do {                                                                                        \
-        checks++;                                                                               \
-        if (!(cond)) {                                                                          \
-            failures++;                                                                         \
-            fprintf(stderr, "%s:%d: FAIL %s (last error: \"%s\")\n", __FILE__, __LINE__, #cond, \
-                    kp_last_error_message());                                                   \
-        }                                                                                       \
-    } while (0)
-
-#define CHECK_RC(call, want)                                                                    \
-    do {                                                                                        \
-        kp_result got_ = (call);                                                                \
-        checks++;                                                                               \
-        if (got_ != (want)) {                                                                   \
-            failures++;                                                                         \
-            fprintf(stderr, "%s:%d: FAIL %s: got %d (%s), want %d; last error: \"%s\"\n",       \
-                    __FILE__, __LINE__, #call, got_, kp_result_str(got_), (want),               \
-                    kp_last_error_message());                                                   \
-        }                                                                                       \
-    } while (0)
 
 /* ---- what the SDK threads report; everything under `lock` ---- */
 
