@@ -81,6 +81,12 @@ impl NetworkWorker {
         self.shared.emit_full(kind, code, message, self.d().index, value, value2);
     }
 
+    /// stop() was called and its deadline has passed. Until then a stopping pusher still connects
+    /// (or reconnects) to deliver what is queued.
+    fn out_of_time(&self) -> bool {
+        self.shared.stopping() && self.shared.stop_deadline_passed(Instant::now())
+    }
+
     pub fn run(self) {
         let shared = self.shared.clone();
         let d = self.d();
@@ -93,7 +99,7 @@ impl NetworkWorker {
         let mut first = true;
         let mut last_error = Error::Io("no connection attempt".into());
         loop {
-            if shared.stopping() || shared.state() == PusherState::KP_STATE_FAILED {
+            if self.out_of_time() || shared.state() == PusherState::KP_STATE_FAILED {
                 break;
             }
             let now = Instant::now();
@@ -108,8 +114,9 @@ impl NetworkWorker {
                         attempt as i64,
                         delay.as_millis() as i64,
                     );
-                    while !shared.stopping() && Instant::now() < until {
-                        self.wake.wait(until.saturating_duration_since(Instant::now()));
+                    while !self.out_of_time() && Instant::now() < until {
+                        let wake_at = lock(&shared.stop_deadline).map_or(until, |d| d.min(until));
+                        self.wake.wait(wake_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
                     }
                 }
                 Decision::GiveUp => {
@@ -143,7 +150,7 @@ impl NetworkWorker {
                             outage = Some((Instant::now(), 0));
                         }
                         Err(Lost { error, was_publishing, was_stable }) => {
-                            if shared.stopping() {
+                            if self.out_of_time() {
                                 break;
                             }
                             if was_publishing {
@@ -266,7 +273,7 @@ impl NetworkWorker {
 
         // Handshake, connect, createStream, publish.
         while conn.session.state() != SessionState::Publishing {
-            if shared.stopping() {
+            if self.out_of_time() {
                 return Ok(Ended::Stopped(lock(&d.queue).len()));
             }
             let now = Instant::now();
@@ -291,7 +298,9 @@ impl NetworkWorker {
             if conn.session.state() == SessionState::Publishing {
                 break;
             }
-            conn.transport.wait(!conn.session.pending_output().is_empty(), Some(&self.wake), deadline - now);
+            let wake_at = lock(&shared.stop_deadline).map_or(deadline, |d| d.min(deadline));
+            let timeout = wake_at.saturating_duration_since(now).max(Duration::from_millis(1));
+            conn.transport.wait(!conn.session.pending_output().is_empty(), Some(&self.wake), timeout);
         }
         let now = Instant::now();
         conn.unproven_since = Some(now);
