@@ -78,8 +78,7 @@ impl EncodeWorker {
         }
         if let Some(enc) = self.audio.as_mut() {
             let shared = &self.shared;
-            let asc = enc.audio_specific_config().to_vec();
-            let mut emit = |au: &[u8]| audio_clock.emit(shared, &asc, au);
+            let mut emit = |au: &[u8]| audio_clock.emit(shared, au);
             if let Err(e) = enc.flush(&mut emit) {
                 log::warn!("audio encoder flush: {e}");
             }
@@ -118,10 +117,10 @@ impl EncodeWorker {
             clock.origin_ms = Some(ts);
             clock.sample_rate = self.shared.config.audio.as_ref().map_or(44100, |a| a.sample_rate) as u64;
             clock.frame_samples = enc.frame_samples() as u64;
+            clock.asc = enc.audio_specific_config().to_vec();
         }
         let shared = &self.shared;
-        let asc = enc.audio_specific_config().to_vec();
-        let mut emit = |au: &[u8]| clock.emit(shared, &asc, au);
+        let mut emit = |au: &[u8]| clock.emit(shared, au);
         enc.encode(pcm, &mut emit)
     }
 }
@@ -135,10 +134,11 @@ struct AudioClock {
     frame_samples: u64,
     units: u64,
     header_sent: bool,
+    asc: Vec<u8>,
 }
 
 impl AudioClock {
-    fn emit(&mut self, shared: &Shared, asc: &[u8], au: &[u8]) {
+    fn emit(&mut self, shared: &Shared, au: &[u8]) {
         let ts = self.origin_ms.unwrap_or(0) + self.units * self.frame_samples * 1000 / self.sample_rate.max(1);
         self.units += 1;
         if !self.header_sent {
@@ -148,7 +148,7 @@ impl AudioClock {
                 timestamp_ms: ts,
                 keyframe: true,
                 header: true,
-                body: Bytes::from(flv::aac_sequence_header(asc)),
+                body: Bytes::from(flv::aac_sequence_header(&self.asc)),
             });
         }
         let mut body = Vec::with_capacity(au.len() + flv::AAC_HEADER_LEN);

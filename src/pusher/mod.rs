@@ -352,16 +352,18 @@ impl Pusher {
         if data.is_empty() {
             return self.reject(Error::BadBitstream("empty AAC frame".into()));
         }
-        // Validate everything before touching the stream, so a bad buffer changes nothing.
-        let frames: Vec<(Option<adts::AdtsHeader>, &[u8])> = if adts::is_adts(data) {
-            match adts::adts_frames(data).collect::<Result<Vec<_>>>() {
-                Ok(f) => f.into_iter().map(|(h, raw)| (Some(h), raw)).collect(),
+        // Validate everything before touching the stream, so a bad buffer changes nothing (a
+        // first pass, rather than collecting the frames: no allocation per call).
+        let is_adts = adts::is_adts(data);
+        let first_header = if is_adts {
+            match adts::adts_frames(data).try_fold(None, |first, f| f.map(|(h, _)| first.or(Some(h)))) {
+                Ok(h) => h,
                 Err(e) => return self.reject(e),
             }
         } else {
-            vec![(None, data)]
+            None
         };
-        let asc = match frames[0].0 {
+        let asc = match first_header {
             Some(h) => h.audio_specific_config(),
             None => match adts::sample_rate_index(a.sample_rate) {
                 Some(i) => adts::audio_specific_config(2, i, a.channels as u8),
@@ -389,20 +391,30 @@ impl Pusher {
                 });
             }
         }
-        for (i, (_, raw)) in frames.iter().enumerate() {
+        let mut n = 0u64;
+        let mut queue_frame = |raw: &[u8]| {
             let mut body = Vec::with_capacity(raw.len() + flv::AAC_HEADER_LEN);
             body.extend_from_slice(&flv::aac_raw_header());
             body.extend_from_slice(raw);
             self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
             self.shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
-            let t = ts + i as u64 * 1024 * 1000 / rate;
+            let timestamp_ms = ts + n * 1024 * 1000 / rate;
+            n += 1;
+            let body = Bytes::from(body);
             self.shared.queue_media(MediaPacket {
                 track: Track::Audio,
-                timestamp_ms: t,
+                timestamp_ms,
                 keyframe: true,
                 header: false,
-                body: Bytes::from(body),
+                body,
             });
+        };
+        if is_adts {
+            for frame in adts::adts_frames(data) {
+                queue_frame(frame?.1); // validated above
+            }
+        } else {
+            queue_frame(data);
         }
         Ok(())
     }
