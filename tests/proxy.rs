@@ -165,10 +165,15 @@ fn reject_resets_new_connections_counts_and_timestamps_them() {
     let before = Instant::now();
     for _ in 0..2 {
         // The kernel completes the handshake; the proxy resets the connection right after accepting it
-        // (possibly before the options below are set, hence no unwrap on them).
-        let mut s = TcpStream::connect(("127.0.0.1", proxy.port())).expect("connect under Reject");
-        let _ = s.set_read_timeout(Some(DEADLINE));
-        assert_closed(&mut s);
+        // (possibly before the options below are set, hence no unwrap on them — or even before
+        // connect() returns, which then reports the reset itself).
+        match TcpStream::connect(("127.0.0.1", proxy.port())) {
+            Ok(mut s) => {
+                let _ = s.set_read_timeout(Some(DEADLINE));
+                assert_closed(&mut s);
+            }
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "connect under Reject: {e}"),
+        }
     }
     wait_until(DEADLINE, "two rejections", || proxy.refused() == 2);
     assert_echoes(&mut live, b"during");
