@@ -844,7 +844,8 @@ kp_result kp_pusher_push_aac(struct kp_pusher *p, const uint8_t *data, size_t le
 
 /**
  * Stops publishing: sends what is queued for up to `timeout_ms` milliseconds, unpublishes and
- * closes; the STOPPED event follows. BLOCKS for up to about timeout_ms. Further pushes return
+ * closes; the STOPPED event follows. BLOCKS for up to about timeout_ms (plus the connect timeout
+ * while a TCP connect is in flight). Further pushes return
  * KP_ERR_NOT_STARTED. Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED (never started),
  * KP_ERR_TIMEOUT (the queue was not drained in time; the connection is closed anyway),
  * KP_ERR_INVALID_STATE (called from the event callback, where it would wait for itself).

@@ -444,3 +444,19 @@ fn pre_encoded_video_resumes_on_a_keyframe_and_asks_for_one() {
         assert_eq!(decode_errors(rec), "", "{}", rec.display());
     }
 }
+
+#[test]
+fn stop_reports_media_it_could_not_deliver() {
+    let spec = Spec::default();
+    let mut h = Harnessed::new(spec.config(&format!("rtmp://127.0.0.1:{}/live/k", free_port())));
+    h.pusher.start().unwrap();
+    let mut src = Source::new(&spec);
+    for _ in 0..10 {
+        src.push_one(&h.pusher);
+    }
+    let e = h.pusher.stop(Duration::from_millis(300)).unwrap_err();
+    assert_eq!(e.code(), ResultCode::KP_ERR_TIMEOUT, "{e}");
+    let stopped = h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    assert!(stopped.value >= 10, "{stopped:?}");
+    assert_eq!(h.pusher.state(), PusherState::KP_STATE_STOPPED);
+}

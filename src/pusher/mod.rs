@@ -25,7 +25,7 @@ use crate::error::{Error, Result, ResultCode};
 use bytes::Bytes;
 use input::{Input, InputQueue};
 use shared::{lock, Counters, DestCounters, Destination, Shared};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, ThreadId};
@@ -99,6 +99,7 @@ impl Pusher {
                 state: Mutex::new(PusherState::KP_STATE_IDLE),
                 failure: Mutex::new(None),
                 counters: DestCounters::default(),
+                unsent_at_stop: AtomicU64::new(0),
             });
             wakes.push(wake);
         }
@@ -419,9 +420,11 @@ impl Pusher {
         Ok(())
     }
 
-    /// Encodes and sends what is queued (until `timeout` passes), unpublishes and closes the
-    /// connection. Blocks until the workers have ended (at most about `timeout` plus the connect
-    /// timeout when a connection attempt is in flight). The STOPPED event follows.
+    /// Encodes and sends what is queued (until `timeout` passes; a connection being made or remade
+    /// is still waited for within it), unpublishes and closes the connection. Blocks until the
+    /// workers have ended (at most about `timeout`, plus the connect timeout when a TCP connect is
+    /// in flight). The STOPPED event follows. `Timeout` when media was left unsent; the pusher is
+    /// stopped all the same.
     pub fn stop(&self, timeout: Duration) -> Result<()> {
         if !self.started.load(Relaxed) {
             return Err(Error::InvalidState("stop: the pusher was never started".into()));
@@ -455,6 +458,12 @@ impl Pusher {
         self.shared.set_state(PusherState::KP_STATE_STOPPED);
         if failed {
             self.shared.emit(EventKind::KP_EVENT_STOPPED, ResultCode::KP_OK, "stopped after failure", 0);
+        }
+        let unsent: u64 = self.shared.destinations.iter().map(|d| d.unsent_at_stop.load(Relaxed)).sum();
+        if unsent > 0 {
+            return Err(Error::Timeout(format!(
+                "{unsent} media packets were still queued when the stop deadline passed"
+            )));
         }
         Ok(())
     }

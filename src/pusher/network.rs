@@ -141,11 +141,7 @@ impl NetworkWorker {
                         *n = attempt;
                     }
                     match self.session(url, &mut rc, &mut outage) {
-                        Ok(Ended::Stopped(unsent)) => {
-                            d.set_state(PusherState::KP_STATE_STOPPED);
-                            self.emit(EventKind::KP_EVENT_STOPPED, ResultCode::KP_OK, "stopped", unsent as i64, 0);
-                            return;
-                        }
+                        Ok(Ended::Stopped(unsent)) => return self.stopped(unsent),
                         Ok(Ended::BackToPrimary) => {
                             outage = Some((Instant::now(), 0));
                         }
@@ -165,8 +161,17 @@ impl NetworkWorker {
                 }
             }
         }
-        d.set_state(PusherState::KP_STATE_STOPPED);
         let unsent = lock(&d.queue).len();
+        self.stopped(unsent);
+    }
+
+    /// The worker ends; `unsent` media packets were left in the queue (stop() reports them).
+    fn stopped(&self, unsent: usize) {
+        let d = self.d();
+        d.set_state(PusherState::KP_STATE_STOPPED);
+        if self.shared.stopping() {
+            d.unsent_at_stop.store(unsent as u64, Relaxed);
+        }
         self.emit(EventKind::KP_EVENT_STOPPED, ResultCode::KP_OK, "stopped", unsent as i64, 0);
     }
 

@@ -58,6 +58,8 @@ pub struct Destination {
     pub state: Mutex<PusherState>,
     pub failure: Mutex<Option<Error>>,
     pub counters: DestCounters,
+    /// Media packets still queued when stop()'s deadline ended the worker.
+    pub unsent_at_stop: AtomicU64,
 }
 
 impl Destination {
