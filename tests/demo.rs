@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// target/<profile>/examples/push, built by `cargo test` next to the test binaries.
+/// target/<profile>/examples/push: scripts/test builds it (`cargo build --release --examples`);
+/// `cargo test` alone builds examples only as test harnesses.
 fn demo() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
     let p = dir.join("examples/push");
-    assert!(p.exists(), "{} is missing: `cargo test --all-targets` builds it", p.display());
+    assert!(p.exists(), "{} is missing: run `cargo build --release --examples` (scripts/test does)", p.display());
     p
 }
 
