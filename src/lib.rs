@@ -7,6 +7,9 @@
 //! time in, bytes and events out), [`io`] owns sockets, [`encode`] wraps the codecs, [`pusher`] owns
 //! the threads and [`ffi`] is the C ABI.
 
+// The JNI glue of the Android shim (android/): native methods of dev.kitepush.Native.
+#[cfg(feature = "jni")]
+mod android;
 pub mod core;
 pub mod encode;
 mod error;

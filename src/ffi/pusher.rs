@@ -41,6 +41,15 @@ pub struct kp_pusher {
     _refresh: Option<GateCloser>,
 }
 
+impl kp_pusher {
+    /// Interleaved samples per PCM frame (None without audio): wrappers that take a sized buffer
+    /// (JNI arrays) check that it holds what kp_pusher_push_audio will read.
+    #[cfg_attr(not(feature = "jni"), allow(dead_code))]
+    pub(crate) fn channels(&self) -> Option<usize> {
+        self.channels
+    }
+}
+
 // The C API lets any thread call into one pusher at once and lets free run on another thread than
 // new: that holds only while Pusher stays Send + Sync.
 const _: () = {

@@ -1,0 +1,459 @@
+package dev.kitepush;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * A live-stream publisher: the Java face of the C ABI's {@code kp_pusher} (include/kitepush.h),
+ * call for call. Raw frames and PCM (encoded by the SDK) or H.264/AAC from MediaCodec go in;
+ * FLV over RTMP goes out, reconnecting by itself.
+ *
+ * <p>Threads: every method may be called from any thread, also concurrently (a camera thread
+ * pushing video, an audio thread pushing PCM, the UI reading stats). Pushes copy their input and
+ * return at once. {@link #stop} blocks up to its timeout; {@link #close} blocks until in-flight
+ * calls on this pusher have returned and the SDK's threads have exited — a close from another
+ * thread never frees the native pusher under a running call. After close every call throws
+ * {@link KitePushException} with {@link ResultCode#INVALID_ARGUMENT} (the C ABI's answer to a NULL
+ * pusher). The listener runs on one SDK thread per pusher; it must not call {@link #stop} (it
+ * would wait for itself: INVALID_STATE) or {@link #close}.
+ *
+ * <p>Errors: a non-zero kp_result throws {@link KitePushException} carrying it; an offset or
+ * length outside a Java array or buffer throws {@link IndexOutOfBoundsException}; a negative
+ * value where the C ABI takes an unsigned one, or a heap buffer where a direct one is needed,
+ * throws {@link IllegalArgumentException}. A refused frame leaves the stream running.
+ */
+public final class LivePusher implements AutoCloseable {
+    /** Receives the pusher's events on the SDK's callback thread, one at a time. */
+    public interface Listener {
+        /** One event; see {@link EventKind}. Exceptions thrown here are printed and dropped. */
+        void onEvent(Event event);
+
+        /**
+         * Periodic statistics. Not called by this version: the C ABI's stats callback
+         * (kp_config_set_stats_callback) is not in this build yet; poll {@link #getStats()}.
+         */
+        default void onStats(Stats stats) {}
+    }
+
+    /** One event (kp_event): fields as the C ABI documents them for each {@link EventKind}. */
+    public static final class Event {
+        /** {@link EventKind} value; unknown kinds may come from newer SDKs. */
+        public final int kind;
+        /** {@link ResultCode}: why, for DISCONNECTED, RECONNECTING and FAILED; OK otherwise. */
+        public final int code;
+        /** Human-readable detail, never containing the stream key. */
+        public final String message;
+        /** Milliseconds since the pusher was created. */
+        public final long timestampMs;
+        /** 0 for the main URL's destination, 1, 2, ... for added ones. */
+        public final int destination;
+        public final long value;
+        public final long value2;
+
+        Event(int kind, int code, String message, long timestampMs, int destination, long value, long value2) {
+            this.kind = kind;
+            this.code = code;
+            this.message = message;
+            this.timestampMs = timestampMs;
+            this.destination = destination;
+            this.value = value;
+            this.value2 = value2;
+        }
+
+        @Override
+        public String toString() {
+            return EventKind.name(kind) + "(code=" + ResultCode.name(code) + ", dest=" + destination + ", value="
+                    + value + ", value2=" + value2 + ", t=" + timestampMs + "ms, " + message + ")";
+        }
+    }
+
+    /** A snapshot of the counters (kp_stats), field for field. */
+    public static final class Stats {
+        /** {@link State} value at the time of the snapshot. */
+        public final int state;
+        public final long videoFramesIn;
+        public final long audioFramesIn;
+        public final long videoFramesEncoded;
+        public final long audioFramesEncoded;
+        public final long videoFramesSent;
+        public final long audioFramesSent;
+        /** Raw frames dropped because the encoder fell behind. */
+        public final long videoFramesDroppedEncoder;
+        /** Encoded frames dropped because the send queue exceeded its budget. */
+        public final long framesDroppedNetwork;
+        /** Frames refused at input (bad arguments). */
+        public final long framesRejected;
+        public final long bytesSent;
+        public final long queueBytes;
+        public final long uptimeMs;
+        public final int videoBitrateKbps;
+        public final int audioBitrateKbps;
+        public final int queueMs;
+        public final long reconnects;
+        public final int destinationCount;
+        public final int urlIndex;
+
+        static final int FIELDS = 19;
+
+        Stats(long[] v) {
+            state = (int) v[0];
+            videoFramesIn = v[1];
+            audioFramesIn = v[2];
+            videoFramesEncoded = v[3];
+            audioFramesEncoded = v[4];
+            videoFramesSent = v[5];
+            audioFramesSent = v[6];
+            videoFramesDroppedEncoder = v[7];
+            framesDroppedNetwork = v[8];
+            framesRejected = v[9];
+            bytesSent = v[10];
+            queueBytes = v[11];
+            uptimeMs = v[12];
+            videoBitrateKbps = (int) v[13];
+            audioBitrateKbps = (int) v[14];
+            queueMs = (int) v[15];
+            reconnects = v[16];
+            destinationCount = (int) v[17];
+            urlIndex = (int) v[18];
+        }
+    }
+
+    /** One destination's counters (kp_destination_stats), field for field. */
+    public static final class DestinationStats {
+        public final int state;
+        public final int urlIndex;
+        public final int videoBitrateKbps;
+        public final int audioBitrateKbps;
+        public final int queueMs;
+        public final long videoFramesSent;
+        public final long audioFramesSent;
+        public final long bytesSent;
+        public final long framesDroppedNetwork;
+        public final long queueBytes;
+        public final long reconnects;
+        public final long outageMsTotal;
+
+        static final int FIELDS = 12;
+
+        DestinationStats(long[] v) {
+            state = (int) v[0];
+            urlIndex = (int) v[1];
+            videoBitrateKbps = (int) v[2];
+            audioBitrateKbps = (int) v[3];
+            queueMs = (int) v[4];
+            videoFramesSent = v[5];
+            audioFramesSent = v[6];
+            bytesSent = v[7];
+            framesDroppedNetwork = v[8];
+            queueBytes = v[9];
+            reconnects = v[10];
+            outageMsTotal = v[11];
+        }
+    }
+
+    // The handle guard: every call holds the read lock while it uses the native handle; close takes
+    // the write lock, so it waits for calls in flight, and clears the handle before freeing it.
+    private final ReentrantReadWriteLock guard = new ReentrantReadWriteLock();
+    private long handle;
+
+    private LivePusher(long handle) {
+        this.handle = handle;
+    }
+
+    /** The library version, "MAJOR.MINOR.PATCH" (kp_version). */
+    public static String version() {
+        return Native.version();
+    }
+
+    /**
+     * kp_pusher_new: a pusher from the config, with {@code listener} (may be null) receiving its
+     * events until {@link #close} returns. Nothing connects before {@link #start}. Throws
+     * {@link KitePushException} for what kp_config_* or kp_pusher_new refuse.
+     */
+    public static LivePusher create(LivePusherConfig config, Listener listener) {
+        long cfg = Native.configNew();
+        if (cfg == 0) {
+            throw new OutOfMemoryError("kp_config_new");
+        }
+        try {
+            for (LivePusherConfig.Op op : config.ops) {
+                Native.check(op.apply(cfg));
+            }
+            long[] out = new long[1];
+            Native.check(Native.pusherNew(cfg, listener, out));
+            return new LivePusher(out[0]);
+        } finally {
+            Native.configFree(cfg);
+        }
+    }
+
+    private long acquire() {
+        guard.readLock().lock();
+        return handle;
+    }
+
+    private void release() {
+        guard.readLock().unlock();
+    }
+
+    /** kp_pusher_start: starts connecting; returns at once. */
+    public void start() {
+        long h = acquire();
+        try {
+            Native.check(Native.pusherStart(h));
+        } finally {
+            release();
+        }
+    }
+
+    /**
+     * kp_pusher_stop: sends what is queued for up to {@code timeoutMs}, unpublishes, closes; the
+     * STOPPED event follows. Blocks. Throws TIMEOUT when media was left unsent.
+     */
+    public void stop(int timeoutMs) {
+        if (timeoutMs < 0) {
+            throw new IllegalArgumentException("timeoutMs must not be negative: " + timeoutMs);
+        }
+        long h = acquire();
+        try {
+            Native.check(Native.pusherStop(h, timeoutMs));
+        } finally {
+            release();
+        }
+    }
+
+    /** kp_pusher_get_state: a {@link State} value (FAILED after close). */
+    public int getState() {
+        long h = acquire();
+        try {
+            return Native.pusherGetState(h);
+        } finally {
+            release();
+        }
+    }
+
+    /** kp_pusher_get_stats. */
+    public Stats getStats() {
+        long[] v = new long[Stats.FIELDS];
+        long h = acquire();
+        try {
+            Native.check(Native.pusherGetStats(h, v));
+        } finally {
+            release();
+        }
+        return new Stats(v);
+    }
+
+    /** kp_pusher_get_destination_stats: 0 is the main URL's destination. */
+    public DestinationStats getDestinationStats(int destination) {
+        if (destination < 0) {
+            throw new IllegalArgumentException("destination must not be negative: " + destination);
+        }
+        long[] v = new long[DestinationStats.FIELDS];
+        long h = acquire();
+        try {
+            Native.check(Native.pusherGetDestinationStats(h, destination, v));
+        } finally {
+            release();
+        }
+        return new DestinationStats(v);
+    }
+
+    /**
+     * kp_pusher_push_video with the planes inside one array (e.g. the legacy camera's NV21
+     * preview: offsets {0, w*h}, strides {w, w}). {@code planeOffsets} and {@code strides} have one
+     * entry per plane (3 for I420, 2 for NV12/NV21); each plane may read up to the array's end.
+     * Read in place, copied by the SDK before it returns. {@code ptsUs} &lt; 0: stamped by the SDK.
+     */
+    public void pushVideo(PixelFormat format, int width, int height, byte[] data, int[] planeOffsets, int[] strides,
+            long ptsUs) {
+        int n = planeCount(planeOffsets, strides);
+        int[] o = new int[3];
+        int[] s = new int[3];
+        for (int i = 0; i < n; i++) {
+            o[i] = planeOffsets[i];
+            s[i] = unsigned("stride", strides[i]);
+        }
+        long h = acquire();
+        try {
+            Native.check(Native.pushVideoArray(h, format.value, unsigned("width", width), unsigned("height", height),
+                    data, n, o[0], s[0], o[1], s[1], o[2], s[2], ptsUs));
+        } finally {
+            release();
+        }
+    }
+
+    /**
+     * kp_pusher_push_video with each plane a direct buffer (what {@code Image.getPlanes()} and
+     * MediaCodec give), from its position to its limit, read in place. One buffer and one stride
+     * per plane (3 for I420, 2 for NV12/NV21).
+     */
+    public void pushVideo(PixelFormat format, int width, int height, ByteBuffer[] planes, int[] strides, long ptsUs) {
+        int n = planeCount(planes, strides);
+        ByteBuffer[] b = new ByteBuffer[3];
+        int[] s = new int[3];
+        for (int i = 0; i < n; i++) {
+            b[i] = direct(planes[i]);
+            s[i] = unsigned("stride", strides[i]);
+        }
+        long h = acquire();
+        try {
+            Native.check(Native.pushVideoBuffers(h, format.value, unsigned("width", width), unsigned("height", height),
+                    b[0], pos(b[0]), len(b[0]), s[0], b[1], pos(b[1]), len(b[1]), s[1], b[2], pos(b[2]), len(b[2]), s[2],
+                    ptsUs));
+        } finally {
+            release();
+        }
+    }
+
+    /**
+     * kp_pusher_push_audio: {@code framesPerChannel} frames of interleaved 16-bit PCM with the
+     * configured channel count, from the start of the array.
+     */
+    public void pushAudio(short[] samples, int framesPerChannel, long ptsUs) {
+        long h = acquire();
+        try {
+            Native.check(Native.pushAudioArray(h, samples, framesPerChannel, ptsUs));
+        } finally {
+            release();
+        }
+    }
+
+    /**
+     * kp_pusher_push_audio from a direct buffer (AudioRecord.read into a direct buffer), 16-bit
+     * PCM in native byte order from the buffer's position.
+     */
+    public void pushAudio(ByteBuffer pcm, int framesPerChannel, long ptsUs) {
+        if (pcm != null && pcm.order() != ByteOrder.nativeOrder()) {
+            throw new IllegalArgumentException("PCM buffers must be in native byte order");
+        }
+        ByteBuffer b = direct(pcm);
+        long h = acquire();
+        try {
+            Native.check(Native.pushAudioBuffer(h, b, pos(b), len(b), framesPerChannel, ptsUs));
+        } finally {
+            release();
+        }
+    }
+
+    /** kp_pusher_push_h264: one Annex-B access unit (SPS/PPS before the first IDR). */
+    public void pushH264(byte[] accessUnit, long ptsUs, long dtsUs) {
+        pushH264(accessUnit, 0, accessUnit == null ? 0 : accessUnit.length, ptsUs, dtsUs);
+    }
+
+    /** kp_pusher_push_h264 of {@code length} bytes from {@code offset}. */
+    public void pushH264(byte[] data, int offset, int length, long ptsUs, long dtsUs) {
+        long h = acquire();
+        try {
+            Native.check(Native.pushH264Array(h, data, offset, length, ptsUs, dtsUs));
+        } finally {
+            release();
+        }
+    }
+
+    /**
+     * kp_pusher_push_h264 of a buffer's position..limit: MediaCodec's output buffer after
+     * {@code position(info.offset).limit(info.offset + info.size)}. Direct buffers are read in
+     * place; an array-backed buffer through its array.
+     */
+    public void pushH264(ByteBuffer accessUnit, long ptsUs, long dtsUs) {
+        if (accessUnit != null && !accessUnit.isDirect()) {
+            byte[] a = backingArray(accessUnit);
+            pushH264(a, accessUnit.arrayOffset() + accessUnit.position(), accessUnit.remaining(), ptsUs, dtsUs);
+            return;
+        }
+        long h = acquire();
+        try {
+            Native.check(Native.pushH264Buffer(h, accessUnit, pos(accessUnit), len(accessUnit), ptsUs, dtsUs));
+        } finally {
+            release();
+        }
+    }
+
+    /** kp_pusher_push_aac: one raw AAC frame, or any number of ADTS frames. */
+    public void pushAac(byte[] data, long ptsUs) {
+        pushAac(data, 0, data == null ? 0 : data.length, ptsUs);
+    }
+
+    /** kp_pusher_push_aac of {@code length} bytes from {@code offset}. */
+    public void pushAac(byte[] data, int offset, int length, long ptsUs) {
+        long h = acquire();
+        try {
+            Native.check(Native.pushAacArray(h, data, offset, length, ptsUs));
+        } finally {
+            release();
+        }
+    }
+
+    /** kp_pusher_push_aac of a buffer's position..limit (direct: in place; array-backed: its array). */
+    public void pushAac(ByteBuffer data, long ptsUs) {
+        if (data != null && !data.isDirect()) {
+            pushAac(backingArray(data), data.arrayOffset() + data.position(), data.remaining(), ptsUs);
+            return;
+        }
+        long h = acquire();
+        try {
+            Native.check(Native.pushAacBuffer(h, data, pos(data), len(data), ptsUs));
+        } finally {
+            release();
+        }
+    }
+
+    /**
+     * kp_pusher_free: stops at once if still running (call {@link #stop} first for a clean end)
+     * and releases the pusher. Waits for calls in flight on other threads, then blocks until the
+     * SDK's threads have exited: afterwards the listener is never called again. Idempotent.
+     */
+    @Override
+    public void close() {
+        long h;
+        guard.writeLock().lock();
+        try {
+            h = handle;
+            handle = 0;
+        } finally {
+            guard.writeLock().unlock();
+        }
+        if (h != 0) {
+            Native.pusherFree(h);
+        }
+    }
+
+    private static int unsigned(String what, int v) {
+        if (v < 0) {
+            throw new IllegalArgumentException(what + " must not be negative: " + v);
+        }
+        return v;
+    }
+
+    private static int planeCount(Object planes, int[] strides) {
+        int n = planes instanceof int[] ? ((int[]) planes).length : planes == null ? -1 : ((Object[]) planes).length;
+        if (n < 1 || n > 3 || strides == null || strides.length != n) {
+            throw new IllegalArgumentException("one to three planes, with one stride each");
+        }
+        return n;
+    }
+
+    private static ByteBuffer direct(ByteBuffer b) {
+        if (b != null && !b.isDirect()) {
+            throw new IllegalArgumentException("a direct ByteBuffer is needed here");
+        }
+        return b;
+    }
+
+    private static byte[] backingArray(ByteBuffer b) {
+        if (!b.hasArray()) {
+            throw new IllegalArgumentException("a direct or writable array-backed ByteBuffer is needed");
+        }
+        return b.array();
+    }
+
+    private static int pos(ByteBuffer b) {
+        return b == null ? 0 : b.position();
+    }
+
+    private static int len(ByteBuffer b) {
+        return b == null ? 0 : b.remaining();
+    }
+}

@@ -1,0 +1,146 @@
+package dev.kitepush;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * Pusher settings, made with {@link #builder(String)}. Each builder call is one {@code kp_config_*}
+ * call of the C ABI, replayed in the same order onto a fresh native config when
+ * {@link LivePusher#create} runs: defaults, checks and error codes are the C ABI's (see
+ * include/kitepush.h). Immutable and reusable for any number of pushers.
+ *
+ * <p>The C ABI takes unsigned 32-bit values, which Java lacks: negative arguments are refused
+ * at once with {@link IllegalArgumentException}; 0 keeps the SDK's default where the C ABI says so.
+ */
+public final class LivePusherConfig {
+    interface Op {
+        int apply(long cfg);
+    }
+
+    final List<Op> ops;
+
+    private LivePusherConfig(List<Op> ops) {
+        this.ops = Collections.unmodifiableList(new ArrayList<Op>(ops));
+    }
+
+    /** A builder with the ingest URL set ({@code rtmp[s]://host[:port]/app[/instance]/key[?query]}). */
+    public static Builder builder(String url) {
+        return new Builder().url(url);
+    }
+
+    /** A builder with nothing set: the C ABI's defaults (kp_config_new). */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    private static int unsigned(String what, int v) {
+        if (v < 0) {
+            throw new IllegalArgumentException(what + " must not be negative: " + v);
+        }
+        return v;
+    }
+
+    public static final class Builder {
+        private final List<Op> ops = new ArrayList<Op>();
+
+        private Builder() {}
+
+        private Builder add(Op op) {
+            ops.add(op);
+            return this;
+        }
+
+        /** kp_config_set_url. A null or malformed URL makes create() fail (INVALID_ARGUMENT / INVALID_URL). */
+        public Builder url(final String url) {
+            return add(cfg -> Native.configSetUrl(cfg, url));
+        }
+
+        /** kp_config_add_backup_url: a backup of destination 0. */
+        public Builder addBackupUrl(final String url) {
+            return add(cfg -> Native.configAddBackupUrl(cfg, url));
+        }
+
+        /** kp_config_add_destination: another destination published at the same time (indexes 1, 2, ... in call order). */
+        public Builder addDestination(final String url) {
+            return add(cfg -> Native.configAddDestination(cfg, url));
+        }
+
+        /** kp_config_add_destination_backup_url. */
+        public Builder addDestinationBackupUrl(int destination, final String url) {
+            final int d = unsigned("destination", destination);
+            return add(cfg -> Native.configAddDestinationBackupUrl(cfg, d, url));
+        }
+
+        /** kp_config_set_video: enables video; 0 (0.0 for fps) keeps a default. */
+        public Builder video(int width, int height, final double fps, int bitrateKbps, int keyframeInterval) {
+            final int w = unsigned("width", width);
+            final int h = unsigned("height", height);
+            final int b = unsigned("bitrateKbps", bitrateKbps);
+            final int k = unsigned("keyframeInterval", keyframeInterval);
+            return add(cfg -> Native.configSetVideo(cfg, w, h, fps, b, k));
+        }
+
+        /** kp_config_set_video_encoder: enables video. */
+        public Builder videoEncoder(final VideoEncoder encoder) {
+            final int v = encoder.value;
+            return add(cfg -> Native.configSetVideoEncoder(cfg, v));
+        }
+
+        /** kp_config_set_video_threads: enables video; 0 lets the encoder choose. */
+        public Builder videoThreads(int threads) {
+            final int t = unsigned("threads", threads);
+            return add(cfg -> Native.configSetVideoThreads(cfg, t));
+        }
+
+        /** kp_config_disable_video. */
+        public Builder disableVideo() {
+            return add(Native::configDisableVideo);
+        }
+
+        /** kp_config_set_audio: enables audio; 0 keeps a default (44100 Hz, 2 channels, 128 kbit/s). */
+        public Builder audio(int sampleRate, int channels, int bitrateKbps) {
+            final int r = unsigned("sampleRate", sampleRate);
+            final int c = unsigned("channels", channels);
+            final int b = unsigned("bitrateKbps", bitrateKbps);
+            return add(cfg -> Native.configSetAudio(cfg, r, c, b));
+        }
+
+        /** kp_config_set_audio_encoder: enables audio. */
+        public Builder audioEncoder(final AudioEncoder encoder) {
+            final int v = encoder.value;
+            return add(cfg -> Native.configSetAudioEncoder(cfg, v));
+        }
+
+        /** kp_config_disable_audio. */
+        public Builder disableAudio() {
+            return add(Native::configDisableAudio);
+        }
+
+        /** kp_config_set_timeouts, in milliseconds; 0 keeps a default. */
+        public Builder timeouts(int connectMs, int stallMs) {
+            final int c = unsigned("connectMs", connectMs);
+            final int s = unsigned("stallMs", stallMs);
+            return add(cfg -> Native.configSetTimeouts(cfg, c, s));
+        }
+
+        /** kp_config_set_reconnect; 0 (0.0 for multiplier) keeps a default. */
+        public Builder reconnect(int firstDelayMs, final double multiplier, int maxDelayMs, int maxAttempts, int failoverAfter) {
+            final int f = unsigned("firstDelayMs", firstDelayMs);
+            final int m = unsigned("maxDelayMs", maxDelayMs);
+            final int a = unsigned("maxAttempts", maxAttempts);
+            final int o = unsigned("failoverAfter", failoverAfter);
+            return add(cfg -> Native.configSetReconnect(cfg, f, multiplier, m, a, o));
+        }
+
+        /** kp_config_set_primary_retry_interval; 0 disables the return to the primary URL. */
+        public Builder primaryRetryInterval(int intervalMs) {
+            final int i = unsigned("intervalMs", intervalMs);
+            return add(cfg -> Native.configSetPrimaryRetryInterval(cfg, i));
+        }
+
+        public LivePusherConfig build() {
+            return new LivePusherConfig(ops);
+        }
+    }
+}

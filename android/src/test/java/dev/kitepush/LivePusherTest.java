@@ -1,0 +1,556 @@
+package dev.kitepush;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.io.DataInputStream;
+import java.io.EOFException;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.lang.ref.WeakReference;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The Java API on the host JVM against the JNI library built for the host. Driven by
+ * tests/android.rs, which starts the built-in receiver and nginx-rtmp, passes their URLs as
+ * system properties, and checks with ffprobe what they recorded (frame counts asserted there).
+ */
+class LivePusherTest {
+    static final int W = 320;
+    static final int H = 240;
+    static final int RATE = 44100;
+    static final int CHANNELS = 2;
+    static final long WAIT_MS = 30_000;
+
+    static String prop(String name) {
+        String v = System.getProperty(name);
+        assertNotNull(v, "system property " + name + " is not set (run through tests/android.rs)");
+        return v;
+    }
+
+    /** Records events and the threads they arrive on. */
+    static final class Recorder implements LivePusher.Listener {
+        final List<LivePusher.Event> events = new CopyOnWriteArrayList<>();
+        final Set<Thread> threads = Collections.synchronizedSet(new HashSet<>());
+
+        @Override
+        public void onEvent(LivePusher.Event event) {
+            threads.add(Thread.currentThread());
+            synchronized (this) {
+                events.add(event);
+                notifyAll();
+            }
+        }
+
+        synchronized LivePusher.Event await(int kind, long timeoutMs) throws InterruptedException {
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+            while (true) {
+                for (LivePusher.Event e : events) {
+                    if (e.kind == kind) {
+                        return e;
+                    }
+                }
+                long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+                if (left <= 0) {
+                    fail("no " + EventKind.name(kind) + " within " + timeoutMs + " ms; events: " + events);
+                }
+                wait(left);
+            }
+        }
+
+        List<Integer> kinds() {
+            List<Integer> k = new ArrayList<>();
+            for (LivePusher.Event e : events) {
+                k.add(e.kind);
+            }
+            return k;
+        }
+    }
+
+    static LivePusherConfig rawConfig(String url) {
+        return LivePusherConfig.builder(url).video(W, H, 30, 500, 30).audio(RATE, CHANNELS, 64).build();
+    }
+
+    /** A moving test picture, I420. */
+    static byte[] i420(int frame) {
+        byte[] f = new byte[W * H * 3 / 2];
+        for (int y = 0; y < H; y++) {
+            for (int x = 0; x < W; x++) {
+                f[y * W + x] = (byte) (x + y + frame * 4);
+            }
+        }
+        for (int i = W * H; i < f.length; i++) {
+            f[i] = (byte) (128 + (i + frame) % 32);
+        }
+        return f;
+    }
+
+    static short[] pcm(long firstFrame, int frames) {
+        short[] s = new short[frames * CHANNELS];
+        for (int i = 0; i < frames; i++) {
+            short v = (short) (8000 * Math.sin(2 * Math.PI * 440 * (firstFrame + i) / RATE));
+            for (int c = 0; c < CHANNELS; c++) {
+                s[i * CHANNELS + c] = v;
+            }
+        }
+        return s;
+    }
+
+    static long videoPts(int frame) {
+        return frame * 1_000_000L / 30;
+    }
+
+    static long audioPts(long sampleFrames) {
+        return sampleFrames * 1_000_000L / RATE;
+    }
+
+    /** Keeps pushes at the real-time rate, so the encoder never has to drop. */
+    static void pace(long startNanos, long ptsUs) throws InterruptedException {
+        long ahead = TimeUnit.MICROSECONDS.toNanos(ptsUs) - (System.nanoTime() - startNanos);
+        if (ahead > 0) {
+            TimeUnit.NANOSECONDS.sleep(ahead);
+        }
+    }
+
+    static void assertPublishSequence(Recorder r) {
+        List<Integer> k = r.kinds();
+        assertTrue(k.size() >= 4, "events: " + r.events);
+        assertEquals(EventKind.CONNECTING, (int) k.get(0), "events: " + r.events);
+        assertEquals(EventKind.CONNECTED, (int) k.get(1), "events: " + r.events);
+        assertEquals(EventKind.PUBLISHING, (int) k.get(2), "events: " + r.events);
+        assertEquals(EventKind.STOPPED, (int) k.get(k.size() - 1), "events: " + r.events);
+        for (int kind : k.subList(3, k.size() - 1)) {
+            assertEquals(EventKind.KEYFRAME_NEEDED, kind, "unexpected event in a clean publish: " + r.events);
+        }
+        long t = 0;
+        for (LivePusher.Event e : r.events) {
+            assertTrue(e.timestampMs >= t, "timestamps go back: " + r.events);
+            t = e.timestampMs;
+            assertEquals(0, e.destination);
+        }
+        // Attached once: every event of a pusher arrives on the same (daemon) Java thread.
+        assertEquals(1, r.threads.size(), "callback threads: " + r.threads);
+        Thread cb = r.threads.iterator().next();
+        assertNotSame(Thread.currentThread(), cb);
+        assertTrue(cb.isDaemon(), "the SDK callback thread must not keep the JVM alive");
+    }
+
+    @Test
+    void rawFramesAndPcmFromArraysReachTheBuiltInReceiver() throws Exception {
+        String url = prop("kp.receiver.url");
+        String key = url.substring(url.lastIndexOf('/') + 1);
+        Recorder r = new Recorder();
+        try (LivePusher p = LivePusher.create(rawConfig(url), r)) {
+            assertEquals(State.IDLE, p.getState());
+            p.start();
+            r.await(EventKind.PUBLISHING, WAIT_MS);
+            assertFalse(r.events.get(0).message.contains(key), "the stream key leaked: " + r.events.get(0));
+            long start = System.nanoTime();
+            long audioFrames = 0;
+            int[] offsets = {0, W * H, W * H + W * H / 4};
+            int[] strides = {W, W / 2, W / 2};
+            for (int i = 0; i < 60; i++) {
+                pace(start, videoPts(i));
+                p.pushVideo(PixelFormat.I420, W, H, i420(i), offsets, strides, videoPts(i));
+                while (audioPts(audioFrames) < videoPts(i + 1)) {
+                    p.pushAudio(pcm(audioFrames, 1024), 1024, audioPts(audioFrames));
+                    audioFrames += 1024;
+                }
+            }
+            LivePusher.Stats live = p.getStats();
+            assertEquals(60, live.videoFramesIn);
+            p.stop(10_000);
+            r.await(EventKind.STOPPED, WAIT_MS);
+            LivePusher.Stats s = p.getStats();
+            assertEquals(State.STOPPED, s.state);
+            assertEquals(60, s.videoFramesIn);
+            assertEquals(audioFrames / 1024, s.audioFramesIn);
+            assertEquals(0, s.videoFramesDroppedEncoder, "paced input must not be dropped");
+            assertEquals(60, s.videoFramesEncoded);
+            assertEquals(60, s.videoFramesSent);
+            assertTrue(s.audioFramesSent > 0);
+            assertTrue(s.bytesSent > 10_000, "bytes sent: " + s.bytesSent);
+            assertEquals(0, s.framesRejected);
+            assertEquals(1, s.destinationCount);
+            assertTrue(s.uptimeMs > 0);
+            LivePusher.DestinationStats d = p.getDestinationStats(0);
+            assertEquals(s.videoFramesSent, d.videoFramesSent);
+            assertEquals(s.bytesSent, d.bytesSent);
+            KitePushException e = assertThrows(KitePushException.class, () -> p.getDestinationStats(1));
+            assertEquals(ResultCode.INVALID_ARGUMENT, e.getCode());
+        }
+        assertPublishSequence(r);
+    }
+
+    @Test
+    void nv12FromDirectBuffersReachesNginx() throws Exception {
+        String url = prop("kp.nginx.url.direct");
+        Recorder r = new Recorder();
+        // Two planes as the camera hands them: separate direct buffers, Y with a padded stride.
+        int yStride = W + 64;
+        ByteBuffer y = ByteBuffer.allocateDirect(yStride * H);
+        ByteBuffer uv = ByteBuffer.allocateDirect(W * H / 2);
+        ByteBuffer audio = ByteBuffer.allocateDirect(1024 * CHANNELS * 2).order(ByteOrder.nativeOrder());
+        try (LivePusher p = LivePusher.create(rawConfig(url), r)) {
+            p.start();
+            r.await(EventKind.PUBLISHING, WAIT_MS);
+            long start = System.nanoTime();
+            long audioFrames = 0;
+            for (int i = 0; i < 90; i++) {
+                pace(start, videoPts(i));
+                byte[] src = i420(i);
+                y.clear();
+                for (int row = 0; row < H; row++) {
+                    y.position(row * yStride);
+                    y.put(src, row * W, W);
+                }
+                y.clear();
+                uv.clear();
+                uv.put(src, W * H, W * H / 2);
+                uv.flip();
+                p.pushVideo(PixelFormat.NV12, W, H, new ByteBuffer[] {y, uv}, new int[] {yStride, W}, videoPts(i));
+                while (audioPts(audioFrames) < videoPts(i + 1)) {
+                    audio.clear();
+                    audio.asShortBuffer().put(pcm(audioFrames, 1024));
+                    p.pushAudio(audio, 1024, audioPts(audioFrames));
+                    audioFrames += 1024;
+                }
+            }
+            p.stop(10_000);
+            LivePusher.Stats s = p.getStats();
+            assertEquals(90, s.videoFramesSent);
+            assertEquals(0, s.framesRejected);
+        }
+        assertPublishSequence(r);
+    }
+
+    static List<byte[]> readAccessUnits(String path) throws IOException {
+        List<byte[]> aus = new ArrayList<>();
+        try (DataInputStream in = new DataInputStream(new FileInputStream(path))) {
+            while (true) {
+                int n;
+                try {
+                    n = in.readInt();
+                } catch (EOFException e) {
+                    return aus;
+                }
+                byte[] au = new byte[n];
+                in.readFully(au);
+                aus.add(au);
+            }
+        }
+    }
+
+    static List<byte[]> adtsFrames(byte[] adts) {
+        List<byte[]> frames = new ArrayList<>();
+        int pos = 0;
+        while (pos + 7 <= adts.length) {
+            int len = ((adts[pos + 3] & 3) << 11) | ((adts[pos + 4] & 0xff) << 3) | ((adts[pos + 5] & 0xe0) >> 5);
+            assertTrue(len >= 7 && pos + len <= adts.length, "bad ADTS frame at " + pos);
+            byte[] f = new byte[len];
+            System.arraycopy(adts, pos, f, 0, len);
+            frames.add(f);
+            pos += len;
+        }
+        return frames;
+    }
+
+    @Test
+    void preEncodedH264AndAacFromArraysAndBuffersReachNginx() throws Exception {
+        String url = prop("kp.nginx.url.encoded");
+        String dir = prop("kp.media.dir");
+        List<byte[]> aus = readAccessUnits(dir + "/aus.bin");
+        List<byte[]> aac = adtsFrames(Files.readAllBytes(Paths.get(dir, "audio.aac")));
+        assertEquals(90, aus.size());
+        Recorder r = new Recorder();
+        LivePusherConfig cfg = LivePusherConfig.builder(url)
+                .video(W, H, 30, 0, 0)
+                .videoEncoder(VideoEncoder.PASSTHROUGH)
+                .audio(RATE, CHANNELS, 0)
+                .audioEncoder(AudioEncoder.PASSTHROUGH)
+                .build();
+        try (LivePusher p = LivePusher.create(cfg, r)) {
+            p.start();
+            r.await(EventKind.PUBLISHING, WAIT_MS);
+            long start = System.nanoTime();
+            int a = 0;
+            for (int i = 0; i < aus.size(); i++) {
+                pace(start, videoPts(i));
+                byte[] au = aus.get(i);
+                switch (i % 3) {
+                    case 0: // MediaCodec style: a direct buffer with position/limit around the unit
+                        ByteBuffer d = ByteBuffer.allocateDirect(au.length + 16);
+                        d.position(8);
+                        d.put(au);
+                        d.position(8).limit(8 + au.length);
+                        p.pushH264(d, videoPts(i), videoPts(i));
+                        break;
+                    case 1: // an array slice
+                        byte[] padded = new byte[au.length + 5];
+                        System.arraycopy(au, 0, padded, 5, au.length);
+                        p.pushH264(padded, 5, au.length, videoPts(i), videoPts(i));
+                        break;
+                    default: // a heap buffer
+                        p.pushH264(ByteBuffer.wrap(au), videoPts(i), videoPts(i));
+                }
+                while (a < aac.size() && audioPts(a * 1024L) < videoPts(i + 1)) {
+                    byte[] f = aac.get(a);
+                    if (a % 2 == 0) {
+                        ByteBuffer d = ByteBuffer.allocateDirect(f.length);
+                        d.put(f).flip();
+                        p.pushAac(d, audioPts(a * 1024L));
+                    } else {
+                        p.pushAac(f, audioPts(a * 1024L));
+                    }
+                    a++;
+                }
+            }
+            p.stop(10_000);
+            LivePusher.Stats s = p.getStats();
+            assertEquals(90, s.videoFramesSent, "every access unit is sent");
+            assertEquals(a, s.audioFramesSent);
+            assertEquals(0, s.framesRejected);
+        }
+        assertPublishSequence(r);
+    }
+
+    static void assertCode(int code, org.junit.jupiter.api.function.Executable call) {
+        KitePushException e = assertThrows(KitePushException.class, call);
+        assertEquals(code, e.getCode(), e.getMessage());
+        assertEquals(ResultCode.name(code), e.getCodeName());
+        assertTrue(e.getMessage().startsWith(ResultCode.describe(code)), e.getMessage());
+    }
+
+    @Test
+    void badArgumentsGiveTheDocumentedExceptions() throws Exception {
+        assertTrue(LivePusher.version().matches("\\d+\\.\\d+\\.\\d+"), LivePusher.version());
+        // Config checks happen in create(), as kp_pusher_new makes them.
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> LivePusher.create(LivePusherConfig.builder(null).build(), null));
+        assertCode(ResultCode.INVALID_URL, () -> LivePusher.create(LivePusherConfig.builder("http://x/y").build(), null));
+        assertCode(ResultCode.BAD_DIMENSIONS,
+                () -> LivePusher.create(LivePusherConfig.builder("rtmp://127.0.0.1:1/live/k").video(321, 240, 30, 0, 0).build(), null));
+        assertCode(ResultCode.INVALID_ARGUMENT,
+                () -> LivePusher.create(LivePusherConfig.builder("rtmp://127.0.0.1:1/live/k").disableVideo().disableAudio().build(), null));
+        assertCode(ResultCode.INVALID_ARGUMENT,
+                () -> LivePusher.create(LivePusherConfig.builder("rtmp://127.0.0.1:1/live/k").reconnect(0, 20.0, 0, 0, 0).build(), null));
+        KitePushException url = assertThrows(KitePushException.class,
+                () -> LivePusher.create(LivePusherConfig.builder("rtmp://host/app/secret-key\u0000").build(), null));
+        assertEquals(ResultCode.INVALID_ARGUMENT, url.getCode());
+        assertThrows(IllegalArgumentException.class, () -> LivePusherConfig.builder("rtmp://h/a/k").video(-2, 240, 30, 0, 0));
+        assertThrows(IllegalArgumentException.class, () -> LivePusherConfig.builder("rtmp://h/a/k").timeouts(-1, 0));
+        assertThrows(NullPointerException.class, () -> LivePusherConfig.builder("rtmp://h/a/k").videoEncoder(null));
+
+        // Nothing listens on port 1: the pusher keeps reconnecting and accepts input meanwhile.
+        Recorder r = new Recorder();
+        LivePusher p = LivePusher.create(rawConfig("rtmp://127.0.0.1:1/live/bad-args"), r);
+        byte[] frame = i420(0);
+        int[] offsets = {0, W * H, W * H + W * H / 4};
+        int[] strides = {W, W / 2, W / 2};
+        assertCode(ResultCode.NOT_STARTED, () -> p.pushVideo(PixelFormat.I420, W, H, frame, offsets, strides, 0));
+        // Whatever code kp_pusher_stop gives for a pusher never started, the wrapper passes it on.
+        assertThrows(KitePushException.class, () -> p.stop(100));
+        p.start();
+        assertCode(ResultCode.INVALID_STATE, p::start);
+        p.pushVideo(PixelFormat.I420, W, H, frame, offsets, strides, 0);
+        assertCode(ResultCode.NON_MONOTONIC_TIMESTAMP, () -> p.pushVideo(PixelFormat.I420, W, H, frame, offsets, strides, 0));
+        assertCode(ResultCode.BAD_DIMENSIONS, () -> p.pushVideo(PixelFormat.I420, W + 2, H, frame, offsets, strides, 40_000));
+        assertCode(ResultCode.BAD_FRAME_SIZE,
+                () -> p.pushVideo(PixelFormat.I420, W, H, new byte[W * H], new int[] {0, W * H - 10, W * H - 5}, strides, 40_000));
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> p.pushVideo(PixelFormat.I420, W, H, (byte[]) null, offsets, strides, 40_000));
+        assertThrows(IndexOutOfBoundsException.class,
+                () -> p.pushVideo(PixelFormat.I420, W, H, frame, new int[] {0, frame.length + 1, 0}, strides, 40_000));
+        assertThrows(IllegalArgumentException.class, () -> p.pushVideo(PixelFormat.I420, W, H, frame, new int[] {0, 1}, strides, 40_000));
+        assertThrows(IllegalArgumentException.class,
+                () -> p.pushVideo(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocate(W * H), ByteBuffer.allocate(W * H / 2)},
+                        new int[] {W, W}, 40_000));
+        assertCode(ResultCode.BAD_FRAME_SIZE,
+                () -> p.pushVideo(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocateDirect(W * H), ByteBuffer.allocateDirect(W * H / 2 - 1)},
+                        new int[] {W, W}, 40_000));
+        assertCode(ResultCode.INVALID_STATE, () -> p.pushH264(new byte[] {0, 0, 0, 1, 0x65, 1}, 0, 0));
+        assertCode(ResultCode.INVALID_STATE, () -> p.pushAac(new byte[] {1, 2}, 0));
+        assertThrows(IndexOutOfBoundsException.class, () -> p.pushH264(new byte[4], 2, 3, 0, 0));
+        assertThrows(IndexOutOfBoundsException.class, () -> p.pushAudio(new short[1024 * CHANNELS - 1], 1024, 50_000));
+        assertThrows(IndexOutOfBoundsException.class, () -> p.pushAudio(new short[16], -1, 50_000));
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> p.pushAudio((short[]) null, 1024, 50_000));
+        ByteBuffer odd = ByteBuffer.allocateDirect(4099).order(ByteOrder.nativeOrder());
+        odd.position(1);
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> p.pushAudio(odd, 1024, 50_000)); // misaligned samples
+        assertThrows(IllegalArgumentException.class,
+                () -> p.pushAudio(ByteBuffer.allocateDirect(4096).order(ByteOrder.nativeOrder() == ByteOrder.BIG_ENDIAN
+                        ? ByteOrder.LITTLE_ENDIAN : ByteOrder.BIG_ENDIAN), 1024, 50_000));
+        p.pushAudio(pcm(0, 1024), 1024, 0);
+        assertCode(ResultCode.NON_MONOTONIC_TIMESTAMP, () -> p.pushAudio(pcm(0, 1024), 1024, 0));
+        LivePusher.Stats s = p.getStats();
+        assertEquals(1, s.videoFramesIn);
+        assertTrue(s.framesRejected >= 5, "rejected: " + s.framesRejected);
+        assertEquals(ResultCode.CONNECT, r.await(EventKind.RECONNECTING, WAIT_MS).code, "events: " + r.events);
+        p.close();
+        p.close(); // idempotent
+        // After close every call is the C ABI's NULL-pusher answer.
+        assertCode(ResultCode.INVALID_ARGUMENT, p::start);
+        assertCode(ResultCode.INVALID_ARGUMENT, p::getStats);
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> p.pushAudio(pcm(0, 1024), 1024, 1_000_000));
+        assertEquals(State.FAILED, p.getState());
+    }
+
+    @Test
+    void closeFromAnotherThreadWhilePushing() throws Exception {
+        String base = prop("kp.nginx.url.close");
+        for (int round = 0; round < 3; round++) {
+            Recorder r = new Recorder();
+            LivePusher p = LivePusher.create(rawConfig(base + "-" + round), r);
+            p.start();
+            r.await(EventKind.PUBLISHING, WAIT_MS);
+            AtomicInteger videoOk = new AtomicInteger();
+            AtomicReference<Throwable> unexpected = new AtomicReference<>();
+            List<Integer> endCodes = new CopyOnWriteArrayList<>();
+            Runnable video = () -> {
+                int[] offsets = {0, W * H, W * H + W * H / 4};
+                int[] strides = {W, W / 2, W / 2};
+                for (int i = 0; ; i++) {
+                    try {
+                        p.pushVideo(PixelFormat.I420, W, H, i420(i), offsets, strides, videoPts(i));
+                        videoOk.incrementAndGet();
+                    } catch (KitePushException e) {
+                        if (e.getCode() == ResultCode.QUEUE_FULL) {
+                            continue;
+                        }
+                        endCodes.add(e.getCode());
+                        return;
+                    } catch (Throwable t) {
+                        unexpected.set(t);
+                        return;
+                    }
+                }
+            };
+            Runnable audio = () -> {
+                for (long n = 0; ; n += 1024) {
+                    try {
+                        p.pushAudio(pcm(n, 1024), 1024, audioPts(n));
+                    } catch (KitePushException e) {
+                        if (e.getCode() == ResultCode.QUEUE_FULL) {
+                            continue;
+                        }
+                        endCodes.add(e.getCode());
+                        return;
+                    } catch (Throwable t) {
+                        unexpected.set(t);
+                        return;
+                    }
+                }
+            };
+            Thread tv = new Thread(video, "video");
+            Thread ta = new Thread(audio, "audio");
+            tv.start();
+            ta.start();
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(WAIT_MS);
+            while (videoOk.get() < 30) {
+                assertTrue(System.nanoTime() < deadline, "pushing stalled");
+                Thread.sleep(5);
+            }
+            p.close();
+            int eventsAtClose = r.events.size();
+            tv.join(WAIT_MS);
+            ta.join(WAIT_MS);
+            assertFalse(tv.isAlive() || ta.isAlive(), "pushing threads did not see the close");
+            assertNull(unexpected.get());
+            assertEquals(List.of(ResultCode.INVALID_ARGUMENT, ResultCode.INVALID_ARGUMENT), endCodes);
+            assertEquals(eventsAtClose, r.events.size(), "an event after close returned: " + r.events);
+        }
+    }
+
+    /** Throws on every event: the SDK thread must go on, and the next events still arrive. */
+    @Test
+    void aThrowingListenerDoesNotStopEvents() throws Exception {
+        List<Integer> seen = new CopyOnWriteArrayList<>();
+        LivePusher.Listener throwing = e -> {
+            synchronized (seen) {
+                seen.add(e.kind);
+                seen.notifyAll();
+            }
+            throw new IllegalStateException("listener failure " + e.kind + " (expected by the test)");
+        };
+        try (LivePusher p = LivePusher.create(
+                LivePusherConfig.builder("rtmp://127.0.0.1:1/live/throwing").reconnect(50, 1.0, 50, 0, 0).build(), throwing)) {
+            p.start();
+            long deadline = System.currentTimeMillis() + WAIT_MS;
+            synchronized (seen) {
+                while (seen.size() < 4) {
+                    long left = deadline - System.currentTimeMillis();
+                    assertTrue(left > 0, "events: " + seen);
+                    seen.wait(left);
+                }
+            }
+        }
+        assertEquals(EventKind.CONNECTING, (int) seen.get(0));
+        assertEquals(EventKind.RECONNECTING, (int) seen.get(1));
+    }
+
+    static int threadCount() {
+        return Thread.getAllStackTraces().size();
+    }
+
+    @Test
+    void globalRefsAndThreadsDoNotLeakOver1000CreateCloseCycles() throws Exception {
+        LivePusherConfig cfg = LivePusherConfig.builder("rtmp://127.0.0.1:1/live/leak").build();
+        long base = Native.liveGlobalRefs();
+        for (int i = 0; i < 1000; i++) {
+            LivePusher p = LivePusher.create(cfg, new Recorder());
+            // The counter can fail: each listener costs its global references while the pusher lives.
+            assertEquals(base + 2, Native.liveGlobalRefs());
+            p.close();
+            assertEquals(base, Native.liveGlobalRefs());
+            LivePusher q = LivePusher.create(cfg, null);
+            assertEquals(base, Native.liveGlobalRefs());
+            q.close();
+        }
+        // Started pushers: their callback threads attach to the JVM and must detach when they exit.
+        int threads = threadCount();
+        for (int i = 0; i < 50; i++) {
+            Recorder r = new Recorder();
+            try (LivePusher p = LivePusher.create(cfg, r)) {
+                p.start();
+                r.await(EventKind.CONNECTING, WAIT_MS);
+            }
+        }
+        assertEquals(base, Native.liveGlobalRefs());
+        long deadline = System.currentTimeMillis() + WAIT_MS;
+        while (threadCount() > threads) {
+            assertTrue(System.currentTimeMillis() < deadline, "threads: " + threads + " before, " + threadCount() + " after");
+            Thread.sleep(20);
+        }
+        // The JVM's own view: once closed, nothing native holds the listener any more.
+        Recorder listener = new Recorder();
+        WeakReference<Recorder> weak = new WeakReference<>(listener);
+        LivePusher p = LivePusher.create(cfg, listener);
+        p.start();
+        listener.await(EventKind.CONNECTING, WAIT_MS);
+        p.close();
+        listener = null;
+        deadline = System.currentTimeMillis() + WAIT_MS;
+        while (weak.get() != null) {
+            assertTrue(System.currentTimeMillis() < deadline, "the listener is still referenced after close");
+            System.gc();
+            Thread.sleep(20);
+        }
+    }
+}

@@ -1,0 +1,817 @@
+//! JNI glue for the Android shim (`android/`, package `dev.kitepush`), feature `jni`.
+//!
+//! Every native method of `dev.kitepush.Native` is one C ABI call: it converts the Java arguments
+//! (strings, arrays, direct buffers) to what the `kp_*` function takes, calls it and returns its
+//! `kp_result`; the Java side turns non-zero codes into `KitePushException`s with
+//! `kp_last_error_message()`, read on the same thread. Going through the C functions rather than
+//! the Rust API keeps every check, default and error message identical to what C apps get.
+//!
+//! Byte arrays are read in place (`GetPrimitiveArrayCritical`, no copy on the JVMs that pin) and
+//! direct buffers through their address: the C ABI copies the media before it returns, so the
+//! Java memory is only borrowed for the call. The only checks made here are those the C ABI
+//! cannot make because a C pointer carries no length: offsets and lengths must lie inside the
+//! Java array or buffer (else `OUT_OF_BOUNDS`, an `IndexOutOfBoundsException` in Java).
+
+mod listener;
+
+use crate::ffi::config::{self as c_config, kp_config};
+use crate::ffi::error::{kp_last_error_message, kp_result_str, set_last_error};
+use crate::ffi::event::in_event_callback;
+use crate::ffi::pusher::{self as c_pusher, kp_destination_stats, kp_pusher, kp_stats, kp_video_frame};
+use crate::ffi::{kp_result, kp_version};
+use crate::ResultCode;
+use jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JObject, JShortArray, JString, ReleaseMode};
+use jni::sys::{jdouble, jint, jlong, jstring, JNI_VERSION_1_6};
+use jni::{JNIEnv, JavaVM};
+use listener::{live_global_refs, on_event, ListenerBridge};
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::mem::size_of;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::null;
+
+/// Returned (negative, never a kp_result) when an offset or length lies outside the Java array or
+/// buffer; `Native.java` throws `IndexOutOfBoundsException` for it.
+const OUT_OF_BOUNDS: jint = -1;
+const INTERNAL: jint = ResultCode::KP_ERR_INTERNAL as jint;
+
+/// What a Java `LivePusher` holds (as a `long`): the C pusher and the listener bridge that is its
+/// event callback's userdata, released in that order.
+struct JniPusher {
+    raw: *mut kp_pusher,
+    bridge: Option<Box<ListenerBridge>>,
+}
+
+/// Errors of the glue itself (a JNI call failed): reported like the C ABI's internal errors.
+type GlueResult = Result<jint, jni::errors::Error>;
+
+/// Runs a native method's body: a panic or a failed JNI call becomes KP_ERR_INTERNAL with the
+/// thread's last error message set, as the C ABI's panic boundary does. Never unwinds into the JVM.
+fn boundary(name: &str, body: impl FnOnce() -> GlueResult) -> jint {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            set_last_error(&format!("internal: JNI {name}: {e}"));
+            INTERNAL
+        }
+        Err(_) => {
+            set_last_error(&format!("internal: panic in JNI {name}"));
+            INTERNAL
+        }
+    }
+}
+
+fn pusher(handle: jlong) -> *mut kp_pusher {
+    if handle == 0 {
+        // The C ABI answers a NULL pusher with KP_ERR_INVALID_ARGUMENT (use after close).
+        std::ptr::null_mut()
+    } else {
+        // SAFETY: a non-zero handle comes from pusherNew and the Java handle guard keeps it alive
+        // until no call is in flight.
+        unsafe { (*(handle as *const JniPusher)).raw }
+    }
+}
+
+fn config(handle: jlong) -> *mut kp_config {
+    handle as *mut kp_config
+}
+
+/// Calls `f` with the string as a C string (NULL for a Java null, which the C ABI refuses).
+fn with_cstr(env: &mut JNIEnv, s: &JString, f: impl FnOnce(*const c_char) -> kp_result) -> GlueResult {
+    if s.is_null() {
+        return Ok(f(null()));
+    }
+    let s: String = env.get_string(s)?.into();
+    match CString::new(s) {
+        Ok(c) => Ok(f(c.as_ptr())),
+        Err(_) => {
+            set_last_error("the string contains a NUL character");
+            Ok(ResultCode::KP_ERR_INVALID_ARGUMENT as jint)
+        }
+    }
+}
+
+fn in_bounds(offset: jint, len: jint, total: usize) -> bool {
+    offset >= 0 && len >= 0 && (offset as usize).checked_add(len as usize).is_some_and(|end| end <= total)
+}
+
+/// Calls `f` with `len` bytes of the array from `offset`, read in place (NULL for a Java null).
+fn with_bytes(
+    env: &mut JNIEnv,
+    array: &JByteArray,
+    offset: jint,
+    len: jint,
+    f: impl FnOnce(*const u8, usize) -> kp_result,
+) -> GlueResult {
+    if array.is_null() {
+        return Ok(f(null(), 0));
+    }
+    let total = env.get_array_length(array)? as usize;
+    if !in_bounds(offset, len, total) {
+        return Ok(OUT_OF_BOUNDS);
+    }
+    // SAFETY: no JNI call is made while the critical region is open: `f` is a C ABI call, which
+    // copies the bytes and returns without blocking (the header says so for every push_*).
+    let elems = unsafe { env.get_array_elements_critical(array, ReleaseMode::NoCopyBack) }?;
+    // SAFETY: offset + len <= the array's length.
+    let data = unsafe { elems.as_ptr().cast::<u8>().add(offset as usize) };
+    Ok(f(data, len as usize))
+}
+
+/// The address of `len` bytes from `pos` in a direct buffer (NULL for a Java null).
+fn buffer_range(
+    env: &JNIEnv,
+    buf: &JByteBuffer,
+    pos: jint,
+    len: jint,
+) -> Result<Option<*const u8>, jni::errors::Error> {
+    if buf.is_null() {
+        return Ok(Some(null()));
+    }
+    let base = env.get_direct_buffer_address(buf)?;
+    let capacity = env.get_direct_buffer_capacity(buf)?;
+    if !in_bounds(pos, len, capacity) {
+        return Ok(None);
+    }
+    // SAFETY: pos + len <= capacity.
+    Ok(Some(unsafe { base.add(pos as usize).cast_const() }))
+}
+
+// ---- library -------------------------------------------------------------------------------
+
+/// Declares the JNI version the glue needs (direct buffers: 1.4; 1.6 is what Android documents).
+#[no_mangle]
+pub extern "system" fn JNI_OnLoad(_vm: JavaVM, _reserved: *mut c_void) -> jint {
+    JNI_VERSION_1_6
+}
+
+fn new_jstring(env: &JNIEnv, s: *const c_char) -> jstring {
+    // SAFETY: the C ABI's strings are static or thread-owned, NUL-terminated and never NULL.
+    let text = unsafe { CStr::from_ptr(s) }.to_string_lossy();
+    env.new_string(text).map(|s| s.into_raw()).unwrap_or(std::ptr::null_mut())
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_version(env: JNIEnv, _: JClass) -> jstring {
+    // SAFETY: no arguments.
+    new_jstring(&env, unsafe { kp_version() })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_resultStr(env: JNIEnv, _: JClass, code: jint) -> jstring {
+    // SAFETY: any value is accepted.
+    new_jstring(&env, unsafe { kp_result_str(code) })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_lastErrorMessage(env: JNIEnv, _: JClass) -> jstring {
+    // SAFETY: no arguments; the string is valid until the next failing call on this thread.
+    new_jstring(&env, unsafe { kp_last_error_message() })
+}
+
+/// Global references the glue holds (listeners and their event classes), for the leak test.
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_liveGlobalRefs(_: JNIEnv, _: JClass) -> jlong {
+    live_global_refs()
+}
+
+// ---- config --------------------------------------------------------------------------------
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configNew(_: JNIEnv, _: JClass) -> jlong {
+    // SAFETY: no arguments; NULL (0) only when memory runs out.
+    unsafe { c_config::kp_config_new() as jlong }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configFree(_: JNIEnv, _: JClass, cfg: jlong) {
+    // SAFETY: cfg is 0 or from configNew, freed once by LivePusher.create.
+    unsafe { c_config::kp_config_free(config(cfg)) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetUrl(
+    mut env: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    url: JString,
+) -> jint {
+    boundary("configSetUrl", || {
+        // SAFETY: cfg is live (see configFree); the string outlives the call.
+        with_cstr(&mut env, &url, |u| unsafe { c_config::kp_config_set_url(config(cfg), u) })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configAddBackupUrl(
+    mut env: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    url: JString,
+) -> jint {
+    boundary("configAddBackupUrl", || {
+        // SAFETY: as configSetUrl.
+        with_cstr(&mut env, &url, |u| unsafe { c_config::kp_config_add_backup_url(config(cfg), u) })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configAddDestination(
+    mut env: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    url: JString,
+) -> jint {
+    boundary("configAddDestination", || {
+        let mut index = 0u32;
+        // SAFETY: as configSetUrl; index is writable. The index is the order of the calls, as
+        // the C ABI documents, so the builder does not need it back.
+        with_cstr(&mut env, &url, |u| unsafe { c_config::kp_config_add_destination(config(cfg), u, &mut index) })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configAddDestinationBackupUrl(
+    mut env: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    destination: jint,
+    url: JString,
+) -> jint {
+    boundary("configAddDestinationBackupUrl", || {
+        with_cstr(&mut env, &url, |u| {
+            // SAFETY: as configSetUrl.
+            unsafe { c_config::kp_config_add_destination_backup_url(config(cfg), destination as u32, u) }
+        })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetVideo(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    width: jint,
+    height: jint,
+    fps: jdouble,
+    bitrate_kbps: jint,
+    keyframe_interval: jint,
+) -> jint {
+    // SAFETY: cfg is live. Java ints arrive here non-negative (the builder checks), so the casts to
+    // the C ABI's uint32_t keep their values.
+    unsafe {
+        c_config::kp_config_set_video(
+            config(cfg),
+            width as u32,
+            height as u32,
+            fps,
+            bitrate_kbps as u32,
+            keyframe_interval as u32,
+        )
+    }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetVideoEncoder(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    encoder: jint,
+) -> jint {
+    // SAFETY: cfg is live; unknown values are refused by the C ABI.
+    unsafe { c_config::kp_config_set_video_encoder(config(cfg), encoder) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetVideoThreads(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    threads: jint,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_set_video_threads(config(cfg), threads as u32) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configDisableVideo(_: JNIEnv, _: JClass, cfg: jlong) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_disable_video(config(cfg)) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetAudio(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    sample_rate: jint,
+    channels: jint,
+    bitrate_kbps: jint,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_set_audio(config(cfg), sample_rate as u32, channels as u32, bitrate_kbps as u32) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetAudioEncoder(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    encoder: jint,
+) -> jint {
+    // SAFETY: cfg is live; unknown values are refused by the C ABI.
+    unsafe { c_config::kp_config_set_audio_encoder(config(cfg), encoder) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configDisableAudio(_: JNIEnv, _: JClass, cfg: jlong) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_disable_audio(config(cfg)) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetTimeouts(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    connect_ms: jint,
+    stall_ms: jint,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_set_timeouts(config(cfg), connect_ms as u32, stall_ms as u32) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetReconnect(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    first_delay_ms: jint,
+    multiplier: jdouble,
+    max_delay_ms: jint,
+    max_attempts: jint,
+    failover_after: jint,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe {
+        c_config::kp_config_set_reconnect(
+            config(cfg),
+            first_delay_ms as u32,
+            multiplier,
+            max_delay_ms as u32,
+            max_attempts as u32,
+            failover_after as u32,
+        )
+    }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetPrimaryRetryInterval(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    interval_ms: jint,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_set_primary_retry_interval(config(cfg), interval_ms as u32) }
+}
+
+// ---- pusher --------------------------------------------------------------------------------
+
+/// kp_pusher_new with the listener (may be null) as the event callback; writes the handle to
+/// `out[0]` on success.
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherNew(
+    mut env: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    listener: JObject,
+    out: JLongArray,
+) -> jint {
+    boundary("pusherNew", || {
+        if out.is_null() || env.get_array_length(&out)? < 1 {
+            return Ok(OUT_OF_BOUNDS);
+        }
+        let bridge = if listener.is_null() { None } else { Some(Box::new(ListenerBridge::new(&mut env, &listener)?)) };
+        let userdata =
+            bridge.as_deref().map_or(std::ptr::null_mut(), |b| (b as *const ListenerBridge).cast_mut().cast());
+        let cb = bridge.as_ref().map(|_| on_event as unsafe extern "C" fn(_, _));
+        // SAFETY: cfg is live; the bridge (userdata) is kept in the JniPusher until after
+        // kp_pusher_free has returned, as kp_config_set_event_callback requires.
+        let rc = unsafe { c_config::kp_config_set_event_callback(config(cfg), cb, userdata) };
+        if rc != 0 {
+            return Ok(rc);
+        }
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: cfg is live, raw is writable.
+        let rc = unsafe { c_pusher::kp_pusher_new(config(cfg), &mut raw) };
+        if rc != 0 {
+            return Ok(rc); // dropping the bridge deletes its global references
+        }
+        let handle = Box::into_raw(Box::new(JniPusher { raw, bridge })) as jlong;
+        if let Err(e) = env.set_long_array_region(&out, 0, &[handle]) {
+            // SAFETY: the handle was just made and never given out.
+            drop_pusher(unsafe { Box::from_raw(handle as *mut JniPusher) });
+            return Err(e);
+        }
+        Ok(0)
+    })
+}
+
+// SAFETY: kp_pusher may be used and freed from any thread (the C header's thread rules); the
+// bridge holds only thread-safe JNI handles (JavaVM, global references, method ids).
+unsafe impl Send for JniPusher {}
+
+fn drop_pusher(p: Box<JniPusher>) {
+    if in_event_callback() {
+        // close() from the listener: kp_pusher_free would hand the release to a helper thread and
+        // return while callbacks may still run, and the bridge they use must outlive them. So
+        // the whole release, bridge included, moves to a thread of its own.
+        // Should the thread not start, the pusher leaks rather than being freed under a callback.
+        let p = std::mem::ManuallyDrop::new(p);
+        let _ = std::thread::Builder::new()
+            .name("kitepush-jni-free".into())
+            .spawn(move || std::mem::ManuallyDrop::into_inner(p).release());
+        return;
+    }
+    p.release();
+}
+
+impl JniPusher {
+    fn release(self: Box<Self>) {
+        // SAFETY: raw came from kp_pusher_new; no call on it is in flight (the Java guard waited).
+        unsafe { c_pusher::kp_pusher_free(self.raw) };
+        // Only now, with no callback running or to come, can the listener's references go.
+        drop(self.bridge);
+    }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherFree(_: JNIEnv, _: JClass, handle: jlong) {
+    let _ = boundary("pusherFree", || {
+        if handle != 0 {
+            // SAFETY: handle came from pusherNew; LivePusher.close frees it once, after the guard
+            // has seen every other call return.
+            drop_pusher(unsafe { Box::from_raw(handle as *mut JniPusher) });
+        }
+        Ok(0)
+    });
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherStart(_: JNIEnv, _: JClass, handle: jlong) -> jint {
+    // SAFETY: NULL or live (handle guard).
+    unsafe { c_pusher::kp_pusher_start(pusher(handle)) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherStop(
+    _: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    timeout_ms: jint,
+) -> jint {
+    // SAFETY: NULL or live (handle guard). Blocks up to about timeout_ms, holding no JNI resource.
+    unsafe { c_pusher::kp_pusher_stop(pusher(handle), timeout_ms as u32) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherGetState(_: JNIEnv, _: JClass, handle: jlong) -> jint {
+    // SAFETY: NULL or live (handle guard).
+    unsafe { c_pusher::kp_pusher_get_state(pusher(handle)) }
+}
+
+/// kp_stats in field order, after struct_size; the layout of `LivePusher.Stats`.
+fn stats_values(s: &kp_stats) -> [jlong; 19] {
+    [
+        s.state as jlong,
+        s.video_frames_in as jlong,
+        s.audio_frames_in as jlong,
+        s.video_frames_encoded as jlong,
+        s.audio_frames_encoded as jlong,
+        s.video_frames_sent as jlong,
+        s.audio_frames_sent as jlong,
+        s.video_frames_dropped_encoder as jlong,
+        s.frames_dropped_network as jlong,
+        s.frames_rejected as jlong,
+        s.bytes_sent as jlong,
+        s.queue_bytes as jlong,
+        s.uptime_ms as jlong,
+        s.video_bitrate_kbps as jlong,
+        s.audio_bitrate_kbps as jlong,
+        s.queue_ms as jlong,
+        s.reconnects as jlong,
+        s.destination_count as jlong,
+        s.url_index as jlong,
+    ]
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherGetStats(
+    env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    out: JLongArray,
+) -> jint {
+    boundary("pusherGetStats", || {
+        let mut s = kp_stats { struct_size: size_of::<kp_stats>() as u32, ..Default::default() };
+        // SAFETY: NULL or live (handle guard); s is a full kp_stats.
+        let rc = unsafe { c_pusher::kp_pusher_get_stats(pusher(handle), &mut s) };
+        if rc != 0 {
+            return Ok(rc);
+        }
+        let values = stats_values(&s);
+        if out.is_null() || (env.get_array_length(&out)? as usize) < values.len() {
+            return Ok(OUT_OF_BOUNDS);
+        }
+        env.set_long_array_region(&out, 0, &values)?;
+        Ok(0)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
+    env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    destination: jint,
+    out: JLongArray,
+) -> jint {
+    boundary("pusherGetDestinationStats", || {
+        // SAFETY: all-zero is a valid kp_destination_stats (integers only).
+        let mut d: kp_destination_stats = unsafe { std::mem::zeroed() };
+        d.struct_size = size_of::<kp_destination_stats>() as u32;
+        // SAFETY: NULL or live (handle guard); d is a full kp_destination_stats.
+        let rc = unsafe { c_pusher::kp_pusher_get_destination_stats(pusher(handle), destination as u32, &mut d) };
+        if rc != 0 {
+            return Ok(rc);
+        }
+        let values: [jlong; 12] = [
+            d.state as jlong,
+            d.url_index as jlong,
+            d.video_bitrate_kbps as jlong,
+            d.audio_bitrate_kbps as jlong,
+            d.queue_ms as jlong,
+            d.video_frames_sent as jlong,
+            d.audio_frames_sent as jlong,
+            d.bytes_sent as jlong,
+            d.frames_dropped_network as jlong,
+            d.queue_bytes as jlong,
+            d.reconnects as jlong,
+            d.outage_ms_total as jlong,
+        ];
+        if out.is_null() || (env.get_array_length(&out)? as usize) < values.len() {
+            return Ok(OUT_OF_BOUNDS);
+        }
+        env.set_long_array_region(&out, 0, &values)?;
+        Ok(0)
+    })
+}
+
+// ---- media ---------------------------------------------------------------------------------
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushH264Array(
+    mut env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    data: JByteArray,
+    offset: jint,
+    len: jint,
+    pts_us: jlong,
+    dts_us: jlong,
+) -> jint {
+    boundary("pushH264Array", || {
+        // SAFETY: NULL or live (handle guard); the bytes are readable during the call.
+        with_bytes(&mut env, &data, offset, len, |p, n| unsafe {
+            c_pusher::kp_pusher_push_h264(pusher(handle), p, n, pts_us, dts_us)
+        })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushH264Buffer(
+    env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    data: JByteBuffer,
+    pos: jint,
+    len: jint,
+    pts_us: jlong,
+    dts_us: jlong,
+) -> jint {
+    boundary("pushH264Buffer", || {
+        Ok(match buffer_range(&env, &data, pos, len)? {
+            // SAFETY: NULL or live (handle guard); `len` bytes are readable at p.
+            Some(p) => unsafe { c_pusher::kp_pusher_push_h264(pusher(handle), p, len as usize, pts_us, dts_us) },
+            None => OUT_OF_BOUNDS,
+        })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushAacArray(
+    mut env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    data: JByteArray,
+    offset: jint,
+    len: jint,
+    pts_us: jlong,
+) -> jint {
+    boundary("pushAacArray", || {
+        // SAFETY: NULL or live (handle guard); the bytes are readable during the call.
+        with_bytes(&mut env, &data, offset, len, |p, n| unsafe {
+            c_pusher::kp_pusher_push_aac(pusher(handle), p, n, pts_us)
+        })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushAacBuffer(
+    env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    data: JByteBuffer,
+    pos: jint,
+    len: jint,
+    pts_us: jlong,
+) -> jint {
+    boundary("pushAacBuffer", || {
+        Ok(match buffer_range(&env, &data, pos, len)? {
+            // SAFETY: NULL or live (handle guard); `len` bytes are readable at p.
+            Some(p) => unsafe { c_pusher::kp_pusher_push_aac(pusher(handle), p, len as usize, pts_us) },
+            None => OUT_OF_BOUNDS,
+        })
+    })
+}
+
+/// Samples push_audio will read for `frames` frames, or None when the pusher has no audio (the C
+/// ABI then refuses the call before reading anything) or the handle is 0.
+fn pcm_samples(handle: jlong, frames: jint) -> Option<usize> {
+    let p = pusher(handle);
+    // SAFETY: NULL or live (handle guard).
+    let channels = unsafe { p.as_ref() }?.channels()?;
+    Some((frames.max(0) as usize).saturating_mul(channels))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushAudioArray(
+    mut env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    samples: JShortArray,
+    frames_per_channel: jint,
+    pts_us: jlong,
+) -> jint {
+    boundary("pushAudioArray", || {
+        if frames_per_channel < 0 {
+            return Ok(OUT_OF_BOUNDS);
+        }
+        if samples.is_null() {
+            // SAFETY: NULL or live (handle guard); the C ABI refuses the NULL samples.
+            return Ok(unsafe {
+                c_pusher::kp_pusher_push_audio(pusher(handle), null(), frames_per_channel as usize, pts_us)
+            });
+        }
+        let total = env.get_array_length(&samples)? as usize;
+        if pcm_samples(handle, frames_per_channel).is_some_and(|n| n > total) {
+            return Ok(OUT_OF_BOUNDS);
+        }
+        // SAFETY: no JNI call inside the critical region (push_audio copies and returns at once).
+        let elems = unsafe { env.get_array_elements_critical(&samples, ReleaseMode::NoCopyBack) }?;
+        // SAFETY: NULL or live (handle guard); frames * channels samples are in the array.
+        Ok(unsafe {
+            c_pusher::kp_pusher_push_audio(pusher(handle), elems.as_ptr(), frames_per_channel as usize, pts_us)
+        })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushAudioBuffer(
+    env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    pcm: JByteBuffer,
+    pos: jint,
+    len: jint,
+    frames_per_channel: jint,
+    pts_us: jlong,
+) -> jint {
+    boundary("pushAudioBuffer", || {
+        if frames_per_channel < 0 {
+            return Ok(OUT_OF_BOUNDS);
+        }
+        let Some(p) = buffer_range(&env, &pcm, pos, len)? else { return Ok(OUT_OF_BOUNDS) };
+        if pcm_samples(handle, frames_per_channel).is_some_and(|n| n.saturating_mul(2) > len as usize) {
+            return Ok(OUT_OF_BOUNDS);
+        }
+        // SAFETY: NULL or live (handle guard); the samples lie within the buffer's range. The C ABI
+        // checks the 2-byte alignment.
+        Ok(unsafe { c_pusher::kp_pusher_push_audio(pusher(handle), p.cast(), frames_per_channel as usize, pts_us) })
+    })
+}
+
+/// kp_pusher_push_video with up to three planes inside one array: plane i starts at offsets[i],
+/// and may read to the end of the array (its kp_video_frame plane size).
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushVideoArray(
+    mut env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    format: jint,
+    width: jint,
+    height: jint,
+    data: JByteArray,
+    planes: jint,
+    offset0: jint,
+    stride0: jint,
+    offset1: jint,
+    stride1: jint,
+    offset2: jint,
+    stride2: jint,
+    pts_us: jlong,
+) -> jint {
+    boundary("pushVideoArray", || {
+        let offsets = [offset0, offset1, offset2];
+        let strides = [stride0, stride1, stride2];
+        let mut frame = kp_video_frame {
+            format,
+            width: width as u32,
+            height: height as u32,
+            planes: [null(); 3],
+            strides: [0; 3],
+            plane_sizes: [0; 3],
+        };
+        if data.is_null() {
+            // SAFETY: NULL or live (handle guard); the C ABI refuses the NULL planes.
+            return Ok(unsafe { c_pusher::kp_pusher_push_video(pusher(handle), &frame, pts_us) });
+        }
+        let total = env.get_array_length(&data)? as usize;
+        let planes = planes.clamp(0, 3) as usize;
+        if offsets[..planes].iter().any(|&o| !in_bounds(o, 0, total)) {
+            return Ok(OUT_OF_BOUNDS);
+        }
+        // SAFETY: no JNI call inside the critical region (push_video copies and returns at once).
+        let elems = unsafe { env.get_array_elements_critical(&data, ReleaseMode::NoCopyBack) }?;
+        let base = elems.as_ptr().cast::<u8>().cast_const();
+        for i in 0..planes {
+            // SAFETY: offsets[i] <= the array's length.
+            frame.planes[i] = unsafe { base.add(offsets[i] as usize) };
+            frame.plane_sizes[i] = total - offsets[i] as usize;
+            frame.strides[i] = strides[i] as u32;
+        }
+        // SAFETY: NULL or live (handle guard); each plane pointer has plane_sizes[i] readable bytes.
+        Ok(unsafe { c_pusher::kp_pusher_push_video(pusher(handle), &frame, pts_us) })
+    })
+}
+
+/// kp_pusher_push_video with each plane a direct buffer's range (null buffer: unused plane).
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushVideoBuffers(
+    env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    format: jint,
+    width: jint,
+    height: jint,
+    plane0: JByteBuffer,
+    pos0: jint,
+    len0: jint,
+    stride0: jint,
+    plane1: JByteBuffer,
+    pos1: jint,
+    len1: jint,
+    stride1: jint,
+    plane2: JByteBuffer,
+    pos2: jint,
+    len2: jint,
+    stride2: jint,
+    pts_us: jlong,
+) -> jint {
+    boundary("pushVideoBuffers", || {
+        let mut frame = kp_video_frame {
+            format,
+            width: width as u32,
+            height: height as u32,
+            planes: [null(); 3],
+            strides: [stride0 as u32, stride1 as u32, stride2 as u32],
+            plane_sizes: [0; 3],
+        };
+        for (i, (buf, pos, len)) in
+            [(&plane0, pos0, len0), (&plane1, pos1, len1), (&plane2, pos2, len2)].into_iter().enumerate()
+        {
+            if buf.is_null() {
+                continue;
+            }
+            match buffer_range(&env, buf, pos, len)? {
+                Some(p) => {
+                    frame.planes[i] = p;
+                    frame.plane_sizes[i] = len as usize;
+                }
+                None => return Ok(OUT_OF_BOUNDS),
+            }
+        }
+        // SAFETY: NULL or live (handle guard); each plane pointer has plane_sizes[i] readable bytes.
+        Ok(unsafe { c_pusher::kp_pusher_push_video(pusher(handle), &frame, pts_us) })
+    })
+}
