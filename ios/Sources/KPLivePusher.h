@@ -1,0 +1,244 @@
+// KitePush for iOS: an Objective-C (and, through NS_SWIFT_NAME, Swift) face of the C ABI in
+// kitepush.h, call for call. Every method maps onto one kp_* function with the same checks,
+// defaults and threading; failures come back as NSErrors in KPLivePusherErrorDomain whose code is
+// the kp_result (KP_ERR_*), with kp_result_str as the description and kp_last_error_message as
+// the failure reason.
+//
+// Threads: a KPLivePusher may be used from any thread, also concurrently (camera, microphone, UI).
+// Pushes copy their input and return at once. -stopWithTimeout:error: blocks up to its timeout;
+// -close (and the last release) waits for calls in flight on other threads, then for the SDK's
+// threads to exit, after which the delegate is never called again. The delegate is called on the
+// SDK's callback thread (one per pusher, one event at a time): hop to the main queue yourself for
+// UI work, and do not call -stopWithTimeout:error: or -close from it.
+//
+// Memory: correct under ARC (iOS) and under manual reference counting (the GNUstep host build).
+
+#import <Foundation/Foundation.h>
+#include "kitepush.h"
+
+#if __has_include(<CoreVideo/CoreVideo.h>) && __has_include(<CoreMedia/CoreMedia.h>)
+#import <CoreMedia/CoreMedia.h>
+#import <CoreVideo/CoreVideo.h>
+#define KP_HAVE_COREMEDIA 1
+#endif
+
+// Older or non-Apple Foundations lack some annotations; clang still understands the attributes.
+#ifndef NS_SWIFT_NAME
+#define NS_SWIFT_NAME(name) __attribute__((swift_name(#name)))
+#endif
+#ifndef NS_ASSUME_NONNULL_BEGIN
+#define NS_ASSUME_NONNULL_BEGIN _Pragma("clang assume_nonnull begin")
+#define NS_ASSUME_NONNULL_END _Pragma("clang assume_nonnull end")
+#endif
+// A weak delegate where the runtime has weak references (ARC on iOS); plain assign elsewhere.
+#if __has_feature(objc_arc_weak)
+#define KP_WEAK_PROPERTY weak
+#define KP_WEAK_IVAR __weak
+#else
+#define KP_WEAK_PROPERTY assign
+#define KP_WEAK_IVAR __unsafe_unretained
+#endif
+
+NS_ASSUME_NONNULL_BEGIN
+
+/// The NSError domain of every KitePush error; the code is the kp_result (KP_ERR_*).
+FOUNDATION_EXPORT NSString *const KPLivePusherErrorDomain NS_SWIFT_NAME(LivePusherErrorDomain);
+
+/// kp_pixel_format_values.
+typedef NS_ENUM(NSInteger, KPPixelFormat) {
+    KPPixelFormatI420 = KP_PIXEL_FORMAT_I420,
+    KPPixelFormatNV12 = KP_PIXEL_FORMAT_NV12, ///< kCVPixelFormatType_420YpCbCr8BiPlanar*Range
+    KPPixelFormatNV21 = KP_PIXEL_FORMAT_NV21,
+} NS_SWIFT_NAME(PixelFormat);
+
+/// kp_video_encoder_values: where the video comes from.
+typedef NS_ENUM(NSInteger, KPVideoSource) {
+    KPVideoSourceOpenH264 = KP_ENCODER_OPENH264,       ///< raw frames, encoded by the SDK
+    KPVideoSourceX264 = KP_ENCODER_X264,               ///< not in this build
+    KPVideoSourcePassthrough = KP_ENCODER_PASSTHROUGH, ///< H.264 from VideoToolbox
+} NS_SWIFT_NAME(VideoSource);
+
+/// kp_audio_encoder_values: where the audio comes from.
+typedef NS_ENUM(NSInteger, KPAudioSource) {
+    KPAudioSourceFdkAac = KP_AUDIO_ENCODER_FDK_AAC,           ///< PCM, encoded by the SDK
+    KPAudioSourcePassthrough = KP_AUDIO_ENCODER_PASSTHROUGH,  ///< AAC from AudioToolbox
+} NS_SWIFT_NAME(AudioSource);
+
+/// Pusher settings: each method is one kp_config_* call (same defaults, 0 = default). Not
+/// thread-safe; a configuration may create any number of pushers.
+NS_SWIFT_NAME(LivePusherConfiguration)
+@interface KPLivePusherConfiguration : NSObject {
+  @private
+    kp_config *_config;
+}
+/// kp_config_new; nil only when memory runs out.
+- (nullable instancetype)init;
+- (BOOL)setURL:(nullable NSString *)url error:(NSError **)error NS_SWIFT_NAME(setURL(_:));
+- (BOOL)addBackupURL:(nullable NSString *)url error:(NSError **)error NS_SWIFT_NAME(addBackupURL(_:));
+/// kp_config_add_destination; `index` (may be NULL) receives 1 for the first added, then 2, ...
+- (BOOL)addDestinationURL:(nullable NSString *)url
+                    index:(nullable uint32_t *)index
+                    error:(NSError **)error NS_SWIFT_NAME(addDestinationURL(_:index:));
+- (BOOL)addBackupURL:(nullable NSString *)url
+      forDestination:(uint32_t)destination
+               error:(NSError **)error NS_SWIFT_NAME(addBackupURL(_:forDestination:));
+- (BOOL)setVideoWidth:(uint32_t)width
+               height:(uint32_t)height
+                  fps:(double)fps
+          bitrateKbps:(uint32_t)bitrateKbps
+     keyframeInterval:(uint32_t)keyframeInterval
+                error:(NSError **)error NS_SWIFT_NAME(setVideo(width:height:fps:bitrateKbps:keyframeInterval:));
+- (BOOL)setVideoSource:(KPVideoSource)source error:(NSError **)error NS_SWIFT_NAME(setVideoSource(_:));
+- (BOOL)setVideoThreads:(uint32_t)threads error:(NSError **)error NS_SWIFT_NAME(setVideoThreads(_:));
+- (BOOL)disableVideo:(NSError **)error NS_SWIFT_NAME(disableVideo());
+- (BOOL)setAudioSampleRate:(uint32_t)sampleRate
+                  channels:(uint32_t)channels
+               bitrateKbps:(uint32_t)bitrateKbps
+                     error:(NSError **)error NS_SWIFT_NAME(setAudio(sampleRate:channels:bitrateKbps:));
+- (BOOL)setAudioSource:(KPAudioSource)source error:(NSError **)error NS_SWIFT_NAME(setAudioSource(_:));
+- (BOOL)disableAudio:(NSError **)error NS_SWIFT_NAME(disableAudio());
+- (BOOL)setConnectTimeoutMs:(uint32_t)connectMs
+             stallTimeoutMs:(uint32_t)stallMs
+                      error:(NSError **)error NS_SWIFT_NAME(setTimeouts(connectMs:stallMs:));
+- (BOOL)setReconnectFirstDelayMs:(uint32_t)firstDelayMs
+                      multiplier:(double)multiplier
+                      maxDelayMs:(uint32_t)maxDelayMs
+                     maxAttempts:(uint32_t)maxAttempts
+                   failoverAfter:(uint32_t)failoverAfter
+                           error:(NSError **)error
+    NS_SWIFT_NAME(setReconnect(firstDelayMs:multiplier:maxDelayMs:maxAttempts:failoverAfter:));
+- (BOOL)setPrimaryRetryIntervalMs:(uint32_t)intervalMs error:(NSError **)error NS_SWIFT_NAME(setPrimaryRetryInterval(ms:));
+@end
+
+/// One event (kp_event), copied out of the callback.
+NS_SWIFT_NAME(LivePusherEvent)
+@interface KPLivePusherEvent : NSObject {
+  @private
+    kp_event_kind _kind;
+    kp_result _code;
+    NSString *_message;
+    uint64_t _timestampMs;
+    uint32_t _destination;
+    int64_t _value;
+    int64_t _value2;
+}
+/// kp_event_kind_values (KP_EVENT_*); ignore kinds you do not know.
+@property (nonatomic, readonly) kp_event_kind kind;
+/// kp_result: why, for DISCONNECTED, RECONNECTING and FAILED; KP_OK otherwise.
+@property (nonatomic, readonly) kp_result code;
+/// Human-readable detail; never contains the stream key.
+@property (nonatomic, readonly, copy) NSString *message;
+@property (nonatomic, readonly) uint64_t timestampMs;
+@property (nonatomic, readonly) uint32_t destination;
+@property (nonatomic, readonly) int64_t value;
+@property (nonatomic, readonly) int64_t value2;
+@end
+
+@class KPLivePusher;
+
+/// Receives a pusher's events on the SDK's callback thread.
+NS_SWIFT_NAME(LivePusherDelegate)
+@protocol KPLivePusherDelegate <NSObject>
+- (void)livePusher:(KPLivePusher *)pusher didReceiveEvent:(KPLivePusherEvent *)event
+    NS_SWIFT_NAME(livePusher(_:didReceive:));
+@optional
+/// Periodic statistics. Not called by this version: the C ABI's stats callback is not in this
+/// build yet; poll -getStatistics:error:.
+- (void)livePusher:(KPLivePusher *)pusher didUpdateStatistics:(const kp_stats *)statistics
+    NS_SWIFT_NAME(livePusher(_:didUpdate:));
+@end
+
+/// A live-stream publisher (kp_pusher).
+NS_SWIFT_NAME(LivePusher)
+@interface KPLivePusher : NSObject {
+  @private
+    kp_pusher *_pusher;
+    id _sink;
+    void *_guard;
+    KP_WEAK_IVAR id<KPLivePusherDelegate> _delegate;
+}
+
+/// The library version (kp_version).
++ (NSString *)version;
+
+/// kp_pusher_new from a copy of the configuration; the delegate receives every event from the
+/// first one. Nothing connects before -start:.
+- (nullable instancetype)initWithConfiguration:(KPLivePusherConfiguration *)configuration
+                                      delegate:(nullable id<KPLivePusherDelegate>)delegate
+                                         error:(NSError **)error NS_SWIFT_NAME(init(configuration:delegate:));
+- (instancetype)init __attribute__((unavailable("use initWithConfiguration:delegate:error:")));
+
+@property (nonatomic, KP_WEAK_PROPERTY, nullable) id<KPLivePusherDelegate> delegate;
+
+/// kp_pusher_start: connects in the background; returns at once.
+- (BOOL)start:(NSError **)error NS_SWIFT_NAME(start());
+/// kp_pusher_stop: drains for up to timeoutMs, unpublishes; blocks.
+- (BOOL)stopWithTimeout:(uint32_t)timeoutMs error:(NSError **)error NS_SWIFT_NAME(stop(timeoutMs:));
+/// kp_pusher_get_state (KP_STATE_FAILED after -close).
+@property (nonatomic, readonly) kp_state state;
+/// kp_pusher_get_stats into *statistics (struct_size is set here).
+- (BOOL)getStatistics:(kp_stats *)statistics error:(NSError **)error NS_SWIFT_NAME(getStatistics(_:));
+/// kp_pusher_get_destination_stats.
+- (BOOL)getStatistics:(kp_destination_stats *)statistics
+       forDestination:(uint32_t)destination
+                error:(NSError **)error NS_SWIFT_NAME(getStatistics(_:destination:));
+
+/// kp_pusher_push_video: `planeCount` planes (3 for I420, 2 for NV12/NV21) given as base address,
+/// bytes per row and readable bytes — what CVPixelBufferGetBaseAddressOfPlane,
+/// ...GetBytesPerRowOfPlane and bytesPerRow * ...GetHeightOfPlane give. Copied before returning.
+- (BOOL)pushVideoWithFormat:(KPPixelFormat)format
+                      width:(uint32_t)width
+                     height:(uint32_t)height
+                 planeCount:(NSUInteger)planeCount
+                     planes:(const uint8_t *_Nullable const *_Nullable)planes
+                    strides:(const uint32_t *_Nullable)strides
+                 planeSizes:(const size_t *_Nullable)planeSizes
+                      ptsUs:(int64_t)ptsUs
+                      error:(NSError **)error
+    NS_SWIFT_NAME(pushVideo(format:width:height:planeCount:planes:strides:planeSizes:ptsUs:));
+/// kp_pusher_push_audio: interleaved 16-bit PCM, `framesPerChannel` frames of the configured channels.
+- (BOOL)pushPCM:(const int16_t *_Nullable)samples
+    framesPerChannel:(size_t)framesPerChannel
+               ptsUs:(int64_t)ptsUs
+               error:(NSError **)error NS_SWIFT_NAME(pushPCM(_:framesPerChannel:ptsUs:));
+/// kp_pusher_push_h264: one Annex-B access unit.
+- (BOOL)pushH264AnnexB:(const uint8_t *_Nullable)data
+                length:(size_t)length
+                 ptsUs:(int64_t)ptsUs
+                 dtsUs:(int64_t)dtsUs
+                 error:(NSError **)error NS_SWIFT_NAME(pushH264AnnexB(_:length:ptsUs:dtsUs:));
+/// One access unit as VideoToolbox gives it: NAL units each prefixed by its big-endian length
+/// (`nalLengthSize` bytes: 1, 2 or 4), with the parameter sets (SPS, PPS) kept apart in the
+/// format description. The C ABI takes Annex-B only, so the unit is rewritten with start codes
+/// here, the parameter sets (if given) in front. Errors: KP_ERR_BAD_BITSTREAM for a length that
+/// runs past the data or a bad nalLengthSize, else those of kp_pusher_push_h264.
+- (BOOL)pushH264AVCC:(const uint8_t *_Nullable)data
+              length:(size_t)length
+       nalLengthSize:(NSUInteger)nalLengthSize
+       parameterSets:(nullable NSArray<NSData *> *)parameterSets
+               ptsUs:(int64_t)ptsUs
+               dtsUs:(int64_t)dtsUs
+               error:(NSError **)error
+    NS_SWIFT_NAME(pushH264AVCC(_:length:nalLengthSize:parameterSets:ptsUs:dtsUs:));
+/// kp_pusher_push_aac: one raw AAC packet (AudioConverter output) or ADTS frames.
+- (BOOL)pushAAC:(const uint8_t *_Nullable)data
+         length:(size_t)length
+          ptsUs:(int64_t)ptsUs
+          error:(NSError **)error NS_SWIFT_NAME(pushAAC(_:length:ptsUs:));
+
+#ifdef KP_HAVE_COREMEDIA
+/// A camera frame (420f/420v: NV12; y420: I420), planes mapped onto -pushVideoWithFormat:...
+- (BOOL)pushPixelBuffer:(CVPixelBufferRef)pixelBuffer ptsUs:(int64_t)ptsUs error:(NSError **)error
+    NS_SWIFT_NAME(push(pixelBuffer:ptsUs:));
+/// A VTCompressionSession output sample: AVCC data, parameter sets from its format description
+/// on keyframes, times from the sample. Mapped onto -pushH264AVCC:...
+- (BOOL)pushVideoToolboxSampleBuffer:(CMSampleBufferRef)sampleBuffer error:(NSError **)error
+    NS_SWIFT_NAME(push(videoToolboxSample:));
+#endif
+
+/// kp_pusher_free: stops at once if running; waits for calls in flight and the SDK's threads.
+/// Afterwards every call fails with KP_ERR_INVALID_ARGUMENT. Idempotent; also done on dealloc.
+- (void)close;
+@end
+
+NS_ASSUME_NONNULL_END

@@ -1,0 +1,506 @@
+// Host test of the Objective-C wrapper (GNUstep Foundation, manual reference counting), run by
+// tests/ios.rs: pushes raw frames + PCM to the built-in receiver, NV12 planes to nginx-rtmp and
+// VideoToolbox-shaped output (AVCC H.264 with parameter sets apart, raw AAC packets) to nginx-rtmp;
+// checks delegate events in order, statistics, NSErrors for bad arguments and close from another
+// thread. tests/ios.rs checks the recordings with ffprobe.
+//
+// usage: host_test RECEIVER_URL NGINX_RAW_URL NGINX_AVCC_URL NGINX_CLOSE_URL MEDIA_DIR
+
+#import "KPLivePusher.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { W = 320, H = 240, RATE = 44100, CHANNELS = 2 };
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (cond) {                                                        \
+            passed++;                                                      \
+        } else {                                                           \
+            failed++;                                                      \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fprintf(stderr, "\n");                                         \
+        }                                                                  \
+    } while (0)
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void pace(double start, int64_t pts_us) {
+    double ahead = pts_us / 1e6 - (now_s() - start);
+    if (ahead > 0) {
+        usleep((useconds_t)(ahead * 1e6));
+    }
+}
+
+static int64_t video_pts(int frame) { return frame * 1000000LL / 30; }
+static int64_t audio_pts(int64_t frames) { return frames * 1000000LL / RATE; }
+
+/// Expects a failed call with this code in the KitePush domain.
+#define CHECK_ERROR(call, expected)                                                                          \
+    do {                                                                                                     \
+        NSError *err_ = nil;                                                                                 \
+        BOOL ok_ = (call);                                                                                   \
+        CHECK(!ok_ && err_ && [err_.domain isEqualToString:KPLivePusherErrorDomain] && err_.code == (expected), \
+              "%s gave %s", #call, err_ ? err_.description.UTF8String : "no error");                         \
+        CHECK(!err_ || err_.localizedFailureReason.length > 0, "no failure reason for %s", #call);            \
+    } while (0)
+
+// MARK: - delegate
+
+@interface Recorder : NSObject <KPLivePusherDelegate> {
+  @public
+    NSMutableArray *events;
+    NSCondition *cond;
+    pthread_t thread;
+    int threads;
+}
+- (KPLivePusherEvent *)await:(kp_event_kind)kind seconds:(double)seconds;
+@end
+
+@implementation Recorder
+- (instancetype)init {
+    self = [super init];
+    events = [[NSMutableArray alloc] init];
+    cond = [[NSCondition alloc] init];
+    return self;
+}
+- (void)dealloc {
+    [events release];
+    [cond release];
+    [super dealloc];
+}
+- (void)livePusher:(KPLivePusher *)pusher didReceiveEvent:(KPLivePusherEvent *)event {
+    (void)pusher;
+    [cond lock];
+    if (threads == 0 || !pthread_equal(thread, pthread_self())) {
+        thread = pthread_self();
+        threads++;
+    }
+    [events addObject:event];
+    [cond broadcast];
+    [cond unlock];
+}
+- (KPLivePusherEvent *)await:(kp_event_kind)kind seconds:(double)seconds {
+    NSDate *deadline = [NSDate dateWithTimeIntervalSinceNow:seconds];
+    [cond lock];
+    KPLivePusherEvent *found = nil;
+    while (!found) {
+        for (KPLivePusherEvent *e in events) {
+            if (e.kind == kind) {
+                found = e;
+                break;
+            }
+        }
+        if (!found && ![cond waitUntilDate:deadline]) {
+            break;
+        }
+    }
+    [cond unlock];
+    CHECK(found != nil, "no event %d within %.0f s: %s", (int)kind, seconds, events.description.UTF8String);
+    return found;
+}
+- (NSArray *)snapshot {
+    [cond lock];
+    NSArray *copy = [[events copy] autorelease];
+    [cond unlock];
+    return copy;
+}
+@end
+
+static void check_publish_sequence(Recorder *r) {
+    NSArray *ev = [r snapshot];
+    const char *all = ev.description.UTF8String;
+    CHECK(ev.count >= 4, "events: %s", all);
+    if (ev.count < 4) {
+        return;
+    }
+    CHECK([(KPLivePusherEvent *)[ev objectAtIndex:0] kind] == KP_EVENT_CONNECTING, "events: %s", all);
+    CHECK([(KPLivePusherEvent *)[ev objectAtIndex:1] kind] == KP_EVENT_CONNECTED, "events: %s", all);
+    CHECK([(KPLivePusherEvent *)[ev objectAtIndex:2] kind] == KP_EVENT_PUBLISHING, "events: %s", all);
+    CHECK([(KPLivePusherEvent *)[ev lastObject] kind] == KP_EVENT_STOPPED, "events: %s", all);
+    uint64_t t = 0;
+    for (NSUInteger i = 0; i < ev.count; i++) {
+        KPLivePusherEvent *e = [ev objectAtIndex:i];
+        CHECK(e.timestampMs >= t, "timestamps go back: %s", all);
+        t = e.timestampMs;
+        if (i >= 3 && i + 1 < ev.count) {
+            CHECK(e.kind == KP_EVENT_KEYFRAME_NEEDED, "unexpected event in a clean publish: %s", all);
+        }
+    }
+    CHECK(r->threads == 1, "events came on %d threads", r->threads);
+    CHECK(!pthread_equal(r->thread, pthread_self()), "events came on the caller's thread");
+}
+
+// MARK: - media
+
+static void i420(int frame, uint8_t *f) {
+    for (int y = 0; y < H; y++) {
+        for (int x = 0; x < W; x++) {
+            f[y * W + x] = (uint8_t)(x + y + frame * 4);
+        }
+    }
+    for (int i = W * H; i < W * H * 3 / 2; i++) {
+        f[i] = (uint8_t)(128 + (i + frame) % 32);
+    }
+}
+
+static void pcm(int64_t first, int frames, int16_t *s) {
+    for (int i = 0; i < frames; i++) {
+        int16_t v = (int16_t)(8000 * sin(2 * M_PI * 440 * (double)(first + i) / RATE));
+        for (int c = 0; c < CHANNELS; c++) {
+            s[i * CHANNELS + c] = v;
+        }
+    }
+}
+
+static KPLivePusherConfiguration *raw_config(NSString *url) {
+    KPLivePusherConfiguration *c = [[[KPLivePusherConfiguration alloc] init] autorelease];
+    NSError *e = nil;
+    CHECK([c setURL:url error:&e], "%s", e.description.UTF8String);
+    CHECK([c setVideoWidth:W height:H fps:30 bitrateKbps:500 keyframeInterval:30 error:&e], "%s", e.description.UTF8String);
+    CHECK([c setAudioSampleRate:RATE channels:CHANNELS bitrateKbps:64 error:&e], "%s", e.description.UTF8String);
+    return c;
+}
+
+/// Pushes `frames` frames of I420 (or NV12 made from it) with PCM, paced to real time.
+static void push_raw(KPLivePusher *p, int frames, BOOL nv12) {
+    uint8_t *frame = malloc(W * H * 3 / 2);
+    uint8_t *uv = malloc(W * H / 2);
+    int16_t samples[1024 * CHANNELS];
+    int64_t audio = 0;
+    double start = now_s();
+    for (int i = 0; i < frames; i++) {
+        pace(start, video_pts(i));
+        i420(i, frame);
+        NSError *e = nil;
+        BOOL ok;
+        if (nv12) {
+            for (int j = 0; j < W * H / 4; j++) {
+                uv[2 * j] = frame[W * H + j];
+                uv[2 * j + 1] = frame[W * H + W * H / 4 + j];
+            }
+            const uint8_t *planes[2] = {frame, uv};
+            uint32_t strides[2] = {W, W};
+            size_t sizes[2] = {W * H, W * H / 2};
+            ok = [p pushVideoWithFormat:KPPixelFormatNV12 width:W height:H planeCount:2 planes:planes strides:strides
+                             planeSizes:sizes ptsUs:video_pts(i) error:&e];
+        } else {
+            const uint8_t *planes[3] = {frame, frame + W * H, frame + W * H * 5 / 4};
+            uint32_t strides[3] = {W, W / 2, W / 2};
+            size_t sizes[3] = {W * H, W * H / 4, W * H / 4};
+            ok = [p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes strides:strides
+                             planeSizes:sizes ptsUs:video_pts(i) error:&e];
+        }
+        CHECK(ok, "push video %d: %s", i, e.description.UTF8String);
+        while (audio_pts(audio) < video_pts(i + 1)) {
+            pcm(audio, 1024, samples);
+            CHECK([p pushPCM:samples framesPerChannel:1024 ptsUs:audio_pts(audio) error:&e], "%s", e.description.UTF8String);
+            audio += 1024;
+        }
+    }
+    free(frame);
+    free(uv);
+}
+
+static void raw_to(NSString *url, int frames, BOOL nv12) {
+    @autoreleasepool {
+        Recorder *r = [[[Recorder alloc] init] autorelease];
+        NSError *e = nil;
+        KPLivePusher *p = [[KPLivePusher alloc] initWithConfiguration:raw_config(url) delegate:r error:&e];
+        CHECK(p != nil, "%s", e.description.UTF8String);
+        if (!p) {
+            return;
+        }
+        CHECK(p.state == KP_STATE_IDLE, "state %d", (int)p.state);
+        CHECK([p start:&e], "%s", e.description.UTF8String);
+        [r await:KP_EVENT_PUBLISHING seconds:30];
+        NSString *key = url.lastPathComponent;
+        CHECK([[(KPLivePusherEvent *)[[r snapshot] objectAtIndex:0] message] rangeOfString:key].location == NSNotFound, "the stream key leaked");
+        push_raw(p, frames, nv12);
+        CHECK([p stopWithTimeout:10000 error:&e], "%s", e.description.UTF8String);
+        [r await:KP_EVENT_STOPPED seconds:30];
+        kp_stats s;
+        CHECK([p getStatistics:&s error:&e], "%s", e.description.UTF8String);
+        CHECK(s.state == KP_STATE_STOPPED, "state %d", (int)s.state);
+        CHECK(s.video_frames_in == (uint64_t)frames, "in %llu", (unsigned long long)s.video_frames_in);
+        CHECK(s.video_frames_sent == (uint64_t)frames, "sent %llu", (unsigned long long)s.video_frames_sent);
+        CHECK(s.video_frames_dropped_encoder == 0, "dropped %llu", (unsigned long long)s.video_frames_dropped_encoder);
+        CHECK(s.audio_frames_sent > 0 && s.bytes_sent > 10000 && s.frames_rejected == 0, "stats");
+        kp_destination_stats d;
+        CHECK([p getStatistics:&d forDestination:0 error:&e], "%s", e.description.UTF8String);
+        CHECK(d.video_frames_sent == s.video_frames_sent, "destination stats");
+        CHECK_ERROR([p getStatistics:&d forDestination:1 error:&err_], KP_ERR_INVALID_ARGUMENT);
+        [p release];
+        check_publish_sequence(r);
+    }
+}
+
+static NSData *read_file(NSString *path) {
+    NSData *d = [NSData dataWithContentsOfFile:path];
+    CHECK(d != nil, "cannot read %s", path.UTF8String);
+    return d;
+}
+
+/// Annex-B access unit → (AVCC with 4-byte lengths, parameter sets apart), as VideoToolbox gives.
+static NSData *to_avcc(const uint8_t *au, size_t len, NSMutableArray *sets) {
+    NSMutableData *out = [NSMutableData data];
+    size_t i = 0, start = 0;
+    BOOL in_nal = NO;
+    while (i <= len) {
+        BOOL sc3 = i + 3 <= len && au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1;
+        BOOL end = i == len;
+        if (sc3 || end) {
+            if (in_nal) {
+                size_t e = i;
+                while (!end && e > start && au[e - 1] == 0) {
+                    e--; // a 4-byte start code's leading zero
+                }
+                uint8_t type = au[start] & 0x1f;
+                if (type == 7 || type == 8) {
+                    [sets addObject:[NSData dataWithBytes:au + start length:e - start]];
+                } else if (type != 9) { // VideoToolbox emits no access unit delimiters
+                    uint8_t n[4] = {(uint8_t)((e - start) >> 24), (uint8_t)((e - start) >> 16), (uint8_t)((e - start) >> 8),
+                                    (uint8_t)(e - start)};
+                    [out appendBytes:n length:4];
+                    [out appendBytes:au + start length:e - start];
+                }
+            }
+            if (end) {
+                break;
+            }
+            i += 3;
+            start = i;
+            in_nal = YES;
+            continue;
+        }
+        i++;
+    }
+    return out;
+}
+
+static void avcc_to(NSString *url, NSString *media) {
+    @autoreleasepool {
+        NSData *framed = read_file([media stringByAppendingPathComponent:@"aus.bin"]);
+        NSData *adts = read_file([media stringByAppendingPathComponent:@"audio.aac"]);
+        if (!framed || !adts) {
+            return;
+        }
+        KPLivePusherConfiguration *c = [[[KPLivePusherConfiguration alloc] init] autorelease];
+        NSError *e = nil;
+        CHECK([c setURL:url error:&e] && [c setVideoWidth:W height:H fps:30 bitrateKbps:0 keyframeInterval:0 error:&e] &&
+                  [c setVideoSource:KPVideoSourcePassthrough error:&e] &&
+                  [c setAudioSampleRate:RATE channels:CHANNELS bitrateKbps:0 error:&e] &&
+                  [c setAudioSource:KPAudioSourcePassthrough error:&e],
+              "%s", e.description.UTF8String);
+        Recorder *r = [[[Recorder alloc] init] autorelease];
+        KPLivePusher *p = [[KPLivePusher alloc] initWithConfiguration:c delegate:r error:&e];
+        CHECK(p != nil, "%s", e.description.UTF8String);
+        if (!p) {
+            return;
+        }
+        CHECK([p start:&e], "%s", e.description.UTF8String);
+        [r await:KP_EVENT_PUBLISHING seconds:30];
+        const uint8_t *fb = framed.bytes;
+        const uint8_t *ab = adts.bytes;
+        size_t fpos = 0, apos = 0;
+        int64_t aac_frames = 0;
+        int aus = 0;
+        double start = now_s();
+        while (fpos + 4 <= framed.length) {
+            size_t n = ((size_t)fb[fpos] << 24) | ((size_t)fb[fpos + 1] << 16) | ((size_t)fb[fpos + 2] << 8) | fb[fpos + 3];
+            fpos += 4;
+            pace(start, video_pts(aus));
+            NSMutableArray *sets = [NSMutableArray array];
+            NSData *avcc = to_avcc(fb + fpos, n, sets);
+            fpos += n;
+            CHECK([p pushH264AVCC:avcc.bytes length:avcc.length nalLengthSize:4 parameterSets:sets ptsUs:video_pts(aus)
+                            dtsUs:video_pts(aus) error:&e],
+                  "AU %d: %s", aus, e.description.UTF8String);
+            aus++;
+            // AudioToolbox gives raw AAC packets: the ADTS headers (7 bytes, no CRC) come off.
+            while (apos + 7 <= adts.length && audio_pts(aac_frames * 1024) < video_pts(aus)) {
+                size_t len = ((size_t)(ab[apos + 3] & 3) << 11) | ((size_t)ab[apos + 4] << 3) | (ab[apos + 5] >> 5);
+                CHECK([p pushAAC:ab + apos + 7 length:len - 7 ptsUs:audio_pts(aac_frames * 1024) error:&e], "%s",
+                      e.description.UTF8String);
+                apos += len;
+                aac_frames++;
+            }
+        }
+        CHECK(aus == 90, "%d access units", aus);
+        CHECK([p stopWithTimeout:10000 error:&e], "%s", e.description.UTF8String);
+        kp_stats s;
+        CHECK([p getStatistics:&s error:&e], "%s", e.description.UTF8String);
+        CHECK(s.video_frames_sent == 90, "sent %llu", (unsigned long long)s.video_frames_sent);
+        CHECK(s.audio_frames_sent == (uint64_t)aac_frames, "aac sent %llu of %lld", (unsigned long long)s.audio_frames_sent,
+              (long long)aac_frames);
+        [p release];
+        check_publish_sequence(r);
+    }
+}
+
+static void bad_arguments(void) {
+    @autoreleasepool {
+        CHECK([KPLivePusher version].length >= 5, "version");
+        KPLivePusherConfiguration *c = [[[KPLivePusherConfiguration alloc] init] autorelease];
+        CHECK_ERROR([c setURL:nil error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([c setVideoSource:(KPVideoSource)42 error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK(![c setURL:nil error:NULL], "a NULL error pointer is allowed");
+        CHECK([c setURL:@"http://not-rtmp/x" error:NULL], "set");
+        CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_URL);
+        KPLivePusherConfiguration *odd = raw_config(@"rtmp://127.0.0.1:1/live/odd");
+        CHECK([odd setVideoWidth:321 height:240 fps:30 bitrateKbps:0 keyframeInterval:0 error:NULL], "set");
+        CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:odd delegate:nil error:&err_] != nil, KP_ERR_BAD_DIMENSIONS);
+
+        Recorder *r = [[[Recorder alloc] init] autorelease];
+        KPLivePusher *p = [[KPLivePusher alloc] initWithConfiguration:raw_config(@"rtmp://127.0.0.1:1/live/bad") delegate:r
+                                                                error:NULL];
+        CHECK(p != nil, "create");
+        uint8_t *frame = calloc(1, W * H * 3 / 2);
+        const uint8_t *planes[3] = {frame, frame + W * H, frame + W * H * 5 / 4};
+        uint32_t strides[3] = {W, W / 2, W / 2};
+        size_t sizes[3] = {W * H, W * H / 4, W * H / 4};
+        size_t small[3] = {W * H, W * H / 4 - 1, W * H / 4};
+        CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes strides:strides
+                                planeSizes:sizes ptsUs:0 error:&err_],
+                    KP_ERR_NOT_STARTED);
+        CHECK([p start:NULL], "start");
+        CHECK_ERROR([p start:&err_], KP_ERR_INVALID_STATE);
+        CHECK([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes strides:strides
+                          planeSizes:sizes ptsUs:0 error:NULL],
+              "push");
+        CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes strides:strides
+                                planeSizes:sizes ptsUs:0 error:&err_],
+                    KP_ERR_NON_MONOTONIC_TIMESTAMP);
+        CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes strides:strides
+                                planeSizes:small ptsUs:40000 error:&err_],
+                    KP_ERR_BAD_FRAME_SIZE);
+        CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W + 2 height:H planeCount:3 planes:planes strides:strides
+                                planeSizes:sizes ptsUs:40000 error:&err_],
+                    KP_ERR_BAD_DIMENSIONS);
+        CHECK_ERROR([p pushVideoWithFormat:(KPPixelFormat)9 width:W height:H planeCount:3 planes:planes strides:strides
+                                planeSizes:sizes ptsUs:40000 error:&err_],
+                    KP_ERR_BAD_PIXEL_FORMAT);
+        CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:NULL strides:NULL
+                                planeSizes:NULL ptsUs:40000 error:&err_],
+                    KP_ERR_BAD_FRAME_SIZE);
+        const uint8_t *null_planes[3] = {NULL, NULL, NULL};
+        CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:null_planes strides:strides
+                                planeSizes:sizes ptsUs:40000 error:&err_],
+                    KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([p pushPCM:NULL framesPerChannel:1024 ptsUs:0 error:&err_], KP_ERR_INVALID_ARGUMENT);
+        const uint8_t idr[] = {0, 0, 0, 1, 0x65, 0x88};
+        CHECK_ERROR([p pushH264AnnexB:idr length:sizeof idr ptsUs:0 dtsUs:0 error:&err_], KP_ERR_INVALID_STATE);
+        CHECK_ERROR([p pushAAC:idr length:2 ptsUs:0 error:&err_], KP_ERR_INVALID_STATE);
+        // The AVCC conversion's own checks.
+        const uint8_t overrun[] = {0, 0, 0, 9, 0x65, 0x88};
+        CHECK_ERROR([p pushH264AVCC:overrun length:sizeof overrun nalLengthSize:4 parameterSets:nil ptsUs:0 dtsUs:0
+                              error:&err_],
+                    KP_ERR_BAD_BITSTREAM);
+        CHECK_ERROR([p pushH264AVCC:overrun length:sizeof overrun nalLengthSize:3 parameterSets:nil ptsUs:0 dtsUs:0
+                              error:&err_],
+                    KP_ERR_BAD_BITSTREAM);
+        const uint8_t fine[] = {0, 0, 0, 2, 0x65, 0x88};
+        CHECK_ERROR([p pushH264AVCC:fine length:sizeof fine nalLengthSize:4 parameterSets:nil ptsUs:0 dtsUs:0 error:&err_],
+                    KP_ERR_INVALID_STATE); // converted fine, then refused by the C ABI for this raw config
+        kp_stats s;
+        CHECK([p getStatistics:&s error:NULL], "stats");
+        CHECK(s.video_frames_in == 1, "video in %llu", (unsigned long long)s.video_frames_in);
+        kp_stats *volatile none = NULL; // Swift cannot pass NULL; C callers can, and get the C ABI's answer
+        CHECK_ERROR([p getStatistics:none error:&err_], KP_ERR_INVALID_ARGUMENT);
+        KPLivePusherEvent *ev = [r await:KP_EVENT_RECONNECTING seconds:30];
+        CHECK(ev.code == KP_ERR_CONNECT, "reconnecting code %d", (int)ev.code);
+        [p close];
+        [p close];
+        CHECK_ERROR([p start:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([p getStatistics:&s error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK(p.state == KP_STATE_FAILED, "state after close %d", (int)p.state);
+        [p release];
+        free(frame);
+    }
+}
+
+// MARK: - close from another thread
+
+struct pusher_thread {
+    KPLivePusher *pusher;
+    int ok;
+    int end_code;
+    int done;
+};
+
+static void *push_until_closed(void *arg) {
+    struct pusher_thread *t = arg;
+    uint8_t *frame = malloc(W * H * 3 / 2);
+    for (int i = 0;; i++) {
+        @autoreleasepool {
+            i420(i, frame);
+            const uint8_t *planes[3] = {frame, frame + W * H, frame + W * H * 5 / 4};
+            uint32_t strides[3] = {W, W / 2, W / 2};
+            size_t sizes[3] = {W * H, W * H / 4, W * H / 4};
+            NSError *e = nil;
+            if ([t->pusher pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes strides:strides
+                                    planeSizes:sizes ptsUs:video_pts(i) error:&e]) {
+                __atomic_add_fetch(&t->ok, 1, __ATOMIC_SEQ_CST);
+            } else if (e.code != KP_ERR_QUEUE_FULL) {
+                t->end_code = (int)e.code;
+                break;
+            }
+        }
+    }
+    free(frame);
+    __atomic_store_n(&t->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void close_while_pushing(NSString *base) {
+    for (int round = 0; round < 3; round++) {
+        @autoreleasepool {
+            Recorder *r = [[[Recorder alloc] init] autorelease];
+            NSString *url = [NSString stringWithFormat:@"%@-%d", base, round];
+            KPLivePusher *p = [[KPLivePusher alloc] initWithConfiguration:raw_config(url) delegate:r error:NULL];
+            CHECK(p && [p start:NULL], "start");
+            [r await:KP_EVENT_PUBLISHING seconds:30];
+            struct pusher_thread t = {p, 0, 0, 0};
+            pthread_t th;
+            pthread_create(&th, NULL, push_until_closed, &t);
+            double deadline = now_s() + 30;
+            while (__atomic_load_n(&t.ok, __ATOMIC_SEQ_CST) < 30 && now_s() < deadline) {
+                usleep(5000);
+            }
+            [p close];
+            NSUInteger at_close = [r snapshot].count;
+            pthread_join(th, NULL);
+            CHECK(t.end_code == KP_ERR_INVALID_ARGUMENT, "round %d: pushing ended with %d", round, t.end_code);
+            CHECK([r snapshot].count == at_close, "an event after close returned");
+            [p release];
+        }
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s RECEIVER_URL NGINX_RAW_URL NGINX_AVCC_URL NGINX_CLOSE_URL MEDIA_DIR\n", argv[0]);
+        return 2;
+    }
+    @autoreleasepool {
+        bad_arguments();
+        raw_to([NSString stringWithUTF8String:argv[1]], 60, NO);
+        raw_to([NSString stringWithUTF8String:argv[2]], 90, YES);
+        avcc_to([NSString stringWithUTF8String:argv[3]], [NSString stringWithUTF8String:argv[5]]);
+        close_while_pushing([NSString stringWithUTF8String:argv[4]]);
+    }
+    printf("objc checks: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,100 @@
+//! The iOS shim on the host: the Objective-C wrapper (ios/Sources) compiled with clang against
+//! GNUstep Foundation and the release static library, without ARC (this runtime has none), and its
+//! test program (ios/tests/host_test.m) pushing to the built-in receiver and to nginx-rtmp started
+//! here; what they recorded is checked here with ffprobe.
+
+mod common;
+
+use common::pushing::encoded_test_media;
+use common::*;
+use kitepush::receiver::{Receiver, ReceiverConfig};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_objective_c_wrapper_pushes_to_the_receiver_and_nginx() {
+    for tool in ["make", "clang", "gcc", "gnustep-config"] {
+        require_tool(tool);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
+    let lib_dir = std::env::var("KP_LIB_DIR").map(PathBuf::from).unwrap_or_else(|_| target.join("release"));
+    assert!(
+        lib_dir.join("libkitepush.a").exists(),
+        "{}/libkitepush.a is missing: run `cargo build --release --lib` first (scripts/test does)",
+        lib_dir.display()
+    );
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(root().join("ios/tests"))
+        .args(["-B", "host_test"])
+        .arg(format!("LIBDIR={}", lib_dir.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make ios/tests: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let work = tmp_dir("ios");
+    let receiver_out = work.join("receiver.flv");
+    let rx = Receiver::start(ReceiverConfig::new(&receiver_out)).expect("start the built-in receiver");
+    let nginx = Nginx::start(NginxOptions::default());
+    let raw_key = unique_key("ios-nv12");
+    let avcc_key = unique_key("ios-avcc");
+    let close_key = unique_key("ios-close");
+    let (aus, adts) = encoded_test_media(&work, 3, 30);
+    assert_eq!(aus.len(), 90);
+    let mut framed = Vec::new();
+    for au in &aus {
+        framed.extend_from_slice(&(au.len() as u32).to_be_bytes());
+        framed.extend_from_slice(au);
+    }
+    std::fs::write(work.join("aus.bin"), framed).unwrap();
+    std::fs::write(work.join("audio.aac"), adts).unwrap();
+
+    let out = Command::new(root().join("ios/tests/host_test"))
+        .arg(rx.url("live", &unique_key("ios-receiver")))
+        .arg(nginx.url(&raw_key))
+        .arg(nginx.url(&avcc_key))
+        .arg(nginx.url(&close_key))
+        .arg(&work)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    assert!(out.status.success(), "host_test failed ({}):\n{text}", out.status);
+    assert!(text.contains(", 0 failed"), "{text}");
+
+    let (ended, report) = rx.wait_sessions_ended(1, Duration::from_secs(20));
+    assert!(ended, "the receiver's session did not end: {report:?}");
+    let report = rx.stop();
+    assert_eq!(report.sessions, 1, "{report:?}");
+    let p = probe(&receiver_out);
+    let v = p.video.expect("video in the receiver's recording");
+    assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 320, 240, 60));
+    assert_eq!(p.audio.expect("audio in the receiver's recording").codec, "aac");
+    assert_eq!(decode_errors(&receiver_out), "");
+
+    for key in [&raw_key, &avcc_key] {
+        let rec = nginx.recording(key);
+        nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+        let p = probe(&rec);
+        let v = p.video.unwrap_or_else(|| panic!("no video recorded for {key}"));
+        assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 320, 240, 90), "{key}");
+        assert_eq!(p.audio.unwrap_or_else(|| panic!("no audio recorded for {key}")).codec, "aac");
+        assert_eq!(decode_errors(&rec), "", "{key}");
+    }
+    for round in 0..3 {
+        assert!(!nginx.recordings_of(&format!("{close_key}-{round}")).is_empty(), "round {round} never published");
+    }
+    if std::env::var_os("KP_KEEP_TMP").is_none() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+}
