@@ -76,7 +76,10 @@ fn summary_count(output: &str, label: &str) -> u32 {
 fn the_java_api_pushes_through_jni_to_the_receiver_and_nginx() {
     require_tool("java");
     require_tool("javac");
-    assert!(Path::new(JUNIT_CONSOLE).exists(), "{JUNIT_CONSOLE} is missing: install Debian's junit5 (scripts/test does)");
+    assert!(
+        Path::new(JUNIT_CONSOLE).exists(),
+        "{JUNIT_CONSOLE} is missing: install Debian's junit5 (scripts/test does)"
+    );
     let lib_dir = build_jni_library();
 
     let work = tmp_dir("android");

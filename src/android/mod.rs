@@ -430,14 +430,14 @@ fn drop_pusher(p: Box<JniPusher>) {
         let p = std::mem::ManuallyDrop::new(p);
         let _ = std::thread::Builder::new()
             .name("kitepush-jni-free".into())
-            .spawn(move || std::mem::ManuallyDrop::into_inner(p).release());
+            .spawn(move || (*std::mem::ManuallyDrop::into_inner(p)).release());
         return;
     }
-    p.release();
+    (*p).release();
 }
 
 impl JniPusher {
-    fn release(self: Box<Self>) {
+    fn release(self) {
         // SAFETY: raw came from kp_pusher_new; no call on it is in flight (the Java guard waited).
         unsafe { c_pusher::kp_pusher_free(self.raw) };
         // Only now, with no callback running or to come, can the listener's references go.
