@@ -1,6 +1,6 @@
 //! The Android shim on the host: the JNI glue (feature `jni`) built for this machine, the Java API
 //! (android/src/main/java) compiled with javac for Java 8 as Android needs, and its JUnit 5 suite
-//! (android/src/test/java) run on the host JVM under `-Xcheck:jni`. The suite pushes to the built-in
+//! (android/src/hostTest/java) run on the host JVM under `-Xcheck:jni`. The suite pushes to the built-in
 //! receiver and to nginx-rtmp started here; what they recorded is checked here with ffprobe.
 
 mod common;
@@ -93,7 +93,7 @@ fn the_java_api_pushes_through_jni_to_the_receiver_and_nginx() {
     let cp = format!("{}:{JUNIT_CONSOLE}", main_classes.display());
     javac(
         &["--release", "17", "-Xlint:all", "-Werror", "-cp", &cp, "-d", test_classes.to_str().unwrap()],
-        &java_sources(&root().join("android/src/test/java/dev/kitepush")),
+        &java_sources(&root().join("android/src/hostTest/java/dev/kitepush")),
     );
 
     // The servers and the media the suite pushes.

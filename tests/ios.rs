@@ -1,7 +1,9 @@
 //! The iOS shim on the host: the Objective-C wrapper (ios/Sources) compiled with clang against
 //! GNUstep Foundation and the release static library, without ARC (this runtime has none), and its
 //! test program (ios/tests/host_test.m) pushing to the built-in receiver and to nginx-rtmp started
-//! here; what they recorded is checked here with ffprobe.
+//! here; what they recorded is checked here with ffprobe. The same wrapper source is also compiled
+//! with -fobjc-arc (syntax and ARC semantics, against ios/tests/arc-check's declarations-only
+//! Foundation), as iOS builds it.
 
 mod common;
 
@@ -31,7 +33,7 @@ fn the_objective_c_wrapper_pushes_to_the_receiver_and_nginx() {
     let out = Command::new("make")
         .arg("-C")
         .arg(root().join("ios/tests"))
-        .args(["-B", "host_test"])
+        .args(["-B", "host_test", "arc_check"])
         .arg(format!("LIBDIR={}", lib_dir.display()))
         .output()
         .unwrap();
