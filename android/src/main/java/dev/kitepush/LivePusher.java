@@ -2,7 +2,6 @@ package dev.kitepush;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * A live-stream publisher: the Java face of the C ABI's {@code kp_pusher} (include/kitepush.h),
@@ -152,10 +151,14 @@ public final class LivePusher implements AutoCloseable {
         }
     }
 
-    // The handle guard: every call holds the read lock while it uses the native handle; close takes
-    // the write lock, so it waits for calls in flight, and clears the handle before freeing it.
-    private final ReentrantReadWriteLock guard = new ReentrantReadWriteLock();
+    // The handle guard: a call counts itself in while it uses the native handle; close() stops new
+    // calls (they get 0, which the C ABI answers with INVALID_ARGUMENT), waits for those in flight
+    // and only then frees. New calls never wait: a listener calling in while another thread closes
+    // and a third is in stop() (which waits for the listener) cannot deadlock.
+    private final Object guard = new Object();
     private long handle;
+    private int inFlight;
+    private boolean closing;
 
     private LivePusher(long handle) {
         this.handle = handle;
@@ -189,12 +192,25 @@ public final class LivePusher implements AutoCloseable {
     }
 
     private long acquire() {
-        guard.readLock().lock();
-        return handle;
+        synchronized (guard) {
+            if (closing) {
+                return 0;
+            }
+            inFlight++;
+            return handle;
+        }
     }
 
-    private void release() {
-        guard.readLock().unlock();
+    /** Ends a call; {@code h} is what {@link #acquire()} gave (0: it was not counted in). */
+    private void release(long h) {
+        if (h == 0) {
+            return;
+        }
+        synchronized (guard) {
+            if (--inFlight == 0) {
+                guard.notifyAll();
+            }
+        }
     }
 
     /** kp_pusher_start: starts connecting; returns at once. */
@@ -203,7 +219,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             Native.check(Native.pusherStart(h));
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -219,7 +235,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             Native.check(Native.pusherStop(h, timeoutMs));
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -229,7 +245,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             return Native.pusherGetState(h);
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -240,7 +256,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             Native.check(Native.pusherGetStats(h, v));
         } finally {
-            release();
+            release(h);
         }
         return new Stats(v);
     }
@@ -255,7 +271,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             Native.check(Native.pusherGetDestinationStats(h, destination, v));
         } finally {
-            release();
+            release(h);
         }
         return new DestinationStats(v);
     }
@@ -280,7 +296,7 @@ public final class LivePusher implements AutoCloseable {
             Native.check(Native.pushVideoArray(h, format.value, unsigned("width", width), unsigned("height", height),
                     data, n, o[0], s[0], o[1], s[1], o[2], s[2], ptsUs));
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -303,7 +319,7 @@ public final class LivePusher implements AutoCloseable {
                     b[0], pos(b[0]), len(b[0]), s[0], b[1], pos(b[1]), len(b[1]), s[1], b[2], pos(b[2]), len(b[2]), s[2],
                     ptsUs));
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -316,7 +332,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             Native.check(Native.pushAudioArray(h, samples, framesPerChannel, ptsUs));
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -333,7 +349,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             Native.check(Native.pushAudioBuffer(h, b, pos(b), len(b), framesPerChannel, ptsUs));
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -348,7 +364,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             Native.check(Native.pushH264Array(h, data, offset, length, ptsUs, dtsUs));
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -367,7 +383,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             Native.check(Native.pushH264Buffer(h, accessUnit, pos(accessUnit), len(accessUnit), ptsUs, dtsUs));
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -382,7 +398,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             Native.check(Native.pushAacArray(h, data, offset, length, ptsUs));
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -396,7 +412,7 @@ public final class LivePusher implements AutoCloseable {
         try {
             Native.check(Native.pushAacBuffer(h, data, pos(data), len(data), ptsUs));
         } finally {
-            release();
+            release(h);
         }
     }
 
@@ -408,15 +424,27 @@ public final class LivePusher implements AutoCloseable {
     @Override
     public void close() {
         long h;
-        guard.writeLock().lock();
-        try {
+        boolean interrupted = false;
+        synchronized (guard) {
+            if (closing) {
+                return;
+            }
+            closing = true;
+            while (inFlight > 0) {
+                try {
+                    guard.wait();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
             h = handle;
-            handle = 0;
-        } finally {
-            guard.writeLock().unlock();
         }
-        if (h != 0) {
-            Native.pusherFree(h);
+        Native.pusherFree(h);
+        synchronized (guard) {
+            handle = 0;
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
     }
 
