@@ -48,7 +48,7 @@ class LivePusherTest {
     }
 
     /** Records events and the threads they arrive on. */
-    static final class Recorder implements LivePusher.Listener {
+    static class Recorder implements LivePusher.Listener {
         final List<LivePusher.Event> events = new CopyOnWriteArrayList<>();
         final Set<Thread> threads = Collections.synchronizedSet(new HashSet<>());
 
@@ -538,6 +538,38 @@ class LivePusherTest {
         }
         assertEquals(EventKind.CONNECTING, (int) seen.get(0));
         assertEquals(EventKind.RECONNECTING, (int) seen.get(1));
+    }
+
+    /**
+     * close() from the listener (documented as not to be done): the C ABI hands the release to a
+     * helper thread, and the glue must keep the listener's references until that thread has
+     * freed the pusher. Ends with the references gone and the pusher unusable, without a crash.
+     */
+    @Test
+    void closeFromTheListenerReleasesOnAnotherThread() throws Exception {
+        long base = Native.liveGlobalRefs();
+        AtomicReference<LivePusher> self = new AtomicReference<>();
+        Recorder r = new Recorder() {
+            @Override
+            public void onEvent(LivePusher.Event event) {
+                super.onEvent(event);
+                if (event.kind == EventKind.RECONNECTING) {
+                    self.get().close();
+                }
+            }
+        };
+        LivePusher p = LivePusher.create(
+                LivePusherConfig.builder("rtmp://127.0.0.1:1/live/close-in-listener").reconnect(20, 1.0, 20, 0, 0).build(), r);
+        self.set(p);
+        p.start();
+        r.await(EventKind.RECONNECTING, WAIT_MS);
+        assertCode(ResultCode.INVALID_ARGUMENT, p::start);
+        long deadline = System.currentTimeMillis() + WAIT_MS;
+        while (Native.liveGlobalRefs() != base) {
+            assertTrue(System.currentTimeMillis() < deadline, "the listener's references were never released");
+            Thread.sleep(20);
+        }
+        p.close(); // already closed: returns at once
     }
 
     static int threadCount() {
