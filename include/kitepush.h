@@ -174,6 +174,11 @@ typedef enum kp_video_encoder_values {
      * The app pushes H.264 access units (a hardware encoder's output).
      */
     KP_ENCODER_PASSTHROUGH = 2,
+    /**
+     * The app pushes H.265/HEVC access units (`push_hevc`), sent over Enhanced RTMP (FourCC
+     * `hvc1`). Needs a server that accepts Enhanced RTMP (nginx-rtmp does not).
+     */
+    KP_ENCODER_PASSTHROUGH_HEVC = 3,
 } kp_video_encoder_values;
 
 /**
@@ -593,7 +598,9 @@ kp_result kp_config_set_video(struct kp_config *cfg,
 /**
  * Enables video and chooses where it comes from: KP_ENCODER_OPENH264 (push raw frames),
  * KP_ENCODER_X264 (not in this build: kp_pusher_new fails with KP_ERR_UNSUPPORTED) or
- * KP_ENCODER_PASSTHROUGH (push H.264 access units with kp_pusher_push_h264).
+ * KP_ENCODER_PASSTHROUGH (push H.264 access units with kp_pusher_push_h264) or
+ * KP_ENCODER_PASSTHROUGH_HEVC (push H.265 access units with kp_pusher_push_hevc, sent over
+ * Enhanced RTMP: the server must support it).
  * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or the value is unknown.
  * Not thread-safe for the same cfg; non-blocking.
  */
@@ -828,6 +835,20 @@ kp_result kp_pusher_push_audio(struct kp_pusher *p,
  * passthrough config), KP_ERR_QUEUE_FULL. Thread-safe; non-blocking.
  */
 kp_result kp_pusher_push_h264(struct kp_pusher *p,
+                              const uint8_t *data,
+                              size_t len,
+                              int64_t pts_us,
+                              int64_t dts_us);
+
+/**
+ * Queues one H.265/HEVC access unit in Annex-B form (start codes, VPS/SPS/PPS before the first
+ * random-access picture), for a KP_ENCODER_PASSTHROUGH_HEVC config; sent over Enhanced RTMP
+ * (FourCC hvc1). Times in microseconds; dts <= pts. Copied before the call returns. Errors:
+ * KP_ERR_INVALID_ARGUMENT (NULL pusher or data), KP_ERR_BAD_BITSTREAM,
+ * KP_ERR_NON_MONOTONIC_TIMESTAMP (dts), KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not a
+ * KP_ENCODER_PASSTHROUGH_HEVC config). Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_push_hevc(struct kp_pusher *p,
                               const uint8_t *data,
                               size_t len,
                               int64_t pts_us,

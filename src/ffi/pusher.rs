@@ -454,6 +454,28 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Queues one H.265/HEVC access unit in Annex-B form (start codes, VPS/SPS/PPS before the first
+    /// random-access picture), for a KP_ENCODER_PASSTHROUGH_HEVC config; sent over Enhanced RTMP
+    /// (FourCC hvc1). Times in microseconds; dts <= pts. Copied before the call returns. Errors:
+    /// KP_ERR_INVALID_ARGUMENT (NULL pusher or data), KP_ERR_BAD_BITSTREAM,
+    /// KP_ERR_NON_MONOTONIC_TIMESTAMP (dts), KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not a
+    /// KP_ENCODER_PASSTHROUGH_HEVC config). Thread-safe; non-blocking.
+    fn kp_pusher_push_hevc(
+        p: *mut kp_pusher,
+        data: *const u8,
+        len: usize,
+        pts_us: i64,
+        dts_us: i64,
+    ) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_push_hevc") }?;
+        // SAFETY: the app vouches for `len` readable bytes at a non-NULL data.
+        let au = unsafe { bytes(data, len, "kp_pusher_push_hevc", "data") }?;
+        p.inner.push_hevc(au, pts_us, dts_us)
+    }
+}
+
+ffi_fn! {
     /// Queues AAC for a KP_AUDIO_ENCODER_PASSTHROUGH config: one raw AAC frame, or any number of ADTS
     /// frames. pts in microseconds. Copied before the call returns. Errors: KP_ERR_INVALID_ARGUMENT
     /// (NULL pusher or data), KP_ERR_BAD_BITSTREAM, KP_ERR_NON_MONOTONIC_TIMESTAMP,

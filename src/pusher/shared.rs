@@ -241,8 +241,7 @@ impl Shared {
 
     /// Ask the encoder for an IDR, or the app when it encodes video itself.
     pub fn want_keyframe(&self, destination: u32) {
-        let passthrough =
-            self.config.video.as_ref().is_some_and(|v| v.encoder == super::VideoEncoderKind::KP_ENCODER_PASSTHROUGH);
+        let passthrough = self.config.video.as_ref().is_some_and(|v| v.encoder.is_pre_encoded());
         if passthrough {
             if !self.keyframe_wanted.swap(true, Relaxed) {
                 self.emit_full(
