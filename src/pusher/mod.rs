@@ -6,6 +6,7 @@ mod encode_worker;
 pub mod event;
 mod input;
 mod network;
+mod recording;
 mod shared;
 pub mod stats;
 mod timeline;
@@ -136,6 +137,7 @@ impl Pusher {
             stop_deadline: Mutex::new(None),
             encode_finished: AtomicBool::new(false),
             keyframe_wanted: AtomicBool::new(false),
+            recording: Mutex::new(Default::default()),
         });
         Ok(Pusher {
             callback_thread: callback.as_ref().map(|h| h.thread().id()),
@@ -465,6 +467,8 @@ impl Pusher {
         for h in threads.network.drain(..) {
             let _ = h.join();
         }
+        // Everything encoded has passed the recording tap: close the file before returning.
+        let _ = self.stop_recording();
         // The workers reported their own STOPPED; after a failure none was left to do it.
         let failed = self.shared.state() == PusherState::KP_STATE_FAILED;
         self.shared.set_state(PusherState::KP_STATE_STOPPED);
@@ -476,6 +480,41 @@ impl Pusher {
             return Err(Error::Timeout(format!(
                 "{unsent} media packets were still queued when the stop deadline passed"
             )));
+        }
+        Ok(())
+    }
+
+    /// Starts writing the stream to a local FLV file (for replay) alongside the push: from the
+    /// next video keyframe (one is requested: for pre-encoded video a KEYFRAME_NEEDED event asks
+    /// the app), with onMetaData and the sequence headers first and timestamps starting at 0.
+    /// Allowed before `start` (the file then holds the whole stream) and while running; one
+    /// recording at a time. The file is created here (truncated if it exists); writing happens on
+    /// its own thread and a failure there (disk full, I/O error) ends the recording with
+    /// RECORDING_FAILED, never the push. Reconnects do not interrupt it. Errors: `File` (cannot
+    /// create the file), `InvalidState` (a recording is in progress, or the pusher stopped or failed).
+    pub fn start_recording(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        match self.shared.state() {
+            PusherState::KP_STATE_STOPPING | PusherState::KP_STATE_STOPPED | PusherState::KP_STATE_FAILED => {
+                return Err(Error::InvalidState("start_recording: the pusher has stopped".into()))
+            }
+            _ => {}
+        }
+        {
+            let mut tap = lock(&self.shared.recording);
+            recording::start(&self.shared, path.as_ref().to_path_buf(), &mut tap)?;
+        }
+        self.shared.want_keyframe(0);
+        Ok(())
+    }
+
+    /// Stops the recording: what is queued for the file is written, the file is closed (and
+    /// synced), RECORDING_STOPPED follows. Blocks until the writer has finished. `stop` and drop
+    /// do this too. Errors: `InvalidState` when no recording is in progress (never started,
+    /// already stopped, or it failed: RECORDING_FAILED said so).
+    pub fn stop_recording(&self) -> Result<()> {
+        let handle = recording::stop(&mut lock(&self.shared.recording))?;
+        if let Some(h) = handle {
+            let _ = h.join();
         }
         Ok(())
     }
@@ -535,6 +574,10 @@ impl Drop for Pusher {
     fn drop(&mut self) {
         if self.started.load(Relaxed) {
             let _ = self.stop(Duration::ZERO);
+        }
+        let _ = self.stop_recording();
+        if let Some(h) = lock(&self.shared.recording).take_writer() {
+            let _ = h.join();
         }
         lock(&self.shared.events).take().map(|tx| tx.send(None));
         if let Some(h) = lock(&self.callback).take() {

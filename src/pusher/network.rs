@@ -5,7 +5,7 @@
 use super::event::{EventKind, PusherState};
 use super::shared::{lock, Destination, Shared};
 use super::VideoEncoderKind;
-use crate::core::metadata::{AudioMeta, StreamMetadata, VideoCodec, VideoMeta};
+use crate::core::metadata::StreamMetadata;
 use crate::core::reconnect::{Decision, Reconnector};
 use crate::core::send_queue::Track;
 use crate::core::session::{PublishSession, SessionEvent, SessionState};
@@ -226,25 +226,7 @@ impl NetworkWorker {
     }
 
     fn metadata(&self) -> StreamMetadata {
-        let c = &self.shared.config;
-        StreamMetadata {
-            video: c.video.as_ref().map(|v| VideoMeta {
-                codec: match v.encoder {
-                    VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC => VideoCodec::Hevc,
-                    _ => VideoCodec::H264,
-                },
-                width: v.width,
-                height: v.height,
-                framerate: v.fps as f64,
-                bitrate_kbps: v.bitrate_kbps,
-            }),
-            audio: c.audio.as_ref().map(|a| AudioMeta {
-                sample_rate: a.sample_rate,
-                channels: a.channels,
-                bitrate_kbps: a.bitrate_kbps,
-            }),
-            encoder: format!("kitepush {}", crate::VERSION),
-        }
+        self.shared.stream_metadata()
     }
 
     /// One connection: connect, publish, stream until stop or failure.
