@@ -512,11 +512,8 @@ impl Pusher {
     /// do this too. Errors: `InvalidState` when no recording is in progress (never started,
     /// already stopped, or it failed: RECORDING_FAILED said so).
     pub fn stop_recording(&self) -> Result<()> {
-        let handle = recording::stop(&mut lock(&self.shared.recording))?;
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
-        Ok(())
+        let (ending, writer) = recording::take(&mut lock(&self.shared.recording))?;
+        recording::finish(ending, writer)
     }
 
     /// The lifecycle state; while running: PUBLISHING when any destination publishes,

@@ -225,20 +225,32 @@ pub(super) fn start(shared: &Arc<Shared>, path: PathBuf, tap: &mut RecordingTap)
     Ok(())
 }
 
-/// Ends the recording in progress: the writer drains what is queued, closes the file and reports
-/// RECORDING_STOPPED. Returns the thread to join (outside the tap's lock). InvalidState when none
-/// is in progress (never started, stopped, or already failed).
-pub(super) fn stop(tap: &mut RecordingTap) -> crate::error::Result<Option<JoinHandle<()>>> {
+/// The recording in progress, taken out of the tap (which then records nothing) to be ended by
+/// [`finish`] outside the tap's lock. InvalidState when none is in progress (never started,
+/// stopped, or already failed).
+pub(super) fn take(tap: &mut RecordingTap) -> crate::error::Result<(Ending, Option<JoinHandle<()>>)> {
     let Some(active) = tap.active.take() else {
         return Err(Error::InvalidState("no recording in progress".into()));
     };
-    // Blocks only while the queue is full, and the writer is draining it.
-    let sent = active.tx.send(Msg::Stop).is_ok();
-    let handle = tap.writer.take();
+    Ok((Ending(active.tx), tap.writer.take()))
+}
+
+/// A recording on its way out.
+pub(super) struct Ending(SyncSender<Msg>);
+
+/// The writer drains what is queued, closes the file and reports RECORDING_STOPPED; blocks until
+/// it has. Not under the tap's lock: a slow disk must not hold up the media on its way to the
+/// network.
+pub(super) fn finish(ending: Ending, writer: Option<JoinHandle<()>>) -> crate::error::Result<()> {
+    let sent = ending.0.send(Msg::Stop).is_ok();
+    drop(ending);
+    if let Some(h) = writer {
+        let _ = h.join();
+    }
     if !sent {
         return Err(Error::InvalidState("the recording had already failed".into()));
     }
-    Ok(handle)
+    Ok(())
 }
 
 struct Writer {
