@@ -138,6 +138,10 @@ typedef enum kp_result_values {
      * A bug in kitepush (a caught panic). The handle should be freed.
      */
     KP_ERR_INTERNAL = 22,
+    /**
+     * A local file could not be created or written (recording: bad path, permission, disk full).
+     */
+    KP_ERR_FILE = 23,
 } kp_result_values;
 
 /**
@@ -174,6 +178,11 @@ typedef enum kp_video_encoder_values {
      * The app pushes H.264 access units (a hardware encoder's output).
      */
     KP_ENCODER_PASSTHROUGH = 2,
+    /**
+     * The app pushes H.265/HEVC access units (`push_hevc`), sent over Enhanced RTMP (FourCC
+     * `hvc1`). Needs a server that accepts Enhanced RTMP (nginx-rtmp does not).
+     */
+    KP_ENCODER_PASSTHROUGH_HEVC = 3,
 } kp_video_encoder_values;
 
 /**
@@ -265,6 +274,21 @@ typedef enum kp_event_kind_values {
      * `stop` finished (or the pusher was freed). `value`: media frames still queued and not sent.
      */
     KP_EVENT_STOPPED = 11,
+    /**
+     * A local recording (`start_recording`) wrote its first keyframe. `message`: the file path,
+     * `value`: the stream time (ms) where it begins; the file's timestamps start at 0.
+     */
+    KP_EVENT_RECORDING_STARTED = 24,
+    /**
+     * A local recording was stopped and its file closed. `message`: the path, `value`: video
+     * frames written, `value2`: audio frames written.
+     */
+    KP_EVENT_RECORDING_STOPPED = 25,
+    /**
+     * A local recording ended on an error (`code` KP_ERR_FILE: disk full, I/O error, or the
+     * writer fell behind); the push goes on. What was written stays readable. `message`: why.
+     */
+    KP_EVENT_RECORDING_FAILED = 26,
 } kp_event_kind_values;
 
 /**
@@ -350,7 +374,9 @@ typedef struct kp_event {
      * RECONNECTED: value = outage in ms, value2 = attempts it took;
      * STALLED: value = ms without progress;
      * FAILOVER: value = URL index left, value2 = URL index moved to;
-     * STOPPED: value = media frames queued and not sent.
+     * STOPPED: value = media frames queued and not sent;
+     * RECORDING_STARTED: value = stream ms where the file begins;
+     * RECORDING_STOPPED: value = video frames written, value2 = audio frames written.
      */
     int64_t value;
     /**
@@ -593,7 +619,9 @@ kp_result kp_config_set_video(struct kp_config *cfg,
 /**
  * Enables video and chooses where it comes from: KP_ENCODER_OPENH264 (push raw frames),
  * KP_ENCODER_X264 (not in this build: kp_pusher_new fails with KP_ERR_UNSUPPORTED) or
- * KP_ENCODER_PASSTHROUGH (push H.264 access units with kp_pusher_push_h264).
+ * KP_ENCODER_PASSTHROUGH (push H.264 access units with kp_pusher_push_h264) or
+ * KP_ENCODER_PASSTHROUGH_HEVC (push H.265 access units with kp_pusher_push_hevc, sent over
+ * Enhanced RTMP: the server must support it).
  * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or the value is unknown.
  * Not thread-safe for the same cfg; non-blocking.
  */
@@ -834,6 +862,20 @@ kp_result kp_pusher_push_h264(struct kp_pusher *p,
                               int64_t dts_us);
 
 /**
+ * Queues one H.265/HEVC access unit in Annex-B form (start codes, VPS/SPS/PPS before the first
+ * random-access picture), for a KP_ENCODER_PASSTHROUGH_HEVC config; sent over Enhanced RTMP
+ * (FourCC hvc1). Times in microseconds; dts <= pts. Copied before the call returns. Errors:
+ * KP_ERR_INVALID_ARGUMENT (NULL pusher or data), KP_ERR_BAD_BITSTREAM,
+ * KP_ERR_NON_MONOTONIC_TIMESTAMP (dts), KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not a
+ * KP_ENCODER_PASSTHROUGH_HEVC config). Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_push_hevc(struct kp_pusher *p,
+                              const uint8_t *data,
+                              size_t len,
+                              int64_t pts_us,
+                              int64_t dts_us);
+
+/**
  * Queues AAC for a KP_AUDIO_ENCODER_PASSTHROUGH config: one raw AAC frame, or any number of ADTS
  * frames. pts in microseconds. Copied before the call returns. Errors: KP_ERR_INVALID_ARGUMENT
  * (NULL pusher or data), KP_ERR_BAD_BITSTREAM, KP_ERR_NON_MONOTONIC_TIMESTAMP,
@@ -841,6 +883,30 @@ kp_result kp_pusher_push_h264(struct kp_pusher *p,
  * Thread-safe; non-blocking.
  */
 kp_result kp_pusher_push_aac(struct kp_pusher *p, const uint8_t *data, size_t len, int64_t pts_us);
+
+/**
+ * Starts writing the stream to a local FLV file at `path` (UTF-8, NUL-terminated; copied)
+ * alongside the push, from the next video keyframe (one is requested; with pre-encoded video a
+ * KP_EVENT_KEYFRAME_NEEDED asks the app), with metadata and sequence headers first and
+ * timestamps starting at 0. Allowed before kp_pusher_start and while running; one recording at
+ * a time; reconnects do not interrupt it. The file is created (truncated) here; it is written on
+ * an SDK thread, and a write failure (disk full, I/O error) ends the recording with
+ * KP_EVENT_RECORDING_FAILED, never the push. KP_EVENT_RECORDING_STARTED follows when the first
+ * keyframe is written. Errors: KP_ERR_INVALID_ARGUMENT (NULL, not UTF-8), KP_ERR_FILE (the file
+ * cannot be created), KP_ERR_INVALID_STATE (a recording is in progress, or the pusher stopped or
+ * failed). Thread-safe; does file-system I/O (creates the file) but does not wait for the stream.
+ */
+kp_result kp_pusher_start_recording(struct kp_pusher *p, const char *path);
+
+/**
+ * Stops the local recording: what is queued for the file is written, the file is closed and
+ * synced, KP_EVENT_RECORDING_STOPPED follows (value: video frames, value2: audio frames
+ * written). kp_pusher_stop and kp_pusher_free do this too. BLOCKS until the file is written
+ * (bounded by the recording's queue). Errors: KP_ERR_INVALID_ARGUMENT (NULL),
+ * KP_ERR_INVALID_STATE (no recording in progress: never started, stopped, or it failed).
+ * Thread-safe.
+ */
+kp_result kp_pusher_stop_recording(struct kp_pusher *p);
 
 /**
  * Stops publishing: sends what is queued for up to `timeout_ms` milliseconds, unpublishes and

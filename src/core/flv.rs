@@ -39,6 +39,82 @@ pub fn avc_end_of_sequence() -> [u8; AVC_HEADER_LEN] {
     [AVC_KEY, 0x02, 0, 0, 0]
 }
 
+/// Enhanced RTMP (veovera enhanced-rtmp v1) video: the first byte has IsExHeader (0x80), the frame
+/// type (bits 4-6) and a PacketType (bits 0-3); a FourCC naming the codec follows.
+pub const FOURCC_HEVC: [u8; 4] = *b"hvc1";
+pub const EX_PACKET_SEQUENCE_START: u8 = 0;
+pub const EX_PACKET_CODED_FRAMES: u8 = 1;
+pub const EX_PACKET_SEQUENCE_END: u8 = 2;
+/// Coded frames with an implied composition time of 0 (saves 3 bytes per frame).
+pub const EX_PACKET_CODED_FRAMES_X: u8 = 3;
+const EX_HEADER: u8 = 0x80;
+const FRAME_KEY: u8 = 1 << 4;
+const FRAME_INTER: u8 = 2 << 4;
+
+/// Longest ExVideoTagHeader this crate writes: flags, FourCC, composition time.
+pub const EX_VIDEO_HEADER_MAX: usize = 8;
+
+/// Enhanced video tag body carrying the codec's decoder configuration record.
+pub fn ex_video_sequence_start(fourcc: [u8; 4], record: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + record.len());
+    out.push(EX_HEADER | FRAME_KEY | EX_PACKET_SEQUENCE_START);
+    out.extend_from_slice(&fourcc);
+    out.extend_from_slice(record);
+    out
+}
+
+/// The header of an enhanced coded-frames tag: CodedFramesX (5 bytes) when the composition time
+/// is 0, else CodedFrames with the signed 24-bit composition time (8 bytes). Returns the header
+/// and its length; the length-prefixed NAL units follow it.
+pub fn ex_video_frame_header(fourcc: [u8; 4], keyframe: bool, cts_ms: i32) -> ([u8; EX_VIDEO_HEADER_MAX], usize) {
+    let frame = if keyframe { FRAME_KEY } else { FRAME_INTER };
+    let mut h = [0u8; EX_VIDEO_HEADER_MAX];
+    h[1..5].copy_from_slice(&fourcc);
+    if cts_ms == 0 {
+        h[0] = EX_HEADER | frame | EX_PACKET_CODED_FRAMES_X;
+        return (h, 5);
+    }
+    let c = cts_ms.clamp(-(1 << 23), (1 << 23) - 1) as u32;
+    h[0] = EX_HEADER | frame | EX_PACKET_CODED_FRAMES;
+    h[5..8].copy_from_slice(&[(c >> 16) as u8, (c >> 8) as u8, c as u8]);
+    (h, 8)
+}
+
+/// Enhanced video tag body ending the sequence, sent before unpublishing.
+pub fn ex_video_sequence_end(fourcc: [u8; 4]) -> [u8; 5] {
+    [EX_HEADER | FRAME_KEY | EX_PACKET_SEQUENCE_END, fourcc[0], fourcc[1], fourcc[2], fourcc[3]]
+}
+
+/// An enhanced video tag body taken apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExVideoTag<'a> {
+    pub keyframe: bool,
+    pub packet_type: u8,
+    pub fourcc: [u8; 4],
+    /// Composition time offset in ms (0 unless CodedFrames).
+    pub cts_ms: i32,
+    /// What follows the header: the record, or the length-prefixed NAL units.
+    pub payload: &'a [u8],
+}
+
+/// Parse an enhanced video tag body; None for a legacy tag or one too short for its header.
+pub fn parse_ex_video(body: &[u8]) -> Option<ExVideoTag<'_>> {
+    let (&b0, rest) = body.split_first()?;
+    if b0 & EX_HEADER == 0 || rest.len() < 4 {
+        return None;
+    }
+    let packet_type = b0 & 0x0f;
+    let fourcc = [rest[0], rest[1], rest[2], rest[3]];
+    let (cts_ms, payload) = if packet_type == EX_PACKET_CODED_FRAMES {
+        let c = rest.get(4..7)?;
+        // Sign-extend the 24-bit value.
+        ((i32::from_be_bytes([0, c[0], c[1], c[2]]) << 8) >> 8, &rest[7..])
+    } else {
+        (0, &rest[4..])
+    };
+    Some(ExVideoTag { keyframe: (b0 >> 4) & 7 == 1, packet_type, fourcc, cts_ms, payload })
+}
+
 /// Audio tag body carrying an AudioSpecificConfig.
 pub fn aac_sequence_header(asc: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(AAC_HEADER_LEN + asc.len());
@@ -173,6 +249,28 @@ impl<R: Read> Iterator for FileReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enhanced_video_tags_match_the_spec() {
+        assert_eq!(ex_video_sequence_start(FOURCC_HEVC, &[1, 2]), vec![0x90, b'h', b'v', b'c', b'1', 1, 2]);
+        assert_eq!(ex_video_sequence_end(FOURCC_HEVC), [0x92, b'h', b'v', b'c', b'1']);
+        let (h, n) = ex_video_frame_header(FOURCC_HEVC, true, 0);
+        assert_eq!(&h[..n], &[0x93, b'h', b'v', b'c', b'1']);
+        let (h, n) = ex_video_frame_header(FOURCC_HEVC, false, 66);
+        assert_eq!(&h[..n], &[0xa1, b'h', b'v', b'c', b'1', 0, 0, 66]);
+        let (h, n) = ex_video_frame_header(FOURCC_HEVC, false, -2);
+        assert_eq!(&h[..n], &[0xa1, b'h', b'v', b'c', b'1', 0xff, 0xff, 0xfe]);
+        let mut body = h[..n].to_vec();
+        body.extend_from_slice(&[0, 0, 0, 1, 9]);
+        let t = parse_ex_video(&body).unwrap();
+        assert_eq!((t.keyframe, t.packet_type, t.fourcc, t.cts_ms), (false, 1, FOURCC_HEVC, -2));
+        assert_eq!(t.payload, &[0, 0, 0, 1, 9]);
+        let t = parse_ex_video(&[0x93, b'h', b'v', b'c', b'1', 7]).unwrap();
+        assert_eq!((t.keyframe, t.packet_type, t.cts_ms, t.payload), (true, 3, 0, &[7u8][..]));
+        assert_eq!(parse_ex_video(&[0x17, 1, 0, 0, 0]), None);
+        assert_eq!(parse_ex_video(&[0x91, b'h', b'v', b'c', b'1', 0]), None);
+        assert_eq!(parse_ex_video(&[0x90, b'h']), None);
+    }
 
     #[test]
     fn avc_tags_match_the_spec() {

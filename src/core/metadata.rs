@@ -3,16 +3,20 @@
 //! Encoded by hand as an AMF0 ECMA array with a fixed key order: `rml_amf0` serialises objects
 //! from a `HashMap` (random key order), and some ingests read the first keys only.
 
-/// FLV `videocodecid` values (and Enhanced RTMP FourCCs later).
+/// FLV `videocodecid` values (legacy codec ids, or Enhanced RTMP FourCCs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoCodec {
     H264,
+    /// H.265 over Enhanced RTMP (FourCC `hvc1`).
+    Hevc,
 }
 
 impl VideoCodec {
     pub fn flv_codec_id(self) -> f64 {
         match self {
             VideoCodec::H264 => 7.0,
+            // Enhanced RTMP: the FourCC read as a big-endian 32-bit number.
+            VideoCodec::Hevc => u32::from_be_bytes(super::flv::FOURCC_HEVC) as f64,
         }
     }
 }
@@ -120,6 +124,29 @@ fn amf0_string(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hevc_codec_id_is_the_fourcc_as_a_number() {
+        assert_eq!(VideoCodec::Hevc.flv_codec_id(), 1_752_589_105.0); // 0x68766331, "hvc1"
+        let m = StreamMetadata {
+            video: Some(VideoMeta {
+                codec: VideoCodec::Hevc,
+                width: 320,
+                height: 240,
+                framerate: 25.0,
+                bitrate_kbps: 500,
+            }),
+            audio: None,
+            encoder: String::new(),
+        };
+        let values = rml_amf0::deserialize(&mut std::io::Cursor::new(m.on_metadata_payload())).unwrap();
+        match &values[1] {
+            rml_amf0::Amf0Value::Object(p) => {
+                assert_eq!(p["videocodecid"], rml_amf0::Amf0Value::Number(1_752_589_105.0))
+            }
+            other => panic!("not an object: {other:?}"),
+        }
+    }
 
     #[test]
     fn encodes_as_ecma_array_in_order_and_rml_amf0_reads_it() {

@@ -4,6 +4,7 @@
 pub mod adts;
 pub mod annexb;
 pub mod flv;
+pub mod hevc;
 pub mod metadata;
 pub mod reconnect;
 pub mod send_queue;

@@ -73,7 +73,7 @@ fn ms_or_default(ms: u32, default: Duration) -> Duration {
 
 pub(crate) fn video_encoder_from_raw(raw: kp_video_encoder) -> Result<VideoEncoderKind, Error> {
     use VideoEncoderKind::*;
-    [KP_ENCODER_OPENH264, KP_ENCODER_X264, KP_ENCODER_PASSTHROUGH]
+    [KP_ENCODER_OPENH264, KP_ENCODER_X264, KP_ENCODER_PASSTHROUGH, KP_ENCODER_PASSTHROUGH_HEVC]
         .into_iter()
         .find(|k| *k as kp_video_encoder == raw)
         .ok_or_else(|| Error::InvalidArgument(format!("unknown video encoder {raw}")))
@@ -159,7 +159,9 @@ ffi_fn! {
 ffi_fn! {
     /// Enables video and chooses where it comes from: KP_ENCODER_OPENH264 (push raw frames),
     /// KP_ENCODER_X264 (not in this build: kp_pusher_new fails with KP_ERR_UNSUPPORTED) or
-    /// KP_ENCODER_PASSTHROUGH (push H.264 access units with kp_pusher_push_h264).
+    /// KP_ENCODER_PASSTHROUGH (push H.264 access units with kp_pusher_push_h264) or
+    /// KP_ENCODER_PASSTHROUGH_HEVC (push H.265 access units with kp_pusher_push_hevc, sent over
+    /// Enhanced RTMP: the server must support it).
     /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or the value is unknown.
     /// Not thread-safe for the same cfg; non-blocking.
     fn kp_config_set_video_encoder(cfg: *mut kp_config, encoder: kp_video_encoder) -> kp_result {
@@ -482,7 +484,9 @@ mod tests {
             assert!((*cfg).inner.video.is_none());
             assert_eq!(kp_config_set_video_encoder(cfg, 2), 0);
             assert_eq!((*cfg).inner.video.as_ref().unwrap().encoder, VideoEncoderKind::KP_ENCODER_PASSTHROUGH);
-            assert_eq!(kp_config_set_video_encoder(cfg, 3), INVALID);
+            assert_eq!(kp_config_set_video_encoder(cfg, 3), 0);
+            assert_eq!((*cfg).inner.video.as_ref().unwrap().encoder, VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC);
+            assert_eq!(kp_config_set_video_encoder(cfg, 99), INVALID);
             assert_eq!(kp_config_set_audio_encoder(cfg, -1), INVALID);
 
             assert_eq!(kp_config_set_audio(cfg, 48000, 1, 0), 0);

@@ -28,7 +28,9 @@ pub struct kp_event {
     /// RECONNECTED: value = outage in ms, value2 = attempts it took;
     /// STALLED: value = ms without progress;
     /// FAILOVER: value = URL index left, value2 = URL index moved to;
-    /// STOPPED: value = media frames queued and not sent.
+    /// STOPPED: value = media frames queued and not sent;
+    /// RECORDING_STARTED: value = stream ms where the file begins;
+    /// RECORDING_STOPPED: value = video frames written, value2 = audio frames written.
     pub value: i64,
     /// Second kind-specific figure; see `value`.
     pub value2: i64,

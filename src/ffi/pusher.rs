@@ -8,6 +8,7 @@ use super::{kp_pixel_format, kp_state};
 use crate::encode::{PixelFormat, VideoFrame};
 use crate::pusher::{DestinationStats, Pusher, PusherState, Stats};
 use crate::Error;
+use std::ffi::{c_char, CStr};
 use std::mem::{offset_of, size_of, size_of_val};
 use std::sync::Arc;
 use std::time::Duration;
@@ -463,6 +464,28 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Queues one H.265/HEVC access unit in Annex-B form (start codes, VPS/SPS/PPS before the first
+    /// random-access picture), for a KP_ENCODER_PASSTHROUGH_HEVC config; sent over Enhanced RTMP
+    /// (FourCC hvc1). Times in microseconds; dts <= pts. Copied before the call returns. Errors:
+    /// KP_ERR_INVALID_ARGUMENT (NULL pusher or data), KP_ERR_BAD_BITSTREAM,
+    /// KP_ERR_NON_MONOTONIC_TIMESTAMP (dts), KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not a
+    /// KP_ENCODER_PASSTHROUGH_HEVC config). Thread-safe; non-blocking.
+    fn kp_pusher_push_hevc(
+        p: *mut kp_pusher,
+        data: *const u8,
+        len: usize,
+        pts_us: i64,
+        dts_us: i64,
+    ) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_push_hevc") }?;
+        // SAFETY: the app vouches for `len` readable bytes at a non-NULL data.
+        let au = unsafe { bytes(data, len, "kp_pusher_push_hevc", "data") }?;
+        p.inner.push_hevc(au, pts_us, dts_us)
+    }
+}
+
+ffi_fn! {
     /// Queues AAC for a KP_AUDIO_ENCODER_PASSTHROUGH config: one raw AAC frame, or any number of ADTS
     /// frames. pts in microseconds. Copied before the call returns. Errors: KP_ERR_INVALID_ARGUMENT
     /// (NULL pusher or data), KP_ERR_BAD_BITSTREAM, KP_ERR_NON_MONOTONIC_TIMESTAMP,
@@ -474,6 +497,46 @@ ffi_fn! {
         // SAFETY: the app vouches for `len` readable bytes at a non-NULL data.
         let aac = unsafe { bytes(data, len, "kp_pusher_push_aac", "data") }?;
         p.inner.push_aac(aac, pts_us)
+    }
+}
+
+ffi_fn! {
+    /// Starts writing the stream to a local FLV file at `path` (UTF-8, NUL-terminated; copied)
+    /// alongside the push, from the next video keyframe (one is requested; with pre-encoded video a
+    /// KP_EVENT_KEYFRAME_NEEDED asks the app), with metadata and sequence headers first and
+    /// timestamps starting at 0. Allowed before kp_pusher_start and while running; one recording at
+    /// a time; reconnects do not interrupt it. The file is created (truncated) here; it is written on
+    /// an SDK thread, and a write failure (disk full, I/O error) ends the recording with
+    /// KP_EVENT_RECORDING_FAILED, never the push. KP_EVENT_RECORDING_STARTED follows when the first
+    /// keyframe is written. Errors: KP_ERR_INVALID_ARGUMENT (NULL, not UTF-8), KP_ERR_FILE (the file
+    /// cannot be created), KP_ERR_INVALID_STATE (a recording is in progress, or the pusher stopped or
+    /// failed). Thread-safe; does file-system I/O (creates the file) but does not wait for the stream.
+    fn kp_pusher_start_recording(p: *mut kp_pusher, path: *const c_char) -> kp_result {
+        const F: &str = "kp_pusher_start_recording";
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, F) }?;
+        if path.is_null() {
+            return Err(null_arg(F, "path"));
+        }
+        // SAFETY: path is non-NULL and, per the contract, a NUL-terminated string.
+        let path = unsafe { CStr::from_ptr(path) }
+            .to_str()
+            .map_err(|_| Error::InvalidArgument(format!("{F}: path is not valid UTF-8")))?;
+        p.inner.start_recording(path)
+    }
+}
+
+ffi_fn! {
+    /// Stops the local recording: what is queued for the file is written, the file is closed and
+    /// synced, KP_EVENT_RECORDING_STOPPED follows (value: video frames, value2: audio frames
+    /// written). kp_pusher_stop and kp_pusher_free do this too. BLOCKS until the file is written
+    /// (bounded by the recording's queue). Errors: KP_ERR_INVALID_ARGUMENT (NULL),
+    /// KP_ERR_INVALID_STATE (no recording in progress: never started, stopped, or it failed).
+    /// Thread-safe.
+    fn kp_pusher_stop_recording(p: *mut kp_pusher) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_stop_recording") }?;
+        p.inner.stop_recording()
     }
 }
 
@@ -616,6 +679,9 @@ mod tests {
             assert_eq!(kp_pusher_push_audio(null_mut(), samples.as_ptr(), 2, 0), INVALID);
             assert_eq!(kp_pusher_push_h264(null_mut(), [0u8].as_ptr(), 1, 0, 0), INVALID);
             assert_eq!(kp_pusher_push_aac(null_mut(), [0u8].as_ptr(), 1, 0), INVALID);
+            assert_eq!(kp_pusher_push_hevc(null_mut(), [0u8].as_ptr(), 1, 0, 0), INVALID);
+            assert_eq!(kp_pusher_start_recording(null_mut(), c"/tmp/x.flv".as_ptr()), INVALID);
+            assert_eq!(kp_pusher_stop_recording(null_mut()), INVALID);
             assert_eq!(kp_pusher_stop(null_mut(), 0), INVALID);
             assert_eq!(kp_pusher_get_state(null()), PusherState::KP_STATE_FAILED as i32);
             assert_eq!(kp_pusher_get_stats(null(), &mut stats), INVALID);
@@ -746,6 +812,38 @@ mod tests {
         assert_eq!(&buf[0..4], &[0xAA; 4], "struct_size is never written");
         assert_eq!(u32::from_ne_bytes(buf[8..12].try_into().unwrap()), 1);
         assert_eq!(&buf[size..], &[0xAA; 96 - 24]);
+    }
+
+    #[test]
+    fn recording_arguments_and_states() {
+        let dir = std::env::temp_dir().join(format!("kp-ffi-rec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = std::ffi::CString::new(dir.join("r.flv").to_str().unwrap()).unwrap();
+        let bad = std::ffi::CString::new(dir.join("missing/r.flv").to_str().unwrap()).unwrap();
+        // SAFETY: cfg and the pusher come from their constructors and are freed once; strings are
+        // NUL-terminated.
+        unsafe {
+            let cfg = crate::ffi::config::kp_config_new();
+            crate::ffi::config::kp_config_set_url(cfg, c"rtmp://127.0.0.1:1/app/key".as_ptr());
+            crate::ffi::config::kp_config_set_video_encoder(cfg, 2);
+            crate::ffi::config::kp_config_set_audio_encoder(cfg, 1);
+            let mut p = null_mut();
+            assert_eq!(kp_pusher_new(cfg, &mut p), 0);
+            crate::ffi::config::kp_config_free(cfg);
+            assert_eq!(kp_pusher_start_recording(p, null()), INVALID);
+            assert_eq!(kp_pusher_start_recording(p, c"\xff".as_ptr()), INVALID);
+            assert_eq!(kp_pusher_start_recording(p, bad.as_ptr()), KP_ERR_FILE as i32);
+            assert_eq!(kp_pusher_stop_recording(p), KP_ERR_INVALID_STATE as i32);
+            assert_eq!(kp_pusher_start_recording(p, good.as_ptr()), 0);
+            assert_eq!(kp_pusher_start_recording(p, good.as_ptr()), KP_ERR_INVALID_STATE as i32);
+            assert_eq!(kp_pusher_stop_recording(p), 0);
+            kp_pusher_free(p);
+        }
+        // Nothing was pushed: the file holds the FLV header and onMetaData only.
+        let f = std::fs::read(dir.join("r.flv")).unwrap();
+        assert_eq!(&f[..3], b"FLV");
+        assert_eq!(f[13], crate::core::flv::TAG_SCRIPT);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

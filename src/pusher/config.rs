@@ -15,6 +15,16 @@ pub enum VideoEncoderKind {
     KP_ENCODER_X264 = 1,
     /// The app pushes H.264 access units (a hardware encoder's output).
     KP_ENCODER_PASSTHROUGH = 2,
+    /// The app pushes H.265/HEVC access units (`push_hevc`), sent over Enhanced RTMP (FourCC
+    /// `hvc1`). Needs a server that accepts Enhanced RTMP (nginx-rtmp does not).
+    KP_ENCODER_PASSTHROUGH_HEVC = 3,
+}
+
+impl VideoEncoderKind {
+    /// The app pushes encoded access units; the SDK encodes nothing.
+    pub fn is_pre_encoded(self) -> bool {
+        matches!(self, VideoEncoderKind::KP_ENCODER_PASSTHROUGH | VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC)
+    }
 }
 
 /// Where audio comes from. Values are stable (they cross the C ABI).
@@ -130,7 +140,7 @@ impl PusherConfig {
             return bad("neither video nor audio is enabled".into());
         }
         if let Some(v) = &mut self.video {
-            if v.encoder != VideoEncoderKind::KP_ENCODER_PASSTHROUGH {
+            if !v.encoder.is_pre_encoded() {
                 if v.width == 0 || v.height == 0 || v.width % 2 != 0 || v.height % 2 != 0 {
                     return Err(Error::BadDimensions(format!(
                         "video size {}x{} must be even and non-zero",

@@ -5,6 +5,7 @@ use super::input::Input;
 use super::shared::Shared;
 use crate::core::annexb;
 use crate::core::flv;
+use crate::core::hevc;
 use crate::core::send_queue::{MediaPacket, Track};
 use crate::encode::{AudioEncoder, VideoEncoder};
 use crate::error::{Error, Result};
@@ -49,6 +50,43 @@ impl AvcPacketizer {
         }
         body[..flv::AVC_HEADER_LEN].copy_from_slice(&flv::avc_nalu_header(keyframe, cts_ms));
         Ok(AvcTags { header, frame: Some(Bytes::from(body)), keyframe })
+    }
+}
+
+/// Turns HEVC Annex-B access units into Enhanced RTMP video tags (FourCC `hvc1`), emitting a new
+/// sequence start whenever the parameter sets change.
+#[derive(Default)]
+pub struct HevcPacketizer {
+    record: Option<Vec<u8>>,
+}
+
+impl HevcPacketizer {
+    /// Frames before the first VPS/SPS/PPS cannot be decoded: they give no frame tag.
+    pub fn packetize(&mut self, annexb_au: &[u8], cts_ms: i32) -> Result<AvcTags> {
+        let mut body = Vec::with_capacity(annexb_au.len() + flv::EX_VIDEO_HEADER_MAX + 16);
+        body.extend_from_slice(&[0; flv::EX_VIDEO_HEADER_MAX]);
+        let info = hevc::annexb_to_length_prefixed(annexb_au, &mut body)?;
+        let mut header = None;
+        if let (Some(vps), Some(sps), Some(pps)) = (&info.vps, &info.sps, &info.pps) {
+            let record = hevc::decoder_configuration_record(
+                &annexb_au[vps.clone()],
+                &annexb_au[sps.clone()],
+                &annexb_au[pps.clone()],
+            )?;
+            if self.record.as_ref() != Some(&record) {
+                header = Some(Bytes::from(flv::ex_video_sequence_start(flv::FOURCC_HEVC, &record)));
+                self.record = Some(record);
+            }
+        }
+        let keyframe = info.keyframe;
+        if !info.has_slices || self.record.is_none() {
+            return Ok(AvcTags { header, frame: None, keyframe });
+        }
+        // The header is shorter without a composition time: move it up to meet the NAL units.
+        let (h, n) = flv::ex_video_frame_header(flv::FOURCC_HEVC, keyframe, cts_ms);
+        let skip = flv::EX_VIDEO_HEADER_MAX - n;
+        body[skip..flv::EX_VIDEO_HEADER_MAX].copy_from_slice(&h[..n]);
+        Ok(AvcTags { header, frame: Some(Bytes::from(body).slice(skip..)), keyframe })
     }
 }
 

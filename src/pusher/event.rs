@@ -55,6 +55,15 @@ pub enum EventKind {
     KP_EVENT_FAILED = 10,
     /// `stop` finished (or the pusher was freed). `value`: media frames still queued and not sent.
     KP_EVENT_STOPPED = 11,
+    /// A local recording (`start_recording`) wrote its first keyframe. `message`: the file path,
+    /// `value`: the stream time (ms) where it begins; the file's timestamps start at 0.
+    KP_EVENT_RECORDING_STARTED = 24,
+    /// A local recording was stopped and its file closed. `message`: the path, `value`: video
+    /// frames written, `value2`: audio frames written.
+    KP_EVENT_RECORDING_STOPPED = 25,
+    /// A local recording ended on an error (`code` KP_ERR_FILE: disk full, I/O error, or the
+    /// writer fell behind); the push goes on. What was written stays readable. `message`: why.
+    KP_EVENT_RECORDING_FAILED = 26,
 }
 
 /// One event. `message` never contains the stream key.

@@ -6,12 +6,13 @@ mod encode_worker;
 pub mod event;
 mod input;
 mod network;
+mod recording;
 mod shared;
 pub mod stats;
 mod timeline;
 
 pub use config::{AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
-pub use encode_worker::AvcPacketizer;
+pub use encode_worker::{AvcPacketizer, HevcPacketizer};
 pub use event::{Event, EventKind, PusherState};
 pub use shared::UrlRefresh;
 pub use stats::{DestinationStats, Stats};
@@ -60,8 +61,8 @@ pub struct Pusher {
     threads: Mutex<Threads>,
     callback: Mutex<Option<JoinHandle<()>>>,
     callback_thread: Option<ThreadId>,
-    /// Pre-encoded H.264 turns into tags on the caller's thread: no encoder in between.
-    avc: Mutex<AvcPacketizer>,
+    /// Pre-encoded H.264 (or HEVC) turns into tags on the caller's thread: no encoder in between.
+    avc: Mutex<(AvcPacketizer, HevcPacketizer)>,
     aac_header_sent: Mutex<Option<[u8; 2]>>,
     started: AtomicBool,
 }
@@ -136,6 +137,7 @@ impl Pusher {
             stop_deadline: Mutex::new(None),
             encode_finished: AtomicBool::new(false),
             keyframe_wanted: AtomicBool::new(false),
+            recording: Mutex::new(Default::default()),
         });
         Ok(Pusher {
             callback_thread: callback.as_ref().map(|h| h.thread().id()),
@@ -143,7 +145,7 @@ impl Pusher {
             pending: Mutex::new(Some(Pending { video, audio, wakes })),
             threads: Mutex::new(Threads { encode: None, network: Vec::new() }),
             callback: Mutex::new(callback),
-            avc: Mutex::new(AvcPacketizer::default()),
+            avc: Mutex::new(Default::default()),
             aac_header_sent: Mutex::new(None),
             started: AtomicBool::new(false),
         })
@@ -218,8 +220,9 @@ impl Pusher {
         let Some(v) = self.shared.config.video.as_ref() else {
             return self.reject(Error::InvalidState("video is disabled in the configuration".into()));
         };
-        if v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH {
-            return self.reject(Error::InvalidState("video is configured as pre-encoded: use push_h264".into()));
+        if v.encoder.is_pre_encoded() {
+            return self
+                .reject(Error::InvalidState("video is configured as pre-encoded: use push_h264 or push_hevc".into()));
         }
         if let Err(e) = crate::encode::pixel::validate(frame, v.width, v.height) {
             return self.reject(e);
@@ -294,14 +297,21 @@ impl Pusher {
     /// times (equal without B-frames). The first access unit must be an IDR with SPS and PPS;
     /// access units before it are dropped and counted. Converted to AVCC while copying.
     pub fn push_h264(&self, annexb: &[u8], pts_us: i64, dts_us: i64) -> Result<()> {
+        self.push_encoded_video(VideoEncoderKind::KP_ENCODER_PASSTHROUGH, annexb, pts_us, dts_us)
+    }
+
+    /// One H.265/HEVC access unit in Annex-B form, for a `KP_ENCODER_PASSTHROUGH_HEVC` config,
+    /// sent over Enhanced RTMP (FourCC `hvc1`). The first access unit must be a random-access
+    /// picture with VPS, SPS and PPS; access units before it are dropped and counted. Times as in
+    /// [`Pusher::push_h264`]; converted to length-prefixed NAL units while copying.
+    pub fn push_hevc(&self, annexb: &[u8], pts_us: i64, dts_us: i64) -> Result<()> {
+        self.push_encoded_video(VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC, annexb, pts_us, dts_us)
+    }
+
+    fn push_encoded_video(&self, kind: VideoEncoderKind, annexb: &[u8], pts_us: i64, dts_us: i64) -> Result<()> {
         self.accepting()?;
-        match self.shared.config.video.as_ref() {
-            Some(v) if v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH => {}
-            _ => {
-                return self.reject(Error::InvalidState(
-                    "video is not configured as pre-encoded (KP_ENCODER_PASSTHROUGH)".into(),
-                ))
-            }
+        if self.shared.config.video.as_ref().map(|v| v.encoder) != Some(kind) {
+            return self.reject(Error::InvalidState(format!("video is not configured as pre-encoded ({kind:?})")));
         }
         if annexb.is_empty() {
             return self.reject(Error::BadBitstream("empty access unit".into()));
@@ -324,8 +334,12 @@ impl Pusher {
             Ok(ts) => ts,
             Err(e) => return self.reject(e),
         };
-        let cts = (tl.map(pts_us) as i64 - ts as i64) as i32;
-        let tags = match avc.packetize(annexb, cts) {
+        let cts = (tl.map_after(dts_us, pts_us) as i64 - ts as i64) as i32;
+        let tags = match kind {
+            VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC => avc.1.packetize(annexb, cts),
+            _ => avc.0.packetize(annexb, cts),
+        };
+        let tags = match tags {
             Ok(t) => t,
             Err(e) => return self.reject(e),
         };
@@ -453,6 +467,8 @@ impl Pusher {
         for h in threads.network.drain(..) {
             let _ = h.join();
         }
+        // Everything encoded has passed the recording tap: close the file before returning.
+        let _ = self.stop_recording();
         // The workers reported their own STOPPED; after a failure none was left to do it.
         let failed = self.shared.state() == PusherState::KP_STATE_FAILED;
         self.shared.set_state(PusherState::KP_STATE_STOPPED);
@@ -466,6 +482,38 @@ impl Pusher {
             )));
         }
         Ok(())
+    }
+
+    /// Starts writing the stream to a local FLV file (for replay) alongside the push: from the
+    /// next video keyframe (one is requested: for pre-encoded video a KEYFRAME_NEEDED event asks
+    /// the app), with onMetaData and the sequence headers first and timestamps starting at 0.
+    /// Allowed before `start` (the file then holds the whole stream) and while running; one
+    /// recording at a time. The file is created here (truncated if it exists); writing happens on
+    /// its own thread and a failure there (disk full, I/O error) ends the recording with
+    /// RECORDING_FAILED, never the push. Reconnects do not interrupt it. Errors: `File` (cannot
+    /// create the file), `InvalidState` (a recording is in progress, or the pusher stopped or failed).
+    pub fn start_recording(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        match self.shared.state() {
+            PusherState::KP_STATE_STOPPING | PusherState::KP_STATE_STOPPED | PusherState::KP_STATE_FAILED => {
+                return Err(Error::InvalidState("start_recording: the pusher has stopped".into()))
+            }
+            _ => {}
+        }
+        {
+            let mut tap = lock(&self.shared.recording);
+            recording::start(&self.shared, path.as_ref().to_path_buf(), &mut tap)?;
+        }
+        self.shared.want_keyframe(0);
+        Ok(())
+    }
+
+    /// Stops the recording: what is queued for the file is written, the file is closed (and
+    /// synced), RECORDING_STOPPED follows. Blocks until the writer has finished. `stop` and drop
+    /// do this too. Errors: `InvalidState` when no recording is in progress (never started,
+    /// already stopped, or it failed: RECORDING_FAILED said so).
+    pub fn stop_recording(&self) -> Result<()> {
+        let (ending, writer) = recording::take(&mut lock(&self.shared.recording))?;
+        recording::finish(ending, writer)
     }
 
     /// The lifecycle state; while running: PUBLISHING when any destination publishes,
@@ -524,6 +572,10 @@ impl Drop for Pusher {
         if self.started.load(Relaxed) {
             let _ = self.stop(Duration::ZERO);
         }
+        let _ = self.stop_recording();
+        if let Some(h) = lock(&self.shared.recording).take_writer() {
+            let _ = h.join();
+        }
         lock(&self.shared.events).take().map(|tx| tx.send(None));
         if let Some(h) = lock(&self.callback).take() {
             // Dropped from inside a callback: the callback thread ends by itself after this event.
@@ -548,7 +600,7 @@ fn make_video_encoder(v: &VideoConfig) -> Result<Option<Box<dyn VideoEncoder>>> 
         threads: v.threads,
     };
     match v.encoder {
-        VideoEncoderKind::KP_ENCODER_PASSTHROUGH => Ok(None),
+        VideoEncoderKind::KP_ENCODER_PASSTHROUGH | VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC => Ok(None),
         #[cfg(feature = "openh264")]
         VideoEncoderKind::KP_ENCODER_OPENH264 => {
             Ok(Some(Box::new(crate::encode::openh264::OpenH264Encoder::new(&cfg)?)))

@@ -4,7 +4,8 @@
 
 use super::event::{EventKind, PusherState};
 use super::shared::{lock, Destination, Shared};
-use crate::core::metadata::{AudioMeta, StreamMetadata, VideoCodec, VideoMeta};
+use super::VideoEncoderKind;
+use crate::core::metadata::StreamMetadata;
 use crate::core::reconnect::{Decision, Reconnector};
 use crate::core::send_queue::Track;
 use crate::core::session::{PublishSession, SessionEvent, SessionState};
@@ -41,6 +42,8 @@ struct Conn {
     sent_header: [Option<Bytes>; 2],
     /// The server acknowledged media on this connection.
     acked: bool,
+    /// Timestamp of the last video frame sent on this connection (for the sequence end).
+    last_video_ts: Option<u64>,
     /// When publishing began, until the publish counts as working (see STABLE_PUBLISH).
     unproven_since: Option<Instant>,
 }
@@ -223,22 +226,7 @@ impl NetworkWorker {
     }
 
     fn metadata(&self) -> StreamMetadata {
-        let c = &self.shared.config;
-        StreamMetadata {
-            video: c.video.as_ref().map(|v| VideoMeta {
-                codec: VideoCodec::H264,
-                width: v.width,
-                height: v.height,
-                framerate: v.fps as f64,
-                bitrate_kbps: v.bitrate_kbps,
-            }),
-            audio: c.audio.as_ref().map(|a| AudioMeta {
-                sample_rate: a.sample_rate,
-                channels: a.channels,
-                bitrate_kbps: a.bitrate_kbps,
-            }),
-            encoder: format!("kitepush {}", crate::VERSION),
-        }
+        self.shared.stream_metadata()
     }
 
     /// One connection: connect, publish, stream until stop or failure.
@@ -272,6 +260,7 @@ impl NetworkWorker {
             stall: StallDetector::new(shared.config.stall_timeout, now),
             sent_header: [None, None],
             acked: false,
+            last_video_ts: None,
             unproven_since: None,
         };
         let mut events = Vec::new();
@@ -398,6 +387,9 @@ impl NetworkWorker {
                 let len = p.body.len() as u64;
                 self.send(conn, p.track, p.timestamp_ms, p.body)?;
                 if !p.header {
+                    if p.track == Track::Video {
+                        conn.last_video_ts = Some(p.timestamp_ms);
+                    }
                     let (frames, bytes) = match p.track {
                         Track::Video => (&c.video_frames_sent, &c.video_bytes_sent),
                         Track::Audio => (&c.audio_frames_sent, &c.audio_bytes_sent),
@@ -506,6 +498,17 @@ impl NetworkWorker {
     }
 
     fn unpublish(&self, conn: &mut Conn) -> Result<()> {
+        let hevc = self
+            .shared
+            .config
+            .video
+            .as_ref()
+            .is_some_and(|v| v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC);
+        if let (true, Some(ts)) = (hevc, conn.last_video_ts) {
+            // Enhanced RTMP ends a sequence explicitly; players may flush their decoder on it.
+            let end = Bytes::copy_from_slice(&crate::core::flv::ex_video_sequence_end(crate::core::flv::FOURCC_HEVC));
+            self.send(conn, Track::Video, ts, end)?;
+        }
         conn.session.unpublish()?;
         let deadline =
             lock(&self.shared.stop_deadline).unwrap_or_else(Instant::now).max(Instant::now() + UNPUBLISH_GRACE);

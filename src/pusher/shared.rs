@@ -118,6 +118,8 @@ pub struct Shared {
     /// The encoder should make the next picture an IDR (a destination restarts or dropped up to
     /// a keyframe).
     pub keyframe_wanted: AtomicBool,
+    /// The local recording tap (see `recording`).
+    pub recording: Mutex<super::recording::RecordingTap>,
 }
 
 impl Shared {
@@ -200,6 +202,7 @@ impl Shared {
 
     /// Queue a packet for every destination still alive.
     pub fn queue_media(&self, p: MediaPacket) {
+        lock(&self.recording).on_packet(self, &p);
         for d in &self.destinations {
             if d.state() == PusherState::KP_STATE_FAILED {
                 continue;
@@ -241,8 +244,7 @@ impl Shared {
 
     /// Ask the encoder for an IDR, or the app when it encodes video itself.
     pub fn want_keyframe(&self, destination: u32) {
-        let passthrough =
-            self.config.video.as_ref().is_some_and(|v| v.encoder == super::VideoEncoderKind::KP_ENCODER_PASSTHROUGH);
+        let passthrough = self.config.video.as_ref().is_some_and(|v| v.encoder.is_pre_encoded());
         if passthrough {
             if !self.keyframe_wanted.swap(true, Relaxed) {
                 self.emit_full(
@@ -268,6 +270,30 @@ impl Shared {
         self.encode_finished.store(true, Relaxed);
         for d in &self.destinations {
             d.waker.wake();
+        }
+    }
+
+    /// The onMetaData every session (and every local recording) starts with.
+    pub fn stream_metadata(&self) -> crate::core::metadata::StreamMetadata {
+        use crate::core::metadata::{AudioMeta, StreamMetadata, VideoCodec, VideoMeta};
+        let c = &self.config;
+        StreamMetadata {
+            video: c.video.as_ref().map(|v| VideoMeta {
+                codec: match v.encoder {
+                    super::VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC => VideoCodec::Hevc,
+                    _ => VideoCodec::H264,
+                },
+                width: v.width,
+                height: v.height,
+                framerate: v.fps as f64,
+                bitrate_kbps: v.bitrate_kbps,
+            }),
+            audio: c.audio.as_ref().map(|a| AudioMeta {
+                sample_rate: a.sample_rate,
+                channels: a.channels,
+                bitrate_kbps: a.bitrate_kbps,
+            }),
+            encoder: format!("kitepush {}", crate::VERSION),
         }
     }
 

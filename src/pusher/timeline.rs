@@ -50,6 +50,13 @@ impl Timeline {
         let origin = self.origin_us.unwrap_or(ts_us);
         (ts_us.saturating_sub(origin).max(0) / 1000) as u64
     }
+
+    /// Map `ts_us` as it will be once `first_us` has been stamped: the pts of the very first
+    /// frame is measured from the origin its dts sets, not from itself.
+    pub fn map_after(&self, first_us: i64, ts_us: i64) -> u64 {
+        let origin = self.origin_us.unwrap_or(first_us);
+        (ts_us.saturating_sub(origin).max(0) / 1000) as u64
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +77,8 @@ mod tests {
         assert_eq!(t.stamp(Video, 5_066_666).unwrap(), 66);
         assert_eq!(t.stamp(Audio, 4_990_000).unwrap_err().code(), crate::ResultCode::KP_ERR_NON_MONOTONIC_TIMESTAMP);
         assert_eq!(t.map(5_100_000), 100);
+        assert_eq!(t.map_after(0, 5_100_000), 100, "the origin is set");
+        assert_eq!(Timeline::default().map_after(1_000_000, 1_080_000), 80, "the first frame's dts sets it");
         let mut t = Timeline::default();
         t.stamp(Video, 1_000_000).unwrap();
         assert_eq!(t.stamp(Audio, 999_000).unwrap(), 0, "slightly older audio clamps to 0");

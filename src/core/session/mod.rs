@@ -89,6 +89,8 @@ enum Pending {
 pub struct PublishSession {
     url: RtmpUrl,
     metadata: Bytes,
+    /// Enhanced RTMP codecs announced in `connect` (`fourCcList`); empty for legacy FLV codecs.
+    fourcc_list: Vec<String>,
     ack_window: u32,
     state: SessionState,
     /// Closed by an error (as opposed to a clean unpublish): further input is refused.
@@ -186,6 +188,12 @@ impl PublishSession {
         Ok(PublishSession {
             url: url.clone(),
             ack_window: ack_window_for(&metadata),
+            fourcc_list: match metadata.video.as_ref().map(|v| v.codec) {
+                Some(crate::core::metadata::VideoCodec::Hevc) => {
+                    vec![String::from_utf8_lossy(&crate::core::flv::FOURCC_HEVC).into_owned()]
+                }
+                _ => Vec::new(),
+            },
             metadata: Bytes::from(metadata.set_data_frame_payload()),
             state: SessionState::Handshaking,
             failed: false,
@@ -389,6 +397,12 @@ impl PublishSession {
         props.insert("type".to_string(), s("nonprivate"));
         props.insert("flashVer".to_string(), s(FLASH_VER));
         props.insert("tcUrl".to_string(), s(&self.url.tc_url()));
+        if !self.fourcc_list.is_empty() {
+            // Enhanced RTMP: the codecs beyond legacy FLV this client handles. Servers that do not
+            // know the key ignore it (nginx-rtmp, rml_rtmp).
+            let list = self.fourcc_list.iter().map(|f| s(f)).collect();
+            props.insert("fourCcList".to_string(), Amf0Value::StrictArray(list));
+        }
         self.send_command_with("connect", 0, Some(Pending::Connect), Amf0Value::Object(props), vec![])
     }
 
@@ -723,6 +737,23 @@ mod tests {
         flush(&mut s, &mut srv, &mut ev);
         assert_eq!(s.state(), SessionState::Connecting);
         (s, srv, ev)
+    }
+
+    #[test]
+    fn hevc_announces_its_fourcc_in_connect() {
+        let connect_props = |meta: StreamMetadata| {
+            let mut s = PublishSession::new(&url(), meta).unwrap();
+            let mut srv = RawServer::new();
+            flush(&mut s, &mut srv, &mut Vec::new());
+            srv.commands()[0].2.clone().get_object_properties().unwrap()
+        };
+        let mut meta = metadata();
+        assert!(!connect_props(meta.clone()).contains_key("fourCcList"));
+        meta.video.as_mut().unwrap().codec = VideoCodec::Hevc;
+        assert_eq!(
+            connect_props(meta)["fourCcList"],
+            Amf0Value::StrictArray(vec![Amf0Value::Utf8String("hvc1".into())])
+        );
     }
 
     fn connect_result(srv: &mut RawServer) -> Vec<u8> {
