@@ -10,6 +10,7 @@ mod shared;
 pub mod stats;
 mod timeline;
 
+pub use config::TlsConfig;
 pub use config::{AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
 pub use encode_worker::AvcPacketizer;
 pub use event::{Event, EventKind, PusherState};

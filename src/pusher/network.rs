@@ -52,6 +52,13 @@ fn track_idx(t: Track) -> usize {
     }
 }
 
+/// The rustls client settings of this destination, built at its first `rtmps://` connect and kept
+/// so that reconnects can resume the TLS session.
+#[cfg(feature = "tls")]
+type TlsClient = Option<Arc<rustls::ClientConfig>>;
+#[cfg(not(feature = "tls"))]
+type TlsClient = ();
+
 /// How a session ended without an error.
 enum Ended {
     /// stop(): everything sent (or the deadline passed with this many packets unsent).
@@ -98,6 +105,7 @@ impl NetworkWorker {
         let mut outage: Option<(Instant, u32)> = None;
         let mut first = true;
         let mut last_error = Error::Io("no connection attempt".into());
+        let mut tls_client = TlsClient::default();
         loop {
             if self.out_of_time() || shared.state() == PusherState::KP_STATE_FAILED {
                 break;
@@ -140,7 +148,7 @@ impl NetworkWorker {
                     if let Some((_, n)) = outage.as_mut() {
                         *n = attempt;
                     }
-                    match self.session(url, &mut rc, &mut outage) {
+                    match self.session(url, &mut rc, &mut outage, &mut tls_client) {
                         Ok(Ended::Stopped(unsent)) => return self.stopped(unsent),
                         Ok(Ended::BackToPrimary) => {
                             outage = Some((Instant::now(), 0));
@@ -247,6 +255,7 @@ impl NetworkWorker {
         url_index: usize,
         rc: &mut Reconnector,
         outage: &mut Option<(Instant, u32)>,
+        tls_client: &mut TlsClient,
     ) -> std::result::Result<Ended, Lost> {
         let shared = &self.shared;
         let d = self.d();
@@ -257,11 +266,24 @@ impl NetworkWorker {
             d.set_state(PusherState::KP_STATE_CONNECTING);
         }
         self.emit(EventKind::KP_EVENT_CONNECTING, ResultCode::KP_OK, url.redacted(), url_index as i64, 0);
-        if url.tls {
-            return Err(lost(Error::Unsupported("rtmps:// needs the TLS transport, not in this build".into())));
+        if url.tls && !cfg!(feature = "tls") {
+            return Err(lost(Error::Unsupported(
+                "rtmps:// needs the TLS transport (feature `tls`), not in this build".into(),
+            )));
         }
         let deadline = started + shared.config.connect_timeout;
-        let transport = Transport::connect(&url.host, url.port, deadline).map_err(lost)?;
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut transport = Transport::connect(&url.host, url.port, deadline).map_err(lost)?;
+        #[cfg(feature = "tls")]
+        if url.tls {
+            let config = match tls_client {
+                Some(c) => c.clone(),
+                None => tls_client.insert(crate::io::tls::client_config(&shared.config.tls).map_err(lost)?).clone(),
+            };
+            transport.start_tls(config, &url.host).map_err(lost)?;
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = tls_client;
         let session = PublishSession::new(&url, self.metadata()).map_err(lost)?;
         let now = Instant::now();
         let mut conn = Conn {
@@ -282,6 +304,13 @@ impl NetworkWorker {
                 return Ok(Ended::Stopped(lock(&d.queue).len()));
             }
             let now = Instant::now();
+            if now >= deadline && conn.transport.is_handshaking() {
+                return Err(lost(Error::Timeout(format!(
+                    "TLS handshake with {} not finished within {} ms",
+                    url.host,
+                    shared.config.connect_timeout.as_millis()
+                ))));
+            }
             if now >= deadline {
                 return Err(lost(Error::Timeout(format!(
                     "no publish reply within {} ms",
