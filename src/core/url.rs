@@ -69,7 +69,49 @@ impl RtmpUrl {
     pub fn redacted(&self) -> String {
         format!("{}/{}", self.tc_url(), mask_key(&self.stream_key))
     }
+
+    /// `text` with every piece of the stream key and query masked: for text that did not come
+    /// from us (a server's status description or command name, which some servers fill with the
+    /// stream name) before it reaches a log, an event or an error.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in self.secrets() {
+            if out.contains(secret) {
+                out = out.replace(secret, "***");
+            }
+        }
+        out
+    }
+
+    /// The key with its query, the key alone, the query, each `name=value` pair and each value,
+    /// longest first (so a longer secret is masked whole before a part of it is). Pieces shorter
+    /// than [`MIN_SECRET_LEN`] are left alone: masking every "1" or "live" would garble the text
+    /// while hiding nothing.
+    fn secrets(&self) -> Vec<&str> {
+        let mut v = vec![self.stream_key.as_str()];
+        let (key, query) = match self.stream_key.split_once('?') {
+            Some((k, q)) => (k, Some(q)),
+            None => (self.stream_key.as_str(), None),
+        };
+        v.push(key);
+        if let Some(q) = query {
+            v.push(q);
+            for pair in q.split('&') {
+                v.push(pair);
+                if let Some((_, value)) = pair.split_once('=') {
+                    v.push(value);
+                }
+            }
+        }
+        v.retain(|s| s.len() >= MIN_SECRET_LEN);
+        v.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        v.dedup();
+        v
+    }
 }
+
+/// Secret pieces shorter than this are not masked inside foreign text by [`RtmpUrl::scrub`].
+pub const MIN_SECRET_LEN: usize = 4;
 
 impl fmt::Debug for RtmpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -198,5 +240,23 @@ mod tests {
         let e = RtmpUrl::parse("rtmp://h:bad/live/supersecretkey?token=hunter2").unwrap_err();
         let msg = e.to_string();
         assert!(!msg.contains("supersecret") && !msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn scrub_masks_every_piece_of_the_key_and_query() {
+        let u = RtmpUrl::parse("rtmp://h/live/supersecretkey?token=hunter2&exp=1").unwrap();
+        for echoed in [
+            "Stream supersecretkey?token=hunter2&exp=1 is now published",
+            "publish supersecretkey denied",
+            "bad signature token=hunter2",
+            "hunter2",
+            "args: token=hunter2&exp=1",
+        ] {
+            let s = u.scrub(echoed);
+            assert!(!s.contains("supersecret") && !s.contains("hunter2"), "{echoed} -> {s}");
+            assert!(s.contains("***"), "{s}");
+        }
+        // Short pieces and unrelated text are left as they are.
+        assert_eq!(u.scrub("NetStream.Publish.Start 1 live"), "NetStream.Publish.Start 1 live");
     }
 }

@@ -154,6 +154,8 @@ impl NetworkWorker {
                             outage = Some((Instant::now(), 0));
                         }
                         Err(Lost { error, was_publishing, was_stable }) => {
+                            // Whatever quoted the server must not carry the key into an event or a log.
+                            let error = lock(&d.urls).iter().fold(error, |e, u| e.map_text(|t| u.scrub(t)));
                             if self.out_of_time() {
                                 break;
                             }
