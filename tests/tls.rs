@@ -276,3 +276,38 @@ fn rtmps_reconnects_after_the_server_restarts() {
         assert_eq!(decode_errors(rec), "", "{}", rec.display());
     }
 }
+
+/// target/<profile>/examples/push: scripts/test builds it (`cargo build --release --examples`).
+fn demo() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let p = dir.join("examples/push");
+    assert!(p.exists(), "{} is missing: run `cargo build --release --examples` (scripts/test does)", p.display());
+    p
+}
+
+#[test]
+fn the_demo_pushes_over_rtmps_with_a_private_ca_and_refuses_without_it() {
+    let ca = TestCa::new("kitepush test CA");
+    let nginx = tls_nginx(ca.server(&["localhost"]), false);
+    let dir = tmp_dir("demo-tls");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let key = unique_key("demo-rtmps");
+    let url = nginx.tls_url("localhost", &key);
+    let common = ["--duration", "2", "--size", "320x240", "--quiet"];
+    let out = std::process::Command::new(demo()).arg(&url).args(common).arg("--ca").arg(&ca_file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    assert_eq!(probe(&rec).video.map(|v| v.frames), Some(60));
+
+    let out = std::process::Command::new(demo()).arg(&url).args(common).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("FAILED TLS: the certificate of localhost is not signed by a trusted authority"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -131,19 +131,33 @@ pub fn mask_key(key: &str) -> String {
     format!("{visible}***")
 }
 
-/// Redact the part of a raw URL string after the last path slash, for messages about URLs that do
-/// not parse.
+/// A raw URL string that did not parse, with what may be secret masked: user info (it may hold a
+/// password), the last path segment (the stream key) and the query.
 fn redact_str(url: &str) -> String {
-    let url = url.split('?').next().unwrap_or("");
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('/') {
-            Some((auth, path)) => match path.rsplit_once('/') {
-                Some((app, key)) => format!("{scheme}://{auth}/{app}/{}", mask_key(key)),
-                None => format!("{scheme}://{auth}/{}", mask_key(path)),
-            },
-            None => format!("{scheme}://{rest}"),
-        },
-        None => "<not a URL>".to_string(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL>".to_string();
+    };
+    // User info ends at the last '@' before the path, even where a '?' comes first.
+    let (userinfo, rest) = match rest[..rest.find('/').unwrap_or(rest.len())].rfind('@') {
+        Some(at) => ("***@", &rest[at + 1..]),
+        None => ("", rest),
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    // A "port" that is not a number may be a password typed without its '@'.
+    let authority = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.bytes().all(|b| b.is_ascii_digit()) && !host.contains(':') => {
+            format!("{userinfo}{host}:***")
+        }
+        _ => format!("{userinfo}{authority}"),
+    };
+    let (path, query) = match path.split_once('?') {
+        Some((p, _)) => (p, "?***"),
+        None => (path, ""),
+    };
+    match path.rsplit_once('/') {
+        Some((app, key)) if !key.is_empty() => format!("{scheme}://{authority}{app}/{}", mask_key(key)),
+        _ => format!("{scheme}://{authority}{path}{query}"),
     }
 }
 
@@ -237,9 +251,21 @@ mod tests {
             assert!(!s.contains("supersecret"), "{s}");
             assert!(!s.contains("hunter2"), "{s}");
         }
-        let e = RtmpUrl::parse("rtmp://h:bad/live/supersecretkey?token=hunter2").unwrap_err();
-        let msg = e.to_string();
-        assert!(!msg.contains("supersecret") && !msg.contains("hunter2"), "{msg}");
+        for bad in [
+            "rtmp://h:bad/live/supersecretkey?token=hunter2",
+            "rtmp://user:supersecret@h/live/k?token=hunter2",
+            "rtmp://user:supersecret?token=hunter2",
+            "rtmp://h?token=hunter2",
+            "rtmp://h/live/supersecretkey with space?token=hunter2",
+            "ftp://h/supersecretkey",
+        ] {
+            let msg = RtmpUrl::parse(bad).unwrap_err().to_string();
+            assert!(!msg.contains("supersecret") && !msg.contains("hunter2"), "{msg}");
+        }
+        let msg = RtmpUrl::parse("rtmp://h:bad/live/supersecretkey?token=hunter2").unwrap_err().to_string();
+        assert!(msg.ends_with("(in rtmp://h:***/live/su***)"), "{msg}");
+        let msg = RtmpUrl::parse("rtmp://[::1/live/supersecretkey").unwrap_err().to_string();
+        assert!(msg.ends_with("(in rtmp://[::1/live/su***)"), "{msg}");
     }
 
     #[test]
