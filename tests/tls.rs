@@ -2,6 +2,8 @@
 //! CA made by the test: the push verifies and records; untrusted, wrong-host and expired
 //! certificates are refused with KP_ERR_TLS and a message that says which; reconnects work over TLS.
 
+#![cfg(feature = "tls")]
+
 mod common;
 
 use common::pushing::{Harnessed, Source, Spec};

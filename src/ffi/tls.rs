@@ -59,7 +59,7 @@ ffi_fn! {
 
 ffi_fn! {
     /// DANGER, for lab use only: with `accept` true, rtmps:// connections accept ANY server
-    /// certificate — self-signed, expired, or issued for another host. The stream stays encrypted, but
+    /// certificate (self-signed, expired, or issued for another host). The stream stays encrypted, but
     /// anyone on the network path can pose as the ingest and read the stream key. Off by default; a
     /// warning is logged each time a destination builds its TLS settings with it on. Prefer
     /// kp_config_add_ca_pem for private ingests.

@@ -84,9 +84,9 @@ pub struct TlsConfig {
     /// Also trust the operating system's root store (feature `native-roots`; without it,
     /// validate() refuses this with Unsupported).
     pub platform_roots: bool,
-    /// DANGER, lab use only: accept any server certificate — untrusted, expired or for another
-    /// host. The stream is still encrypted, but anyone on the path can pose as the ingest and read
-    /// the stream key. Logged as a warning on every use.
+    /// DANGER, lab use only: accept any server certificate (untrusted, expired or for another
+    /// host). The stream is still encrypted, but anyone on the path can pose as the ingest and read
+    /// the stream key. Logged as a warning when a destination first connects with it.
     pub danger_accept_invalid_certs: bool,
 }
 

@@ -56,8 +56,9 @@ fn track_idx(t: Track) -> usize {
 /// so that reconnects can resume the TLS session.
 #[cfg(feature = "tls")]
 type TlsClient = Option<Arc<rustls::ClientConfig>>;
+/// Without the `tls` feature there is never a client config.
 #[cfg(not(feature = "tls"))]
-type TlsClient = ();
+type TlsClient = Option<std::convert::Infallible>;
 
 /// How a session ended without an error.
 enum Ended {
