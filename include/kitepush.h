@@ -913,7 +913,7 @@ kp_result kp_config_set_tls_platform_roots(struct kp_config *cfg, bool enable);
 
 /**
  * DANGER, for lab use only: with `accept` true, rtmps:// connections accept ANY server
- * certificate — self-signed, expired, or issued for another host. The stream stays encrypted, but
+ * certificate (self-signed, expired, or issued for another host). The stream stays encrypted, but
  * anyone on the network path can pose as the ingest and read the stream key. Off by default; a
  * warning is logged each time a destination builds its TLS settings with it on. Prefer
  * kp_config_add_ca_pem for private ingests.
