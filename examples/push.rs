@@ -15,8 +15,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: push [URL] [--duration S] [--size WxH] [--fps N] [--bitrate KBPS] [--keyint FRAMES]
-            [--no-audio] [--input FILE|-] [--realtime] [--quiet]
+            [--no-audio] [--input FILE|-] [--realtime] [--quiet] [--ca PEMFILE] [--insecure]
 Without URL: push to the built-in receiver and write what it receives to an FLV file.
+rtmps:// URLs verify the server against the bundled roots; --ca trusts a private CA too,
+--insecure accepts any certificate (lab use only: the stream key can be stolen).
 --input: raw I420 frames of --size (`-` = stdin), e.g. from `ffmpeg ... -f rawvideo -pix_fmt yuv420p -`.";
 
 struct Args {
@@ -31,6 +33,8 @@ struct Args {
     input: Option<String>,
     realtime: Option<bool>,
     quiet: bool,
+    ca: Vec<String>,
+    insecure: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +50,8 @@ fn parse_args() -> Result<Args, String> {
         input: None,
         realtime: None,
         quiet: false,
+        ca: Vec::new(),
+        insecure: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -65,6 +71,8 @@ fn parse_args() -> Result<Args, String> {
             "--input" => a.input = Some(val("--input")?),
             "--realtime" => a.realtime = Some(true),
             "--quiet" => a.quiet = true,
+            "--ca" => a.ca.push(val("--ca")?),
+            "--insecure" => a.insecure = true,
             "-h" | "--help" => return Err(USAGE.into()),
             s if s.starts_with("rtmp://") || s.starts_with("rtmps://") => a.url = Some(s.into()),
             s => return Err(format!("unknown argument {s}\n{USAGE}")),
@@ -109,7 +117,7 @@ fn run(args: Args) -> Result<(), Error> {
             url
         }
     };
-    let config = PusherConfig {
+    let mut config = PusherConfig {
         url,
         video: Some(VideoConfig {
             width: args.width,
@@ -123,6 +131,11 @@ fn run(args: Args) -> Result<(), Error> {
         audio: args.audio.then(AudioConfig::default),
         ..PusherConfig::default()
     };
+    for path in &args.ca {
+        let pem = std::fs::read(path).map_err(|e| Error::InvalidArgument(format!("--ca {path}: {e}")))?;
+        config.tls.extra_ca_pem.push(pem);
+    }
+    config.tls.danger_accept_invalid_certs = args.insecure;
     let (tx, events) = mpsc::channel();
     let quiet = args.quiet;
     let pusher = Pusher::new(

@@ -956,6 +956,38 @@ kp_result kp_pusher_get_destination_stats(const struct kp_pusher *p,
  */
 void kp_pusher_free(struct kp_pusher *p);
 
+/**
+ * Adds trusted CA certificates for rtmps:// URLs, for private ingests whose certificate is
+ * issued by an own CA; Mozilla's root certificates bundled in the library stay trusted. `pem` points
+ * to `len` bytes of PEM text (no NUL terminator needed) holding one or more CERTIFICATE blocks;
+ * other blocks are ignored. The bytes are copied and checked now. May be called several times.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg or pem is NULL, len is 0, the text holds no certificate
+ * or a certificate is malformed; KP_ERR_UNSUPPORTED if the library was built without TLS.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_add_ca_pem(struct kp_config *cfg,
+                               const char *pem,
+                               size_t len);
+
+/**
+ * Also trust the operating system's root certificates for rtmps:// URLs (besides the bundled
+ * ones and those added with kp_config_add_ca_pem). Off by default.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL; KP_ERR_UNSUPPORTED when enabling it in a build
+ * without the `native-roots` feature. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_tls_platform_roots(struct kp_config *cfg, bool enable);
+
+/**
+ * DANGER, for lab use only: with `accept` true, rtmps:// connections accept ANY server
+ * certificate (self-signed, expired, or issued for another host). The stream stays encrypted, but
+ * anyone on the network path can pose as the ingest and read the stream key. Off by default; a
+ * warning is logged each time a destination builds its TLS settings with it on. Prefer
+ * kp_config_add_ca_pem for private ingests.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL; KP_ERR_UNSUPPORTED when enabling it in a build
+ * without TLS. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_tls_danger_accept_invalid_certs(struct kp_config *cfg, bool accept);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -183,6 +183,32 @@ impl Error {
         )
     }
 
+    /// The same error with its free text passed through `f`, e.g. [`crate::core::url::RtmpUrl::scrub`]
+    /// on errors that may quote a server. Variants that carry no text, or only text the SDK wrote
+    /// from its own values, are returned as they are.
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> Error {
+        match self {
+            Error::Connect(m) => Error::Connect(f(&m)),
+            Error::Timeout(m) => Error::Timeout(f(&m)),
+            Error::Dns(m) => Error::Dns(f(&m)),
+            Error::Io(m) => Error::Io(f(&m)),
+            Error::Protocol(m) => Error::Protocol(f(&m)),
+            Error::PublishRejected { code, description } => {
+                Error::PublishRejected { code: f(&code), description: f(&description) }
+            }
+            Error::ConnectRejected { code, description } => {
+                Error::ConnectRejected { code: f(&code), description: f(&description) }
+            }
+            Error::Auth(m) => Error::Auth(f(&m)),
+            Error::Tls(m) => Error::Tls(f(&m)),
+            Error::Internal(m) => Error::Internal(f(&m)),
+            Error::InvalidUrl(m) => Error::InvalidUrl(f(&m)),
+            Error::InvalidArgument(m) => Error::InvalidArgument(f(&m)),
+            Error::InvalidState(m) => Error::InvalidState(f(&m)),
+            other => other,
+        }
+    }
+
     /// Classify a socket error.
     pub fn from_io(context: &str, e: &std::io::Error) -> Error {
         use std::io::ErrorKind::*;

@@ -69,7 +69,49 @@ impl RtmpUrl {
     pub fn redacted(&self) -> String {
         format!("{}/{}", self.tc_url(), mask_key(&self.stream_key))
     }
+
+    /// `text` with every piece of the stream key and query masked: for text that did not come
+    /// from us (a server's status description or command name, which some servers fill with the
+    /// stream name) before it reaches a log, an event or an error.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in self.secrets() {
+            if out.contains(secret) {
+                out = out.replace(secret, "***");
+            }
+        }
+        out
+    }
+
+    /// The key with its query, the key alone, the query, each `name=value` pair and each value,
+    /// longest first (so a longer secret is masked whole before a part of it is). Pieces shorter
+    /// than [`MIN_SECRET_LEN`] are left alone: masking every "1" or "live" would garble the text
+    /// while hiding nothing.
+    fn secrets(&self) -> Vec<&str> {
+        let mut v = vec![self.stream_key.as_str()];
+        let (key, query) = match self.stream_key.split_once('?') {
+            Some((k, q)) => (k, Some(q)),
+            None => (self.stream_key.as_str(), None),
+        };
+        v.push(key);
+        if let Some(q) = query {
+            v.push(q);
+            for pair in q.split('&') {
+                v.push(pair);
+                if let Some((_, value)) = pair.split_once('=') {
+                    v.push(value);
+                }
+            }
+        }
+        v.retain(|s| s.len() >= MIN_SECRET_LEN);
+        v.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        v.dedup();
+        v
+    }
 }
+
+/// Secret pieces shorter than this are not masked inside foreign text by [`RtmpUrl::scrub`].
+pub const MIN_SECRET_LEN: usize = 4;
 
 impl fmt::Debug for RtmpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -89,19 +131,33 @@ pub fn mask_key(key: &str) -> String {
     format!("{visible}***")
 }
 
-/// Redact the part of a raw URL string after the last path slash, for messages about URLs that do
-/// not parse.
+/// A raw URL string that did not parse, with what may be secret masked: user info (it may hold a
+/// password), the last path segment (the stream key) and the query.
 fn redact_str(url: &str) -> String {
-    let url = url.split('?').next().unwrap_or("");
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('/') {
-            Some((auth, path)) => match path.rsplit_once('/') {
-                Some((app, key)) => format!("{scheme}://{auth}/{app}/{}", mask_key(key)),
-                None => format!("{scheme}://{auth}/{}", mask_key(path)),
-            },
-            None => format!("{scheme}://{rest}"),
-        },
-        None => "<not a URL>".to_string(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL>".to_string();
+    };
+    // User info ends at the last '@' before the path, even where a '?' comes first.
+    let (userinfo, rest) = match rest[..rest.find('/').unwrap_or(rest.len())].rfind('@') {
+        Some(at) => ("***@", &rest[at + 1..]),
+        None => ("", rest),
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    // A "port" that is not a number may be a password typed without its '@'.
+    let authority = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.bytes().all(|b| b.is_ascii_digit()) && !host.contains(':') => {
+            format!("{userinfo}{host}:***")
+        }
+        _ => format!("{userinfo}{authority}"),
+    };
+    let (path, query) = match path.split_once('?') {
+        Some((p, _)) => (p, "?***"),
+        None => (path, ""),
+    };
+    match path.rsplit_once('/') {
+        Some((app, key)) if !key.is_empty() => format!("{scheme}://{authority}{app}/{}", mask_key(key)),
+        _ => format!("{scheme}://{authority}{path}{query}"),
     }
 }
 
@@ -195,8 +251,38 @@ mod tests {
             assert!(!s.contains("supersecret"), "{s}");
             assert!(!s.contains("hunter2"), "{s}");
         }
-        let e = RtmpUrl::parse("rtmp://h:bad/live/supersecretkey?token=hunter2").unwrap_err();
-        let msg = e.to_string();
-        assert!(!msg.contains("supersecret") && !msg.contains("hunter2"), "{msg}");
+        for bad in [
+            "rtmp://h:bad/live/supersecretkey?token=hunter2",
+            "rtmp://user:supersecret@h/live/k?token=hunter2",
+            "rtmp://user:supersecret?token=hunter2",
+            "rtmp://h?token=hunter2",
+            "rtmp://h/live/supersecretkey with space?token=hunter2",
+            "ftp://h/supersecretkey",
+        ] {
+            let msg = RtmpUrl::parse(bad).unwrap_err().to_string();
+            assert!(!msg.contains("supersecret") && !msg.contains("hunter2"), "{msg}");
+        }
+        let msg = RtmpUrl::parse("rtmp://h:bad/live/supersecretkey?token=hunter2").unwrap_err().to_string();
+        assert!(msg.ends_with("(in rtmp://h:***/live/su***)"), "{msg}");
+        let msg = RtmpUrl::parse("rtmp://[::1/live/supersecretkey").unwrap_err().to_string();
+        assert!(msg.ends_with("(in rtmp://[::1/live/su***)"), "{msg}");
+    }
+
+    #[test]
+    fn scrub_masks_every_piece_of_the_key_and_query() {
+        let u = RtmpUrl::parse("rtmp://h/live/supersecretkey?token=hunter2&exp=1").unwrap();
+        for echoed in [
+            "Stream supersecretkey?token=hunter2&exp=1 is now published",
+            "publish supersecretkey denied",
+            "bad signature token=hunter2",
+            "hunter2",
+            "args: token=hunter2&exp=1",
+        ] {
+            let s = u.scrub(echoed);
+            assert!(!s.contains("supersecret") && !s.contains("hunter2"), "{echoed} -> {s}");
+            assert!(s.contains("***"), "{s}");
+        }
+        // Short pieces and unrelated text are left as they are.
+        assert_eq!(u.scrub("NetStream.Publish.Start 1 live"), "NetStream.Publish.Start 1 live");
     }
 }

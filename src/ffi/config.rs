@@ -26,7 +26,7 @@ pub struct kp_config {
 ///
 /// # Safety
 /// `cfg` is NULL or a live pointer from kp_config_new not used by another thread during the call.
-unsafe fn config_mut<'a>(cfg: *mut kp_config, function: &str) -> Result<&'a mut kp_config, Error> {
+pub(crate) unsafe fn config_mut<'a>(cfg: *mut kp_config, function: &str) -> Result<&'a mut kp_config, Error> {
     // SAFETY: the caller guarantees a non-NULL `cfg` came from kp_config_new and is not aliased.
     unsafe { cfg.as_mut() }.ok_or_else(|| null_arg(function, "cfg"))
 }

@@ -20,6 +20,7 @@ pub mod event;
 pub mod log;
 pub mod pusher;
 pub mod refresh;
+pub mod tls;
 
 use std::ffi::{c_char, CStr};
 

@@ -1,5 +1,7 @@
 //! Sockets: the only place that does network I/O.
 
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod transport;
 
 pub use transport::Transport;

@@ -84,6 +84,9 @@ pub struct Readiness {
 pub struct Transport {
     stream: TcpStream,
     peer: SocketAddr,
+    /// RTMPS: every byte in and out goes through this TLS session.
+    #[cfg(feature = "tls")]
+    tls: Option<Box<super::tls::TlsSession>>,
 }
 
 impl Transport {
@@ -101,7 +104,12 @@ impl Transport {
                 Ok(stream) => {
                     stream.set_nodelay(true).map_err(|e| Error::from_io("set TCP_NODELAY", &e))?;
                     stream.set_nonblocking(true).map_err(|e| Error::from_io("set non-blocking", &e))?;
-                    return Ok(Transport { stream, peer: addr });
+                    return Ok(Transport {
+                        stream,
+                        peer: addr,
+                        #[cfg(feature = "tls")]
+                        tls: None,
+                    });
                 }
                 Err(e) => last = Error::from_io(&format!("connect to {addr}"), &e),
             }
@@ -113,8 +121,29 @@ impl Transport {
         self.peer
     }
 
+    /// From now on, speak TLS to `host` (its name is the SNI and what the certificate must match).
+    /// The handshake runs inside the following reads and writes; see [`Transport::is_handshaking`].
+    #[cfg(feature = "tls")]
+    pub fn start_tls(&mut self, config: std::sync::Arc<rustls::ClientConfig>, host: &str) -> Result<()> {
+        self.tls = Some(Box::new(super::tls::TlsSession::new(config, host)?));
+        Ok(())
+    }
+
+    /// A TLS handshake is still in progress.
+    pub fn is_handshaking(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            return t.is_handshaking();
+        }
+        false
+    }
+
     /// Write what the socket takes now. Ok(0) means it would block.
     pub fn write_some(&mut self, buf: &[u8]) -> Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &mut self.tls {
+            return t.write(&mut self.stream, buf);
+        }
         match self.stream.write(buf) {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => Ok(0),
@@ -125,6 +154,10 @@ impl Transport {
     /// Read what has arrived. Ok(None) means nothing yet; Ok(Some(0)) never happens: a closed
     /// connection is an error.
     pub fn read_some(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &mut self.tls {
+            return t.read(&mut self.stream, buf);
+        }
         match self.stream.read(buf) {
             Ok(0) => Err(Error::Io("connection closed by the server".into())),
             Ok(n) => Ok(Some(n)),
@@ -136,6 +169,8 @@ impl Transport {
     /// Sleep until the socket is readable, writable (when `want_write`), woken, or `timeout` passes.
     pub fn wait(&self, want_write: bool, waker: Option<&WakeReceiver>, timeout: Duration) -> Readiness {
         let mut events = libc::POLLIN;
+        #[cfg(feature = "tls")]
+        let want_write = want_write || self.tls.as_ref().is_some_and(|t| t.wants_write());
         if want_write {
             events |= libc::POLLOUT;
         }
@@ -159,8 +194,19 @@ impl Transport {
         ready
     }
 
-    /// Bytes written to the socket that the kernel has not sent yet (Linux `SIOCOUTQ`).
+    /// Bytes accepted by write_some that have not left the machine: the kernel's unsent queue
+    /// (Linux `SIOCOUTQ`) plus, under TLS, encrypted records still held for the socket (at most one
+    /// write's worth: plaintext is refused while they wait). Under TLS the count is of encrypted
+    /// bytes, a few percent more than the RTMP bytes they carry.
     pub fn unsent_bytes(&self) -> Option<usize> {
+        #[cfg(feature = "tls")]
+        let held = self.tls.as_ref().map_or(0, |t| t.buffered());
+        #[cfg(not(feature = "tls"))]
+        let held = 0;
+        self.kernel_unsent_bytes().map(|n| n + held)
+    }
+
+    fn kernel_unsent_bytes(&self) -> Option<usize> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             let mut n: libc::c_int = 0;

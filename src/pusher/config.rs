@@ -84,6 +84,32 @@ impl Default for AudioConfig {
     }
 }
 
+/// RTMPS settings (used by `rtmps://` URLs; feature `tls`). The server's certificate is verified by
+/// default: against Mozilla's root certificates bundled in the library, for the URL's host name.
+#[derive(Clone, PartialEq, Default)]
+pub struct TlsConfig {
+    /// More trusted CA certificates, each entry a PEM text with one or more certificates: for
+    /// private ingests whose certificate comes from an own CA. The bundled roots stay trusted.
+    pub extra_ca_pem: Vec<Vec<u8>>,
+    /// Also trust the operating system's root store (feature `native-roots`; without it,
+    /// validate() refuses this with Unsupported).
+    pub platform_roots: bool,
+    /// DANGER, lab use only: accept any server certificate (untrusted, expired or for another
+    /// host). The stream is still encrypted, but anyone on the path can pose as the ingest and read
+    /// the stream key. Logged as a warning when a destination first connects with it.
+    pub danger_accept_invalid_certs: bool,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("extra_ca_pem", &format_args!("{} PEM text(s)", self.extra_ca_pem.len()))
+            .field("platform_roots", &self.platform_roots)
+            .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PusherConfig {
     /// The primary ingest URL of destination 0 (`rtmp://host[:port]/app[/instance]/key[?query]`).
@@ -110,6 +136,8 @@ pub struct PusherConfig {
     pub input_queue_frames: usize,
     /// Media waiting for the network, in milliseconds, before the oldest is dropped.
     pub send_queue_ms: u32,
+    /// RTMPS certificate checks.
+    pub tls: TlsConfig,
 }
 
 impl Default for PusherConfig {
@@ -128,6 +156,7 @@ impl Default for PusherConfig {
             // 1.4 MB, and a camera frame that waits longer is better dropped than sent late.
             input_queue_frames: 3,
             send_queue_ms: 5000,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -211,6 +240,18 @@ impl PusherConfig {
         }
         if self.send_queue_ms < 100 {
             return bad("send queue must hold at least 100 ms".into());
+        }
+        self.validate_tls()?;
+        Ok(())
+    }
+
+    fn validate_tls(&self) -> Result<()> {
+        if self.tls.platform_roots && !cfg!(feature = "native-roots") {
+            return Err(Error::Unsupported("platform root certificates need the `native-roots` feature".into()));
+        }
+        #[cfg(feature = "tls")]
+        for pem in &self.tls.extra_ca_pem {
+            crate::io::tls::parse_ca_pem(pem)?;
         }
         Ok(())
     }

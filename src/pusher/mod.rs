@@ -11,6 +11,7 @@ mod shared;
 pub mod stats;
 mod timeline;
 
+pub use config::TlsConfig;
 pub use config::{AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
 pub use encode_worker::{AvcPacketizer, HevcPacketizer};
 pub use event::{Event, EventKind, PusherState};

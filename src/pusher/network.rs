@@ -55,6 +55,14 @@ fn track_idx(t: Track) -> usize {
     }
 }
 
+/// The rustls client settings of this destination, built at its first `rtmps://` connect and kept
+/// so that reconnects can resume the TLS session.
+#[cfg(feature = "tls")]
+type TlsClient = Option<Arc<rustls::ClientConfig>>;
+/// Without the `tls` feature there is never a client config.
+#[cfg(not(feature = "tls"))]
+type TlsClient = Option<std::convert::Infallible>;
+
 /// How a session ended without an error.
 enum Ended {
     /// stop(): everything sent (or the deadline passed with this many packets unsent).
@@ -101,6 +109,7 @@ impl NetworkWorker {
         let mut outage: Option<(Instant, u32)> = None;
         let mut first = true;
         let mut last_error = Error::Io("no connection attempt".into());
+        let mut tls_client = TlsClient::default();
         loop {
             if self.out_of_time() || shared.state() == PusherState::KP_STATE_FAILED {
                 break;
@@ -143,12 +152,14 @@ impl NetworkWorker {
                     if let Some((_, n)) = outage.as_mut() {
                         *n = attempt;
                     }
-                    match self.session(url, &mut rc, &mut outage) {
+                    match self.session(url, &mut rc, &mut outage, &mut tls_client) {
                         Ok(Ended::Stopped(unsent)) => return self.stopped(unsent),
                         Ok(Ended::BackToPrimary) => {
                             outage = Some((Instant::now(), 0));
                         }
                         Err(Lost { error, was_publishing, was_stable }) => {
+                            // Whatever quoted the server must not carry the key into an event or a log.
+                            let error = lock(&d.urls).iter().fold(error, |e, u| e.map_text(|t| u.scrub(t)));
                             if self.out_of_time() {
                                 break;
                             }
@@ -235,6 +246,7 @@ impl NetworkWorker {
         url_index: usize,
         rc: &mut Reconnector,
         outage: &mut Option<(Instant, u32)>,
+        tls_client: &mut TlsClient,
     ) -> std::result::Result<Ended, Lost> {
         let shared = &self.shared;
         let d = self.d();
@@ -245,11 +257,24 @@ impl NetworkWorker {
             d.set_state(PusherState::KP_STATE_CONNECTING);
         }
         self.emit(EventKind::KP_EVENT_CONNECTING, ResultCode::KP_OK, url.redacted(), url_index as i64, 0);
-        if url.tls {
-            return Err(lost(Error::Unsupported("rtmps:// needs the TLS transport, not in this build".into())));
+        if url.tls && !cfg!(feature = "tls") {
+            return Err(lost(Error::Unsupported(
+                "rtmps:// needs the TLS transport (feature `tls`), not in this build".into(),
+            )));
         }
         let deadline = started + shared.config.connect_timeout;
-        let transport = Transport::connect(&url.host, url.port, deadline).map_err(lost)?;
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut transport = Transport::connect(&url.host, url.port, deadline).map_err(lost)?;
+        #[cfg(feature = "tls")]
+        if url.tls {
+            let config = match tls_client {
+                Some(c) => c.clone(),
+                None => tls_client.insert(crate::io::tls::client_config(&shared.config.tls).map_err(lost)?).clone(),
+            };
+            transport.start_tls(config, &url.host).map_err(lost)?;
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = tls_client;
         let session = PublishSession::new(&url, self.metadata()).map_err(lost)?;
         let now = Instant::now();
         let mut conn = Conn {
@@ -271,6 +296,13 @@ impl NetworkWorker {
                 return Ok(Ended::Stopped(lock(&d.queue).len()));
             }
             let now = Instant::now();
+            if now >= deadline && conn.transport.is_handshaking() {
+                return Err(lost(Error::Timeout(format!(
+                    "TLS handshake with {} not finished within {} ms",
+                    url.host,
+                    shared.config.connect_timeout.as_millis()
+                ))));
+            }
             if now >= deadline {
                 return Err(lost(Error::Timeout(format!(
                     "no publish reply within {} ms",

@@ -7,11 +7,12 @@ mod media;
 mod nginx;
 pub mod proxy;
 pub mod pushing;
+pub mod tls;
 
 #[allow(unused_imports)]
 pub use media::{decode_errors, ffmpeg_push, probe, video_packet_times, Probe, StreamInfo};
 #[allow(unused_imports)]
-pub use nginx::{Nginx, NginxOptions};
+pub use nginx::{Nginx, NginxOptions, TlsListener};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -19,17 +19,29 @@ pub struct NginxOptions {
     /// Every publish is refused (`NetStream.Publish.BadName`/disconnect), to test rejection paths.
     pub deny_publish: bool,
     pub app: String,
+    /// Also terminate TLS (RTMPS) on a second port in front of the RTMP one, with this server
+    /// certificate: nginx's `stream` module with `ssl`, proxying to the rtmp server.
+    pub tls: Option<TlsListener>,
+}
+
+/// A PEM certificate chain and its private key for nginx's TLS listener.
+#[derive(Clone, Debug)]
+pub struct TlsListener {
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 impl Default for NginxOptions {
     fn default() -> Self {
-        NginxOptions { record_unique: false, deny_publish: false, app: "live".to_string() }
+        NginxOptions { record_unique: false, deny_publish: false, app: "live".to_string(), tls: None }
     }
 }
 
 pub struct Nginx {
     opts: NginxOptions,
     port: u16,
+    /// The TLS listener's port (0 without one).
+    tls_port: u16,
     dir: PathBuf,
     record_dir: PathBuf,
     conf: PathBuf,
@@ -52,6 +64,7 @@ impl Nginx {
         let mut nginx = Nginx {
             opts,
             port: 0,
+            tls_port: 0,
             conf: dir.join("nginx.conf"),
             error_log: dir.join("error.log"),
             dir,
@@ -62,9 +75,23 @@ impl Nginx {
         // free_port() can race with other processes on this shared machine: retry on a fresh port
         // when nginx says the address is taken.
         let mut last_err = String::new();
+        let stream_module = nginx.opts.tls.is_some().then(|| stream_module(&nginx.nginx_bin)).flatten();
+        if let Some(tls) = &nginx.opts.tls {
+            fs::write(nginx.dir.join("server.crt"), &tls.cert_pem).expect("write server.crt");
+            fs::write(nginx.dir.join("server.key"), &tls.key_pem).expect("write server.key");
+        }
         for _ in 0..5 {
             nginx.port = super::free_port();
-            fs::write(&nginx.conf, nginx.config(module.as_deref())).expect("write nginx.conf");
+            if nginx.opts.tls.is_some() {
+                nginx.tls_port = super::free_port();
+            }
+            let mut conf = String::new();
+            if let Some(m) = &stream_module {
+                conf += &format!("load_module {};\n", m.display());
+            }
+            conf += &nginx.config(module.as_deref());
+            conf += &nginx.tls_config();
+            fs::write(&nginx.conf, conf).expect("write nginx.conf");
             match nginx.spawn() {
                 Ok(()) => return nginx,
                 Err(e) if e.contains("Address already in use") => last_err = e,
@@ -76,6 +103,18 @@ impl Nginx {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The RTMPS port (panics without `NginxOptions::tls`).
+    pub fn tls_port(&self) -> u16 {
+        assert!(self.opts.tls.is_some(), "nginx was started without a TLS listener");
+        self.tls_port
+    }
+
+    /// `rtmps://HOST:TLSPORT/app/key`: `host` is what the client resolves, sends as SNI and checks
+    /// the certificate against (e.g. `localhost`); the listener is on 127.0.0.1.
+    pub fn tls_url(&self, host: &str, key: &str) -> String {
+        format!("rtmps://{host}:{}/{}/{}", self.tls_port(), self.opts.app, key)
     }
 
     pub fn app(&self) -> &str {
@@ -256,6 +295,27 @@ impl Nginx {
         c
     }
 
+    fn tls_config(&self) -> String {
+        if self.opts.tls.is_none() {
+            return String::new();
+        }
+        format!(
+            r#"stream {{
+    server {{
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        proxy_pass 127.0.0.1:{port};
+    }}
+}}
+"#,
+            tls_port = self.tls_port,
+            port = self.port,
+            cert = self.dir.join("server.crt").display(),
+            key = self.dir.join("server.key").display(),
+        )
+    }
+
     /// Starts the master and waits until it has bound the port and forked its worker. A bare "port
     /// accepts TCP" check is not enough: on a race for the port it could be someone else listening.
     fn spawn(&mut self) -> Result<(), String> {
@@ -292,7 +352,8 @@ impl Nginx {
                     "nginx exited ({status})\n--- error.log ---\n{new_log}\n--- console ---\n{console}"
                 ));
             }
-            if new_log.contains("start worker process") && port_open(self.port) {
+            let tls_ready = self.opts.tls.is_none() || port_open(self.tls_port);
+            if new_log.contains("start worker process") && port_open(self.port) && tls_ready {
                 return Ok(());
             }
             if start.elapsed() > START_DEADLINE {
@@ -310,6 +371,10 @@ impl Nginx {
         wait_until(Duration::from_secs(5), "nginx processes to exit", || group_pids(pgid).is_empty());
         let port = self.port;
         wait_until(Duration::from_secs(5), "nginx port to close", || !port_open(port));
+        if self.opts.tls.is_some() {
+            let tls_port = self.tls_port;
+            wait_until(Duration::from_secs(5), "nginx TLS port to close", || !port_open(tls_port));
+        }
     }
 
     fn file_held(&self, path: &Path) -> bool {
@@ -411,6 +476,26 @@ fn rtmp_module(nginx: &Path) -> Option<PathBuf> {
         panic!(
             "nginx rtmp module not found (looked at {candidates:?}); install libnginx-mod-rtmp: \
                  run scripts/test, which installs it"
+        )
+    })
+}
+
+/// Where nginx's `stream` module lives (Debian: libnginx-mod-stream), or None when it is compiled in.
+fn stream_module(nginx: &Path) -> Option<PathBuf> {
+    let out = Command::new(nginx).arg("-V").output().expect("run nginx -V");
+    let build = String::from_utf8_lossy(&out.stderr).into_owned();
+    if build.contains("--with-stream ") && !build.contains("--with-stream=dynamic") {
+        return None;
+    }
+    let candidates: Vec<PathBuf> =
+        ["/usr/lib/nginx/modules", "/usr/lib64/nginx/modules", "/usr/share/nginx/modules", "/usr/local/nginx/modules"]
+            .iter()
+            .map(|d| Path::new(d).join("ngx_stream_module.so"))
+            .collect();
+    candidates.iter().find(|p| p.is_file()).cloned().map(Some).unwrap_or_else(|| {
+        panic!(
+            "nginx stream module not found (looked at {candidates:?}); install libnginx-mod-stream: run \
+             scripts/test, which installs it"
         )
     })
 }

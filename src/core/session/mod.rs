@@ -226,7 +226,8 @@ impl PublishSession {
             self.failed = true;
             self.state = SessionState::Closed;
         }
-        r
+        // Errors may quote the server, and some servers quote the stream name.
+        r.map_err(|e| e.map_text(|t| self.url.scrub(t)))
     }
 
     fn process(&mut self, bytes: &[u8], events: &mut Vec<SessionEvent>) -> Result<()> {
@@ -480,7 +481,10 @@ impl PublishSession {
             "_result" => self.handle_result(pending, &cmd, events),
             "_error" => {
                 let info = StatusInfo::from_command(&cmd);
-                log::debug!("rtmp: _error for {pending:?}: {} {}", info.code, info.description);
+                log::debug!(
+                    "rtmp: _error for {pending:?}: {}",
+                    self.url.scrub(&format!("{} {}", info.code, info.description))
+                );
                 match pending {
                     // Optional commands: some servers do not implement them.
                     Some(Pending::ReleaseStream | Pending::FcPublish | Pending::FcUnpublish) => Ok(()),
@@ -497,7 +501,7 @@ impl PublishSession {
             "close" => Err(Error::Io("server closed the RTMP connection".into())),
             other => {
                 // onBWDone, onFCPublish, onFCUnpublish, _checkbw, ...: nothing to do for a publisher.
-                log::debug!("rtmp: ignoring command {other}");
+                log::debug!("rtmp: ignoring command {}", self.url.scrub(other));
                 Ok(())
             }
         }
@@ -550,7 +554,7 @@ impl PublishSession {
     }
 
     fn handle_status(&mut self, info: StatusInfo, events: &mut Vec<SessionEvent>) -> Result<()> {
-        log::debug!("rtmp: onStatus {} {} {}", info.level, info.code, info.description);
+        log::debug!("rtmp: onStatus {}", self.url.scrub(&format!("{} {} {}", info.level, info.code, info.description)));
         match info.code.as_str() {
             "NetStream.Publish.Start" if self.state == SessionState::Connecting => {
                 let Some(sid) = self.stream_id else {
@@ -572,7 +576,10 @@ impl PublishSession {
             "NetConnection.Connect.Rejected" | "NetConnection.Connect.Failed" => Err(info.connect_rejected()),
             _ if info.is_publish_error() => Err(info.publish_rejected()),
             _ => {
-                events.push(SessionEvent::Status { code: info.code, description: info.description });
+                events.push(SessionEvent::Status {
+                    code: self.url.scrub(&info.code),
+                    description: self.url.scrub(&info.description),
+                });
                 Ok(())
             }
         }
@@ -1032,6 +1039,35 @@ mod tests {
         );
         assert!(e.is_retryable());
         assert_eq!(s.state(), SessionState::Closed);
+    }
+
+    #[test]
+    fn a_server_quoting_the_stream_key_does_not_leak_it() {
+        let leaks = |s: &str| s.contains("secretkey") || s.contains("sig=abc");
+        // In a publish rejection.
+        let (mut s, mut srv, mut ev) = publish_sent();
+        let echo = format!("Stream {KEY} is already publishing; {}", KEY.split('?').next().unwrap());
+        let r = srv.command("onStatus", 0.0, vec![status("error", "NetStream.Publish.BadName", &echo)], 1);
+        let e = s.handle_input(&r, &mut ev).unwrap_err();
+        assert!(matches!(&e, Error::PublishRejected { code, .. } if code == "NetStream.Publish.BadName"), "{e:?}");
+        for text in [e.to_string(), format!("{e:?}")] {
+            assert!(!leaks(&text) && text.contains("***"), "{text}");
+        }
+        // In an informational status, which becomes an event the worker logs.
+        let (mut s, mut srv, mut ev) = publishing();
+        let r = srv.command("onStatus", 0.0, vec![status("status", "NetStream.Info", &format!("hello {KEY}"))], 1);
+        s.handle_input(&r, &mut ev).unwrap();
+        let status_text = ev.iter().find_map(|e| match e {
+            SessionEvent::Status { code, description } => Some(format!("{code} {description}")),
+            _ => None,
+        });
+        assert!(status_text.as_deref().is_some_and(|t| !leaks(t) && t.contains("hello ***")), "{ev:?}");
+        // In a rejected connect.
+        let (mut s, mut srv, mut ev) = connecting();
+        let tid = srv.tid_of("connect");
+        let r = srv.command("_error", tid, vec![status("error", "NetConnection.Connect.Rejected", &echo)], 0);
+        let e = s.handle_input(&r, &mut ev).unwrap_err();
+        assert!(!leaks(&e.to_string()), "{e}");
     }
 
     #[test]
