@@ -429,7 +429,8 @@ impl Pusher {
     /// stopped all the same.
     pub fn stop(&self, timeout: Duration) -> Result<()> {
         if !self.started.load(Relaxed) {
-            return Err(Error::InvalidState("stop: the pusher was never started".into()));
+            // As the C header documents: KP_ERR_NOT_STARTED for a pusher never started.
+            return Err(Error::NotStarted);
         }
         {
             let mut st = lock(&self.shared.state);

@@ -20,6 +20,20 @@
 mod conn;
 mod guard;
 
+/// For the fuzz target in `fuzz/` (cargo-fuzz builds with `--cfg fuzzing`): the guard that sees
+/// every inbound byte before rml_rtmp's server session, fed `data` in pieces; its error is fine,
+/// a panic or an unbounded allocation is not.
+#[cfg(fuzzing)]
+pub fn fuzz_guard(data: &[u8]) {
+    let Some((&split, data)) = data.split_first() else { return };
+    let mut g = guard::Guard::new();
+    for input in data.chunks(1 + split as usize * 4) {
+        if g.inspect(input).is_err() {
+            return;
+        }
+    }
+}
+
 use crate::core::flv::file_header;
 use std::collections::HashMap;
 use std::fs::File;

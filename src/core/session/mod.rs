@@ -588,6 +588,53 @@ impl PublishSession {
     }
 }
 
+/// Entry points for the fuzz targets in `fuzz/` (cargo-fuzz builds with `--cfg fuzzing`): the
+/// inbound decoders are private to the session.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Frames `data` as server chunks, fed in pieces whose sizes come from the input, applying
+    /// chunk size and abort messages and decoding commands and control messages as the session
+    /// does. Checks the reader's bounds on every message.
+    pub fn inbound(data: &[u8]) {
+        let Some((&split, data)) = data.split_first() else { return };
+        let piece = 1 + split as usize * 4;
+        let mut reader = ChunkReader::new();
+        let mut msg = Vec::new();
+        for input in data.chunks(piece) {
+            reader.push(input);
+            loop {
+                let h = match reader.next_message(&mut msg) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+                        return;
+                    }
+                };
+                assert!(msg.len() <= chunk_reader::MAX_MESSAGE_LEN as usize);
+                let r = match h.type_id {
+                    TYPE_COMMAND_AMF0 | TYPE_COMMAND_AMF3 => amf::decode_command(&msg).map(drop),
+                    1..=6 => parse_control(h.type_id, &msg).and_then(|m| match m {
+                        Some(RtmpMessage::SetChunkSize { size }) => reader.set_chunk_size(size),
+                        Some(RtmpMessage::Abort { stream_id }) => {
+                            reader.abort(stream_id);
+                            Ok(())
+                        }
+                        _ => Ok(()),
+                    }),
+                    _ => Ok(()),
+                };
+                if let Err(e) = r {
+                    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// RTMP's message length field is 24 bits.
 const MAX_OUT_MESSAGE: usize = 0xFF_FFFF;
 /// The inbound message buffer is kept for reuse up to this capacity (acks and pings are a few
