@@ -203,15 +203,6 @@ impl Nginx {
         self.wait_gone(pgid);
     }
 
-    /// Graceful shutdown (SIGQUIT: recordings are closed cleanly), then a start on the same port with
-    /// the same record directory: a planned ingest restart as a publisher sees it.
-    pub fn restart_graceful(&mut self) {
-        self.stop();
-        if let Err(e) = self.spawn() {
-            panic!("nginx failed to restart on port {}:\n{e}", self.port);
-        }
-    }
-
     /// Kills nginx (if running) and starts it again on the same port with the same record directory,
     /// as a crashed-and-restarted ingest server looks to a publisher.
     pub fn restart(&mut self) {
