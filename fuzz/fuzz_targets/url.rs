@@ -10,8 +10,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = u.tc_url();
         let red = u.redacted();
         // A key long enough to be masked must not appear whole in what goes to logs.
+        // (Unless the same text is also the host:port or app, which are not secret.)
         let k = &u.stream_key;
-        if k.len() >= 8 && !u.app.contains(k.as_str()) && !u.host.contains(k.as_str()) {
+        if k.len() >= 8 && !u.tc_url().contains(k.as_str()) {
             assert!(!red.contains(&u.stream_key), "{red}");
         }
         // What the SDK prints must parse back to the same place.
