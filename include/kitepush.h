@@ -8,6 +8,12 @@
  *   kp_pusher_get_stats and kp_pusher_get_destination_stats may be called from any thread, also concurrently on the same pusher (e.g. a
  *   camera thread pushing video, a microphone thread pushing audio, a UI thread reading stats).
  *   kp_pusher_free must be the last call on a pusher, with no other call on it in flight.
+ *   Supported ending while other threads push: call kp_pusher_stop (from any thread; pushes then
+ *   return KP_ERR_NOT_STARTED), make sure every other call on the pusher has returned (join or
+ *   park those threads), then kp_pusher_free. Freeing while another call is in flight, and any
+ *   call with a pointer after kp_pusher_free (or kp_config_free) returned, is undefined
+ *   behaviour: the handle's memory is gone and is not checked (tests/c/threads.c tests the
+ *   supported order under AddressSanitizer).
  * - Nothing blocks on the network or the encoder except kp_pusher_stop and kp_pusher_free, which
  *   say so. push_* copy their input and return at once.
  * - Event callbacks run on one SDK thread per pusher, one at a time, never under an SDK lock; after

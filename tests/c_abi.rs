@@ -17,7 +17,11 @@ fn root() -> PathBuf {
 struct Programs {
     bad_inputs: PathBuf,
     reconnect: PathBuf,
+    threads: PathBuf,
     push: PathBuf,
+    /// The example and the threads suite without sanitizers, for valgrind.
+    push_plain: PathBuf,
+    threads_plain: PathBuf,
 }
 
 /// Builds the C programs once per test binary against the release static library.
@@ -34,7 +38,9 @@ fn c_programs() -> &'static Programs {
             "{} is missing: run `cargo build --release --lib` first (scripts/test does)",
             lib.display()
         );
-        for (dir, target) in [("tests/c", "all"), ("examples/c", "push")] {
+        for (dir, target) in
+            [("tests/c", "all"), ("tests/c", "push_plain"), ("tests/c", "threads_plain"), ("examples/c", "push")]
+        {
             let out = Command::new("make")
                 .arg("-C")
                 .arg(root().join(dir))
@@ -52,7 +58,10 @@ fn c_programs() -> &'static Programs {
         Programs {
             bad_inputs: root().join("tests/c/bad_inputs"),
             reconnect: root().join("tests/c/reconnect"),
+            threads: root().join("tests/c/threads"),
             push: root().join("examples/c/push"),
+            push_plain: root().join("tests/c/push_plain"),
+            threads_plain: root().join("tests/c/threads_plain"),
         }
     })
 }
@@ -126,4 +135,62 @@ fn the_url_refresh_callback_moves_a_c_pusher_from_a_dead_url_to_nginx() {
     assert_eq!(p.audio.expect("audio").codec, "aac");
     assert_eq!(decode_errors(&rec), "");
     assert!(nginx.recordings_of(&dead_key).is_empty());
+}
+
+#[test]
+fn eight_threads_on_one_pusher_then_stop_join_free() {
+    let threads = &c_programs().threads;
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("c-threads");
+    let out = run(threads, &[&nginx.url(&key)]);
+    assert!(out.contains(", 0 failed"), "{out}");
+    assert!(out.contains("8 threads: "), "{out}");
+    // What the racing video threads got accepted was published and decodes.
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let p = probe(&rec);
+    assert!(p.video.expect("video").frames > 30, "{out}");
+    assert!(p.audio.is_some());
+    assert_eq!(decode_errors(&rec), "");
+}
+
+/// Valgrind memcheck over the release static library (no sanitizers in these builds: valgrind
+/// cannot run ASan binaries): zero errors and zero definitely-lost bytes. No suppressions.
+fn valgrind(program: &PathBuf, args: &[&str]) -> String {
+    let valgrind = require_tool("valgrind");
+    let out = Command::new(valgrind)
+        .args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--show-leak-kinds=definite",
+            "--errors-for-leak-kinds=definite",
+            "--fair-sched=yes",
+        ])
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let summary: Vec<&str> =
+        text.lines().filter(|l| l.contains("ERROR SUMMARY") || l.contains("definitely lost")).collect();
+    println!("valgrind {}: {summary:?}", program.display());
+    assert!(out.status.success(), "{} {args:?} under valgrind failed ({}):\n{text}", program.display(), out.status);
+    assert!(text.contains("ERROR SUMMARY: 0 errors"), "{text}");
+    // With nothing definitely lost valgrind prints no "definitely lost" line, or one with 0 bytes.
+    assert!(summary.iter().filter(|l| l.contains("definitely lost")).all(|l| l.contains(" 0 bytes")), "{text}");
+    text
+}
+
+#[test]
+fn valgrind_memcheck_of_the_example_and_the_threads_suite() {
+    let programs = c_programs();
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("c-valgrind");
+    let out = valgrind(&programs.push_plain, &[&nginx.url(&key), "2"]);
+    assert!(out.contains("PUBLISHING"), "{out}");
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    assert_eq!(decode_errors(&rec), "");
+    let out = valgrind(&programs.threads_plain, &[]);
+    assert!(out.contains(", 0 failed"), "{out}");
 }

@@ -79,7 +79,9 @@ pub struct AccessUnitInfo {
 /// Appends the access unit in AVCC form (4-byte big-endian lengths) to `out`. SPS, PPS and access
 /// unit delimiters are left out: they travel in the sequence header, and repeating them in-band
 /// makes some players reinitialise their decoder.
-pub fn annexb_to_avcc(annexb: &[u8], out: &mut Vec<u8>) -> Result<AccessUnitInfo> {
+/// `out` is any byte sink (`Vec<u8>`, or the pooled `BytesMut` the packetizer uses). The output is
+/// at most `annexb.len() * 5 / 4` bytes: each NAL unit grows by at most one byte.
+pub fn annexb_to_avcc(annexb: &[u8], out: &mut impl bytes::BufMut) -> Result<AccessUnitInfo> {
     let mut info = AccessUnitInfo::default();
     let mut any = false;
     for nal in nal_units(annexb) {
@@ -100,8 +102,8 @@ pub fn annexb_to_avcc(annexb: &[u8], out: &mut Vec<u8>) -> Result<AccessUnitInfo
                 if (1..=5).contains(&t) {
                     info.has_slices = true;
                 }
-                out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
-                out.extend_from_slice(nal);
+                out.put_slice(&(nal.len() as u32).to_be_bytes());
+                out.put_slice(nal);
             }
         }
     }
@@ -136,8 +138,18 @@ pub fn parse_sps(sps: &[u8]) -> Result<SpsInfo> {
     if sps.len() < 4 || nal_type(sps) != NAL_SPS {
         return Err(bad("too short or not an SPS"));
     }
-    let rbsp = unescape(&sps[1..]);
-    let mut r = BitReader::new(&rbsp);
+    // SPSs are a few dozen bytes: unescape on the stack, so checking every keyframe's parameter
+    // sets allocates nothing.
+    let mut stack = [0u8; 256];
+    let heap;
+    let rbsp: &[u8] = if sps.len() <= stack.len() {
+        let n = unescape_into(&sps[1..], &mut stack);
+        &stack[..n]
+    } else {
+        heap = unescape(&sps[1..]);
+        &heap
+    };
+    let mut r = BitReader::new(rbsp);
     let profile_idc = r.bits(8).ok_or_else(|| bad("truncated"))? as u8;
     let constraint_flags = r.bits(8).ok_or_else(|| bad("truncated"))? as u8;
     let level_idc = r.bits(8).ok_or_else(|| bad("truncated"))? as u8;
@@ -231,6 +243,15 @@ fn skip_scaling_list(r: &mut BitReader, size: usize) -> Option<()> {
 
 /// AVCDecoderConfigurationRecord (ISO 14496-15 5.3.3.1) for one SPS and one PPS.
 pub fn avc_decoder_configuration_record(sps: &[u8], pps: &[u8]) -> Result<Vec<u8>> {
+    let mut rec = Vec::with_capacity(16 + sps.len() + pps.len());
+    avc_decoder_configuration_record_into(sps, pps, &mut rec)?;
+    Ok(rec)
+}
+
+/// [`avc_decoder_configuration_record`] written into `rec` (cleared first), so a caller that
+/// checks every keyframe's parameter sets against the last ones can reuse one buffer.
+pub fn avc_decoder_configuration_record_into(sps: &[u8], pps: &[u8], rec: &mut Vec<u8>) -> Result<()> {
+    rec.clear();
     let info = parse_sps(sps)?;
     if pps.is_empty() || nal_type(pps) != NAL_PPS {
         return Err(Error::BadBitstream("PPS missing or not a PPS".into()));
@@ -238,7 +259,6 @@ pub fn avc_decoder_configuration_record(sps: &[u8], pps: &[u8]) -> Result<Vec<u8
     if sps.len() > u16::MAX as usize || pps.len() > u16::MAX as usize {
         return Err(Error::BadBitstream("parameter set over 64 KiB".into()));
     }
-    let mut rec = Vec::with_capacity(16 + sps.len() + pps.len());
     // version, profile, compatibility, level, 6 reserved bits + lengthSizeMinusOne = 3
     rec.extend_from_slice(&[1, info.profile_idc, info.constraint_flags, info.level_idc, 0xff]);
     rec.push(0xe1); // 3 reserved bits + one SPS
@@ -253,10 +273,26 @@ pub fn avc_decoder_configuration_record(sps: &[u8], pps: &[u8]) -> Result<Vec<u8
         rec.push(0xf8 | info.bit_depth_chroma_minus8.min(7) as u8);
         rec.push(0); // no SPS extensions
     }
-    Ok(rec)
+    Ok(())
 }
 
 /// Remove emulation-prevention bytes (`00 00 03` → `00 00`).
+/// [`unescape`] into `out`, which must be at least as long as `data`; returns the length.
+fn unescape_into(data: &[u8], out: &mut [u8]) -> usize {
+    let mut n = 0;
+    let mut zeros = 0;
+    for &b in data {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out[n] = b;
+        n += 1;
+    }
+    n
+}
+
 pub(crate) fn unescape(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut zeros = 0;

@@ -3,6 +3,7 @@
 
 pub mod adts;
 pub mod annexb;
+pub mod body_pool;
 pub mod flv;
 pub mod hevc;
 pub mod metadata;

@@ -4,6 +4,7 @@ use super::event::EventKind;
 use super::input::Input;
 use super::shared::Shared;
 use crate::core::annexb;
+use crate::core::body_pool::BodyPool;
 use crate::core::flv;
 use crate::core::hevc;
 use crate::core::send_queue::{MediaPacket, Track};
@@ -18,6 +19,9 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct AvcPacketizer {
     record: Option<Vec<u8>>,
+    /// The record built from the current access unit's parameter sets, to compare (reused).
+    scratch: Vec<u8>,
+    bodies: BodyPool,
 }
 
 /// The FLV tag bodies made from one access unit.
@@ -33,23 +37,30 @@ pub struct AvcTags {
 impl AvcPacketizer {
     /// Frames before the first SPS/PPS cannot be decoded: they give no frame tag.
     pub fn packetize(&mut self, annexb_au: &[u8], cts_ms: i32) -> Result<AvcTags> {
-        let mut body = Vec::with_capacity(annexb_au.len() + flv::AVC_HEADER_LEN + 16);
-        body.extend_from_slice(&[0; flv::AVC_HEADER_LEN]);
-        let info = annexb::annexb_to_avcc(annexb_au, &mut body)?;
+        let max_len = flv::AVC_HEADER_LEN + annexb_au.len() + annexb_au.len() / 4;
+        let (body, info) = self.bodies.build(max_len, |b| {
+            b.extend_from_slice(&[0; flv::AVC_HEADER_LEN]);
+            let info = annexb::annexb_to_avcc(annexb_au, b)?;
+            b[..flv::AVC_HEADER_LEN].copy_from_slice(&flv::avc_nalu_header(info.keyframe, cts_ms));
+            Ok::<_, Error>(info)
+        })?;
         let mut header = None;
         if let (Some(sps), Some(pps)) = (&info.sps, &info.pps) {
-            let record = annexb::avc_decoder_configuration_record(&annexb_au[sps.clone()], &annexb_au[pps.clone()])?;
-            if self.record.as_ref() != Some(&record) {
-                header = Some(Bytes::from(flv::avc_sequence_header(&record)));
-                self.record = Some(record);
+            annexb::avc_decoder_configuration_record_into(
+                &annexb_au[sps.clone()],
+                &annexb_au[pps.clone()],
+                &mut self.scratch,
+            )?;
+            if self.record.as_ref() != Some(&self.scratch) {
+                header = Some(Bytes::from(flv::avc_sequence_header(&self.scratch)));
+                self.record = Some(self.scratch.clone());
             }
         }
         let keyframe = info.keyframe;
         if !info.has_slices || self.record.is_none() {
             return Ok(AvcTags { header, frame: None, keyframe });
         }
-        body[..flv::AVC_HEADER_LEN].copy_from_slice(&flv::avc_nalu_header(keyframe, cts_ms));
-        Ok(AvcTags { header, frame: Some(Bytes::from(body)), keyframe })
+        Ok(AvcTags { header, frame: Some(body), keyframe })
     }
 }
 
@@ -173,6 +184,7 @@ struct AudioClock {
     units: u64,
     header_sent: bool,
     asc: Vec<u8>,
+    bodies: BodyPool,
 }
 
 impl AudioClock {
@@ -189,16 +201,8 @@ impl AudioClock {
                 body: Bytes::from(flv::aac_sequence_header(&self.asc)),
             });
         }
-        let mut body = Vec::with_capacity(au.len() + flv::AAC_HEADER_LEN);
-        body.extend_from_slice(&flv::aac_raw_header());
-        body.extend_from_slice(au);
+        let body = self.bodies.concat(&[&flv::aac_raw_header(), au]);
         shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
-        shared.queue_media(MediaPacket {
-            track: Track::Audio,
-            timestamp_ms: ts,
-            keyframe: true,
-            header: false,
-            body: Bytes::from(body),
-        });
+        shared.queue_media(MediaPacket { track: Track::Audio, timestamp_ms: ts, keyframe: true, header: false, body });
     }
 }

@@ -19,6 +19,7 @@ pub use shared::UrlRefresh;
 pub use stats::{DestinationStats, Stats};
 
 use crate::core::adts;
+use crate::core::body_pool::BodyPool;
 use crate::core::flv;
 use crate::core::send_queue::{MediaPacket, SendQueue, Track};
 use crate::core::url::RtmpUrl;
@@ -65,6 +66,8 @@ pub struct Pusher {
     /// Pre-encoded H.264 (or HEVC) turns into tags on the caller's thread: no encoder in between.
     avc: Mutex<(AvcPacketizer, HevcPacketizer)>,
     aac_header_sent: Mutex<Option<[u8; 2]>>,
+    /// Bodies of pre-encoded AAC frames (push_aac), reused.
+    aac_bodies: Mutex<BodyPool>,
     started: AtomicBool,
 }
 
@@ -148,6 +151,7 @@ impl Pusher {
             callback: Mutex::new(callback),
             avc: Mutex::new(Default::default()),
             aac_header_sent: Mutex::new(None),
+            aac_bodies: Mutex::new(BodyPool::default()),
             started: AtomicBool::new(false),
         })
     }
@@ -408,15 +412,13 @@ impl Pusher {
             }
         }
         let mut n = 0u64;
+        let mut bodies = lock(&self.aac_bodies);
         let mut queue_frame = |raw: &[u8]| {
-            let mut body = Vec::with_capacity(raw.len() + flv::AAC_HEADER_LEN);
-            body.extend_from_slice(&flv::aac_raw_header());
-            body.extend_from_slice(raw);
+            let body = bodies.concat(&[&flv::aac_raw_header(), raw]);
             self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
             self.shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
             let timestamp_ms = ts + n * 1024 * 1000 / rate;
             n += 1;
-            let body = Bytes::from(body);
             self.shared.queue_media(MediaPacket {
                 track: Track::Audio,
                 timestamp_ms,
@@ -442,7 +444,8 @@ impl Pusher {
     /// stopped all the same.
     pub fn stop(&self, timeout: Duration) -> Result<()> {
         if !self.started.load(Relaxed) {
-            return Err(Error::InvalidState("stop: the pusher was never started".into()));
+            // As the C header documents: KP_ERR_NOT_STARTED for a pusher never started.
+            return Err(Error::NotStarted);
         }
         {
             let mut st = lock(&self.shared.state);

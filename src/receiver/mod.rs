@@ -20,6 +20,30 @@
 mod conn;
 mod guard;
 
+/// For the fuzz target in `fuzz/` (cargo-fuzz builds with `--cfg fuzzing`): what a connection does
+/// with a publisher's bytes after the handshake, fed `data` in pieces: the guard inspects them,
+/// then rml_rtmp's server session parses what the guard let through, each step under
+/// `catch_unwind` as `conn` runs them. A guard error ends the connection; a panic inside rml_rtmp
+/// is caught there too (the target tells those apart); a stack overflow or an allocation over the
+/// fuzzer's limit is a crash.
+#[cfg(fuzzing)]
+pub fn fuzz_guard(data: &[u8]) {
+    use rml_rtmp::sessions::{ServerSession, ServerSessionConfig};
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let Some((&split, data)) = data.split_first() else { return };
+    let Ok(Ok((mut session, _))) = catch_unwind(|| ServerSession::new(ServerSessionConfig::new())) else { return };
+    let mut g = guard::Guard::new();
+    for input in data.chunks(1 + split as usize * 4) {
+        if !matches!(catch_unwind(AssertUnwindSafe(|| g.inspect(input))), Ok(Ok(()))) {
+            return;
+        }
+        if !matches!(catch_unwind(AssertUnwindSafe(|| session.handle_input(input))), Ok(Ok(_))) {
+            return;
+        }
+        g.pending_metadata.clear();
+    }
+}
+
 use crate::core::flv::file_header;
 use std::collections::HashMap;
 use std::fs::File;

@@ -6,12 +6,11 @@
 //! on the stream completed, it reserves the declared message length (up to 16 MiB) on the first
 //! chunk, and it keeps one partial-payload buffer for all chunk streams, so interleaved chunk
 //! streams corrupt each other. This decoder bounds every allocation by bytes actually received
-//! and reports every inconsistency as `Error::Protocol`.
+//! and reports every inconsistency as `Error::Protocol`. Completed messages are handed out by
+//! swapping buffers with the caller, so a steady stream of small messages (acknowledgements)
+//! allocates nothing.
 
 use crate::error::{Error, Result};
-use bytes::Bytes;
-use rml_rtmp::messages::MessagePayload;
-use rml_rtmp::time::RtmpTimestamp;
 use std::collections::HashMap;
 
 /// A publisher only receives small control and command messages; anything larger is an attack or
@@ -22,7 +21,17 @@ const MAX_CHUNK_STREAMS: usize = 64;
 /// Total payload bytes of partially received messages across all chunk streams.
 const MAX_BUFFERED: usize = 2 * MAX_MESSAGE_LEN as usize;
 const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
+/// Message buffers up to this capacity are kept for reuse; larger ones (rare) are freed.
+const KEEP_CAPACITY: usize = 4096;
 const EXTENDED: u32 = 0xFF_FFFF;
+
+/// The header of a completed inbound message; its payload went to the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct MessageHeader {
+    pub timestamp: u32,
+    pub type_id: u8,
+    pub stream_id: u32,
+}
 
 #[derive(Default)]
 struct ChunkStream {
@@ -83,21 +92,25 @@ impl ChunkReader {
     pub fn abort(&mut self, csid: u32) {
         if let Some(s) = self.streams.get_mut(&csid) {
             self.buffered -= s.payload.len();
-            s.payload = Vec::new();
+            s.payload.clear();
+            if s.payload.capacity() > KEEP_CAPACITY {
+                s.payload = Vec::new();
+            }
             s.in_progress = false;
         }
     }
 
-    /// Returns the next complete message, or `None` when more input is needed. Call in a loop and
-    /// apply control messages (chunk size) before calling again.
-    pub fn next_message(&mut self) -> Result<Option<MessagePayload>> {
+    /// Returns the next complete message's header and puts its payload in `data` (replacing what
+    /// was there), or `None` when more input is needed. Call in a loop and apply control messages
+    /// (chunk size) before calling again.
+    pub fn next_message(&mut self, data: &mut Vec<u8>) -> Result<Option<MessageHeader>> {
         loop {
             match self.current {
                 None => {
                     if !self.read_header()? {
                         return Ok(None);
                     }
-                    if let Some(m) = self.take_if_complete()? {
+                    if let Some(m) = self.take_if_complete(data)? {
                         return Ok(Some(m));
                     }
                 }
@@ -120,7 +133,7 @@ impl ChunkReader {
                         return Ok(None);
                     }
                     self.current = None;
-                    if let Some(m) = self.take_if_complete_on(csid)? {
+                    if let Some(m) = self.take_if_complete_on(csid, data)? {
                         return Ok(Some(m));
                     }
                 }
@@ -129,30 +142,29 @@ impl ChunkReader {
     }
 
     /// After a header: a zero-length message completes without payload chunks.
-    fn take_if_complete(&mut self) -> Result<Option<MessagePayload>> {
+    fn take_if_complete(&mut self, data: &mut Vec<u8>) -> Result<Option<MessageHeader>> {
         match self.current {
             Some((csid, 0)) => {
                 self.current = None;
-                self.take_if_complete_on(csid)
+                self.take_if_complete_on(csid, data)
             }
             _ => Ok(None),
         }
     }
 
-    fn take_if_complete_on(&mut self, csid: u32) -> Result<Option<MessagePayload>> {
+    fn take_if_complete_on(&mut self, csid: u32, data: &mut Vec<u8>) -> Result<Option<MessageHeader>> {
         let s = self.streams.get_mut(&csid).ok_or_else(|| Error::Internal("chunk stream vanished".into()))?;
         if s.payload.len() < s.length as usize {
             return Ok(None);
         }
         s.in_progress = false;
-        let data = std::mem::take(&mut s.payload);
+        std::mem::swap(&mut s.payload, data);
         self.buffered -= data.len();
-        Ok(Some(MessagePayload {
-            timestamp: RtmpTimestamp::new(s.timestamp),
-            type_id: s.type_id,
-            message_stream_id: s.stream_id,
-            data: Bytes::from(data),
-        }))
+        s.payload.clear();
+        if s.payload.capacity() > KEEP_CAPACITY {
+            s.payload = Vec::new();
+        }
+        Ok(Some(MessageHeader { timestamp: s.timestamp, type_id: s.type_id, stream_id: s.stream_id }))
     }
 
     /// Parses one chunk header if it is complete; returns false when more bytes are needed.
@@ -247,7 +259,8 @@ impl ChunkReader {
         s.type_id = type_id;
         s.stream_id = stream_id;
         s.in_progress = true;
-        s.payload = Vec::with_capacity((length as usize).min(chunk_size).min(4096));
+        s.payload.clear();
+        s.payload.reserve((length as usize).min(chunk_size).min(KEEP_CAPACITY));
         self.pos += i;
         self.current = Some((csid, (length as usize).min(chunk_size)));
         Ok(true)
@@ -257,7 +270,21 @@ impl ChunkReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use rml_rtmp::chunk_io::ChunkSerializer;
+    use rml_rtmp::messages::MessagePayload;
+    use rml_rtmp::time::RtmpTimestamp;
+
+    /// The next message as rml_rtmp's type, for comparisons.
+    fn next(r: &mut ChunkReader) -> Result<Option<MessagePayload>> {
+        let mut data = Vec::new();
+        Ok(r.next_message(&mut data)?.map(|h| MessagePayload {
+            timestamp: RtmpTimestamp::new(h.timestamp),
+            type_id: h.type_id,
+            message_stream_id: h.stream_id,
+            data: Bytes::from(data),
+        }))
+    }
 
     fn payload(ts: u32, type_id: u8, sid: u32, len: usize) -> MessagePayload {
         MessagePayload {
@@ -293,7 +320,7 @@ mod tests {
         let mut got = Vec::new();
         for b in wire {
             r.push(&[b]);
-            while let Some(m) = r.next_message().unwrap() {
+            while let Some(m) = next(&mut r).unwrap() {
                 if m.type_id == 1 {
                     r.set_chunk_size(u32::from_be_bytes(m.data[..4].try_into().unwrap())).unwrap();
                 }
@@ -332,9 +359,9 @@ mod tests {
         wire.extend([0xBB; 72]);
         let mut r = ChunkReader::new();
         r.push(&wire);
-        let a = r.next_message().unwrap().unwrap();
-        let b = r.next_message().unwrap().unwrap();
-        assert!(r.next_message().unwrap().is_none());
+        let a = next(&mut r).unwrap().unwrap();
+        let b = next(&mut r).unwrap().unwrap();
+        assert!(next(&mut r).unwrap().is_none());
         assert!(a.data.iter().all(|&x| x == 0xAA) && a.data.len() == 200);
         assert!(b.data.iter().all(|&x| x == 0xBB) && b.data.len() == 200);
     }
@@ -344,25 +371,25 @@ mod tests {
         // rml_rtmp's serializer emits no chunk at all for an empty payload, so build it by hand.
         let mut r = ChunkReader::new();
         r.push(&[0x05, 0, 0, 9, 0, 0, 0, 8, 1, 0, 0, 0]);
-        let m = r.next_message().unwrap().unwrap();
+        let m = next(&mut r).unwrap().unwrap();
         assert_eq!((m.timestamp.value, m.type_id, m.data.len()), (9, 8, 0));
-        assert!(r.next_message().unwrap().is_none());
+        assert!(next(&mut r).unwrap().is_none());
     }
 
     #[test]
     fn declared_oversize_and_inconsistent_headers_are_protocol_errors() {
         let mut r = ChunkReader::new();
         r.push(&[0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0]);
-        assert!(matches!(r.next_message(), Err(Error::Protocol(_))));
+        assert!(matches!(next(&mut r), Err(Error::Protocol(_))));
         let mut r = ChunkReader::new();
         r.push(&[0x43, 0, 0, 0, 0, 0, 4, 20]);
-        assert!(matches!(r.next_message(), Err(Error::Protocol(_))));
+        assert!(matches!(next(&mut r), Err(Error::Protocol(_))));
         // New type 0 header while a message on the same chunk stream is half received.
         let mut r = ChunkReader::new();
         r.push(&[0x03, 0, 0, 0, 0, 1, 0, 20, 0, 0, 0, 0]);
         r.push(&[0u8; 128]);
         r.push(&[0x03, 0, 0, 0, 0, 0, 4, 20, 0, 0, 0, 0]);
-        assert!(matches!(r.next_message(), Err(Error::Protocol(_))));
+        assert!(matches!(next(&mut r), Err(Error::Protocol(_))));
         assert!(ChunkReader::new().set_chunk_size(0).is_err());
     }
 }

@@ -3,29 +3,31 @@
 //! Bytes read from the socket go in through [`PublishSession::handle_input`]; bytes to write come
 //! out of [`PublishSession::pending_output`]. No sockets, threads or clocks here.
 //!
-//! Outbound it uses rml_rtmp's `Handshake` and one `ChunkSerializer` (header compression means every
-//! packet must be written in the order it was serialized). Inbound it uses its own bounded chunk
-//! reader and AMF0 decoder (see `chunk_reader` and `amf` for why), and rml_rtmp's message parsers
-//! for the fixed-size control messages.
+//! Outbound it uses rml_rtmp's `Handshake` and its own chunk writer (header compression means every
+//! packet must be written in the order it was serialized; see `chunk_writer` for why not rml_rtmp's
+//! serializer). Inbound it uses its own bounded chunk reader and AMF0 decoder (see `chunk_reader`
+//! and `amf` for why) and parses the fixed-size control messages itself. In steady state (media
+//! out, acknowledgements in) nothing here allocates: the output and message buffers are reused.
 //!
 //! Command sequence (as OBS): connect → [SetChunkSize, WindowAckSize, releaseStream, FCPublish,
 //! createStream] → publish(key, "live") → `@setDataFrame onMetaData` → media; on stop
 //! FCUnpublish → deleteStream.
 //!
-//! Chunk stream ids are chosen by rml_rtmp's serializer from the message type: protocol control
-//! 2, data (`@setDataFrame`) 3, video 4, audio 5, commands 6.
+//! Chunk stream ids are chosen from the message type: protocol control 2, data (`@setDataFrame`)
+//! 3, video 4, audio 5, commands 6.
 
 mod amf;
 mod chunk_reader;
+mod chunk_writer;
 
 use crate::core::metadata::StreamMetadata;
 use crate::core::url::RtmpUrl;
 use crate::error::{Error, Result};
 use amf::Command;
 use bytes::Bytes;
-use chunk_reader::ChunkReader;
+use chunk_reader::{ChunkReader, MessageHeader};
+use chunk_writer::ChunkWriter;
 use rml_amf0::Amf0Value;
-use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
 use rml_rtmp::time::RtmpTimestamp;
@@ -96,8 +98,10 @@ pub struct PublishSession {
     /// Closed by an error (as opposed to a clean unpublish): further input is refused.
     failed: bool,
     handshake: Option<Handshake>,
-    serializer: ChunkSerializer,
+    writer: ChunkWriter,
     reader: ChunkReader,
+    /// Payload of the inbound message being handled, swapped with the reader's buffers.
+    inbound: Vec<u8>,
     out: Vec<u8>,
     out_pos: usize,
     bytes_received: u64,
@@ -198,8 +202,9 @@ impl PublishSession {
             state: SessionState::Handshaking,
             failed: false,
             handshake: Some(handshake),
-            serializer: ChunkSerializer::new(),
+            writer: ChunkWriter::new(),
             reader: ChunkReader::new(),
+            inbound: Vec::new(),
             out: c0c1,
             out_pos: 0,
             bytes_received: 0,
@@ -255,16 +260,30 @@ impl PublishSession {
             return Ok(());
         }
         self.reader.push(rest);
-        while let Some(msg) = self.reader.next_message()? {
-            self.handle_message(msg, events)?;
-            if self.state == SessionState::Closed {
-                return Ok(());
-            }
+        let mut data = std::mem::take(&mut self.inbound);
+        let r = self.handle_messages(&mut data, events);
+        if data.capacity() > MAX_KEPT_INBOUND {
+            data = Vec::new();
+        }
+        self.inbound = data;
+        r?;
+        if self.state == SessionState::Closed {
+            return Ok(());
         }
         if self.window_ack > 0 && self.bytes_received - self.last_ack_sent >= self.window_ack as u64 {
             self.last_ack_sent = self.bytes_received;
             // The spec's sequence number is the running total, modulo 2^32.
             self.send_control(RtmpMessage::Acknowledgement { sequence_number: self.bytes_received as u32 })?;
+        }
+        Ok(())
+    }
+
+    fn handle_messages(&mut self, data: &mut Vec<u8>, events: &mut Vec<SessionEvent>) -> Result<()> {
+        while let Some(header) = self.reader.next_message(data)? {
+            self.handle_message(header, data, events)?;
+            if self.state == SessionState::Closed {
+                break;
+            }
         }
         Ok(())
     }
@@ -321,24 +340,32 @@ impl PublishSession {
         let (SessionState::Publishing, Some(sid)) = (self.state, self.stream_id) else {
             return Err(Error::InvalidState("media can only be sent while publishing".into()));
         };
-        let payload =
-            MessagePayload { timestamp: RtmpTimestamp::new(timestamp_ms), type_id, message_stream_id: sid, data: body };
+        if body.len() > MAX_OUT_MESSAGE {
+            return Err(Error::InvalidArgument(format!(
+                "media message of {} bytes exceeds RTMP's {MAX_OUT_MESSAGE}-byte limit",
+                body.len()
+            )));
+        }
         // Compressed headers: media is most of the traffic, and nothing is ever dropped after
         // serialization (dropping happens before, in the send queue).
-        let packet = self
-            .serializer
-            .serialize(&payload, false, false)
-            .map_err(|e| Error::InvalidArgument(format!("media message: {e}")))?;
-        self.out.extend_from_slice(&packet.bytes);
+        self.writer.write(&mut self.out, timestamp_ms, type_id, sid, &body, false);
         Ok(())
     }
 
     fn send_payload(&mut self, payload: &MessagePayload) -> Result<()> {
         // Control and command messages are rare: full headers cost little and some servers are
         // picky about compressed headers early in the session.
-        let packet =
-            self.serializer.serialize(payload, true, false).map_err(|e| Error::Internal(format!("serialize: {e}")))?;
-        self.out.extend_from_slice(&packet.bytes);
+        if payload.data.len() > MAX_OUT_MESSAGE {
+            return Err(Error::Internal(format!("message of {} bytes is too large for RTMP", payload.data.len())));
+        }
+        self.writer.write(
+            &mut self.out,
+            payload.timestamp.value,
+            payload.type_id,
+            payload.message_stream_id,
+            &payload.data,
+            true,
+        );
         Ok(())
     }
 
@@ -407,10 +434,10 @@ impl PublishSession {
         self.send_command_with("connect", 0, Some(Pending::Connect), Amf0Value::Object(props), vec![])
     }
 
-    fn handle_message(&mut self, msg: MessagePayload, events: &mut Vec<SessionEvent>) -> Result<()> {
+    fn handle_message(&mut self, msg: MessageHeader, data: &[u8], events: &mut Vec<SessionEvent>) -> Result<()> {
         match msg.type_id {
             TYPE_COMMAND_AMF0 | TYPE_COMMAND_AMF3 => {
-                let mut data = &msg.data[..];
+                let mut data = data;
                 // AMF3 command messages start with a format byte, then plain AMF0.
                 if msg.type_id == TYPE_COMMAND_AMF3 && data.first() == Some(&0) {
                     data = &data[1..];
@@ -418,15 +445,14 @@ impl PublishSession {
                 let cmd = amf::decode_command(data)?;
                 self.handle_command(cmd, events)
             }
-            1..=6 => match msg.to_rtmp_message() {
-                Ok(m) => self.handle_control(m, events),
+            1..=6 => match parse_control(msg.type_id, data)? {
+                Some(m) => self.handle_control(m, events),
                 // Unknown user control events (SWF verification, buffer hints) are not ours to
                 // answer; a publisher carries on without them.
-                Err(e) if msg.type_id == 4 => {
-                    log::debug!("rtmp: ignoring user control message: {e}");
+                None => {
+                    log::debug!("rtmp: ignoring user control message");
                     Ok(())
                 }
-                Err(e) => Err(proto(format_args!("control message type {}: {e}", msg.type_id))),
             },
             t => {
                 // Data, media and shared-object messages mean nothing to a publisher.
@@ -513,12 +539,9 @@ impl PublishSession {
                 self.connected = true;
                 events.push(SessionEvent::Connected);
                 log::debug!("rtmp: connected to {}", self.url.redacted());
-                // The serializer switches to the new size right after producing this packet.
-                let packet = self
-                    .serializer
-                    .set_max_chunk_size(OUT_CHUNK_SIZE, RtmpTimestamp::new(0))
-                    .map_err(|e| Error::Internal(format!("set chunk size: {e}")))?;
-                self.out.extend_from_slice(&packet.bytes);
+                // Announced with the old chunk size, used from the next message on.
+                self.send_control(RtmpMessage::SetChunkSize { size: OUT_CHUNK_SIZE })?;
+                self.writer.set_chunk_size(OUT_CHUNK_SIZE);
                 self.send_control(RtmpMessage::WindowAcknowledgement { size: self.ack_window })?;
                 let key = Amf0Value::Utf8String(self.url.stream_key.clone());
                 self.send_command("releaseStream", 0, Some(Pending::ReleaseStream), vec![key.clone()])?;
@@ -586,6 +609,91 @@ impl PublishSession {
     }
 }
 
+/// Entry points for the fuzz targets in `fuzz/` (cargo-fuzz builds with `--cfg fuzzing`): the
+/// inbound decoders are private to the session.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Frames `data` as server chunks, fed in pieces whose sizes come from the input, applying
+    /// chunk size and abort messages and decoding commands and control messages as the session
+    /// does. Checks the reader's bounds on every message.
+    pub fn inbound(data: &[u8]) {
+        let Some((&split, data)) = data.split_first() else { return };
+        let piece = 1 + split as usize * 4;
+        let mut reader = ChunkReader::new();
+        let mut msg = Vec::new();
+        for input in data.chunks(piece) {
+            reader.push(input);
+            loop {
+                let h = match reader.next_message(&mut msg) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+                        return;
+                    }
+                };
+                assert!(msg.len() <= chunk_reader::MAX_MESSAGE_LEN as usize);
+                let r = match h.type_id {
+                    TYPE_COMMAND_AMF0 | TYPE_COMMAND_AMF3 => amf::decode_command(&msg).map(drop),
+                    1..=6 => parse_control(h.type_id, &msg).and_then(|m| match m {
+                        Some(RtmpMessage::SetChunkSize { size }) => reader.set_chunk_size(size),
+                        Some(RtmpMessage::Abort { stream_id }) => {
+                            reader.abort(stream_id);
+                            Ok(())
+                        }
+                        _ => Ok(()),
+                    }),
+                    _ => Ok(()),
+                };
+                if let Err(e) = r {
+                    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// RTMP's message length field is 24 bits.
+const MAX_OUT_MESSAGE: usize = 0xFF_FFFF;
+/// The inbound message buffer is kept for reuse up to this capacity (acks and pings are a few
+/// bytes; a rare large command reply is not worth holding on to).
+const MAX_KEPT_INBOUND: usize = 64 * 1024;
+
+/// Parses a protocol control (1, 2, 3, 5, 6) or user control (4) message. `None` for user control
+/// events a publisher ignores. Short messages are protocol errors.
+fn parse_control(type_id: u8, data: &[u8]) -> Result<Option<RtmpMessage>> {
+    let short = || proto(format_args!("control message type {type_id} of {} bytes is too short", data.len()));
+    let u32_at = |i: usize| data.get(i..i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok_or_else(short);
+    Ok(Some(match type_id {
+        // The top bit of a chunk size is reserved as 0.
+        1 => RtmpMessage::SetChunkSize { size: u32_at(0)? & 0x7FFF_FFFF },
+        2 => RtmpMessage::Abort { stream_id: u32_at(0)? },
+        3 => RtmpMessage::Acknowledgement { sequence_number: u32_at(0)? },
+        4 => {
+            let event = data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or_else(short)?;
+            // Only PingRequest (6) needs an answer.
+            if event != 6 {
+                return Ok(None);
+            }
+            RtmpMessage::UserControl {
+                event_type: UserControlEventType::PingRequest,
+                stream_id: None,
+                buffer_length: None,
+                timestamp: Some(RtmpTimestamp::new(u32_at(2)?)),
+            }
+        }
+        5 => RtmpMessage::WindowAcknowledgement { size: u32_at(0)? },
+        _ => {
+            u32_at(0)?;
+            // SetPeerBandwidth: see handle_control.
+            return Ok(None);
+        }
+    }))
+}
+
 /// Extends a 32-bit counter that wraps at 4 GiB to 64 bits, given the last extended value. Only a
 /// drop from the top quarter to the bottom quarter counts as a wrap, so a server that reports
 /// something else than a running total cannot inflate the figure by 4 GiB per message.
@@ -603,7 +711,7 @@ fn unwrap_u32(prev: u64, next: u32) -> u64 {
 mod tests {
     use super::*;
     use crate::core::metadata::{AudioMeta, VideoCodec, VideoMeta};
-    use rml_rtmp::chunk_io::ChunkDeserializer;
+    use rml_rtmp::chunk_io::{ChunkDeserializer, ChunkSerializer};
     use rml_rtmp::sessions::{
         PublishMode, ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
     };
