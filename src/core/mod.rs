@@ -1,8 +1,11 @@
 //! The sans-IO core: no sockets, no threads, no clock reads. Bytes and time go in; bytes, events
 //! and decisions come out, so everything here is tested on scripted input.
 
+pub mod abr;
 pub mod adts;
+pub mod alerts;
 pub mod annexb;
+pub mod drop_policy;
 pub mod flv;
 pub mod metadata;
 pub mod reconnect;
