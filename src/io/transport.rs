@@ -159,6 +159,23 @@ impl Transport {
         ready
     }
 
+    /// Caps the kernel's send buffer (`SO_SNDBUF`; Linux doubles the value for its bookkeeping and
+    /// stops autotuning it). A throttled link otherwise lets the kernel absorb seconds of media
+    /// that can no longer be dropped. Best effort: false when the kernel refused.
+    pub fn set_send_buffer(&self, bytes: usize) -> bool {
+        let v = bytes.min(i32::MAX as usize) as libc::c_int;
+        // SAFETY: valid fd owned by self, pointer and length of one c_int.
+        unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    }
+
     /// Bytes written to the socket that the kernel has not sent yet (Linux `SIOCOUTQ`).
     pub fn unsent_bytes(&self) -> Option<usize> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
