@@ -11,7 +11,6 @@
 //!
 //! `cargo bench --bench weak_network` (scripts/bench runs it).
 
-#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 

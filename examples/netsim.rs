@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
+/// A plotted line: its label, colour and value of a row.
+type Line = (&'static str, RGBColor, fn(&Row) -> f64);
+
 struct Row {
     t: f64,
     link: u32,
@@ -34,7 +37,9 @@ fn parse_schedule(s: &str) -> Result<Vec<(f64, u32)>, String> {
     // "0:4000,30:1000,...,120": from second T the link carries K kbit/s; a bare last T ends the run.
     s.split(',')
         .map(|p| match p.split_once(':') {
-            Some((t, k)) => Ok((t.parse().map_err(|_| format!("bad time {t}"))?, k.parse().map_err(|_| format!("bad rate {k}"))?)),
+            Some((t, k)) => {
+                Ok((t.parse().map_err(|_| format!("bad time {t}"))?, k.parse().map_err(|_| format!("bad rate {k}"))?))
+            }
             None => Ok((p.parse().map_err(|_| format!("bad end time {p}"))?, 0)),
         })
         .collect()
@@ -67,7 +72,14 @@ fn main() -> Result<(), String> {
     let proxy = Proxy::start(receiver.local_addr());
     let config = PusherConfig {
         url: proxy.url("live", "netsim"),
-        video: Some(VideoConfig { width, height, fps: 30.0, bitrate_kbps: bitrate, threads: 1, ..VideoConfig::default() }),
+        video: Some(VideoConfig {
+            width,
+            height,
+            fps: 30.0,
+            bitrate_kbps: bitrate,
+            threads: 1,
+            ..VideoConfig::default()
+        }),
         audio: Some(AudioConfig::default()),
         ..PusherConfig::default()
     };
@@ -159,8 +171,11 @@ fn main() -> Result<(), String> {
     let _ = pusher.stop(Duration::from_secs(5));
     drop(pusher);
     let report = receiver.stop();
-    let changes: Vec<_> =
-        ev_rx.try_iter().filter(|e| e.kind == EventKind::KP_EVENT_BITRATE_CHANGED).map(|e| (e.timestamp_ms, e.value)).collect();
+    let changes: Vec<_> = ev_rx
+        .try_iter()
+        .filter(|e| e.kind == EventKind::KP_EVENT_BITRATE_CHANGED)
+        .map(|e| (e.timestamp_ms, e.value))
+        .collect();
     eprintln!("bitrate changes (ms since start, kbit/s): {changes:?}");
     eprintln!("receiver: {} video / {} audio tags", report.video_tags, report.audio_tags);
     plot(&rows, &out.join("netsim.png"))?;
@@ -188,7 +203,7 @@ fn plot(rows: &[Row], path: &std::path::Path) -> Result<(), String> {
         .build_cartesian_2d(0.0..t_end, 0.0..top)
         .map_err(e)?;
     c.configure_mesh().y_desc("kbit/s").x_desc("s").label_style(("sans-serif", 12)).draw().map_err(e)?;
-    let series: [(&str, RGBColor, fn(&Row) -> f64); 4] = [
+    let series: [Line; 4] = [
         ("link", BLACK, |r| r.link as f64),
         ("ABR target (video)", BLUE, |r| r.s.target_video_kbps as f64),
         ("sent video", GREEN, |r| r.s.video_bitrate_kbps as f64),
@@ -200,7 +215,12 @@ fn plot(rows: &[Row], path: &std::path::Path) -> Result<(), String> {
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
     }
-    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 12)).draw().map_err(e)?;
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(e)?;
 
     let qmax = rows.iter().map(|r| r.s.queue_ms).max().unwrap_or(0).max(2200) as f64;
     let mut c = ChartBuilder::on(&panels[1])
@@ -218,7 +238,12 @@ fn plot(rows: &[Row], path: &std::path::Path) -> Result<(), String> {
         .map_err(e)?
         .label("budget")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.5)));
-    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 12)).draw().map_err(e)?;
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(e)?;
 
     // Drops per second (differences of the counters) and the sent frame rate.
     let per_sec: Vec<(f64, f64, f64)> = rows
@@ -248,7 +273,12 @@ fn plot(rows: &[Row], path: &std::path::Path) -> Result<(), String> {
         .map_err(e)?
         .label("audio dropped/s")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
-    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 12)).draw().map_err(e)?;
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(e)?;
     root.present().map_err(e)?;
     Ok(())
 }

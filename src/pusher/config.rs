@@ -242,9 +242,9 @@ impl PusherConfig {
             }
         }
         let t = &self.alerts;
-        if !(t.net_busy_congestion > 0.0 && t.net_busy_congestion <= 1.0)
-            || !(t.low_fps_ratio >= 0.0 && t.low_fps_ratio <= 1.0)
-        {
+        let in_range =
+            (t.net_busy_congestion > 0.0 && t.net_busy_congestion <= 1.0) && (0.0..=1.0).contains(&t.low_fps_ratio);
+        if !in_range {
             return bad("alert thresholds: congestion in (0, 1], fps ratio in [0, 1]".into());
         }
         Ok(())
