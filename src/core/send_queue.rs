@@ -61,7 +61,15 @@ pub struct SendQueue {
     newest: Option<u64>,
     /// The oldest media timestamp handed to the network but not sent by the kernel yet.
     in_flight_oldest: Option<u64>,
+    /// The caller's clock (ms), when it sets one, and when media of each timestamp arrived: a
+    /// source faster than real time (a file, a test pushing as fast as it can) makes stream time
+    /// run ahead of the clock, and media is only "behind live" for as long as it has waited.
+    clock_ms: Option<u64>,
+    arrivals: VecDeque<(u64, u64)>,
 }
+
+/// Arrival times kept at most (about a minute of 30 fps video with its audio).
+const MAX_ARRIVALS: usize = 4096;
 
 fn idx(t: Track) -> usize {
     match t {
@@ -89,6 +97,26 @@ impl SendQueue {
             policy: DropPolicy::new(DropThresholds::for_budget(budget_ms)),
             newest: None,
             in_flight_oldest: None,
+            clock_ms: None,
+            arrivals: VecDeque::new(),
+        }
+    }
+
+    /// Sets the clock (ms, monotonic) used to age queued media; without it, age is stream time.
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.clock_ms = Some(now_ms);
+    }
+
+    /// How long ago, in ms, the media of stream time `ts` became the live edge: the stream time
+    /// since, capped by the time it has actually waited when a clock is set.
+    fn age(&self, ts: u64) -> u64 {
+        let span = self.newest.map_or(0, |n| n.saturating_sub(ts));
+        match self.clock_ms {
+            Some(now) => match self.arrivals.iter().find(|a| a.0 >= ts) {
+                Some(a) => span.min(now.saturating_sub(a.1)),
+                None => 0,
+            },
+            None => span,
         }
     }
 
@@ -107,10 +135,7 @@ impl SendQueue {
     pub fn latency_ms(&self) -> u64 {
         let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
         let oldest = [self.in_flight_oldest, front(&self.video), front(&self.audio)].into_iter().flatten().min();
-        match (self.newest, oldest) {
-            (Some(n), Some(o)) => n.saturating_sub(o),
-            _ => 0,
-        }
+        oldest.map_or(0, |o| self.age(o))
     }
 
     /// Congestion 0..1 (the share of the latency budget in use).
@@ -132,6 +157,9 @@ impl SendQueue {
         } else {
             let latency = self.latency_ms();
             self.newest = Some(self.newest.map_or(p.timestamp_ms, |n| n.max(p.timestamp_ms)));
+            if let Some(now) = self.clock_ms {
+                self.note_arrival(p.timestamp_ms, now);
+            }
             if p.track == Track::Video {
                 let skip = if self.awaiting_keyframe && !p.keyframe {
                     true
@@ -261,13 +289,27 @@ impl SendQueue {
         self.len() == 0
     }
 
+    fn note_arrival(&mut self, ts: u64, now: u64) {
+        // Only what is still unsent needs an arrival time.
+        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
+        let oldest = [self.in_flight_oldest, front(&self.video), front(&self.audio)].into_iter().flatten().min();
+        while self.arrivals.front().is_some_and(|a| oldest.is_none_or(|o| a.0 < o))
+            || self.arrivals.len() >= MAX_ARRIVALS
+        {
+            self.arrivals.pop_front();
+        }
+        if self.arrivals.back().is_none_or(|a| ts > a.0) {
+            self.arrivals.push_back((ts, now));
+        }
+    }
+
     fn enforce_budget(&mut self, out: &mut PushOutcome) {
-        let Some(newest) = self.newest else {
+        if self.newest.is_none() {
             return;
-        };
+        }
         let t = self.policy.thresholds();
         let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
-        while front(&self.video).is_some_and(|f| newest.saturating_sub(f) > t.budget_ms) {
+        while front(&self.video).is_some_and(|f| self.age(f) > t.budget_ms) {
             let before = out.dropped_video;
             self.drop_oldest_gop(out);
             if out.dropped_video == before {
@@ -277,7 +319,7 @@ impl SendQueue {
         // Audio keeps flowing while video is dropped (a frozen picture with sound beats silence),
         // up to its own budget; alone (audio-only, or held for a keyframe) it has the plain one.
         let audio_budget = if self.has_video && !self.holding_audio { t.audio_budget_ms } else { t.budget_ms };
-        while front(&self.audio).is_some_and(|f| newest.saturating_sub(f) > audio_budget) {
+        while front(&self.audio).is_some_and(|f| self.age(f) > audio_budget) {
             if !self.drop_front_audio(out) {
                 break;
             }
@@ -658,5 +700,20 @@ mod tests {
         let sim = Sim::run(&[(30_000, 3000)]);
         assert_eq!((sim.video_drops, sim.audio_drops, sim.undecodable), (0, 0, 0));
         assert!(sim.p99_latency(0, 30_000) < 300);
+    }
+
+    #[test]
+    fn faster_than_real_time_input_is_aged_by_the_clock() {
+        // Five seconds of media pushed within 100 ms of wall time, nothing sent yet: it has waited
+        // 100 ms, not five seconds, so nothing is dropped...
+        let mut q = SendQueue::new(true, false, 2000, 500);
+        for i in 0..150u64 {
+            q.set_clock(i * 100 / 150);
+            assert_eq!(q.push(v(i * 33, i % 60 == 0)).dropped_video, 0, "frame {i}");
+        }
+        assert!(q.latency_ms() <= 100, "{}", q.latency_ms());
+        // ...until it has really waited past the budget.
+        q.set_clock(2200);
+        assert!(q.push(v(150 * 33, false)).dropped_video > 0);
     }
 }

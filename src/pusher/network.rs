@@ -565,7 +565,9 @@ impl NetworkWorker {
         while conn.in_flight.front().is_some_and(|(end, _)| *end <= delivered) {
             conn.in_flight.pop_front();
         }
-        lock(&d.queue).set_in_flight(conn.in_flight.front().map(|f| f.1));
+        let mut q = lock(&d.queue);
+        q.set_clock(self.shared.created.elapsed().as_millis() as u64);
+        q.set_in_flight(conn.in_flight.front().map(|f| f.1));
     }
 
     fn unpublish(&self, conn: &mut Conn) -> Result<()> {

@@ -249,7 +249,11 @@ impl Shared {
             if d.state() == PusherState::KP_STATE_FAILED {
                 continue;
             }
-            let out = lock(&d.queue).push(p.clone());
+            let out = {
+                let mut q = lock(&d.queue);
+                q.set_clock(self.created.elapsed().as_millis() as u64);
+                q.push(p.clone())
+            };
             self.account_drops(d, out);
             d.waker.wake();
         }
