@@ -47,7 +47,7 @@ impl AbrConfig {
             clean_ms: 250,
             hold_ms: 2000,
             probe_after_ms: 15_000,
-            ramp_interval_ms: 2000,
+            ramp_interval_ms: 1500,
             max_probe_wait_ms: 60_000,
             probe_step: 0.10,
         }
