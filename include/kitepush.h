@@ -281,6 +281,37 @@ typedef enum kp_event_kind_values {
      */
     KP_EVENT_STOPPED = 11,
     /**
+     * The uplink is congested: congestion (0..1, see stats) stayed at or above the app's threshold
+     * for the set time. `value`: congestion in thousandths, `value2`: queue latency in ms.
+     */
+    KP_EVENT_NET_BUSY = 12,
+    /**
+     * After NET_BUSY: congestion stayed below half the threshold for the set time. `value`:
+     * congestion in thousandths.
+     */
+    KP_EVENT_NET_RECOVERED = 13,
+    /**
+     * Video frames sent per second stayed under the set fraction of the configured frame rate.
+     * `value`: sent frames per second, `value2`: the configured rate (both rounded).
+     */
+    KP_EVENT_LOW_FPS = 14,
+    /**
+     * Encoding a frame took longer than the frame interval on average for the set time: lower
+     * the resolution or frame rate. `value`: mean encode time in microseconds, `value2`: the frame
+     * interval in microseconds.
+     */
+    KP_EVENT_ENCODER_OVERLOADED = 15,
+    /**
+     * The adaptive bitrate changed the video encoder's target. `value`: the new target in
+     * kbit/s, `value2`: the frame-rate divisor (1: every frame, 2: half the frames).
+     */
+    KP_EVENT_BITRATE_CHANGED = 16,
+    /**
+     * Pre-encoded video: the adaptive bitrate suggests this target for the app's encoder.
+     * `value`: kbit/s, `value2`: the suggested frame-rate divisor.
+     */
+    KP_EVENT_BITRATE_SUGGESTED = 17,
+    /**
      * A local recording (`start_recording`) wrote its first keyframe. `message`: the file path,
      * `value`: the stream time (ms) where it begins; the file's timestamps start at 0.
      */
@@ -412,53 +443,6 @@ typedef size_t (*kp_url_refresh_cb)(void *userdata,
                                     size_t buf_len);
 
 /**
- * A log verbosity: one of `kp_log_level_values`.
- */
-typedef int32_t kp_log_level;
-
-/**
- * Receives one log line: `userdata` as given to kp_set_log_callback, the record's level (never
- * KP_LOG_OFF), the module it comes from and the message. Both strings are valid only during the call.
- */
-typedef void (*kp_log_cb)(void *userdata,
-                          kp_log_level level,
-                          const char *target,
-                          const char *message);
-
-/**
- * A pixel format: one of `kp_pixel_format_values`.
- */
-typedef int32_t kp_pixel_format;
-
-/**
- * One raw picture, filled by the app. Unused planes (the third for NV12/NV21) have a NULL pointer
- * and size 0. The pixels are copied before kp_pusher_push_video returns.
- */
-typedef struct kp_video_frame {
-    /**
-     * kp_pixel_format_values: I420 (planes Y, U, V) or NV12 / NV21 (planes Y, interleaved chroma).
-     */
-    kp_pixel_format format;
-    /**
-     * In pixels; must equal the configured size.
-     */
-    uint32_t width;
-    uint32_t height;
-    /**
-     * First byte of each plane.
-     */
-    const uint8_t *planes[3];
-    /**
-     * Bytes per row of each plane, at least the plane's row width.
-     */
-    uint32_t strides[3];
-    /**
-     * Bytes readable from each plane pointer.
-     */
-    size_t plane_sizes[3];
-} kp_video_frame;
-
-/**
  * A pusher state: one of `kp_state_values`.
  */
 typedef int32_t kp_state;
@@ -525,7 +509,111 @@ typedef struct kp_stats {
      * Destination 0's URL in use: 0 = its primary, then its backups in order.
      */
     uint32_t url_index;
+    /**
+     * Over the last second: raw video frames pushed by the app, frames encoded, frames sent (the
+     * busiest destination), per second.
+     */
+    float input_fps;
+    float encoded_fps;
+    float sent_fps;
+    /**
+     * 0..1, the most congested destination: its queue latency as a share of the latency budget.
+     */
+    float congestion;
+    /**
+     * The video encoder's current target (adaptive bitrate) and the audio's, kbit/s.
+     */
+    uint32_t target_video_kbps;
+    uint32_t target_audio_kbps;
+    /**
+     * What the kernel sent over the last second (all destinations, RTMP framing included), kbit/s.
+     */
+    uint32_t throughput_kbps;
+    /**
+     * Destination 0's RTMP ping round trip in ms (media queued ahead included); 0 until the server
+     * answers a ping.
+     */
+    uint32_t rtt_ms;
+    /**
+     * Dropped by the drop policy under congestion (together frames_dropped_network).
+     */
+    uint64_t video_frames_dropped_congestion;
+    uint64_t audio_frames_dropped_congestion;
+    /**
+     * Times audio had to be dropped (each a gap in the sound).
+     */
+    uint64_t audio_gaps;
+    /**
+     * Raw frames skipped by the adaptive bitrate's frame-rate step-down.
+     */
+    uint64_t video_frames_skipped_abr;
+    /**
+     * CPU time of the SDK's own threads (encoder, network, monitor) since start, ms. Conversions
+     * done inside kp_pusher_push_video run on the app's thread and are not included.
+     */
+    uint64_t cpu_time_ms;
+    /**
+     * Mean time to encode a video frame over the last second, ms.
+     */
+    float encode_ms;
+    /**
+     * The adaptive bitrate's frame-rate divisor: 1 = every frame, 2 = every other frame.
+     */
+    uint32_t fps_divisor;
 } kp_stats;
+
+/**
+ * Receives a stats snapshot: `userdata` as given to kp_config_set_stats_callback, and the stats
+ * (valid only during the call; its struct_size is the library's sizeof(kp_stats)).
+ */
+typedef void (*kp_stats_cb)(void *userdata, const struct kp_stats *stats);
+
+/**
+ * A log verbosity: one of `kp_log_level_values`.
+ */
+typedef int32_t kp_log_level;
+
+/**
+ * Receives one log line: `userdata` as given to kp_set_log_callback, the record's level (never
+ * KP_LOG_OFF), the module it comes from and the message. Both strings are valid only during the call.
+ */
+typedef void (*kp_log_cb)(void *userdata,
+                          kp_log_level level,
+                          const char *target,
+                          const char *message);
+
+/**
+ * A pixel format: one of `kp_pixel_format_values`.
+ */
+typedef int32_t kp_pixel_format;
+
+/**
+ * One raw picture, filled by the app. Unused planes (the third for NV12/NV21) have a NULL pointer
+ * and size 0. The pixels are copied before kp_pusher_push_video returns.
+ */
+typedef struct kp_video_frame {
+    /**
+     * kp_pixel_format_values: I420 (planes Y, U, V) or NV12 / NV21 (planes Y, interleaved chroma).
+     */
+    kp_pixel_format format;
+    /**
+     * In pixels; must equal the configured size.
+     */
+    uint32_t width;
+    uint32_t height;
+    /**
+     * First byte of each plane.
+     */
+    const uint8_t *planes[3];
+    /**
+     * Bytes per row of each plane, at least the plane's row width.
+     */
+    uint32_t strides[3];
+    /**
+     * Bytes readable from each plane pointer.
+     */
+    size_t plane_sizes[3];
+} kp_video_frame;
 
 /**
  * One destination's counters, filled by kp_pusher_get_destination_stats. Set `struct_size` to
@@ -574,6 +662,28 @@ typedef struct kp_destination_stats {
      * Sum of the outages (from a lost publish to the next publish), in milliseconds.
      */
     uint64_t outage_ms_total;
+    /**
+     * What the kernel sent for this destination over the last second, kbit/s.
+     */
+    uint32_t throughput_kbps;
+    /**
+     * RTMP ping round trip in ms; 0 until the server answers a ping.
+     */
+    uint32_t rtt_ms;
+    /**
+     * This destination's adaptive-bitrate target for the video, kbit/s.
+     */
+    uint32_t target_video_kbps;
+    /**
+     * 0..1: this destination's queue latency as a share of the latency budget.
+     */
+    float congestion;
+    uint64_t video_frames_dropped_congestion;
+    uint64_t audio_frames_dropped_congestion;
+    /**
+     * Times audio had to be dropped for this destination (each a gap in the sound).
+     */
+    uint64_t audio_gaps;
 } kp_destination_stats;
 
 #ifdef __cplusplus
@@ -775,6 +885,63 @@ kp_result kp_config_set_url_refresh_callback(struct kp_config *cfg,
                                              kp_url_refresh_cb cb,
                                              void *userdata,
                                              uint32_t timeout_ms);
+
+/**
+ * Sets the function that receives a kp_stats snapshot every `interval_ms` milliseconds (0 = every
+ * second; at least 100) while the pusher runs (NULL: none). It is called on the SDK's callback
+ * thread (the event callback's), never at the same time as the event callback and never while the
+ * SDK holds an internal lock; the kp_stats is valid only during the call, and its struct_size is
+ * the library's sizeof(kp_stats): read only the fields your header has. `userdata` is passed back
+ * untouched, under the same rules as kp_config_set_event_callback (the callback may call
+ * kp_pusher_get_* and kp_pusher_push_*, but not kp_pusher_stop or kp_pusher_free).
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or interval_ms is 1..99.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_stats_callback(struct kp_config *cfg,
+                                       uint32_t interval_ms,
+                                       kp_stats_cb cb,
+                                       void *userdata);
+
+/**
+ * Sets the latency budget in milliseconds (0 = default 2000): media waiting for the network (the
+ * send queue plus what the socket holds) beyond it is dropped a whole GOP at a time, and from 35 %
+ * of it inter frames are skipped up to the next keyframe; audio goes only past 150 % of it. Checked
+ * by kp_pusher_new (at least 100). Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_latency_budget(struct kp_config *cfg, uint32_t budget_ms);
+
+/**
+ * Configures the adaptive bitrate (on by default): `enabled` false keeps the configured video
+ * bitrate; `min_kbps` is the floor (0 = a quarter of the video bitrate, at least 64), `max_kbps`
+ * the ceiling (0 = the video bitrate); with `allow_fps_reduction`, at the floor and still
+ * congested, every other frame is skipped. Changes are reported as KP_EVENT_BITRATE_CHANGED, or
+ * KP_EVENT_BITRATE_SUGGESTED for pre-encoded video. Bounds are checked by kp_pusher_new
+ * (KP_ERR_INVALID_ARGUMENT when min > max). Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_abr(struct kp_config *cfg,
+                            bool enabled,
+                            uint32_t min_kbps,
+                            uint32_t max_kbps,
+                            bool allow_fps_reduction);
+
+/**
+ * Sets when the quality alerts fire (0 = the default of each): KP_EVENT_NET_BUSY when congestion
+ * stays at or above `net_busy_congestion` (0..1, default 0.5) for `net_busy_ms` (default 3000),
+ * KP_EVENT_NET_RECOVERED when it then stays under half of it as long; KP_EVENT_LOW_FPS when the
+ * sent frame rate stays under `low_fps_ratio` (default 0.5) of the configured one for `low_fps_ms`
+ * (default 3000); KP_EVENT_ENCODER_OVERLOADED when encoding a frame takes longer than the frame
+ * interval on average for `encoder_overload_ms` (default 3000). Ranges are checked by
+ * kp_pusher_new. Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_alert_thresholds(struct kp_config *cfg,
+                                         float net_busy_congestion,
+                                         uint32_t net_busy_ms,
+                                         float low_fps_ratio,
+                                         uint32_t low_fps_ms,
+                                         uint32_t encoder_overload_ms);
 
 /**
  * A static, NUL-terminated English description of a result code ("unknown result code" for a

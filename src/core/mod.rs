@@ -1,9 +1,12 @@
 //! The sans-IO core: no sockets, no threads, no clock reads. Bytes and time go in; bytes, events
 //! and decisions come out, so everything here is tested on scripted input.
 
+pub mod abr;
 pub mod adts;
+pub mod alerts;
 pub mod annexb;
 pub mod body_pool;
+pub mod drop_policy;
 pub mod flv;
 pub mod hevc;
 pub mod metadata;

@@ -1,11 +1,14 @@
 //! The send queue between the encoders and the network: media waiting to be written, measured in
 //! milliseconds of stream time. It interleaves audio and video by timestamp (within a bounded
-//! window, since the audio encoder's output lags its input) and keeps the queue under a budget by
-//! dropping whole runs of video up to the next keyframe, never a sequence header, and audio only
-//! when it is older than every video frame left.
+//! window, since the audio encoder's output lags its input) and applies the drop policy
+//! ([`crate::core::drop_policy`]): a GOP's tail is skipped above the soft threshold, whole runs of
+//! video up to the next keyframe go past the budget, audio only past its own, larger budget, and
+//! sequence headers never. The latency it works on counts what the network worker has already
+//! handed to the session and the kernel (`set_in_flight`), which can no longer be dropped.
 //!
 //! Pure data structure: no clock, no locks (the pusher wraps it in one).
 
+use super::drop_policy::{DropPolicy, DropThresholds, VideoVerdict};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -34,6 +37,8 @@ pub struct PushOutcome {
     pub dropped_audio: u64,
     /// Video was dropped up to a keyframe that has not been encoded yet: ask for an IDR.
     pub keyframe_wanted: bool,
+    /// Audio was dropped for congestion (past the audio budget): the stream has an audio gap.
+    pub audio_gap: bool,
 }
 
 #[derive(Debug)]
@@ -42,7 +47,6 @@ pub struct SendQueue {
     audio: VecDeque<MediaPacket>,
     has_video: bool,
     has_audio: bool,
-    budget_ms: u64,
     window_ms: u64,
     last_in: [Option<u64>; 2],
     latest_header: [Option<Bytes>; 2],
@@ -52,7 +56,20 @@ pub struct SendQueue {
     holding_audio: bool,
     bytes: usize,
     finished: bool,
+    policy: DropPolicy,
+    /// The newest media timestamp pushed (dropped or not): the live edge.
+    newest: Option<u64>,
+    /// The oldest media timestamp handed to the network but not sent by the kernel yet.
+    in_flight_oldest: Option<u64>,
+    /// The caller's clock (ms), when it sets one, and when media of each timestamp arrived: a
+    /// source faster than real time (a file, a test pushing as fast as it can) makes stream time
+    /// run ahead of the clock, and media is only "behind live" for as long as it has waited.
+    clock_ms: Option<u64>,
+    arrivals: VecDeque<(u64, u64)>,
 }
+
+/// Arrival times kept at most (about a minute of 30 fps video with its audio).
+const MAX_ARRIVALS: usize = 4096;
 
 fn idx(t: Track) -> usize {
     match t {
@@ -70,7 +87,6 @@ impl SendQueue {
             audio: VecDeque::with_capacity(512),
             has_video,
             has_audio,
-            budget_ms,
             window_ms,
             last_in: [None, None],
             latest_header: [None, None],
@@ -78,7 +94,53 @@ impl SendQueue {
             holding_audio: false,
             bytes: 0,
             finished: false,
+            policy: DropPolicy::new(DropThresholds::for_budget(budget_ms)),
+            newest: None,
+            in_flight_oldest: None,
+            clock_ms: None,
+            arrivals: VecDeque::new(),
         }
+    }
+
+    /// Sets the clock (ms, monotonic) used to age queued media; without it, age is stream time.
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.clock_ms = Some(now_ms);
+    }
+
+    /// How long ago, in ms, the media of stream time `ts` became the live edge: the stream time
+    /// since, capped by the time it has actually waited when a clock is set.
+    fn age(&self, ts: u64) -> u64 {
+        let span = self.newest.map_or(0, |n| n.saturating_sub(ts));
+        match self.clock_ms {
+            Some(now) => match self.arrivals.iter().find(|a| a.0 >= ts) {
+                Some(a) => span.min(now.saturating_sub(a.1)),
+                None => 0,
+            },
+            None => span,
+        }
+    }
+
+    pub fn thresholds(&self) -> DropThresholds {
+        self.policy.thresholds()
+    }
+
+    /// The network worker reports the oldest media it has handed to the session/socket that the
+    /// kernel has not sent yet (None when everything written has left).
+    pub fn set_in_flight(&mut self, oldest_ts: Option<u64>) {
+        self.in_flight_oldest = oldest_ts;
+    }
+
+    /// How far behind live the wire is: the newest media pushed minus the oldest media not sent
+    /// yet (queued or in flight), in milliseconds.
+    pub fn latency_ms(&self) -> u64 {
+        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
+        let oldest = [self.in_flight_oldest, front(&self.video), front(&self.audio)].into_iter().flatten().min();
+        oldest.map_or(0, |o| self.age(o))
+    }
+
+    /// Congestion 0..1 (the share of the latency budget in use).
+    pub fn congestion(&self) -> f32 {
+        self.policy.congestion(self.latency_ms())
     }
 
     fn deque(&mut self, t: Track) -> &mut VecDeque<MediaPacket> {
@@ -92,12 +154,31 @@ impl SendQueue {
         let mut out = PushOutcome::default();
         if p.header {
             self.latest_header[idx(p.track)] = Some(p.body.clone());
-        } else if p.track == Track::Video && self.awaiting_keyframe {
-            if !p.keyframe {
-                out.dropped_video = 1;
-                return out;
+        } else {
+            let latency = self.latency_ms();
+            self.newest = Some(self.newest.map_or(p.timestamp_ms, |n| n.max(p.timestamp_ms)));
+            if let Some(now) = self.clock_ms {
+                self.note_arrival(p.timestamp_ms, now);
             }
-            self.awaiting_keyframe = false;
+            if p.track == Track::Video {
+                let skip = if self.awaiting_keyframe && !p.keyframe {
+                    true
+                } else if let VideoVerdict::Skip { want_keyframe } =
+                    self.policy.on_video(latency, p.timestamp_ms, p.keyframe)
+                {
+                    out.keyframe_wanted = want_keyframe;
+                    true
+                } else {
+                    false
+                };
+                if skip {
+                    out.dropped_video = 1;
+                    // The live edge moved on: what waits may now be past the budget.
+                    self.enforce_budget(&mut out);
+                    return out;
+                }
+                self.awaiting_keyframe = false;
+            }
         }
         let resumes_video = p.track == Track::Video && p.keyframe && !p.header && !self.video.iter().any(|v| !v.header);
         let slot = &mut self.last_in[idx(p.track)];
@@ -110,9 +191,7 @@ impl SendQueue {
             self.holding_audio = false;
             self.drop_audio_older_than_video(&mut out);
         }
-        if self.duration_ms() > self.budget_ms {
-            self.enforce_budget(&mut out);
-        }
+        self.enforce_budget(&mut out);
         out
     }
 
@@ -128,6 +207,9 @@ impl SendQueue {
     /// then trimmed to that keyframe.
     pub fn restart_at_keyframe(&mut self) -> PushOutcome {
         let mut out = PushOutcome::default();
+        // What the lost connection had in flight is gone; the new session starts on a keyframe.
+        self.in_flight_oldest = None;
+        self.policy.reset();
         let first_key = self.video.iter().position(|p| p.keyframe && !p.header);
         let end = first_key.unwrap_or(self.video.len());
         self.drop_video_before(end, &mut out);
@@ -207,19 +289,41 @@ impl SendQueue {
         self.len() == 0
     }
 
+    fn note_arrival(&mut self, ts: u64, now: u64) {
+        // Only what is still unsent needs an arrival time.
+        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
+        let oldest = [self.in_flight_oldest, front(&self.video), front(&self.audio)].into_iter().flatten().min();
+        while self.arrivals.front().is_some_and(|a| oldest.is_none_or(|o| a.0 < o))
+            || self.arrivals.len() >= MAX_ARRIVALS
+        {
+            self.arrivals.pop_front();
+        }
+        if self.arrivals.back().is_none_or(|a| ts > a.0) {
+            self.arrivals.push_back((ts, now));
+        }
+    }
+
     fn enforce_budget(&mut self, out: &mut PushOutcome) {
-        while self.duration_ms() > self.budget_ms {
-            let before = (out.dropped_video, out.dropped_audio);
+        if self.newest.is_none() {
+            return;
+        }
+        let t = self.policy.thresholds();
+        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
+        while front(&self.video).is_some_and(|f| self.age(f) > t.budget_ms) {
+            let before = out.dropped_video;
             self.drop_oldest_gop(out);
-            self.drop_audio_older_than_video(out);
-            if (out.dropped_video, out.dropped_audio) == before {
-                // Only headers or a single GOP longer than the budget are left: drop audio from the
-                // front if there is no video to keep it company, else give up for now.
-                let lone_audio = !self.has_video || self.holding_audio;
-                if !lone_audio || !self.drop_front_audio(out) {
-                    break;
-                }
+            if out.dropped_video == before {
+                break;
             }
+        }
+        // Audio keeps flowing while video is dropped (a frozen picture with sound beats silence),
+        // up to its own budget; alone (audio-only, or held for a keyframe) it has the plain one.
+        let audio_budget = if self.has_video && !self.holding_audio { t.audio_budget_ms } else { t.budget_ms };
+        while front(&self.audio).is_some_and(|f| self.age(f) > audio_budget) {
+            if !self.drop_front_audio(out) {
+                break;
+            }
+            out.audio_gap = true;
         }
     }
 
@@ -358,10 +462,12 @@ mod tests {
     }
 
     #[test]
-    fn over_budget_drops_the_oldest_gop_and_older_audio_but_never_headers() {
+    fn over_budget_drops_the_oldest_gop_keeps_audio_and_headers() {
         let mut q = SendQueue::new(true, true, 1000, 500);
         q.push(hdr(Track::Video, 0));
         q.push(hdr(Track::Audio, 0));
+        // In flight since 0: nothing drains, the latency grows with every frame.
+        q.set_in_flight(Some(0));
         let mut total = PushOutcome::default();
         for i in 0..45u64 {
             let ts = i * 33;
@@ -370,10 +476,10 @@ mod tests {
                 total.dropped_audio += o.dropped_audio;
             }
         }
-        // 45 frames = 1.45 s > 1 s: the first GOP (30 frames) went, with the audio before frame 30.
-        assert_eq!(total.dropped_video, 30);
-        assert_eq!(total.dropped_audio, 30);
-        assert!(q.duration_ms() <= 1000);
+        // Above the soft threshold (350 ms) the tail of the first GOP was skipped; past the budget
+        // the rest of that GOP went; the keyframe at 990 ms stays and the frames after it were skipped.
+        assert_eq!(total.dropped_video, 44);
+        assert_eq!(total.dropped_audio, 0, "audio stays within its own budget (1500 ms)");
         let out: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
         assert!(out[0].header && out[1].header, "headers survive the drop");
         let first_media_video = out.iter().find(|p| !p.header && p.track == Track::Video).unwrap();
@@ -383,6 +489,7 @@ mod tests {
     #[test]
     fn without_a_keyframe_left_it_drops_everything_and_waits_for_one() {
         let mut q = SendQueue::new(true, false, 500, 500);
+        q.set_in_flight(Some(0));
         let mut wanted = false;
         let mut dropped = 0;
         for i in 0..30u64 {
@@ -391,7 +498,8 @@ mod tests {
             dropped += o.dropped_video;
         }
         assert!(wanted);
-        // Everything went at frame 16 (528 ms); frames 17..29 were refused as inter frames.
+        // Frames after 198 ms (over the 175 ms soft threshold) were skipped; at 528 ms the queued
+        // GOP was past the budget with no keyframe after it: everything went.
         assert_eq!(dropped, 30);
         assert!(q.is_empty());
         // Inter frames after the drop are refused until a keyframe comes.
@@ -451,5 +559,161 @@ mod tests {
         }
         assert!(q.duration_ms() <= 1000, "{}", q.duration_ms());
         assert!(dropped > 100);
+    }
+
+    /// A scripted link under a bandwidth schedule: an IPPP encoder (IDR every 2 s, an IDR on
+    /// request), AAC-sized audio, a socket buffer of 25 KB drained at the link rate.
+    struct Sim {
+        q: SendQueue,
+        /// (bytes left of the packet, its track, its frame index, keyframe, timestamp) in the socket.
+        socket: VecDeque<(usize, MediaPacket)>,
+        socket_bytes: usize,
+        /// Last video frame sent whose whole reference chain was sent.
+        decodable: Option<u64>,
+        undecodable: u64,
+        video_drops: u64,
+        audio_drops: u64,
+        audio_dropped_before_video: bool,
+        max_video_span: u64,
+        max_audio_span: u64,
+        latency_samples: Vec<(u64, u64)>,
+        want_key: bool,
+    }
+
+    fn frame(track: Track, ts: u64, index: u64, key: bool, size: usize) -> MediaPacket {
+        let mut body = index.to_le_bytes().to_vec();
+        body.resize(size, 0);
+        MediaPacket { track, timestamp_ms: ts, keyframe: key, header: false, body: Bytes::from(body) }
+    }
+
+    impl Sim {
+        fn account(&mut self, o: PushOutcome) {
+            if o.dropped_audio > 0 && self.video_drops == 0 {
+                self.audio_dropped_before_video = true;
+            }
+            self.video_drops += o.dropped_video;
+            self.audio_drops += o.dropped_audio;
+            self.want_key |= o.keyframe_wanted;
+            let newest = self.q.newest.unwrap_or(0);
+            let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
+            if let Some(f) = front(&self.q.video) {
+                self.max_video_span = self.max_video_span.max(newest - f);
+            }
+            if let Some(f) = front(&self.q.audio) {
+                self.max_audio_span = self.max_audio_span.max(newest - f);
+            }
+        }
+
+        fn run(schedule: &[(u64, u64)]) -> Sim {
+            let mut sim = Sim {
+                q: SendQueue::new(true, true, 2000, 500),
+                socket: VecDeque::new(),
+                socket_bytes: 0,
+                decodable: None,
+                undecodable: 0,
+                video_drops: 0,
+                audio_drops: 0,
+                audio_dropped_before_video: false,
+                max_video_span: 0,
+                max_audio_span: 0,
+                latency_samples: Vec::new(),
+                want_key: false,
+            };
+            let end = schedule.last().unwrap().0;
+            let (mut next_video, mut next_audio, mut index, mut credit) = (0u64, 0u64, 0u64, 0.0f64);
+            for t in 0..end {
+                let kbps = schedule.iter().find(|(until, _)| t < *until).unwrap().1;
+                if t * 3 >= next_video * 100 {
+                    let key = index % 60 == 0 || std::mem::take(&mut sim.want_key);
+                    let o = sim.q.push(frame(Track::Video, t, index, key, if key { 30_000 } else { 3_000 }));
+                    sim.account(o);
+                    index += 1;
+                    next_video += 1;
+                }
+                if t >= next_audio * 23 {
+                    let o = sim.q.push(frame(Track::Audio, t, next_audio, true, 200));
+                    sim.account(o);
+                    next_audio += 1;
+                }
+                // The network worker fills the socket while it has room.
+                while sim.socket_bytes < 25_000 {
+                    let Some(p) = sim.q.pop() else { break };
+                    sim.socket_bytes += p.body.len();
+                    sim.socket.push_back((p.body.len(), p));
+                }
+                credit += kbps as f64 / 8.0;
+                while let Some((left, _)) = sim.socket.front_mut() {
+                    let n = (*left).min(credit as usize);
+                    *left -= n;
+                    sim.socket_bytes -= n;
+                    credit -= n as f64;
+                    if *left > 0 {
+                        break;
+                    }
+                    let (_, p) = sim.socket.pop_front().unwrap();
+                    if p.track == Track::Video {
+                        let i = u64::from_le_bytes(p.body[..8].try_into().unwrap());
+                        if p.keyframe || (i > 0 && sim.decodable == Some(i - 1)) {
+                            sim.decodable = Some(i);
+                        } else {
+                            sim.undecodable += 1;
+                        }
+                    }
+                }
+                if sim.socket.is_empty() {
+                    // An idle link banks no credit.
+                    credit = 0.0;
+                }
+                sim.q.set_in_flight(sim.socket.front().map(|(_, p)| p.timestamp_ms));
+                if t % 100 == 0 {
+                    sim.latency_samples.push((t, sim.q.latency_ms()));
+                }
+            }
+            sim
+        }
+
+        fn p99_latency(&self, from: u64, to: u64) -> u64 {
+            let mut l: Vec<u64> =
+                self.latency_samples.iter().filter(|(t, _)| (from..to).contains(t)).map(|s| s.1).collect();
+            l.sort_unstable();
+            l[l.len() * 99 / 100]
+        }
+    }
+
+    #[test]
+    fn scripted_link_drops_keep_the_stream_decodable_audio_last_and_latency_bounded() {
+        // The stream needs ~900 kbit/s (720 of P frames, 120 of IDRs, 70 of audio).
+        let sim = Sim::run(&[(20_000, 2000), (60_000, 450), (80_000, 100), (100_000, 2000)]);
+        assert_eq!(sim.undecodable, 0, "a dropped frame left a frame without its reference");
+        assert!(sim.video_drops > 100, "the link was too slow: video must have been dropped");
+        assert!(!sim.audio_dropped_before_video, "audio was dropped before any video");
+        assert!(sim.max_video_span <= 2000, "queued video spans {} ms, over the budget", sim.max_video_span);
+        assert!(sim.max_audio_span <= 3000, "queued audio spans {} ms", sim.max_audio_span);
+        let p99 = sim.p99_latency(20_000, 60_000);
+        assert!(p99 <= 2000, "latency p99 at half the bandwidth: {p99} ms");
+        // Once the link is back, the queue empties.
+        assert!(sim.p99_latency(90_000, 100_000) < 300, "{:?}", &sim.latency_samples[900..]);
+    }
+
+    #[test]
+    fn scripted_link_with_room_drops_nothing() {
+        let sim = Sim::run(&[(30_000, 3000)]);
+        assert_eq!((sim.video_drops, sim.audio_drops, sim.undecodable), (0, 0, 0));
+        assert!(sim.p99_latency(0, 30_000) < 300);
+    }
+
+    #[test]
+    fn faster_than_real_time_input_is_aged_by_the_clock() {
+        // Five seconds of media pushed within 100 ms of wall time, nothing sent yet: it has waited
+        // 100 ms, not five seconds, so nothing is dropped...
+        let mut q = SendQueue::new(true, false, 2000, 500);
+        for i in 0..150u64 {
+            q.set_clock(i * 100 / 150);
+            assert_eq!(q.push(v(i * 33, i % 60 == 0)).dropped_video, 0, "frame {i}");
+        }
+        assert!(q.latency_ms() <= 100, "{}", q.latency_ms());
+        // ...until it has really waited past the budget.
+        q.set_clock(2200);
+        assert!(q.push(v(150 * 33, false)).dropped_video > 0);
     }
 }

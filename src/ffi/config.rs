@@ -20,6 +20,9 @@ pub struct kp_config {
     pub(crate) event_userdata: *mut c_void,
     pub(crate) url_refresh_cb: kp_url_refresh_cb,
     pub(crate) url_refresh_userdata: *mut c_void,
+    pub(crate) stats_cb: super::pusher::kp_stats_cb,
+    pub(crate) stats_userdata: *mut c_void,
+    pub(crate) stats_interval_ms: u32,
 }
 
 /// Borrows the config behind a C pointer, or the INVALID_ARGUMENT error naming the function.
@@ -99,6 +102,9 @@ ffi_fn! {
             event_userdata: std::ptr::null_mut(),
             url_refresh_cb: None,
             url_refresh_userdata: std::ptr::null_mut(),
+            stats_cb: None,
+            stats_userdata: std::ptr::null_mut(),
+            stats_interval_ms: 0,
         }))
     }
 }
@@ -424,6 +430,105 @@ ffi_fn! {
         cfg.url_refresh_cb = cb;
         cfg.url_refresh_userdata = userdata;
         cfg.inner.url_refresh_timeout = ms_or_default(timeout_ms, PusherConfig::default().url_refresh_timeout);
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Sets the function that receives a kp_stats snapshot every `interval_ms` milliseconds (0 = every
+    /// second; at least 100) while the pusher runs (NULL: none). It is called on the SDK's callback
+    /// thread (the event callback's), never at the same time as the event callback and never while the
+    /// SDK holds an internal lock; the kp_stats is valid only during the call, and its struct_size is
+    /// the library's sizeof(kp_stats): read only the fields your header has. `userdata` is passed back
+    /// untouched, under the same rules as kp_config_set_event_callback (the callback may call
+    /// kp_pusher_get_* and kp_pusher_push_*, but not kp_pusher_stop or kp_pusher_free).
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or interval_ms is 1..99.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_stats_callback(
+        cfg: *mut kp_config,
+        interval_ms: u32,
+        cb: super::pusher::kp_stats_cb,
+        userdata: *mut c_void,
+    ) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_stats_callback") }?;
+        if (1..100).contains(&interval_ms) {
+            return Err(Error::InvalidArgument(format!(
+                "kp_config_set_stats_callback: interval {interval_ms} ms is under 100 ms"
+            )));
+        }
+        cfg.stats_cb = cb;
+        cfg.stats_userdata = userdata;
+        cfg.stats_interval_ms = interval_ms;
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Sets the latency budget in milliseconds (0 = default 2000): media waiting for the network (the
+    /// send queue plus what the socket holds) beyond it is dropped a whole GOP at a time, and from 35 %
+    /// of it inter frames are skipped up to the next keyframe; audio goes only past 150 % of it. Checked
+    /// by kp_pusher_new (at least 100). Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_latency_budget(cfg: *mut kp_config, budget_ms: u32) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_latency_budget") }?;
+        cfg.inner.send_queue_ms = or_default(budget_ms, PusherConfig::default().send_queue_ms);
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Configures the adaptive bitrate (on by default): `enabled` false keeps the configured video
+    /// bitrate; `min_kbps` is the floor (0 = a quarter of the video bitrate, at least 64), `max_kbps`
+    /// the ceiling (0 = the video bitrate); with `allow_fps_reduction`, at the floor and still
+    /// congested, every other frame is skipped. Changes are reported as KP_EVENT_BITRATE_CHANGED, or
+    /// KP_EVENT_BITRATE_SUGGESTED for pre-encoded video. Bounds are checked by kp_pusher_new
+    /// (KP_ERR_INVALID_ARGUMENT when min > max). Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_abr(
+        cfg: *mut kp_config,
+        enabled: bool,
+        min_kbps: u32,
+        max_kbps: u32,
+        allow_fps_reduction: bool,
+    ) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_abr") }?;
+        cfg.inner.abr = crate::pusher::AbrSettings { enabled, min_kbps, max_kbps, allow_fps_reduction };
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Sets when the quality alerts fire (0 = the default of each): KP_EVENT_NET_BUSY when congestion
+    /// stays at or above `net_busy_congestion` (0..1, default 0.5) for `net_busy_ms` (default 3000),
+    /// KP_EVENT_NET_RECOVERED when it then stays under half of it as long; KP_EVENT_LOW_FPS when the
+    /// sent frame rate stays under `low_fps_ratio` (default 0.5) of the configured one for `low_fps_ms`
+    /// (default 3000); KP_EVENT_ENCODER_OVERLOADED when encoding a frame takes longer than the frame
+    /// interval on average for `encoder_overload_ms` (default 3000). Ranges are checked by
+    /// kp_pusher_new. Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_alert_thresholds(
+        cfg: *mut kp_config,
+        net_busy_congestion: f32,
+        net_busy_ms: u32,
+        low_fps_ratio: f32,
+        low_fps_ms: u32,
+        encoder_overload_ms: u32,
+    ) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_alert_thresholds") }?;
+        let d = crate::pusher::AlertThresholds::default();
+        let f = |v: f32, def: f32| if v == 0.0 { def } else { v };
+        let ms = |v: u32, def: u64| if v == 0 { def } else { v as u64 };
+        cfg.inner.alerts = crate::pusher::AlertThresholds {
+            net_busy_congestion: f(net_busy_congestion, d.net_busy_congestion),
+            net_busy_ms: ms(net_busy_ms, d.net_busy_ms),
+            low_fps_ratio: f(low_fps_ratio, d.low_fps_ratio),
+            low_fps_ms: ms(low_fps_ms, d.low_fps_ms),
+            encoder_overload_ms: ms(encoder_overload_ms, d.encoder_overload_ms),
+        };
         Ok(())
     }
 }

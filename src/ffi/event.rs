@@ -50,6 +50,16 @@ pub(crate) fn in_event_callback() -> bool {
     IN_EVENT_CALLBACK.with(Cell::get)
 }
 
+/// Marks this thread as running an app callback (stats too: stop and free must refuse there);
+/// returns the previous mark for `leave_callback`.
+pub(crate) fn enter_callback() -> bool {
+    IN_EVENT_CALLBACK.with(|f| f.replace(true))
+}
+
+pub(crate) fn leave_callback(was_inside: bool) {
+    IN_EVENT_CALLBACK.with(|f| f.set(was_inside));
+}
+
 struct EventSink {
     cb: unsafe extern "C" fn(*mut c_void, *const kp_event),
     userdata: *mut c_void,

@@ -115,6 +115,35 @@ pub struct kp_stats {
     pub destination_count: u32,
     /// Destination 0's URL in use: 0 = its primary, then its backups in order.
     pub url_index: u32,
+    /// Over the last second: raw video frames pushed by the app, frames encoded, frames sent (the
+    /// busiest destination), per second.
+    pub input_fps: f32,
+    pub encoded_fps: f32,
+    pub sent_fps: f32,
+    /// 0..1, the most congested destination: its queue latency as a share of the latency budget.
+    pub congestion: f32,
+    /// The video encoder's current target (adaptive bitrate) and the audio's, kbit/s.
+    pub target_video_kbps: u32,
+    pub target_audio_kbps: u32,
+    /// What the kernel sent over the last second (all destinations, RTMP framing included), kbit/s.
+    pub throughput_kbps: u32,
+    /// Destination 0's RTMP ping round trip in ms (media queued ahead included); 0 until the server
+    /// answers a ping.
+    pub rtt_ms: u32,
+    /// Dropped by the drop policy under congestion (together frames_dropped_network).
+    pub video_frames_dropped_congestion: u64,
+    pub audio_frames_dropped_congestion: u64,
+    /// Times audio had to be dropped (each a gap in the sound).
+    pub audio_gaps: u64,
+    /// Raw frames skipped by the adaptive bitrate's frame-rate step-down.
+    pub video_frames_skipped_abr: u64,
+    /// CPU time of the SDK's own threads (encoder, network, monitor) since start, ms. Conversions
+    /// done inside kp_pusher_push_video run on the app's thread and are not included.
+    pub cpu_time_ms: u64,
+    /// Mean time to encode a video frame over the last second, ms.
+    pub encode_ms: f32,
+    /// The adaptive bitrate's frame-rate divisor: 1 = every frame, 2 = every other frame.
+    pub fps_divisor: u32,
 }
 
 impl kp_stats {
@@ -140,6 +169,21 @@ impl kp_stats {
             reconnects: s.reconnects,
             destination_count: s.destinations.len() as u32,
             url_index: s.destinations.first().map_or(0, |d| d.url_index),
+            input_fps: s.input_fps,
+            encoded_fps: s.encoded_fps,
+            sent_fps: s.sent_fps,
+            congestion: s.congestion,
+            target_video_kbps: s.target_video_kbps,
+            target_audio_kbps: s.target_audio_kbps,
+            throughput_kbps: s.throughput_kbps,
+            rtt_ms: s.rtt_ms,
+            video_frames_dropped_congestion: s.video_frames_dropped_congestion,
+            audio_frames_dropped_congestion: s.audio_frames_dropped_congestion,
+            audio_gaps: s.audio_gaps,
+            video_frames_skipped_abr: s.video_frames_skipped_abr,
+            cpu_time_ms: s.cpu_time_ms,
+            encode_ms: s.encode_ms,
+            fps_divisor: s.fps_divisor,
         }
     }
 
@@ -174,7 +218,22 @@ impl kp_stats {
                     queue_ms,
                     reconnects,
                     destination_count,
-                    url_index
+                    url_index,
+                    input_fps,
+                    encoded_fps,
+                    sent_fps,
+                    congestion,
+                    target_video_kbps,
+                    target_audio_kbps,
+                    throughput_kbps,
+                    rtt_ms,
+                    video_frames_dropped_congestion,
+                    audio_frames_dropped_congestion,
+                    audio_gaps,
+                    video_frames_skipped_abr,
+                    cpu_time_ms,
+                    encode_ms,
+                    fps_divisor
                 ]
             )
         };
@@ -211,6 +270,18 @@ pub struct kp_destination_stats {
     pub reconnects: u64,
     /// Sum of the outages (from a lost publish to the next publish), in milliseconds.
     pub outage_ms_total: u64,
+    /// What the kernel sent for this destination over the last second, kbit/s.
+    pub throughput_kbps: u32,
+    /// RTMP ping round trip in ms; 0 until the server answers a ping.
+    pub rtt_ms: u32,
+    /// This destination's adaptive-bitrate target for the video, kbit/s.
+    pub target_video_kbps: u32,
+    /// 0..1: this destination's queue latency as a share of the latency budget.
+    pub congestion: f32,
+    pub video_frames_dropped_congestion: u64,
+    pub audio_frames_dropped_congestion: u64,
+    /// Times audio had to be dropped for this destination (each a gap in the sound).
+    pub audio_gaps: u64,
 }
 
 impl kp_destination_stats {
@@ -229,6 +300,13 @@ impl kp_destination_stats {
             queue_bytes: d.queue_bytes,
             reconnects: d.reconnects,
             outage_ms_total: d.outage_ms_total,
+            throughput_kbps: d.throughput_kbps,
+            rtt_ms: d.rtt_ms,
+            target_video_kbps: d.target_video_kbps,
+            congestion: d.congestion,
+            video_frames_dropped_congestion: d.video_frames_dropped_congestion,
+            audio_frames_dropped_congestion: d.audio_frames_dropped_congestion,
+            audio_gaps: d.audio_gaps,
         }
     }
 
@@ -256,10 +334,41 @@ impl kp_destination_stats {
                     frames_dropped_network,
                     queue_bytes,
                     reconnects,
-                    outage_ms_total
+                    outage_ms_total,
+                    throughput_kbps,
+                    rtt_ms,
+                    target_video_kbps,
+                    congestion,
+                    video_frames_dropped_congestion,
+                    audio_frames_dropped_congestion,
+                    audio_gaps
                 ]
             )
         };
+    }
+}
+
+/// Receives a stats snapshot: `userdata` as given to kp_config_set_stats_callback, and the stats
+/// (valid only during the call; its struct_size is the library's sizeof(kp_stats)).
+#[allow(non_camel_case_types)]
+pub type kp_stats_cb = Option<unsafe extern "C" fn(userdata: *mut std::ffi::c_void, stats: *const kp_stats)>;
+
+struct StatsSink {
+    cb: unsafe extern "C" fn(*mut std::ffi::c_void, *const kp_stats),
+    userdata: *mut std::ffi::c_void,
+}
+
+// SAFETY: the pointer is only handed back to the app's callback; kp_config_set_stats_callback makes
+// the app promise that its userdata may be used from the SDK's callback thread.
+unsafe impl Send for StatsSink {}
+
+impl StatsSink {
+    fn deliver(&self, s: &Stats) {
+        let c_stats = kp_stats::new(s, s.state.unwrap_or(PusherState::KP_STATE_IDLE));
+        let was_inside = super::event::enter_callback();
+        // SAFETY: `cb` is the app's callback with the documented signature; `c_stats` outlives the call.
+        unsafe { (self.cb)(self.userdata, &c_stats) };
+        super::event::leave_callback(was_inside);
     }
 }
 
@@ -360,6 +469,11 @@ ffi_fn! {
         config.validate()?;
         let channels = config.audio.as_ref().map(|a| a.channels as usize);
         let inner = Pusher::new(config, handler(cfg.event_cb, cfg.event_userdata))?;
+        if let Some(cb) = cfg.stats_cb {
+            let sink = StatsSink { cb, userdata: cfg.stats_userdata };
+            let interval = Duration::from_millis(cfg.stats_interval_ms.into());
+            inner.set_stats_handler(interval, Box::new(move |s: &Stats| sink.deliver(s)))?;
+        }
         let gate = Arc::new(RefreshGate::default());
         let refresh = match url_refresh(cfg.url_refresh_cb, cfg.url_refresh_userdata, gate.clone()) {
             Some(f) => {
@@ -796,8 +910,8 @@ mod tests {
             ..Default::default()
         };
         let full = kp_destination_stats::new(&d);
-        assert_eq!(size_of::<kp_destination_stats>(), 80, "no padding holes");
-        assert_eq!(full.struct_size, 80);
+        assert_eq!(size_of::<kp_destination_stats>(), 120, "no padding holes");
+        assert_eq!(full.struct_size, 120);
         let mut all = kp_destination_stats::default();
         // SAFETY: `all` is a whole kp_destination_stats.
         unsafe { full.write_prefix(&mut all, size_of::<kp_destination_stats>()) };
@@ -812,6 +926,39 @@ mod tests {
         assert_eq!(&buf[0..4], &[0xAA; 4], "struct_size is never written");
         assert_eq!(u32::from_ne_bytes(buf[8..12].try_into().unwrap()), 1);
         assert_eq!(&buf[size..], &[0xAA; 96 - 24]);
+    }
+
+    #[test]
+    fn get_stats_with_the_previous_release_struct_size_fills_only_what_fits() {
+        // sizeof(kp_stats) before the per-second figures were appended.
+        const OLD_SIZE: usize = 136;
+        assert_eq!(offset_of!(kp_stats, input_fps), OLD_SIZE);
+        assert_eq!(size_of::<kp_stats>(), 216, "no padding holes");
+        // SAFETY: cfg and the pusher come from their constructors and are freed once; the buffers
+        // are larger than the struct_size they declare.
+        unsafe {
+            let cfg = crate::ffi::config::kp_config_new();
+            crate::ffi::config::kp_config_set_url(cfg, c"rtmp://127.0.0.1:1/app/key".as_ptr());
+            crate::ffi::config::kp_config_set_video_encoder(cfg, 2);
+            crate::ffi::config::kp_config_set_audio_encoder(cfg, 1);
+            let mut p = null_mut();
+            assert_eq!(kp_pusher_new(cfg, &mut p), 0);
+            crate::ffi::config::kp_config_free(cfg);
+
+            #[repr(C, align(8))]
+            struct Buf([u8; 256]);
+            let mut old = Buf([0xAA; 256]);
+            old.0[..4].copy_from_slice(&(OLD_SIZE as u32).to_ne_bytes());
+            assert_eq!(kp_pusher_get_stats(p, old.0.as_mut_ptr().cast()), 0);
+            assert_eq!(u32::from_ne_bytes(old.0[..4].try_into().unwrap()), OLD_SIZE as u32);
+            assert_eq!(i32::from_ne_bytes(old.0[4..8].try_into().unwrap()), PusherState::KP_STATE_IDLE as i32);
+            assert!(old.0[OLD_SIZE..].iter().all(|b| *b == 0xAA), "wrote past the old struct_size");
+
+            let mut new = kp_stats { struct_size: size_of::<kp_stats>() as u32, fps_divisor: 77, ..Default::default() };
+            assert_eq!(kp_pusher_get_stats(p, &mut new), 0);
+            assert_eq!((new.target_video_kbps, new.target_audio_kbps, new.fps_divisor), (2000, 128, 1));
+            kp_pusher_free(p);
+        }
     }
 
     #[test]
@@ -864,10 +1011,10 @@ mod tests {
             assert_eq!(kp_pusher_get_stats(p, &mut stats), 0);
             assert_eq!((stats.destination_count, stats.url_index, stats.reconnects), (2, 0, 0));
 
-            let canary = kp_destination_stats { struct_size: 80, state: -7, url_index: 99, ..Default::default() };
+            let canary = kp_destination_stats { struct_size: 120, state: -7, url_index: 99, ..Default::default() };
             let mut d = canary.clone();
             assert_eq!(kp_pusher_get_destination_stats(p, 1, &mut d), 0);
-            assert_eq!((d.struct_size, d.state, d.url_index), (80, PusherState::KP_STATE_IDLE as i32, 0));
+            assert_eq!((d.struct_size, d.state, d.url_index), (120, PusherState::KP_STATE_IDLE as i32, 0));
             let mut d = canary.clone();
             assert_eq!(kp_pusher_get_destination_stats(p, 2, &mut d), INVALID);
             assert_eq!(d, canary, "nothing written on failure");

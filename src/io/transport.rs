@@ -194,6 +194,23 @@ impl Transport {
         ready
     }
 
+    /// Caps the kernel's send buffer (`SO_SNDBUF`; Linux doubles the value for its bookkeeping and
+    /// stops autotuning it). A throttled link otherwise lets the kernel absorb seconds of media
+    /// that can no longer be dropped. Best effort: false when the kernel refused.
+    pub fn set_send_buffer(&self, bytes: usize) -> bool {
+        let v = bytes.min(i32::MAX as usize) as libc::c_int;
+        // SAFETY: valid fd owned by self, pointer and length of one c_int.
+        unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    }
+
     /// Bytes accepted by write_some that have not left the machine: the kernel's unsent queue
     /// (Linux `SIOCOUTQ`) plus, under TLS, encrypted records still held for the socket (at most one
     /// write's worth: plaintext is refused while they wait). Under TLS the count is of encrypted

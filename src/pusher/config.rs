@@ -1,5 +1,6 @@
 //! What the app configures before `start`. Zero/None fields mean "the default".
 
+use crate::core::alerts::AlertThresholds;
 use crate::core::reconnect::ReconnectPolicy;
 use crate::error::{Error, Result};
 use std::time::Duration;
@@ -134,10 +135,33 @@ pub struct PusherConfig {
     pub url_refresh_timeout: Duration,
     /// Raw frames waiting for the encoder before new ones are dropped (counted).
     pub input_queue_frames: usize,
-    /// Media waiting for the network, in milliseconds, before the oldest is dropped.
+    /// The latency budget: media waiting for the network (the send queue and the socket's send
+    /// buffer), in milliseconds, before whole GOPs are dropped (see `core::drop_policy`).
     pub send_queue_ms: u32,
     /// RTMPS certificate checks.
     pub tls: TlsConfig,
+    /// Adaptive bitrate of the video encoder (or BITRATE_SUGGESTED events for pre-encoded video).
+    pub abr: AbrSettings,
+    /// When the quality alert events fire.
+    pub alerts: AlertThresholds,
+}
+
+/// Adaptive bitrate bounds. Zero means the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbrSettings {
+    pub enabled: bool,
+    /// The floor; 0 = a quarter of the configured video bitrate (at least 64 kbit/s).
+    pub min_kbps: u32,
+    /// The ceiling; 0 = the configured video bitrate.
+    pub max_kbps: u32,
+    /// At the floor and still congested, halve the frame rate.
+    pub allow_fps_reduction: bool,
+}
+
+impl Default for AbrSettings {
+    fn default() -> Self {
+        AbrSettings { enabled: true, min_kbps: 0, max_kbps: 0, allow_fps_reduction: false }
+    }
 }
 
 impl Default for PusherConfig {
@@ -155,8 +179,11 @@ impl Default for PusherConfig {
             // 100 ms at 30 fps: enough to ride out encoder jitter; each queued 720p picture is
             // 1.4 MB, and a camera frame that waits longer is better dropped than sent late.
             input_queue_frames: 3,
-            send_queue_ms: 5000,
+            // A viewer two seconds behind live is the most a weak uplink may cost (issue 4).
+            send_queue_ms: 2000,
             tls: TlsConfig::default(),
+            abr: AbrSettings::default(),
+            alerts: AlertThresholds::default(),
         }
     }
 }
@@ -240,6 +267,24 @@ impl PusherConfig {
         }
         if self.send_queue_ms < 100 {
             return bad("send queue must hold at least 100 ms".into());
+        }
+        if let Some(v) = &self.video {
+            let a = &mut self.abr;
+            if a.max_kbps == 0 {
+                a.max_kbps = v.bitrate_kbps;
+            }
+            if a.min_kbps == 0 {
+                a.min_kbps = (v.bitrate_kbps / 4).max(64).min(a.max_kbps);
+            }
+            if a.min_kbps > a.max_kbps || a.max_kbps > 200_000 {
+                return bad(format!("ABR bounds {}..{} kbit/s are not a range", a.min_kbps, a.max_kbps));
+            }
+        }
+        let t = &self.alerts;
+        let in_range =
+            (t.net_busy_congestion > 0.0 && t.net_busy_congestion <= 1.0) && (0.0..=1.0).contains(&t.low_fps_ratio);
+        if !in_range {
+            return bad("alert thresholds: congestion in (0, 1], fps ratio in [0, 1]".into());
         }
         self.validate_tls()?;
         Ok(())

@@ -105,6 +105,10 @@ pub struct EncodeWorker {
     pub shared: Arc<Shared>,
     pub video: Option<Box<dyn VideoEncoder>>,
     pub audio: Option<Box<dyn AudioEncoder>>,
+    /// The bitrate the video encoder runs at (the ABR's target, once applied).
+    pub applied_kbps: u32,
+    /// Raw pictures seen, for the frame-rate step-down.
+    pub pictures: u64,
 }
 
 impl EncodeWorker {
@@ -118,6 +122,7 @@ impl EncodeWorker {
                 Input::Audio(pcm, ts) => self.encode_audio(pcm, *ts, &mut audio_clock),
             };
             self.shared.input.recycle(input);
+            self.shared.counters.encode_cpu_ns.store(super::shared::thread_cpu_ns(), Relaxed);
             if let Err(e) = result {
                 // An encoder that fails takes every destination down with it.
                 self.shared.fail(e.clone());
@@ -145,11 +150,30 @@ impl EncodeWorker {
         let Some(enc) = self.video.as_mut() else {
             return Ok(());
         };
+        self.pictures += 1;
+        let divisor = self.shared.fps_divisor.load(Relaxed).max(1) as u64;
+        if self.pictures % divisor != 0 {
+            // The ABR's frame-rate step-down: the stream keeps its timestamps, with gaps.
+            self.shared.counters.video_frames_skipped_abr.fetch_add(1, Relaxed);
+            return Ok(());
+        }
+        let target = self.shared.video_target_kbps.load(Relaxed);
+        if target != 0 && target != self.applied_kbps {
+            // On the fly: no new sequence header, timestamps untouched.
+            if let Err(e) = enc.set_bitrate(target) {
+                // Keep streaming at the old rate; the drop policy still bounds the latency.
+                log::warn!("video encoder refused {target} kbit/s: {e}");
+            }
+            self.applied_kbps = target;
+        }
         if self.shared.keyframe_wanted.swap(false, Relaxed) {
             enc.force_keyframe();
         }
         annexb.clear();
-        let Some(_idr) = enc.encode(pic, annexb)? else {
+        let started = std::time::Instant::now();
+        let encoded = enc.encode(pic, annexb);
+        self.shared.counters.encode_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        let Some(_idr) = encoded? else {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             return Ok(());
         };

@@ -55,6 +55,25 @@ pub enum EventKind {
     KP_EVENT_FAILED = 10,
     /// `stop` finished (or the pusher was freed). `value`: media frames still queued and not sent.
     KP_EVENT_STOPPED = 11,
+    /// The uplink is congested: congestion (0..1, see stats) stayed at or above the app's threshold
+    /// for the set time. `value`: congestion in thousandths, `value2`: queue latency in ms.
+    KP_EVENT_NET_BUSY = 12,
+    /// After NET_BUSY: congestion stayed below half the threshold for the set time. `value`:
+    /// congestion in thousandths.
+    KP_EVENT_NET_RECOVERED = 13,
+    /// Video frames sent per second stayed under the set fraction of the configured frame rate.
+    /// `value`: sent frames per second, `value2`: the configured rate (both rounded).
+    KP_EVENT_LOW_FPS = 14,
+    /// Encoding a frame took longer than the frame interval on average for the set time: lower
+    /// the resolution or frame rate. `value`: mean encode time in microseconds, `value2`: the frame
+    /// interval in microseconds.
+    KP_EVENT_ENCODER_OVERLOADED = 15,
+    /// The adaptive bitrate changed the video encoder's target. `value`: the new target in
+    /// kbit/s, `value2`: the frame-rate divisor (1: every frame, 2: half the frames).
+    KP_EVENT_BITRATE_CHANGED = 16,
+    /// Pre-encoded video: the adaptive bitrate suggests this target for the app's encoder.
+    /// `value`: kbit/s, `value2`: the suggested frame-rate divisor.
+    KP_EVENT_BITRATE_SUGGESTED = 17,
     /// A local recording (`start_recording`) wrote its first keyframe. `message`: the file path,
     /// `value`: the stream time (ms) where it begins; the file's timestamps start at 0.
     KP_EVENT_RECORDING_STARTED = 24,

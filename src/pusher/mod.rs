@@ -5,14 +5,16 @@ pub mod config;
 mod encode_worker;
 pub mod event;
 mod input;
+mod monitor;
 mod network;
 mod recording;
 mod shared;
 pub mod stats;
 mod timeline;
 
+pub use crate::core::alerts::AlertThresholds;
 pub use config::TlsConfig;
-pub use config::{AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
+pub use config::{AbrSettings, AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
 pub use encode_worker::{AvcPacketizer, HevcPacketizer};
 pub use event::{Event, EventKind, PusherState};
 pub use shared::UrlRefresh;
@@ -27,7 +29,7 @@ use crate::encode::{AudioEncoder, VideoEncoder, VideoFrame};
 use crate::error::{Error, Result, ResultCode};
 use bytes::Bytes;
 use input::{Input, InputQueue};
-use shared::{lock, Counters, DestCounters, Destination, Shared};
+use shared::{lock, Callback, Counters, DestCounters, Destination, Shared};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -38,6 +40,13 @@ use timeline::{Timeline, TimelineTrack};
 /// Called on the SDK's callback thread, one event at a time, never under an internal lock.
 pub type EventHandler = Box<dyn FnMut(&Event) + Send>;
 
+/// Called on the SDK's callback thread every stats interval with a snapshot, never under an
+/// internal lock, never at the same time as the event handler.
+pub type StatsHandler = Box<dyn FnMut(&Stats) + Send>;
+
+/// The stats interval when the app passes zero.
+const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long a lone track's media waits for the other track before it is sent out of order.
 const INTERLEAVE_WINDOW_MS: u64 = 500;
 /// Raw audio chunks waiting for the encoder (at 10 ms chunks, 1 s).
@@ -46,6 +55,7 @@ const AUDIO_INPUT_CHUNKS: usize = 100;
 struct Threads {
     encode: Option<JoinHandle<()>>,
     network: Vec<JoinHandle<()>>,
+    monitor: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 /// Pieces that live until `start` moves them into the workers.
@@ -108,24 +118,43 @@ impl Pusher {
             });
             wakes.push(wake);
         }
-        let (tx, rx) = mpsc::channel::<Option<Event>>();
-        let callback = match events {
-            Some(mut handler) => Some(
-                std::thread::Builder::new()
-                    .name("kp-callbacks".into())
-                    .spawn(move || {
-                        while let Ok(Some(ev)) = rx.recv() {
-                            // A panicking app callback must not take the SDK down with it.
-                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&ev)));
-                            if r.is_err() {
-                                log::error!("event callback panicked on {:?}", ev.kind);
+        let (tx, rx) = mpsc::channel::<Option<Callback>>();
+        let stats_handler: Arc<Mutex<Option<StatsHandler>>> = Arc::new(Mutex::new(None));
+        let stats_slot = stats_handler.clone();
+        let mut events = events;
+        // One thread delivers events and stats, so the app's callbacks never run concurrently.
+        let callback = Some(
+            std::thread::Builder::new()
+                .name("kp-callbacks".into())
+                .spawn(move || {
+                    let mut on_stats: Option<StatsHandler> = None;
+                    while let Ok(Some(msg)) = rx.recv() {
+                        // A panicking app callback must not take the SDK down with it.
+                        match msg {
+                            Callback::Event(ev) => {
+                                if let Some(handler) = events.as_mut() {
+                                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&ev)));
+                                    if r.is_err() {
+                                        log::error!("event callback panicked on {:?}", ev.kind);
+                                    }
+                                }
+                            }
+                            Callback::Stats(stats) => {
+                                if on_stats.is_none() {
+                                    on_stats = lock(&stats_slot).take();
+                                }
+                                if let Some(handler) = on_stats.as_mut() {
+                                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&stats)));
+                                    if r.is_err() {
+                                        log::error!("stats callback panicked");
+                                    }
+                                }
                             }
                         }
-                    })
-                    .map_err(|e| Error::Internal(format!("spawn callback thread: {e}")))?,
-            ),
-            None => None,
-        };
+                    }
+                })
+                .map_err(|e| Error::Internal(format!("spawn callback thread: {e}")))?,
+        );
         let shared = Arc::new(Shared {
             input: InputQueue::new(config.input_queue_frames, AUDIO_INPUT_CHUNKS),
             config,
@@ -136,6 +165,11 @@ impl Pusher {
             timeline: Mutex::new(Timeline::default()),
             destinations,
             events: Mutex::new(callback.as_ref().map(|_| tx)),
+            stats_handler,
+            stats_interval: Mutex::new(None),
+            rates: Mutex::new(shared::Rates::default()),
+            video_target_kbps: std::sync::atomic::AtomicU32::new(0),
+            fps_divisor: std::sync::atomic::AtomicU32::new(1),
             url_refresh: Arc::new(Mutex::new(None)),
             stop_requested: AtomicBool::new(false),
             stop_deadline: Mutex::new(None),
@@ -147,7 +181,7 @@ impl Pusher {
             callback_thread: callback.as_ref().map(|h| h.thread().id()),
             shared,
             pending: Mutex::new(Some(Pending { video, audio, wakes })),
-            threads: Mutex::new(Threads { encode: None, network: Vec::new() }),
+            threads: Mutex::new(Threads { encode: None, network: Vec::new(), monitor: None }),
             callback: Mutex::new(callback),
             avc: Mutex::new(Default::default()),
             aac_header_sent: Mutex::new(None),
@@ -165,8 +199,18 @@ impl Pusher {
         self.shared.set_state(PusherState::KP_STATE_CONNECTING);
         self.started.store(true, Relaxed);
         let mut threads = lock(&self.threads);
+        let start_kbps = self.shared.config.video.as_ref().map_or(0, |v| v.bitrate_kbps);
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let monitor = monitor::Monitor { shared: self.shared.clone(), stop: stop_rx };
+        threads.monitor = Some((stop_tx, spawn("kp-monitor", move || monitor.run())?));
         if p.video.is_some() || p.audio.is_some() {
-            let worker = encode_worker::EncodeWorker { shared: self.shared.clone(), video: p.video, audio: p.audio };
+            let worker = encode_worker::EncodeWorker {
+                shared: self.shared.clone(),
+                video: p.video,
+                audio: p.audio,
+                applied_kbps: start_kbps,
+                pictures: 0,
+            };
             threads.encode = Some(spawn("kp-encode", move || worker.run())?);
         }
         for (dest, wake) in p.wakes.into_iter().enumerate() {
@@ -187,6 +231,21 @@ impl Pusher {
             return Err(Error::InvalidState("set_url_refresh: the pusher was already started".into()));
         }
         *lock(&self.shared.url_refresh) = Some(f);
+        Ok(())
+    }
+
+    /// Sets the function that receives a stats snapshot every `interval` (zero: every second;
+    /// at least 100 ms), on the SDK's callback thread. Only before `start`.
+    pub fn set_stats_handler(&self, interval: Duration, h: StatsHandler) -> Result<()> {
+        if lock(&self.pending).is_none() {
+            return Err(Error::InvalidState("set_stats_handler: the pusher was already started".into()));
+        }
+        let interval = if interval.is_zero() { DEFAULT_STATS_INTERVAL } else { interval };
+        if interval < Duration::from_millis(100) {
+            return Err(Error::InvalidArgument(format!("stats interval {} ms is under 100 ms", interval.as_millis())));
+        }
+        *lock(&self.shared.stats_handler) = Some(h);
+        *lock(&self.shared.stats_interval) = Some(interval);
         Ok(())
     }
 
@@ -473,6 +532,10 @@ impl Pusher {
         }
         // Everything encoded has passed the recording tap: close the file before returning.
         let _ = self.stop_recording();
+        if let Some((stop, h)) = threads.monitor.take() {
+            drop(stop);
+            let _ = h.join();
+        }
         // The workers reported their own STOPPED; after a failure none was left to do it.
         let failed = self.shared.state() == PusherState::KP_STATE_FAILED;
         self.shared.set_state(PusherState::KP_STATE_STOPPED);
@@ -523,20 +586,7 @@ impl Pusher {
     /// The lifecycle state; while running: PUBLISHING when any destination publishes,
     /// RECONNECTING when none does and one is between connections after an outage, else CONNECTING.
     pub fn state(&self) -> PusherState {
-        use PusherState::*;
-        match self.shared.state() {
-            KP_STATE_CONNECTING | KP_STATE_PUBLISHING => {
-                let states: Vec<_> = self.shared.destinations.iter().map(|d| d.state()).collect();
-                if states.contains(&KP_STATE_PUBLISHING) {
-                    KP_STATE_PUBLISHING
-                } else if states.contains(&KP_STATE_RECONNECTING) {
-                    KP_STATE_RECONNECTING
-                } else {
-                    KP_STATE_CONNECTING
-                }
-            }
-            s => s,
-        }
+        state_of(&self.shared)
     }
 
     /// The error that made the pusher fail, if it did.
@@ -545,28 +595,75 @@ impl Pusher {
     }
 
     pub fn stats(&self) -> Stats {
-        let c = &self.shared.counters;
-        let destinations: Vec<DestinationStats> = self.shared.destinations.iter().map(|d| d.stats()).collect();
-        let sum = |f: fn(&DestinationStats) -> u64| destinations.iter().map(f).sum::<u64>();
-        Stats {
-            video_frames_in: c.video_frames_in.load(Relaxed),
-            audio_frames_in: c.audio_frames_in.load(Relaxed),
-            video_frames_encoded: c.video_frames_encoded.load(Relaxed),
-            audio_frames_encoded: c.audio_frames_encoded.load(Relaxed),
-            video_frames_sent: sum(|d| d.video_frames_sent),
-            audio_frames_sent: sum(|d| d.audio_frames_sent),
-            video_frames_dropped_encoder: c.video_frames_dropped_encoder.load(Relaxed),
-            frames_dropped_network: sum(|d| d.frames_dropped_network),
-            frames_rejected: c.frames_rejected.load(Relaxed),
-            bytes_sent: sum(|d| d.bytes_sent),
-            video_bitrate_kbps: sum(|d| d.video_bitrate_kbps as u64) as u32,
-            audio_bitrate_kbps: sum(|d| d.audio_bitrate_kbps as u64) as u32,
-            queue_ms: destinations.iter().map(|d| d.queue_ms).max().unwrap_or(0),
-            queue_bytes: destinations.iter().map(|d| d.queue_bytes).max().unwrap_or(0),
-            reconnects: sum(|d| d.reconnects),
-            uptime_ms: self.shared.uptime().as_millis() as u64,
-            destinations,
+        stats_of(&self.shared)
+    }
+}
+
+fn state_of(shared: &Shared) -> PusherState {
+    use PusherState::*;
+    match shared.state() {
+        KP_STATE_CONNECTING | KP_STATE_PUBLISHING => {
+            let states: Vec<_> = shared.destinations.iter().map(|d| d.state()).collect();
+            if states.contains(&KP_STATE_PUBLISHING) {
+                KP_STATE_PUBLISHING
+            } else if states.contains(&KP_STATE_RECONNECTING) {
+                KP_STATE_RECONNECTING
+            } else {
+                KP_STATE_CONNECTING
+            }
         }
+        s => s,
+    }
+}
+
+/// A snapshot of the counters (also what the stats callback gets).
+fn stats_of(shared: &Shared) -> Stats {
+    let c = &shared.counters;
+    let destinations: Vec<DestinationStats> = shared.destinations.iter().map(|d| d.stats()).collect();
+    let sum = |f: fn(&DestinationStats) -> u64| destinations.iter().map(f).sum::<u64>();
+    let rates = *lock(&shared.rates);
+    let cpu_ns = c.encode_cpu_ns.load(Relaxed)
+        + c.monitor_cpu_ns.load(Relaxed)
+        + shared.destinations.iter().map(|d| d.counters.cpu_ns.load(Relaxed)).sum::<u64>();
+    let video_target = shared.video_target_kbps.load(Relaxed);
+    Stats {
+        video_frames_in: c.video_frames_in.load(Relaxed),
+        audio_frames_in: c.audio_frames_in.load(Relaxed),
+        video_frames_encoded: c.video_frames_encoded.load(Relaxed),
+        audio_frames_encoded: c.audio_frames_encoded.load(Relaxed),
+        video_frames_sent: sum(|d| d.video_frames_sent),
+        audio_frames_sent: sum(|d| d.audio_frames_sent),
+        video_frames_dropped_encoder: c.video_frames_dropped_encoder.load(Relaxed),
+        frames_dropped_network: sum(|d| d.frames_dropped_network),
+        frames_rejected: c.frames_rejected.load(Relaxed),
+        bytes_sent: sum(|d| d.bytes_sent),
+        video_bitrate_kbps: sum(|d| d.video_bitrate_kbps as u64) as u32,
+        audio_bitrate_kbps: sum(|d| d.audio_bitrate_kbps as u64) as u32,
+        queue_ms: destinations.iter().map(|d| d.queue_ms).max().unwrap_or(0),
+        queue_bytes: destinations.iter().map(|d| d.queue_bytes).max().unwrap_or(0),
+        reconnects: sum(|d| d.reconnects),
+        uptime_ms: shared.uptime().as_millis() as u64,
+        input_fps: rates.input_fps,
+        encoded_fps: rates.encoded_fps,
+        sent_fps: rates.sent_fps,
+        target_video_kbps: if video_target == 0 {
+            shared.config.video.as_ref().map_or(0, |v| v.bitrate_kbps)
+        } else {
+            video_target
+        },
+        target_audio_kbps: shared.config.audio.as_ref().map_or(0, |a| a.bitrate_kbps),
+        throughput_kbps: sum(|d| d.throughput_kbps as u64) as u32,
+        congestion: destinations.iter().map(|d| d.congestion).fold(0.0, f32::max),
+        video_frames_dropped_congestion: sum(|d| d.video_frames_dropped_congestion),
+        audio_frames_dropped_congestion: sum(|d| d.audio_frames_dropped_congestion),
+        audio_gaps: sum(|d| d.audio_gaps),
+        video_frames_skipped_abr: c.video_frames_skipped_abr.load(Relaxed),
+        rtt_ms: destinations.first().map_or(0, |d| d.rtt_ms),
+        cpu_time_ms: cpu_ns / 1_000_000,
+        encode_ms: rates.encode_ms,
+        fps_divisor: shared.fps_divisor.load(Relaxed).max(1),
+        state: Some(state_of(shared)),
+        destinations,
     }
 }
 

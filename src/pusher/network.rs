@@ -20,7 +20,12 @@ use std::time::{Duration, Instant};
 
 /// Stop moving packets into the session once this much is waiting for the socket: the rest
 /// stays in the send queue, where it is measured and can be dropped.
-const MAX_SESSION_BACKLOG: usize = 64 * 1024;
+const MAX_SESSION_BACKLOG: usize = 8 * 1024;
+/// The socket's send buffer holds about this much of the stream (see `Transport::set_send_buffer`).
+const SOCKET_BUFFER_MS: u64 = 200;
+const MIN_SOCKET_BUFFER: usize = 16 * 1024;
+/// An RTMP ping every so often gives the round trip for the stats.
+const PING_INTERVAL: Duration = Duration::from_secs(2);
 /// How long unpublish may take when stop() left no time of its own.
 const UNPUBLISH_GRACE: Duration = Duration::from_millis(500);
 /// The TCP probe of the primary while publishing on a backup blocks sending for at most this.
@@ -46,6 +51,15 @@ struct Conn {
     last_video_ts: Option<u64>,
     /// When publishing began, until the publish counts as working (see STABLE_PUBLISH).
     unproven_since: Option<Instant>,
+    /// Media handed to the session: (end offset in the connection's byte stream, timestamp),
+    /// until the kernel has sent it.
+    in_flight: std::collections::VecDeque<(u64, u64)>,
+    /// Bytes of this connection the kernel has sent.
+    delivered: u64,
+    opened: Instant,
+    /// The ping awaiting its answer (when sent, its timestamp), and when the next one is due.
+    ping_sent: Option<(Instant, u32)>,
+    next_ping: Instant,
 }
 
 fn track_idx(t: Track) -> usize {
@@ -168,6 +182,8 @@ impl NetworkWorker {
                                 outage = Some((Instant::now(), 0));
                             }
                             log::info!("destination {}: {error}", d.index);
+                            // What that connection had in flight is lost, not waiting.
+                            lock(&d.queue).set_in_flight(None);
                             rc.on_failure(Instant::now(), &error, was_stable);
                             last_error = error;
                         }
@@ -275,6 +291,10 @@ impl NetworkWorker {
         }
         #[cfg(not(feature = "tls"))]
         let _ = tls_client;
+        let c = &shared.config;
+        let stream_kbps =
+            c.video.as_ref().map_or(0, |v| v.bitrate_kbps) + c.audio.as_ref().map_or(0, |a| a.bitrate_kbps);
+        transport.set_send_buffer(((stream_kbps as u64 * SOCKET_BUFFER_MS / 8) as usize).max(MIN_SOCKET_BUFFER));
         let session = PublishSession::new(&url, self.metadata()).map_err(lost)?;
         let now = Instant::now();
         let mut conn = Conn {
@@ -287,6 +307,11 @@ impl NetworkWorker {
             acked: false,
             last_video_ts: None,
             unproven_since: None,
+            in_flight: std::collections::VecDeque::with_capacity(256),
+            delivered: 0,
+            opened: now,
+            ping_sent: None,
+            next_ping: now,
         };
         let mut events = Vec::new();
 
@@ -422,6 +447,8 @@ impl NetworkWorker {
                     if p.track == Track::Video {
                         conn.last_video_ts = Some(p.timestamp_ms);
                     }
+                    let end = conn.written + conn.session.pending_output().len() as u64;
+                    conn.in_flight.push_back((end, p.timestamp_ms));
                     let (frames, bytes) = match p.track {
                         Track::Video => (&c.video_frames_sent, &c.video_bytes_sent),
                         Track::Audio => (&c.audio_frames_sent, &c.audio_bytes_sent),
@@ -432,10 +459,19 @@ impl NetworkWorker {
             }
             self.pump(conn, events)?;
             events.clear();
+            self.update_in_flight(conn);
 
             let now = Instant::now();
+            if now >= conn.next_ping {
+                // One ping at a time; one unanswered for long is forgotten (the server may not answer).
+                let ms = now.duration_since(conn.opened).as_millis() as u32;
+                conn.session.send_ping(ms)?;
+                conn.ping_sent = Some((now, ms));
+                conn.next_ping = now + PING_INTERVAL * 5;
+            }
             let elapsed = now - window_start;
             if elapsed >= Duration::from_secs(1) {
+                c.cpu_ns.store(super::shared::thread_cpu_ns(), Relaxed);
                 let (v, a) = (c.video_bytes_sent.load(Relaxed), c.audio_bytes_sent.load(Relaxed));
                 let ms = elapsed.as_millis().max(1) as u64;
                 c.video_bitrate_kbps.store(((v - window_bytes.0) * 8 / ms) as u32, Relaxed);
@@ -523,10 +559,39 @@ impl NetworkWorker {
                 SessionEvent::Status { code, description } => {
                     log::info!("server status {code}: {description}")
                 }
+                SessionEvent::PingResponse { timestamp_ms } => {
+                    if let Some((sent, ms)) = conn.ping_sent {
+                        if ms == *timestamp_ms {
+                            let now = Instant::now();
+                            let rtt = now.duration_since(sent).as_millis().max(1) as u32;
+                            self.d().counters.rtt_ms.store(rtt, Relaxed);
+                            conn.ping_sent = None;
+                            conn.next_ping = now + PING_INTERVAL;
+                        }
+                    }
+                }
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// What the kernel has sent since the last call: the bytes delivered, and the oldest media
+    /// still in the session or the socket, which the send queue counts in its latency.
+    fn update_in_flight(&self, conn: &mut Conn) {
+        let unsent = conn.transport.unsent_bytes().unwrap_or(0) as u64;
+        let delivered = conn.written.saturating_sub(unsent);
+        let d = self.d();
+        if delivered > conn.delivered {
+            d.counters.bytes_delivered.fetch_add(delivered - conn.delivered, Relaxed);
+            conn.delivered = delivered;
+        }
+        while conn.in_flight.front().is_some_and(|(end, _)| *end <= delivered) {
+            conn.in_flight.pop_front();
+        }
+        let mut q = lock(&d.queue);
+        q.set_clock(self.shared.created.elapsed().as_millis() as u64);
+        q.set_in_flight(conn.in_flight.front().map(|f| f.1));
     }
 
     fn unpublish(&self, conn: &mut Conn) -> Result<()> {

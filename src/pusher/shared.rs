@@ -23,6 +23,12 @@ pub struct Counters {
     pub audio_frames_encoded: AtomicU64,
     pub video_frames_dropped_encoder: AtomicU64,
     pub frames_rejected: AtomicU64,
+    /// Wall time spent in the video encoder, and encoded pictures, for the per-second mean.
+    pub encode_ns: AtomicU64,
+    pub video_frames_skipped_abr: AtomicU64,
+    /// CPU time of the SDK's threads, each stored by the thread itself.
+    pub encode_cpu_ns: AtomicU64,
+    pub monitor_cpu_ns: AtomicU64,
 }
 
 /// Counters of one destination (output).
@@ -39,6 +45,15 @@ pub struct DestCounters {
     pub reconnects: AtomicU64,
     pub outage_ms_total: AtomicU64,
     pub url_index: AtomicU32,
+    /// Bytes the kernel has sent (written minus what the socket still holds), over all sessions.
+    pub bytes_delivered: AtomicU64,
+    pub throughput_kbps: AtomicU32,
+    pub rtt_ms: AtomicU32,
+    pub video_dropped_congestion: AtomicU64,
+    pub audio_dropped_congestion: AtomicU64,
+    pub audio_gaps: AtomicU64,
+    pub target_video_kbps: AtomicU32,
+    pub cpu_ns: AtomicU64,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,9 +88,9 @@ impl Destination {
 
     pub fn stats(&self) -> DestinationStats {
         let c = &self.counters;
-        let (queue_ms, queue_bytes) = {
+        let (queue_ms, queue_bytes, congestion) = {
             let q = lock(&self.queue);
-            (q.duration_ms() as u32, q.bytes() as u64)
+            (q.latency_ms() as u32, q.bytes() as u64, q.congestion())
         };
         DestinationStats {
             state: Some(self.state()),
@@ -90,12 +105,34 @@ impl Destination {
             queue_bytes,
             reconnects: c.reconnects.load(Relaxed),
             outage_ms_total: c.outage_ms_total.load(Relaxed),
+            throughput_kbps: c.throughput_kbps.load(Relaxed),
+            congestion,
+            rtt_ms: c.rtt_ms.load(Relaxed),
+            target_video_kbps: c.target_video_kbps.load(Relaxed),
+            video_frames_dropped_congestion: c.video_dropped_congestion.load(Relaxed),
+            audio_frames_dropped_congestion: c.audio_dropped_congestion.load(Relaxed),
+            audio_gaps: c.audio_gaps.load(Relaxed),
         }
     }
 }
 
 /// Asked for a fresh URL before a reconnect: (destination, URL index) → new URL or None.
 pub type UrlRefresh = Box<dyn FnMut(u32, u32) -> Option<String> + Send>;
+
+/// What the callback thread delivers.
+pub enum Callback {
+    Event(Event),
+    Stats(Box<super::Stats>),
+}
+
+/// Per-second figures computed by the monitor.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rates {
+    pub input_fps: f32,
+    pub encoded_fps: f32,
+    pub sent_fps: f32,
+    pub encode_ms: f32,
+}
 
 pub struct Shared {
     pub config: PusherConfig,
@@ -108,7 +145,15 @@ pub struct Shared {
     pub timeline: Mutex<Timeline>,
     pub input: InputQueue,
     pub destinations: Vec<Destination>,
-    pub events: Mutex<Option<Sender<Option<Event>>>>,
+    pub events: Mutex<Option<Sender<Option<Callback>>>>,
+    /// The stats callback and its interval, taken by the callback thread at its first delivery.
+    pub stats_handler: std::sync::Arc<Mutex<Option<super::StatsHandler>>>,
+    pub stats_interval: Mutex<Option<Duration>>,
+    pub rates: Mutex<Rates>,
+    /// The video encoder's target (kbit/s) and frame-rate divisor, set by the monitor's ABR and
+    /// applied by the encode worker before its next picture.
+    pub video_target_kbps: AtomicU32,
+    pub fps_divisor: AtomicU32,
     pub url_refresh: std::sync::Arc<Mutex<Option<UrlRefresh>>>,
     pub stop_requested: AtomicBool,
     /// Set by stop(): the network workers give up sending what is queued at this time.
@@ -152,7 +197,7 @@ impl Shared {
             ev.value2
         );
         if let Some(tx) = lock(&self.events).as_ref() {
-            let _ = tx.send(Some(ev));
+            let _ = tx.send(Some(Callback::Event(ev)));
         }
     }
 
@@ -207,7 +252,11 @@ impl Shared {
             if d.state() == PusherState::KP_STATE_FAILED {
                 continue;
             }
-            let out = lock(&d.queue).push(p.clone());
+            let out = {
+                let mut q = lock(&d.queue);
+                q.set_clock(self.created.elapsed().as_millis() as u64);
+                q.push(p.clone())
+            };
             self.account_drops(d, out);
             d.waker.wake();
         }
@@ -236,6 +285,11 @@ impl Shared {
         let dropped = out.dropped_video + out.dropped_audio;
         if dropped > 0 {
             d.counters.frames_dropped_network.fetch_add(dropped, Relaxed);
+            d.counters.video_dropped_congestion.fetch_add(out.dropped_video, Relaxed);
+            d.counters.audio_dropped_congestion.fetch_add(out.dropped_audio, Relaxed);
+        }
+        if out.audio_gap {
+            d.counters.audio_gaps.fetch_add(1, Relaxed);
         }
         if out.keyframe_wanted {
             self.want_keyframe(d.index);
@@ -313,4 +367,14 @@ impl Shared {
     pub fn uptime(&self) -> Duration {
         self.created.elapsed()
     }
+}
+
+/// CPU time the calling thread has used, in nanoseconds (0 where the clock is missing).
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

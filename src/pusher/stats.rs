@@ -18,6 +18,18 @@ pub struct DestinationStats {
     pub reconnects: u64,
     /// Sum of outages (loss to new publish), milliseconds.
     pub outage_ms_total: u64,
+    /// Bytes the kernel sent over the last second (all of RTMP), kbit/s.
+    pub throughput_kbps: u32,
+    /// 0..1: the share of the latency budget in use.
+    pub congestion: f32,
+    /// Round trip of an RTMP ping, ms (0 until the server answers one).
+    pub rtt_ms: u32,
+    /// This destination's adaptive-bitrate target for the video, kbit/s.
+    pub target_video_kbps: u32,
+    pub video_frames_dropped_congestion: u64,
+    pub audio_frames_dropped_congestion: u64,
+    /// Times audio had to be dropped (each a gap in the sound).
+    pub audio_gaps: u64,
 }
 
 /// A snapshot of the pusher's counters. With several destinations, the sent, dropped-network,
@@ -47,4 +59,32 @@ pub struct Stats {
     pub reconnects: u64,
     pub uptime_ms: u64,
     pub destinations: Vec<DestinationStats>,
+    /// Per second, over the last second: frames pushed by the app, encoded, sent (the busiest
+    /// destination).
+    pub input_fps: f32,
+    pub encoded_fps: f32,
+    pub sent_fps: f32,
+    /// The video encoder's current target (adaptive bitrate), and the audio's configured one.
+    pub target_video_kbps: u32,
+    pub target_audio_kbps: u32,
+    /// What the kernel sent over the last second, summed over destinations, kbit/s.
+    pub throughput_kbps: u32,
+    /// 0..1, the most congested destination: its queue latency as a share of the budget.
+    pub congestion: f32,
+    /// Summed over destinations; together they make `frames_dropped_network`.
+    pub video_frames_dropped_congestion: u64,
+    pub audio_frames_dropped_congestion: u64,
+    pub audio_gaps: u64,
+    /// Raw frames skipped by the frame-rate step-down of the adaptive bitrate.
+    pub video_frames_skipped_abr: u64,
+    /// Destination 0's RTMP ping round trip, ms (0: no answer yet).
+    pub rtt_ms: u32,
+    /// CPU time used by the SDK's own threads (encoder, network, monitor) since start, ms.
+    pub cpu_time_ms: u64,
+    /// Mean time to encode one video frame over the last second, ms.
+    pub encode_ms: f32,
+    /// The frame-rate divisor of the adaptive bitrate (1: every frame).
+    pub fps_divisor: u32,
+    /// The pusher's state (as `Pusher::state`) when the snapshot was taken.
+    pub state: Option<super::PusherState>,
 }

@@ -74,6 +74,8 @@ pub enum SessionEvent {
     Acknowledged { bytes: u64 },
     /// any onStatus that is not an error we act on (code, description), for logging
     Status { code: String, description: String },
+    /// the server answered a ping sent with `send_ping`: its timestamp, echoed
+    PingResponse { timestamp_ms: u32 },
 }
 
 /// What a transaction id we sent was for, to route `_result` / `_error`.
@@ -331,6 +333,17 @@ impl PublishSession {
         Ok(())
     }
 
+    /// Queues a ping request (User Control event 6); a server that answers echoes `timestamp_ms`
+    /// in a `PingResponse` event, which gives the round trip (media queued ahead of it included).
+    pub fn send_ping(&mut self, timestamp_ms: u32) -> Result<()> {
+        self.send_control(RtmpMessage::UserControl {
+            event_type: UserControlEventType::PingRequest,
+            stream_id: None,
+            buffer_length: None,
+            timestamp: Some(RtmpTimestamp::new(timestamp_ms)),
+        })
+    }
+
     /// All bytes fed to `handle_input`, handshake included.
     pub fn bytes_received(&self) -> u64 {
         self.bytes_received
@@ -480,6 +493,10 @@ impl PublishSession {
             RtmpMessage::WindowAcknowledgement { size } => {
                 log::debug!("rtmp: server window ack size {size}");
                 self.window_ack = size;
+                Ok(())
+            }
+            RtmpMessage::UserControl { event_type: UserControlEventType::PingResponse, timestamp: Some(t), .. } => {
+                events.push(SessionEvent::PingResponse { timestamp_ms: t.value });
                 Ok(())
             }
             RtmpMessage::UserControl { event_type: UserControlEventType::PingRequest, timestamp, .. } => self

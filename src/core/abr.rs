@@ -1,0 +1,373 @@
+//! Adaptive bitrate: picks the video encoder's target from how far behind live the wire is
+//! (the send-queue latency, kernel buffer included) and the throughput the network delivered over
+//! the last second. Pure state machine: the caller passes a sample and the time (ms) every ~250 ms.
+//!
+//! - Down fast: latency over `congested_ms` for `congested_for_ms` (or over `severe_ms` at once)
+//!   → target = min(85 % of it, 85 % of the measured throughput minus audio). Another step only
+//!   after `hold_ms` and only if the latency has not started to fall.
+//! - Up slowly: after `probe_after_ms` clean (latency under `clean_ms`), +10 %. A probe that holds
+//!   for `ramp_interval_ms` lets the next one come sooner and larger (recovering from a deep cut
+//!   should not take minutes), but only below 90 % of the *ceiling*: the throughput measured the
+//!   last time the link was congested.
+//! - No oscillation: a probe above the ceiling goes 20 % past it and waits `probe_after_ms` ×
+//!   2^(probes that failed there, less one), up to `max_probe_wait_ms`; at a steady bandwidth the target settles below the ceiling
+//!   and tries above it less and less often. Throughput 15 % over the ceiling (a probe above it
+//!   held, or the link got faster while a backlog drained) forgets the ceiling.
+//! - Below `min_kbps`, optionally halve the frame rate instead (`allow_fps_reduction`).
+
+/// Settings; `AbrConfig::new` gives the defaults for a start bitrate and bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbrConfig {
+    pub start_kbps: u32,
+    pub min_kbps: u32,
+    pub max_kbps: u32,
+    pub allow_fps_reduction: bool,
+    pub congested_ms: u64,
+    pub congested_for_ms: u64,
+    pub severe_ms: u64,
+    pub clean_ms: u64,
+    pub hold_ms: u64,
+    pub probe_after_ms: u64,
+    pub ramp_interval_ms: u64,
+    pub max_probe_wait_ms: u64,
+    /// Relative step of a probe (0.10 = +10 %).
+    pub probe_step: f64,
+}
+
+impl AbrConfig {
+    pub fn new(start_kbps: u32, min_kbps: u32, max_kbps: u32) -> AbrConfig {
+        AbrConfig {
+            start_kbps,
+            min_kbps,
+            max_kbps,
+            allow_fps_reduction: false,
+            congested_ms: 400,
+            congested_for_ms: 750,
+            severe_ms: 800,
+            clean_ms: 250,
+            hold_ms: 2000,
+            probe_after_ms: 15_000,
+            ramp_interval_ms: 1500,
+            max_probe_wait_ms: 60_000,
+            probe_step: 0.10,
+        }
+    }
+}
+
+/// What the network did over the last second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AbrSample {
+    /// Newest media produced minus oldest media not sent yet, ms.
+    pub latency_ms: u64,
+    /// Everything the kernel sent (audio, video, RTMP framing) over the last second, kbit/s.
+    pub throughput_kbps: u32,
+    /// The audio's share of it, kbit/s.
+    pub audio_kbps: u32,
+}
+
+/// A new setting for the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbrDecision {
+    pub video_kbps: u32,
+    /// Encode one frame in `fps_divisor` (1: every frame).
+    pub fps_divisor: u32,
+    /// True for a step up (a probe), false for a step down.
+    pub up: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Abr {
+    cfg: AbrConfig,
+    target: u32,
+    fps_divisor: u32,
+    congested_since: Option<u64>,
+    clean_since: Option<u64>,
+    last_change: u64,
+    /// When and at what latency the last step down happened.
+    last_down: Option<(u64, u64)>,
+    /// Whole-stream throughput (kbit/s) measured at the last congestion.
+    ceiling: Option<u32>,
+    failed_probes: u32,
+    /// A step up not yet confirmed by `ramp_interval_ms` without congestion, and whether it was a
+    /// ramp step (below the ceiling).
+    probe_at: Option<(u64, bool)>,
+    /// Confirmed probes in a row (they speed up the ramp).
+    ramp_steps: u32,
+    last_up: Option<u64>,
+    /// Inside a congestion episode (consecutive congested updates).
+    in_episode: bool,
+}
+
+impl Abr {
+    pub fn new(cfg: AbrConfig, now_ms: u64) -> Abr {
+        let target = cfg.start_kbps.clamp(cfg.min_kbps, cfg.max_kbps);
+        Abr {
+            cfg,
+            target,
+            fps_divisor: 1,
+            congested_since: None,
+            clean_since: None,
+            last_change: now_ms,
+            last_down: None,
+            ceiling: None,
+            failed_probes: 0,
+            probe_at: None,
+            ramp_steps: 0,
+            last_up: None,
+            in_episode: false,
+        }
+    }
+
+    pub fn target_kbps(&self) -> u32 {
+        self.target
+    }
+
+    pub fn fps_divisor(&self) -> u32 {
+        self.fps_divisor
+    }
+
+    /// True while the latency is over the congestion threshold long enough to act on.
+    pub fn congested(&self, now_ms: u64, latency_ms: u64) -> bool {
+        latency_ms >= self.cfg.severe_ms
+            || self.congested_since.is_some_and(|t| now_ms.saturating_sub(t) >= self.cfg.congested_for_ms)
+    }
+
+    pub fn update(&mut self, now_ms: u64, s: AbrSample) -> Option<AbrDecision> {
+        let c = &self.cfg;
+        if s.latency_ms >= c.congested_ms {
+            self.congested_since.get_or_insert(now_ms);
+        } else {
+            self.congested_since = None;
+        }
+        if s.latency_ms < c.clean_ms {
+            self.clean_since.get_or_insert(now_ms);
+        } else {
+            self.clean_since = None;
+        }
+        if self.ceiling.is_some_and(|ceiling| s.throughput_kbps as u64 * 100 > ceiling as u64 * 115) {
+            // The network delivered well over what it managed when congested: it got faster, so
+            // ramp up from here without the long wait.
+            self.ceiling = None;
+            self.failed_probes = 0;
+            self.ramp_steps = self.ramp_steps.max(1);
+        }
+        if self.congested(now_ms, s.latency_ms) {
+            return self.step_down(now_ms, s);
+        }
+        self.in_episode = false;
+        if let Some((at, ramp)) = self.probe_at {
+            if now_ms.saturating_sub(at) >= self.cfg.ramp_interval_ms {
+                self.probe_at = None;
+                // A ramp step held, or a probe past the ceiling held and cleared it: keep climbing.
+                self.ramp_steps = if ramp || self.ceiling.is_none() { self.ramp_steps + 1 } else { 0 };
+            }
+        }
+        self.probe_up(now_ms, s)
+    }
+
+    fn step_down(&mut self, now_ms: u64, s: AbrSample) -> Option<AbrDecision> {
+        // Congestion soon after a step up: that probe failed (even if it looked fine at first, a
+        // slight overrun takes a while to fill the queue).
+        let recent_up = self.last_up.take().is_some_and(|t| now_ms.saturating_sub(t) < self.cfg.probe_after_ms);
+        if self.probe_at.take().is_some() || recent_up {
+            self.failed_probes += 1;
+        }
+        self.ramp_steps = 0;
+        if s.throughput_kbps > 0 {
+            // The lowest throughput of the episode: its first second may still hold traffic from
+            // before the link slowed.
+            let low = if self.in_episode {
+                self.ceiling.map_or(s.throughput_kbps, |c| c.min(s.throughput_kbps))
+            } else {
+                s.throughput_kbps
+            };
+            self.ceiling = Some(low);
+        }
+        self.in_episode = true;
+        let c = &self.cfg;
+        let may_step = self.last_down.is_none_or(|(at, latency)| {
+            now_ms.saturating_sub(at) >= c.hold_ms && s.latency_ms >= latency.saturating_sub(c.clean_ms)
+        });
+        if !may_step {
+            return None;
+        }
+        self.last_down = Some((now_ms, s.latency_ms));
+        let mut next = self.target as u64 * 85 / 100;
+        if s.throughput_kbps > 0 {
+            next = next.min((s.throughput_kbps as u64 * 85 / 100).saturating_sub(s.audio_kbps as u64));
+        }
+        let mut next = (next as u32).max(c.min_kbps);
+        let mut fps_divisor = self.fps_divisor;
+        if next == self.target && self.target == c.min_kbps && c.allow_fps_reduction && fps_divisor == 1 {
+            fps_divisor = 2;
+        }
+        next = next.min(self.target);
+        if next == self.target && fps_divisor == self.fps_divisor {
+            return None;
+        }
+        self.target = next;
+        self.fps_divisor = fps_divisor;
+        self.last_change = now_ms;
+        Some(AbrDecision { video_kbps: next, fps_divisor, up: false })
+    }
+
+    fn probe_up(&mut self, now_ms: u64, s: AbrSample) -> Option<AbrDecision> {
+        let clean_since = self.clean_since?;
+        if self.probe_at.is_some() || (self.target >= self.cfg.max_kbps && self.fps_divisor == 1) {
+            return None;
+        }
+        let c = &self.cfg;
+        let ramp = if self.ramp_steps > 0 { c.probe_step * 1.5f64.powi(self.ramp_steps as i32) } else { c.probe_step };
+        let ramped = ((self.target as f64 * (1.0 + ramp.min(0.5))) as u32).max(self.target + 1).min(c.max_kbps);
+        let above_ceiling =
+            self.ceiling.is_some_and(|ceiling| (ramped + s.audio_kbps) as u64 * 10 > ceiling as u64 * 9);
+        let (next, wait) = if above_ceiling {
+            // Over the ceiling, probe 20 % past it: held, it proves a faster link (the throughput
+            // then clears the ceiling); failed, it costs one step down.
+            let past = (self.ceiling.unwrap_or(0) as u64 * 6 / 5).saturating_sub(s.audio_kbps as u64) as u32;
+            let stepped =
+                ((self.target as f64 * (1.0 + c.probe_step)) as u32).max(past).max(self.target + 1).min(c.max_kbps);
+            let doubling = self.failed_probes.saturating_sub(1).min(16);
+            (stepped, c.probe_after_ms.saturating_mul(1 << doubling).min(c.max_probe_wait_ms))
+        } else if self.ramp_steps > 0 {
+            (ramped, c.ramp_interval_ms)
+        } else {
+            (ramped, c.probe_after_ms)
+        };
+        let since = clean_since.max(self.last_change);
+        if now_ms.saturating_sub(since) < wait {
+            return None;
+        }
+        if self.fps_divisor > 1 {
+            self.fps_divisor = 1;
+        } else {
+            self.target = next;
+        }
+        self.probe_at = Some((now_ms, !above_ceiling));
+        self.last_up = Some(now_ms);
+        self.last_change = now_ms;
+        Some(AbrDecision { video_kbps: self.target, fps_divisor: self.fps_divisor, up: true })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link of `kbps` fed by the encoder's target + audio: a fluid model of the queue, sampled
+    /// every 250 ms like the pusher does. Returns (time, target) for every change.
+    struct Link {
+        abr: Abr,
+        backlog_kbit: f64,
+        changes: Vec<(u64, u32, bool)>,
+        now: u64,
+    }
+
+    const AUDIO: u32 = 64;
+    /// IDR bursts and encoder overshoot: the stream sent is this much over the target now and then.
+    const BURST: f64 = 1.25;
+
+    impl Link {
+        fn new(start: u32) -> Link {
+            Link { abr: Abr::new(AbrConfig::new(start, 150, start), 0), backlog_kbit: 0.0, changes: Vec::new(), now: 0 }
+        }
+
+        fn run(&mut self, ms: u64, kbps: u32) {
+            let end = self.now + ms;
+            while self.now < end {
+                self.now += 250;
+                // Every 2 s an IDR second sends more than the average.
+                let burst = if self.now % 2000 < 250 { BURST } else { 1.0 };
+                let offered = (self.abr.target_kbps() + AUDIO) as f64 * burst / self.abr.fps_divisor() as f64;
+                let capacity = kbps as f64;
+                self.backlog_kbit = (self.backlog_kbit + (offered - capacity) * 0.25).max(0.0);
+                let sent = if self.backlog_kbit > 0.0 { capacity } else { offered };
+                let latency = (self.backlog_kbit / capacity * 1000.0) as u64 + 30;
+                let s = AbrSample { latency_ms: latency, throughput_kbps: sent as u32, audio_kbps: AUDIO };
+                if let Some(d) = self.abr.update(self.now, s) {
+                    self.changes.push((self.now, d.video_kbps, d.up));
+                }
+            }
+        }
+
+        fn direction_changes(&self, from: u64, to: u64) -> usize {
+            let ups: Vec<bool> = self.changes.iter().filter(|c| c.0 >= from && c.0 < to).map(|c| c.2).collect();
+            ups.windows(2).filter(|w| w[0] != w[1]).count()
+        }
+    }
+
+    #[test]
+    fn steps_down_within_two_seconds_of_congestion() {
+        let mut l = Link::new(2000);
+        l.run(10_000, 5000);
+        assert!(l.changes.is_empty(), "no change while the link has room: {:?}", l.changes);
+        l.run(2000, 1000);
+        let down = l.changes.first().expect("no step down within 2 s");
+        assert!(!down.2 && down.1 <= 1000, "{down:?}");
+    }
+
+    #[test]
+    fn converges_without_oscillating_at_a_steady_bandwidth() {
+        for kbps in [400, 900, 1500] {
+            let mut l = Link::new(2000);
+            l.run(10 * 60_000, kbps);
+            let settle = 3 * 60_000;
+            for minute in 3..10u64 {
+                let n = l.direction_changes(minute * 60_000, (minute + 1) * 60_000);
+                assert!(n <= 2, "{kbps} kbit/s: {n} direction changes in minute {minute}: {:?}", l.changes);
+            }
+            // Sliding windows too: no burst of flips straddling a minute boundary.
+            for from in (settle..9 * 60_000).step_by(10_000) {
+                let n = l.direction_changes(from, from + 60_000);
+                assert!(n <= 3, "{kbps}: {n} changes in the minute from {from} ms");
+            }
+            // Settled close below the link: using it (>= 70 % incl. audio) without overrunning it.
+            let t = l.abr.target_kbps() + AUDIO;
+            assert!(t as f64 >= 0.7 * kbps as f64 && t <= kbps + kbps / 5, "{kbps}: settled at {t}: {:?}", l.changes);
+        }
+    }
+
+    #[test]
+    fn recovers_when_the_bandwidth_rises() {
+        let mut l = Link::new(2000);
+        l.run(60_000, 1000);
+        let low = l.abr.target_kbps();
+        assert!(low < 1000, "{low}");
+        l.run(60_000, 5000);
+        assert_eq!(l.abr.target_kbps(), 2000, "{:?}", l.changes);
+        let back = l.changes.iter().find(|c| c.1 == 2000).unwrap().0;
+        // The link's rise is only seen by a probe: at worst one full probe wait (after two failed
+        // probes, 30 s from the last change) plus the ramp.
+        assert!(
+            back <= 60_000 + 40_000,
+            "back at the target {} s after the link recovered: {:?}",
+            (back - 60_000) / 1000,
+            l.changes
+        );
+    }
+
+    #[test]
+    fn respects_min_and_halves_the_frame_rate_below_it_when_allowed() {
+        let mut cfg = AbrConfig::new(1000, 300, 1000);
+        let mut abr = Abr::new(cfg.clone(), 0);
+        let congested = AbrSample { latency_ms: 1500, throughput_kbps: 100, audio_kbps: 32 };
+        let mut t = 0;
+        while t < 20_000 {
+            t += 250;
+            abr.update(t, AbrSample { latency_ms: 1500 + t, ..congested });
+        }
+        assert_eq!((abr.target_kbps(), abr.fps_divisor()), (300, 1));
+        cfg.allow_fps_reduction = true;
+        let mut abr = Abr::new(cfg, 0);
+        let mut t = 0;
+        while t < 20_000 {
+            t += 250;
+            abr.update(t, AbrSample { latency_ms: 1500 + t, ..congested });
+        }
+        assert_eq!((abr.target_kbps(), abr.fps_divisor()), (300, 2));
+        // The frame rate comes back first.
+        let clean = AbrSample { latency_ms: 10, throughput_kbps: 200, audio_kbps: 32 };
+        let d = (0..200).find_map(|i| abr.update(t + i * 250, clean)).unwrap();
+        assert_eq!((d.video_kbps, d.fps_divisor, d.up), (300, 1, true));
+    }
+}
