@@ -51,6 +51,8 @@ pub enum ResultCode {
     KP_ERR_TLS = 21,
     /// A bug in kitepush (a caught panic). The handle should be freed.
     KP_ERR_INTERNAL = 22,
+    /// Video is paused (kp_pusher_pause): the frame was ignored. Resume first.
+    KP_ERR_PAUSED = 24,
 }
 
 impl ResultCode {
@@ -81,6 +83,7 @@ impl ResultCode {
             KP_ERR_AUTH => c"authentication failed",
             KP_ERR_TLS => c"TLS error",
             KP_ERR_INTERNAL => c"internal error",
+            KP_ERR_PAUSED => c"paused, frame ignored",
         }
     }
 }
@@ -133,6 +136,8 @@ pub enum Error {
     Tls(String),
     #[error("internal: {0}")]
     Internal(String),
+    #[error("paused: {0}")]
+    Paused(String),
 }
 
 impl Error {
@@ -161,6 +166,7 @@ impl Error {
             Error::Auth(_) => KP_ERR_AUTH,
             Error::Tls(_) => KP_ERR_TLS,
             Error::Internal(_) => KP_ERR_INTERNAL,
+            Error::Paused(_) => KP_ERR_PAUSED,
         }
     }
 

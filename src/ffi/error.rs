@@ -73,7 +73,7 @@ pub(crate) fn null_arg(function: &str, arg: &str) -> Error {
 /// Maps a raw code from C to the enum, without ever materialising an out-of-range enum value.
 fn result_code_from_raw(raw: kp_result) -> Option<ResultCode> {
     use ResultCode::*;
-    const ALL: [ResultCode; 23] = [
+    const ALL: [ResultCode; 24] = [
         KP_OK,
         KP_ERR_INVALID_ARGUMENT,
         KP_ERR_INVALID_STATE,
@@ -97,6 +97,7 @@ fn result_code_from_raw(raw: kp_result) -> Option<ResultCode> {
         KP_ERR_AUTH,
         KP_ERR_TLS,
         KP_ERR_INTERNAL,
+        KP_ERR_PAUSED,
     ];
     // Exhaustive on purpose: a code added to ResultCode stops this compiling until ALL lists it too.
     match KP_OK {
@@ -122,7 +123,8 @@ fn result_code_from_raw(raw: kp_result) -> Option<ResultCode> {
         | KP_ERR_CONNECT_REJECTED
         | KP_ERR_AUTH
         | KP_ERR_TLS
-        | KP_ERR_INTERNAL => {}
+        | KP_ERR_INTERNAL
+        | KP_ERR_PAUSED => {}
     }
     ALL.into_iter().find(|c| *c as kp_result == raw)
 }
@@ -222,7 +224,9 @@ mod tests {
             let s = unsafe { CStr::from_ptr(kp_result_str(raw)) };
             assert_eq!(s, code.as_cstr());
         }
-        for raw in [-1, 23, i32::MAX, i32::MIN] {
+        let s = unsafe { CStr::from_ptr(kp_result_str(24)) };
+        assert_eq!(s, ResultCode::KP_ERR_PAUSED.as_cstr());
+        for raw in [-1, 23, 25, i32::MAX, i32::MIN] {
             // SAFETY: as above.
             let s = unsafe { CStr::from_ptr(kp_result_str(raw)) };
             assert_eq!(s, c"unknown result code");

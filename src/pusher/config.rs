@@ -100,6 +100,8 @@ pub struct PusherConfig {
     pub input_queue_frames: usize,
     /// Media waiting for the network, in milliseconds, before the oldest is dropped.
     pub send_queue_ms: u32,
+    /// Frame rate of the still picture sent while paused (`Pusher::pause`), in (0, 60].
+    pub pause_fps: f32,
 }
 
 impl Default for PusherConfig {
@@ -118,6 +120,8 @@ impl Default for PusherConfig {
             // 1.4 MB, and a camera frame that waits longer is better dropped than sent late.
             input_queue_frames: 3,
             send_queue_ms: 5000,
+            // Enough to keep players and servers from seeing a dead video track, cheap to encode.
+            pause_fps: 5.0,
         }
     }
 }
@@ -201,6 +205,9 @@ impl PusherConfig {
         }
         if self.send_queue_ms < 100 {
             return bad("send queue must hold at least 100 ms".into());
+        }
+        if !(self.pause_fps.is_finite() && self.pause_fps > 0.0 && self.pause_fps <= 60.0) {
+            return bad(format!("pause frame rate {} is not in (0, 60]", self.pause_fps));
         }
         Ok(())
     }

@@ -55,6 +55,11 @@ pub enum EventKind {
     KP_EVENT_FAILED = 10,
     /// `stop` finished (or the pusher was freed). `value`: media frames still queued and not sent.
     KP_EVENT_STOPPED = 11,
+    /// `kp_pusher_pause` took effect. `value`: the kp_pause_mode.
+    KP_EVENT_PAUSED = 20,
+    /// `kp_pusher_resume` took effect; the video restarts with an IDR. `value`: how long the pause
+    /// lasted, in milliseconds.
+    KP_EVENT_RESUMED = 21,
 }
 
 /// One event. `message` never contains the stream key.

@@ -118,6 +118,8 @@ pub struct Shared {
     /// The encoder should make the next picture an IDR (a destination restarts or dropped up to
     /// a keyframe).
     pub keyframe_wanted: AtomicBool,
+    /// Pause, bitrate and mute, as the app last set them.
+    pub control: super::control::Control,
 }
 
 impl Shared {
