@@ -1,7 +1,7 @@
 //! The encode worker: raw pictures and PCM in, FLV tag bodies into the send queue.
 
 use super::audio_clock::AudioClock;
-use super::control::{Pause, PauseMode};
+use super::control::Pause;
 use super::event::EventKind;
 use super::input::{Input, Next};
 use super::shared::{lock, Shared};
@@ -145,8 +145,8 @@ impl EncodeWorker {
                     }
                     r
                 }
-                Input::Audio(mut pcm, ts) => {
-                    let r = self.encode_audio(&mut pcm, ts, &mut st);
+                Input::Audio(pcm, ts) => {
+                    let r = self.encode_audio(&pcm, ts, &mut st);
                     self.shared.input.recycle(Input::Audio(pcm, ts));
                     r
                 }
@@ -196,15 +196,10 @@ impl EncodeWorker {
         self.fill_silence(ts, st)
     }
 
-    fn encode_audio(&mut self, pcm: &mut [i16], ts: u64, st: &mut State) -> Result<()> {
+    fn encode_audio(&mut self, pcm: &[i16], ts: u64, st: &mut State) -> Result<()> {
         let (Some(enc), Some(track)) = (self.audio.as_mut(), st.audio.as_mut()) else {
             return Ok(());
         };
-        let silent_pause =
-            lock(&self.shared.control.pause).is_some_and(|p| p.mode == PauseMode::KP_PAUSE_STILL_IMAGE_SILENT);
-        if silent_pause || self.shared.control.audio_muted.load(Relaxed) {
-            pcm.fill(0);
-        }
         let ch = track.channels.max(1);
         let plan = track.clock.plan(ts, (pcm.len() / ch) as u64);
         let shared = &self.shared;

@@ -281,17 +281,31 @@ impl Pusher {
         if pcm.len() > a.sample_rate as usize * a.channels as usize {
             return self.reject(Error::BadFrameSize(format!("{} samples is more than one second per call", pcm.len())));
         }
-        let ts = lock(&self.shared.timeline).stamp(TimelineTrack::Audio, self.pts(pts_us));
-        let ts = match ts {
-            Ok(ts) => ts,
-            Err(e) => return self.reject(e),
-        };
+        // Checked first, committed only once the chunk has room: a chunk refused with QueueFull
+        // leaves the clock alone, so the app may push it again with the same timestamp.
+        let pts_us = self.pts(pts_us);
+        if let Err(e) = lock(&self.shared.timeline).peek(TimelineTrack::Audio, pts_us) {
+            return self.reject(e);
+        }
         self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
         let Some(mut buf) = self.shared.input.audio_buffer() else {
             return Err(Error::QueueFull("the encoder is behind; audio dropped"));
         };
         buf.clear();
         buf.extend_from_slice(pcm);
+        let silent_pause =
+            lock(&self.shared.control.pause).is_some_and(|p| p.mode == PauseMode::KP_PAUSE_STILL_IMAGE_SILENT);
+        if silent_pause || self.shared.control.audio_muted.load(Relaxed) {
+            // Silence with the samples' timing: the track and A/V sync go on.
+            buf.fill(0);
+        }
+        let ts = match lock(&self.shared.timeline).stamp(TimelineTrack::Audio, pts_us) {
+            Ok(ts) => ts,
+            Err(e) => {
+                self.shared.input.recycle(Input::Audio(buf, 0));
+                return self.reject(e);
+            }
+        };
         if !self.shared.input.push(Input::Audio(buf, ts)) {
             return Err(Error::QueueFull("the encoder is behind; audio dropped"));
         }
