@@ -51,6 +51,19 @@ fn beep_at(t: f64) -> bool {
     t >= PERIOD_S && t % PERIOD_S < BURST_S
 }
 
+fn frame_of(pic: &I420Buffer, w: u32, h: u32) -> VideoFrame<'_> {
+    let (wu, hu) = (w as usize, h as usize);
+    let (y, rest) = pic.data.split_at(wu * hu);
+    let (u, v) = rest.split_at(wu * hu / 4);
+    VideoFrame {
+        format: PixelFormat::KP_PIXEL_FORMAT_I420,
+        width: w,
+        height: h,
+        planes: [y, u, v],
+        strides: [wu, wu / 2, wu / 2],
+    }
+}
+
 fn wait_video(p: &Pusher, pushed: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while p.stats().video_frames_encoded + 2 < pushed {
@@ -112,18 +125,6 @@ fn ten_minutes_of_jittered_capture_with_gaps_stay_in_sync() {
         u.fill(128);
         v.fill(128);
     }
-    let frame_of = |pic: &I420Buffer| -> VideoFrame<'_> {
-        let (wu, hu) = (w as usize, hgt as usize);
-        let (y, rest) = pic.data.split_at(wu * hu);
-        let (u, v) = rest.split_at(wu * hu / 4);
-        VideoFrame {
-            format: PixelFormat::KP_PIXEL_FORMAT_I420,
-            width: w,
-            height: hgt,
-            planes: [y, u, v],
-            strides: [wu, wu / 2, wu / 2],
-        }
-    };
     let mut jitter = Jitter(7);
     let mut pcm = vec![0i16; CHUNK * 2];
     let (mut frame, mut sample, mut pushed_video) = (0u64, 0u64, 0u64);
@@ -149,7 +150,7 @@ fn ten_minutes_of_jittered_capture_with_gaps_stay_in_sync() {
             };
             wait_video(&h.pusher, pushed_video);
             let pts = (tv * 1e6) as i64 + jitter.next_us();
-            h.pusher.push_video(&frame_of(pic), pts).expect("push_video");
+            h.pusher.push_video(&frame_of(pic, w, hgt), pts).expect("push_video");
             pushed_video += 1;
         } else {
             let first = sample;
@@ -185,6 +186,22 @@ fn ten_minutes_of_jittered_capture_with_gaps_stay_in_sync() {
     let vgap = largest_gap(&v);
     let stall = CAMERA_STALLED.1 - CAMERA_STALLED.0;
     assert!((vgap - stall).abs() < 0.1, "video gap of {vgap} s for a {stall} s camera stall");
+
+    // On the wire (and so in the file) the tracks are interleaved by timestamp: no tag is older
+    // than one already written by more than the send queue's reordering window (500 ms), even
+    // around the camera stall and the mic pause.
+    let mut newest = 0u32;
+    let mut reorder = 0u32;
+    let file = std::io::BufReader::new(std::fs::File::open(&rec).unwrap());
+    for tag in kitepush::core::flv::FileReader::new(file).unwrap() {
+        let tag = tag.unwrap();
+        if tag.tag_type == 8 || tag.tag_type == 9 {
+            reorder = reorder.max(newest.saturating_sub(tag.timestamp_ms));
+            newest = newest.max(tag.timestamp_ms);
+        }
+    }
+    eprintln!("largest step back between interleaved tags: {reorder} ms");
+    assert!(reorder <= 500, "a tag {reorder} ms older than one before it");
 
     let flashes: Vec<f64> = luma_means(&rec).into_iter().filter(|(_, y)| *y > 180.0).map(|(t, _)| t).collect();
     let bursts = burst_onsets(&pcm_on_file_clock(&rec, RATE as u32));
