@@ -12,8 +12,8 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
 pub enum PauseMode {
-    /// Video repeats a still picture (the one set with `set_pause_image`, else the last frame
-    /// pushed) at the configured pause frame rate; audio is what the app keeps pushing, or
+    /// Video repeats a still picture (the one set with kp_pusher_set_pause_image /
+    /// `Pusher::set_pause_image`, else the last frame pushed) at the configured pause frame rate; audio is what the app keeps pushing, or
     /// silence made by the SDK when it pushes none.
     KP_PAUSE_STILL_IMAGE = 0,
     /// As KP_PAUSE_STILL_IMAGE, but the audio is silence (pushed audio is replaced by it,

@@ -259,6 +259,12 @@ impl EncodeWorker {
                 // Nothing was ever shown: there is no picture to repeat.
                 return Ok(());
             }
+            // Not closer than a frame interval to the app's last frame: players and muxers
+            // that bucket frames by the nominal rate would see two frames in one slot.
+            let gap_ms = self.shared.config.video.as_ref().map_or(0.0, |v| 1000.0 / f64::from(v.fps)).ceil() as u64;
+            if st.last_video_ms.is_some_and(|l| now_ms < l + gap_ms) {
+                return Ok(());
+            }
             if !lock(&self.shared.timeline).stamp_generated(TimelineTrack::Video, now_ms) {
                 return Ok(());
             }

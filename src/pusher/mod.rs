@@ -508,7 +508,10 @@ impl Pusher {
             let Some(p) = pause.take() else {
                 return Err(Error::InvalidState("resume: the pusher is not paused".into()));
             };
-            lock(&self.shared.timeline).resume();
+            // The app's first frame after the pause lands at least a frame interval after the
+            // last pause frame.
+            let step_us = self.shared.config.video.as_ref().map_or(20_000.0, |v| 1e6 / f64::from(v.fps));
+            lock(&self.shared.timeline).resume(step_us as i64);
             p.since
         };
         if self.passthrough_video() {

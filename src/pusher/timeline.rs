@@ -10,8 +10,8 @@ pub struct Timeline {
     offset_us: i64,
     /// Last stream time (µs) per track: video, audio.
     last: [Option<i64>; 2],
-    /// Set by a resume: the stream reached this time (µs) while paused.
-    resume_floor_us: Option<i64>,
+    /// Set by a resume: the earliest stream time (µs) the app's media may land on.
+    resume_at_us: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,12 +36,12 @@ impl Timeline {
     }
 
     /// The offset `ts_us` would be mapped with: after a resume, the first timestamp that falls
-    /// at or before what the pause already covered moves the whole clock (both tracks, so they
-    /// stay in sync) to just after it — an app whose capture clock stood still in the
-    /// background goes on where the stream is.
+    /// within what the pause already covered moves the whole clock (both tracks, so they stay
+    /// in sync) to just after it — an app whose capture clock stood still in the background
+    /// goes on where the stream is.
     fn offset_for(&self, ts_us: i64) -> i64 {
-        match self.resume_floor_us {
-            Some(floor) if self.stream_us(ts_us) <= floor => self.offset_us + floor + 1000 - self.stream_us(ts_us),
+        match self.resume_at_us {
+            Some(at) if self.stream_us(ts_us) < at => self.offset_us + at - self.stream_us(ts_us),
             _ => self.offset_us,
         }
     }
@@ -67,7 +67,7 @@ impl Timeline {
     pub fn stamp(&mut self, track: TimelineTrack, ts_us: i64) -> Result<u64> {
         let ms = self.peek(track, ts_us)?;
         self.offset_us = self.offset_for(ts_us);
-        self.resume_floor_us = None;
+        self.resume_at_us = None;
         self.origin_us.get_or_insert(ts_us);
         // Media of the other track a little older than the origin is sent at 0 rather than
         // wrapping (the FLV timeline cannot go negative); its own track still moves by `ts_us`.
@@ -96,9 +96,11 @@ impl Timeline {
         (self.last.iter().flatten().copied().max().unwrap_or(0).max(0) / 1000) as u64
     }
 
-    /// A pause ended: app timestamps that fall within what the pause covered re-base the clock.
-    pub fn resume(&mut self) {
-        self.resume_floor_us = self.last.iter().flatten().copied().max();
+    /// A pause ended: app timestamps that fall within what the pause covered (plus `step_us`,
+    /// e.g. a frame interval, so the first frame after it does not crowd the last pause frame)
+    /// re-base the clock.
+    pub fn resume(&mut self, step_us: i64) {
+        self.resume_at_us = self.last.iter().flatten().copied().max().map(|l| l + step_us);
     }
 }
 
@@ -138,12 +140,12 @@ mod tests {
         // Without a resume, app video older than a pause frame is refused.
         assert!(t.peek(Video, 10_300_000).is_err());
         // An app clock that kept running goes on unchanged after the resume.
-        t.resume();
+        t.resume(1000);
         assert_eq!(t.stamp(Video, 10_500_000).unwrap(), 500);
         assert_eq!(t.stamp(Audio, 10_510_000).unwrap(), 510);
         // One that stood still is moved to just after the pause, both tracks alike.
         assert!(t.stamp_generated(Video, 900));
-        t.resume();
+        t.resume(1000);
         assert_eq!(t.peek(Video, 10_533_000).unwrap(), 901);
         assert_eq!(t.stamp(Video, 10_533_000).unwrap(), 901);
         assert_eq!(t.stamp(Audio, 10_540_000).unwrap(), 908);
