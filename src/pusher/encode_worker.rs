@@ -279,7 +279,7 @@ impl EncodeWorker {
             st.pause_frames = 0;
             self.shared.keyframe_wanted.store(true, Relaxed);
         }
-        let pic = match (st.pause_image.1.take(), st.last_picture.take()) {
+        match (st.pause_image.1.take(), st.last_picture.take()) {
             (Some(img), last) => {
                 st.last_picture = last;
                 let r = self.encode_video(&img, now_ms, st);
@@ -292,8 +292,7 @@ impl EncodeWorker {
                 r
             }
             (None, None) => Ok(()),
-        };
-        pic
+        }
     }
 }
 
