@@ -120,50 +120,18 @@ fn audio_only_pause_keeps_the_app_audio_flowing() {
     let key = unique_key("pause-audio");
     let spec = Spec { seconds: 2.0, ..Spec::default() };
     let mut h = started(&nginx, &key, &spec);
-    // Real-time timestamps from the SDK's clock (pts < 0), as a phone app would use.
     let mut src = Source::new(&spec);
     let t0 = Instant::now();
-    let tone = |i: u64| -> Vec<i16> {
-        (0..441)
-            .flat_map(|n| {
-                let s = ((i * 441 + n) as f64 * 440.0 * std::f64::consts::TAU / 44100.0).sin() * 8000.0;
-                [s as i16, s as i16]
-            })
-            .collect()
-    };
-    let mut chunk = 0u64;
-    let push_audio_until = |p: &Pusher, until: Duration, chunk: &mut u64| {
-        while t0.elapsed() < until {
-            if t0.elapsed() >= Duration::from_millis(*chunk * 10) {
-                p.push_audio(&tone(*chunk), -1).expect("push_audio");
-                *chunk += 1;
-            } else {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    };
-    let mut frame = 0;
-    while t0.elapsed() < Duration::from_secs(2) {
-        if t0.elapsed() >= Duration::from_millis(frame * 33) {
-            src.push_one_video_only(&h.pusher, -1);
-            frame += 1;
-        }
-        push_audio_until(&h.pusher, t0.elapsed() + Duration::from_millis(5), &mut chunk);
-    }
+    let mut chunk = 0;
+    push_realtime(&h.pusher, &mut src, t0, Duration::from_secs(2), true, &mut chunk);
     h.pusher.pause(PauseMode::KP_PAUSE_AUDIO_ONLY).expect("pause");
     h.wait_for(EventKind::KP_EVENT_PAUSED, Duration::from_secs(5));
-    push_audio_until(&h.pusher, Duration::from_secs(8), &mut chunk);
+    push_realtime(&h.pusher, &mut src, t0, Duration::from_secs(8), false, &mut chunk);
     h.pusher.resume().expect("resume");
     h.wait_for(EventKind::KP_EVENT_RESUMED, Duration::from_secs(5));
-    let resumed_frames = frame;
-    while t0.elapsed() < Duration::from_secs(10) {
-        if t0.elapsed() >= Duration::from_millis(frame * 33) {
-            src.push_one_video_only(&h.pusher, -1);
-            frame += 1;
-        }
-        push_audio_until(&h.pusher, t0.elapsed() + Duration::from_millis(5), &mut chunk);
-    }
-    assert!(frame - resumed_frames > 30);
+    let resumed_at = src.next_frame;
+    push_realtime(&h.pusher, &mut src, t0, Duration::from_secs(10), true, &mut chunk);
+    assert!(src.next_frame - resumed_at > 30);
     let rec = finish(h, &nginx, &key);
 
     let v = packets(&rec, "v");
@@ -179,6 +147,86 @@ fn audio_only_pause_keeps_the_app_audio_flowing() {
     let pcm = pcm_on_file_clock(&rec, 44100);
     let p0 = v[resume - 1].pts;
     assert!(rms_between(&pcm, 44100, p0 + 0.5, p0 + 5.0) > 3000.0, "the app's audio during the pause");
+}
+
+/// Pushes pattern video (unless `video` is false) and a 440 Hz tone in real time until `until`
+/// after `t0`.
+fn push_realtime(p: &Pusher, src: &mut Source, t0: Instant, until: Duration, video: bool, chunk: &mut u64) {
+    while t0.elapsed() < until {
+        let now = t0.elapsed();
+        // Capture times on the test's clock, on the frame and chunk grid (with the SDK's own
+        // clock, scheduling jitter could put two frames into one 1/30 s slot, which ffmpeg's
+        // decode check reports).
+        if !video {
+            // The camera is off: its frame count moves on with the time.
+            src.next_frame = now.as_micros() as u64 * 30 / 1_000_000 + 1;
+        } else if now.as_micros() as u64 >= src.next_frame * 1_000_000 / 30 {
+            let pts = src.pts_us(src.next_frame);
+            src.push_one_video_only(p, pts);
+        }
+        if now >= Duration::from_millis(*chunk * 10) {
+            let pcm: Vec<i16> = (0..441u64)
+                .flat_map(|n| {
+                    let s = ((*chunk * 441 + n) as f64 * 440.0 * std::f64::consts::TAU / 44100.0).sin() * 8000.0;
+                    [s as i16, s as i16]
+                })
+                .collect();
+            p.push_audio(&pcm, *chunk as i64 * 10_000).expect("push_audio");
+            *chunk += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn silent_pause_shows_the_app_picture_and_silences_the_pushed_audio() {
+    let nginx = Nginx::start(NginxOptions { record_unique: true, ..NginxOptions::default() });
+    let key = unique_key("pause-silent");
+    let spec = Spec::default();
+    let mut h = started(&nginx, &key, &spec);
+    // A flat light-grey picture, unlike anything in the moving pattern.
+    let (w, hgt) = (spec.width as usize, spec.height as usize);
+    let mut grey = vec![128u8; w * hgt * 3 / 2];
+    grey[..w * hgt].fill(200);
+    let (y, uv) = grey.split_at(w * hgt);
+    let (u, v) = uv.split_at(w * hgt / 4);
+    let frame = kitepush::encode::VideoFrame {
+        format: kitepush::encode::PixelFormat::KP_PIXEL_FORMAT_I420,
+        width: spec.width,
+        height: spec.height,
+        planes: [y, u, v],
+        strides: [w, w / 2, w / 2],
+    };
+    h.pusher.set_pause_image(&frame).expect("set_pause_image");
+    let mut src = Source::new(&spec);
+    let t0 = Instant::now();
+    let mut chunk = 0;
+    push_realtime(&h.pusher, &mut src, t0, Duration::from_secs(3), true, &mut chunk);
+    h.pusher.pause(PauseMode::KP_PAUSE_STILL_IMAGE_SILENT).expect("pause");
+    // The app keeps pushing its tone; the stream must carry silence instead.
+    push_realtime(&h.pusher, &mut src, t0, Duration::from_secs(7), false, &mut chunk);
+    h.pusher.resume().expect("resume");
+    push_realtime(&h.pusher, &mut src, t0, Duration::from_secs(10), true, &mut chunk);
+    h.wait_for(EventKind::KP_EVENT_RESUMED, Duration::from_secs(5));
+    let rec = finish(h, &nginx, &key);
+
+    let lumas = common::packets::luma_means(&rec);
+    let grey_frames: Vec<f64> = lumas.iter().filter(|(_, y)| (*y - 200.0).abs() < 6.0).map(|(t, _)| *t).collect();
+    assert!((15..=25).contains(&grey_frames.len()), "{} grey frames in 4 s at 5 fps", grey_frames.len());
+    let (g0, g1) = (grey_frames[0], *grey_frames.last().unwrap());
+    assert!((3.3..=4.6).contains(&(g1 - g0)), "grey from {g0} to {g1} s");
+    let v = packets(&rec, "v");
+    let resume = v.iter().position(|p| p.pts > g1 + 1e-3).expect("frames after the pause");
+    assert!(v[resume].key, "resume frame at {} s is not a keyframe", v[resume].pts);
+    assert!(largest_gap(&v) <= 0.3, "video gap {}", largest_gap(&v));
+    let a = packets(&rec, "a");
+    assert!(largest_gap(&a) <= 0.05, "audio gap {}", largest_gap(&a));
+    let pcm = pcm_on_file_clock(&rec, 44100);
+    let paused = rms_between(&pcm, 44100, g0 + 0.3, g1 - 0.3);
+    let before = rms_between(&pcm, 44100, g0 - 2.0, g0 - 0.3);
+    let after = rms_between(&pcm, 44100, g1 + 0.5, g1 + 2.0);
+    assert!(paused < 30.0, "pushed audio during a silent pause: rms {paused}");
+    assert!(before > 3000.0 && after > 3000.0, "tone before {before} / after {after}");
 }
 
 #[test]

@@ -510,8 +510,10 @@ impl Pusher {
             };
             // The app's first frame after the pause lands at least a frame interval after the
             // last pause frame.
-            let step_us = self.shared.config.video.as_ref().map_or(20_000.0, |v| 1e6 / f64::from(v.fps));
-            lock(&self.shared.timeline).resume(step_us as i64);
+            // Whole milliseconds, rounded up: FLV times are whole milliseconds, and a step of
+            // 33 ms at 30 fps would put two frames into one frame slot for a muxer on a 1/30 grid.
+            let step_ms = self.shared.config.video.as_ref().map_or(20.0, |v| (1000.0 / f64::from(v.fps)).ceil());
+            lock(&self.shared.timeline).resume(step_ms as i64 * 1000);
             p.since
         };
         if self.passthrough_video() {
