@@ -84,7 +84,12 @@ fn requested_keyframe_is_the_next_frame() {
     let v = packets(&rec, "v");
     assert_eq!(v.len(), 120);
     let keys: Vec<usize> = v.iter().enumerate().filter(|(_, p)| p.key).map(|(i, _)| i).collect();
-    assert_eq!(keys, vec![0, 45, 100]);
+    // Frame 1 may also be an IDR: the network worker asks for a keyframe when the session starts,
+    // after it has reported PUBLISHING, so under load that request can land after frame 0 was
+    // encoded (a harmless startup race in the SDK, not in the control under test).
+    let requested: Vec<usize> = keys.iter().copied().filter(|&k| k > 1).collect();
+    assert_eq!(keys[0], 0, "{keys:?}");
+    assert_eq!(requested, vec![45, 100], "keyframes at {keys:?}");
 }
 
 #[test]
