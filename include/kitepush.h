@@ -148,6 +148,10 @@ typedef enum kp_result_values {
      * A local file could not be created or written (recording: bad path, permission, disk full).
      */
     KP_ERR_FILE = 23,
+    /**
+     * Video is paused (kp_pusher_pause): the frame was ignored. Resume first.
+     */
+    KP_ERR_PAUSED = 24,
 } kp_result_values;
 
 /**
@@ -312,6 +316,15 @@ typedef enum kp_event_kind_values {
      */
     KP_EVENT_BITRATE_SUGGESTED = 17,
     /**
+     * `kp_pusher_pause` took effect. `value`: the kp_pause_mode.
+     */
+    KP_EVENT_PAUSED = 20,
+    /**
+     * `kp_pusher_resume` took effect; the video restarts with an IDR. `value`: how long the pause
+     * lasted, in milliseconds.
+     */
+    KP_EVENT_RESUMED = 21,
+    /**
      * A local recording (`start_recording`) wrote its first keyframe. `message`: the file path,
      * `value`: the stream time (ms) where it begins; the file's timestamps start at 0.
      */
@@ -342,6 +355,28 @@ typedef enum kp_log_level_values {
     KP_LOG_DEBUG = 4,
     KP_LOG_TRACE = 5,
 } kp_log_level_values;
+
+/**
+ * What the stream carries while the app is in the background. Values are stable (they cross the
+ * C ABI).
+ */
+typedef enum kp_pause_mode_values {
+    /**
+     * Video repeats a still picture (the one set with kp_pusher_set_pause_image /
+     * `Pusher::set_pause_image`, else the last frame pushed) at the configured pause frame rate; audio is what the app keeps pushing, or
+     * silence made by the SDK when it pushes none.
+     */
+    KP_PAUSE_STILL_IMAGE = 0,
+    /**
+     * As KP_PAUSE_STILL_IMAGE, but the audio is silence (pushed audio is replaced by it,
+     * keeping its timing).
+     */
+    KP_PAUSE_STILL_IMAGE_SILENT = 1,
+    /**
+     * No video; audio is what the app keeps pushing, or silence made by the SDK.
+     */
+    KP_PAUSE_AUDIO_ONLY = 2,
+} kp_pause_mode_values;
 
 /**
  * Pusher settings (opaque). Created by kp_config_new, owned by the app, released with
@@ -686,6 +721,11 @@ typedef struct kp_destination_stats {
     uint64_t audio_gaps;
 } kp_destination_stats;
 
+/**
+ * What a paused pusher sends: one of `kp_pause_mode_values`.
+ */
+typedef int32_t kp_pause_mode;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -749,6 +789,13 @@ kp_result kp_config_set_video_encoder(struct kp_config *cfg, kp_video_encoder en
  * Not thread-safe for the same cfg; non-blocking.
  */
 kp_result kp_config_set_video_threads(struct kp_config *cfg, uint32_t threads);
+
+/**
+ * Sets the frame rate of the still picture sent while paused (kp_pusher_pause); 0 keeps the
+ * default, 5. Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL (a rate outside (0, 60] is
+ * reported by kp_pusher_new). Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_pause_fps(struct kp_config *cfg, double fps);
 
 /**
  * Publishes without a video track; any kp_config_set_video* call enables it again.
@@ -1128,6 +1175,65 @@ kp_result kp_pusher_get_destination_stats(const struct kp_pusher *p,
  * to a helper thread (further callbacks may then still run) and an error is logged.
  */
 void kp_pusher_free(struct kp_pusher *p);
+
+/**
+ * Background mode: keeps the connection (and the server's recording) alive while the app
+ * cannot capture. `mode` (kp_pause_mode_values): KP_PAUSE_STILL_IMAGE repeats a still picture
+ * (the one from kp_pusher_set_pause_image, else the last frame pushed) at the configured pause
+ * frame rate (kp_config_set_pause_fps, default 5) with the audio the app keeps pushing, or
+ * silence made by the SDK when none comes; KP_PAUSE_STILL_IMAGE_SILENT sends silence instead
+ * of the pushed audio; KP_PAUSE_AUDIO_ONLY stops the video and sends the app's audio or
+ * silence. While paused, kp_pusher_push_video and kp_pusher_push_h264 ignore the frame and
+ * return KP_ERR_PAUSED; kp_pusher_push_audio works as usual. Calling it while paused switches
+ * the mode. A PAUSED event follows. Errors: KP_ERR_INVALID_ARGUMENT (NULL, unknown mode),
+ * KP_ERR_NOT_STARTED (before start or after stop), KP_ERR_INVALID_STATE (failed; a still-image
+ * mode without a video track), KP_ERR_UNSUPPORTED (a still-image mode with pre-encoded video).
+ * Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_pause(struct kp_pusher *p, kp_pause_mode mode);
+
+/**
+ * Ends a pause: frames are taken again and the video restarts with an IDR (with pre-encoded
+ * video, a KEYFRAME_NEEDED event asks for one and inter frames are dropped until it comes).
+ * Timestamps go on from before the pause; a capture clock that stood still while paused is
+ * moved, with both tracks, to where the stream is. A RESUMED event follows. Errors:
+ * KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not paused).
+ * Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_resume(struct kp_pusher *p);
+
+/**
+ * Sets the picture the still-image pause modes repeat, in the configured size (any format
+ * kp_pusher_push_video takes); copied before the call returns. Allowed before start too.
+ * Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or frame, a NULL plane with a non-zero size),
+ * KP_ERR_BAD_PIXEL_FORMAT, KP_ERR_BAD_DIMENSIONS, KP_ERR_BAD_FRAME_SIZE, KP_ERR_INVALID_STATE
+ * (stopped, or no built-in video encoder). Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_set_pause_image(struct kp_pusher *p, const struct kp_video_frame *frame);
+
+/**
+ * Changes the video encoder's target bitrate, in kbit/s (1..=200000), from the next frame on.
+ * Allowed before start too. Errors: KP_ERR_INVALID_ARGUMENT (NULL, out of range),
+ * KP_ERR_INVALID_STATE (stopped or failed, no video track, or pre-encoded video).
+ * Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_set_video_bitrate(struct kp_pusher *p, uint32_t kbps);
+
+/**
+ * Makes the next video frame encoded an IDR (with pre-encoded video: a KEYFRAME_NEEDED event
+ * asks the app's encoder for one). Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED
+ * (before start or after stop), KP_ERR_INVALID_STATE (failed, or no video track).
+ * Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_request_keyframe(struct kp_pusher *p);
+
+/**
+ * Mutes (`muted` true) or unmutes the audio: muted audio is sent as silence with the timing
+ * of the samples pushed, so the track and A/V sync go on. Allowed before start too. Errors:
+ * KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_INVALID_STATE (stopped or failed, no audio track, or
+ * pre-encoded audio). Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_set_audio_muted(struct kp_pusher *p, bool muted);
 
 /**
  * Adds trusted CA certificates for rtmps:// URLs, for private ingests whose certificate is

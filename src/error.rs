@@ -53,6 +53,8 @@ pub enum ResultCode {
     KP_ERR_INTERNAL = 22,
     /// A local file could not be created or written (recording: bad path, permission, disk full).
     KP_ERR_FILE = 23,
+    /// Video is paused (kp_pusher_pause): the frame was ignored. Resume first.
+    KP_ERR_PAUSED = 24,
 }
 
 impl ResultCode {
@@ -84,6 +86,7 @@ impl ResultCode {
             KP_ERR_TLS => c"TLS error",
             KP_ERR_INTERNAL => c"internal error",
             KP_ERR_FILE => c"file error",
+            KP_ERR_PAUSED => c"paused, frame ignored",
         }
     }
 }
@@ -138,6 +141,8 @@ pub enum Error {
     Internal(String),
     #[error("file: {0}")]
     File(String),
+    #[error("paused: {0}")]
+    Paused(String),
 }
 
 impl Error {
@@ -167,6 +172,7 @@ impl Error {
             Error::Tls(_) => KP_ERR_TLS,
             Error::Internal(_) => KP_ERR_INTERNAL,
             Error::File(_) => KP_ERR_FILE,
+            Error::Paused(_) => KP_ERR_PAUSED,
         }
     }
 

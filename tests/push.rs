@@ -31,7 +31,10 @@ fn verify(path: &Path, width: u32, height: u32, fps: f64, frames: u64, audio: bo
         assert_eq!(a.codec, "aac");
         assert_eq!((a.sample_rate, a.channels), (44100, 2));
         assert!((a.start_time - v.start_time).abs() <= 0.050, "A/V start {} vs {}", a.start_time, v.start_time);
-        assert!(a.frames as f64 >= expected * 44100.0 / 1024.0 - 1.0, "{} audio frames for {expected} s", a.frames);
+        // Up to one frame may go at the very start: AAC timestamps are moved earlier by the
+        // encoder's priming, and a unit that would start before the stream's 0 is dropped (sending
+        // it at 0 would make every player run the audio that much late).
+        assert!(a.frames as f64 >= expected * 44100.0 / 1024.0 - 2.0, "{} audio frames for {expected} s", a.frames);
     }
     assert_eq!(decode_errors(path), "", "ffmpeg reported decode errors");
 }

@@ -32,6 +32,8 @@ pub struct FdkAacEncoder {
     channels: usize,
     /// Output scratch for one access unit, sized once from the encoder's maximum.
     out: Vec<u8>,
+    /// The codec delay FDK reports (`nDelay`).
+    delay: usize,
 }
 
 // SAFETY: the handle is owned exclusively by this value and FDK AAC keeps no thread-local
@@ -68,8 +70,14 @@ impl FdkAacEncoder {
             return Err(Error::Encoder(format!("aacEncOpen failed: {rc:#x}")));
         }
         // From here on, Drop closes the handle on every error path.
-        let mut enc =
-            FdkAacEncoder { handle, asc: Vec::new(), frame_samples: 0, channels: channels as usize, out: Vec::new() };
+        let mut enc = FdkAacEncoder {
+            handle,
+            asc: Vec::new(),
+            frame_samples: 0,
+            channels: channels as usize,
+            out: Vec::new(),
+            delay: 0,
+        };
         enc.set(sys::AACENC_PARAM_AACENC_AOT, sys::AUDIO_OBJECT_TYPE_AOT_AAC_LC as u32)?;
         enc.set(sys::AACENC_PARAM_AACENC_SAMPLERATE, cfg.sample_rate)?;
         enc.set(sys::AACENC_PARAM_AACENC_CHANNELMODE, channels)?;
@@ -96,6 +104,7 @@ impl FdkAacEncoder {
         let conf_len = (info.confSize as usize).min(info.confBuf.len());
         enc.asc = info.confBuf[..conf_len].to_vec();
         enc.frame_samples = info.frameLength as usize;
+        enc.delay = info.nDelay as usize;
         // 6144 bits per channel is the AAC maximum for one frame.
         enc.out = vec![0; (info.maxOutBufBytes as usize).max(768 * enc.channels)];
         if enc.asc.is_empty() || enc.frame_samples == 0 {
@@ -222,6 +231,10 @@ impl AudioEncoder for FdkAacEncoder {
         }
         Err(Error::Encoder("FDK AAC flush did not finish".into()))
     }
+
+    fn priming_samples(&self) -> usize {
+        self.delay
+    }
 }
 
 impl Drop for FdkAacEncoder {
@@ -327,6 +340,10 @@ mod tests {
         // input samples survive, and silence follows.
         let onset = pcm.iter().position(|s| s.unsigned_abs() > 300).unwrap();
         assert!(onset <= 2 * 1024 + 64, "delay {onset}");
+        // The reported delay is where the input starts in the decoded stream (the tone needs a
+        // few samples to pass the threshold): what the pusher subtracts from audio timestamps.
+        let delay = enc.priming_samples();
+        assert!(onset >= delay && onset <= delay + 8, "onset {onset}, reported delay {delay}");
         let end = onset + 44100;
         assert!(pcm.len() >= end + 256, "{} decoded, tone ends at {end}", pcm.len());
         let tone_rms = f64::from(i16::MAX) * 10f64.powf(-12.0 / 20.0) / 2f64.sqrt();

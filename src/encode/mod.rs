@@ -53,4 +53,9 @@ pub trait AudioEncoder: Send {
     fn encode(&mut self, pcm: &[i16], emit: &mut dyn FnMut(&[u8])) -> Result<()>;
     /// Encode what is buffered and drain the encoder's delay, so no input sample is lost.
     fn flush(&mut self, emit: &mut dyn FnMut(&[u8])) -> Result<()>;
+    /// Samples per channel the decoded stream runs late by (encoder priming and lookahead): the
+    /// first input sample comes out of a decoder this many samples into the first access unit.
+    fn priming_samples(&self) -> usize {
+        0
+    }
 }

@@ -191,6 +191,18 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Sets the frame rate of the still picture sent while paused (kp_pusher_pause); 0 keeps the
+    /// default, 5. Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL (a rate outside (0, 60] is
+    /// reported by kp_pusher_new). Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_pause_fps(cfg: *mut kp_config, fps: f64) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_pause_fps") }?;
+        cfg.inner.pause_fps = if fps == 0.0 { PusherConfig::default().pause_fps } else { fps as f32 };
+        Ok(())
+    }
+}
+
+ffi_fn! {
     /// Publishes without a video track; any kp_config_set_video* call enables it again.
     /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL. Not thread-safe for the same cfg; non-blocking.
     fn kp_config_disable_video(cfg: *mut kp_config) -> kp_result {

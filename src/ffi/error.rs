@@ -73,7 +73,7 @@ pub(crate) fn null_arg(function: &str, arg: &str) -> Error {
 /// Maps a raw code from C to the enum, without ever materialising an out-of-range enum value.
 fn result_code_from_raw(raw: kp_result) -> Option<ResultCode> {
     use ResultCode::*;
-    const ALL: [ResultCode; 24] = [
+    const ALL: [ResultCode; 25] = [
         KP_OK,
         KP_ERR_INVALID_ARGUMENT,
         KP_ERR_INVALID_STATE,
@@ -98,6 +98,7 @@ fn result_code_from_raw(raw: kp_result) -> Option<ResultCode> {
         KP_ERR_TLS,
         KP_ERR_INTERNAL,
         KP_ERR_FILE,
+        KP_ERR_PAUSED,
     ];
     // Exhaustive on purpose: a code added to ResultCode stops this compiling until ALL lists it too.
     match KP_OK {
@@ -124,7 +125,8 @@ fn result_code_from_raw(raw: kp_result) -> Option<ResultCode> {
         | KP_ERR_AUTH
         | KP_ERR_TLS
         | KP_ERR_INTERNAL
-        | KP_ERR_FILE => {}
+        | KP_ERR_FILE
+        | KP_ERR_PAUSED => {}
     }
     ALL.into_iter().find(|c| *c as kp_result == raw)
 }
@@ -217,14 +219,14 @@ mod tests {
 
     #[test]
     fn result_str_covers_every_code_and_unknown_values() {
-        for raw in 0..=23 {
-            let code = result_code_from_raw(raw).expect("codes 0..=23 are contiguous");
+        for raw in 0..=24 {
+            let code = result_code_from_raw(raw).expect("codes 0..=24 are contiguous");
             assert_eq!(code as kp_result, raw);
             // SAFETY: returns a static string.
             let s = unsafe { CStr::from_ptr(kp_result_str(raw)) };
             assert_eq!(s, code.as_cstr());
         }
-        for raw in [-1, 24, i32::MAX, i32::MIN] {
+        for raw in [-1, 25, i32::MAX, i32::MIN] {
             // SAFETY: as above.
             let s = unsafe { CStr::from_ptr(kp_result_str(raw)) };
             assert_eq!(s, c"unknown result code");

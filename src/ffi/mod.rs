@@ -49,6 +49,10 @@ pub type kp_state = i32;
 #[allow(non_camel_case_types)]
 pub type kp_event_kind = i32;
 
+/// What a paused pusher sends: one of `kp_pause_mode_values`.
+#[allow(non_camel_case_types)]
+pub type kp_pause_mode = i32;
+
 const VERSION_CSTR: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
     Ok(s) => s,
     Err(_) => panic!("the crate version contains a NUL byte"),

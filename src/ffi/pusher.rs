@@ -4,9 +4,9 @@ use super::config::kp_config;
 use super::error::{fail_getter, null_arg};
 use super::event::{handler, in_event_callback};
 use super::refresh::{in_url_refresh, url_refresh, GateCloser, RefreshGate};
-use super::{kp_pixel_format, kp_state};
+use super::{kp_pause_mode, kp_pixel_format, kp_state};
 use crate::encode::{PixelFormat, VideoFrame};
-use crate::pusher::{DestinationStats, Pusher, PusherState, Stats};
+use crate::pusher::{DestinationStats, PauseMode, Pusher, PusherState, Stats};
 use crate::Error;
 use std::ffi::{c_char, CStr};
 use std::mem::{offset_of, size_of, size_of_val};
@@ -756,6 +756,91 @@ ffi_fn! {
         } else {
             drop(pusher);
         }
+    }
+}
+
+ffi_fn! {
+    /// Background mode: keeps the connection (and the server's recording) alive while the app
+    /// cannot capture. `mode` (kp_pause_mode_values): KP_PAUSE_STILL_IMAGE repeats a still picture
+    /// (the one from kp_pusher_set_pause_image, else the last frame pushed) at the configured pause
+    /// frame rate (kp_config_set_pause_fps, default 5) with the audio the app keeps pushing, or
+    /// silence made by the SDK when none comes; KP_PAUSE_STILL_IMAGE_SILENT sends silence instead
+    /// of the pushed audio; KP_PAUSE_AUDIO_ONLY stops the video and sends the app's audio or
+    /// silence. While paused, kp_pusher_push_video and kp_pusher_push_h264 ignore the frame and
+    /// return KP_ERR_PAUSED; kp_pusher_push_audio works as usual. Calling it while paused switches
+    /// the mode. A PAUSED event follows. Errors: KP_ERR_INVALID_ARGUMENT (NULL, unknown mode),
+    /// KP_ERR_NOT_STARTED (before start or after stop), KP_ERR_INVALID_STATE (failed; a still-image
+    /// mode without a video track), KP_ERR_UNSUPPORTED (a still-image mode with pre-encoded video).
+    /// Thread-safe; non-blocking.
+    fn kp_pusher_pause(p: *mut kp_pusher, mode: kp_pause_mode) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_pause") }?;
+        let mode = PauseMode::from_raw(mode.into())
+            .ok_or_else(|| Error::InvalidArgument(format!("kp_pusher_pause: unknown pause mode {mode}")))?;
+        p.inner.pause(mode)
+    }
+}
+
+ffi_fn! {
+    /// Ends a pause: frames are taken again and the video restarts with an IDR (with pre-encoded
+    /// video, a KEYFRAME_NEEDED event asks for one and inter frames are dropped until it comes).
+    /// Timestamps go on from before the pause; a capture clock that stood still while paused is
+    /// moved, with both tracks, to where the stream is. A RESUMED event follows. Errors:
+    /// KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not paused).
+    /// Thread-safe; non-blocking.
+    fn kp_pusher_resume(p: *mut kp_pusher) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        unsafe { pusher_ref(p, "kp_pusher_resume") }?.inner.resume()
+    }
+}
+
+ffi_fn! {
+    /// Sets the picture the still-image pause modes repeat, in the configured size (any format
+    /// kp_pusher_push_video takes); copied before the call returns. Allowed before start too.
+    /// Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or frame, a NULL plane with a non-zero size),
+    /// KP_ERR_BAD_PIXEL_FORMAT, KP_ERR_BAD_DIMENSIONS, KP_ERR_BAD_FRAME_SIZE, KP_ERR_INVALID_STATE
+    /// (stopped, or no built-in video encoder). Thread-safe; non-blocking.
+    fn kp_pusher_set_pause_image(p: *mut kp_pusher, frame: *const kp_video_frame) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_set_pause_image") }?;
+        // SAFETY: frame is NULL or points to a kp_video_frame the app filled.
+        let frame = unsafe { frame.as_ref() }.ok_or_else(|| null_arg("kp_pusher_set_pause_image", "frame"))?;
+        // SAFETY: the app vouches for the plane pointers and sizes in the frame.
+        let frame = unsafe { video_frame(frame) }?;
+        p.inner.set_pause_image(&frame)
+    }
+}
+
+ffi_fn! {
+    /// Changes the video encoder's target bitrate, in kbit/s (1..=200000), from the next frame on.
+    /// Allowed before start too. Errors: KP_ERR_INVALID_ARGUMENT (NULL, out of range),
+    /// KP_ERR_INVALID_STATE (stopped or failed, no video track, or pre-encoded video).
+    /// Thread-safe; non-blocking.
+    fn kp_pusher_set_video_bitrate(p: *mut kp_pusher, kbps: u32) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        unsafe { pusher_ref(p, "kp_pusher_set_video_bitrate") }?.inner.set_video_bitrate(kbps)
+    }
+}
+
+ffi_fn! {
+    /// Makes the next video frame encoded an IDR (with pre-encoded video: a KEYFRAME_NEEDED event
+    /// asks the app's encoder for one). Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED
+    /// (before start or after stop), KP_ERR_INVALID_STATE (failed, or no video track).
+    /// Thread-safe; non-blocking.
+    fn kp_pusher_request_keyframe(p: *mut kp_pusher) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        unsafe { pusher_ref(p, "kp_pusher_request_keyframe") }?.inner.request_keyframe()
+    }
+}
+
+ffi_fn! {
+    /// Mutes (`muted` true) or unmutes the audio: muted audio is sent as silence with the timing
+    /// of the samples pushed, so the track and A/V sync go on. Allowed before start too. Errors:
+    /// KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_INVALID_STATE (stopped or failed, no audio track, or
+    /// pre-encoded audio). Thread-safe; non-blocking.
+    fn kp_pusher_set_audio_muted(p: *mut kp_pusher, muted: bool) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        unsafe { pusher_ref(p, "kp_pusher_set_audio_muted") }?.inner.set_audio_muted(muted)
     }
 }
 

@@ -144,6 +144,8 @@ pub struct PusherConfig {
     pub abr: AbrSettings,
     /// When the quality alert events fire.
     pub alerts: AlertThresholds,
+    /// Frame rate of the still picture sent while paused (`Pusher::pause`), in (0, 60].
+    pub pause_fps: f32,
 }
 
 /// Adaptive bitrate bounds. Zero means the default.
@@ -184,6 +186,8 @@ impl Default for PusherConfig {
             tls: TlsConfig::default(),
             abr: AbrSettings::default(),
             alerts: AlertThresholds::default(),
+            // Enough to keep players and servers from seeing a dead video track, cheap to encode.
+            pause_fps: 5.0,
         }
     }
 }
@@ -285,6 +289,9 @@ impl PusherConfig {
             (t.net_busy_congestion > 0.0 && t.net_busy_congestion <= 1.0) && (0.0..=1.0).contains(&t.low_fps_ratio);
         if !in_range {
             return bad("alert thresholds: congestion in (0, 1], fps ratio in [0, 1]".into());
+        }
+        if !(self.pause_fps.is_finite() && self.pause_fps > 0.0 && self.pause_fps <= 60.0) {
+            return bad(format!("pause frame rate {} is not in (0, 60]", self.pause_fps));
         }
         self.validate_tls()?;
         Ok(())

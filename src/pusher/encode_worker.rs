@@ -1,18 +1,22 @@
 //! The encode worker: raw pictures and PCM in, FLV tag bodies into the send queue.
 
+use super::audio_clock::AudioClock;
+use super::control::Pause;
 use super::event::EventKind;
-use super::input::Input;
-use super::shared::Shared;
+use super::input::{Input, Next};
+use super::shared::{lock, Shared};
+use super::timeline::TimelineTrack;
 use crate::core::annexb;
 use crate::core::body_pool::BodyPool;
 use crate::core::flv;
 use crate::core::hevc;
 use crate::core::send_queue::{MediaPacket, Track};
-use crate::encode::{AudioEncoder, VideoEncoder};
+use crate::encode::{AudioEncoder, I420Buffer, VideoEncoder};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Turns Annex-B access units into FLV video tags, emitting a new sequence header whenever the
 /// parameter sets change. Shared by the encoder path and the app's pre-encoded path.
@@ -111,28 +115,107 @@ pub struct EncodeWorker {
     pub pictures: u64,
 }
 
+/// The worker's own state between inputs.
+struct State {
+    annexb: Vec<u8>,
+    avc: AvcPacketizer,
+    audio: Option<AudioTrack>,
+    /// The last picture pushed, kept (instead of returned to the pool) for pause modes.
+    last_picture: Option<I420Buffer>,
+    /// The app's pause picture, copied from the control when its version changes.
+    pause_image: (u64, Option<I420Buffer>),
+    /// Video stream time of the last picture encoded.
+    last_video_ms: Option<u64>,
+    /// When the next pause frame (or silence check) is due.
+    next_tick: Option<Instant>,
+    /// Pause frames made since the last IDR.
+    pause_frames: u64,
+}
+
+/// The audio encoder's clock, FLV sequence header and a block of silence.
+struct AudioTrack {
+    clock: AudioClock,
+    asc: Vec<u8>,
+    channels: usize,
+    header_sent: bool,
+    zeros: Vec<i16>,
+    /// Tag bodies, reused: no allocation per access unit.
+    bodies: BodyPool,
+}
+
+/// How often silence is checked for in audio-only pause mode.
+const AUDIO_ONLY_TICK: Duration = Duration::from_millis(100);
+
 impl EncodeWorker {
     pub fn run(mut self) {
-        let mut annexb = Vec::with_capacity(256 * 1024);
-        let mut avc = AvcPacketizer::default();
-        let mut audio_clock = AudioClock::default();
-        while let Some(input) = self.shared.input.next() {
-            let result = match &input {
-                Input::Video(pic, ts) => self.encode_video(pic, *ts, &mut annexb, &mut avc),
-                Input::Audio(pcm, ts) => self.encode_audio(pcm, *ts, &mut audio_clock),
+        let audio = self.audio.as_ref().map(|enc| {
+            let cfg = self.shared.config.audio.as_ref();
+            let rate = cfg.map_or(44100, |a| a.sample_rate);
+            let channels = cfg.map_or(2, |a| a.channels) as usize;
+            AudioTrack {
+                clock: AudioClock::new(rate, enc.frame_samples(), enc.priming_samples()),
+                asc: enc.audio_specific_config().to_vec(),
+                channels,
+                header_sent: false,
+                zeros: vec![0; enc.frame_samples().max(1) * channels],
+                bodies: BodyPool::default(),
+            }
+        });
+        let mut st = State {
+            annexb: Vec::with_capacity(256 * 1024),
+            avc: AvcPacketizer::default(),
+            audio,
+            last_picture: None,
+            pause_image: (0, None),
+            last_video_ms: None,
+            next_tick: None,
+            pause_frames: 0,
+        };
+        loop {
+            let pause = *lock(&self.shared.control.pause);
+            if pause.is_none() {
+                st.next_tick = None;
+            } else if st.next_tick.is_none() {
+                st.next_tick = Some(Instant::now());
+            }
+            let input = match self.shared.input.next_until(st.next_tick) {
+                Next::Input(i) => i,
+                Next::Closed => break,
+                Next::Timeout => {
+                    if let Some(p) = pause {
+                        if st.next_tick.is_some_and(|t| Instant::now() >= t) {
+                            if let Err(e) = self.pause_tick(p, &mut st) {
+                                self.fail(e);
+                                break;
+                            }
+                        }
+                    }
+                    continue;
+                }
             };
-            self.shared.input.recycle(input);
+            let result = match input {
+                Input::Video(pic, ts) => {
+                    let r = self.encode_video(&pic, ts, &mut st);
+                    if let Some(old) = st.last_picture.replace(pic) {
+                        self.shared.input.recycle(Input::Video(old, 0));
+                    }
+                    r
+                }
+                Input::Audio(pcm, ts) => {
+                    let r = self.encode_audio(&pcm, ts, &mut st);
+                    self.shared.input.recycle(Input::Audio(pcm, ts));
+                    r
+                }
+            };
             self.shared.counters.encode_cpu_ns.store(super::shared::thread_cpu_ns(), Relaxed);
             if let Err(e) = result {
-                // An encoder that fails takes every destination down with it.
-                self.shared.fail(e.clone());
-                self.shared.emit(EventKind::KP_EVENT_FAILED, e.code(), e.to_string(), 0);
+                self.fail(e);
                 break;
             }
         }
-        if let Some(enc) = self.audio.as_mut() {
+        if let (Some(enc), Some(track)) = (self.audio.as_mut(), st.audio.as_mut()) {
             let shared = &self.shared;
-            let mut emit = |au: &[u8]| audio_clock.emit(shared, au);
+            let mut emit = |au: &[u8]| track.emit(shared, au);
             if let Err(e) = enc.flush(&mut emit) {
                 log::warn!("audio encoder flush: {e}");
             }
@@ -140,13 +223,13 @@ impl EncodeWorker {
         self.shared.finish_input();
     }
 
-    fn encode_video(
-        &mut self,
-        pic: &crate::encode::I420Buffer,
-        ts: u64,
-        annexb: &mut Vec<u8>,
-        avc: &mut AvcPacketizer,
-    ) -> Result<()> {
+    /// An encoder that fails takes every destination down with it.
+    fn fail(&self, e: Error) {
+        self.shared.fail(e.clone());
+        self.shared.emit(EventKind::KP_EVENT_FAILED, e.code(), e.to_string(), 0);
+    }
+
+    fn encode_video(&mut self, pic: &I420Buffer, ts: u64, st: &mut State) -> Result<()> {
         let Some(enc) = self.video.as_mut() else {
             return Ok(());
         };
@@ -159,6 +242,8 @@ impl EncodeWorker {
         }
         let target = self.shared.video_target_kbps.load(Relaxed);
         if target != 0 && target != self.applied_kbps {
+            // Only a change of the ABR's target is applied: an app's set_video_bitrate below holds
+            // until the ABR moves again (the last of the two wins).
             // On the fly: no new sequence header, timestamps untouched.
             if let Err(e) = enc.set_bitrate(target) {
                 // Keep streaming at the old rate; the drop policy still bounds the latency.
@@ -166,67 +251,171 @@ impl EncodeWorker {
             }
             self.applied_kbps = target;
         }
+        if let Some(kbps) = self.shared.control.take_video_bitrate() {
+            if let Err(e) = enc.set_bitrate(kbps) {
+                log::warn!("video bitrate {kbps} kbit/s: {e}");
+            }
+        }
         if self.shared.keyframe_wanted.swap(false, Relaxed) {
             enc.force_keyframe();
         }
-        annexb.clear();
+        st.annexb.clear();
         let started = std::time::Instant::now();
-        let encoded = enc.encode(pic, annexb);
+        let encoded = enc.encode(pic, &mut st.annexb);
         self.shared.counters.encode_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
         let Some(_idr) = encoded? else {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             return Ok(());
         };
-        let tags = avc.packetize(annexb, 0).map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
+        let tags = st.avc.packetize(&st.annexb, 0).map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
         self.shared.queue_avc(tags, ts);
+        st.last_video_ms = Some(ts);
+        // A microphone that stopped while the camera goes on: keep the audio track flowing.
+        self.fill_silence(ts, st)
+    }
+
+    fn encode_audio(&mut self, pcm: &[i16], ts: u64, st: &mut State) -> Result<()> {
+        let (Some(enc), Some(track)) = (self.audio.as_mut(), st.audio.as_mut()) else {
+            return Ok(());
+        };
+        let ch = track.channels.max(1);
+        let plan = track.clock.plan(ts, (pcm.len() / ch) as u64);
+        let shared = &self.shared;
+        track.encode_silence(enc.as_mut(), shared, plan.silence)?;
+        let skip = (plan.skip as usize * ch).min(pcm.len());
+        let AudioTrack { clock, asc, header_sent, bodies, .. } = track;
+        let mut emit = |au: &[u8]| emit_audio(shared, clock, asc, header_sent, bodies, au);
+        enc.encode(&pcm[skip..], &mut emit)
+    }
+
+    /// Silence up to `now_ms` (minus the fill lag) when the app's audio stopped coming.
+    fn fill_silence(&mut self, now_ms: u64, st: &mut State) -> Result<()> {
+        let (Some(enc), Some(track)) = (self.audio.as_mut(), st.audio.as_mut()) else {
+            return Ok(());
+        };
+        let n = track.clock.silence_until(now_ms);
+        track.encode_silence(enc.as_mut(), &self.shared, n)
+    }
+
+    /// One step of a pause: a still frame when due, and silence when the app's audio stopped.
+    fn pause_tick(&mut self, pause: Pause, st: &mut State) -> Result<()> {
+        let fps = f64::from(self.shared.config.pause_fps.max(0.1));
+        let now = Instant::now();
+        let interval = if pause.mode.has_video() && self.video.is_some() {
+            Duration::from_secs_f64(1.0 / fps)
+        } else {
+            AUDIO_ONLY_TICK
+        };
+        let due = st.next_tick.unwrap_or(now) + interval;
+        // Far behind (a slow machine): do not make up the lost ticks in a burst.
+        st.next_tick = Some(if due < now { now + interval } else { due });
+        let now_ms = pause.now_ms(now);
+        if pause.mode.has_video() {
+            self.pause_frame(now_ms, fps, st)?;
+        }
+        self.fill_silence(now_ms, st)
+    }
+
+    fn pause_frame(&mut self, now_ms: u64, fps: f64, st: &mut State) -> Result<()> {
+        if self.video.is_none() {
+            return Ok(());
+        }
+        {
+            let image = lock(&self.shared.control.image);
+            if image.0 != st.pause_image.0 {
+                st.pause_image = image.clone();
+            }
+        }
+        // Stamped under the pause lock: a resume cannot slip between the check and the stamp,
+        // so no pause frame follows the app's first frame after it.
+        {
+            let pause = lock(&self.shared.control.pause);
+            if !pause.is_some_and(|p| p.mode.has_video()) {
+                return Ok(());
+            }
+            if st.pause_image.1.is_none() && st.last_picture.is_none() {
+                // Nothing was ever shown: there is no picture to repeat.
+                return Ok(());
+            }
+            // Not closer than a frame interval to the app's last frame: players and muxers
+            // that bucket frames by the nominal rate would see two frames in one slot.
+            let gap_ms = self.shared.config.video.as_ref().map_or(0.0, |v| 1000.0 / f64::from(v.fps)).ceil() as u64;
+            if st.last_video_ms.is_some_and(|l| now_ms < l + gap_ms) {
+                return Ok(());
+            }
+            if !lock(&self.shared.timeline).stamp_generated(TimelineTrack::Video, now_ms) {
+                return Ok(());
+            }
+        }
+        // Viewers who join during a long pause need keyframes at about the usual interval in
+        // time, not in frames (at the low pause rate that would be many seconds).
+        let v = self.shared.config.video.as_ref();
+        let (kf, cfps) = v.map_or((60, 30.0), |v| (v.keyframe_interval, f64::from(v.fps)));
+        let gop = ((f64::from(kf) * fps / cfps).round() as u64).max(1);
+        st.pause_frames += 1;
+        if st.pause_frames >= gop {
+            st.pause_frames = 0;
+            self.shared.keyframe_wanted.store(true, Relaxed);
+        }
+        match (st.pause_image.1.take(), st.last_picture.take()) {
+            (Some(img), last) => {
+                st.last_picture = last;
+                let r = self.encode_video(&img, now_ms, st);
+                st.pause_image.1 = Some(img);
+                r
+            }
+            (None, Some(last)) => {
+                let r = self.encode_video(&last, now_ms, st);
+                st.last_picture = Some(last);
+                r
+            }
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl AudioTrack {
+    fn encode_silence(&mut self, enc: &mut dyn AudioEncoder, shared: &Shared, samples: u64) -> Result<()> {
+        let mut left = samples as usize * self.channels;
+        let AudioTrack { clock, asc, header_sent, zeros, bodies, .. } = self;
+        let mut emit = |au: &[u8]| emit_audio(shared, clock, asc, header_sent, bodies, au);
+        while left > 0 {
+            let n = left.min(zeros.len());
+            enc.encode(&zeros[..n], &mut emit)?;
+            left -= n;
+        }
         Ok(())
     }
 
-    fn encode_audio(&mut self, pcm: &[i16], ts: u64, clock: &mut AudioClock) -> Result<()> {
-        let Some(enc) = self.audio.as_mut() else {
-            return Ok(());
-        };
-        if clock.origin_ms.is_none() {
-            clock.origin_ms = Some(ts);
-            clock.sample_rate = self.shared.config.audio.as_ref().map_or(44100, |a| a.sample_rate) as u64;
-            clock.frame_samples = enc.frame_samples() as u64;
-            clock.asc = enc.audio_specific_config().to_vec();
-        }
-        let shared = &self.shared;
-        let mut emit = |au: &[u8]| clock.emit(shared, au);
-        enc.encode(pcm, &mut emit)
-    }
-}
-
-/// Audio access units are stamped by counting samples from the first input, so encoder
-/// buffering does not add jitter.
-#[derive(Default)]
-struct AudioClock {
-    origin_ms: Option<u64>,
-    sample_rate: u64,
-    frame_samples: u64,
-    units: u64,
-    header_sent: bool,
-    asc: Vec<u8>,
-    bodies: BodyPool,
-}
-
-impl AudioClock {
     fn emit(&mut self, shared: &Shared, au: &[u8]) {
-        let ts = self.origin_ms.unwrap_or(0) + self.units * self.frame_samples * 1000 / self.sample_rate.max(1);
-        self.units += 1;
-        if !self.header_sent {
-            self.header_sent = true;
-            shared.queue_media(MediaPacket {
-                track: Track::Audio,
-                timestamp_ms: ts,
-                keyframe: true,
-                header: true,
-                body: Bytes::from(flv::aac_sequence_header(&self.asc)),
-            });
-        }
-        let body = self.bodies.concat(&[&flv::aac_raw_header(), au]);
-        shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
-        shared.queue_media(MediaPacket { track: Track::Audio, timestamp_ms: ts, keyframe: true, header: false, body });
+        emit_audio(shared, &mut self.clock, &self.asc, &mut self.header_sent, &mut self.bodies, au)
     }
+}
+
+/// Queues one AAC access unit, stamped by the audio clock (the first sends the sequence header;
+/// units holding only the encoder's priming before the stream start are dropped).
+fn emit_audio(
+    shared: &Shared,
+    clock: &mut AudioClock,
+    asc: &[u8],
+    header_sent: &mut bool,
+    bodies: &mut BodyPool,
+    au: &[u8],
+) {
+    let Some(ts) = clock.stamp_unit() else {
+        return;
+    };
+    if !*header_sent {
+        *header_sent = true;
+        shared.queue_media(MediaPacket {
+            track: Track::Audio,
+            timestamp_ms: ts,
+            keyframe: true,
+            header: true,
+            body: Bytes::from(flv::aac_sequence_header(asc)),
+        });
+    }
+    let body = bodies.concat(&[&flv::aac_raw_header(), au]);
+    shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
+    shared.queue_media(MediaPacket { track: Track::Audio, timestamp_ms: ts, keyframe: true, header: false, body });
 }

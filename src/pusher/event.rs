@@ -74,6 +74,11 @@ pub enum EventKind {
     /// Pre-encoded video: the adaptive bitrate suggests this target for the app's encoder.
     /// `value`: kbit/s, `value2`: the suggested frame-rate divisor.
     KP_EVENT_BITRATE_SUGGESTED = 17,
+    /// `kp_pusher_pause` took effect. `value`: the kp_pause_mode.
+    KP_EVENT_PAUSED = 20,
+    /// `kp_pusher_resume` took effect; the video restarts with an IDR. `value`: how long the pause
+    /// lasted, in milliseconds.
+    KP_EVENT_RESUMED = 21,
     /// A local recording (`start_recording`) wrote its first keyframe. `message`: the file path,
     /// `value`: the stream time (ms) where it begins; the file's timestamps start at 0.
     KP_EVENT_RECORDING_STARTED = 24,

@@ -5,10 +5,19 @@
 use crate::encode::I420Buffer;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
+use std::time::Instant;
 
 pub enum Input {
     Video(I420Buffer, u64),
     Audio(Vec<i16>, u64),
+}
+
+/// What [`InputQueue::next_until`] found.
+pub enum Next {
+    Input(Input),
+    /// The deadline passed (or [`InputQueue::wake`] was called) with nothing queued.
+    Timeout,
+    Closed,
 }
 
 struct Inner {
@@ -17,6 +26,7 @@ struct Inner {
     video_pool: Vec<I420Buffer>,
     audio_pool: Vec<Vec<i16>>,
     closed: bool,
+    woken: bool,
 }
 
 pub struct InputQueue {
@@ -35,6 +45,7 @@ impl InputQueue {
                 video_pool: Vec::with_capacity(video_cap + 2),
                 audio_pool: Vec::with_capacity(audio_cap + 2),
                 closed: false,
+                woken: false,
             }),
             ready: Condvar::new(),
             video_cap,
@@ -102,19 +113,56 @@ impl InputQueue {
     }
 
     /// The oldest queued input; blocks until there is one. None once closed and drained.
+    #[cfg(test)]
     pub fn next(&self) -> Option<Input> {
+        loop {
+            match self.next_until(None) {
+                Next::Input(i) => return Some(i),
+                Next::Closed => return None,
+                Next::Timeout => {}
+            }
+        }
+    }
+
+    /// The oldest queued input, waiting at most until `deadline` (None: no limit) or until
+    /// [`InputQueue::wake`].
+    pub fn next_until(&self, deadline: Option<Instant>) -> Next {
         let mut g = self.lock();
         loop {
             let v = g.video.front().map(|x| x.1);
             let a = g.audio.front().map(|x| x.1);
-            match (v, a) {
-                (Some(v), Some(a)) if a < v => return g.audio.pop_front().map(|(b, t)| Input::Audio(b, t)),
-                (Some(_), _) => return g.video.pop_front().map(|(b, t)| Input::Video(b, t)),
-                (None, Some(_)) => return g.audio.pop_front().map(|(b, t)| Input::Audio(b, t)),
-                (None, None) if g.closed => return None,
-                (None, None) => g = self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
+            let next = match (v, a) {
+                (Some(v), Some(a)) if a < v => g.audio.pop_front().map(|(b, t)| Input::Audio(b, t)),
+                (Some(_), _) => g.video.pop_front().map(|(b, t)| Input::Video(b, t)),
+                (None, Some(_)) => g.audio.pop_front().map(|(b, t)| Input::Audio(b, t)),
+                (None, None) if g.closed => return Next::Closed,
+                (None, None) => None,
+            };
+            if let Some(i) = next {
+                return Next::Input(i);
             }
+            if g.woken {
+                g.woken = false;
+                return Next::Timeout;
+            }
+            g = match deadline {
+                None => self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Next::Timeout;
+                    }
+                    self.ready.wait_timeout(g, left).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
         }
+    }
+
+    /// Makes a waiting [`InputQueue::next_until`] return `Timeout` (the worker has new control
+    /// state to look at, e.g. a pause).
+    pub fn wake(&self) {
+        self.lock().woken = true;
+        self.ready.notify_all();
     }
 
     /// No more input: `next` drains what is queued, then returns None.

@@ -1,7 +1,9 @@
 //! The pusher: owns the threads (encode worker → send queue → network worker → socket, plus the
 //! callback thread) and the public Rust API.
 
+mod audio_clock;
 pub mod config;
+mod control;
 mod encode_worker;
 pub mod event;
 mod input;
@@ -15,6 +17,7 @@ mod timeline;
 pub use crate::core::alerts::AlertThresholds;
 pub use config::TlsConfig;
 pub use config::{AbrSettings, AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
+pub use control::PauseMode;
 pub use encode_worker::{AvcPacketizer, HevcPacketizer};
 pub use event::{Event, EventKind, PusherState};
 pub use shared::UrlRefresh;
@@ -79,6 +82,8 @@ pub struct Pusher {
     /// Bodies of pre-encoded AAC frames (push_aac), reused.
     aac_bodies: Mutex<BodyPool>,
     started: AtomicBool,
+    /// Pre-encoded video after a resume: inter frames are dropped until the app's next IDR.
+    passthrough_needs_key: AtomicBool,
 }
 
 impl Pusher {
@@ -176,6 +181,7 @@ impl Pusher {
             encode_finished: AtomicBool::new(false),
             keyframe_wanted: AtomicBool::new(false),
             recording: Mutex::new(Default::default()),
+            control: control::Control::default(),
         });
         Ok(Pusher {
             callback_thread: callback.as_ref().map(|h| h.thread().id()),
@@ -187,6 +193,7 @@ impl Pusher {
             aac_header_sent: Mutex::new(None),
             aac_bodies: Mutex::new(BodyPool::default()),
             started: AtomicBool::new(false),
+            passthrough_needs_key: AtomicBool::new(false),
         })
     }
 
@@ -291,6 +298,7 @@ impl Pusher {
         if let Err(e) = crate::encode::pixel::validate(frame, v.width, v.height) {
             return self.reject(e);
         }
+        self.not_paused("push_video")?;
         // A bad timestamp is the app's error whatever the queue holds: report it first.
         let pts_us = self.pts(pts_us);
         if let Err(e) = lock(&self.shared.timeline).peek(TimelineTrack::Video, pts_us) {
@@ -340,17 +348,31 @@ impl Pusher {
         if pcm.len() > a.sample_rate as usize * a.channels as usize {
             return self.reject(Error::BadFrameSize(format!("{} samples is more than one second per call", pcm.len())));
         }
-        let ts = lock(&self.shared.timeline).stamp(TimelineTrack::Audio, self.pts(pts_us));
-        let ts = match ts {
-            Ok(ts) => ts,
-            Err(e) => return self.reject(e),
-        };
+        // Checked first, committed only once the chunk has room: a chunk refused with QueueFull
+        // leaves the clock alone, so the app may push it again with the same timestamp.
+        let pts_us = self.pts(pts_us);
+        if let Err(e) = lock(&self.shared.timeline).peek(TimelineTrack::Audio, pts_us) {
+            return self.reject(e);
+        }
         self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
         let Some(mut buf) = self.shared.input.audio_buffer() else {
             return Err(Error::QueueFull("the encoder is behind; audio dropped"));
         };
         buf.clear();
         buf.extend_from_slice(pcm);
+        let silent_pause =
+            lock(&self.shared.control.pause).is_some_and(|p| p.mode == PauseMode::KP_PAUSE_STILL_IMAGE_SILENT);
+        if silent_pause || self.shared.control.audio_muted.load(Relaxed) {
+            // Silence with the samples' timing: the track and A/V sync go on.
+            buf.fill(0);
+        }
+        let ts = match lock(&self.shared.timeline).stamp(TimelineTrack::Audio, pts_us) {
+            Ok(ts) => ts,
+            Err(e) => {
+                self.shared.input.recycle(Input::Audio(buf, 0));
+                return self.reject(e);
+            }
+        };
         if !self.shared.input.push(Input::Audio(buf, ts)) {
             return Err(Error::QueueFull("the encoder is behind; audio dropped"));
         }
@@ -380,6 +402,7 @@ impl Pusher {
         if annexb.is_empty() {
             return self.reject(Error::BadBitstream("empty access unit".into()));
         }
+        self.not_paused("push_h264")?;
         let (pts_us, dts_us) = match (pts_us < 0, dts_us < 0) {
             (true, _) => {
                 let now = self.shared.clock_us();
@@ -407,10 +430,16 @@ impl Pusher {
             Ok(t) => t,
             Err(e) => return self.reject(e),
         };
+        if tags.frame.is_some() && !tags.keyframe && self.passthrough_needs_key.load(Relaxed) {
+            // After a resume the stream restarts at an IDR: what came before it was not sent.
+            self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
+            return Ok(());
+        }
         tl.stamp(TimelineTrack::Video, dts_us)?;
         drop(tl);
         if tags.keyframe {
             self.shared.keyframe_wanted.store(false, Relaxed);
+            self.passthrough_needs_key.store(false, Relaxed);
         }
         self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
         self.shared.queue_avc(tags, ts);
@@ -493,6 +522,153 @@ impl Pusher {
         } else {
             queue_frame(data);
         }
+        Ok(())
+    }
+
+    fn not_paused(&self, what: &str) -> Result<()> {
+        match *lock(&self.shared.control.pause) {
+            Some(p) => Err(Error::Paused(format!("{what}: video is paused ({:?}); frame ignored", p.mode))),
+            None => Ok(()),
+        }
+    }
+
+    fn passthrough_video(&self) -> bool {
+        self.shared.config.video.as_ref().is_some_and(|v| v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH)
+    }
+
+    fn passthrough_audio(&self) -> bool {
+        self.shared.config.audio.as_ref().is_some_and(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH)
+    }
+
+    /// Background mode: keeps the connection and the server's recording alive while the app
+    /// cannot capture. Video becomes a still picture repeated at `pause_fps` (the one set with
+    /// [`Pusher::set_pause_image`], else the last frame pushed) or stops (audio-only); audio is
+    /// what the app keeps pushing, or silence the SDK makes when none comes (always silence in
+    /// `KP_PAUSE_STILL_IMAGE_SILENT`). While paused, `push_video`/`push_h264` return `Paused`
+    /// and the frame is ignored. Calling it again while paused switches the mode. Emits PAUSED
+    /// (`value`: the mode). Still-image modes need the built-in video encoder (`Unsupported`
+    /// with pre-encoded video); SDK-made silence needs the built-in audio encoder (with
+    /// pre-encoded audio, only what the app pushes is sent). Not before start or after stop.
+    pub fn pause(&self, mode: PauseMode) -> Result<()> {
+        self.accepting()?;
+        if mode.has_video() && self.passthrough_video() {
+            return Err(Error::Unsupported(format!(
+                "{mode:?}: a still picture needs the built-in video encoder; use KP_PAUSE_AUDIO_ONLY with pre-encoded video"
+            )));
+        }
+        if mode.has_video() && self.shared.config.video.is_none() {
+            return Err(Error::InvalidState(format!("{mode:?}: there is no video track")));
+        }
+        {
+            let mut pause = lock(&self.shared.control.pause);
+            let tl = lock(&self.shared.timeline);
+            *pause = Some(match *pause {
+                Some(p) => control::Pause { mode, ..p },
+                None => control::Pause { mode, since: Instant::now(), start_ms: tl.latest_ms() },
+            });
+        }
+        self.shared.input.wake();
+        self.shared.emit(EventKind::KP_EVENT_PAUSED, ResultCode::KP_OK, format!("paused: {mode:?}"), mode as i64);
+        Ok(())
+    }
+
+    /// Ends a pause: the app's frames are taken again and the video restarts with an IDR (with
+    /// pre-encoded video, KEYFRAME_NEEDED asks the app for one and inter frames are dropped until
+    /// it comes). App timestamps must go on after the pause; a capture clock that stood still in
+    /// the background is moved, with both tracks, to where the stream is. Emits RESUMED
+    /// (`value`: how long the pause lasted, ms). `InvalidState` when not paused.
+    pub fn resume(&self) -> Result<()> {
+        self.accepting()?;
+        let since = {
+            let mut pause = lock(&self.shared.control.pause);
+            let Some(p) = pause.take() else {
+                return Err(Error::InvalidState("resume: the pusher is not paused".into()));
+            };
+            // The app's first frame after the pause lands at least a frame interval after the
+            // last pause frame.
+            // Whole milliseconds, rounded up: FLV times are whole milliseconds, and a step of
+            // 33 ms at 30 fps would put two frames into one frame slot for a muxer on a 1/30 grid.
+            let step_ms = self.shared.config.video.as_ref().map_or(20.0, |v| (1000.0 / f64::from(v.fps)).ceil());
+            lock(&self.shared.timeline).resume(step_ms as i64 * 1000);
+            p.since
+        };
+        if self.passthrough_video() {
+            self.passthrough_needs_key.store(true, Relaxed);
+            self.shared.keyframe_wanted.store(false, Relaxed);
+        }
+        self.shared.want_keyframe(0);
+        self.shared.input.wake();
+        let ms = since.elapsed().as_millis() as i64;
+        self.shared.emit(EventKind::KP_EVENT_RESUMED, ResultCode::KP_OK, "resumed", ms);
+        Ok(())
+    }
+
+    /// The picture pause modes repeat (instead of the last frame pushed), in the configured size;
+    /// copied before returning. Any time before stop, also before start.
+    pub fn set_pause_image(&self, frame: &VideoFrame<'_>) -> Result<()> {
+        self.not_stopped("set_pause_image")?;
+        let Some(v) =
+            self.shared.config.video.as_ref().filter(|v| v.encoder != VideoEncoderKind::KP_ENCODER_PASSTHROUGH)
+        else {
+            return Err(Error::InvalidState("set_pause_image: needs the built-in video encoder".into()));
+        };
+        crate::encode::pixel::validate(frame, v.width, v.height)?;
+        let mut buf = crate::encode::I420Buffer::default();
+        crate::encode::pixel::copy_to_i420(frame, &mut buf)?;
+        let mut image = lock(&self.shared.control.image);
+        *image = (image.0 + 1, Some(buf));
+        Ok(())
+    }
+
+    fn not_stopped(&self, what: &str) -> Result<()> {
+        match self.shared.state() {
+            PusherState::KP_STATE_STOPPING | PusherState::KP_STATE_STOPPED => {
+                Err(Error::InvalidState(format!("{what}: the pusher was stopped")))
+            }
+            PusherState::KP_STATE_FAILED => Err(Error::InvalidState(format!("{what}: the pusher failed"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Changes the video encoder's target bitrate from the next frame on (any time before stop,
+    /// also before start). kbps in [1, 200000]. `InvalidState` with pre-encoded video (the app's
+    /// encoder sets its own rate).
+    pub fn set_video_bitrate(&self, kbps: u32) -> Result<()> {
+        self.not_stopped("set_video_bitrate")?;
+        if self.shared.config.video.is_none() || self.passthrough_video() {
+            return Err(Error::InvalidState("set_video_bitrate: no video encoder in this configuration".into()));
+        }
+        if kbps == 0 || kbps > 200_000 {
+            return Err(Error::InvalidArgument(format!("video bitrate {kbps} kbit/s is not in [1, 200000]")));
+        }
+        self.shared.control.video_bitrate_kbps.store(kbps, Relaxed);
+        Ok(())
+    }
+
+    /// The next video frame encoded becomes an IDR (with pre-encoded video: KEYFRAME_NEEDED asks
+    /// the app for one). While started.
+    pub fn request_keyframe(&self) -> Result<()> {
+        self.accepting()?;
+        if self.shared.config.video.is_none() {
+            return Err(Error::InvalidState("request_keyframe: there is no video track".into()));
+        }
+        if self.passthrough_video() {
+            // Asked again even when an earlier request is pending: the app asked for it.
+            self.shared.keyframe_wanted.store(false, Relaxed);
+        }
+        self.shared.want_keyframe(0);
+        Ok(())
+    }
+
+    /// Muted audio is encoded as silence with the timing of the samples pushed (the track and
+    /// its clock go on). Any time before stop, also before start. `InvalidState` with no audio
+    /// track or pre-encoded audio (the SDK cannot silence AAC it does not encode).
+    pub fn set_audio_muted(&self, muted: bool) -> Result<()> {
+        self.not_stopped("set_audio_muted")?;
+        if self.shared.config.audio.is_none() || self.passthrough_audio() {
+            return Err(Error::InvalidState("set_audio_muted: no audio encoder in this configuration".into()));
+        }
+        self.shared.control.audio_muted.store(muted, Relaxed);
         Ok(())
     }
 

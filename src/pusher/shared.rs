@@ -165,6 +165,8 @@ pub struct Shared {
     pub keyframe_wanted: AtomicBool,
     /// The local recording tap (see `recording`).
     pub recording: Mutex<super::recording::RecordingTap>,
+    /// Pause, bitrate and mute, as the app last set them.
+    pub control: super::control::Control,
 }
 
 impl Shared {

@@ -6,8 +6,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Default)]
 pub struct Timeline {
     origin_us: Option<i64>,
-    last_video_us: Option<i64>,
-    last_audio_us: Option<i64>,
+    /// Added to every mapped time; grows when a resume re-bases the app's clock.
+    offset_us: i64,
+    /// Last stream time (µs) per track: video, audio.
+    last: [Option<i64>; 2],
+    /// Set by a resume: the earliest stream time (µs) the app's media may land on.
+    resume_at_us: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,46 +20,91 @@ pub enum TimelineTrack {
     Audio,
 }
 
+impl TimelineTrack {
+    fn index(self) -> usize {
+        match self {
+            TimelineTrack::Video => 0,
+            TimelineTrack::Audio => 1,
+        }
+    }
+}
+
 impl Timeline {
+    fn stream_us(&self, ts_us: i64) -> i64 {
+        let origin = self.origin_us.unwrap_or(ts_us);
+        ts_us.saturating_sub(origin).saturating_add(self.offset_us)
+    }
+
+    /// The offset `ts_us` would be mapped with: after a resume, the first timestamp that falls
+    /// within what the pause already covered moves the whole clock (both tracks, so they stay
+    /// in sync) to just after it — an app whose capture clock stood still in the background
+    /// goes on where the stream is.
+    fn offset_for(&self, ts_us: i64) -> i64 {
+        match self.resume_at_us {
+            Some(at) if self.stream_us(ts_us) < at => self.offset_us + at - self.stream_us(ts_us),
+            _ => self.offset_us,
+        }
+    }
+
     /// What [`Timeline::stamp`] would return, without recording anything.
     pub fn peek(&self, track: TimelineTrack, ts_us: i64) -> Result<u64> {
-        let (last, name) = match track {
-            TimelineTrack::Video => (self.last_video_us, "video"),
-            TimelineTrack::Audio => (self.last_audio_us, "audio"),
-        };
-        if let Some(l) = last {
-            if ts_us <= l {
-                return Err(Error::NonMonotonicTimestamp { track: name, ts_us, last_us: l });
+        let s = self.stream_us(ts_us) - self.offset_us + self.offset_for(ts_us);
+        if let Some(l) = self.last[track.index()] {
+            if s <= l {
+                let name = match track {
+                    TimelineTrack::Video => "video",
+                    TimelineTrack::Audio => "audio",
+                };
+                let last_us = l - s + ts_us;
+                return Err(Error::NonMonotonicTimestamp { track: name, ts_us, last_us });
             }
         }
-        Ok(self.map(ts_us))
+        Ok((s.max(0) / 1000) as u64)
     }
 
     /// Check that `ts_us` moves its track forward and map it to stream milliseconds.
     /// Nothing changes when it fails, so a rejected frame does not disturb the stream.
     pub fn stamp(&mut self, track: TimelineTrack, ts_us: i64) -> Result<u64> {
-        self.peek(track, ts_us)?;
-        match track {
-            TimelineTrack::Video => self.last_video_us = Some(ts_us),
-            TimelineTrack::Audio => self.last_audio_us = Some(ts_us),
-        }
-        let origin = *self.origin_us.get_or_insert(ts_us);
-        // Media of the other track a little older than the origin starts at 0 rather than
-        // wrapping: the FLV timeline cannot go negative.
-        Ok((ts_us.saturating_sub(origin).max(0) / 1000) as u64)
+        let ms = self.peek(track, ts_us)?;
+        self.offset_us = self.offset_for(ts_us);
+        self.resume_at_us = None;
+        self.origin_us.get_or_insert(ts_us);
+        // Media of the other track a little older than the origin is sent at 0 rather than
+        // wrapping (the FLV timeline cannot go negative); its own track still moves by `ts_us`.
+        self.last[track.index()] = Some(self.stream_us(ts_us));
+        Ok(ms)
     }
 
-    /// Map without the monotonic check (the second timestamp of a frame, e.g. pts next to dts).
-    pub fn map(&self, ts_us: i64) -> u64 {
-        let origin = self.origin_us.unwrap_or(ts_us);
-        (ts_us.saturating_sub(origin).max(0) / 1000) as u64
+    /// Record media the SDK made itself at stream time `ms` (pause frames). False (and nothing
+    /// recorded) when the track is already at or past it.
+    pub fn stamp_generated(&mut self, track: TimelineTrack, ms: u64) -> bool {
+        let us = ms as i64 * 1000;
+        if self.last[track.index()].is_some_and(|l| us <= l) {
+            return false;
+        }
+        self.last[track.index()] = Some(us);
+        true
+    }
+
+    /// The latest stream time (ms) of either track; 0 before any media.
+    pub fn latest_ms(&self) -> u64 {
+        (self.last.iter().flatten().copied().max().unwrap_or(0).max(0) / 1000) as u64
+    }
+
+    /// A pause ended: app timestamps that fall within what the pause covered (plus `step_us`,
+    /// e.g. a frame interval, so the first frame after it does not crowd the last pause frame)
+    /// re-base the clock.
+    pub fn resume(&mut self, step_us: i64) {
+        self.resume_at_us = self.last.iter().flatten().copied().max().map(|l| l + step_us);
     }
 
     /// Map `ts_us` as it will be once `first_us` has been stamped: the pts of the very first
     /// frame is measured from the origin its dts sets, not from itself.
     pub fn map_after(&self, first_us: i64, ts_us: i64) -> u64 {
+        // With the offset `first_us` gets (after a resume it may move the clock), so that pts
+        // and dts stay as far apart as the app gave them.
         let origin = self.origin_us.unwrap_or(first_us);
-        (ts_us.saturating_sub(origin).max(0) / 1000) as u64
+        (ts_us.saturating_sub(origin).saturating_add(self.offset_for(first_us)).max(0) / 1000) as u64
     }
 }
 
@@ -76,11 +125,38 @@ mod tests {
         // The failed calls changed nothing.
         assert_eq!(t.stamp(Video, 5_066_666).unwrap(), 66);
         assert_eq!(t.stamp(Audio, 4_990_000).unwrap_err().code(), crate::ResultCode::KP_ERR_NON_MONOTONIC_TIMESTAMP);
-        assert_eq!(t.map(5_100_000), 100);
         assert_eq!(t.map_after(0, 5_100_000), 100, "the origin is set");
         assert_eq!(Timeline::default().map_after(1_000_000, 1_080_000), 80, "the first frame's dts sets it");
         let mut t = Timeline::default();
         t.stamp(Video, 1_000_000).unwrap();
         assert_eq!(t.stamp(Audio, 999_000).unwrap(), 0, "slightly older audio clamps to 0");
+    }
+
+    #[test]
+    fn generated_media_and_resume_rebase() {
+        let mut t = Timeline::default();
+        t.stamp(Video, 10_000_000).unwrap();
+        t.stamp(Audio, 10_010_000).unwrap();
+        assert_eq!(t.latest_ms(), 10);
+        // Pause frames at 200 ms steps.
+        assert!(t.stamp_generated(Video, 200));
+        assert!(t.stamp_generated(Video, 400));
+        assert!(!t.stamp_generated(Video, 400));
+        // Without a resume, app video older than a pause frame is refused.
+        assert!(t.peek(Video, 10_300_000).is_err());
+        // An app clock that kept running goes on unchanged after the resume.
+        t.resume(1000);
+        assert_eq!(t.stamp(Video, 10_500_000).unwrap(), 500);
+        assert_eq!(t.stamp(Audio, 10_510_000).unwrap(), 510);
+        // One that stood still is moved to just after the pause, both tracks alike.
+        assert!(t.stamp_generated(Video, 900));
+        t.resume(1000);
+        assert_eq!(t.peek(Video, 10_533_000).unwrap(), 901);
+        // A pts 33 ms after this dts keeps its distance across the move.
+        assert_eq!(t.map_after(10_533_000, 10_566_000), 934);
+        assert_eq!(t.stamp(Video, 10_533_000).unwrap(), 901);
+        assert_eq!(t.stamp(Audio, 10_540_000).unwrap(), 908);
+        assert_eq!(t.map_after(10_566_000, 10_566_000), 934);
+        assert_eq!(t.stamp(Video, 10_566_000).unwrap(), 934);
     }
 }

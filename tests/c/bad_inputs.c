@@ -232,6 +232,7 @@ static void check_static(void)
         CHECK(s != NULL && s[0] != '\0');
     }
     CHECK(kp_result_str(-5) != NULL && kp_result_str(1000) != NULL);
+    CHECK(strcmp(kp_result_str(KP_ERR_PAUSED), kp_result_str(1000)) != 0);
     CHECK(strcmp(kp_result_str(1000), kp_result_str(KP_ERR_INTERNAL)) != 0);
     CHECK(kp_last_error_message() != NULL);
 
@@ -256,6 +257,13 @@ static void check_static(void)
     CHECK_RC(kp_pusher_push_h264(NULL, pixels, 4, 0, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_push_aac(NULL, pixels, 4, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_stop(NULL, 0), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_pause(NULL, KP_PAUSE_STILL_IMAGE), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_resume(NULL), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_set_pause_image(NULL, NULL), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_set_video_bitrate(NULL, 500), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_request_keyframe(NULL), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_set_audio_muted(NULL, true), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_pause_fps(NULL, 5.0), KP_ERR_INVALID_ARGUMENT);
     CHECK(kp_pusher_get_state(NULL) == KP_STATE_FAILED);
     memset(&stats, 0, sizeof stats);
     stats.struct_size = sizeof stats;
@@ -301,6 +309,10 @@ static void check_static(void)
     CHECK_RC(kp_config_set_video(cfg, W, H, -1.0, 500, 0), KP_OK);
     CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_config_set_video(cfg, W, H, FPS, 500, 0), KP_OK);
+    CHECK_RC(kp_config_set_pause_fps(cfg, 61.0), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kp_last_error_message(), "pause frame rate") != NULL);
+    CHECK_RC(kp_config_set_pause_fps(cfg, 0.0), KP_OK); /* the default */
     CHECK_RC(kp_config_disable_video(cfg), KP_OK);
     CHECK_RC(kp_config_disable_audio(cfg), KP_OK);
     CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT); /* no tracks */
@@ -461,6 +473,26 @@ static void check_lifecycle(void)
     CHECK_RC(kp_pusher_push_audio(p, pcm, CHUNK, 0), KP_ERR_NOT_STARTED);
     push_bad_pointers(p);
 
+    /* controls before start: pause and keyframes need a running pusher, the rest is kept */
+    CHECK_RC(kp_pusher_pause(p, KP_PAUSE_STILL_IMAGE), KP_ERR_NOT_STARTED);
+    CHECK_RC(kp_pusher_resume(p), KP_ERR_NOT_STARTED);
+    CHECK_RC(kp_pusher_request_keyframe(p), KP_ERR_NOT_STARTED);
+    CHECK_RC(kp_pusher_set_video_bitrate(p, 0), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_set_video_bitrate(p, 200001), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_set_video_bitrate(p, 800), KP_OK);
+    CHECK_RC(kp_pusher_set_audio_muted(p, true), KP_OK);
+    CHECK_RC(kp_pusher_set_audio_muted(p, false), KP_OK);
+    CHECK_RC(kp_pusher_set_pause_image(p, NULL), KP_ERR_INVALID_ARGUMENT);
+    {
+        kp_video_frame small = f;
+        small.width = W / 2;
+        CHECK_RC(kp_pusher_set_pause_image(p, &small), KP_ERR_BAD_DIMENSIONS);
+        small = f;
+        small.format = 42;
+        CHECK_RC(kp_pusher_set_pause_image(p, &small), KP_ERR_BAD_PIXEL_FORMAT);
+    }
+    CHECK_RC(kp_pusher_set_pause_image(p, &f), KP_OK);
+
     /* stats: too small, exact, and an older (shorter) struct */
     memset(&stats, 0xAB, sizeof stats);
     stats.struct_size = 0;
@@ -508,9 +540,29 @@ static void check_lifecycle(void)
     push_bad_pointers(p);
     CHECK(kp_pusher_get_state(p) != KP_STATE_IDLE);
 
+    /* pause: bad modes, frames refused while paused, audio taken, resume only when paused */
+    CHECK_RC(kp_pusher_resume(p), KP_ERR_INVALID_STATE);
+    CHECK_RC(kp_pusher_pause(p, 3), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_pause(p, -1), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_pause(p, KP_PAUSE_STILL_IMAGE), KP_OK);
+    CHECK_RC(kp_pusher_push_video(p, &f, 2100000), KP_ERR_PAUSED);
+    CHECK(accepted(kp_pusher_push_audio(p, pcm, CHUNK, 1100000)));
+    CHECK_RC(kp_pusher_pause(p, KP_PAUSE_AUDIO_ONLY), KP_OK); /* switches the mode */
+    CHECK_RC(kp_pusher_push_video(p, &f, 2100000), KP_ERR_PAUSED);
+    CHECK_RC(kp_pusher_resume(p), KP_OK);
+    CHECK_RC(kp_pusher_resume(p), KP_ERR_INVALID_STATE);
+    CHECK(accepted(kp_pusher_push_video(p, &f, 2100000)));
+    CHECK_RC(kp_pusher_request_keyframe(p), KP_OK);
+    CHECK_RC(kp_pusher_set_video_bitrate(p, 300), KP_OK);
+
     kp_pusher_stop(p, 500); /* nothing was ever sent: OK or TIMEOUT are both fine */
     CHECK(kp_pusher_get_state(p) == KP_STATE_STOPPED);
     CHECK_RC(kp_pusher_push_video(p, &f, 3000000), KP_ERR_NOT_STARTED);
+    CHECK_RC(kp_pusher_pause(p, KP_PAUSE_STILL_IMAGE), KP_ERR_NOT_STARTED);
+    CHECK_RC(kp_pusher_request_keyframe(p), KP_ERR_NOT_STARTED);
+    CHECK_RC(kp_pusher_set_video_bitrate(p, 300), KP_ERR_INVALID_STATE);
+    CHECK_RC(kp_pusher_set_audio_muted(p, true), KP_ERR_INVALID_STATE);
+    CHECK_RC(kp_pusher_set_pause_image(p, &f), KP_ERR_INVALID_STATE);
     CHECK_RC(kp_pusher_start(p), KP_ERR_INVALID_STATE);
     kp_pusher_free(p);
     close(listener);
@@ -560,6 +612,18 @@ static void check_live(const char *url)
             rejected += push_bad_frames(p, pts);
             push_bad_pointers(p);
         }
+        if (n == 3 * FPS) {
+            /* a second in the background, then on with a new bitrate and a keyframe */
+            CHECK_RC(kp_pusher_pause(p, KP_PAUSE_STILL_IMAGE), KP_OK);
+            sleep_ms(1000);
+            CHECK_RC(kp_pusher_push_video(p, &f, pts + 1), KP_ERR_PAUSED);
+            CHECK_RC(kp_pusher_resume(p), KP_OK);
+            CHECK_RC(kp_pusher_set_video_bitrate(p, 300), KP_OK);
+            CHECK_RC(kp_pusher_request_keyframe(p), KP_OK);
+            CHECK_RC(kp_pusher_set_audio_muted(p, true), KP_OK);
+        }
+        if (n == 4 * FPS)
+            CHECK_RC(kp_pusher_set_audio_muted(p, false), KP_OK);
         sleep_ms(1000 / FPS);
     }
     r = kp_pusher_stop(p, 5000);

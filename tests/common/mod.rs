@@ -5,6 +5,7 @@
 
 mod media;
 mod nginx;
+pub mod packets;
 pub mod proxy;
 pub mod pushing;
 pub mod tls;

@@ -322,3 +322,14 @@ pub fn encoded_test_media(dir: &std::path::Path, seconds: u32, gop: u32) -> (Vec
     let aus = cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect();
     (aus, std::fs::read(&aac).unwrap())
 }
+
+impl Source {
+    /// Push the next pattern frame alone (the caller handles audio), stamped `pts_us` (< 0: the
+    /// SDK's clock). A full input queue drops it, as it would a camera frame.
+    pub fn push_one_video_only(&mut self, p: &Pusher, pts_us: i64) {
+        self.pattern.fill(self.next_frame, &mut self.picture);
+        let r = p.push_video(&self.frame(), pts_us);
+        assert!(matches!(r, Ok(()) | Err(kitepush::Error::QueueFull(_))), "push_video: {r:?}");
+        self.next_frame += 1;
+    }
+}
