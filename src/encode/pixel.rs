@@ -1,11 +1,20 @@
-//! Pixel format checks and conversion of app frames into the packed I420 the encoders take.
+//! Pixel format checks and conversion of app frames into the packed 4:2:0 picture the encoders take.
 //!
 //! Apps hand over camera buffers with row padding (strides) and, on mobile, semi-planar chroma
-//! (NV12 from iOS / MediaCodec, NV21 from the Android camera). Everything here is bounds-checked
-//! up front by [`validate`], so the copy loops can use plain slices without per-pixel checks.
+//! (NV12 from iOS / MediaCodec, NV21 from the Android camera); USB cameras give packed 4:2:2
+//! (YUY2, UYVY) and GPUs RGBA/BGRA. Everything here is bounds-checked up front by [`validate`], so
+//! the copy loops can use plain slices without per-pixel checks.
+//!
+//! Each frame is converted once, on the pushing thread, straight into the pooled picture the
+//! encoder reads: the packed and RGB formats by the `yuv` crate (SIMD; no such crate has the
+//! semi-planar de-interleave, which is hand-written below). RGB uses BT.601 limited range (Y in
+//! 16..=235, the matrix FFmpeg's swscale and most decoders assume for SD/HD H.264 without colour
+//! metadata): Y = 16 + 0.257 R + 0.504 G + 0.098 B, Cb = 128 - 0.148 R - 0.291 G + 0.439 B,
+//! Cr = 128 + 0.439 R - 0.368 G - 0.071 B, chroma averaged over each 2x2 block.
 
-use super::frame::{I420Buffer, PixelFormat, VideoFrame};
+use super::frame::{ChromaLayout, I420Buffer, PixelFormat, VideoFrame};
 use crate::error::{Error, Result};
+use yuv::{BufferStoreMut, YuvConversionMode, YuvPackedImage, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 /// Checks that `frame` has the configured size and that every plane it needs is long enough for
 /// its stride and row count.
@@ -14,12 +23,19 @@ use crate::error::{Error, Result};
 /// padding, because Android's `Image` planes (and some hardware buffers) end right after the last
 /// pixel. Sizes are computed with checked arithmetic so hostile C callers cannot overflow them.
 pub fn validate(frame: &VideoFrame, width: u32, height: u32) -> Result<()> {
+    validate_shape(frame)?;
+    let (w, h) = (frame.width, frame.height);
+    if (w, h) != (width, height) {
+        return Err(Error::BadDimensions(format!("{w}x{h} differs from the configured {width}x{height}")));
+    }
+    Ok(())
+}
+
+/// [`validate`] without the size check: the frame is consistent in itself.
+pub fn validate_shape(frame: &VideoFrame) -> Result<()> {
     let (w, h) = (frame.width, frame.height);
     if w == 0 || h == 0 || w % 2 != 0 || h % 2 != 0 {
         return Err(Error::BadDimensions(format!("{w}x{h}: width and height must be non-zero and even")));
-    }
-    if (w, h) != (width, height) {
-        return Err(Error::BadDimensions(format!("{w}x{h} differs from the configured {width}x{height}")));
     }
     let (w, h) = (w as usize, h as usize);
     let (cw, ch) = (w / 2, h / 2);
@@ -37,7 +53,25 @@ pub fn validate(frame: &VideoFrame, width: u32, height: u32) -> Result<()> {
             check_plane(frame, 0, w, h, "Y")?;
             check_plane(frame, 1, w, ch, "VU")
         }
+        PixelFormat::KP_PIXEL_FORMAT_YUY2 | PixelFormat::KP_PIXEL_FORMAT_UYVY => {
+            let row = w.checked_mul(2).ok_or_else(|| Error::BadDimensions(format!("{w} pixels per row")))?;
+            check_plane(frame, 0, row, h, "packed YUV")?;
+            check_u32_geometry(frame)
+        }
+        PixelFormat::KP_PIXEL_FORMAT_RGBA | PixelFormat::KP_PIXEL_FORMAT_BGRA => {
+            let row = w.checked_mul(4).ok_or_else(|| Error::BadDimensions(format!("{w} pixels per row")))?;
+            check_plane(frame, 0, row, h, "RGB")?;
+            check_u32_geometry(frame)
+        }
     }
+}
+
+/// The `yuv` crate takes strides and sizes as u32.
+fn check_u32_geometry(frame: &VideoFrame) -> Result<()> {
+    if u32::try_from(frame.strides[0]).is_err() {
+        return Err(Error::BadFrameSize(format!("stride {} does not fit in 32 bits", frame.strides[0])));
+    }
+    Ok(())
 }
 
 fn check_plane(frame: &VideoFrame, index: usize, row_bytes: usize, rows: usize, name: &str) -> Result<()> {
@@ -66,22 +100,77 @@ fn check_plane(frame: &VideoFrame, index: usize, row_bytes: usize, rows: usize, 
 /// `out` is resized to the frame size; its allocation is reused when it is already big enough,
 /// which is what keeps the pooled buffers allocation-free in steady state.
 pub fn copy_to_i420(frame: &VideoFrame, out: &mut I420Buffer) -> Result<()> {
-    validate(frame, frame.width, frame.height)?;
+    convert(frame, out, false)
+}
+
+/// Like [`copy_to_i420`], but NV12/NV21 frames keep their interleaved chroma (`out.chroma` says
+/// which): for encoders that read semi-planar input themselves.
+pub fn copy_to_picture(frame: &VideoFrame, out: &mut I420Buffer, semi_planar_ok: bool) -> Result<()> {
+    convert(frame, out, semi_planar_ok)
+}
+
+fn convert(frame: &VideoFrame, out: &mut I420Buffer, semi_planar_ok: bool) -> Result<()> {
+    validate_shape(frame)?;
     out.resize(frame.width, frame.height);
     let (w, h) = (frame.width as usize, frame.height as usize);
     let (cw, ch) = (w / 2, h / 2);
+    let semi = match frame.format {
+        PixelFormat::KP_PIXEL_FORMAT_NV12 if semi_planar_ok => Some(ChromaLayout::Nv12),
+        PixelFormat::KP_PIXEL_FORMAT_NV21 if semi_planar_ok => Some(ChromaLayout::Nv21),
+        _ => None,
+    };
+    if let Some(layout) = semi {
+        let luma = w * h;
+        let (y, uv) = out.data.split_at_mut(luma);
+        copy_plane(frame.planes[0], frame.strides[0], y, w, h);
+        copy_plane(frame.planes[1], frame.strides[1], uv, w, ch);
+        out.chroma = layout;
+        return Ok(());
+    }
     let (y, u, v) = out.planes_mut();
-    copy_plane(frame.planes[0], frame.strides[0], y, w, h);
     match frame.format {
         PixelFormat::KP_PIXEL_FORMAT_I420 => {
+            copy_plane(frame.planes[0], frame.strides[0], y, w, h);
             copy_plane(frame.planes[1], frame.strides[1], u, cw, ch);
             copy_plane(frame.planes[2], frame.strides[2], v, cw, ch);
         }
         PixelFormat::KP_PIXEL_FORMAT_NV12 => {
+            copy_plane(frame.planes[0], frame.strides[0], y, w, h);
             deinterleave(frame.planes[1], frame.strides[1], u, v, cw, ch);
         }
         PixelFormat::KP_PIXEL_FORMAT_NV21 => {
+            copy_plane(frame.planes[0], frame.strides[0], y, w, h);
             deinterleave(frame.planes[1], frame.strides[1], v, u, cw, ch);
+        }
+        packed => {
+            let (fw, fh) = (frame.width, frame.height);
+            let mut planar = YuvPlanarImageMut {
+                y_plane: BufferStoreMut::Borrowed(y),
+                y_stride: fw,
+                u_plane: BufferStoreMut::Borrowed(u),
+                u_stride: fw / 2,
+                v_plane: BufferStoreMut::Borrowed(v),
+                v_stride: fw / 2,
+                width: fw,
+                height: fh,
+            };
+            // Checked by validate_shape.
+            let stride = frame.strides[0] as u32;
+            let (range, matrix, mode) = (YuvRange::Limited, YuvStandardMatrix::Bt601, YuvConversionMode::Balanced);
+            let packed_image = YuvPackedImage { yuy: frame.planes[0], yuy_stride: stride, width: fw, height: fh };
+            let r = match packed {
+                PixelFormat::KP_PIXEL_FORMAT_YUY2 => yuv::yuyv422_to_yuv420(&mut planar, &packed_image),
+                PixelFormat::KP_PIXEL_FORMAT_UYVY => yuv::uyvy422_to_yuv420(&mut planar, &packed_image),
+                PixelFormat::KP_PIXEL_FORMAT_RGBA => {
+                    yuv::rgba_to_yuv420(&mut planar, frame.planes[0], stride, range, matrix, mode)
+                }
+                PixelFormat::KP_PIXEL_FORMAT_BGRA => {
+                    yuv::bgra_to_yuv420(&mut planar, frame.planes[0], stride, range, matrix, mode)
+                }
+                _ => unreachable!("planar formats handled above"),
+            };
+            // validate_shape checked what the crate checks; an error here is a bug on one side.
+            r.map_err(|e| Error::Internal(format!("{:?} conversion: {e}", frame.format)))?;
         }
     }
     Ok(())

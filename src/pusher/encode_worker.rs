@@ -6,7 +6,7 @@ use super::shared::Shared;
 use crate::core::annexb;
 use crate::core::flv;
 use crate::core::send_queue::{MediaPacket, Track};
-use crate::encode::{AudioEncoder, VideoEncoder};
+use crate::encode::{AudioEncoder, Encoded, VideoEncoder};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
@@ -63,9 +63,11 @@ impl EncodeWorker {
         let mut annexb = Vec::with_capacity(256 * 1024);
         let mut avc = AvcPacketizer::default();
         let mut audio_clock = AudioClock::default();
+        let mut dts = DtsClamp::default();
+        let mut failed = false;
         while let Some(input) = self.shared.input.next() {
             let result = match &input {
-                Input::Video(pic, ts) => self.encode_video(pic, *ts, &mut annexb, &mut avc),
+                Input::Video(pic, ts) => self.encode_video(pic, *ts, &mut annexb, &mut avc, &mut dts),
                 Input::Audio(pcm, ts) => self.encode_audio(pcm, *ts, &mut audio_clock),
             };
             self.shared.input.recycle(input);
@@ -73,7 +75,13 @@ impl EncodeWorker {
                 // An encoder that fails takes every destination down with it.
                 self.shared.fail(e.clone());
                 self.shared.emit(EventKind::KP_EVENT_FAILED, e.code(), e.to_string(), 0);
+                failed = true;
                 break;
+            }
+        }
+        if !failed {
+            if let Err(e) = self.flush_video(&mut annexb, &mut avc, &mut dts) {
+                log::warn!("video encoder flush: {e}");
             }
         }
         if let Some(enc) = self.audio.as_mut() {
@@ -92,6 +100,7 @@ impl EncodeWorker {
         ts: u64,
         annexb: &mut Vec<u8>,
         avc: &mut AvcPacketizer,
+        dts: &mut DtsClamp,
     ) -> Result<()> {
         let Some(enc) = self.video.as_mut() else {
             return Ok(());
@@ -100,11 +109,35 @@ impl EncodeWorker {
             enc.force_keyframe();
         }
         annexb.clear();
-        let Some(_idr) = enc.encode(pic, annexb)? else {
-            self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
+        let ts = ts as i64;
+        dts.first.get_or_insert(ts);
+        let Some(au) = enc.encode_timed(pic, ts, annexb)? else {
+            // A reordering encoder holds pictures back; that is not a drop.
+            if enc.delayed_frames() == 0 {
+                self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
+            }
             return Ok(());
         };
-        let tags = avc.packetize(annexb, 0).map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
+        self.queue_encoded(au, annexb, avc, dts)
+    }
+
+    /// Drains the access units a reordering encoder still holds at the end of the stream.
+    fn flush_video(&mut self, annexb: &mut Vec<u8>, avc: &mut AvcPacketizer, dts: &mut DtsClamp) -> Result<()> {
+        loop {
+            let Some(enc) = self.video.as_mut() else {
+                return Ok(());
+            };
+            annexb.clear();
+            match enc.flush(annexb)? {
+                Some(au) => self.queue_encoded(au, annexb, avc, dts)?,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn queue_encoded(&self, au: Encoded, annexb: &[u8], avc: &mut AvcPacketizer, dts: &mut DtsClamp) -> Result<()> {
+        let (ts, cts) = dts.map(au);
+        let tags = avc.packetize(annexb, cts).map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
         self.shared.queue_avc(tags, ts);
         Ok(())
     }
@@ -122,6 +155,27 @@ impl EncodeWorker {
         let shared = &self.shared;
         let mut emit = |au: &[u8]| clock.emit(shared, au);
         enc.encode(pcm, &mut emit)
+    }
+}
+
+/// FLV tag times are decode times and may not go back or below the stream's first picture, while
+/// a B-frame encoder's first decode times lie before its first presentation time. Instead of
+/// shifting the whole video track later (which would put it out of sync with audio), the early
+/// decode times are pulled up to the first picture's time, one millisecond apart; presentation
+/// times (tag time + composition time) stay exactly what the app stamped.
+#[derive(Default)]
+struct DtsClamp {
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl DtsClamp {
+    /// (FLV tag time, composition time) of an access unit.
+    fn map(&mut self, au: Encoded) -> (u64, i32) {
+        let floor = self.last.map_or(self.first.unwrap_or(0), |l| l + 1);
+        let dts = au.dts_ms.max(floor).min(au.pts_ms).max(0);
+        self.last = Some(dts);
+        (dts as u64, (au.pts_ms - dts).clamp(0, i32::MAX as i64) as i32)
     }
 }
 
