@@ -17,6 +17,7 @@ fn root() -> PathBuf {
 struct Programs {
     bad_inputs: PathBuf,
     reconnect: PathBuf,
+    formats: PathBuf,
     push: PathBuf,
 }
 
@@ -52,6 +53,7 @@ fn c_programs() -> &'static Programs {
         Programs {
             bad_inputs: root().join("tests/c/bad_inputs"),
             reconnect: root().join("tests/c/reconnect"),
+            formats: root().join("tests/c/formats"),
             push: root().join("examples/c/push"),
         }
     })
@@ -126,4 +128,21 @@ fn the_url_refresh_callback_moves_a_c_pusher_from_a_dead_url_to_nginx() {
     assert_eq!(p.audio.expect("audio").codec, "aac");
     assert_eq!(decode_errors(&rec), "");
     assert!(nginx.recordings_of(&dead_key).is_empty());
+}
+
+#[test]
+fn packed_and_rgb_frames_from_c_reach_nginx_and_x264_is_configurable() {
+    let formats = &c_programs().formats;
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("c-formats");
+    let out = run(formats, &[&nginx.url(&key)]);
+    assert!(out.contains(", 0 failed"), "{out}");
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let p = probe(&rec);
+    let v = p.video.expect("video");
+    // 20 frames each of YUY2, UYVY, RGBA, BGRA and NV21, in one stream.
+    assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 320, 240, 100));
+    assert!(p.audio.is_none());
+    assert_eq!(decode_errors(&rec), "");
 }
