@@ -6,7 +6,7 @@
 //!  [--fps N] [--bitrate KBPS] [--keyint N] [--threads N] [--preset P] [--tune T] [--vbv MAXRATE:BUFSIZE]`
 //! `push_file URL --h264 FILE [--fps N]`
 
-use kitepush::core::annexb::{nal_type, nal_units, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SLICE, NAL_SPS};
+use kitepush::core::annexb::{nal_type, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SLICE, NAL_SPS};
 use kitepush::encode::{PixelFormat, VideoFrame};
 use kitepush::pusher::{Pusher, PusherConfig, PusherState, VideoConfig, VideoEncoderKind, X264Options};
 use kitepush::Error;
@@ -220,43 +220,73 @@ fn push_raw(pusher: &Pusher, a: &Args, path: &str) -> Result<u64, Error> {
     }
 }
 
+/// The index just after the next `00 00 01` at or after `from`.
+fn next_start_code(data: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 3 <= data.len() {
+        // The third byte of a start code is 1: anything above skips three bytes at once.
+        if data[i + 2] > 1 {
+            i += 3;
+        } else if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            return Some(i + 3);
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
 /// Splits an Annex-B stream into access units (a new one starts at an AUD, SPS, PPS or SEI, or at a
 /// slice with first_mb_in_slice = 0, once the current one has a slice) and pushes each, reading
-/// the file in blocks.
+/// the file in blocks. Each byte is scanned once here (push_h264 scans it again to convert it).
 fn push_h264(pusher: &Pusher, fps: f64, path: &str) -> Result<u64, Error> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::InvalidArgument(format!("{path}: {e}")))?;
     let mut buf: Vec<u8> = Vec::with_capacity(2 << 20);
-    let mut start = 0usize;
-    let mut eof = false;
-    let mut frames = 0u64;
     let mut block = vec![0u8; 1 << 20];
+    let (mut start, mut scan, mut frames) = (0usize, 0usize, 0u64);
+    let mut has_slice = false;
+    let mut eof = false;
     loop {
-        // The AU that starts at `start` ends where the next one begins; without one in the buffer,
-        // read more (at EOF the rest is the last AU).
-        let mut has_slice = false;
-        let mut end = None;
-        let base = buf.as_ptr() as usize;
-        for nal in nal_units(&buf[start..]) {
-            let t = nal_type(nal);
-            let nal_at = nal.as_ptr() as usize - base;
+        // `scan`: where the search for the next start code resumes; everything before it belongs
+        // to the access unit that starts at `start`.
+        let boundary = loop {
+            let Some(after) = next_start_code(&buf, scan) else { break None };
+            if after >= buf.len() - 1 {
+                // The NAL header (and the byte after it) are not read yet.
+                break None;
+            }
+            let (t, next) = (nal_type(&buf[after..]), buf[after + 1]);
             let begins_picture = match t {
                 NAL_AUD | NAL_SPS | NAL_PPS | NAL_SEI => true,
-                NAL_SLICE | NAL_IDR => nal.len() > 1 && nal[1] & 0x80 != 0,
+                NAL_SLICE | NAL_IDR => next & 0x80 != 0,
                 _ => false,
             };
             if has_slice && begins_picture {
-                // Back up over the start code.
-                let mut at = nal_at - 3;
+                let mut at = after - 3;
                 if at > start && buf[at - 1] == 0 {
-                    at -= 1;
+                    at -= 1; // a 4-byte start code
                 }
-                end = Some(at);
-                break;
+                break Some((at, after));
             }
             has_slice |= t == NAL_SLICE || t == NAL_IDR;
-        }
-        let end = match end {
-            Some(e) => e,
+            scan = after;
+        };
+        match boundary {
+            Some((end, after)) => {
+                pusher.push_h264(&buf[start..end], pts_us(frames, fps), -1)?;
+                frames += 1;
+                // push_h264 never blocks: faster than real time, the send queue would fill its
+                // time budget and drop the oldest media. Keep at most a second queued, as a
+                // blocking socket write would.
+                if frames % 15 == 0 {
+                    while pusher.stats().queue_ms > 1000 && pusher.state() != PusherState::KP_STATE_FAILED {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                // The new unit's first NAL was examined already.
+                let t = nal_type(&buf[after..]);
+                (start, scan, has_slice) = (end, after, t == NAL_SLICE || t == NAL_IDR);
+            }
             None if eof => {
                 if start < buf.len() {
                     pusher.push_h264(&buf[start..], pts_us(frames, fps), -1)?;
@@ -265,22 +295,14 @@ fn push_h264(pusher: &Pusher, fps: f64, path: &str) -> Result<u64, Error> {
                 return Ok(frames);
             }
             None => {
+                // Keep the unfinished unit, read the next block, resume the scan a little before
+                // the old end (a start code, or the NAL header after it, may straddle it).
                 buf.drain(..start);
+                scan = scan.saturating_sub(start).max(buf.len().saturating_sub(4));
                 start = 0;
                 let n = file.read(&mut block).map_err(|e| Error::Io(format!("{path}: {e}")))?;
                 eof = n == 0;
                 buf.extend_from_slice(&block[..n]);
-                continue;
-            }
-        };
-        pusher.push_h264(&buf[start..end], pts_us(frames, fps), -1)?;
-        frames += 1;
-        start = end;
-        // push_h264 never blocks: faster than real time, the send queue would fill its time budget
-        // and drop the oldest media. Keep at most a second queued, as a blocking socket write would.
-        if frames % 15 == 0 {
-            while pusher.stats().queue_ms > 1000 && pusher.state() != PusherState::KP_STATE_FAILED {
-                std::thread::sleep(Duration::from_millis(5));
             }
         }
     }
