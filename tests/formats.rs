@@ -138,11 +138,11 @@ fn planes(i420: &[u8]) -> [&[u8]; 3] {
 /// Tolerances against swscale, per plane (worst per-picture mean, worst single sample), measured
 /// on testsrc2 (sharp edges, saturated colours). The YUV formats match exactly (4:2:2 → 4:2:0
 /// averages the two chroma rows, as swscale does). RGB → YUV: both BT.601 limited range
-/// (Y = 16 + 0.257 R + 0.504 G + 0.098 B, ...); luma differs by rounding (max 1 measured), chroma by
-/// the `yuv` crate's 2x2 average against swscale's chroma filter (mean 0.66, max 24 measured).
+/// (Y = 16 + 0.257 R + 0.504 G + 0.098 B, ...); luma differs by rounding (mean 0.02, max 1 measured with the crate's
+/// SIMD path), chroma by its 2x2 average against swscale's chroma filter (mean 0.71, max 24 measured).
 fn tolerance(format: PixelFormat) -> [(f64, u8); 3] {
     match format {
-        PixelFormat::KP_PIXEL_FORMAT_RGBA | PixelFormat::KP_PIXEL_FORMAT_BGRA => [(0.01, 1), (1.0, 32), (1.0, 32)],
+        PixelFormat::KP_PIXEL_FORMAT_RGBA | PixelFormat::KP_PIXEL_FORMAT_BGRA => [(0.05, 1), (1.0, 32), (1.0, 32)],
         _ => [(0.0, 0); 3],
     }
 }
