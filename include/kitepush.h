@@ -170,6 +170,22 @@ typedef enum kp_pixel_format_values {
      * Y plane + interleaved VU plane (Android camera).
      */
     KP_PIXEL_FORMAT_NV21 = 2,
+    /**
+     * Packed 4:2:2, bytes Y0 U Y1 V (USB/V4L2 cameras; FFmpeg's `yuyv422`). One plane.
+     */
+    KP_PIXEL_FORMAT_YUY2 = 3,
+    /**
+     * Packed 4:2:2, bytes U Y0 V Y1 (FFmpeg's `uyvy422`). One plane.
+     */
+    KP_PIXEL_FORMAT_UYVY = 4,
+    /**
+     * 8-bit R, G, B, A bytes per pixel (GPU read-backs); alpha is ignored. One plane.
+     */
+    KP_PIXEL_FORMAT_RGBA = 5,
+    /**
+     * 8-bit B, G, R, A bytes per pixel (Windows/macOS capture); alpha is ignored. One plane.
+     */
+    KP_PIXEL_FORMAT_BGRA = 6,
 } kp_pixel_format_values;
 
 /**
@@ -181,7 +197,7 @@ typedef enum kp_video_encoder_values {
      */
     KP_ENCODER_OPENH264 = 0,
     /**
-     * Raw frames encoded by x264 (feature `x264`, not in this build yet).
+     * Raw frames encoded by x264 (feature `x264`, GPL; not in default builds).
      */
     KP_ENCODER_X264 = 1,
     /**
@@ -377,6 +393,24 @@ typedef enum kp_pause_mode_values {
      */
     KP_PAUSE_AUDIO_ONLY = 2,
 } kp_pause_mode_values;
+
+/**
+ * How x264 spreads work over its threads.
+ */
+typedef enum kp_x264_threading_values {
+    /**
+     * What the tune says (`zerolatency`: sliced threads).
+     */
+    KP_X264_THREADING_DEFAULT = 0,
+    /**
+     * One frame per thread: best compression, but each thread adds a frame of latency.
+     */
+    KP_X264_THREADING_FRAME = 1,
+    /**
+     * Slices of one frame in parallel: no added latency, a little less compression.
+     */
+    KP_X264_THREADING_SLICED = 2,
+} kp_x264_threading_values;
 
 /**
  * Pusher settings (opaque). Created by kp_config_new, owned by the app, released with
@@ -604,6 +638,11 @@ typedef struct kp_stats {
 typedef void (*kp_stats_cb)(void *userdata, const struct kp_stats *stats);
 
 /**
+ * How x264 uses its threads: one of `kp_x264_threading_values`.
+ */
+typedef int32_t kp_x264_threading;
+
+/**
  * A log verbosity: one of `kp_log_level_values`.
  */
 typedef int32_t kp_log_level;
@@ -628,7 +667,9 @@ typedef int32_t kp_pixel_format;
  */
 typedef struct kp_video_frame {
     /**
-     * kp_pixel_format_values: I420 (planes Y, U, V) or NV12 / NV21 (planes Y, interleaved chroma).
+     * kp_pixel_format_values: I420 (planes Y, U, V), NV12 / NV21 (planes Y, interleaved chroma), or
+     * one packed plane: YUY2 / UYVY (2 bytes per pixel), RGBA / BGRA (4 bytes per pixel, alpha
+     * ignored, converted with BT.601 limited range). Unused planes: NULL with size 0.
      */
     kp_pixel_format format;
     /**
@@ -774,7 +815,8 @@ kp_result kp_config_set_video(struct kp_config *cfg,
 
 /**
  * Enables video and chooses where it comes from: KP_ENCODER_OPENH264 (push raw frames),
- * KP_ENCODER_X264 (not in this build: kp_pusher_new fails with KP_ERR_UNSUPPORTED) or
+ * KP_ENCODER_X264 (push raw frames; GPL, only in builds with the `x264` feature, otherwise
+ * kp_pusher_new fails with KP_ERR_UNSUPPORTED) or
  * KP_ENCODER_PASSTHROUGH (push H.264 access units with kp_pusher_push_h264) or
  * KP_ENCODER_PASSTHROUGH_HEVC (push H.265 access units with kp_pusher_push_hevc, sent over
  * Enhanced RTMP: the server must support it).
@@ -989,6 +1031,48 @@ kp_result kp_config_set_alert_thresholds(struct kp_config *cfg,
                                          float low_fps_ratio,
                                          uint32_t low_fps_ms,
                                          uint32_t encoder_overload_ms);
+
+/**
+ * x264 only (KP_ENCODER_X264): the preset (`ultrafast` .. `placebo`; NULL or "" = `veryfast`),
+ * the tune (comma-separated x264 tunes; NULL or "" = `zerolatency`) and the H.264 profile
+ * (`baseline`, `main` or `high`; NULL or "" = `high`). The strings are copied; whether x264
+ * knows them is checked by kp_pusher_new (KP_ERR_INVALID_ARGUMENT there). Other encoders
+ * ignore these settings.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or a string is not UTF-8.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_x264_preset(struct kp_config *cfg,
+                                    const char *preset,
+                                    const char *tune,
+                                    const char *profile);
+
+/**
+ * x264 only: the VBV (rate cap) settings. `maxrate_kbps` 0 = the video bitrate (a constant-rate
+ * stream, what ingest servers expect); `bufsize_kbit` 0 = the maximum rate (a one-second
+ * buffer). The maximum rate must be at least the bitrate (checked by kp_pusher_new:
+ * KP_ERR_INVALID_ARGUMENT). A bitrate change while pushing keeps their ratio to the bitrate.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_x264_vbv(struct kp_config *cfg,
+                                 uint32_t maxrate_kbps,
+                                 uint32_t bufsize_kbit);
+
+/**
+ * x264 only: how its threads share the work (kp_x264_threading_values): KP_X264_THREADING_DEFAULT
+ * (what the tune says; `zerolatency` gives sliced threads), KP_X264_THREADING_FRAME or
+ * KP_X264_THREADING_SLICED. The thread count is kp_config_set_video_threads.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or the value is unknown.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_x264_threading(struct kp_config *cfg, kp_x264_threading threading);
+
+/**
+ * x264 only: B-frames between reference frames, 0..=16 (default 0, the lowest latency). With
+ * B-frames the stream carries composition times and video leaves that many frames later.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL (over 16 is reported by kp_pusher_new).
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_x264_bframes(struct kp_config *cfg, uint32_t bframes);
 
 /**
  * A static, NUL-terminated English description of a result code ("unknown result code" for a

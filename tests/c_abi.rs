@@ -18,6 +18,7 @@ struct Programs {
     bad_inputs: PathBuf,
     reconnect: PathBuf,
     threads: PathBuf,
+    formats: PathBuf,
     push: PathBuf,
     /// The example and the threads suite without sanitizers, for valgrind.
     push_plain: PathBuf,
@@ -59,6 +60,7 @@ fn c_programs() -> &'static Programs {
             bad_inputs: root().join("tests/c/bad_inputs"),
             reconnect: root().join("tests/c/reconnect"),
             threads: root().join("tests/c/threads"),
+            formats: root().join("tests/c/formats"),
             push: root().join("examples/c/push"),
             push_plain: root().join("tests/c/push_plain"),
             threads_plain: root().join("tests/c/threads_plain"),
@@ -195,4 +197,21 @@ fn valgrind_memcheck_of_the_example_and_the_threads_suite() {
     assert_eq!(decode_errors(&rec), "");
     let out = valgrind(&programs.threads_plain, &[]);
     assert!(out.contains(", 0 failed"), "{out}");
+}
+
+#[test]
+fn packed_and_rgb_frames_from_c_reach_nginx_and_x264_is_configurable() {
+    let formats = &c_programs().formats;
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("c-formats");
+    let out = run(formats, &[&nginx.url(&key)]);
+    assert!(out.contains(", 0 failed"), "{out}");
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let p = probe(&rec);
+    let v = p.video.expect("video");
+    // 20 frames each of YUY2, UYVY, RGBA, BGRA and NV21, in one stream.
+    assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 320, 240, 100));
+    assert!(p.audio.is_none());
+    assert_eq!(decode_errors(&rec), "");
 }

@@ -13,6 +13,14 @@ pub enum PixelFormat {
     KP_PIXEL_FORMAT_NV12 = 1,
     /// Y plane + interleaved VU plane (Android camera).
     KP_PIXEL_FORMAT_NV21 = 2,
+    /// Packed 4:2:2, bytes Y0 U Y1 V (USB/V4L2 cameras; FFmpeg's `yuyv422`). One plane.
+    KP_PIXEL_FORMAT_YUY2 = 3,
+    /// Packed 4:2:2, bytes U Y0 V Y1 (FFmpeg's `uyvy422`). One plane.
+    KP_PIXEL_FORMAT_UYVY = 4,
+    /// 8-bit R, G, B, A bytes per pixel (GPU read-backs); alpha is ignored. One plane.
+    KP_PIXEL_FORMAT_RGBA = 5,
+    /// 8-bit B, G, R, A bytes per pixel (Windows/macOS capture); alpha is ignored. One plane.
+    KP_PIXEL_FORMAT_BGRA = 6,
 }
 
 impl PixelFormat {
@@ -21,6 +29,10 @@ impl PixelFormat {
             0 => PixelFormat::KP_PIXEL_FORMAT_I420,
             1 => PixelFormat::KP_PIXEL_FORMAT_NV12,
             2 => PixelFormat::KP_PIXEL_FORMAT_NV21,
+            3 => PixelFormat::KP_PIXEL_FORMAT_YUY2,
+            4 => PixelFormat::KP_PIXEL_FORMAT_UYVY,
+            5 => PixelFormat::KP_PIXEL_FORMAT_RGBA,
+            6 => PixelFormat::KP_PIXEL_FORMAT_BGRA,
             other => return Err(Error::BadPixelFormat(other)),
         })
     }
@@ -29,7 +41,8 @@ impl PixelFormat {
     pub fn planes(self) -> usize {
         match self {
             PixelFormat::KP_PIXEL_FORMAT_I420 => 3,
-            _ => 2,
+            PixelFormat::KP_PIXEL_FORMAT_NV12 | PixelFormat::KP_PIXEL_FORMAT_NV21 => 2,
+            _ => 1,
         }
     }
 }
@@ -45,12 +58,27 @@ pub struct VideoFrame<'a> {
     pub strides: [usize; 3],
 }
 
-/// A packed I420 picture (Y, then U, then V, no padding), owned; pooled by the pusher.
+/// How the chroma of an [`I420Buffer`] is laid out after the Y plane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChromaLayout {
+    /// U plane, then V plane (I420): what every encoder takes.
+    #[default]
+    Planar,
+    /// One interleaved plane, U first (NV12). Only for encoders that take it (x264), so camera
+    /// frames reach them without a conversion.
+    Nv12,
+    /// One interleaved plane, V first (NV21).
+    Nv21,
+}
+
+/// A packed 4:2:0 picture (Y, then chroma, no padding), owned; pooled by the pusher. The chroma is
+/// I420 (U plane, V plane) unless `chroma` says otherwise; both layouts have the same size.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct I420Buffer {
     pub width: u32,
     pub height: u32,
     pub data: Vec<u8>,
+    pub chroma: ChromaLayout,
 }
 
 impl I420Buffer {
@@ -64,6 +92,7 @@ impl I420Buffer {
         self.width = width;
         self.height = height;
         self.data.resize(Self::size(width, height), 0);
+        self.chroma = ChromaLayout::Planar;
     }
 
     pub fn size(width: u32, height: u32) -> usize {
@@ -77,6 +106,12 @@ impl I420Buffer {
 
     fn chroma_len(&self) -> usize {
         (self.width as usize).div_ceil(2) * (self.height as usize).div_ceil(2)
+    }
+
+    /// The interleaved chroma plane of a semi-planar (NV12/NV21) picture: `width` bytes per row.
+    pub fn uv(&self) -> &[u8] {
+        let (l, c) = (self.luma_len(), self.chroma_len());
+        &self.data[l..l + 2 * c]
     }
 
     pub fn y(&self) -> &[u8] {

@@ -7,8 +7,10 @@ pub mod pixel;
 pub mod fdk_aac;
 #[cfg(feature = "openh264")]
 pub mod openh264;
+#[cfg(feature = "x264")]
+pub mod x264;
 
-pub use frame::{I420Buffer, PixelFormat, VideoFrame};
+pub use frame::{ChromaLayout, I420Buffer, PixelFormat, VideoFrame};
 
 use crate::error::Result;
 
@@ -34,6 +36,33 @@ pub trait VideoEncoder: Send {
     fn force_keyframe(&mut self);
     /// Change the target bitrate on the fly.
     fn set_bitrate(&mut self, kbps: u32) -> Result<()>;
+
+    /// Like `encode`, with the picture's time in ms; returns the output access unit's presentation
+    /// and decode times, which differ from the input's when the encoder reorders (B-frames).
+    fn encode_timed(&mut self, picture: &I420Buffer, ts_ms: i64, out: &mut Vec<u8>) -> Result<Option<Encoded>> {
+        Ok(self.encode(picture, out)?.map(|idr| Encoded { idr, pts_ms: ts_ms, dts_ms: ts_ms }))
+    }
+    /// The encoder reads NV12/NV21 pictures ([`ChromaLayout`]) itself, so they need no conversion.
+    fn takes_semi_planar(&self) -> bool {
+        false
+    }
+    /// Pictures held inside the encoder for reordering: a `None` from `encode_timed` while this
+    /// is non-zero means "held", not "dropped".
+    fn delayed_frames(&self) -> usize {
+        0
+    }
+    /// At the end of the stream: the next held access unit, or None when none is left.
+    fn flush(&mut self, _out: &mut Vec<u8>) -> Result<Option<Encoded>> {
+        Ok(None)
+    }
+}
+
+/// One access unit from [`VideoEncoder::encode_timed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    pub idr: bool,
+    pub pts_ms: i64,
+    pub dts_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

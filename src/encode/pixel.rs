@@ -1,11 +1,20 @@
-//! Pixel format checks and conversion of app frames into the packed I420 the encoders take.
+//! Pixel format checks and conversion of app frames into the packed 4:2:0 picture the encoders take.
 //!
 //! Apps hand over camera buffers with row padding (strides) and, on mobile, semi-planar chroma
-//! (NV12 from iOS / MediaCodec, NV21 from the Android camera). Everything here is bounds-checked
-//! up front by [`validate`], so the copy loops can use plain slices without per-pixel checks.
+//! (NV12 from iOS / MediaCodec, NV21 from the Android camera); USB cameras give packed 4:2:2
+//! (YUY2, UYVY) and GPUs RGBA/BGRA. Everything here is bounds-checked up front by [`validate`], so
+//! the copy loops can use plain slices without per-pixel checks.
+//!
+//! Each frame is converted once, on the pushing thread, straight into the pooled picture the
+//! encoder reads: RGB by the `yuv` crate (SIMD); the semi-planar de-interleave (no crate has it)
+//! and packed 4:2:2 (the crate's drops half the chroma rows) are hand-written below. RGB uses BT.601 limited range (Y in
+//! 16..=235, the matrix FFmpeg's swscale and most decoders assume for SD/HD H.264 without colour
+//! metadata): Y = 16 + 0.257 R + 0.504 G + 0.098 B, Cb = 128 - 0.148 R - 0.291 G + 0.439 B,
+//! Cr = 128 + 0.439 R - 0.368 G - 0.071 B, chroma averaged over each 2x2 block.
 
-use super::frame::{I420Buffer, PixelFormat, VideoFrame};
+use super::frame::{ChromaLayout, I420Buffer, PixelFormat, VideoFrame};
 use crate::error::{Error, Result};
+use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 /// Checks that `frame` has the configured size and that every plane it needs is long enough for
 /// its stride and row count.
@@ -14,12 +23,19 @@ use crate::error::{Error, Result};
 /// padding, because Android's `Image` planes (and some hardware buffers) end right after the last
 /// pixel. Sizes are computed with checked arithmetic so hostile C callers cannot overflow them.
 pub fn validate(frame: &VideoFrame, width: u32, height: u32) -> Result<()> {
+    validate_shape(frame)?;
+    let (w, h) = (frame.width, frame.height);
+    if (w, h) != (width, height) {
+        return Err(Error::BadDimensions(format!("{w}x{h} differs from the configured {width}x{height}")));
+    }
+    Ok(())
+}
+
+/// [`validate`] without the size check: the frame is consistent in itself.
+pub fn validate_shape(frame: &VideoFrame) -> Result<()> {
     let (w, h) = (frame.width, frame.height);
     if w == 0 || h == 0 || w % 2 != 0 || h % 2 != 0 {
         return Err(Error::BadDimensions(format!("{w}x{h}: width and height must be non-zero and even")));
-    }
-    if (w, h) != (width, height) {
-        return Err(Error::BadDimensions(format!("{w}x{h} differs from the configured {width}x{height}")));
     }
     let (w, h) = (w as usize, h as usize);
     let (cw, ch) = (w / 2, h / 2);
@@ -37,7 +53,25 @@ pub fn validate(frame: &VideoFrame, width: u32, height: u32) -> Result<()> {
             check_plane(frame, 0, w, h, "Y")?;
             check_plane(frame, 1, w, ch, "VU")
         }
+        PixelFormat::KP_PIXEL_FORMAT_YUY2 | PixelFormat::KP_PIXEL_FORMAT_UYVY => {
+            let row = w.checked_mul(2).ok_or_else(|| Error::BadDimensions(format!("{w} pixels per row")))?;
+            check_plane(frame, 0, row, h, "packed YUV")?;
+            check_u32_geometry(frame)
+        }
+        PixelFormat::KP_PIXEL_FORMAT_RGBA | PixelFormat::KP_PIXEL_FORMAT_BGRA => {
+            let row = w.checked_mul(4).ok_or_else(|| Error::BadDimensions(format!("{w} pixels per row")))?;
+            check_plane(frame, 0, row, h, "RGB")?;
+            check_u32_geometry(frame)
+        }
     }
+}
+
+/// The `yuv` crate takes strides and sizes as u32.
+fn check_u32_geometry(frame: &VideoFrame) -> Result<()> {
+    if u32::try_from(frame.strides[0]).is_err() {
+        return Err(Error::BadFrameSize(format!("stride {} does not fit in 32 bits", frame.strides[0])));
+    }
+    Ok(())
 }
 
 fn check_plane(frame: &VideoFrame, index: usize, row_bytes: usize, rows: usize, name: &str) -> Result<()> {
@@ -66,25 +100,126 @@ fn check_plane(frame: &VideoFrame, index: usize, row_bytes: usize, rows: usize, 
 /// `out` is resized to the frame size; its allocation is reused when it is already big enough,
 /// which is what keeps the pooled buffers allocation-free in steady state.
 pub fn copy_to_i420(frame: &VideoFrame, out: &mut I420Buffer) -> Result<()> {
-    validate(frame, frame.width, frame.height)?;
+    convert(frame, out, false)
+}
+
+/// Like [`copy_to_i420`], but NV12/NV21 frames keep their interleaved chroma (`out.chroma` says
+/// which): for encoders that read semi-planar input themselves.
+pub fn copy_to_picture(frame: &VideoFrame, out: &mut I420Buffer, semi_planar_ok: bool) -> Result<()> {
+    convert(frame, out, semi_planar_ok)
+}
+
+fn convert(frame: &VideoFrame, out: &mut I420Buffer, semi_planar_ok: bool) -> Result<()> {
+    validate_shape(frame)?;
     out.resize(frame.width, frame.height);
     let (w, h) = (frame.width as usize, frame.height as usize);
     let (cw, ch) = (w / 2, h / 2);
+    let semi = match frame.format {
+        PixelFormat::KP_PIXEL_FORMAT_NV12 if semi_planar_ok => Some(ChromaLayout::Nv12),
+        PixelFormat::KP_PIXEL_FORMAT_NV21 if semi_planar_ok => Some(ChromaLayout::Nv21),
+        _ => None,
+    };
+    if let Some(layout) = semi {
+        let luma = w * h;
+        let (y, uv) = out.data.split_at_mut(luma);
+        copy_plane(frame.planes[0], frame.strides[0], y, w, h);
+        copy_plane(frame.planes[1], frame.strides[1], uv, w, ch);
+        out.chroma = layout;
+        return Ok(());
+    }
     let (y, u, v) = out.planes_mut();
-    copy_plane(frame.planes[0], frame.strides[0], y, w, h);
     match frame.format {
         PixelFormat::KP_PIXEL_FORMAT_I420 => {
+            copy_plane(frame.planes[0], frame.strides[0], y, w, h);
             copy_plane(frame.planes[1], frame.strides[1], u, cw, ch);
             copy_plane(frame.planes[2], frame.strides[2], v, cw, ch);
         }
         PixelFormat::KP_PIXEL_FORMAT_NV12 => {
+            copy_plane(frame.planes[0], frame.strides[0], y, w, h);
             deinterleave(frame.planes[1], frame.strides[1], u, v, cw, ch);
         }
         PixelFormat::KP_PIXEL_FORMAT_NV21 => {
+            copy_plane(frame.planes[0], frame.strides[0], y, w, h);
             deinterleave(frame.planes[1], frame.strides[1], v, u, cw, ch);
         }
+        PixelFormat::KP_PIXEL_FORMAT_YUY2 => packed_422_to_i420(frame, [0, 1, 2, 3], y, u, v),
+        PixelFormat::KP_PIXEL_FORMAT_UYVY => packed_422_to_i420(frame, [1, 0, 3, 2], y, u, v),
+        PixelFormat::KP_PIXEL_FORMAT_RGBA | PixelFormat::KP_PIXEL_FORMAT_BGRA => rgb_to_i420(frame, y, u, v)?,
     }
     Ok(())
+}
+
+/// RGBA/BGRA → I420 by the `yuv` crate: BT.601 limited range, chroma from the 2x2 average.
+fn rgb_to_i420(frame: &VideoFrame, y: &mut [u8], u: &mut [u8], v: &mut [u8]) -> Result<()> {
+    let (w, h) = (frame.width, frame.height);
+    let (src, stride) = (frame.planes[0], frame.strides[0]);
+    let row = w as usize * 4;
+    let bgra = frame.format == PixelFormat::KP_PIXEL_FORMAT_BGRA;
+    let convert = |y: &mut [u8], u: &mut [u8], v: &mut [u8], src: &[u8], stride: usize, rows: u32| {
+        let mut planar = YuvPlanarImageMut {
+            y_plane: BufferStoreMut::Borrowed(y),
+            y_stride: w,
+            u_plane: BufferStoreMut::Borrowed(u),
+            u_stride: w / 2,
+            v_plane: BufferStoreMut::Borrowed(v),
+            v_stride: w / 2,
+            width: w,
+            height: rows,
+        };
+        // validate_shape checked that the stride fits in u32.
+        let (stride, range, matrix) = (stride as u32, YuvRange::Limited, YuvStandardMatrix::Bt601);
+        let r = if bgra {
+            yuv::bgra_to_yuv420(&mut planar, src, stride, range, matrix, YuvConversionMode::Balanced)
+        } else {
+            yuv::rgba_to_yuv420(&mut planar, src, stride, range, matrix, YuvConversionMode::Balanced)
+        };
+        // validate_shape checked what the crate checks; an error here is a bug on one side.
+        r.map_err(|e| Error::Internal(format!("{:?} conversion: {e}", frame.format)))
+    };
+    if src.len() >= stride * h as usize {
+        return convert(y, u, v, src, stride, h);
+    }
+    // The crate walks the picture in blocks of two whole strides and silently skips a last block
+    // that is shorter, as it is when the last row comes without its padding (which `validate`
+    // allows): convert all rows but the last two in place, and those two from a copy.
+    let (wu, top) = (w as usize, h as usize - 2);
+    let (y_top, y_last) = y.split_at_mut(wu * top);
+    let (u_top, u_last) = u.split_at_mut(wu / 2 * top / 2);
+    let (v_top, v_last) = v.split_at_mut(wu / 2 * top / 2);
+    if top > 0 {
+        convert(y_top, u_top, v_top, &src[..stride * top], stride, top as u32)?;
+    }
+    let mut last = Vec::with_capacity(2 * row);
+    last.extend_from_slice(&src[stride * top..stride * top + row]);
+    last.extend_from_slice(&src[stride * (top + 1)..stride * (top + 1) + row]);
+    convert(y_last, u_last, v_last, &last, row, 2)
+}
+
+/// YUY2/UYVY → I420. `order` gives the byte positions of Y0, U, Y1, V in each 4-byte pixel pair.
+///
+/// Hand-written although the `yuv` crate has this conversion: it takes the chroma of the upper row
+/// of each pair and drops the lower one, which aliases on vertical colour detail; this averages
+/// the two rows (rounding up, as libyuv does), which is also closer to FFmpeg's swscale.
+fn packed_422_to_i420(frame: &VideoFrame, order: [usize; 4], y: &mut [u8], u: &mut [u8], v: &mut [u8]) {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (src, stride) = (frame.planes[0], frame.strides[0]);
+    let [y0, cb, y1, cr] = order;
+    let row = 2 * w;
+    for cy in 0..h / 2 {
+        let top = &src[2 * cy * stride..2 * cy * stride + row];
+        let bottom = &src[(2 * cy + 1) * stride..(2 * cy + 1) * stride + row];
+        let (y_top, y_bottom) = y[2 * cy * w..(2 * cy + 2) * w].split_at_mut(w);
+        let u_row = &mut u[cy * w / 2..(cy + 1) * w / 2];
+        let v_row = &mut v[cy * w / 2..(cy + 1) * w / 2];
+        let pairs = top.chunks_exact(4).zip(bottom.chunks_exact(4));
+        let dst = y_top.chunks_exact_mut(2).zip(y_bottom.chunks_exact_mut(2)).zip(u_row.iter_mut().zip(v_row));
+        for ((t, b), ((yt, yb), (u, v))) in pairs.zip(dst) {
+            yt.copy_from_slice(&[t[y0], t[y1]]);
+            yb.copy_from_slice(&[b[y0], b[y1]]);
+            *u = ((u16::from(t[cb]) + u16::from(b[cb]) + 1) >> 1) as u8;
+            *v = ((u16::from(t[cr]) + u16::from(b[cr]) + 1) >> 1) as u8;
+        }
+    }
 }
 
 /// Copies `rows` rows of `row_bytes` from a strided plane into a packed one. The caller has
@@ -463,5 +598,97 @@ mod tests {
         f.height = u32::MAX - 1;
         f.strides = [usize::MAX, usize::MAX, usize::MAX];
         assert_frame_size(validate(&f, u32::MAX - 1, u32::MAX - 1));
+    }
+
+    /// A packed frame (one plane) of `bpp` bytes per pixel with deterministic content.
+    fn packed(width: usize, height: usize, bpp: usize, stride: usize, short_last_row: bool) -> Vec<u8> {
+        let mut p = strided(width * bpp, height, stride, |x, y| (x * 7 + y * 31 + (x * y) % 13) as u8);
+        if short_last_row {
+            p.truncate(stride * (height - 1) + width * bpp);
+        }
+        p
+    }
+
+    #[test]
+    fn packed_formats_with_and_without_the_last_rows_padding() {
+        use PixelFormat::*;
+        for (format, bpp) in
+            [(KP_PIXEL_FORMAT_YUY2, 2), (KP_PIXEL_FORMAT_UYVY, 2), (KP_PIXEL_FORMAT_RGBA, 4), (KP_PIXEL_FORMAT_BGRA, 4)]
+        {
+            for (w, h) in [(6, 4), (6, 2), (34, 10)] {
+                let stride = w * bpp + 12;
+                let full = packed(w, h, bpp, stride, false);
+                let short = packed(w, h, bpp, stride, true);
+                let frame = |p| VideoFrame {
+                    format,
+                    width: w as u32,
+                    height: h as u32,
+                    planes: [p, &[], &[]],
+                    strides: [stride, 0, 0],
+                };
+                let (mut a, mut b) = (I420Buffer::default(), I420Buffer::default());
+                copy_to_i420(&frame(&full), &mut a).unwrap();
+                // A stale buffer must be overwritten everywhere, including the last rows.
+                b.resize(w as u32, h as u32);
+                b.data.fill(0x55);
+                copy_to_i420(&frame(&short), &mut b).unwrap();
+                assert_eq!(a, b, "{format:?} {w}x{h}");
+                let mut too_short = short.clone();
+                too_short.pop();
+                assert_frame_size(copy_to_i420(&frame(&too_short), &mut b));
+            }
+        }
+    }
+
+    #[test]
+    fn yuy2_and_uyvy_average_the_chroma_rows() {
+        // Two rows of one pixel pair: Y0 U Y1 V = 10 100 20 200, then 30 51 40 150.
+        let yuy2 = [10, 100, 20, 200, 30, 51, 40, 150];
+        let uyvy = [100, 10, 200, 20, 51, 30, 150, 40];
+        for (format, data) in [(PixelFormat::KP_PIXEL_FORMAT_YUY2, yuy2), (PixelFormat::KP_PIXEL_FORMAT_UYVY, uyvy)] {
+            let f = VideoFrame { format, width: 2, height: 2, planes: [&data, &[], &[]], strides: [4, 0, 0] };
+            let mut out = I420Buffer::default();
+            copy_to_i420(&f, &mut out).unwrap();
+            assert_eq!(out.data, [10, 20, 30, 40, 76, 175], "{format:?}");
+        }
+    }
+
+    #[test]
+    fn rgb_uses_bt601_limited_range() {
+        // White, black and a 2x2 block of pure red: Y 235/16/82, red's Cb 90 and Cr 240 (BT.601).
+        for (r, g, b, y, u, v) in [(255, 255, 255, 235, 128, 128), (0, 0, 0, 16, 128, 128), (255, 0, 0, 82, 90, 240)] {
+            for format in [PixelFormat::KP_PIXEL_FORMAT_RGBA, PixelFormat::KP_PIXEL_FORMAT_BGRA] {
+                let px = if format == PixelFormat::KP_PIXEL_FORMAT_RGBA { [r, g, b, 0] } else { [b, g, r, 0] };
+                let data = px.repeat(4);
+                let f = VideoFrame { format, width: 2, height: 2, planes: [&data, &[], &[]], strides: [8, 0, 0] };
+                let mut out = I420Buffer::default();
+                copy_to_i420(&f, &mut out).unwrap();
+                let close = |a: u8, b: u8| a.abs_diff(b) <= 1;
+                assert!(out.y().iter().all(|&p| close(p, y)), "{format:?} {:?}", out.data);
+                assert!(close(out.u()[0], u) && close(out.v()[0], v), "{format:?} {:?}", out.data);
+            }
+        }
+    }
+
+    #[test]
+    fn semi_planar_kept_for_encoders_that_take_it() {
+        let y = strided(6, 4, 10, y_at);
+        let uv = nv_plane(8, false);
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_NV21,
+            width: W,
+            height: H,
+            planes: [&y, &uv, &[]],
+            strides: [10, 8, 0],
+        };
+        let mut out = I420Buffer::default();
+        copy_to_picture(&f, &mut out, true).unwrap();
+        assert_eq!(out.chroma, ChromaLayout::Nv21);
+        assert_eq!(out.y(), expected().y());
+        let packed_vu: Vec<u8> = uv.chunks(8).flat_map(|r| r[..6].to_vec()).collect();
+        assert_eq!(out.uv(), packed_vu);
+        // The same buffer reused for I420 goes back to planar.
+        copy_to_picture(&f, &mut out, false).unwrap();
+        assert_eq!((out.chroma, &out), (ChromaLayout::Planar, &expected()));
     }
 }

@@ -3,7 +3,7 @@
 use super::error::null_arg;
 use super::event::kp_event_cb;
 use super::refresh::kp_url_refresh_cb;
-use super::{kp_audio_encoder, kp_video_encoder};
+use super::{kp_audio_encoder, kp_video_encoder, kp_x264_threading};
 use crate::core::reconnect::ReconnectPolicy;
 use crate::pusher::{AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
 use crate::Error;
@@ -164,7 +164,8 @@ ffi_fn! {
 
 ffi_fn! {
     /// Enables video and chooses where it comes from: KP_ENCODER_OPENH264 (push raw frames),
-    /// KP_ENCODER_X264 (not in this build: kp_pusher_new fails with KP_ERR_UNSUPPORTED) or
+    /// KP_ENCODER_X264 (push raw frames; GPL, only in builds with the `x264` feature, otherwise
+    /// kp_pusher_new fails with KP_ERR_UNSUPPORTED) or
     /// KP_ENCODER_PASSTHROUGH (push H.264 access units with kp_pusher_push_h264) or
     /// KP_ENCODER_PASSTHROUGH_HEVC (push H.265 access units with kp_pusher_push_hevc, sent over
     /// Enhanced RTMP: the server must support it).
@@ -545,6 +546,95 @@ ffi_fn! {
     }
 }
 
+/// Copies an optional string argument: NULL means "the default" (an empty string).
+///
+/// # Safety
+/// `s` is NULL or a NUL-terminated string readable during the call.
+unsafe fn optional_str(s: *const c_char, function: &str, what: &str) -> Result<String, Error> {
+    if s.is_null() {
+        return Ok(String::new());
+    }
+    // SAFETY: non-NULL and, per the contract, NUL-terminated.
+    let s = unsafe { CStr::from_ptr(s) }
+        .to_str()
+        .map_err(|_| Error::InvalidArgument(format!("{function}: {what} is not valid UTF-8")))?;
+    Ok(s.to_owned())
+}
+
+ffi_fn! {
+    /// x264 only (KP_ENCODER_X264): the preset (`ultrafast` .. `placebo`; NULL or "" = `veryfast`),
+    /// the tune (comma-separated x264 tunes; NULL or "" = `zerolatency`) and the H.264 profile
+    /// (`baseline`, `main` or `high`; NULL or "" = `high`). The strings are copied; whether x264
+    /// knows them is checked by kp_pusher_new (KP_ERR_INVALID_ARGUMENT there). Other encoders
+    /// ignore these settings.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or a string is not UTF-8.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_x264_preset(
+        cfg: *mut kp_config,
+        preset: *const c_char,
+        tune: *const c_char,
+        profile: *const c_char,
+    ) -> kp_result {
+        const F: &str = "kp_config_set_x264_preset";
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, F) }?;
+        // SAFETY: per the contract above, each string is NULL or NUL-terminated.
+        let (preset, tune, profile) = unsafe {
+            (optional_str(preset, F, "preset")?, optional_str(tune, F, "tune")?, optional_str(profile, F, "profile")?)
+        };
+        let x = &mut video_mut(cfg).x264;
+        (x.preset, x.tune, x.profile) = (preset, tune, profile);
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// x264 only: the VBV (rate cap) settings. `maxrate_kbps` 0 = the video bitrate (a constant-rate
+    /// stream, what ingest servers expect); `bufsize_kbit` 0 = the maximum rate (a one-second
+    /// buffer). The maximum rate must be at least the bitrate (checked by kp_pusher_new:
+    /// KP_ERR_INVALID_ARGUMENT). A bitrate change while pushing keeps their ratio to the bitrate.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL. Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_x264_vbv(cfg: *mut kp_config, maxrate_kbps: u32, bufsize_kbit: u32) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_x264_vbv") }?;
+        let x = &mut video_mut(cfg).x264;
+        (x.vbv_maxrate_kbps, x.vbv_bufsize_kbit) = (maxrate_kbps, bufsize_kbit);
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// x264 only: how its threads share the work (kp_x264_threading_values): KP_X264_THREADING_DEFAULT
+    /// (what the tune says; `zerolatency` gives sliced threads), KP_X264_THREADING_FRAME or
+    /// KP_X264_THREADING_SLICED. The thread count is kp_config_set_video_threads.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or the value is unknown.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_x264_threading(cfg: *mut kp_config, threading: kp_x264_threading) -> kp_result {
+        use crate::pusher::X264Threading::*;
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_x264_threading") }?;
+        let value = [KP_X264_THREADING_DEFAULT, KP_X264_THREADING_FRAME, KP_X264_THREADING_SLICED]
+            .into_iter()
+            .find(|k| *k as kp_x264_threading == threading)
+            .ok_or_else(|| Error::InvalidArgument(format!("kp_config_set_x264_threading: unknown value {threading}")))?;
+        video_mut(cfg).x264.threading = value;
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// x264 only: B-frames between reference frames, 0..=16 (default 0, the lowest latency). With
+    /// B-frames the stream carries composition times and video leaves that many frames later.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL (over 16 is reported by kp_pusher_new).
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_x264_bframes(cfg: *mut kp_config, bframes: u32) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_x264_bframes") }?;
+        video_mut(cfg).x264.bframes = bframes;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,6 +665,10 @@ mod tests {
             assert_eq!(kp_config_set_reconnect(null, 0, 0.0, 0, 0, 0), INVALID);
             assert_eq!(kp_config_set_primary_retry_interval(null, 0), INVALID);
             assert_eq!(kp_config_set_url_refresh_callback(null, None, null.cast(), 0), INVALID);
+            assert_eq!(kp_config_set_x264_preset(null, null.cast(), null.cast(), null.cast()), INVALID);
+            assert_eq!(kp_config_set_x264_vbv(null, 0, 0), INVALID);
+            assert_eq!(kp_config_set_x264_threading(null, 0), INVALID);
+            assert_eq!(kp_config_set_x264_bframes(null, 0), INVALID);
             kp_config_free(null);
         }
     }
@@ -710,6 +804,30 @@ mod tests {
             assert_eq!((*cfg).inner.url_refresh_timeout, Duration::from_secs(5));
             assert_eq!(kp_config_set_url_refresh_callback(cfg, None, std::ptr::null_mut(), 0), 0);
             assert!((*cfg).url_refresh_cb.is_none());
+            kp_config_free(cfg);
+        }
+    }
+
+    #[test]
+    fn x264_setters_copy_and_null_means_default() {
+        use crate::pusher::X264Threading;
+        // SAFETY: cfg comes from kp_config_new and is freed once at the end.
+        unsafe {
+            let cfg = kp_config_new();
+            assert_eq!(kp_config_set_x264_preset(cfg, c"faster".as_ptr(), std::ptr::null(), c"main".as_ptr()), 0);
+            assert_eq!(kp_config_set_x264_vbv(cfg, 2500, 1000), 0);
+            assert_eq!(kp_config_set_x264_threading(cfg, 2), 0);
+            assert_eq!(kp_config_set_x264_threading(cfg, 3), INVALID);
+            assert_eq!(kp_config_set_x264_bframes(cfg, 2), 0);
+            let bad_utf8 = [0x66u8, 0xff, 0];
+            assert_eq!(
+                kp_config_set_x264_preset(cfg, bad_utf8.as_ptr().cast(), std::ptr::null(), std::ptr::null()),
+                INVALID
+            );
+            let x = &(*cfg).inner.video.as_ref().unwrap().x264;
+            assert_eq!((x.preset.as_str(), x.tune.as_str(), x.profile.as_str()), ("faster", "", "main"));
+            assert_eq!((x.vbv_maxrate_kbps, x.vbv_bufsize_kbit, x.bframes), (2500, 1000, 2));
+            assert_eq!(x.threading, X264Threading::KP_X264_THREADING_SLICED);
             kp_config_free(cfg);
         }
     }

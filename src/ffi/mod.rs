@@ -37,6 +37,10 @@ pub type kp_pixel_format = i32;
 #[allow(non_camel_case_types)]
 pub type kp_video_encoder = i32;
 
+/// How x264 uses its threads: one of `kp_x264_threading_values`.
+#[allow(non_camel_case_types)]
+pub type kp_x264_threading = i32;
+
 /// An audio source/encoder: one of `kp_audio_encoder_values`.
 #[allow(non_camel_case_types)]
 pub type kp_audio_encoder = i32;

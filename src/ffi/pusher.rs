@@ -63,7 +63,9 @@ const _: () = {
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct kp_video_frame {
-    /// kp_pixel_format_values: I420 (planes Y, U, V) or NV12 / NV21 (planes Y, interleaved chroma).
+    /// kp_pixel_format_values: I420 (planes Y, U, V), NV12 / NV21 (planes Y, interleaved chroma), or
+    /// one packed plane: YUY2 / UYVY (2 bytes per pixel), RGBA / BGRA (4 bytes per pixel, alpha
+    /// ignored, converted with BT.601 limited range). Unused planes: NULL with size 0.
     pub format: kp_pixel_format,
     /// In pixels; must equal the configured size.
     pub width: u32,

@@ -12,7 +12,7 @@ use std::time::Duration;
 pub enum VideoEncoderKind {
     /// Raw frames encoded by the bundled OpenH264 (feature `openh264`).
     KP_ENCODER_OPENH264 = 0,
-    /// Raw frames encoded by x264 (feature `x264`, not in this build yet).
+    /// Raw frames encoded by x264 (feature `x264`, GPL; not in default builds).
     KP_ENCODER_X264 = 1,
     /// The app pushes H.264 access units (a hardware encoder's output).
     KP_ENCODER_PASSTHROUGH = 2,
@@ -50,6 +50,41 @@ pub struct VideoConfig {
     pub keyframe_interval: u32,
     /// Encoder threads; 0 = the encoder's choice.
     pub threads: u32,
+    /// Settings only the x264 encoder reads.
+    pub x264: X264Options,
+}
+
+/// How x264 spreads work over its threads.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum X264Threading {
+    /// What the tune says (`zerolatency`: sliced threads).
+    #[default]
+    KP_X264_THREADING_DEFAULT = 0,
+    /// One frame per thread: best compression, but each thread adds a frame of latency.
+    KP_X264_THREADING_FRAME = 1,
+    /// Slices of one frame in parallel: no added latency, a little less compression.
+    KP_X264_THREADING_SLICED = 2,
+}
+
+/// x264 settings (feature `x264`); the other encoders ignore them. Empty strings mean the default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct X264Options {
+    /// `ultrafast` .. `placebo`; empty = `veryfast`.
+    pub preset: String,
+    /// x264 tunes, comma-separated (`zerolatency`, `film,fastdecode`, ...); empty = `zerolatency`.
+    pub tune: String,
+    /// `baseline`, `main` or `high`; empty = `high` (what the presets give).
+    pub profile: String,
+    /// VBV maximum rate in kbit/s; 0 = the video bitrate (constant-rate for ingest servers).
+    pub vbv_maxrate_kbps: u32,
+    /// VBV buffer size in kbit; 0 = the maximum rate (one second).
+    pub vbv_bufsize_kbit: u32,
+    pub threading: X264Threading,
+    /// B-frames between reference frames; 0 (the default) for the lowest latency. With B-frames
+    /// the FLV tags carry composition times and the video is delayed by that many frames.
+    pub bframes: u32,
 }
 
 impl Default for VideoConfig {
@@ -62,6 +97,7 @@ impl Default for VideoConfig {
             bitrate_kbps: 2000,
             keyframe_interval: 0,
             threads: 0,
+            x264: X264Options::default(),
         }
     }
 }
@@ -222,6 +258,9 @@ impl PusherConfig {
             }
             if v.threads > 64 {
                 return bad(format!("{} encoder threads is too many", v.threads));
+            }
+            if v.x264.bframes > 16 {
+                return bad(format!("{} B-frames: x264 allows at most 16", v.x264.bframes));
             }
         }
         if let Some(a) = &self.audio {

@@ -11,7 +11,7 @@ use crate::core::body_pool::BodyPool;
 use crate::core::flv;
 use crate::core::hevc;
 use crate::core::send_queue::{MediaPacket, Track};
-use crate::encode::{AudioEncoder, I420Buffer, VideoEncoder};
+use crate::encode::{AudioEncoder, Encoded, I420Buffer, VideoEncoder};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
@@ -130,6 +130,8 @@ struct State {
     next_tick: Option<Instant>,
     /// Pause frames made since the last IDR.
     pause_frames: u64,
+    /// Decode times of a reordering (B-frame) encoder.
+    dts: DtsClamp,
 }
 
 /// The audio encoder's clock, FLV sequence header and a block of silence.
@@ -170,7 +172,9 @@ impl EncodeWorker {
             last_video_ms: None,
             next_tick: None,
             pause_frames: 0,
+            dts: DtsClamp::default(),
         };
+        let mut failed = false;
         loop {
             let pause = *lock(&self.shared.control.pause);
             if pause.is_none() {
@@ -186,6 +190,7 @@ impl EncodeWorker {
                         if st.next_tick.is_some_and(|t| Instant::now() >= t) {
                             if let Err(e) = self.pause_tick(p, &mut st) {
                                 self.fail(e);
+                                failed = true;
                                 break;
                             }
                         }
@@ -210,7 +215,13 @@ impl EncodeWorker {
             self.shared.counters.encode_cpu_ns.store(super::shared::thread_cpu_ns(), Relaxed);
             if let Err(e) = result {
                 self.fail(e);
+                failed = true;
                 break;
+            }
+        }
+        if !failed {
+            if let Err(e) = self.flush_video(&mut st) {
+                log::warn!("video encoder flush: {e}");
             }
         }
         if let (Some(enc), Some(track)) = (self.audio.as_mut(), st.audio.as_mut()) {
@@ -260,18 +271,43 @@ impl EncodeWorker {
             enc.force_keyframe();
         }
         st.annexb.clear();
+        st.dts.first.get_or_insert(ts as i64);
         let started = std::time::Instant::now();
-        let encoded = enc.encode(pic, &mut st.annexb);
+        let encoded = enc.encode_timed(pic, ts as i64, &mut st.annexb);
         self.shared.counters.encode_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
-        let Some(_idr) = encoded? else {
-            self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
-            return Ok(());
-        };
-        let tags = st.avc.packetize(&st.annexb, 0).map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
-        self.shared.queue_avc(tags, ts);
         st.last_video_ms = Some(ts);
+        match encoded? {
+            Some(au) => self.queue_encoded(au, st)?,
+            // A reordering encoder holds pictures back; that is not a drop.
+            None if enc.delayed_frames() == 0 => {
+                self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
+                return Ok(());
+            }
+            None => {}
+        }
         // A microphone that stopped while the camera goes on: keep the audio track flowing.
         self.fill_silence(ts, st)
+    }
+
+    /// Drains the access units a reordering encoder still holds at the end of the stream.
+    fn flush_video(&mut self, st: &mut State) -> Result<()> {
+        loop {
+            let Some(enc) = self.video.as_mut() else {
+                return Ok(());
+            };
+            st.annexb.clear();
+            match enc.flush(&mut st.annexb)? {
+                Some(au) => self.queue_encoded(au, st)?,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn queue_encoded(&self, au: Encoded, st: &mut State) -> Result<()> {
+        let (ts, cts) = st.dts.map(au);
+        let tags = st.avc.packetize(&st.annexb, cts).map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
+        self.shared.queue_avc(tags, ts);
+        Ok(())
     }
 
     fn encode_audio(&mut self, pcm: &[i16], ts: u64, st: &mut State) -> Result<()> {
@@ -371,6 +407,27 @@ impl EncodeWorker {
             }
             (None, None) => Ok(()),
         }
+    }
+}
+
+/// FLV tag times are decode times and may not go back or below the stream's first picture, while
+/// a B-frame encoder's first decode times lie before its first presentation time. Instead of
+/// shifting the whole video track later (which would put it out of sync with audio), the early
+/// decode times are pulled up to the first picture's time, one millisecond apart; presentation
+/// times (tag time + composition time) stay exactly what the app stamped.
+#[derive(Default)]
+struct DtsClamp {
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl DtsClamp {
+    /// (FLV tag time, composition time) of an access unit.
+    fn map(&mut self, au: Encoded) -> (u64, i32) {
+        let floor = self.last.map_or(self.first.unwrap_or(0), |l| l + 1);
+        let dts = au.dts_ms.max(floor).min(au.pts_ms).max(0);
+        self.last = Some(dts);
+        (dts as u64, (au.pts_ms - dts).clamp(0, i32::MAX as i64) as i32)
     }
 }
 

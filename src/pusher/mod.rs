@@ -17,6 +17,7 @@ mod timeline;
 pub use crate::core::alerts::AlertThresholds;
 pub use config::TlsConfig;
 pub use config::{AbrSettings, AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
+pub use config::{X264Options, X264Threading};
 pub use control::PauseMode;
 pub use encode_worker::{AvcPacketizer, HevcPacketizer};
 pub use event::{Event, EventKind, PusherState};
@@ -84,6 +85,8 @@ pub struct Pusher {
     started: AtomicBool,
     /// Pre-encoded video after a resume: inter frames are dropped until the app's next IDR.
     passthrough_needs_key: AtomicBool,
+    /// The video encoder reads NV12/NV21 itself: such frames are copied, not de-interleaved.
+    semi_planar_ok: bool,
 }
 
 impl Pusher {
@@ -96,6 +99,7 @@ impl Pusher {
             Some(v) => make_video_encoder(v)?,
             None => None,
         };
+        let semi_planar_ok = video.as_ref().is_some_and(|v| v.takes_semi_planar());
         let audio = match &config.audio {
             Some(a) => make_audio_encoder(a)?,
             None => None,
@@ -194,6 +198,7 @@ impl Pusher {
             aac_bodies: Mutex::new(BodyPool::default()),
             started: AtomicBool::new(false),
             passthrough_needs_key: AtomicBool::new(false),
+            semi_planar_ok,
         })
     }
 
@@ -309,7 +314,7 @@ impl Pusher {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             return Err(Error::QueueFull("the encoder is behind; video frame dropped"));
         };
-        if let Err(e) = crate::encode::pixel::copy_to_i420(frame, &mut buf) {
+        if let Err(e) = crate::encode::pixel::copy_to_picture(frame, &mut buf, self.semi_planar_ok) {
             self.shared.input.recycle(Input::Video(buf, 0));
             return self.reject(e);
         }
@@ -887,9 +892,12 @@ fn make_video_encoder(v: &VideoConfig) -> Result<Option<Box<dyn VideoEncoder>>> 
             let _ = cfg;
             Err(Error::Unsupported("the OpenH264 encoder is not in this build (cargo feature `openh264`)".into()))
         }
-        VideoEncoderKind::KP_ENCODER_X264 => {
-            Err(Error::Unsupported("the x264 encoder is not in this build (cargo feature `x264`)".into()))
-        }
+        #[cfg(feature = "x264")]
+        VideoEncoderKind::KP_ENCODER_X264 => Ok(Some(Box::new(crate::encode::x264::X264Encoder::new(&cfg, &v.x264)?))),
+        #[cfg(not(feature = "x264"))]
+        VideoEncoderKind::KP_ENCODER_X264 => Err(Error::Unsupported(
+            "the x264 encoder is not in this build (rebuild kitepush with cargo feature `x264`; GPL)".into(),
+        )),
     }
 }
 
