@@ -147,7 +147,8 @@ impl std::fmt::Debug for TlsConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` shows every URL redacted (the stream key and query never reach an app's logs).
+#[derive(Clone, PartialEq)]
 pub struct PusherConfig {
     /// The primary ingest URL of destination 0 (`rtmp://host[:port]/app[/instance]/key[?query]`).
     pub url: String,
@@ -199,6 +200,33 @@ pub struct AbrSettings {
 impl Default for AbrSettings {
     fn default() -> Self {
         AbrSettings { enabled: true, min_kbps: 0, max_kbps: 0, allow_fps_reduction: false }
+    }
+}
+
+impl std::fmt::Debug for PusherConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn hide(url: &str) -> String {
+            crate::core::url::RtmpUrl::parse(url)
+                .map_or_else(|_| "<unparsable URL, hidden>".to_owned(), |u| u.redacted())
+        }
+        let hide_all = |urls: &[String]| urls.iter().map(|u| hide(u)).collect::<Vec<_>>();
+        f.debug_struct("PusherConfig")
+            .field("url", &hide(&self.url))
+            .field("backup_urls", &hide_all(&self.backup_urls))
+            .field("extra_destinations", &self.extra_destinations.iter().map(|d| hide_all(d)).collect::<Vec<_>>())
+            .field("video", &self.video)
+            .field("audio", &self.audio)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("reconnect", &self.reconnect)
+            .field("url_refresh_timeout", &self.url_refresh_timeout)
+            .field("input_queue_frames", &self.input_queue_frames)
+            .field("send_queue_ms", &self.send_queue_ms)
+            .field("tls", &self.tls)
+            .field("abr", &self.abr)
+            .field("alerts", &self.alerts)
+            .field("pause_fps", &self.pause_fps)
+            .finish()
     }
 }
 
@@ -352,5 +380,23 @@ impl PusherConfig {
         let mut first = vec![self.url.clone()];
         first.extend(self.backup_urls.iter().cloned());
         std::iter::once(first).chain(self.extra_destinations.iter().cloned()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_every_stream_key_and_query() {
+        let cfg = PusherConfig {
+            url: "rtmp://h/app/SECRETKEY1?token=SECRETTOKEN".into(),
+            backup_urls: vec!["rtmps://b/app/SECRETKEY2".into(), "not a url SECRETKEY3".into()],
+            extra_destinations: vec![vec!["rtmp://c/app/SECRETKEY4".into()]],
+            ..Default::default()
+        };
+        let text = format!("{cfg:?}");
+        assert!(text.contains("rtmp://h"), "{text}");
+        assert!(!text.contains("SECRET"), "{text}");
     }
 }
