@@ -98,7 +98,9 @@ impl SendQueue {
             newest: None,
             in_flight_oldest: None,
             clock_ms: None,
-            arrivals: VecDeque::new(),
+            // One entry per queued timestamp: a 2 s backlog of 30 fps video and its audio needs
+            // about 150; growing later would allocate on the app's thread mid-stream.
+            arrivals: VecDeque::with_capacity(512),
         }
     }
 

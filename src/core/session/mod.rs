@@ -207,7 +207,13 @@ impl PublishSession {
             writer: ChunkWriter::new(),
             reader: ChunkReader::new(),
             inbound: Vec::new(),
-            out: c0c1,
+            out: {
+                // Sized once for a large keyframe plus what queues behind it: growing it later
+                // would allocate on the network thread in the middle of a stream.
+                let mut out = Vec::with_capacity(OUT_CAPACITY);
+                out.extend_from_slice(&c0c1);
+                out
+            },
             out_pos: 0,
             bytes_received: 0,
             last_ack_sent: 0,
@@ -275,7 +281,9 @@ impl PublishSession {
         if self.window_ack > 0 && self.bytes_received - self.last_ack_sent >= self.window_ack as u64 {
             self.last_ack_sent = self.bytes_received;
             // The spec's sequence number is the running total, modulo 2^32.
-            self.send_control(RtmpMessage::Acknowledgement { sequence_number: self.bytes_received as u32 })?;
+            // Written directly (type 3, the byte count): recurs while publishing, without allocating.
+            let seq = (self.bytes_received as u32).to_be_bytes();
+            self.writer.write(&mut self.out, 0, 3, 0, &seq, true);
         }
         Ok(())
     }
@@ -336,12 +344,13 @@ impl PublishSession {
     /// Queues a ping request (User Control event 6); a server that answers echoes `timestamp_ms`
     /// in a `PingResponse` event, which gives the round trip (media queued ahead of it included).
     pub fn send_ping(&mut self, timestamp_ms: u32) -> Result<()> {
-        self.send_control(RtmpMessage::UserControl {
-            event_type: UserControlEventType::PingRequest,
-            stream_id: None,
-            buffer_length: None,
-            timestamp: Some(RtmpTimestamp::new(timestamp_ms)),
-        })
+        // Written directly (User Control type 4, event 6 = PingRequest, then the timestamp): it
+        // recurs while publishing, and rml_rtmp's serializer would allocate for each one.
+        let mut body = [0u8; 6];
+        body[..2].copy_from_slice(&6u16.to_be_bytes());
+        body[2..].copy_from_slice(&timestamp_ms.to_be_bytes());
+        self.writer.write(&mut self.out, 0, 4, 0, &body, true);
+        Ok(())
     }
 
     /// All bytes fed to `handle_input`, handshake included.
@@ -675,6 +684,9 @@ pub mod fuzzing {
 
 /// RTMP's message length field is 24 bits.
 const MAX_OUT_MESSAGE: usize = 0xFF_FFFF;
+
+/// Initial capacity of the serialized-output buffer.
+const OUT_CAPACITY: usize = 256 * 1024;
 /// The inbound message buffer is kept for reuse up to this capacity (acks and pings are a few
 /// bytes; a rare large command reply is not worth holding on to).
 const MAX_KEPT_INBOUND: usize = 64 * 1024;
