@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const JUNIT_CONSOLE: &str = "/usr/share/java/junit-platform-console-standalone.jar";
 /// The @Test methods of LivePusherTest: the run must find and pass exactly these.
-const JUNIT_TESTS: u32 = 8;
+const JUNIT_TESTS: u32 = 11;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -104,6 +104,9 @@ fn the_java_api_pushes_through_jni_to_the_receiver_and_nginx() {
     let direct_key = unique_key("android-direct");
     let encoded_key = unique_key("android-encoded");
     let close_key = unique_key("android-close");
+    let pause_key = unique_key("android-pause");
+    let controls_key = unique_key("android-controls");
+    let local_recording = work.join("local-recording.flv");
     let media = work.join("media");
     std::fs::create_dir_all(&media).unwrap();
     let (aus, adts) = encoded_test_media(&media, 3, 30);
@@ -123,6 +126,9 @@ fn the_java_api_pushes_through_jni_to_the_receiver_and_nginx() {
         .arg(format!("-Dkp.nginx.url.direct={}", nginx.url(&direct_key)))
         .arg(format!("-Dkp.nginx.url.encoded={}", nginx.url(&encoded_key)))
         .arg(format!("-Dkp.nginx.url.close={}", nginx.url(&close_key)))
+        .arg(format!("-Dkp.nginx.url.pause={}", nginx.url(&pause_key)))
+        .arg(format!("-Dkp.nginx.url.controls={}", nginx.url(&controls_key)))
+        .arg(format!("-Dkp.record.path={}", local_recording.display()))
         .arg(format!("-Dkp.media.dir={}", media.display()))
         .args(["-jar", JUNIT_CONSOLE, "--disable-banner", "--details=tree", "--fail-if-no-tests"])
         .arg(format!("--class-path={}:{}", main_classes.display(), test_classes.display()))
@@ -163,6 +169,27 @@ fn the_java_api_pushes_through_jni_to_the_receiver_and_nginx() {
         assert_eq!(p.audio.unwrap_or_else(|| panic!("no audio recorded for {key}")).codec, "aac");
         assert_eq!(decode_errors(&rec), "", "{key}");
     }
+    // The controls test's 90 frames, and its local recording (stopped mid-push, so fewer).
+    let rec = nginx.recording(&controls_key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let v = probe(&rec).video.expect("no video recorded for the controls push");
+    assert_eq!((v.codec.as_str(), v.frames), ("h264", 90));
+    assert_eq!(decode_errors(&rec), "");
+    let p = probe(&local_recording);
+    let v = p.video.expect("no video in the local recording");
+    assert_eq!((v.codec.as_str(), v.width, v.height), ("h264", 320, 240));
+    assert!(v.frames > 0 && v.frames <= 90, "local recording: {} frames", v.frames);
+    assert_eq!(p.audio.expect("no audio in the local recording").codec, "aac");
+    assert_eq!(decode_errors(&local_recording), "");
+    // The paused push: the still picture kept the video going, so it spans the pause.
+    let rec = nginx.recording(&pause_key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let p = probe(&rec);
+    let v = p.video.expect("no video recorded for the paused push");
+    assert!(v.frames >= 70, "paused push: {} frames", v.frames);
+    assert!(p.format_duration >= 4.0, "paused push lasted {} s", p.format_duration);
+    assert_eq!(p.audio.expect("no audio recorded for the paused push").codec, "aac");
+    assert_eq!(decode_errors(&rec), "");
     // The pushers closed mid-stream published before they were closed.
     for round in 0..3 {
         assert!(!nginx.recordings_of(&format!("{close_key}-{round}")).is_empty(), "round {round} never published");

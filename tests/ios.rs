@@ -51,6 +51,9 @@ fn the_objective_c_wrapper_pushes_to_the_receiver_and_nginx() {
     let raw_key = unique_key("ios-nv12");
     let avcc_key = unique_key("ios-avcc");
     let close_key = unique_key("ios-close");
+    let pause_key = unique_key("ios-pause");
+    let controls_key = unique_key("ios-controls");
+    let local_recording = work.join("local-recording.flv");
     let (aus, adts) = encoded_test_media(&work, 3, 30);
     assert_eq!(aus.len(), 90);
     let mut framed = Vec::new();
@@ -67,6 +70,9 @@ fn the_objective_c_wrapper_pushes_to_the_receiver_and_nginx() {
         .arg(nginx.url(&avcc_key))
         .arg(nginx.url(&close_key))
         .arg(&work)
+        .arg(nginx.url(&pause_key))
+        .arg(nginx.url(&controls_key))
+        .arg(&local_recording)
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -93,6 +99,27 @@ fn the_objective_c_wrapper_pushes_to_the_receiver_and_nginx() {
         assert_eq!(p.audio.unwrap_or_else(|| panic!("no audio recorded for {key}")).codec, "aac");
         assert_eq!(decode_errors(&rec), "", "{key}");
     }
+    // The controls push's 90 frames, and its local recording (stopped mid-push, so fewer).
+    let rec = nginx.recording(&controls_key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let v = probe(&rec).video.expect("no video recorded for the controls push");
+    assert_eq!((v.codec.as_str(), v.frames), ("h264", 90));
+    assert_eq!(decode_errors(&rec), "");
+    let p = probe(&local_recording);
+    let v = p.video.expect("no video in the local recording");
+    assert_eq!((v.codec.as_str(), v.width, v.height), ("h264", 320, 240));
+    assert!(v.frames > 0 && v.frames <= 90, "local recording: {} frames", v.frames);
+    assert_eq!(p.audio.expect("no audio in the local recording").codec, "aac");
+    assert_eq!(decode_errors(&local_recording), "");
+    // The paused push: the still picture kept the video going, so it spans the pause.
+    let rec = nginx.recording(&pause_key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let p = probe(&rec);
+    let v = p.video.expect("no video recorded for the paused push");
+    assert!(v.frames >= 70, "paused push: {} frames", v.frames);
+    assert!(p.format_duration >= 4.0, "paused push lasted {} s", p.format_duration);
+    assert_eq!(p.audio.expect("no audio recorded for the paused push").codec, "aac");
+    assert_eq!(decode_errors(&rec), "");
     for round in 0..3 {
         assert!(!nginx.recordings_of(&format!("{close_key}-{round}")).is_empty(), "round {round} never published");
     }

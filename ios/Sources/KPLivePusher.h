@@ -49,6 +49,10 @@ typedef NS_ENUM(NSInteger, KPPixelFormat) {
     KPPixelFormatI420 = KP_PIXEL_FORMAT_I420,
     KPPixelFormatNV12 = KP_PIXEL_FORMAT_NV12, ///< kCVPixelFormatType_420YpCbCr8BiPlanar*Range
     KPPixelFormatNV21 = KP_PIXEL_FORMAT_NV21,
+    KPPixelFormatYUY2 = KP_PIXEL_FORMAT_YUY2, ///< one packed 4:2:2 plane, Y0 U Y1 V
+    KPPixelFormatUYVY = KP_PIXEL_FORMAT_UYVY, ///< one packed 4:2:2 plane, U Y0 V Y1 (kCVPixelFormatType_422YpCbCr8)
+    KPPixelFormatRGBA = KP_PIXEL_FORMAT_RGBA, ///< one plane, alpha ignored
+    KPPixelFormatBGRA = KP_PIXEL_FORMAT_BGRA, ///< one plane, alpha ignored (kCVPixelFormatType_32BGRA)
 } NS_SWIFT_NAME(PixelFormat);
 
 /// kp_video_encoder_values: where the video comes from.
@@ -56,7 +60,15 @@ typedef NS_ENUM(NSInteger, KPVideoSource) {
     KPVideoSourceOpenH264 = KP_ENCODER_OPENH264,       ///< raw frames, encoded by the SDK
     KPVideoSourceX264 = KP_ENCODER_X264,               ///< not in this build
     KPVideoSourcePassthrough = KP_ENCODER_PASSTHROUGH, ///< H.264 from VideoToolbox
+    KPVideoSourcePassthroughHEVC = KP_ENCODER_PASSTHROUGH_HEVC, ///< H.265 from VideoToolbox, Enhanced RTMP
 } NS_SWIFT_NAME(VideoSource);
+
+/// kp_pause_mode_values: what -pauseWithMode:error: sends while the app cannot capture.
+typedef NS_ENUM(NSInteger, KPPauseMode) {
+    KPPauseModeStillImage = KP_PAUSE_STILL_IMAGE,              ///< the pause picture (or last frame) + the app's audio or silence
+    KPPauseModeStillImageSilent = KP_PAUSE_STILL_IMAGE_SILENT, ///< the pause picture + silence
+    KPPauseModeAudioOnly = KP_PAUSE_AUDIO_ONLY,                ///< no video; the app's audio or silence
+} NS_SWIFT_NAME(PauseMode);
 
 /// kp_audio_encoder_values: where the audio comes from.
 typedef NS_ENUM(NSInteger, KPAudioSource) {
@@ -70,6 +82,7 @@ NS_SWIFT_NAME(LivePusherConfiguration)
 @interface KPLivePusherConfiguration : NSObject {
   @private
     kp_config *_config;
+    int64_t _statisticsIntervalMs;
 }
 /// kp_config_new; nil only when memory runs out.
 - (nullable instancetype)init;
@@ -108,6 +121,28 @@ NS_SWIFT_NAME(LivePusherConfiguration)
                            error:(NSError **)error
     NS_SWIFT_NAME(setReconnect(firstDelayMs:multiplier:maxDelayMs:maxAttempts:failoverAfter:));
 - (BOOL)setPrimaryRetryIntervalMs:(uint32_t)intervalMs error:(NSError **)error NS_SWIFT_NAME(setPrimaryRetryInterval(ms:));
+/// kp_config_set_pause_fps: the still picture's frame rate while paused (0 = 5).
+- (BOOL)setPauseFps:(double)fps error:(NSError **)error NS_SWIFT_NAME(setPauseFps(_:));
+/// kp_config_set_latency_budget, ms (0 = 2000).
+- (BOOL)setLatencyBudgetMs:(uint32_t)budgetMs error:(NSError **)error NS_SWIFT_NAME(setLatencyBudget(ms:));
+/// kp_config_set_abr: the adaptive bitrate (on by default); 0 keeps a default bound.
+- (BOOL)setAdaptiveBitrateEnabled:(BOOL)enabled
+                          minKbps:(uint32_t)minKbps
+                          maxKbps:(uint32_t)maxKbps
+                allowFpsReduction:(BOOL)allowFpsReduction
+                            error:(NSError **)error
+    NS_SWIFT_NAME(setAdaptiveBitrate(enabled:minKbps:maxKbps:allowFpsReduction:));
+/// kp_config_set_alert_thresholds: when NET_BUSY, LOW_FPS and ENCODER_OVERLOADED fire; 0 keeps a default.
+- (BOOL)setAlertNetBusyCongestion:(float)netBusyCongestion
+                        netBusyMs:(uint32_t)netBusyMs
+                      lowFpsRatio:(float)lowFpsRatio
+                         lowFpsMs:(uint32_t)lowFpsMs
+                encoderOverloadMs:(uint32_t)encoderOverloadMs
+                            error:(NSError **)error
+    NS_SWIFT_NAME(setAlertThresholds(netBusyCongestion:netBusyMs:lowFpsRatio:lowFpsMs:encoderOverloadMs:));
+/// kp_config_set_stats_callback: pushers made from this configuration call their delegate's
+/// -livePusher:didUpdateStatistics: every intervalMs (0 = every second; 1..99: KP_ERR_INVALID_ARGUMENT).
+- (BOOL)setStatisticsIntervalMs:(uint32_t)intervalMs error:(NSError **)error NS_SWIFT_NAME(setStatisticsInterval(ms:));
 @end
 
 /// One event (kp_event), copied out of the callback.
@@ -142,8 +177,9 @@ NS_SWIFT_NAME(LivePusherDelegate)
 - (void)livePusher:(KPLivePusher *)pusher didReceiveEvent:(KPLivePusherEvent *)event
     NS_SWIFT_NAME(livePusher(_:didReceive:));
 @optional
-/// Periodic statistics. Not called by this version: the C ABI's stats callback is not in this
-/// build yet; poll -getStatistics:error:.
+/// Periodic statistics (kp_config_set_stats_callback), when the configuration asked for them
+/// with -setStatisticsIntervalMs:error:: on the events' thread, never at the same time as an
+/// event. The kp_stats is valid only during the call.
 - (void)livePusher:(KPLivePusher *)pusher didUpdateStatistics:(const kp_stats *)statistics
     NS_SWIFT_NAME(livePusher(_:didUpdate:));
 @end
@@ -220,6 +256,41 @@ NS_SWIFT_NAME(LivePusher)
                dtsUs:(int64_t)dtsUs
                error:(NSError **)error
     NS_SWIFT_NAME(pushH264AVCC(_:length:nalLengthSize:parameterSets:ptsUs:dtsUs:));
+/// kp_pusher_push_hevc: one Annex-B H.265 access unit, for KPVideoSourcePassthroughHEVC.
+- (BOOL)pushHEVCAnnexB:(const uint8_t *_Nullable)data
+                length:(size_t)length
+                 ptsUs:(int64_t)ptsUs
+                 dtsUs:(int64_t)dtsUs
+                 error:(NSError **)error NS_SWIFT_NAME(pushHEVCAnnexB(_:length:ptsUs:dtsUs:));
+
+/// kp_pusher_pause: background mode, the connection stays up; video pushes fail with
+/// KP_ERR_PAUSED until -resumeWithError:. Calling it again switches the mode.
+- (BOOL)pauseWithMode:(KPPauseMode)mode error:(NSError **)error NS_SWIFT_NAME(pause(mode:));
+/// kp_pusher_resume: the video restarts with an IDR.
+- (BOOL)resumeWithError:(NSError **)error NS_SWIFT_NAME(resume());
+/// kp_pusher_set_pause_image: the picture the still-image modes repeat, planes as in
+/// -pushVideoWithFormat:...; copied before returning. Allowed before -start:.
+- (BOOL)setPauseImageWithFormat:(KPPixelFormat)format
+                          width:(uint32_t)width
+                         height:(uint32_t)height
+                     planeCount:(NSUInteger)planeCount
+                         planes:(const uint8_t *_Nullable const *_Nullable)planes
+                        strides:(const uint32_t *_Nullable)strides
+                     planeSizes:(const size_t *_Nullable)planeSizes
+                          error:(NSError **)error
+    NS_SWIFT_NAME(setPauseImage(format:width:height:planeCount:planes:strides:planeSizes:));
+/// kp_pusher_set_video_bitrate, kbit/s (1...200000).
+- (BOOL)setVideoBitrateKbps:(uint32_t)kbps error:(NSError **)error NS_SWIFT_NAME(setVideoBitrate(kbps:));
+/// kp_pusher_request_keyframe.
+- (BOOL)requestKeyframeWithError:(NSError **)error NS_SWIFT_NAME(requestKeyframe());
+/// kp_pusher_set_audio_muted: muted audio goes out as silence with the pushed timing.
+- (BOOL)setAudioMuted:(BOOL)muted error:(NSError **)error NS_SWIFT_NAME(setAudioMuted(_:));
+/// kp_pusher_start_recording: also writes the stream to a local FLV file (KP_ERR_FILE if it
+/// cannot be created).
+- (BOOL)startRecordingToPath:(nullable NSString *)path error:(NSError **)error NS_SWIFT_NAME(startRecording(path:));
+/// kp_pusher_stop_recording: blocks until the file is written and closed.
+- (BOOL)stopRecordingWithError:(NSError **)error NS_SWIFT_NAME(stopRecording());
+
 /// kp_pusher_push_aac: one raw AAC packet (AudioConverter output) or ADTS frames.
 - (BOOL)pushAAC:(const uint8_t *_Nullable)data
          length:(size_t)length

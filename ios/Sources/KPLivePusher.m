@@ -48,6 +48,7 @@ static BOOL KPCheck(kp_result result, NSError **error) {
 
 @interface KPLivePusherConfiguration ()
 - (kp_config *)kp_config;
+- (int64_t)statisticsIntervalMs;
 @end
 
 @implementation KPLivePusherConfiguration
@@ -56,6 +57,7 @@ static BOOL KPCheck(kp_result result, NSError **error) {
     self = [super init];
     if (self) {
         _config = kp_config_new();
+        _statisticsIntervalMs = -1;
         if (!_config) {
             KP_RELEASE(self);
             return nil;
@@ -71,6 +73,10 @@ static BOOL KPCheck(kp_result result, NSError **error) {
 
 - (kp_config *)kp_config {
     return _config;
+}
+
+- (int64_t)statisticsIntervalMs {
+    return _statisticsIntervalMs;
 }
 
 - (BOOL)setURL:(NSString *)url error:(NSError **)error {
@@ -150,6 +156,45 @@ static BOOL KPCheck(kp_result result, NSError **error) {
     return KPCheck(kp_config_set_primary_retry_interval(_config, intervalMs), error);
 }
 
+- (BOOL)setPauseFps:(double)fps error:(NSError **)error {
+    return KPCheck(kp_config_set_pause_fps(_config, fps), error);
+}
+
+- (BOOL)setLatencyBudgetMs:(uint32_t)budgetMs error:(NSError **)error {
+    return KPCheck(kp_config_set_latency_budget(_config, budgetMs), error);
+}
+
+- (BOOL)setAdaptiveBitrateEnabled:(BOOL)enabled
+                          minKbps:(uint32_t)minKbps
+                          maxKbps:(uint32_t)maxKbps
+                allowFpsReduction:(BOOL)allowFpsReduction
+                            error:(NSError **)error {
+    return KPCheck(kp_config_set_abr(_config, enabled ? true : false, minKbps, maxKbps, allowFpsReduction ? true : false),
+                   error);
+}
+
+- (BOOL)setAlertNetBusyCongestion:(float)netBusyCongestion
+                        netBusyMs:(uint32_t)netBusyMs
+                      lowFpsRatio:(float)lowFpsRatio
+                         lowFpsMs:(uint32_t)lowFpsMs
+                encoderOverloadMs:(uint32_t)encoderOverloadMs
+                            error:(NSError **)error {
+    return KPCheck(kp_config_set_alert_thresholds(_config, netBusyCongestion, netBusyMs, lowFpsRatio, lowFpsMs,
+                                                  encoderOverloadMs),
+                   error);
+}
+
+// The callback's userdata is each pusher's own sink, so the C call that installs it is made by
+// -[KPLivePusher initWithConfiguration:...]; here the interval is checked (the C ABI's answer for
+// a NULL callback) and remembered.
+- (BOOL)setStatisticsIntervalMs:(uint32_t)intervalMs error:(NSError **)error {
+    if (!KPCheck(kp_config_set_stats_callback(_config, intervalMs, NULL, NULL), error)) {
+        return NO;
+    }
+    _statisticsIntervalMs = intervalMs;
+    return YES;
+}
+
 @end
 
 // MARK: - Event
@@ -220,6 +265,20 @@ static void KPOnEvent(void *userdata, const kp_event *ev) {
     }
     // Cleared only after the pool and the strong reference are gone: if that was the last
     // reference, the pusher's dealloc ran on this thread and saw it is inside its own callback.
+    kpDeliveringSink = NULL;
+}
+
+/// The stats callback: same sink, same thread and the same rules as KPOnEvent.
+static void KPOnStats(void *userdata, const kp_stats *stats) {
+    kpDeliveringSink = userdata;
+    @autoreleasepool {
+        KPEventSink *sink = (__bridge KPEventSink *)userdata;
+        KPLivePusher *owner = sink->_owner;
+        id<KPLivePusherDelegate> delegate = owner.delegate;
+        if (owner && [delegate respondsToSelector:@selector(livePusher:didUpdateStatistics:)]) {
+            [delegate livePusher:owner didUpdateStatistics:stats];
+        }
+    }
     kpDeliveringSink = NULL;
 }
 
@@ -307,13 +366,20 @@ struct KPGuard {
     _sink = sink;
     _delegate = delegate;
     kp_config *cfg = configuration.kp_config;
+    int64_t statsInterval = configuration.statisticsIntervalMs;
     kp_result rc = kp_config_set_event_callback(cfg, KPOnEvent, (__bridge void *)sink);
+    if (rc == KP_OK && statsInterval >= 0) {
+        rc = kp_config_set_stats_callback(cfg, (uint32_t)statsInterval, KPOnStats, (__bridge void *)sink);
+    }
     if (rc == KP_OK) {
         rc = kp_pusher_new(cfg, &_pusher);
     }
     NSError *failure = rc == KP_OK ? nil : KPErrorWithReason(rc, KPString(kp_last_error_message()));
     // The configuration must not keep a pointer to this pusher's sink.
     kp_config_set_event_callback(cfg, NULL, NULL);
+    if (statsInterval >= 0) {
+        kp_config_set_stats_callback(cfg, (uint32_t)statsInterval, NULL, NULL);
+    }
     if (failure) {
         if (error) {
             *error = failure;
@@ -415,15 +481,8 @@ struct KPGuard {
     return KPCheck(rc, error);
 }
 
-- (BOOL)pushVideoWithFormat:(KPPixelFormat)format
-                      width:(uint32_t)width
-                     height:(uint32_t)height
-                 planeCount:(NSUInteger)planeCount
-                     planes:(const uint8_t *const *)planes
-                    strides:(const uint32_t *)strides
-                 planeSizes:(const size_t *)planeSizes
-                      ptsUs:(int64_t)ptsUs
-                      error:(NSError **)error {
+static kp_video_frame KPFrame(KPPixelFormat format, uint32_t width, uint32_t height, NSUInteger planeCount,
+                              const uint8_t *const *planes, const uint32_t *strides, const size_t *planeSizes) {
     kp_video_frame frame;
     memset(&frame, 0, sizeof frame);
     frame.format = (kp_pixel_format)format;
@@ -435,7 +494,82 @@ struct KPGuard {
         frame.strides[i] = strides[i];
         frame.plane_sizes[i] = planeSizes[i];
     }
+    return frame;
+}
+
+- (BOOL)pushVideoWithFormat:(KPPixelFormat)format
+                      width:(uint32_t)width
+                     height:(uint32_t)height
+                 planeCount:(NSUInteger)planeCount
+                     planes:(const uint8_t *const *)planes
+                    strides:(const uint32_t *)strides
+                 planeSizes:(const size_t *)planeSizes
+                      ptsUs:(int64_t)ptsUs
+                      error:(NSError **)error {
+    kp_video_frame frame = KPFrame(format, width, height, planeCount, planes, strides, planeSizes);
     kp_result rc = kp_pusher_push_video([self enter], &frame, ptsUs);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
+- (BOOL)setPauseImageWithFormat:(KPPixelFormat)format
+                          width:(uint32_t)width
+                         height:(uint32_t)height
+                     planeCount:(NSUInteger)planeCount
+                         planes:(const uint8_t *const *)planes
+                        strides:(const uint32_t *)strides
+                     planeSizes:(const size_t *)planeSizes
+                          error:(NSError **)error {
+    kp_video_frame frame = KPFrame(format, width, height, planeCount, planes, strides, planeSizes);
+    kp_result rc = kp_pusher_set_pause_image([self enter], &frame);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
+- (BOOL)pushHEVCAnnexB:(const uint8_t *)data length:(size_t)length ptsUs:(int64_t)ptsUs dtsUs:(int64_t)dtsUs error:(NSError **)error {
+    kp_result rc = kp_pusher_push_hevc([self enter], data, length, ptsUs, dtsUs);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
+- (BOOL)pauseWithMode:(KPPauseMode)mode error:(NSError **)error {
+    kp_result rc = kp_pusher_pause([self enter], (kp_pause_mode)mode);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
+- (BOOL)resumeWithError:(NSError **)error {
+    kp_result rc = kp_pusher_resume([self enter]);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
+- (BOOL)setVideoBitrateKbps:(uint32_t)kbps error:(NSError **)error {
+    kp_result rc = kp_pusher_set_video_bitrate([self enter], kbps);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
+- (BOOL)requestKeyframeWithError:(NSError **)error {
+    kp_result rc = kp_pusher_request_keyframe([self enter]);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
+- (BOOL)setAudioMuted:(BOOL)muted error:(NSError **)error {
+    kp_result rc = kp_pusher_set_audio_muted([self enter], muted ? true : false);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
+- (BOOL)startRecordingToPath:(NSString *)path error:(NSError **)error {
+    kp_result rc = kp_pusher_start_recording([self enter], path.UTF8String);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
+- (BOOL)stopRecordingWithError:(NSError **)error {
+    kp_result rc = kp_pusher_stop_recording([self enter]);
     [self leave];
     return KPCheck(rc, error);
 }

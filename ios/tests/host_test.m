@@ -2,9 +2,11 @@
 // tests/ios.rs: pushes raw frames + PCM to the built-in receiver, NV12 planes to nginx-rtmp and
 // VideoToolbox-shaped output (AVCC H.264 with parameter sets apart, raw AAC packets) to nginx-rtmp;
 // checks delegate events in order, statistics, NSErrors for bad arguments and close from another
-// thread. tests/ios.rs checks the recordings with ffprobe.
+// thread; pause/resume with the statistics delegate, live controls and a local recording, and the
+// newer calls' NSErrors. tests/ios.rs checks the recordings with ffprobe.
 //
-// usage: host_test RECEIVER_URL NGINX_RAW_URL NGINX_AVCC_URL NGINX_CLOSE_URL MEDIA_DIR
+// usage: host_test RECEIVER_URL NGINX_RAW_URL NGINX_AVCC_URL NGINX_CLOSE_URL MEDIA_DIR NGINX_PAUSE_URL
+//        NGINX_CONTROLS_URL RECORDING_PATH
 
 #import "KPLivePusher.h"
 
@@ -130,6 +132,53 @@ static int64_t audio_pts(int64_t frames) { return frames * 1000000LL / RATE; }
     return copy;
 }
 @end
+
+/// Also counts the statistics delegate calls and checks each against the one before.
+@interface StatsRecorder : Recorder {
+  @public
+    int stats;
+    int publishing;
+    int regressions;
+    uint64_t firstBytes;
+    uint64_t lastBytes;
+    uint64_t lastUptime;
+    uint32_t lastTarget;
+    int statsOnOtherThread;
+}
+@end
+
+@implementation StatsRecorder
+- (void)livePusher:(KPLivePusher *)pusher didUpdateStatistics:(const kp_stats *)s {
+    (void)pusher;
+    [cond lock];
+    if (threads > 0 && !pthread_equal(thread, pthread_self())) {
+        statsOnOtherThread++;
+    }
+    if (stats == 0) {
+        firstBytes = s->bytes_sent;
+    } else if (s->bytes_sent < lastBytes || s->uptime_ms < lastUptime) {
+        regressions++;
+    }
+    if (s->state == KP_STATE_PUBLISHING) {
+        publishing++;
+    }
+    lastBytes = s->bytes_sent;
+    lastUptime = s->uptime_ms;
+    lastTarget = s->target_video_kbps;
+    stats++;
+    [cond unlock];
+}
+@end
+
+static NSUInteger index_of(Recorder *r, kp_event_kind kind) {
+    NSArray *ev = [r snapshot];
+    for (NSUInteger i = 0; i < ev.count; i++) {
+        if ([(KPLivePusherEvent *)[ev objectAtIndex:i] kind] == kind) {
+            return i;
+        }
+    }
+    return NSNotFound;
+}
 
 static void check_publish_sequence(Recorder *r) {
     NSArray *ev = [r snapshot];
@@ -502,9 +551,244 @@ static void close_while_pushing(NSString *base) {
     }
 }
 
+// MARK: - newer calls
+
+/// 1 s of frames, 2.5 s paused (audio goes on, video refused with KP_ERR_PAUSED), 1 s again, with
+/// the statistics delegate every 200 ms.
+static void pause_resume_with_stats(NSString *url) {
+    @autoreleasepool {
+        StatsRecorder *r = [[[StatsRecorder alloc] init] autorelease];
+        KPLivePusherConfiguration *c = raw_config(url);
+        NSError *e = nil;
+        CHECK([c setPauseFps:10 error:&e] && [c setStatisticsIntervalMs:200 error:&e], "%s", e.description.UTF8String);
+        KPLivePusher *p = [[KPLivePusher alloc] initWithConfiguration:c delegate:r error:&e];
+        CHECK(p != nil, "%s", e.description.UTF8String);
+        if (!p) {
+            return;
+        }
+        uint8_t *frame = malloc(W * H * 3 / 2);
+        const uint8_t *planes[3] = {frame, frame + W * H, frame + W * H * 5 / 4};
+        uint32_t strides[3] = {W, W / 2, W / 2};
+        size_t sizes[3] = {W * H, W * H / 4, W * H / 4};
+        i420(500, frame);
+        CHECK([p setPauseImageWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes strides:strides
+                              planeSizes:sizes error:&e],
+              "%s", e.description.UTF8String);
+        CHECK([p start:&e], "%s", e.description.UTF8String);
+        [r await:KP_EVENT_PUBLISHING seconds:30];
+        int16_t samples[1024 * CHANNELS];
+        int64_t audio = 0;
+        BOOL paused = NO, resumed = NO;
+        double start = now_s();
+        for (int i = 0; video_pts(i) < 4500000; i++) {
+            @autoreleasepool {
+                int64_t pts = video_pts(i);
+                pace(start, pts);
+                if (!paused && pts >= 1000000) {
+                    CHECK([p pauseWithMode:KPPauseModeStillImage error:&e], "%s", e.description.UTF8String);
+                    paused = YES;
+                }
+                if (!resumed && pts >= 3500000) {
+                    CHECK([p resumeWithError:&e], "%s", e.description.UTF8String);
+                    resumed = YES;
+                }
+                i420(i, frame);
+                if (paused && !resumed) {
+                    CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes
+                                               strides:strides planeSizes:sizes ptsUs:pts error:&err_],
+                                KP_ERR_PAUSED);
+                } else {
+                    CHECK(RETRYING([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes
+                                                  strides:strides planeSizes:sizes ptsUs:pts error:&e]),
+                          "push video %d: %s", i, e.description.UTF8String);
+                }
+                while (audio_pts(audio) < video_pts(i + 1)) {
+                    pcm(audio, 1024, samples);
+                    CHECK(RETRYING([p pushPCM:samples framesPerChannel:1024 ptsUs:audio_pts(audio) error:&e]), "%s",
+                          e.description.UTF8String);
+                    audio += 1024;
+                }
+            }
+        }
+        KPLivePusherEvent *res = [r await:KP_EVENT_RESUMED seconds:30];
+        CHECK(res.value >= 2000, "pause lasted %lld ms", (long long)res.value);
+        KPLivePusherEvent *pau = [r await:KP_EVENT_PAUSED seconds:30];
+        CHECK(pau.value == KP_PAUSE_STILL_IMAGE, "pause mode %lld", (long long)pau.value);
+        CHECK(index_of(r, KP_EVENT_PAUSED) < index_of(r, KP_EVENT_RESUMED), "PAUSED after RESUMED: %s",
+              [r snapshot].description.UTF8String);
+        CHECK([p stopWithTimeout:10000 error:&e], "%s", e.description.UTF8String);
+        [r await:KP_EVENT_STOPPED seconds:30];
+        kp_stats s;
+        CHECK([p getStatistics:&s error:&e], "%s", e.description.UTF8String);
+        CHECK(s.video_frames_sent >= 70, "video sent %llu", (unsigned long long)s.video_frames_sent);
+        CHECK(s.fps_divisor == 1, "fps divisor %u", s.fps_divisor);
+        [p release];
+        [r->cond lock];
+        CHECK(r->stats >= 10, "%d statistics calls", r->stats);
+        CHECK(r->publishing >= 8, "PUBLISHING in %d of %d", r->publishing, r->stats);
+        CHECK(r->regressions == 0, "bytes or uptime went back %d times", r->regressions);
+        CHECK(r->lastBytes > r->firstBytes, "bytes did not grow: %llu -> %llu", (unsigned long long)r->firstBytes,
+              (unsigned long long)r->lastBytes);
+        CHECK(r->lastTarget > 0, "no video target");
+        CHECK(r->statsOnOtherThread == 0, "statistics on %d calls off the events' thread", r->statsOnOtherThread);
+        [r->cond unlock];
+        free(frame);
+    }
+}
+
+/// Bitrate, keyframe and mute while pushing 90 frames, with a local recording of part of it.
+static void controls_and_recording(NSString *url, NSString *path) {
+    @autoreleasepool {
+        Recorder *r = [[[Recorder alloc] init] autorelease];
+        NSError *e = nil;
+        KPLivePusher *p = [[KPLivePusher alloc] initWithConfiguration:raw_config(url) delegate:r error:&e];
+        CHECK(p != nil, "%s", e.description.UTF8String);
+        if (!p) {
+            return;
+        }
+        CHECK([p setVideoBitrateKbps:400 error:&e], "%s", e.description.UTF8String); // allowed before start
+        CHECK([p start:&e], "%s", e.description.UTF8String);
+        [r await:KP_EVENT_PUBLISHING seconds:30];
+        CHECK([p startRecordingToPath:path error:&e], "%s", e.description.UTF8String);
+        CHECK_ERROR([p startRecordingToPath:[path stringByAppendingString:@".second"] error:&err_], KP_ERR_INVALID_STATE);
+        uint8_t *frame = malloc(W * H * 3 / 2);
+        const uint8_t *planes[3] = {frame, frame + W * H, frame + W * H * 5 / 4};
+        uint32_t strides[3] = {W, W / 2, W / 2};
+        size_t sizes[3] = {W * H, W * H / 4, W * H / 4};
+        int16_t samples[1024 * CHANNELS];
+        int64_t audio = 0;
+        double start = now_s();
+        for (int i = 0; i < 90; i++) {
+            @autoreleasepool {
+                pace(start, video_pts(i));
+                if (i == 20) {
+                    CHECK([p setVideoBitrateKbps:300 error:&e], "%s", e.description.UTF8String);
+                    CHECK_ERROR([p setVideoBitrateKbps:0 error:&err_], KP_ERR_INVALID_ARGUMENT);
+                    CHECK_ERROR([p setVideoBitrateKbps:200001 error:&err_], KP_ERR_INVALID_ARGUMENT);
+                }
+                if (i == 30) {
+                    CHECK([p requestKeyframeWithError:&e], "%s", e.description.UTF8String);
+                }
+                if (i == 40 || i == 60) {
+                    CHECK([p setAudioMuted:i == 40 error:&e], "%s", e.description.UTF8String);
+                }
+                i420(i, frame);
+                CHECK(RETRYING([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes
+                                              strides:strides planeSizes:sizes ptsUs:video_pts(i) error:&e]),
+                      "push video %d: %s", i, e.description.UTF8String);
+                while (audio_pts(audio) < video_pts(i + 1)) {
+                    pcm(audio, 1024, samples);
+                    CHECK(RETRYING([p pushPCM:samples framesPerChannel:1024 ptsUs:audio_pts(audio) error:&e]), "%s",
+                          e.description.UTF8String);
+                    audio += 1024;
+                }
+            }
+        }
+        KPLivePusherEvent *started = [r await:KP_EVENT_RECORDING_STARTED seconds:30];
+        CHECK([started.message isEqualToString:path], "recording started: %s", started.description.UTF8String);
+        CHECK([p stopRecordingWithError:&e], "%s", e.description.UTF8String);
+        KPLivePusherEvent *stopped = [r await:KP_EVENT_RECORDING_STOPPED seconds:30];
+        CHECK(stopped.value > 0 && stopped.value2 > 0, "recorded %s", stopped.description.UTF8String);
+        CHECK_ERROR([p stopRecordingWithError:&err_], KP_ERR_INVALID_STATE);
+        CHECK_ERROR([p resumeWithError:&err_], KP_ERR_INVALID_STATE); // not paused
+        CHECK([p stopWithTimeout:10000 error:&e], "%s", e.description.UTF8String);
+        kp_stats s;
+        CHECK([p getStatistics:&s error:&e], "%s", e.description.UTF8String);
+        CHECK(s.video_frames_sent == 90, "sent %llu", (unsigned long long)s.video_frames_sent);
+        CHECK(s.frames_rejected == 0, "rejected %llu", (unsigned long long)s.frames_rejected);
+        CHECK_ERROR([p requestKeyframeWithError:&err_], KP_ERR_NOT_STARTED);
+        CHECK(index_of(r, KP_EVENT_RECORDING_FAILED) == NSNotFound, "recording failed: %s", [r snapshot].description.UTF8String);
+        [p release];
+        free(frame);
+    }
+}
+
+static void newer_bad_arguments(void) {
+    @autoreleasepool {
+        NSString *nowhere = @"rtmp://127.0.0.1:1/live/newer";
+        KPLivePusherConfiguration *c = raw_config(nowhere);
+        CHECK_ERROR([c setStatisticsIntervalMs:50 error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK([c setLatencyBudgetMs:50 error:NULL], "set"); // checked by kp_pusher_new
+        CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
+        c = raw_config(nowhere);
+        CHECK([c setAdaptiveBitrateEnabled:YES minKbps:500 maxKbps:100 allowFpsReduction:NO error:NULL], "set");
+        CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
+        c = raw_config(nowhere);
+        CHECK([c setPauseFps:61 error:NULL], "set");
+        CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
+        c = raw_config(nowhere);
+        NSError *e = nil;
+        CHECK([c setLatencyBudgetMs:1000 error:&e] &&
+                  [c setAdaptiveBitrateEnabled:YES minKbps:200 maxKbps:800 allowFpsReduction:YES error:&e] &&
+                  [c setAlertNetBusyCongestion:0.6f netBusyMs:2000 lowFpsRatio:0.4f lowFpsMs:2000 encoderOverloadMs:2000
+                                         error:&e] &&
+                  [c setStatisticsIntervalMs:0 error:&e],
+              "%s", e.description.UTF8String);
+        KPLivePusher *ok = [[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&e];
+        CHECK(ok != nil, "%s", e.description.UTF8String);
+        [ok release];
+
+        // Pre-encoded HEVC without audio; nothing listens on port 1.
+        KPLivePusherConfiguration *hevc = [[[KPLivePusherConfiguration alloc] init] autorelease];
+        CHECK([hevc setURL:nowhere error:&e] && [hevc setVideoWidth:W height:H fps:30 bitrateKbps:0 keyframeInterval:0 error:&e] &&
+                  [hevc setVideoSource:KPVideoSourcePassthroughHEVC error:&e] && [hevc disableAudio:&e],
+              "%s", e.description.UTF8String);
+        KPLivePusher *p = [[KPLivePusher alloc] initWithConfiguration:hevc delegate:nil error:&e];
+        CHECK(p != nil, "%s", e.description.UTF8String);
+        if (!p) {
+            return;
+        }
+        const uint8_t garbage[] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66};
+        CHECK_ERROR([p pauseWithMode:KPPauseModeAudioOnly error:&err_], KP_ERR_NOT_STARTED);
+        CHECK([p start:&e], "%s", e.description.UTF8String);
+        CHECK_ERROR([p pushHEVCAnnexB:garbage length:sizeof garbage ptsUs:0 dtsUs:0 error:&err_], KP_ERR_BAD_BITSTREAM);
+        CHECK_ERROR([p pushHEVCAnnexB:NULL length:4 ptsUs:0 dtsUs:0 error:&err_], KP_ERR_INVALID_ARGUMENT);
+        const uint8_t idr[] = {0, 0, 0, 1, 0x65, 0x88};
+        CHECK_ERROR([p pushH264AnnexB:idr length:sizeof idr ptsUs:0 dtsUs:0 error:&err_], KP_ERR_INVALID_STATE);
+        CHECK_ERROR([p pauseWithMode:KPPauseModeStillImage error:&err_], KP_ERR_UNSUPPORTED);
+        CHECK_ERROR([p pauseWithMode:(KPPauseMode)7 error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([p setVideoBitrateKbps:500 error:&err_], KP_ERR_INVALID_STATE);
+        CHECK_ERROR([p setAudioMuted:YES error:&err_], KP_ERR_INVALID_STATE);
+        CHECK_ERROR([p startRecordingToPath:@"/nonexistent-kitepush-dir/x.flv" error:&err_], KP_ERR_FILE);
+        CHECK_ERROR([p startRecordingToPath:nil error:&err_], KP_ERR_INVALID_ARGUMENT);
+        [p close];
+        CHECK_ERROR([p pauseWithMode:KPPauseModeAudioOnly error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([p resumeWithError:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([p requestKeyframeWithError:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([p stopRecordingWithError:&err_], KP_ERR_INVALID_ARGUMENT);
+        [p release];
+
+        // The pause picture is checked like a pushed frame; the modes switch while paused.
+        KPLivePusher *raw = [[KPLivePusher alloc] initWithConfiguration:raw_config(nowhere) delegate:nil error:&e];
+        CHECK(raw != nil, "%s", e.description.UTF8String);
+        uint8_t *frame = calloc(1, W * H * 3 / 2);
+        const uint8_t *planes[3] = {frame, frame + W * H, frame + W * H * 5 / 4};
+        uint32_t strides[3] = {W, W / 2, W / 2};
+        size_t sizes[3] = {W * H, W * H / 4, W * H / 4};
+        CHECK_ERROR([raw setPauseImageWithFormat:KPPixelFormatI420 width:W + 2 height:H planeCount:3 planes:planes
+                                         strides:strides planeSizes:sizes error:&err_],
+                    KP_ERR_BAD_DIMENSIONS);
+        CHECK_ERROR([raw setPauseImageWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:NULL strides:NULL
+                                      planeSizes:NULL error:&err_],
+                    KP_ERR_BAD_FRAME_SIZE);
+        CHECK([raw setPauseImageWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes strides:strides
+                                planeSizes:sizes error:&e],
+              "%s", e.description.UTF8String);
+        CHECK([raw start:&e], "%s", e.description.UTF8String);
+        CHECK([raw pauseWithMode:KPPauseModeStillImageSilent error:&e], "%s", e.description.UTF8String);
+        CHECK([raw pauseWithMode:KPPauseModeAudioOnly error:&e], "%s", e.description.UTF8String);
+        CHECK([raw resumeWithError:&e], "%s", e.description.UTF8String);
+        [raw release];
+        free(frame);
+    }
+}
+
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s RECEIVER_URL NGINX_RAW_URL NGINX_AVCC_URL NGINX_CLOSE_URL MEDIA_DIR\n", argv[0]);
+    if (argc != 9) {
+        fprintf(stderr,
+                "usage: %s RECEIVER_URL NGINX_RAW_URL NGINX_AVCC_URL NGINX_CLOSE_URL MEDIA_DIR NGINX_PAUSE_URL "
+                "NGINX_CONTROLS_URL RECORDING_PATH\n",
+                argv[0]);
         return 2;
     }
     @autoreleasepool {
@@ -513,6 +797,9 @@ int main(int argc, char **argv) {
         raw_to([NSString stringWithUTF8String:argv[2]], 90, YES);
         avcc_to([NSString stringWithUTF8String:argv[3]], [NSString stringWithUTF8String:argv[5]]);
         close_while_pushing([NSString stringWithUTF8String:argv[4]]);
+        newer_bad_arguments();
+        pause_resume_with_stats([NSString stringWithUTF8String:argv[6]]);
+        controls_and_recording([NSString stringWithUTF8String:argv[7]], [NSString stringWithUTF8String:argv[8]]);
     }
     printf("objc checks: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -21,9 +21,9 @@ use crate::ffi::pusher::{self as c_pusher, kp_destination_stats, kp_pusher, kp_s
 use crate::ffi::{kp_result, kp_version};
 use crate::ResultCode;
 use jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JObject, JShortArray, JString, ReleaseMode};
-use jni::sys::{jdouble, jint, jlong, jstring, JNI_VERSION_1_6};
+use jni::sys::{jboolean, jdouble, jfloat, jint, jlong, jstring, JNI_VERSION_1_6};
 use jni::{JNIEnv, JavaVM};
-use listener::{live_global_refs, on_event, ListenerBridge};
+use listener::{live_global_refs, on_event, on_stats, ListenerBridge};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::mem::size_of;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -375,23 +375,98 @@ pub extern "system" fn Java_dev_kitepush_Native_configSetPrimaryRetryInterval(
     unsafe { c_config::kp_config_set_primary_retry_interval(config(cfg), interval_ms as u32) }
 }
 
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetPauseFps(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    fps: jdouble,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_set_pause_fps(config(cfg), fps) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetLatencyBudget(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    budget_ms: jint,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_set_latency_budget(config(cfg), budget_ms as u32) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetAbr(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    enabled: jboolean,
+    min_kbps: jint,
+    max_kbps: jint,
+    allow_fps_reduction: jboolean,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe {
+        c_config::kp_config_set_abr(
+            config(cfg),
+            enabled != 0,
+            min_kbps as u32,
+            max_kbps as u32,
+            allow_fps_reduction != 0,
+        )
+    }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetAlertThresholds(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    net_busy_congestion: jfloat,
+    net_busy_ms: jint,
+    low_fps_ratio: jfloat,
+    low_fps_ms: jint,
+    encoder_overload_ms: jint,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe {
+        c_config::kp_config_set_alert_thresholds(
+            config(cfg),
+            net_busy_congestion,
+            net_busy_ms as u32,
+            low_fps_ratio,
+            low_fps_ms as u32,
+            encoder_overload_ms as u32,
+        )
+    }
+}
+
 // ---- pusher --------------------------------------------------------------------------------
 
-/// kp_pusher_new with the listener (may be null) as the event callback; writes the handle to
-/// `out[0]` on success.
+/// kp_pusher_new with the listener (may be null) as the event callback and, when
+/// `stats_interval_ms` is not negative, as the stats callback every `stats_interval_ms` (the C
+/// ABI's value: 0 = every second); writes the handle to `out[0]` on success.
 #[no_mangle]
 pub extern "system" fn Java_dev_kitepush_Native_pusherNew(
     mut env: JNIEnv,
     _: JClass,
     cfg: jlong,
     listener: JObject,
+    stats_interval_ms: jint,
     out: JLongArray,
 ) -> jint {
     boundary("pusherNew", || {
         if out.is_null() || env.get_array_length(&out)? < 1 {
             return Ok(OUT_OF_BOUNDS);
         }
-        let bridge = if listener.is_null() { None } else { Some(Box::new(ListenerBridge::new(&mut env, &listener)?)) };
+        let with_stats = stats_interval_ms >= 0;
+        let bridge = if listener.is_null() {
+            None
+        } else {
+            Some(Box::new(ListenerBridge::new(&mut env, &listener, with_stats)?))
+        };
         let userdata =
             bridge.as_deref().map_or(std::ptr::null_mut(), |b| (b as *const ListenerBridge).cast_mut().cast());
         let cb = bridge.as_ref().map(|_| on_event as unsafe extern "C" fn(_, _));
@@ -400,6 +475,18 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherNew(
         let rc = unsafe { c_config::kp_config_set_event_callback(config(cfg), cb, userdata) };
         if rc != 0 {
             return Ok(rc);
+        }
+        if with_stats {
+            // Without a listener the interval is still checked, as the C ABI checks it for a NULL
+            // callback.
+            let stats_cb = bridge.as_ref().map(|_| on_stats as unsafe extern "C" fn(_, _));
+            // SAFETY: as above; the bridge was made with its stats target.
+            let rc = unsafe {
+                c_config::kp_config_set_stats_callback(config(cfg), stats_interval_ms as u32, stats_cb, userdata)
+            };
+            if rc != 0 {
+                return Ok(rc);
+            }
         }
         let mut raw = std::ptr::null_mut();
         // SAFETY: cfg is live, raw is writable.
@@ -480,8 +567,17 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetState(_: JNIEnv, _: JCl
     unsafe { c_pusher::kp_pusher_get_state(pusher(handle)) }
 }
 
-/// kp_stats in field order, after struct_size; the layout of `LivePusher.Stats`.
-fn stats_values(s: &kp_stats) -> [jlong; 19] {
+/// A float carried in a `long[]` slot: its bits, read back with `Float.intBitsToFloat`.
+fn float_bits(f: f32) -> jlong {
+    f.to_bits() as jlong
+}
+
+/// Slots of `stats_values`: `LivePusher.Stats.FIELDS`.
+pub(crate) const STATS_FIELDS: usize = 34;
+
+/// kp_stats in field order, after struct_size; the layout of `LivePusher.Stats` (floats as
+/// their bits, see `float_bits`). Used by getStats and by the stats callback.
+pub(crate) fn stats_values(s: &kp_stats) -> [jlong; STATS_FIELDS] {
     [
         s.state as jlong,
         s.video_frames_in as jlong,
@@ -502,6 +598,21 @@ fn stats_values(s: &kp_stats) -> [jlong; 19] {
         s.reconnects as jlong,
         s.destination_count as jlong,
         s.url_index as jlong,
+        float_bits(s.input_fps),
+        float_bits(s.encoded_fps),
+        float_bits(s.sent_fps),
+        float_bits(s.congestion),
+        s.target_video_kbps as jlong,
+        s.target_audio_kbps as jlong,
+        s.throughput_kbps as jlong,
+        s.rtt_ms as jlong,
+        s.video_frames_dropped_congestion as jlong,
+        s.audio_frames_dropped_congestion as jlong,
+        s.audio_gaps as jlong,
+        s.video_frames_skipped_abr as jlong,
+        s.cpu_time_ms as jlong,
+        float_bits(s.encode_ms),
+        s.fps_divisor as jlong,
     ]
 }
 
@@ -537,7 +648,7 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
     out: JLongArray,
 ) -> jint {
     boundary("pusherGetDestinationStats", || {
-        // SAFETY: all-zero is a valid kp_destination_stats (integers only).
+        // SAFETY: all-zero is a valid kp_destination_stats (integers and floats only).
         let mut d: kp_destination_stats = unsafe { std::mem::zeroed() };
         d.struct_size = size_of::<kp_destination_stats>() as u32;
         // SAFETY: NULL or live (handle guard); d is a full kp_destination_stats.
@@ -545,7 +656,7 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
         if rc != 0 {
             return Ok(rc);
         }
-        let values: [jlong; 12] = [
+        let values: [jlong; 19] = [
             d.state as jlong,
             d.url_index as jlong,
             d.video_bitrate_kbps as jlong,
@@ -558,6 +669,13 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
             d.queue_bytes as jlong,
             d.reconnects as jlong,
             d.outage_ms_total as jlong,
+            d.throughput_kbps as jlong,
+            d.rtt_ms as jlong,
+            d.target_video_kbps as jlong,
+            float_bits(d.congestion),
+            d.video_frames_dropped_congestion as jlong,
+            d.audio_frames_dropped_congestion as jlong,
+            d.audio_gaps as jlong,
         ];
         if out.is_null() || (env.get_array_length(&out)? as usize) < values.len() {
             return Ok(OUT_OF_BOUNDS);
@@ -565,6 +683,65 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
         env.set_long_array_region(&out, 0, &values)?;
         Ok(0)
     })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherPause(_: JNIEnv, _: JClass, handle: jlong, mode: jint) -> jint {
+    // SAFETY: NULL or live (handle guard); unknown modes are refused by the C ABI.
+    unsafe { c_pusher::kp_pusher_pause(pusher(handle), mode) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherResume(_: JNIEnv, _: JClass, handle: jlong) -> jint {
+    // SAFETY: NULL or live (handle guard).
+    unsafe { c_pusher::kp_pusher_resume(pusher(handle)) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherSetVideoBitrate(
+    _: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    kbps: jint,
+) -> jint {
+    // SAFETY: NULL or live (handle guard). Non-negative (LivePusher checks).
+    unsafe { c_pusher::kp_pusher_set_video_bitrate(pusher(handle), kbps as u32) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherRequestKeyframe(_: JNIEnv, _: JClass, handle: jlong) -> jint {
+    // SAFETY: NULL or live (handle guard).
+    unsafe { c_pusher::kp_pusher_request_keyframe(pusher(handle)) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherSetAudioMuted(
+    _: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    muted: jboolean,
+) -> jint {
+    // SAFETY: NULL or live (handle guard).
+    unsafe { c_pusher::kp_pusher_set_audio_muted(pusher(handle), muted != 0) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherStartRecording(
+    mut env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    path: JString,
+) -> jint {
+    boundary("pusherStartRecording", || {
+        // SAFETY: NULL or live (handle guard); the string outlives the call.
+        with_cstr(&mut env, &path, |p| unsafe { c_pusher::kp_pusher_start_recording(pusher(handle), p) })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherStopRecording(_: JNIEnv, _: JClass, handle: jlong) -> jint {
+    // SAFETY: NULL or live (handle guard). Blocks until the file is written, holding no JNI resource.
+    unsafe { c_pusher::kp_pusher_stop_recording(pusher(handle)) }
 }
 
 // ---- media ---------------------------------------------------------------------------------
@@ -603,6 +780,45 @@ pub extern "system" fn Java_dev_kitepush_Native_pushH264Buffer(
         Ok(match buffer_range(&env, &data, pos, len)? {
             // SAFETY: NULL or live (handle guard); `len` bytes are readable at p.
             Some(p) => unsafe { c_pusher::kp_pusher_push_h264(pusher(handle), p, len as usize, pts_us, dts_us) },
+            None => OUT_OF_BOUNDS,
+        })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushHevcArray(
+    mut env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    data: JByteArray,
+    offset: jint,
+    len: jint,
+    pts_us: jlong,
+    dts_us: jlong,
+) -> jint {
+    boundary("pushHevcArray", || {
+        // SAFETY: NULL or live (handle guard); the bytes are readable during the call.
+        with_bytes(&mut env, &data, offset, len, |p, n| unsafe {
+            c_pusher::kp_pusher_push_hevc(pusher(handle), p, n, pts_us, dts_us)
+        })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushHevcBuffer(
+    env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    data: JByteBuffer,
+    pos: jint,
+    len: jint,
+    pts_us: jlong,
+    dts_us: jlong,
+) -> jint {
+    boundary("pushHevcBuffer", || {
+        Ok(match buffer_range(&env, &data, pos, len)? {
+            // SAFETY: NULL or live (handle guard); `len` bytes are readable at p.
+            Some(p) => unsafe { c_pusher::kp_pusher_push_hevc(pusher(handle), p, len as usize, pts_us, dts_us) },
             None => OUT_OF_BOUNDS,
         })
     })
@@ -711,8 +927,84 @@ pub extern "system" fn Java_dev_kitepush_Native_pushAudioBuffer(
     })
 }
 
-/// kp_pusher_push_video with up to three planes inside one array: plane i starts at offsets[i],
-/// and may read to the end of the array (its kp_video_frame plane size).
+/// Calls `f` with a kp_video_frame of up to three planes inside one array: plane i starts at
+/// offsets[i] and may read to the end of the array (its plane size). `f` is a C ABI call that
+/// copies the frame and returns at once (it runs inside the array's critical region).
+#[allow(clippy::too_many_arguments)]
+fn with_array_frame(
+    env: &mut JNIEnv,
+    format: jint,
+    width: jint,
+    height: jint,
+    data: &JByteArray,
+    planes: jint,
+    offsets: [jint; 3],
+    strides: [jint; 3],
+    f: impl FnOnce(&kp_video_frame) -> kp_result,
+) -> GlueResult {
+    let mut frame = kp_video_frame {
+        format,
+        width: width as u32,
+        height: height as u32,
+        planes: [null(); 3],
+        strides: [0; 3],
+        plane_sizes: [0; 3],
+    };
+    if data.is_null() {
+        // The C ABI refuses the NULL planes.
+        return Ok(f(&frame));
+    }
+    let total = env.get_array_length(data)? as usize;
+    let planes = planes.clamp(0, 3) as usize;
+    if offsets[..planes].iter().any(|&o| !in_bounds(o, 0, total)) {
+        return Ok(OUT_OF_BOUNDS);
+    }
+    // SAFETY: no JNI call inside the critical region (`f` copies and returns at once).
+    let elems = unsafe { env.get_array_elements_critical(data, ReleaseMode::NoCopyBack) }?;
+    let base = elems.as_ptr().cast::<u8>().cast_const();
+    for i in 0..planes {
+        // SAFETY: offsets[i] <= the array's length.
+        frame.planes[i] = unsafe { base.add(offsets[i] as usize) };
+        frame.plane_sizes[i] = total - offsets[i] as usize;
+        frame.strides[i] = strides[i] as u32;
+    }
+    Ok(f(&frame))
+}
+
+/// Calls `f` with a kp_video_frame whose planes are direct buffers' ranges (null buffer: unused
+/// plane); `f` is a C ABI call that copies the frame.
+fn with_buffer_frame(
+    env: &JNIEnv,
+    format: jint,
+    width: jint,
+    height: jint,
+    planes: [(&JByteBuffer, jint, jint, jint); 3],
+    f: impl FnOnce(&kp_video_frame) -> kp_result,
+) -> GlueResult {
+    let mut frame = kp_video_frame {
+        format,
+        width: width as u32,
+        height: height as u32,
+        planes: [null(); 3],
+        strides: [planes[0].3 as u32, planes[1].3 as u32, planes[2].3 as u32],
+        plane_sizes: [0; 3],
+    };
+    for (i, (buf, pos, len, _)) in planes.into_iter().enumerate() {
+        if buf.is_null() {
+            continue;
+        }
+        match buffer_range(env, buf, pos, len)? {
+            Some(p) => {
+                frame.planes[i] = p;
+                frame.plane_sizes[i] = len as usize;
+            }
+            None => return Ok(OUT_OF_BOUNDS),
+        }
+    }
+    Ok(f(&frame))
+}
+
+/// kp_pusher_push_video with up to three planes inside one array (see `with_array_frame`).
 #[no_mangle]
 pub extern "system" fn Java_dev_kitepush_Native_pushVideoArray(
     mut env: JNIEnv,
@@ -732,36 +1024,11 @@ pub extern "system" fn Java_dev_kitepush_Native_pushVideoArray(
     pts_us: jlong,
 ) -> jint {
     boundary("pushVideoArray", || {
-        let offsets = [offset0, offset1, offset2];
-        let strides = [stride0, stride1, stride2];
-        let mut frame = kp_video_frame {
-            format,
-            width: width as u32,
-            height: height as u32,
-            planes: [null(); 3],
-            strides: [0; 3],
-            plane_sizes: [0; 3],
-        };
-        if data.is_null() {
-            // SAFETY: NULL or live (handle guard); the C ABI refuses the NULL planes.
-            return Ok(unsafe { c_pusher::kp_pusher_push_video(pusher(handle), &frame, pts_us) });
-        }
-        let total = env.get_array_length(&data)? as usize;
-        let planes = planes.clamp(0, 3) as usize;
-        if offsets[..planes].iter().any(|&o| !in_bounds(o, 0, total)) {
-            return Ok(OUT_OF_BOUNDS);
-        }
-        // SAFETY: no JNI call inside the critical region (push_video copies and returns at once).
-        let elems = unsafe { env.get_array_elements_critical(&data, ReleaseMode::NoCopyBack) }?;
-        let base = elems.as_ptr().cast::<u8>().cast_const();
-        for i in 0..planes {
-            // SAFETY: offsets[i] <= the array's length.
-            frame.planes[i] = unsafe { base.add(offsets[i] as usize) };
-            frame.plane_sizes[i] = total - offsets[i] as usize;
-            frame.strides[i] = strides[i] as u32;
-        }
-        // SAFETY: NULL or live (handle guard); each plane pointer has plane_sizes[i] readable bytes.
-        Ok(unsafe { c_pusher::kp_pusher_push_video(pusher(handle), &frame, pts_us) })
+        let (offsets, strides) = ([offset0, offset1, offset2], [stride0, stride1, stride2]);
+        with_array_frame(&mut env, format, width, height, &data, planes, offsets, strides, |frame| {
+            // SAFETY: NULL or live (handle guard); each plane pointer has plane_sizes[i] readable bytes.
+            unsafe { c_pusher::kp_pusher_push_video(pusher(handle), frame, pts_us) }
+        })
     })
 }
 
@@ -789,29 +1056,68 @@ pub extern "system" fn Java_dev_kitepush_Native_pushVideoBuffers(
     pts_us: jlong,
 ) -> jint {
     boundary("pushVideoBuffers", || {
-        let mut frame = kp_video_frame {
-            format,
-            width: width as u32,
-            height: height as u32,
-            planes: [null(); 3],
-            strides: [stride0 as u32, stride1 as u32, stride2 as u32],
-            plane_sizes: [0; 3],
-        };
-        for (i, (buf, pos, len)) in
-            [(&plane0, pos0, len0), (&plane1, pos1, len1), (&plane2, pos2, len2)].into_iter().enumerate()
-        {
-            if buf.is_null() {
-                continue;
-            }
-            match buffer_range(&env, buf, pos, len)? {
-                Some(p) => {
-                    frame.planes[i] = p;
-                    frame.plane_sizes[i] = len as usize;
-                }
-                None => return Ok(OUT_OF_BOUNDS),
-            }
-        }
-        // SAFETY: NULL or live (handle guard); each plane pointer has plane_sizes[i] readable bytes.
-        Ok(unsafe { c_pusher::kp_pusher_push_video(pusher(handle), &frame, pts_us) })
+        let planes = [(&plane0, pos0, len0, stride0), (&plane1, pos1, len1, stride1), (&plane2, pos2, len2, stride2)];
+        with_buffer_frame(&env, format, width, height, planes, |frame| {
+            // SAFETY: NULL or live (handle guard); each plane pointer has plane_sizes[i] readable bytes.
+            unsafe { c_pusher::kp_pusher_push_video(pusher(handle), frame, pts_us) }
+        })
+    })
+}
+
+/// kp_pusher_set_pause_image with the planes inside one array (as pushVideoArray).
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_setPauseImageArray(
+    mut env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    format: jint,
+    width: jint,
+    height: jint,
+    data: JByteArray,
+    planes: jint,
+    offset0: jint,
+    stride0: jint,
+    offset1: jint,
+    stride1: jint,
+    offset2: jint,
+    stride2: jint,
+) -> jint {
+    boundary("setPauseImageArray", || {
+        let (offsets, strides) = ([offset0, offset1, offset2], [stride0, stride1, stride2]);
+        with_array_frame(&mut env, format, width, height, &data, planes, offsets, strides, |frame| {
+            // SAFETY: NULL or live (handle guard); each plane pointer has plane_sizes[i] readable bytes.
+            unsafe { c_pusher::kp_pusher_set_pause_image(pusher(handle), frame) }
+        })
+    })
+}
+
+/// kp_pusher_set_pause_image with each plane a direct buffer's range (as pushVideoBuffers).
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_setPauseImageBuffers(
+    env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    format: jint,
+    width: jint,
+    height: jint,
+    plane0: JByteBuffer,
+    pos0: jint,
+    len0: jint,
+    stride0: jint,
+    plane1: JByteBuffer,
+    pos1: jint,
+    len1: jint,
+    stride1: jint,
+    plane2: JByteBuffer,
+    pos2: jint,
+    len2: jint,
+    stride2: jint,
+) -> jint {
+    boundary("setPauseImageBuffers", || {
+        let planes = [(&plane0, pos0, len0, stride0), (&plane1, pos1, len1, stride1), (&plane2, pos2, len2, stride2)];
+        with_buffer_frame(&env, format, width, height, planes, |frame| {
+            // SAFETY: NULL or live (handle guard); each plane pointer has plane_sizes[i] readable bytes.
+            unsafe { c_pusher::kp_pusher_set_pause_image(pusher(handle), frame) }
+        })
     })
 }

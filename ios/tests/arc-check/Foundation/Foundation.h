@@ -28,6 +28,7 @@ typedef double NSTimeInterval;
 
 @protocol NSObject
 - (BOOL)isEqual:(id)object;
+- (BOOL)respondsToSelector:(SEL)aSelector;
 @property (readonly, copy) NSString *description;
 @end
 

@@ -86,6 +86,24 @@ class LivePusherTest {
         }
     }
 
+    /** Also records the periodic stats and the threads they arrive on. */
+    static class StatsRecorder extends Recorder {
+        final List<LivePusher.Stats> stats = new CopyOnWriteArrayList<>();
+
+        @Override
+        public void onStats(LivePusher.Stats s) {
+            threads.add(Thread.currentThread());
+            stats.add(s);
+        }
+    }
+
+    static int indexOf(Recorder r, int kind) {
+        return r.kinds().indexOf(kind);
+    }
+
+    static final int[] I420_OFFSETS = {0, W * H, W * H + W * H / 4};
+    static final int[] I420_STRIDES = {W, W / 2, W / 2};
+
     static LivePusherConfig rawConfig(String url) {
         return LivePusherConfig.builder(url).video(W, H, 30, 500, 30).audio(RATE, CHANNELS, 64).build();
     }
@@ -579,12 +597,18 @@ class LivePusherTest {
     @Test
     void globalRefsAndThreadsDoNotLeakOver1000CreateCloseCycles() throws Exception {
         LivePusherConfig cfg = LivePusherConfig.builder("rtmp://127.0.0.1:1/live/leak").build();
+        LivePusherConfig statsCfg = LivePusherConfig.builder("rtmp://127.0.0.1:1/live/leak").statsInterval(100).build();
         long base = Native.liveGlobalRefs();
         for (int i = 0; i < 1000; i++) {
             LivePusher p = LivePusher.create(cfg, new Recorder());
             // The counter can fail: each listener costs its global references while the pusher lives.
             assertEquals(base + 2, Native.liveGlobalRefs());
             p.close();
+            assertEquals(base, Native.liveGlobalRefs());
+            // A listener with stats costs one more reference (the Stats class), released as well.
+            LivePusher withStats = LivePusher.create(statsCfg, new StatsRecorder());
+            assertEquals(base + 3, Native.liveGlobalRefs());
+            withStats.close();
             assertEquals(base, Native.liveGlobalRefs());
             LivePusher q = LivePusher.create(cfg, null);
             assertEquals(base, Native.liveGlobalRefs());
@@ -593,8 +617,8 @@ class LivePusherTest {
         // Started pushers: their callback threads attach to the JVM and must detach when they exit.
         int threads = threadCount();
         for (int i = 0; i < 50; i++) {
-            Recorder r = new Recorder();
-            try (LivePusher p = LivePusher.create(cfg, r)) {
+            Recorder r = i % 2 == 0 ? new Recorder() : new StatsRecorder();
+            try (LivePusher p = LivePusher.create(i % 2 == 0 ? cfg : statsCfg, r)) {
                 p.start();
                 r.await(EventKind.CONNECTING, WAIT_MS);
             }
@@ -618,6 +642,223 @@ class LivePusherTest {
             assertTrue(System.currentTimeMillis() < deadline, "the listener is still referenced after close");
             System.gc();
             Thread.sleep(20);
+        }
+    }
+
+    /**
+     * Background mode on a real push: 1 s of frames, 2.5 s paused with the still picture set
+     * before start (the app keeps pushing audio, its video is refused with PAUSED), then 1 s
+     * again. The stats callback runs all along. tests/android.rs checks nginx's recording covers
+     * the pause.
+     */
+    @Test
+    void pauseThenResumeKeepsTheStreamGoingAndStatsArrive() throws Exception {
+        String url = prop("kp.nginx.url.pause");
+        StatsRecorder r = new StatsRecorder();
+        LivePusherConfig cfg = LivePusherConfig.builder(url).video(W, H, 30, 500, 30).audio(RATE, CHANNELS, 64)
+                .pauseFps(10).statsInterval(200).build();
+        try (LivePusher p = LivePusher.create(cfg, r)) {
+            p.setPauseImage(PixelFormat.I420, W, H, i420(500), I420_OFFSETS, I420_STRIDES);
+            p.start();
+            r.await(EventKind.PUBLISHING, WAIT_MS);
+            long start = System.nanoTime();
+            long audioFrames = 0;
+            int frame = 0;
+            long pauseAtUs = 1_000_000;
+            long resumeAtUs = 3_500_000;
+            long endUs = 4_500_000;
+            boolean paused = false;
+            boolean resumed = false;
+            // The capture clock runs on through the pause, as a camera's would.
+            while (videoPts(frame) < endUs) {
+                long pts = videoPts(frame);
+                pace(start, pts);
+                if (!paused && pts >= pauseAtUs) {
+                    p.pause(PauseMode.STILL_IMAGE);
+                    paused = true;
+                }
+                if (!resumed && pts >= resumeAtUs) {
+                    p.resume();
+                    resumed = true;
+                }
+                final byte[] picture = i420(frame);
+                if (paused && !resumed) {
+                    assertCode(ResultCode.PAUSED, () -> p.pushVideo(PixelFormat.I420, W, H, picture, I420_OFFSETS, I420_STRIDES, pts));
+                } else {
+                    retrying(() -> p.pushVideo(PixelFormat.I420, W, H, picture, I420_OFFSETS, I420_STRIDES, pts));
+                }
+                while (audioPts(audioFrames) < videoPts(frame + 1)) {
+                    final short[] samples = pcm(audioFrames, 1024);
+                    final long apts = audioPts(audioFrames);
+                    retrying(() -> p.pushAudio(samples, 1024, apts));
+                    audioFrames += 1024;
+                }
+                frame++;
+            }
+            LivePusher.Event resumedEvent = r.await(EventKind.RESUMED, WAIT_MS);
+            assertTrue(resumedEvent.value >= 2000, "pause lasted " + resumedEvent.value + " ms: " + r.events);
+            assertEquals(PauseMode.STILL_IMAGE.value, r.await(EventKind.PAUSED, WAIT_MS).value);
+            assertTrue(indexOf(r, EventKind.PAUSED) < indexOf(r, EventKind.RESUMED), "events: " + r.events);
+            LivePusher.Stats beforeStop = p.getStats();
+            p.stop(10_000);
+            r.await(EventKind.STOPPED, WAIT_MS);
+            LivePusher.Stats s = p.getStats();
+            // 30 frames before the pause and 30 after it, plus the still pictures (10 per second).
+            assertTrue(s.videoFramesSent >= 60 + 10, "video sent: " + s.videoFramesSent);
+            assertTrue(s.videoFramesSent >= beforeStop.videoFramesSent);
+            assertEquals(1, s.fpsDivisor);
+        }
+        // Events and stats on one attached SDK thread.
+        assertEquals(1, r.threads.size(), "callback threads: " + r.threads);
+        // Every 200 ms over some 4.5 s: at least 10 of them, whatever the machine's load.
+        List<LivePusher.Stats> st = r.stats;
+        assertTrue(st.size() >= 10, "stats callbacks: " + st.size());
+        int publishing = 0;
+        for (int i = 0; i < st.size(); i++) {
+            LivePusher.Stats s = st.get(i);
+            if (s.state == State.PUBLISHING) {
+                publishing++;
+            }
+            assertEquals(1, s.destinationCount);
+            assertTrue(s.congestion >= 0 && s.congestion <= 1.5f, "congestion " + s.congestion);
+            assertTrue(s.inputFps >= 0 && s.inputFps < 1000, "input fps " + s.inputFps);
+            if (i > 0) {
+                assertTrue(s.bytesSent >= st.get(i - 1).bytesSent, "bytes sent went back: " + st);
+                assertTrue(s.uptimeMs >= st.get(i - 1).uptimeMs, "uptime went back: " + st);
+            }
+        }
+        assertTrue(publishing >= 8, "PUBLISHING in " + publishing + " of " + st.size() + " snapshots");
+        assertTrue(st.get(st.size() - 1).bytesSent > st.get(0).bytesSent, "bytes sent did not grow: " + st);
+        assertTrue(st.get(st.size() - 1).targetVideoKbps > 0, "no video target: " + st.get(st.size() - 1));
+    }
+
+    /**
+     * Bitrate, keyframe and mute while pushing, and a local recording (checked by tests/android.rs
+     * with ffprobe), on nginx.
+     */
+    @Test
+    void liveControlsAndRecordingWhilePushing() throws Exception {
+        String url = prop("kp.nginx.url.controls");
+        String recording = prop("kp.record.path");
+        Recorder r = new Recorder();
+        try (LivePusher p = LivePusher.create(rawConfig(url), r)) {
+            p.setVideoBitrate(400); // allowed before start
+            p.setAudioMuted(false);
+            p.start();
+            r.await(EventKind.PUBLISHING, WAIT_MS);
+            p.startRecording(recording);
+            assertCode(ResultCode.INVALID_STATE, () -> p.startRecording(recording + ".second"));
+            long start = System.nanoTime();
+            long audioFrames = 0;
+            for (int i = 0; i < 90; i++) {
+                pace(start, videoPts(i));
+                if (i == 20) {
+                    p.setVideoBitrate(300);
+                    assertCode(ResultCode.INVALID_ARGUMENT, () -> p.setVideoBitrate(0));
+                    assertCode(ResultCode.INVALID_ARGUMENT, () -> p.setVideoBitrate(200_001));
+                    assertThrows(IllegalArgumentException.class, () -> p.setVideoBitrate(-1));
+                }
+                if (i == 30) {
+                    p.requestKeyframe();
+                }
+                if (i == 40) {
+                    p.setAudioMuted(true);
+                }
+                if (i == 60) {
+                    p.setAudioMuted(false);
+                }
+                final byte[] picture = i420(i);
+                final long pts = videoPts(i);
+                retrying(() -> p.pushVideo(PixelFormat.I420, W, H, picture, I420_OFFSETS, I420_STRIDES, pts));
+                while (audioPts(audioFrames) < videoPts(i + 1)) {
+                    final short[] samples = pcm(audioFrames, 1024);
+                    final long apts = audioPts(audioFrames);
+                    retrying(() -> p.pushAudio(samples, 1024, apts));
+                    audioFrames += 1024;
+                }
+            }
+            LivePusher.Event started = r.await(EventKind.RECORDING_STARTED, WAIT_MS);
+            assertEquals(recording, started.message);
+            p.stopRecording();
+            LivePusher.Event stopped = r.await(EventKind.RECORDING_STOPPED, WAIT_MS);
+            assertTrue(stopped.value > 0 && stopped.value2 > 0, "recorded: " + stopped);
+            assertCode(ResultCode.INVALID_STATE, p::stopRecording);
+            assertCode(ResultCode.INVALID_STATE, p::resume); // not paused
+            p.stop(10_000);
+            LivePusher.Stats s = p.getStats();
+            assertEquals(90, s.videoFramesSent);
+            assertEquals(0, s.framesRejected);
+            assertCode(ResultCode.NOT_STARTED, p::requestKeyframe);
+            LivePusher.DestinationStats d = p.getDestinationStats(0);
+            assertEquals(s.bytesSent, d.bytesSent);
+            assertTrue(d.congestion >= 0, "congestion " + d.congestion);
+        }
+        assertFalse(r.kinds().contains(EventKind.RECORDING_FAILED), "events: " + r.events);
+    }
+
+    /** The newer calls' refusals, as the C ABI documents them, and pushHevc's on garbage. */
+    @Test
+    void newerCallsGiveTheDocumentedErrors() throws Exception {
+        String nowhere = "rtmp://127.0.0.1:1/live/newer";
+        assertCode(ResultCode.INVALID_ARGUMENT,
+                () -> LivePusher.create(LivePusherConfig.builder(nowhere).statsInterval(50).build(), new StatsRecorder()));
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> LivePusher.create(LivePusherConfig.builder(nowhere).statsInterval(99).build(), null));
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> LivePusher.create(LivePusherConfig.builder(nowhere).pauseFps(61).build(), null));
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> LivePusher.create(LivePusherConfig.builder(nowhere).latencyBudget(50).build(), null));
+        assertCode(ResultCode.INVALID_ARGUMENT,
+                () -> LivePusher.create(LivePusherConfig.builder(nowhere).abr(true, 500, 100, false).build(), null));
+        assertThrows(IllegalArgumentException.class, () -> LivePusherConfig.builder(nowhere).statsInterval(-1));
+        assertThrows(IllegalArgumentException.class, () -> LivePusherConfig.builder(nowhere).latencyBudget(-1));
+        LivePusher.create(LivePusherConfig.builder(nowhere).latencyBudget(1000).abr(true, 200, 800, true)
+                .alertThresholds(0.6f, 2000, 0.4f, 2000, 2000).pauseFps(2).statsInterval(0).build(), new StatsRecorder()).close();
+        assertEquals("PAUSED", EventKind.name(EventKind.PAUSED));
+        assertEquals("UNKNOWN_18", EventKind.name(18));
+        assertEquals("KP_ERR_PAUSED", ResultCode.name(ResultCode.PAUSED));
+
+        // Pre-encoded HEVC, no audio: the server is never reached (nothing on port 1).
+        LivePusherConfig hevc = LivePusherConfig.builder(nowhere).video(W, H, 30, 0, 0)
+                .videoEncoder(VideoEncoder.PASSTHROUGH_HEVC).disableAudio().build();
+        Recorder r = new Recorder();
+        LivePusher p = LivePusher.create(hevc, r);
+        byte[] garbage = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66};
+        assertCode(ResultCode.NOT_STARTED, () -> p.pause(PauseMode.AUDIO_ONLY));
+        p.start();
+        assertCode(ResultCode.BAD_BITSTREAM, () -> p.pushHevc(garbage, 0, 0));
+        ByteBuffer direct = ByteBuffer.allocateDirect(garbage.length + 4);
+        direct.position(4);
+        direct.put(garbage).position(4);
+        assertCode(ResultCode.BAD_BITSTREAM, () -> p.pushHevc(direct, 0, 0));
+        assertCode(ResultCode.BAD_BITSTREAM, () -> p.pushHevc(ByteBuffer.wrap(garbage), 0, 0));
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> p.pushHevc((byte[]) null, 0, 0));
+        assertThrows(IndexOutOfBoundsException.class, () -> p.pushHevc(new byte[4], 2, 3, 0, 0));
+        assertCode(ResultCode.INVALID_STATE, () -> p.pushH264(new byte[] {0, 0, 0, 1, 0x65, 1}, 0, 0));
+        assertCode(ResultCode.UNSUPPORTED, () -> p.pause(PauseMode.STILL_IMAGE));
+        assertCode(ResultCode.INVALID_STATE, () -> p.setVideoBitrate(500));
+        assertCode(ResultCode.INVALID_STATE, () -> p.setAudioMuted(true));
+        assertCode(ResultCode.FILE, () -> p.startRecording("/nonexistent-kitepush-dir/x.flv"));
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> p.startRecording(null));
+        assertThrows(NullPointerException.class, () -> p.pause(null));
+        p.close();
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> p.pause(PauseMode.AUDIO_ONLY));
+        assertCode(ResultCode.INVALID_ARGUMENT, p::resume);
+        assertCode(ResultCode.INVALID_ARGUMENT, p::requestKeyframe);
+        assertCode(ResultCode.INVALID_ARGUMENT, p::stopRecording);
+
+        // The pause picture is checked like a pushed frame.
+        try (LivePusher raw = LivePusher.create(rawConfig(nowhere), null)) {
+            assertCode(ResultCode.BAD_DIMENSIONS,
+                    () -> raw.setPauseImage(PixelFormat.I420, W + 2, H, i420(0), I420_OFFSETS, I420_STRIDES));
+            assertCode(ResultCode.BAD_FRAME_SIZE,
+                    () -> raw.setPauseImage(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocateDirect(W * H),
+                            ByteBuffer.allocateDirect(W * H / 2 - 1)}, new int[] {W, W}));
+            assertThrows(IndexOutOfBoundsException.class,
+                    () -> raw.setPauseImage(PixelFormat.I420, W, H, new byte[10], I420_OFFSETS, I420_STRIDES));
+            raw.setPauseImage(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocateDirect(W * H),
+                    ByteBuffer.allocateDirect(W * H / 2)}, new int[] {W, W});
+            raw.start();
+            raw.pause(PauseMode.STILL_IMAGE_SILENT);
+            raw.pause(PauseMode.AUDIO_ONLY); // switches the mode
+            raw.resume();
         }
     }
 }

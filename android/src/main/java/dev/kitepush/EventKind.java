@@ -19,13 +19,26 @@ public final class EventKind {
     public static final int KEYFRAME_NEEDED = 9;
     public static final int FAILED = 10;
     public static final int STOPPED = 11;
+    public static final int NET_BUSY = 12;
+    public static final int NET_RECOVERED = 13;
+    public static final int LOW_FPS = 14;
+    public static final int ENCODER_OVERLOADED = 15;
+    public static final int BITRATE_CHANGED = 16;
+    public static final int BITRATE_SUGGESTED = 17;
+    public static final int PAUSED = 20;
+    public static final int RESUMED = 21;
+    public static final int RECORDING_STARTED = 24;
+    public static final int RECORDING_STOPPED = 25;
+    public static final int RECORDING_FAILED = 26;
 
     private static final String[] NAMES = {
         null, "CONNECTING", "CONNECTED", "PUBLISHING", "DISCONNECTED", "RECONNECTING", "RECONNECTED", "STALLED",
-        "FAILOVER", "KEYFRAME_NEEDED", "FAILED", "STOPPED",
+        "FAILOVER", "KEYFRAME_NEEDED", "FAILED", "STOPPED", "NET_BUSY", "NET_RECOVERED", "LOW_FPS",
+        "ENCODER_OVERLOADED", "BITRATE_CHANGED", "BITRATE_SUGGESTED", null, null, "PAUSED", "RESUMED", null, null,
+        "RECORDING_STARTED", "RECORDING_STOPPED", "RECORDING_FAILED",
     };
 
     public static String name(int kind) {
-        return kind > 0 && kind < NAMES.length ? NAMES[kind] : "UNKNOWN_" + kind;
+        return kind > 0 && kind < NAMES.length && NAMES[kind] != null ? NAMES[kind] : "UNKNOWN_" + kind;
     }
 }

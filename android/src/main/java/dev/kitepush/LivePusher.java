@@ -29,8 +29,9 @@ public final class LivePusher implements AutoCloseable {
         void onEvent(Event event);
 
         /**
-         * Periodic statistics. Not called by this version: the C ABI's stats callback
-         * (kp_config_set_stats_callback) is not in this build yet; poll {@link #getStats()}.
+         * Periodic statistics (kp_config_set_stats_callback), when the config asked for them with
+         * {@link LivePusherConfig.Builder#statsInterval}: on the same SDK thread as the events,
+         * never at the same time as one. Exceptions thrown here are printed and dropped.
          */
         default void onStats(Stats stats) {}
     }
@@ -92,8 +93,33 @@ public final class LivePusher implements AutoCloseable {
         public final long reconnects;
         public final int destinationCount;
         public final int urlIndex;
+        /** Over the last second: raw frames pushed, frames encoded, frames sent (busiest destination), per second. */
+        public final float inputFps;
+        public final float encodedFps;
+        public final float sentFps;
+        /** 0..1, the most congested destination: its queue latency as a share of the latency budget. */
+        public final float congestion;
+        /** The video encoder's current target (adaptive bitrate) and the audio's, kbit/s. */
+        public final int targetVideoKbps;
+        public final int targetAudioKbps;
+        /** What the kernel sent over the last second (all destinations), kbit/s. */
+        public final int throughputKbps;
+        /** Destination 0's RTMP ping round trip in ms; 0 until the server answers a ping. */
+        public final int rttMs;
+        public final long videoFramesDroppedCongestion;
+        public final long audioFramesDroppedCongestion;
+        /** Times audio had to be dropped (each a gap in the sound). */
+        public final long audioGaps;
+        /** Raw frames skipped by the adaptive bitrate's frame-rate step-down. */
+        public final long videoFramesSkippedAbr;
+        /** CPU time of the SDK's own threads since start, ms. */
+        public final long cpuTimeMs;
+        /** Mean time to encode a video frame over the last second, ms. */
+        public final float encodeMs;
+        /** The adaptive bitrate's frame-rate divisor: 1 = every frame, 2 = every other frame. */
+        public final int fpsDivisor;
 
-        static final int FIELDS = 19;
+        static final int FIELDS = 34;
 
         Stats(long[] v) {
             state = (int) v[0];
@@ -115,6 +141,28 @@ public final class LivePusher implements AutoCloseable {
             reconnects = v[16];
             destinationCount = (int) v[17];
             urlIndex = (int) v[18];
+            inputFps = Float.intBitsToFloat((int) v[19]);
+            encodedFps = Float.intBitsToFloat((int) v[20]);
+            sentFps = Float.intBitsToFloat((int) v[21]);
+            congestion = Float.intBitsToFloat((int) v[22]);
+            targetVideoKbps = (int) v[23];
+            targetAudioKbps = (int) v[24];
+            throughputKbps = (int) v[25];
+            rttMs = (int) v[26];
+            videoFramesDroppedCongestion = v[27];
+            audioFramesDroppedCongestion = v[28];
+            audioGaps = v[29];
+            videoFramesSkippedAbr = v[30];
+            cpuTimeMs = v[31];
+            encodeMs = Float.intBitsToFloat((int) v[32]);
+            fpsDivisor = (int) v[33];
+        }
+
+        @Override
+        public String toString() {
+            return "Stats(state=" + state + ", in=" + videoFramesIn + "/" + audioFramesIn + ", sent=" + videoFramesSent + "/"
+                    + audioFramesSent + ", bytes=" + bytesSent + ", queueMs=" + queueMs + ", congestion=" + congestion
+                    + ", targetVideoKbps=" + targetVideoKbps + ", uptimeMs=" + uptimeMs + ")";
         }
     }
 
@@ -132,8 +180,19 @@ public final class LivePusher implements AutoCloseable {
         public final long queueBytes;
         public final long reconnects;
         public final long outageMsTotal;
+        /** What the kernel sent for this destination over the last second, kbit/s. */
+        public final int throughputKbps;
+        /** RTMP ping round trip in ms; 0 until the server answers a ping. */
+        public final int rttMs;
+        /** This destination's adaptive-bitrate target for the video, kbit/s. */
+        public final int targetVideoKbps;
+        /** 0..1: this destination's queue latency as a share of the latency budget. */
+        public final float congestion;
+        public final long videoFramesDroppedCongestion;
+        public final long audioFramesDroppedCongestion;
+        public final long audioGaps;
 
-        static final int FIELDS = 12;
+        static final int FIELDS = 19;
 
         DestinationStats(long[] v) {
             state = (int) v[0];
@@ -148,6 +207,13 @@ public final class LivePusher implements AutoCloseable {
             queueBytes = v[9];
             reconnects = v[10];
             outageMsTotal = v[11];
+            throughputKbps = (int) v[12];
+            rttMs = (int) v[13];
+            targetVideoKbps = (int) v[14];
+            congestion = Float.intBitsToFloat((int) v[15]);
+            videoFramesDroppedCongestion = v[16];
+            audioFramesDroppedCongestion = v[17];
+            audioGaps = v[18];
         }
     }
 
@@ -184,7 +250,7 @@ public final class LivePusher implements AutoCloseable {
                 Native.check(op.apply(cfg));
             }
             long[] out = new long[1];
-            Native.check(Native.pusherNew(cfg, listener, out));
+            Native.check(Native.pusherNew(cfg, listener, config.statsIntervalMs, out));
             return new LivePusher(out[0]);
         } finally {
             Native.configFree(cfg);
@@ -382,6 +448,157 @@ public final class LivePusher implements AutoCloseable {
         long h = acquire();
         try {
             Native.check(Native.pushH264Buffer(h, accessUnit, pos(accessUnit), len(accessUnit), ptsUs, dtsUs));
+        } finally {
+            release(h);
+        }
+    }
+
+    /**
+     * kp_pusher_push_hevc: one Annex-B H.265 access unit (VPS/SPS/PPS before the first random-access
+     * picture), for a {@link VideoEncoder#PASSTHROUGH_HEVC} config; sent over Enhanced RTMP.
+     */
+    public void pushHevc(byte[] accessUnit, long ptsUs, long dtsUs) {
+        pushHevc(accessUnit, 0, accessUnit == null ? 0 : accessUnit.length, ptsUs, dtsUs);
+    }
+
+    /** kp_pusher_push_hevc of {@code length} bytes from {@code offset}. */
+    public void pushHevc(byte[] data, int offset, int length, long ptsUs, long dtsUs) {
+        long h = acquire();
+        try {
+            Native.check(Native.pushHevcArray(h, data, offset, length, ptsUs, dtsUs));
+        } finally {
+            release(h);
+        }
+    }
+
+    /** kp_pusher_push_hevc of a buffer's position..limit (direct: in place; array-backed: its array). */
+    public void pushHevc(ByteBuffer accessUnit, long ptsUs, long dtsUs) {
+        if (accessUnit != null && !accessUnit.isDirect()) {
+            byte[] a = backingArray(accessUnit);
+            pushHevc(a, accessUnit.arrayOffset() + accessUnit.position(), accessUnit.remaining(), ptsUs, dtsUs);
+            return;
+        }
+        long h = acquire();
+        try {
+            Native.check(Native.pushHevcBuffer(h, accessUnit, pos(accessUnit), len(accessUnit), ptsUs, dtsUs));
+        } finally {
+            release(h);
+        }
+    }
+
+    /**
+     * kp_pusher_pause: background mode; the connection stays up. While paused pushVideo/pushH264
+     * throw {@link ResultCode#PAUSED}; a PAUSED event follows. Calling it again switches the mode.
+     */
+    public void pause(PauseMode mode) {
+        int m = mode.value;
+        long h = acquire();
+        try {
+            Native.check(Native.pusherPause(h, m));
+        } finally {
+            release(h);
+        }
+    }
+
+    /** kp_pusher_resume: frames are taken again, the video restarts with an IDR; a RESUMED event follows. */
+    public void resume() {
+        long h = acquire();
+        try {
+            Native.check(Native.pusherResume(h));
+        } finally {
+            release(h);
+        }
+    }
+
+    /**
+     * kp_pusher_set_pause_image: the picture the still-image pause modes repeat, in the configured
+     * size, with the planes inside one array as in {@link #pushVideo(PixelFormat, int, int, byte[], int[], int[], long)}.
+     * Copied before it returns. Allowed before start.
+     */
+    public void setPauseImage(PixelFormat format, int width, int height, byte[] data, int[] planeOffsets, int[] strides) {
+        int n = planeCount(planeOffsets, strides);
+        int[] o = new int[3];
+        int[] s = new int[3];
+        for (int i = 0; i < n; i++) {
+            o[i] = planeOffsets[i];
+            s[i] = unsigned("stride", strides[i]);
+        }
+        long h = acquire();
+        try {
+            Native.check(Native.setPauseImageArray(h, format.value, unsigned("width", width), unsigned("height", height),
+                    data, n, o[0], s[0], o[1], s[1], o[2], s[2]));
+        } finally {
+            release(h);
+        }
+    }
+
+    /** kp_pusher_set_pause_image with each plane a direct buffer, as in {@link #pushVideo(PixelFormat, int, int, ByteBuffer[], int[], long)}. */
+    public void setPauseImage(PixelFormat format, int width, int height, ByteBuffer[] planes, int[] strides) {
+        int n = planeCount(planes, strides);
+        ByteBuffer[] b = new ByteBuffer[3];
+        int[] s = new int[3];
+        for (int i = 0; i < n; i++) {
+            b[i] = direct(planes[i]);
+            s[i] = unsigned("stride", strides[i]);
+        }
+        long h = acquire();
+        try {
+            Native.check(Native.setPauseImageBuffers(h, format.value, unsigned("width", width), unsigned("height", height),
+                    b[0], pos(b[0]), len(b[0]), s[0], b[1], pos(b[1]), len(b[1]), s[1], b[2], pos(b[2]), len(b[2]), s[2]));
+        } finally {
+            release(h);
+        }
+    }
+
+    /** kp_pusher_set_video_bitrate: the video encoder's target in kbit/s (1..200000), from the next frame. */
+    public void setVideoBitrate(int kbps) {
+        int k = unsigned("kbps", kbps);
+        long h = acquire();
+        try {
+            Native.check(Native.pusherSetVideoBitrate(h, k));
+        } finally {
+            release(h);
+        }
+    }
+
+    /** kp_pusher_request_keyframe: the next encoded frame is an IDR (pre-encoded: a KEYFRAME_NEEDED event). */
+    public void requestKeyframe() {
+        long h = acquire();
+        try {
+            Native.check(Native.pusherRequestKeyframe(h));
+        } finally {
+            release(h);
+        }
+    }
+
+    /** kp_pusher_set_audio_muted: muted audio is sent as silence with the pushed samples' timing. */
+    public void setAudioMuted(boolean muted) {
+        long h = acquire();
+        try {
+            Native.check(Native.pusherSetAudioMuted(h, muted));
+        } finally {
+            release(h);
+        }
+    }
+
+    /**
+     * kp_pusher_start_recording: also writes the stream to a local FLV file from the next keyframe
+     * (RECORDING_STARTED follows). Creates the file here: {@link ResultCode#FILE} when it cannot.
+     */
+    public void startRecording(String path) {
+        long h = acquire();
+        try {
+            Native.check(Native.pusherStartRecording(h, path));
+        } finally {
+            release(h);
+        }
+    }
+
+    /** kp_pusher_stop_recording: writes what is queued and closes the file; blocks until it is written. */
+    public void stopRecording() {
+        long h = acquire();
+        try {
+            Native.check(Native.pusherStopRecording(h));
         } finally {
             release(h);
         }

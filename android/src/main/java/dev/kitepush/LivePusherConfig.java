@@ -19,9 +19,15 @@ public final class LivePusherConfig {
     }
 
     final List<Op> ops;
+    /**
+     * kp_config_set_stats_callback's interval, or -1 for none. Not an {@link Op}: the callback's
+     * userdata is the listener's bridge, which only exists in {@link LivePusher#create}.
+     */
+    final int statsIntervalMs;
 
-    private LivePusherConfig(List<Op> ops) {
+    private LivePusherConfig(List<Op> ops, int statsIntervalMs) {
         this.ops = Collections.unmodifiableList(new ArrayList<Op>(ops));
+        this.statsIntervalMs = statsIntervalMs;
     }
 
     /** A builder with the ingest URL set ({@code rtmp[s]://host[:port]/app[/instance]/key[?query]}). */
@@ -43,6 +49,7 @@ public final class LivePusherConfig {
 
     public static final class Builder {
         private final List<Op> ops = new ArrayList<Op>();
+        private int statsIntervalMs = -1;
 
         private Builder() {}
 
@@ -139,8 +146,45 @@ public final class LivePusherConfig {
             return add(cfg -> Native.configSetPrimaryRetryInterval(cfg, i));
         }
 
+        /** kp_config_set_pause_fps: the still picture's frame rate while paused; 0 keeps the default (5). */
+        public Builder pauseFps(final double fps) {
+            return add(cfg -> Native.configSetPauseFps(cfg, fps));
+        }
+
+        /** kp_config_set_latency_budget, in milliseconds; 0 keeps the default (2000). */
+        public Builder latencyBudget(int budgetMs) {
+            final int b = unsigned("budgetMs", budgetMs);
+            return add(cfg -> Native.configSetLatencyBudget(cfg, b));
+        }
+
+        /** kp_config_set_abr: the adaptive bitrate (on by default); 0 keeps a default bound. */
+        public Builder abr(final boolean enabled, int minKbps, int maxKbps, final boolean allowFpsReduction) {
+            final int lo = unsigned("minKbps", minKbps);
+            final int hi = unsigned("maxKbps", maxKbps);
+            return add(cfg -> Native.configSetAbr(cfg, enabled, lo, hi, allowFpsReduction));
+        }
+
+        /** kp_config_set_alert_thresholds: when NET_BUSY, LOW_FPS and ENCODER_OVERLOADED fire; 0 keeps a default. */
+        public Builder alertThresholds(final float netBusyCongestion, int netBusyMs, final float lowFpsRatio, int lowFpsMs,
+                int encoderOverloadMs) {
+            final int nb = unsigned("netBusyMs", netBusyMs);
+            final int lf = unsigned("lowFpsMs", lowFpsMs);
+            final int eo = unsigned("encoderOverloadMs", encoderOverloadMs);
+            return add(cfg -> Native.configSetAlertThresholds(cfg, netBusyCongestion, nb, lowFpsRatio, lf, eo));
+        }
+
+        /**
+         * kp_config_set_stats_callback: {@link LivePusher.Listener#onStats} every {@code intervalMs}
+         * (0 = every second; 1..99 makes create() fail with INVALID_ARGUMENT) on the listener's
+         * thread. Without a listener only the interval is checked.
+         */
+        public Builder statsInterval(int intervalMs) {
+            statsIntervalMs = unsigned("intervalMs", intervalMs);
+            return this;
+        }
+
         public LivePusherConfig build() {
-            return new LivePusherConfig(ops);
+            return new LivePusherConfig(ops, statsIntervalMs);
         }
     }
 }

@@ -50,17 +50,32 @@ final class Native {
     static native int configSetReconnect(
             long cfg, int firstDelayMs, double multiplier, int maxDelayMs, int maxAttempts, int failoverAfter);
     static native int configSetPrimaryRetryInterval(long cfg, int intervalMs);
+    static native int configSetPauseFps(long cfg, double fps);
+    static native int configSetLatencyBudget(long cfg, int budgetMs);
+    static native int configSetAbr(long cfg, boolean enabled, int minKbps, int maxKbps, boolean allowFpsReduction);
+    static native int configSetAlertThresholds(long cfg, float netBusyCongestion, int netBusyMs, float lowFpsRatio,
+            int lowFpsMs, int encoderOverloadMs);
 
-    static native int pusherNew(long cfg, LivePusher.Listener listener, long[] out);
+    /** {@code statsIntervalMs} &lt; 0: no stats callback; else kp_config_set_stats_callback's interval. */
+    static native int pusherNew(long cfg, LivePusher.Listener listener, int statsIntervalMs, long[] out);
     static native void pusherFree(long handle);
     static native int pusherStart(long handle);
     static native int pusherStop(long handle, int timeoutMs);
     static native int pusherGetState(long handle);
     static native int pusherGetStats(long handle, long[] out);
     static native int pusherGetDestinationStats(long handle, int destination, long[] out);
+    static native int pusherPause(long handle, int mode);
+    static native int pusherResume(long handle);
+    static native int pusherSetVideoBitrate(long handle, int kbps);
+    static native int pusherRequestKeyframe(long handle);
+    static native int pusherSetAudioMuted(long handle, boolean muted);
+    static native int pusherStartRecording(long handle, String path);
+    static native int pusherStopRecording(long handle);
 
     static native int pushH264Array(long handle, byte[] data, int offset, int length, long ptsUs, long dtsUs);
     static native int pushH264Buffer(long handle, ByteBuffer data, int position, int length, long ptsUs, long dtsUs);
+    static native int pushHevcArray(long handle, byte[] data, int offset, int length, long ptsUs, long dtsUs);
+    static native int pushHevcBuffer(long handle, ByteBuffer data, int position, int length, long ptsUs, long dtsUs);
     static native int pushAacArray(long handle, byte[] data, int offset, int length, long ptsUs);
     static native int pushAacBuffer(long handle, ByteBuffer data, int position, int length, long ptsUs);
     static native int pushAudioArray(long handle, short[] samples, int framesPerChannel, long ptsUs);
@@ -71,4 +86,10 @@ final class Native {
             ByteBuffer plane0, int position0, int length0, int stride0,
             ByteBuffer plane1, int position1, int length1, int stride1,
             ByteBuffer plane2, int position2, int length2, int stride2, long ptsUs);
+    static native int setPauseImageArray(long handle, int format, int width, int height, byte[] data, int planes,
+            int offset0, int stride0, int offset1, int stride1, int offset2, int stride2);
+    static native int setPauseImageBuffers(long handle, int format, int width, int height,
+            ByteBuffer plane0, int position0, int length0, int stride0,
+            ByteBuffer plane1, int position1, int length1, int stride1,
+            ByteBuffer plane2, int position2, int length2, int stride2);
 }

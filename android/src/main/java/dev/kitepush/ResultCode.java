@@ -27,6 +27,8 @@ public final class ResultCode {
     public static final int AUTH = 20;
     public static final int TLS = 21;
     public static final int INTERNAL = 22;
+    public static final int FILE = 23;
+    public static final int PAUSED = 24;
 
     private static final String[] NAMES = {
         "KP_OK", "KP_ERR_INVALID_ARGUMENT", "KP_ERR_INVALID_STATE", "KP_ERR_INVALID_URL", "KP_ERR_UNSUPPORTED",
@@ -34,6 +36,7 @@ public final class ResultCode {
         "KP_ERR_NOT_STARTED", "KP_ERR_QUEUE_FULL", "KP_ERR_ENCODER", "KP_ERR_BAD_BITSTREAM", "KP_ERR_CONNECT",
         "KP_ERR_TIMEOUT", "KP_ERR_DNS", "KP_ERR_IO", "KP_ERR_PROTOCOL", "KP_ERR_PUBLISH_REJECTED",
         "KP_ERR_CONNECT_REJECTED", "KP_ERR_AUTH", "KP_ERR_TLS", "KP_ERR_INTERNAL",
+        "KP_ERR_FILE", "KP_ERR_PAUSED",
     };
 
     /** The C constant's name for a code. */

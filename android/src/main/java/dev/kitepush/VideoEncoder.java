@@ -7,7 +7,9 @@ public enum VideoEncoder {
     /** Raw frames encoded by x264 (not in this build: create fails with UNSUPPORTED). */
     X264(1),
     /** H.264 access units from a hardware encoder ({@link LivePusher#pushH264}). */
-    PASSTHROUGH(2);
+    PASSTHROUGH(2),
+    /** H.265 access units ({@link LivePusher#pushHevc}), sent over Enhanced RTMP (not nginx-rtmp). */
+    PASSTHROUGH_HEVC(3);
 
     final int value;
 
