@@ -538,7 +538,7 @@ impl Pusher {
     }
 
     fn passthrough_video(&self) -> bool {
-        self.shared.config.video.as_ref().is_some_and(|v| v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH)
+        self.shared.config.video.as_ref().is_some_and(|v| v.encoder.is_pre_encoded())
     }
 
     fn passthrough_audio(&self) -> bool {
@@ -613,7 +613,7 @@ impl Pusher {
     pub fn set_pause_image(&self, frame: &VideoFrame<'_>) -> Result<()> {
         self.not_stopped("set_pause_image")?;
         let Some(v) =
-            self.shared.config.video.as_ref().filter(|v| v.encoder != VideoEncoderKind::KP_ENCODER_PASSTHROUGH)
+            self.shared.config.video.as_ref().filter(|v| !v.encoder.is_pre_encoded())
         else {
             return Err(Error::InvalidState("set_pause_image: needs the built-in video encoder".into()));
         };

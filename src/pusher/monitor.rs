@@ -4,7 +4,6 @@
 
 use super::event::{EventKind, PusherState};
 use super::shared::{lock, thread_cpu_ns, Callback, Rates, Shared};
-use super::VideoEncoderKind;
 use crate::core::abr::{Abr, AbrConfig, AbrSample};
 use crate::core::alerts::{Alert, AlertSample, Alerts};
 use crate::error::ResultCode;
@@ -72,7 +71,7 @@ impl Monitor {
         }
         let mut alerts = Alerts::new(cfg.alerts);
         let mut fired = Vec::new();
-        let passthrough = video.is_some_and(|v| v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH);
+        let passthrough = video.is_some_and(|v| v.encoder.is_pre_encoded());
         let fps = video.map_or(0.0, |v| v.fps);
         let stats_every = *lock(&shared.stats_interval);
         let mut next_stats = stats_every.map(|i| Instant::now() + i);
