@@ -448,7 +448,7 @@ static void bad_arguments(void) {
         CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes strides:strides
                                 planeSizes:small ptsUs:40000 error:&err_],
                     KP_ERR_BAD_FRAME_SIZE);
-        CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W + 2 height:H planeCount:3 planes:planes strides:strides
+        CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W - 2 height:H planeCount:3 planes:planes strides:strides
                                 planeSizes:sizes ptsUs:40000 error:&err_],
                     KP_ERR_BAD_DIMENSIONS);
         CHECK_ERROR([p pushVideoWithFormat:(KPPixelFormat)9 width:W height:H planeCount:3 planes:planes strides:strides
@@ -765,7 +765,7 @@ static void newer_bad_arguments(void) {
         const uint8_t *planes[3] = {frame, frame + W * H, frame + W * H * 5 / 4};
         uint32_t strides[3] = {W, W / 2, W / 2};
         size_t sizes[3] = {W * H, W * H / 4, W * H / 4};
-        CHECK_ERROR([raw setPauseImageWithFormat:KPPixelFormatI420 width:W + 2 height:H planeCount:3 planes:planes
+        CHECK_ERROR([raw setPauseImageWithFormat:KPPixelFormatI420 width:W - 2 height:H planeCount:3 planes:planes
                                          strides:strides planeSizes:sizes error:&err_],
                     KP_ERR_BAD_DIMENSIONS);
         CHECK_ERROR([raw setPauseImageWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:NULL strides:NULL

@@ -424,7 +424,7 @@ class LivePusherTest {
         assertCode(ResultCode.INVALID_STATE, p::start);
         p.pushVideo(PixelFormat.I420, W, H, frame, offsets, strides, 0);
         assertCode(ResultCode.NON_MONOTONIC_TIMESTAMP, () -> p.pushVideo(PixelFormat.I420, W, H, frame, offsets, strides, 0));
-        assertCode(ResultCode.BAD_DIMENSIONS, () -> p.pushVideo(PixelFormat.I420, W + 2, H, frame, offsets, strides, 40_000));
+        assertCode(ResultCode.BAD_DIMENSIONS, () -> p.pushVideo(PixelFormat.I420, W - 2, H, frame, offsets, strides, 40_000));
         assertCode(ResultCode.BAD_FRAME_SIZE,
                 () -> p.pushVideo(PixelFormat.I420, W, H, new byte[W * H], new int[] {0, W * H - 10, W * H - 5}, strides, 40_000));
         // A null array is a frame without planes: the C ABI's answer is BAD_FRAME_SIZE.
@@ -847,7 +847,7 @@ class LivePusherTest {
         // The pause picture is checked like a pushed frame.
         try (LivePusher raw = LivePusher.create(rawConfig(nowhere), null)) {
             assertCode(ResultCode.BAD_DIMENSIONS,
-                    () -> raw.setPauseImage(PixelFormat.I420, W + 2, H, i420(0), I420_OFFSETS, I420_STRIDES));
+                    () -> raw.setPauseImage(PixelFormat.I420, W - 2, H, i420(0), I420_OFFSETS, I420_STRIDES));
             assertCode(ResultCode.BAD_FRAME_SIZE,
                     () -> raw.setPauseImage(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocateDirect(W * H),
                             ByteBuffer.allocateDirect(W * H / 2 - 1)}, new int[] {W, W}));
