@@ -24,6 +24,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -567,12 +568,14 @@ class LivePusherTest {
     void closeFromTheListenerReleasesOnAnotherThread() throws Exception {
         long base = Native.liveGlobalRefs();
         AtomicReference<LivePusher> self = new AtomicReference<>();
+        CountDownLatch closed = new CountDownLatch(1);
         Recorder r = new Recorder() {
             @Override
             public void onEvent(LivePusher.Event event) {
                 super.onEvent(event);
-                if (event.kind == EventKind.RECONNECTING) {
+                if (event.kind == EventKind.RECONNECTING && closed.getCount() > 0) {
                     self.get().close();
+                    closed.countDown();
                 }
             }
         };
@@ -581,6 +584,8 @@ class LivePusherTest {
         self.set(p);
         p.start();
         r.await(EventKind.RECONNECTING, WAIT_MS);
+        // The event is recorded before the listener closes: wait for the close itself.
+        assertTrue(closed.await(WAIT_MS, TimeUnit.MILLISECONDS), "the listener did not close the pusher");
         assertCode(ResultCode.INVALID_ARGUMENT, p::start);
         long deadline = System.currentTimeMillis() + WAIT_MS;
         while (Native.liveGlobalRefs() != base) {
