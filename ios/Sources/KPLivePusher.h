@@ -140,6 +140,15 @@ NS_SWIFT_NAME(LivePusherConfiguration)
                 encoderOverloadMs:(uint32_t)encoderOverloadMs
                             error:(NSError **)error
     NS_SWIFT_NAME(setAlertThresholds(netBusyCongestion:netBusyMs:lowFpsRatio:lowFpsMs:encoderOverloadMs:));
+/// kp_config_add_ca_pem: trusts the CA certificates in this PEM text for rtmps:// URLs, besides
+/// the bundled roots (KP_ERR_INVALID_ARGUMENT when it holds no valid certificate).
+- (BOOL)addCAPEM:(nullable NSData *)pem error:(NSError **)error NS_SWIFT_NAME(addCAPEM(_:));
+/// kp_config_set_tls_platform_roots: also trust the system's roots (KP_ERR_UNSUPPORTED without
+/// the native-roots feature).
+- (BOOL)setTLSPlatformRootsEnabled:(BOOL)enabled error:(NSError **)error NS_SWIFT_NAME(setTLSPlatformRoots(_:));
+/// kp_config_set_tls_danger_accept_invalid_certs: DANGER, lab use only — any server certificate
+/// is accepted, so anyone on the path can pose as the ingest and read the stream key.
+- (BOOL)setTLSDangerAcceptInvalidCerts:(BOOL)accept error:(NSError **)error NS_SWIFT_NAME(setTLSDangerAcceptInvalidCerts(_:));
 /// kp_config_set_stats_callback: pushers made from this configuration call their delegate's
 /// -livePusher:didUpdateStatistics: every intervalMs (0 = every second; 1..99: KP_ERR_INVALID_ARGUMENT).
 - (BOOL)setStatisticsIntervalMs:(uint32_t)intervalMs error:(NSError **)error NS_SWIFT_NAME(setStatisticsInterval(ms:));

@@ -184,6 +184,18 @@ static BOOL KPCheck(kp_result result, NSError **error) {
                    error);
 }
 
+- (BOOL)addCAPEM:(NSData *)pem error:(NSError **)error {
+    return KPCheck(kp_config_add_ca_pem(_config, (const char *)pem.bytes, pem.length), error);
+}
+
+- (BOOL)setTLSPlatformRootsEnabled:(BOOL)enabled error:(NSError **)error {
+    return KPCheck(kp_config_set_tls_platform_roots(_config, enabled ? true : false), error);
+}
+
+- (BOOL)setTLSDangerAcceptInvalidCerts:(BOOL)accept error:(NSError **)error {
+    return KPCheck(kp_config_set_tls_danger_accept_invalid_certs(_config, accept ? true : false), error);
+}
+
 // The callback's userdata is each pusher's own sink, so the C call that installs it is made by
 // -[KPLivePusher initWithConfiguration:...]; here the interval is checked (the C ABI's answer for
 // a NULL callback) and remembered.

@@ -714,6 +714,11 @@ static void newer_bad_arguments(void) {
         CHECK([c setAdaptiveBitrateEnabled:YES minKbps:500 maxKbps:100 allowFpsReduction:NO error:NULL], "set");
         CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
         c = raw_config(nowhere);
+        CHECK_ERROR([c addCAPEM:[@"not a certificate" dataUsingEncoding:NSASCIIStringEncoding] error:&err_],
+                    KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([c addCAPEM:nil error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([c setTLSPlatformRootsEnabled:YES error:&err_], KP_ERR_UNSUPPORTED); // no native-roots feature
+        CHECK([c setTLSPlatformRootsEnabled:NO error:NULL] && [c setTLSDangerAcceptInvalidCerts:YES error:NULL], "tls");
         CHECK([c setPauseFps:61 error:NULL], "set");
         CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
         c = raw_config(nowhere);

@@ -443,6 +443,45 @@ pub extern "system" fn Java_dev_kitepush_Native_configSetAlertThresholds(
     }
 }
 
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configAddCaPem(
+    mut env: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    pem: JByteArray,
+) -> jint {
+    boundary("configAddCaPem", || {
+        let len = if pem.is_null() { 0 } else { env.get_array_length(&pem)? };
+        // SAFETY: cfg is live; the bytes are readable during the call (the C ABI copies them and
+        // makes no JNI call).
+        with_bytes(&mut env, &pem, 0, len, |p, n| unsafe {
+            crate::ffi::tls::kp_config_add_ca_pem(config(cfg), p.cast(), n)
+        })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetTlsPlatformRoots(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    enable: jboolean,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { crate::ffi::tls::kp_config_set_tls_platform_roots(config(cfg), enable != 0) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetTlsDangerAcceptInvalidCerts(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    accept: jboolean,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { crate::ffi::tls::kp_config_set_tls_danger_accept_invalid_certs(config(cfg), accept != 0) }
+}
+
 // ---- pusher --------------------------------------------------------------------------------
 
 /// kp_pusher_new with the listener (may be null) as the event callback and, when

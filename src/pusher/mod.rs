@@ -612,9 +612,7 @@ impl Pusher {
     /// copied before returning. Any time before stop, also before start.
     pub fn set_pause_image(&self, frame: &VideoFrame<'_>) -> Result<()> {
         self.not_stopped("set_pause_image")?;
-        let Some(v) =
-            self.shared.config.video.as_ref().filter(|v| !v.encoder.is_pre_encoded())
-        else {
+        let Some(v) = self.shared.config.video.as_ref().filter(|v| !v.encoder.is_pre_encoded()) else {
             return Err(Error::InvalidState("set_pause_image: needs the built-in video encoder".into()));
         };
         crate::encode::pixel::validate(frame, v.width, v.height)?;

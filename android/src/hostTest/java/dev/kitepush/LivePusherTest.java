@@ -816,6 +816,13 @@ class LivePusherTest {
         assertThrows(IllegalArgumentException.class, () -> LivePusherConfig.builder(nowhere).latencyBudget(-1));
         LivePusher.create(LivePusherConfig.builder(nowhere).latencyBudget(1000).abr(true, 200, 800, true)
                 .alertThresholds(0.6f, 2000, 0.4f, 2000, 2000).pauseFps(2).statsInterval(0).build(), new StatsRecorder()).close();
+        assertCode(ResultCode.INVALID_ARGUMENT,
+                () -> LivePusher.create(LivePusherConfig.builder(nowhere).addCaPem("not a certificate".getBytes("US-ASCII")).build(), null));
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> LivePusher.create(LivePusherConfig.builder(nowhere).addCaPem(null).build(), null));
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> LivePusher.create(LivePusherConfig.builder(nowhere).addCaPem(new byte[0]).build(), null));
+        // This build has TLS but not the native-roots feature.
+        assertCode(ResultCode.UNSUPPORTED, () -> LivePusher.create(LivePusherConfig.builder(nowhere).tlsPlatformRoots(true).build(), null));
+        LivePusher.create(LivePusherConfig.builder(nowhere).tlsPlatformRoots(false).tlsDangerAcceptInvalidCerts(true).build(), null).close();
         assertEquals("PAUSED", EventKind.name(EventKind.PAUSED));
         assertEquals("UNKNOWN_18", EventKind.name(18));
         assertEquals("KP_ERR_PAUSED", ResultCode.name(ResultCode.PAUSED));

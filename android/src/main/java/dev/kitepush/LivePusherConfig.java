@@ -174,6 +174,28 @@ public final class LivePusherConfig {
         }
 
         /**
+         * kp_config_add_ca_pem: trusts the CA certificates in this PEM text (one or more CERTIFICATE
+         * blocks) for rtmps:// URLs, besides the bundled roots. Copied here; checked by create().
+         */
+        public Builder addCaPem(byte[] pem) {
+            final byte[] copy = pem == null ? null : pem.clone();
+            return add(cfg -> Native.configAddCaPem(cfg, copy));
+        }
+
+        /** kp_config_set_tls_platform_roots: also trust the system's roots (UNSUPPORTED without the native-roots feature). */
+        public Builder tlsPlatformRoots(final boolean enable) {
+            return add(cfg -> Native.configSetTlsPlatformRoots(cfg, enable));
+        }
+
+        /**
+         * kp_config_set_tls_danger_accept_invalid_certs: DANGER, lab use only — any server
+         * certificate is accepted, so anyone on the path can pose as the ingest and read the key.
+         */
+        public Builder tlsDangerAcceptInvalidCerts(final boolean accept) {
+            return add(cfg -> Native.configSetTlsDangerAcceptInvalidCerts(cfg, accept));
+        }
+
+        /**
          * kp_config_set_stats_callback: {@link LivePusher.Listener#onStats} every {@code intervalMs}
          * (0 = every second; 1..99 makes create() fail with INVALID_ARGUMENT) on the listener's
          * thread. Without a listener only the interval is checked.

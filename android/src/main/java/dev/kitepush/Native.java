@@ -56,6 +56,9 @@ final class Native {
     static native int configSetAlertThresholds(long cfg, float netBusyCongestion, int netBusyMs, float lowFpsRatio,
             int lowFpsMs, int encoderOverloadMs);
 
+    static native int configAddCaPem(long cfg, byte[] pem);
+    static native int configSetTlsPlatformRoots(long cfg, boolean enable);
+    static native int configSetTlsDangerAcceptInvalidCerts(long cfg, boolean accept);
     /** {@code statsIntervalMs} &lt; 0: no stats callback; else kp_config_set_stats_callback's interval. */
     static native int pusherNew(long cfg, LivePusher.Listener listener, int statsIntervalMs, long[] out);
     static native void pusherFree(long handle);
