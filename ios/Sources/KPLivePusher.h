@@ -63,6 +63,13 @@ typedef NS_ENUM(NSInteger, KPVideoSource) {
     KPVideoSourcePassthroughHEVC = KP_ENCODER_PASSTHROUGH_HEVC, ///< H.265 from VideoToolbox, Enhanced RTMP
 } NS_SWIFT_NAME(VideoSource);
 
+/// kp_x264_threading_values (x264 builds only).
+typedef NS_ENUM(NSInteger, KPX264Threading) {
+    KPX264ThreadingDefault = KP_X264_THREADING_DEFAULT, ///< what the tune says
+    KPX264ThreadingFrame = KP_X264_THREADING_FRAME,     ///< one frame per thread
+    KPX264ThreadingSliced = KP_X264_THREADING_SLICED,   ///< slices of one frame in parallel
+} NS_SWIFT_NAME(X264Threading);
+
 /// kp_pause_mode_values: what -pauseWithMode:error: sends while the app cannot capture.
 typedef NS_ENUM(NSInteger, KPPauseMode) {
     KPPauseModeStillImage = KP_PAUSE_STILL_IMAGE,              ///< the pause picture (or last frame) + the app's audio or silence
@@ -140,6 +147,20 @@ NS_SWIFT_NAME(LivePusherConfiguration)
                 encoderOverloadMs:(uint32_t)encoderOverloadMs
                             error:(NSError **)error
     NS_SWIFT_NAME(setAlertThresholds(netBusyCongestion:netBusyMs:lowFpsRatio:lowFpsMs:encoderOverloadMs:));
+/// kp_config_set_x264_preset (KPVideoSourceX264 only): nil keeps a default; kp_pusher_new checks
+/// the names.
+- (BOOL)setX264Preset:(nullable NSString *)preset
+                 tune:(nullable NSString *)tune
+              profile:(nullable NSString *)profile
+                error:(NSError **)error NS_SWIFT_NAME(setX264Preset(_:tune:profile:));
+/// kp_config_set_x264_vbv; 0 keeps a default.
+- (BOOL)setX264VbvMaxrateKbps:(uint32_t)maxrateKbps
+                  bufsizeKbit:(uint32_t)bufsizeKbit
+                        error:(NSError **)error NS_SWIFT_NAME(setX264Vbv(maxrateKbps:bufsizeKbit:));
+/// kp_config_set_x264_threading.
+- (BOOL)setX264Threading:(KPX264Threading)threading error:(NSError **)error NS_SWIFT_NAME(setX264Threading(_:));
+/// kp_config_set_x264_bframes (0...16, checked by kp_pusher_new).
+- (BOOL)setX264Bframes:(uint32_t)bframes error:(NSError **)error NS_SWIFT_NAME(setX264Bframes(_:));
 /// kp_config_add_ca_pem: trusts the CA certificates in this PEM text for rtmps:// URLs, besides
 /// the bundled roots (KP_ERR_INVALID_ARGUMENT when it holds no valid certificate).
 - (BOOL)addCAPEM:(nullable NSData *)pem error:(NSError **)error NS_SWIFT_NAME(addCAPEM(_:));

@@ -184,6 +184,22 @@ static BOOL KPCheck(kp_result result, NSError **error) {
                    error);
 }
 
+- (BOOL)setX264Preset:(NSString *)preset tune:(NSString *)tune profile:(NSString *)profile error:(NSError **)error {
+    return KPCheck(kp_config_set_x264_preset(_config, preset.UTF8String, tune.UTF8String, profile.UTF8String), error);
+}
+
+- (BOOL)setX264VbvMaxrateKbps:(uint32_t)maxrateKbps bufsizeKbit:(uint32_t)bufsizeKbit error:(NSError **)error {
+    return KPCheck(kp_config_set_x264_vbv(_config, maxrateKbps, bufsizeKbit), error);
+}
+
+- (BOOL)setX264Threading:(KPX264Threading)threading error:(NSError **)error {
+    return KPCheck(kp_config_set_x264_threading(_config, (kp_x264_threading)threading), error);
+}
+
+- (BOOL)setX264Bframes:(uint32_t)bframes error:(NSError **)error {
+    return KPCheck(kp_config_set_x264_bframes(_config, bframes), error);
+}
+
 - (BOOL)addCAPEM:(NSData *)pem error:(NSError **)error {
     return KPCheck(kp_config_add_ca_pem(_config, (const char *)pem.bytes, pem.length), error);
 }

@@ -719,6 +719,11 @@ static void newer_bad_arguments(void) {
         CHECK_ERROR([c addCAPEM:nil error:&err_], KP_ERR_INVALID_ARGUMENT);
         CHECK_ERROR([c setTLSPlatformRootsEnabled:YES error:&err_], KP_ERR_UNSUPPORTED); // no native-roots feature
         CHECK([c setTLSPlatformRootsEnabled:NO error:NULL] && [c setTLSDangerAcceptInvalidCerts:YES error:NULL], "tls");
+        CHECK([c setX264Preset:@"slow" tune:nil profile:@"main" error:NULL] &&
+                  [c setX264VbvMaxrateKbps:0 bufsizeKbit:0 error:NULL] &&
+                  [c setX264Threading:KPX264ThreadingSliced error:NULL] && [c setX264Bframes:2 error:NULL],
+              "x264 settings");
+        CHECK_ERROR([c setX264Threading:(KPX264Threading)9 error:&err_], KP_ERR_INVALID_ARGUMENT);
         CHECK([c setPauseFps:61 error:NULL], "set");
         CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
         c = raw_config(nowhere);

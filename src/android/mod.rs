@@ -443,6 +443,77 @@ pub extern "system" fn Java_dev_kitepush_Native_configSetAlertThresholds(
     }
 }
 
+/// A Java string as an owned C string (None for a Java null); Err(()) when it holds a NUL.
+fn optional_cstring(env: &mut JNIEnv, s: &JString) -> Result<Result<Option<CString>, ()>, jni::errors::Error> {
+    if s.is_null() {
+        return Ok(Ok(None));
+    }
+    let s: String = env.get_string(s)?.into();
+    Ok(CString::new(s).map(Some).map_err(|_| ()))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetX264Preset(
+    mut env: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    preset: JString,
+    tune: JString,
+    profile: JString,
+) -> jint {
+    boundary("configSetX264Preset", || {
+        let mut strings = [None, None, None];
+        for (slot, s) in strings.iter_mut().zip([&preset, &tune, &profile]) {
+            match optional_cstring(&mut env, s)? {
+                Ok(c) => *slot = c,
+                Err(()) => {
+                    set_last_error("the string contains a NUL character");
+                    return Ok(ResultCode::KP_ERR_INVALID_ARGUMENT as jint);
+                }
+            }
+        }
+        let ptr = |c: &Option<CString>| c.as_ref().map_or(null(), |c| c.as_ptr());
+        // SAFETY: cfg is live; each pointer is NULL (the default) or a string that outlives the call.
+        Ok(unsafe {
+            c_config::kp_config_set_x264_preset(config(cfg), ptr(&strings[0]), ptr(&strings[1]), ptr(&strings[2]))
+        })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetX264Vbv(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    maxrate_kbps: jint,
+    bufsize_kbit: jint,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_set_x264_vbv(config(cfg), maxrate_kbps as u32, bufsize_kbit as u32) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetX264Threading(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    threading: jint,
+) -> jint {
+    // SAFETY: cfg is live; unknown values are refused by the C ABI.
+    unsafe { c_config::kp_config_set_x264_threading(config(cfg), threading) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetX264Bframes(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    bframes: jint,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_set_x264_bframes(config(cfg), bframes as u32) }
+}
+
 #[no_mangle]
 pub extern "system" fn Java_dev_kitepush_Native_configAddCaPem(
     mut env: JNIEnv,

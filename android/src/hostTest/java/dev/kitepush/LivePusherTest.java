@@ -823,6 +823,13 @@ class LivePusherTest {
         // This build has TLS but not the native-roots feature.
         assertCode(ResultCode.UNSUPPORTED, () -> LivePusher.create(LivePusherConfig.builder(nowhere).tlsPlatformRoots(true).build(), null));
         LivePusher.create(LivePusherConfig.builder(nowhere).tlsPlatformRoots(false).tlsDangerAcceptInvalidCerts(true).build(), null).close();
+        // x264 settings: ignored by other encoders (this build has none of x264), checked by create().
+        LivePusher.create(LivePusherConfig.builder(nowhere).x264Preset("slow", null, "main").x264Vbv(0, 0)
+                .x264Threading(X264Threading.SLICED).x264Bframes(2).build(), null).close();
+        assertCode(ResultCode.INVALID_ARGUMENT,
+                () -> LivePusher.create(LivePusherConfig.builder(nowhere).x264Preset("slow\u0000", null, null).build(), null));
+        assertCode(ResultCode.UNSUPPORTED,
+                () -> LivePusher.create(LivePusherConfig.builder(nowhere).videoEncoder(VideoEncoder.X264).build(), null));
         assertEquals("PAUSED", EventKind.name(EventKind.PAUSED));
         assertEquals("UNKNOWN_18", EventKind.name(18));
         assertEquals("KP_ERR_PAUSED", ResultCode.name(ResultCode.PAUSED));

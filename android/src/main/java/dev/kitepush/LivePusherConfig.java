@@ -174,6 +174,33 @@ public final class LivePusherConfig {
         }
 
         /**
+         * kp_config_set_x264_preset (x264 builds only, {@link VideoEncoder#X264}): null keeps a
+         * default (veryfast, zerolatency, high); create() checks the names.
+         */
+        public Builder x264Preset(final String preset, final String tune, final String profile) {
+            return add(cfg -> Native.configSetX264Preset(cfg, preset, tune, profile));
+        }
+
+        /** kp_config_set_x264_vbv; 0 keeps a default (maxrate = bitrate, one-second buffer). */
+        public Builder x264Vbv(int maxrateKbps, int bufsizeKbit) {
+            final int m = unsigned("maxrateKbps", maxrateKbps);
+            final int b = unsigned("bufsizeKbit", bufsizeKbit);
+            return add(cfg -> Native.configSetX264Vbv(cfg, m, b));
+        }
+
+        /** kp_config_set_x264_threading. */
+        public Builder x264Threading(X264Threading threading) {
+            final int t = threading.value;
+            return add(cfg -> Native.configSetX264Threading(cfg, t));
+        }
+
+        /** kp_config_set_x264_bframes: 0..16 (create() checks). */
+        public Builder x264Bframes(int bframes) {
+            final int b = unsigned("bframes", bframes);
+            return add(cfg -> Native.configSetX264Bframes(cfg, b));
+        }
+
+        /**
          * kp_config_add_ca_pem: trusts the CA certificates in this PEM text (one or more CERTIFICATE
          * blocks) for rtmps:// URLs, besides the bundled roots. Copied here; checked by create().
          */

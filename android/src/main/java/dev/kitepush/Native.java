@@ -56,6 +56,10 @@ final class Native {
     static native int configSetAlertThresholds(long cfg, float netBusyCongestion, int netBusyMs, float lowFpsRatio,
             int lowFpsMs, int encoderOverloadMs);
 
+    static native int configSetX264Preset(long cfg, String preset, String tune, String profile);
+    static native int configSetX264Vbv(long cfg, int maxrateKbps, int bufsizeKbit);
+    static native int configSetX264Threading(long cfg, int threading);
+    static native int configSetX264Bframes(long cfg, int bframes);
     static native int configAddCaPem(long cfg, byte[] pem);
     static native int configSetTlsPlatformRoots(long cfg, boolean enable);
     static native int configSetTlsDangerAcceptInvalidCerts(long cfg, boolean accept);
