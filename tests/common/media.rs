@@ -92,6 +92,26 @@ pub fn decode_errors(path: &Path) -> String {
     errors.trim().to_string()
 }
 
+/// [`decode_errors`] with the video encoded for the null muxer in the file's own time base (FLV:
+/// milliseconds) instead of ffmpeg's default 1/frame-rate grid. Decode errors and timestamps
+/// that do not increase in the file are still reported; frames less than a frame interval apart,
+/// which that grid puts into one slot, are not (see the callers for when that matters).
+pub fn decode_errors_in_stream_time(path: &Path) -> String {
+    require_tool("ffmpeg");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-enc_time_base:v", "-1", "-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffmpeg");
+    let mut errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() {
+        errors += &format!("\nffmpeg exited with {}", out.status);
+    }
+    errors.trim().to_string()
+}
+
 /// Video packets in file order: (pts in seconds, keyframe).
 pub fn video_packet_times(path: &Path) -> Vec<(f64, bool)> {
     require_tool("ffprobe");
