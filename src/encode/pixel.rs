@@ -13,7 +13,9 @@
 //! Cr = 128 + 0.439 R - 0.368 G - 0.071 B, chroma averaged over each 2x2 block.
 
 use super::frame::{ChromaLayout, I420Buffer, PixelFormat, VideoFrame};
+use super::scale::{Plane, PlaneScaler};
 use crate::error::{Error, Result};
+use crate::pusher::VideoScaling;
 use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 /// Checks that `frame` has the configured size and that every plane it needs is long enough for
@@ -64,6 +66,101 @@ pub fn validate_shape(frame: &VideoFrame) -> Result<()> {
             check_u32_geometry(frame)
         }
     }
+}
+
+/// [`validate`] for a pusher whose frames may be larger than its `width` x `height` (the
+/// configured size) when `scaling` allows scaling down.
+pub fn validate_scalable(frame: &VideoFrame, width: u32, height: u32, scaling: VideoScaling) -> Result<()> {
+    validate_shape(frame)?;
+    let (w, h) = (frame.width, frame.height);
+    if (w, h) == (width, height) {
+        return Ok(());
+    }
+    if scaling == VideoScaling::KP_VIDEO_SCALING_OFF {
+        return Err(Error::BadDimensions(format!(
+            "{w}x{h} differs from the configured {width}x{height} (scaling is off)"
+        )));
+    }
+    if w < width || h < height {
+        return Err(Error::BadDimensions(format!(
+            "{w}x{h} is smaller than the configured {width}x{height}: frames are only scaled down"
+        )));
+    }
+    Ok(())
+}
+
+/// Converts and scales frames larger than the output size; made once per pusher and reused, so
+/// that scaling allocates only when the input size changes.
+#[derive(Debug, Default)]
+pub struct Downscaler {
+    luma: PlaneScaler,
+    chroma: PlaneScaler,
+    /// The frame converted to I420 at its own size, for formats that are not I420 already.
+    full: I420Buffer,
+}
+
+/// The part of a `w` x `h` frame that is scaled into `dw` x `dh`: (x, y, width, height), all even.
+pub fn source_rect(w: u32, h: u32, dw: u32, dh: u32, scaling: VideoScaling) -> (u32, u32, u32, u32) {
+    let (w64, h64, dw64, dh64) = (u64::from(w), u64::from(h), u64::from(dw), u64::from(dh));
+    if scaling != VideoScaling::KP_VIDEO_SCALING_FILL || w64 * dh64 == h64 * dw64 {
+        return (0, 0, w, h);
+    }
+    // Nearest even size with the output's aspect ratio; never below the output size, since the
+    // uncut side is at least as large as the output's.
+    let even = |num: u64, den: u64| ((num + den) / (2 * den) * 2) as u32;
+    if w64 * dh64 > h64 * dw64 {
+        let cw = even(h64 * dw64, dh64).clamp(dw, w);
+        ((w - cw) / 2 & !1, 0, cw, h)
+    } else {
+        let ch = even(w64 * dh64, dw64).clamp(dh, h);
+        (0, (h - ch) / 2 & !1, w, ch)
+    }
+}
+
+/// Like [`copy_to_picture`], scaling a frame larger than `width` x `height` down to that size
+/// (as `scaling` says; the caller has checked it with [`validate_scalable`]). A frame of that size
+/// takes the plain conversion. Scaled pictures are I420.
+pub fn convert_scaled(
+    frame: &VideoFrame,
+    out: &mut I420Buffer,
+    semi_planar_ok: bool,
+    (width, height): (u32, u32),
+    scaling: VideoScaling,
+    scaler: &mut Downscaler,
+) -> Result<()> {
+    validate_scalable(frame, width, height, scaling)?;
+    if (frame.width, frame.height) == (width, height) {
+        return convert(frame, out, semi_planar_ok);
+    }
+    let (x, y, cw, ch) = source_rect(frame.width, frame.height, width, height, scaling);
+    let (x, y, cw, ch) = (x as usize, y as usize, cw as usize, ch as usize);
+    let (dw, dh) = (width as usize, height as usize);
+    if scaler.luma.sizes() != ((cw, ch), (dw, dh)) {
+        scaler.luma = PlaneScaler::new((cw, ch), (dw, dh));
+        scaler.chroma = PlaneScaler::new((cw / 2, ch / 2), (dw / 2, dh / 2));
+    }
+    // I420 is read in place; every other format is converted once at its own size first.
+    let (fw, fh) = (frame.width as usize, frame.height as usize);
+    let planes = if frame.format == PixelFormat::KP_PIXEL_FORMAT_I420 {
+        [0, 1, 2].map(|i| {
+            let (pw, ph) = if i == 0 { (fw, fh) } else { (fw / 2, fh / 2) };
+            Plane { data: frame.planes[i], stride: frame.strides[i], width: pw, height: ph }
+        })
+    } else {
+        convert(frame, &mut scaler.full, false)?;
+        let f = &scaler.full;
+        [
+            Plane { data: f.y(), stride: fw, width: fw, height: fh },
+            Plane { data: f.u(), stride: fw / 2, width: fw / 2, height: fh / 2 },
+            Plane { data: f.v(), stride: fw / 2, width: fw / 2, height: fh / 2 },
+        ]
+    };
+    out.resize(width, height);
+    let (oy, ou, ov) = out.planes_mut();
+    scaler.luma.scale(&planes[0].crop(x, y, cw, ch), oy);
+    scaler.chroma.scale(&planes[1].crop(x / 2, y / 2, cw / 2, ch / 2), ou);
+    scaler.chroma.scale(&planes[2].crop(x / 2, y / 2, cw / 2, ch / 2), ov);
+    Ok(())
 }
 
 /// The `yuv` crate takes strides and sizes as u32.
