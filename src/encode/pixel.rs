@@ -768,6 +768,45 @@ mod tests {
     }
 
     #[test]
+    fn fill_keeps_the_middle_with_the_output_aspect() {
+        use VideoScaling::*;
+        assert_eq!(source_rect(1280, 720, 640, 360, KP_VIDEO_SCALING_FILL), (0, 0, 1280, 720));
+        assert_eq!(source_rect(960, 720, 640, 360, KP_VIDEO_SCALING_FILL), (0, 90, 960, 540));
+        assert_eq!(source_rect(1280, 720, 640, 480, KP_VIDEO_SCALING_FILL), (160, 0, 960, 720));
+        assert_eq!(source_rect(960, 720, 640, 360, KP_VIDEO_SCALING_STRETCH), (0, 0, 960, 720));
+        // Offsets and sizes stay even (chroma is subsampled), the cut never below the output.
+        for (w, h, dw, dh) in [(1282, 722, 426, 240), (642, 362, 640, 360), (1920, 1080, 1278, 718), (4, 2, 2, 2)] {
+            let (x, y, cw, ch) = source_rect(w, h, dw, dh, KP_VIDEO_SCALING_FILL);
+            assert!([x, y, cw, ch].iter().all(|v| v % 2 == 0), "{w}x{h} -> {dw}x{dh}: {x} {y} {cw} {ch}");
+            assert!(cw >= dw && ch >= dh && x + cw <= w && y + ch <= h, "{w}x{h} -> {dw}x{dh}: {x} {y} {cw} {ch}");
+        }
+    }
+
+    #[test]
+    fn same_size_takes_the_plain_conversion_and_larger_is_scaled() {
+        let y = strided(6, 4, 10, y_at);
+        let uv = nv_plane(8, true);
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_NV12,
+            width: W,
+            height: H,
+            planes: [&y, &uv, &[]],
+            strides: [10, 8, 0],
+        };
+        let mut scaler = Downscaler::default();
+        let (mut out, fill) = (I420Buffer::default(), VideoScaling::KP_VIDEO_SCALING_FILL);
+        convert_scaled(&f, &mut out, true, (W, H), fill, &mut scaler).unwrap();
+        assert_eq!(out.chroma, ChromaLayout::Nv12, "same size: copied for an encoder that takes NV12");
+        convert_scaled(&f, &mut out, true, (2, 2), VideoScaling::KP_VIDEO_SCALING_STRETCH, &mut scaler).unwrap();
+        assert_eq!((out.width, out.height, out.chroma), (2, 2, ChromaLayout::Planar));
+        let off = VideoScaling::KP_VIDEO_SCALING_OFF;
+        assert_dimensions(convert_scaled(&f, &mut out, false, (2, 2), off, &mut scaler));
+        assert_dimensions(convert_scaled(&f, &mut out, false, (8, 4), fill, &mut scaler));
+        assert_dimensions(validate_scalable(&f, W, H + 2, fill));
+        assert!(validate_scalable(&f, 4, 2, fill).is_ok());
+    }
+
+    #[test]
     fn semi_planar_kept_for_encoders_that_take_it() {
         let y = strided(6, 4, 10, y_at);
         let uv = nv_plane(8, false);

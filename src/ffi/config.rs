@@ -830,6 +830,26 @@ mod tests {
     }
 
     #[test]
+    fn video_scaling_setter() {
+        use crate::pusher::VideoScaling;
+        // SAFETY: cfg comes from kp_config_new and is freed once at the end.
+        unsafe {
+            let cfg = kp_config_new();
+            let mode = |cfg: *mut kp_config| (*cfg).inner.video.as_ref().unwrap().scaling;
+            assert_eq!(mode(cfg), VideoScaling::KP_VIDEO_SCALING_FILL);
+            assert_eq!(kp_config_set_video_scaling(cfg, 2), 0);
+            assert_eq!(mode(cfg), VideoScaling::KP_VIDEO_SCALING_OFF);
+            assert_eq!(kp_config_set_video_scaling(cfg, 1), 0);
+            assert_eq!(mode(cfg), VideoScaling::KP_VIDEO_SCALING_STRETCH);
+            assert_eq!(kp_config_set_video_scaling(cfg, 3), INVALID);
+            assert_eq!(kp_config_set_video_scaling(cfg, -1), INVALID);
+            assert_eq!(mode(cfg), VideoScaling::KP_VIDEO_SCALING_STRETCH);
+            assert_eq!(kp_config_set_video_scaling(std::ptr::null_mut(), 0), INVALID);
+            kp_config_free(cfg);
+        }
+    }
+
+    #[test]
     fn x264_setters_copy_and_null_means_default() {
         use crate::pusher::X264Threading;
         // SAFETY: cfg comes from kp_config_new and is freed once at the end.

@@ -58,7 +58,8 @@ pub struct VideoConfig {
 
 /// What `push_video` does with a raw frame larger than the configured size. Frames of the
 /// configured size are never touched (no cost); smaller frames are always refused with
-/// `BadDimensions` (upscaling only adds bits, not detail: configure the smaller size instead).
+/// `BadDimensions` / KP_ERR_BAD_DIMENSIONS (upscaling only adds bits, not detail: configure the
+/// smaller size instead), and the stream goes on.
 /// Values are stable (they cross the C ABI).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub enum VideoScaling {
     /// Scaled down to exactly the configured size, whole frame kept; a different aspect ratio is
     /// distorted.
     KP_VIDEO_SCALING_STRETCH = 1,
-    /// Refused with `BadDimensions`, like any other size mismatch.
+    /// Refused with `BadDimensions` / KP_ERR_BAD_DIMENSIONS, like any other size mismatch.
     KP_VIDEO_SCALING_OFF = 2,
 }
 
