@@ -415,7 +415,8 @@ typedef enum kp_x264_threading_values {
 /**
  * What `push_video` does with a raw frame larger than the configured size. Frames of the
  * configured size are never touched (no cost); smaller frames are always refused with
- * `BadDimensions` (upscaling only adds bits, not detail: configure the smaller size instead).
+ * `BadDimensions` / KP_ERR_BAD_DIMENSIONS (upscaling only adds bits, not detail: configure the
+ * smaller size instead), and the stream goes on.
  * Values are stable (they cross the C ABI).
  */
 typedef enum kp_video_scaling_values {
@@ -432,7 +433,7 @@ typedef enum kp_video_scaling_values {
      */
     KP_VIDEO_SCALING_STRETCH = 1,
     /**
-     * Refused with `BadDimensions`, like any other size mismatch.
+     * Refused with `BadDimensions` / KP_ERR_BAD_DIMENSIONS, like any other size mismatch.
      */
     KP_VIDEO_SCALING_OFF = 2,
 } kp_video_scaling_values;

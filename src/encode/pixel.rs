@@ -110,10 +110,10 @@ pub fn source_rect(w: u32, h: u32, dw: u32, dh: u32, scaling: VideoScaling) -> (
     let even = |num: u64, den: u64| ((num + den) / (2 * den) * 2) as u32;
     if w64 * dh64 > h64 * dw64 {
         let cw = even(h64 * dw64, dh64).clamp(dw, w);
-        ((w - cw) / 2 & !1, 0, cw, h)
+        (((w - cw) / 2) & !1, 0, cw, h)
     } else {
         let ch = even(w64 * dh64, dw64).clamp(dh, h);
-        (0, (h - ch) / 2 & !1, w, ch)
+        (0, ((h - ch) / 2) & !1, w, ch)
     }
 }
 
