@@ -124,36 +124,95 @@ impl PlaneScaler {
         assert_eq!((src.width, src.height), (self.h.src, self.v.src));
         let (dw, dh) = (self.h.dst, self.v.dst);
         assert!(dst.len() >= dw * dh);
-        let (vt, ht) = (self.v.taps, self.h.taps);
+        let vt = self.v.taps;
         for (y, out) in dst.chunks_exact_mut(dw).take(dh).enumerate() {
-            // Vertical taps over whole rows: plain multiply-adds over contiguous bytes, which the
-            // compiler vectorises.
-            let acc = &mut self.acc[..];
-            acc.fill(0);
             let start = self.v.start[y];
-            for (k, &w) in self.v.weights[y * vt..(y + 1) * vt].iter().enumerate() {
-                if w == 0 {
-                    continue;
-                }
-                for (a, &p) in acc.iter_mut().zip(src.row(start + k)) {
-                    *a += w as u32 * u32::from(p);
-                }
+            let weights = &self.v.weights[y * vt..(y + 1) * vt];
+            // The common tap counts (ratios up to 3.5) get loops unrolled at compile time, which
+            // the compiler vectorises; others take the general loop.
+            match vt {
+                1 => vertical::<1>(src, start, weights, &mut self.row),
+                2 => vertical::<2>(src, start, weights, &mut self.row),
+                3 => vertical::<3>(src, start, weights, &mut self.row),
+                4 => vertical::<4>(src, start, weights, &mut self.row),
+                5 => vertical::<5>(src, start, weights, &mut self.row),
+                6 => vertical::<6>(src, start, weights, &mut self.row),
+                7 => vertical::<7>(src, start, weights, &mut self.row),
+                8 => vertical::<8>(src, start, weights, &mut self.row),
+                _ => vertical_any(src, start, weights, &mut self.acc, &mut self.row),
             }
-            let shift = WEIGHT_BITS - MID_BITS;
-            for (r, &a) in self.row.iter_mut().zip(acc.iter()) {
-                *r = ((a + (1 << (shift - 1))) >> shift) as u16;
-            }
-            let round = 1 << (WEIGHT_BITS + MID_BITS - 1);
-            for (x, o) in out.iter_mut().enumerate() {
-                let s = self.h.start[x];
-                let sum: i32 = self.h.weights[x * ht..(x + 1) * ht]
-                    .iter()
-                    .zip(&self.row[s..s + ht])
-                    .map(|(&w, &p)| w * i32::from(p))
-                    .sum();
-                *o = ((sum + round) >> (WEIGHT_BITS + MID_BITS)).clamp(0, 255) as u8;
+            match self.h.taps {
+                1 => horizontal::<1>(&self.h, &self.row, out),
+                2 => horizontal::<2>(&self.h, &self.row, out),
+                3 => horizontal::<3>(&self.h, &self.row, out),
+                4 => horizontal::<4>(&self.h, &self.row, out),
+                5 => horizontal::<5>(&self.h, &self.row, out),
+                6 => horizontal::<6>(&self.h, &self.row, out),
+                7 => horizontal::<7>(&self.h, &self.row, out),
+                8 => horizontal::<8>(&self.h, &self.row, out),
+                _ => horizontal_any(&self.h, &self.row, out),
             }
         }
+    }
+}
+
+/// Rounds a vertical sum down to the intermediate precision.
+#[inline(always)]
+fn to_mid(a: u32) -> u16 {
+    let shift = WEIGHT_BITS - MID_BITS;
+    ((a + (1 << (shift - 1))) >> shift) as u16
+}
+
+/// Rounds a horizontal sum to a pixel.
+#[inline(always)]
+fn to_pixel(sum: i32) -> u8 {
+    ((sum + (1 << (WEIGHT_BITS + MID_BITS - 1))) >> (WEIGHT_BITS + MID_BITS)).clamp(0, 255) as u8
+}
+
+/// One output row's vertical pass with `T` taps: source rows `start..start + T` into `row`.
+fn vertical<const T: usize>(src: &Plane, start: usize, weights: &[i32], row: &mut [u16]) {
+    let rows: [&[u8]; T] = std::array::from_fn(|k| src.row(start + k));
+    let w: [u32; T] = std::array::from_fn(|k| weights[k] as u32);
+    let row = &mut row[..src.width];
+    for (x, r) in row.iter_mut().enumerate() {
+        let mut a = 0u32;
+        for k in 0..T {
+            a += w[k] * u32::from(rows[k][x]);
+        }
+        *r = to_mid(a);
+    }
+}
+
+fn vertical_any(src: &Plane, start: usize, weights: &[i32], acc: &mut [u32], row: &mut [u16]) {
+    acc.fill(0);
+    for (k, &w) in weights.iter().enumerate() {
+        for (a, &p) in acc.iter_mut().zip(src.row(start + k)) {
+            *a += w as u32 * u32::from(p);
+        }
+    }
+    for (r, &a) in row.iter_mut().zip(acc.iter()) {
+        *r = to_mid(a);
+    }
+}
+
+/// One output row's horizontal pass with `T` taps.
+fn horizontal<const T: usize>(h: &Taps, row: &[u16], out: &mut [u8]) {
+    for ((o, &s), w) in out.iter_mut().zip(&h.start).zip(h.weights.chunks_exact(T)) {
+        let p: &[u16; T] = row[s..s + T].try_into().unwrap();
+        let w: &[i32; T] = w.try_into().unwrap();
+        let mut sum = 0i32;
+        for k in 0..T {
+            sum += w[k] * i32::from(p[k]);
+        }
+        *o = to_pixel(sum);
+    }
+}
+
+fn horizontal_any(h: &Taps, row: &[u16], out: &mut [u8]) {
+    let t = h.taps;
+    for ((o, &s), w) in out.iter_mut().zip(&h.start).zip(h.weights.chunks_exact(t)) {
+        let sum: i32 = w.iter().zip(&row[s..s + t]).map(|(&w, &p)| w * i32::from(p)).sum();
+        *o = to_pixel(sum);
     }
 }
 
