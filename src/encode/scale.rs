@@ -4,7 +4,7 @@
 //!
 //! Hand-written rather than a crate: the well-kept scaling crates (`fast_image_resize`,
 //! `pic-scale`) carry many pixel types, filters and SIMD back ends for whole images, while the SDK
-//! needs one filter on 8-bit planes read in place from strided camera buffers; this is about 150
+//! needs one filter on 8-bit planes read in place from strided camera buffers; this is under 200
 //! lines and matches swscale's bilinear output within rounding (tests/scaling.rs).
 //!
 //! Weights are computed once per (source, destination) size and reused; a frame is scaled row by
