@@ -121,11 +121,99 @@ fn main() {
         fill.as_secs_f64() / memcpy.as_secs_f64()
     );
 
+    scale_bench(budget, &pattern_frame(&mut pattern));
+
     mux_bench(budget);
     #[cfg(feature = "openh264")]
     openh264_bench(budget);
     #[cfg(feature = "aac")]
     aac_bench();
+}
+
+/// A 720p test-pattern picture (planar), so the scaler sees real detail rather than flat planes.
+fn pattern_frame(pattern: &mut VideoPattern) -> I420Buffer {
+    let mut b = I420Buffer::new(W, H);
+    pattern.fill(12, &mut b);
+    b
+}
+
+/// 1280x720 -> 640x360 bilinear (what push_video does for a 720p camera into a 360p stream), from
+/// I420 read in place and from padded NV12 (converted at full size first), against FFmpeg's swscale
+/// doing the same I420 scaling (`-vf scale=640:360:flags=bilinear`, one thread) on the same picture
+/// in the same run: its CPU time (`-benchmark` utime) over 300 frames, minus the same command with
+/// no scaling (`-vf null`), per frame.
+fn scale_bench(budget: Duration, src: &I420Buffer) {
+    use kitepush::encode::pixel::{convert_scaled, Downscaler};
+    use kitepush::pusher::VideoScaling;
+    let (dw, dh) = (W / 2, H / 2);
+    let fill = VideoScaling::KP_VIDEO_SCALING_FILL;
+    let i420 = VideoFrame {
+        format: PixelFormat::KP_PIXEL_FORMAT_I420,
+        width: W,
+        height: H,
+        planes: [src.y(), src.u(), src.v()],
+        strides: [W as usize, W as usize / 2, W as usize / 2],
+    };
+    let (mut out, mut scaler) = (I420Buffer::default(), Downscaler::default());
+    let ours = time_per_op(budget, || {
+        convert_scaled(black_box(&i420), &mut out, false, (dw, dh), fill, &mut scaler).unwrap();
+        black_box(&out);
+    });
+    let stride = W as usize + 64;
+    let mut y = vec![0u8; stride * H as usize];
+    let mut uv = vec![0u8; stride * H as usize / 2];
+    for r in 0..H as usize {
+        y[r * stride..r * stride + W as usize].copy_from_slice(&src.y()[r * W as usize..(r + 1) * W as usize]);
+    }
+    for r in 0..H as usize / 2 {
+        let cw = W as usize / 2;
+        for x in 0..cw {
+            uv[r * stride + 2 * x] = src.u()[r * cw + x];
+            uv[r * stride + 2 * x + 1] = src.v()[r * cw + x];
+        }
+    }
+    let nv12 = VideoFrame {
+        format: PixelFormat::KP_PIXEL_FORMAT_NV12,
+        planes: [&y, &uv, &[]],
+        strides: [stride, stride, 0],
+        ..i420
+    };
+    let ours_nv12 = time_per_op(budget, || {
+        convert_scaled(black_box(&nv12), &mut out, false, (dw, dh), fill, &mut scaler).unwrap();
+        black_box(&out);
+    });
+    let ffmpeg = swscale_per_frame(src, &format!("scale={dw}:{dh}:flags=bilinear"));
+    let ratio = |ours: Duration| match ffmpeg {
+        Some(f) => format!("{:5.2}x swscale ({:.3} ms)", ours.as_secs_f64() / f.as_secs_f64(), ms(f)),
+        None => "(ffmpeg not found: no swscale baseline)".into(),
+    };
+    println!("scale I420 {}x{} -> {dw}x{dh}  {:8.3} ms  {}", W, H, ms(ours), ratio(ours));
+    println!("scale NV12 {}x{} -> {dw}x{dh}  {:8.3} ms  {}", W, H, ms(ours_nv12), ratio(ours_nv12));
+}
+
+/// swscale's CPU time per frame for the filter `vf` on `src`, or None without ffmpeg.
+fn swscale_per_frame(src: &I420Buffer, vf: &str) -> Option<Duration> {
+    use std::process::Command;
+    const FRAMES: u32 = 300;
+    let path = std::env::temp_dir().join(format!("kitepush-scale-bench-{}.yuv", std::process::id()));
+    std::fs::write(&path, &src.data).ok()?;
+    let utime = |vf: &str| -> Option<f64> {
+        let size = format!("{W}x{H}");
+        let out = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-benchmark", "-threads", "1", "-filter_threads", "1"])
+            .args(["-stream_loop", &(FRAMES - 1).to_string(), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", &size])
+            .arg("-i")
+            .arg(&path)
+            .args(["-vf", vf, "-f", "null", "-"])
+            .output()
+            .ok()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let field = err.split("utime=").nth(1)?;
+        field.trim_start().split('s').next()?.trim().parse().ok()
+    };
+    let (with, without) = (utime(vf), utime("null"));
+    let _ = std::fs::remove_file(&path);
+    Some(Duration::from_secs_f64(((with? - without?) / f64::from(FRAMES)).max(0.0)))
 }
 
 /// The per-frame work between the encoder and the socket, on a 20 KB access unit (a 720p P-frame

@@ -127,6 +127,7 @@ fn run(a: Args) -> Result<(), Error> {
             keyframe_interval: a.keyint,
             threads: a.threads,
             x264: a.x264.clone(),
+            ..VideoConfig::default()
         }),
         audio: None,
         ..PusherConfig::default()

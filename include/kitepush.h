@@ -413,6 +413,32 @@ typedef enum kp_x264_threading_values {
 } kp_x264_threading_values;
 
 /**
+ * What `push_video` does with a raw frame larger than the configured size. Frames of the
+ * configured size are never touched (no cost); smaller frames are always refused with
+ * `BadDimensions` / KP_ERR_BAD_DIMENSIONS (upscaling only adds bits, not detail: configure the
+ * smaller size instead), and the stream goes on.
+ * Values are stable (they cross the C ABI).
+ */
+typedef enum kp_video_scaling_values {
+    /**
+     * Scaled down (bilinear, as swscale's `flags=bilinear`) to fill the configured size; when
+     * the aspect ratios differ, the middle of the frame is kept and the excess on two sides is
+     * cut off (no distortion, no black bars), e.g. a 4:3 camera into a 16:9 stream loses the top
+     * and bottom eighths.
+     */
+    KP_VIDEO_SCALING_FILL = 0,
+    /**
+     * Scaled down to exactly the configured size, whole frame kept; a different aspect ratio is
+     * distorted.
+     */
+    KP_VIDEO_SCALING_STRETCH = 1,
+    /**
+     * Refused with `BadDimensions` / KP_ERR_BAD_DIMENSIONS, like any other size mismatch.
+     */
+    KP_VIDEO_SCALING_OFF = 2,
+} kp_video_scaling_values;
+
+/**
  * Pusher settings (opaque). Created by kp_config_new, owned by the app, released with
  * kp_config_free. kp_pusher_new copies it, so it may be changed or freed right after. Not
  * thread-safe: use one kp_config from one thread at a time.
@@ -436,6 +462,11 @@ typedef int32_t kp_result;
  * A video source/encoder: one of `kp_video_encoder_values`.
  */
 typedef int32_t kp_video_encoder;
+
+/**
+ * What happens to raw frames larger than the configured size: one of `kp_video_scaling_values`.
+ */
+typedef int32_t kp_video_scaling;
 
 /**
  * An audio source/encoder: one of `kp_audio_encoder_values`.
@@ -673,7 +704,7 @@ typedef struct kp_video_frame {
      */
     kp_pixel_format format;
     /**
-     * In pixels; must equal the configured size.
+     * In pixels; the configured size, or larger when scaling is on (kp_config_set_video_scaling).
      */
     uint32_t width;
     uint32_t height;
@@ -824,6 +855,21 @@ kp_result kp_config_set_video(struct kp_config *cfg,
  * Not thread-safe for the same cfg; non-blocking.
  */
 kp_result kp_config_set_video_encoder(struct kp_config *cfg, kp_video_encoder encoder);
+
+/**
+ * Enables video and sets what kp_pusher_push_video does with a raw frame larger than the
+ * configured size (kp_video_scaling_values): KP_VIDEO_SCALING_FILL (the default: scaled down
+ * with a bilinear filter to fill the configured size; when the aspect ratios differ the
+ * middle is kept and the excess on two sides cut off, e.g. a 640x480 camera into 640x360
+ * loses 60 rows at the top and bottom), KP_VIDEO_SCALING_STRETCH (scaled to exactly the
+ * configured size, whole frame kept, a different aspect ratio distorted) or
+ * KP_VIDEO_SCALING_OFF (refused with KP_ERR_BAD_DIMENSIONS). Frames of the configured size
+ * cost nothing extra; smaller frames are always refused with KP_ERR_BAD_DIMENSIONS (the
+ * stream goes on). Scaling runs on the pushing thread, inside kp_pusher_push_video.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or the value is unknown.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_video_scaling(struct kp_config *cfg, kp_video_scaling mode);
 
 /**
  * Enables video and sets the number of encoder threads; 0 lets the encoder choose.
@@ -1129,8 +1175,9 @@ kp_result kp_pusher_start(struct kp_pusher *p);
  * stamps it with its own clock). The pixels are copied before the call returns. Never blocks on
  * the network or the encoder: if the encoder is behind, the frame is dropped, counted and
  * KP_ERR_QUEUE_FULL returned. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or frame, a NULL plane
- * with a non-zero size), KP_ERR_BAD_PIXEL_FORMAT, KP_ERR_BAD_DIMENSIONS (size differs from the
- * config), KP_ERR_BAD_FRAME_SIZE (a plane or stride too small), KP_ERR_NON_MONOTONIC_TIMESTAMP,
+ * with a non-zero size), KP_ERR_BAD_PIXEL_FORMAT, KP_ERR_BAD_DIMENSIONS (odd size, smaller
+ * than the config's, or larger with KP_VIDEO_SCALING_OFF; larger frames are otherwise scaled
+ * down, see kp_config_set_video_scaling), KP_ERR_BAD_FRAME_SIZE (a plane or stride too small), KP_ERR_NON_MONOTONIC_TIMESTAMP,
  * KP_ERR_NOT_STARTED (before start or after stop), KP_ERR_QUEUE_FULL, KP_ERR_INVALID_STATE (no
  * raw video in this config). Thread-safe; non-blocking.
  */

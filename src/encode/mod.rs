@@ -2,6 +2,7 @@
 
 pub mod frame;
 pub mod pixel;
+pub mod scale;
 
 #[cfg(feature = "aac")]
 pub mod fdk_aac;

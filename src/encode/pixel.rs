@@ -13,7 +13,9 @@
 //! Cr = 128 + 0.439 R - 0.368 G - 0.071 B, chroma averaged over each 2x2 block.
 
 use super::frame::{ChromaLayout, I420Buffer, PixelFormat, VideoFrame};
+use super::scale::{Plane, PlaneScaler};
 use crate::error::{Error, Result};
+use crate::pusher::VideoScaling;
 use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 /// Checks that `frame` has the configured size and that every plane it needs is long enough for
@@ -64,6 +66,101 @@ pub fn validate_shape(frame: &VideoFrame) -> Result<()> {
             check_u32_geometry(frame)
         }
     }
+}
+
+/// [`validate`] for a pusher whose frames may be larger than its `width` x `height` (the
+/// configured size) when `scaling` allows scaling down.
+pub fn validate_scalable(frame: &VideoFrame, width: u32, height: u32, scaling: VideoScaling) -> Result<()> {
+    validate_shape(frame)?;
+    let (w, h) = (frame.width, frame.height);
+    if (w, h) == (width, height) {
+        return Ok(());
+    }
+    if scaling == VideoScaling::KP_VIDEO_SCALING_OFF {
+        return Err(Error::BadDimensions(format!(
+            "{w}x{h} differs from the configured {width}x{height} (scaling is off)"
+        )));
+    }
+    if w < width || h < height {
+        return Err(Error::BadDimensions(format!(
+            "{w}x{h} is smaller than the configured {width}x{height}: frames are only scaled down"
+        )));
+    }
+    Ok(())
+}
+
+/// Converts and scales frames larger than the output size; made once per pusher and reused, so
+/// that scaling allocates only when the input size changes.
+#[derive(Debug, Default)]
+pub struct Downscaler {
+    luma: PlaneScaler,
+    chroma: PlaneScaler,
+    /// The frame converted to I420 at its own size, for formats that are not I420 already.
+    full: I420Buffer,
+}
+
+/// The part of a `w` x `h` frame that is scaled into `dw` x `dh`: (x, y, width, height), all even.
+pub fn source_rect(w: u32, h: u32, dw: u32, dh: u32, scaling: VideoScaling) -> (u32, u32, u32, u32) {
+    let (w64, h64, dw64, dh64) = (u64::from(w), u64::from(h), u64::from(dw), u64::from(dh));
+    if scaling != VideoScaling::KP_VIDEO_SCALING_FILL || w64 * dh64 == h64 * dw64 {
+        return (0, 0, w, h);
+    }
+    // Nearest even size with the output's aspect ratio; never below the output size, since the
+    // uncut side is at least as large as the output's.
+    let even = |num: u64, den: u64| ((num + den) / (2 * den) * 2) as u32;
+    if w64 * dh64 > h64 * dw64 {
+        let cw = even(h64 * dw64, dh64).clamp(dw, w);
+        (((w - cw) / 2) & !1, 0, cw, h)
+    } else {
+        let ch = even(w64 * dh64, dw64).clamp(dh, h);
+        (0, ((h - ch) / 2) & !1, w, ch)
+    }
+}
+
+/// Like [`copy_to_picture`], scaling a frame larger than `width` x `height` down to that size
+/// (as `scaling` says; the caller has checked it with [`validate_scalable`]). A frame of that size
+/// takes the plain conversion. Scaled pictures are I420.
+pub fn convert_scaled(
+    frame: &VideoFrame,
+    out: &mut I420Buffer,
+    semi_planar_ok: bool,
+    (width, height): (u32, u32),
+    scaling: VideoScaling,
+    scaler: &mut Downscaler,
+) -> Result<()> {
+    validate_scalable(frame, width, height, scaling)?;
+    if (frame.width, frame.height) == (width, height) {
+        return convert(frame, out, semi_planar_ok);
+    }
+    let (x, y, cw, ch) = source_rect(frame.width, frame.height, width, height, scaling);
+    let (x, y, cw, ch) = (x as usize, y as usize, cw as usize, ch as usize);
+    let (dw, dh) = (width as usize, height as usize);
+    if scaler.luma.sizes() != ((cw, ch), (dw, dh)) {
+        scaler.luma = PlaneScaler::new((cw, ch), (dw, dh));
+        scaler.chroma = PlaneScaler::new((cw / 2, ch / 2), (dw / 2, dh / 2));
+    }
+    // I420 is read in place; every other format is converted once at its own size first.
+    let (fw, fh) = (frame.width as usize, frame.height as usize);
+    let planes = if frame.format == PixelFormat::KP_PIXEL_FORMAT_I420 {
+        [0, 1, 2].map(|i| {
+            let (pw, ph) = if i == 0 { (fw, fh) } else { (fw / 2, fh / 2) };
+            Plane { data: frame.planes[i], stride: frame.strides[i], width: pw, height: ph }
+        })
+    } else {
+        convert(frame, &mut scaler.full, false)?;
+        let f = &scaler.full;
+        [
+            Plane { data: f.y(), stride: fw, width: fw, height: fh },
+            Plane { data: f.u(), stride: fw / 2, width: fw / 2, height: fh / 2 },
+            Plane { data: f.v(), stride: fw / 2, width: fw / 2, height: fh / 2 },
+        ]
+    };
+    out.resize(width, height);
+    let (oy, ou, ov) = out.planes_mut();
+    scaler.luma.scale(&planes[0].crop(x, y, cw, ch), oy);
+    scaler.chroma.scale(&planes[1].crop(x / 2, y / 2, cw / 2, ch / 2), ou);
+    scaler.chroma.scale(&planes[2].crop(x / 2, y / 2, cw / 2, ch / 2), ov);
+    Ok(())
 }
 
 /// The `yuv` crate takes strides and sizes as u32.
@@ -668,6 +765,45 @@ mod tests {
                 assert!(close(out.u()[0], u) && close(out.v()[0], v), "{format:?} {:?}", out.data);
             }
         }
+    }
+
+    #[test]
+    fn fill_keeps_the_middle_with_the_output_aspect() {
+        use VideoScaling::*;
+        assert_eq!(source_rect(1280, 720, 640, 360, KP_VIDEO_SCALING_FILL), (0, 0, 1280, 720));
+        assert_eq!(source_rect(960, 720, 640, 360, KP_VIDEO_SCALING_FILL), (0, 90, 960, 540));
+        assert_eq!(source_rect(1280, 720, 640, 480, KP_VIDEO_SCALING_FILL), (160, 0, 960, 720));
+        assert_eq!(source_rect(960, 720, 640, 360, KP_VIDEO_SCALING_STRETCH), (0, 0, 960, 720));
+        // Offsets and sizes stay even (chroma is subsampled), the cut never below the output.
+        for (w, h, dw, dh) in [(1282, 722, 426, 240), (642, 362, 640, 360), (1920, 1080, 1278, 718), (4, 2, 2, 2)] {
+            let (x, y, cw, ch) = source_rect(w, h, dw, dh, KP_VIDEO_SCALING_FILL);
+            assert!([x, y, cw, ch].iter().all(|v| v % 2 == 0), "{w}x{h} -> {dw}x{dh}: {x} {y} {cw} {ch}");
+            assert!(cw >= dw && ch >= dh && x + cw <= w && y + ch <= h, "{w}x{h} -> {dw}x{dh}: {x} {y} {cw} {ch}");
+        }
+    }
+
+    #[test]
+    fn same_size_takes_the_plain_conversion_and_larger_is_scaled() {
+        let y = strided(6, 4, 10, y_at);
+        let uv = nv_plane(8, true);
+        let f = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_NV12,
+            width: W,
+            height: H,
+            planes: [&y, &uv, &[]],
+            strides: [10, 8, 0],
+        };
+        let mut scaler = Downscaler::default();
+        let (mut out, fill) = (I420Buffer::default(), VideoScaling::KP_VIDEO_SCALING_FILL);
+        convert_scaled(&f, &mut out, true, (W, H), fill, &mut scaler).unwrap();
+        assert_eq!(out.chroma, ChromaLayout::Nv12, "same size: copied for an encoder that takes NV12");
+        convert_scaled(&f, &mut out, true, (2, 2), VideoScaling::KP_VIDEO_SCALING_STRETCH, &mut scaler).unwrap();
+        assert_eq!((out.width, out.height, out.chroma), (2, 2, ChromaLayout::Planar));
+        let off = VideoScaling::KP_VIDEO_SCALING_OFF;
+        assert_dimensions(convert_scaled(&f, &mut out, false, (2, 2), off, &mut scaler));
+        assert_dimensions(convert_scaled(&f, &mut out, false, (8, 4), fill, &mut scaler));
+        assert_dimensions(validate_scalable(&f, W, H + 2, fill));
+        assert!(validate_scalable(&f, 4, 2, fill).is_ok());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use super::error::null_arg;
 use super::event::kp_event_cb;
 use super::refresh::kp_url_refresh_cb;
-use super::{kp_audio_encoder, kp_video_encoder, kp_x264_threading};
+use super::{kp_audio_encoder, kp_video_encoder, kp_video_scaling, kp_x264_threading};
 use crate::core::reconnect::ReconnectPolicy;
 use crate::pusher::{AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
 use crate::Error;
@@ -175,6 +175,27 @@ ffi_fn! {
         // SAFETY: per the contract above, cfg is NULL or a live kp_config.
         let cfg = unsafe { config_mut(cfg, "kp_config_set_video_encoder") }?;
         video_mut(cfg).encoder = video_encoder_from_raw(encoder)?;
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Enables video and sets what kp_pusher_push_video does with a raw frame larger than the
+    /// configured size (kp_video_scaling_values): KP_VIDEO_SCALING_FILL (the default: scaled down
+    /// with a bilinear filter to fill the configured size; when the aspect ratios differ the
+    /// middle is kept and the excess on two sides cut off, e.g. a 640x480 camera into 640x360
+    /// loses 60 rows at the top and bottom), KP_VIDEO_SCALING_STRETCH (scaled to exactly the
+    /// configured size, whole frame kept, a different aspect ratio distorted) or
+    /// KP_VIDEO_SCALING_OFF (refused with KP_ERR_BAD_DIMENSIONS). Frames of the configured size
+    /// cost nothing extra; smaller frames are always refused with KP_ERR_BAD_DIMENSIONS (the
+    /// stream goes on). Scaling runs on the pushing thread, inside kp_pusher_push_video.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or the value is unknown.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_video_scaling(cfg: *mut kp_config, mode: kp_video_scaling) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_video_scaling") }?;
+        video_mut(cfg).scaling = crate::pusher::VideoScaling::from_raw(mode.into())
+            .map_err(|_| Error::InvalidArgument(format!("kp_config_set_video_scaling: unknown value {mode}")))?;
         Ok(())
     }
 }
@@ -804,6 +825,26 @@ mod tests {
             assert_eq!((*cfg).inner.url_refresh_timeout, Duration::from_secs(5));
             assert_eq!(kp_config_set_url_refresh_callback(cfg, None, std::ptr::null_mut(), 0), 0);
             assert!((*cfg).url_refresh_cb.is_none());
+            kp_config_free(cfg);
+        }
+    }
+
+    #[test]
+    fn video_scaling_setter() {
+        use crate::pusher::VideoScaling;
+        // SAFETY: cfg comes from kp_config_new and is freed once at the end.
+        unsafe {
+            let cfg = kp_config_new();
+            let mode = |cfg: *mut kp_config| (*cfg).inner.video.as_ref().unwrap().scaling;
+            assert_eq!(mode(cfg), VideoScaling::KP_VIDEO_SCALING_FILL);
+            assert_eq!(kp_config_set_video_scaling(cfg, 2), 0);
+            assert_eq!(mode(cfg), VideoScaling::KP_VIDEO_SCALING_OFF);
+            assert_eq!(kp_config_set_video_scaling(cfg, 1), 0);
+            assert_eq!(mode(cfg), VideoScaling::KP_VIDEO_SCALING_STRETCH);
+            assert_eq!(kp_config_set_video_scaling(cfg, 3), INVALID);
+            assert_eq!(kp_config_set_video_scaling(cfg, -1), INVALID);
+            assert_eq!(mode(cfg), VideoScaling::KP_VIDEO_SCALING_STRETCH);
+            assert_eq!(kp_config_set_video_scaling(std::ptr::null_mut(), 0), INVALID);
             kp_config_free(cfg);
         }
     }

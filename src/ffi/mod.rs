@@ -41,6 +41,10 @@ pub type kp_video_encoder = i32;
 #[allow(non_camel_case_types)]
 pub type kp_x264_threading = i32;
 
+/// What happens to raw frames larger than the configured size: one of `kp_video_scaling_values`.
+#[allow(non_camel_case_types)]
+pub type kp_video_scaling = i32;
+
 /// An audio source/encoder: one of `kp_audio_encoder_values`.
 #[allow(non_camel_case_types)]
 pub type kp_audio_encoder = i32;

@@ -67,7 +67,7 @@ pub struct kp_video_frame {
     /// one packed plane: YUY2 / UYVY (2 bytes per pixel), RGBA / BGRA (4 bytes per pixel, alpha
     /// ignored, converted with BT.601 limited range). Unused planes: NULL with size 0.
     pub format: kp_pixel_format,
-    /// In pixels; must equal the configured size.
+    /// In pixels; the configured size, or larger when scaling is on (kp_config_set_video_scaling).
     pub width: u32,
     pub height: u32,
     /// First byte of each plane.
@@ -507,8 +507,9 @@ ffi_fn! {
     /// stamps it with its own clock). The pixels are copied before the call returns. Never blocks on
     /// the network or the encoder: if the encoder is behind, the frame is dropped, counted and
     /// KP_ERR_QUEUE_FULL returned. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or frame, a NULL plane
-    /// with a non-zero size), KP_ERR_BAD_PIXEL_FORMAT, KP_ERR_BAD_DIMENSIONS (size differs from the
-    /// config), KP_ERR_BAD_FRAME_SIZE (a plane or stride too small), KP_ERR_NON_MONOTONIC_TIMESTAMP,
+    /// with a non-zero size), KP_ERR_BAD_PIXEL_FORMAT, KP_ERR_BAD_DIMENSIONS (odd size, smaller
+    /// than the config's, or larger with KP_VIDEO_SCALING_OFF; larger frames are otherwise scaled
+    /// down, see kp_config_set_video_scaling), KP_ERR_BAD_FRAME_SIZE (a plane or stride too small), KP_ERR_NON_MONOTONIC_TIMESTAMP,
     /// KP_ERR_NOT_STARTED (before start or after stop), KP_ERR_QUEUE_FULL, KP_ERR_INVALID_STATE (no
     /// raw video in this config). Thread-safe; non-blocking.
     fn kp_pusher_push_video(p: *mut kp_pusher, frame: *const kp_video_frame, pts_us: i64) -> kp_result {

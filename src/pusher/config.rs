@@ -52,6 +52,41 @@ pub struct VideoConfig {
     pub threads: u32,
     /// Settings only the x264 encoder reads.
     pub x264: X264Options,
+    /// What happens to raw frames larger than `width` x `height`; default: scaled down to fill.
+    pub scaling: VideoScaling,
+}
+
+/// What `push_video` does with a raw frame larger than the configured size. Frames of the
+/// configured size are never touched (no cost); smaller frames are always refused with
+/// `BadDimensions` / KP_ERR_BAD_DIMENSIONS (upscaling only adds bits, not detail: configure the
+/// smaller size instead), and the stream goes on.
+/// Values are stable (they cross the C ABI).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum VideoScaling {
+    /// Scaled down (bilinear, as swscale's `flags=bilinear`) to fill the configured size; when
+    /// the aspect ratios differ, the middle of the frame is kept and the excess on two sides is
+    /// cut off (no distortion, no black bars), e.g. a 4:3 camera into a 16:9 stream loses the top
+    /// and bottom eighths.
+    #[default]
+    KP_VIDEO_SCALING_FILL = 0,
+    /// Scaled down to exactly the configured size, whole frame kept; a different aspect ratio is
+    /// distorted.
+    KP_VIDEO_SCALING_STRETCH = 1,
+    /// Refused with `BadDimensions` / KP_ERR_BAD_DIMENSIONS, like any other size mismatch.
+    KP_VIDEO_SCALING_OFF = 2,
+}
+
+impl VideoScaling {
+    pub fn from_raw(v: i64) -> Result<Self> {
+        Ok(match v {
+            0 => VideoScaling::KP_VIDEO_SCALING_FILL,
+            1 => VideoScaling::KP_VIDEO_SCALING_STRETCH,
+            2 => VideoScaling::KP_VIDEO_SCALING_OFF,
+            other => return Err(Error::InvalidArgument(format!("unknown video scaling mode {other}"))),
+        })
+    }
 }
 
 /// How x264 spreads work over its threads.
@@ -98,6 +133,7 @@ impl Default for VideoConfig {
             keyframe_interval: 0,
             threads: 0,
             x264: X264Options::default(),
+            scaling: VideoScaling::default(),
         }
     }
 }

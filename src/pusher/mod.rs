@@ -17,7 +17,7 @@ mod timeline;
 pub use crate::core::alerts::AlertThresholds;
 pub use config::TlsConfig;
 pub use config::{AbrSettings, AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
-pub use config::{X264Options, X264Threading};
+pub use config::{VideoScaling, X264Options, X264Threading};
 pub use control::PauseMode;
 pub use encode_worker::{AvcPacketizer, HevcPacketizer};
 pub use event::{Event, EventKind, PusherState};
@@ -87,6 +87,8 @@ pub struct Pusher {
     passthrough_needs_key: AtomicBool,
     /// The video encoder reads NV12/NV21 itself: such frames are copied, not de-interleaved.
     semi_planar_ok: bool,
+    /// Weights and buffers for frames larger than the configured size; locked only for those.
+    downscaler: Mutex<crate::encode::pixel::Downscaler>,
 }
 
 impl Pusher {
@@ -199,6 +201,7 @@ impl Pusher {
             started: AtomicBool::new(false),
             passthrough_needs_key: AtomicBool::new(false),
             semi_planar_ok,
+            downscaler: Mutex::default(),
         })
     }
 
@@ -288,8 +291,9 @@ impl Pusher {
         }
     }
 
-    /// Raw picture in the configured size. `pts_us` < 0: stamped by the SDK's clock. Copied
-    /// (and converted to I420) before returning; never blocks on the encoder or the network.
+    /// Raw picture in the configured size, or larger: scaled down as `VideoConfig::scaling` says
+    /// (see [`VideoScaling`]). `pts_us` < 0: stamped by the SDK's clock. Copied (and converted to
+    /// I420) before returning; never blocks on the encoder or the network.
     /// When the encoder is behind, the frame is dropped, counted, and `QueueFull` returned.
     pub fn push_video(&self, frame: &VideoFrame<'_>, pts_us: i64) -> Result<()> {
         self.accepting()?;
@@ -300,7 +304,7 @@ impl Pusher {
             return self
                 .reject(Error::InvalidState("video is configured as pre-encoded: use push_h264 or push_hevc".into()));
         }
-        if let Err(e) = crate::encode::pixel::validate(frame, v.width, v.height) {
+        if let Err(e) = crate::encode::pixel::validate_scalable(frame, v.width, v.height, v.scaling) {
             return self.reject(e);
         }
         self.not_paused("push_video")?;
@@ -314,7 +318,14 @@ impl Pusher {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             return Err(Error::QueueFull("the encoder is behind; video frame dropped"));
         };
-        if let Err(e) = crate::encode::pixel::copy_to_picture(frame, &mut buf, self.semi_planar_ok) {
+        let copied = if (frame.width, frame.height) == (v.width, v.height) {
+            crate::encode::pixel::copy_to_picture(frame, &mut buf, self.semi_planar_ok)
+        } else {
+            let mut scaler = lock(&self.downscaler);
+            let size = (v.width, v.height);
+            crate::encode::pixel::convert_scaled(frame, &mut buf, self.semi_planar_ok, size, v.scaling, &mut scaler)
+        };
+        if let Err(e) = copied {
             self.shared.input.recycle(Input::Video(buf, 0));
             return self.reject(e);
         }
@@ -608,16 +619,17 @@ impl Pusher {
         Ok(())
     }
 
-    /// The picture pause modes repeat (instead of the last frame pushed), in the configured size;
-    /// copied before returning. Any time before stop, also before start.
+    /// The picture pause modes repeat (instead of the last frame pushed), in the configured size
+    /// or larger (scaled like `push_video`'s frames); copied before returning. Any time before
+    /// stop, also before start.
     pub fn set_pause_image(&self, frame: &VideoFrame<'_>) -> Result<()> {
         self.not_stopped("set_pause_image")?;
         let Some(v) = self.shared.config.video.as_ref().filter(|v| !v.encoder.is_pre_encoded()) else {
             return Err(Error::InvalidState("set_pause_image: needs the built-in video encoder".into()));
         };
-        crate::encode::pixel::validate(frame, v.width, v.height)?;
         let mut buf = crate::encode::I420Buffer::default();
-        crate::encode::pixel::copy_to_i420(frame, &mut buf)?;
+        let mut scaler = crate::encode::pixel::Downscaler::default();
+        crate::encode::pixel::convert_scaled(frame, &mut buf, false, (v.width, v.height), v.scaling, &mut scaler)?;
         let mut image = lock(&self.shared.control.image);
         *image = (image.0 + 1, Some(buf));
         Ok(())
