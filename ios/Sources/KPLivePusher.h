@@ -71,6 +71,13 @@ typedef NS_ENUM(NSInteger, KPX264Threading) {
 } NS_SWIFT_NAME(X264Threading);
 
 /// kp_pause_mode_values: what -pauseWithMode:error: sends while the app cannot capture.
+/// kp_video_scaling: what a raw frame larger than the configured size becomes.
+typedef NS_ENUM(NSInteger, KPVideoScaling) {
+    KPVideoScalingFill = KP_VIDEO_SCALING_FILL,       ///< scaled down to fill; other aspect ratios cropped at the middle (default)
+    KPVideoScalingStretch = KP_VIDEO_SCALING_STRETCH, ///< scaled to exactly the configured size; other aspect ratios distorted
+    KPVideoScalingOff = KP_VIDEO_SCALING_OFF,         ///< refused with KP_ERR_BAD_DIMENSIONS
+} NS_SWIFT_NAME(VideoScaling);
+
 typedef NS_ENUM(NSInteger, KPPauseMode) {
     KPPauseModeStillImage = KP_PAUSE_STILL_IMAGE,              ///< the pause picture (or last frame) + the app's audio or silence
     KPPauseModeStillImageSilent = KP_PAUSE_STILL_IMAGE_SILENT, ///< the pause picture + silence
@@ -128,6 +135,9 @@ NS_SWIFT_NAME(LivePusherConfiguration)
                            error:(NSError **)error
     NS_SWIFT_NAME(setReconnect(firstDelayMs:multiplier:maxDelayMs:maxAttempts:failoverAfter:));
 - (BOOL)setPrimaryRetryIntervalMs:(uint32_t)intervalMs error:(NSError **)error NS_SWIFT_NAME(setPrimaryRetryInterval(ms:));
+/// kp_config_set_video_scaling: what a raw frame larger than the configured size becomes (scaled
+/// down by default; smaller frames are always refused). Enables video.
+- (BOOL)setVideoScaling:(KPVideoScaling)mode error:(NSError **)error NS_SWIFT_NAME(setVideoScaling(_:));
 /// kp_config_set_pause_fps: the still picture's frame rate while paused (0 = 5).
 - (BOOL)setPauseFps:(double)fps error:(NSError **)error NS_SWIFT_NAME(setPauseFps(_:));
 /// kp_config_set_latency_budget, ms (0 = 2000).

@@ -156,6 +156,10 @@ static BOOL KPCheck(kp_result result, NSError **error) {
     return KPCheck(kp_config_set_primary_retry_interval(_config, intervalMs), error);
 }
 
+- (BOOL)setVideoScaling:(KPVideoScaling)mode error:(NSError **)error {
+    return KPCheck(kp_config_set_video_scaling(_config, (kp_video_scaling)mode), error);
+}
+
 - (BOOL)setPauseFps:(double)fps error:(NSError **)error {
     return KPCheck(kp_config_set_pause_fps(_config, fps), error);
 }

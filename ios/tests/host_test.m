@@ -451,6 +451,28 @@ static void bad_arguments(void) {
         CHECK_ERROR([p pushVideoWithFormat:KPPixelFormatI420 width:W - 2 height:H planeCount:3 planes:planes strides:strides
                                 planeSizes:sizes ptsUs:40000 error:&err_],
                     KP_ERR_BAD_DIMENSIONS);
+        {
+            // A frame twice the configured size is scaled down by default; with scaling off it is refused.
+            uint8_t *big = calloc(1, 4 * W * H * 3 / 2);
+            const uint8_t *big_planes[3] = {big, big + 4 * W * H, big + 5 * W * H};
+            uint32_t big_strides[3] = {2 * W, W, W};
+            size_t big_sizes[3] = {4 * W * H, W * H, W * H};
+            CHECK([p pushVideoWithFormat:KPPixelFormatI420 width:2 * W height:2 * H planeCount:3 planes:big_planes
+                                 strides:big_strides planeSizes:big_sizes ptsUs:20000 error:NULL],
+                  "a larger frame is scaled down");
+            KPLivePusherConfiguration *off = raw_config(@"rtmp://127.0.0.1:1/live/no-scaling");
+            CHECK_ERROR([off setVideoScaling:(KPVideoScaling)7 error:&err_], KP_ERR_INVALID_ARGUMENT);
+            CHECK([off setVideoScaling:KPVideoScalingOff error:NULL], "scaling off");
+            KPLivePusher *q = [[KPLivePusher alloc] initWithConfiguration:off delegate:nil error:NULL];
+            CHECK(q != nil, "create");
+            CHECK([q start:NULL], "start");
+            CHECK_ERROR([q pushVideoWithFormat:KPPixelFormatI420 width:2 * W height:2 * H planeCount:3 planes:big_planes
+                                       strides:big_strides planeSizes:big_sizes ptsUs:0 error:&err_],
+                        KP_ERR_BAD_DIMENSIONS);
+            [q close];
+            [q release];
+            free(big);
+        }
         CHECK_ERROR([p pushVideoWithFormat:(KPPixelFormat)9 width:W height:H planeCount:3 planes:planes strides:strides
                                 planeSizes:sizes ptsUs:40000 error:&err_],
                     KP_ERR_BAD_PIXEL_FORMAT);

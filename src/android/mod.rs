@@ -387,6 +387,17 @@ pub extern "system" fn Java_dev_kitepush_Native_configSetPauseFps(
 }
 
 #[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetVideoScaling(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    mode: jint,
+) -> jint {
+    // SAFETY: cfg is live; unknown values are refused by the C ABI.
+    unsafe { c_config::kp_config_set_video_scaling(config(cfg), mode) }
+}
+
+#[no_mangle]
 pub extern "system" fn Java_dev_kitepush_Native_configSetLatencyBudget(
     _: JNIEnv,
     _: JClass,

@@ -604,8 +604,10 @@ impl Pusher {
             // last pause frame.
             // Whole milliseconds, rounded up: FLV times are whole milliseconds, and a step of
             // 33 ms at 30 fps would put two frames into one frame slot for a muxer on a 1/30 grid.
-            let step_ms = self.shared.config.video.as_ref().map_or(20.0, |v| (1000.0 / f64::from(v.fps)).ceil());
-            lock(&self.shared.timeline).resume(step_ms as i64 * 1000);
+            let fps = self.shared.config.video.as_ref().map(|v| f64::from(v.fps));
+            let step_ms = fps.map_or(20.0, |f| (1000.0 / f).ceil());
+            let grid_us = fps.map_or(0, |f| (1_000_000.0 / f).round() as i64);
+            lock(&self.shared.timeline).resume(step_ms as i64 * 1000, grid_us);
             p.since
         };
         if self.passthrough_video() {

@@ -10,8 +10,10 @@ pub struct Timeline {
     offset_us: i64,
     /// Last stream time (µs) per track: video, audio.
     last: [Option<i64>; 2],
-    /// Set by a resume: the earliest stream time (µs) the app's media may land on.
+    /// Set by a resume: the earliest stream time (µs) the app's media may land on, and the
+    /// frame interval (µs, 0 = none) the clock's move is rounded up to.
     resume_at_us: Option<i64>,
+    resume_grid_us: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +43,13 @@ impl Timeline {
     /// goes on where the stream is.
     fn offset_for(&self, ts_us: i64) -> i64 {
         match self.resume_at_us {
-            Some(at) if self.stream_us(ts_us) < at => self.offset_us + at - self.stream_us(ts_us),
+            Some(at) if self.stream_us(ts_us) < at => {
+                // A whole number of frame intervals: the app's frames keep their place on its
+                // frame grid, which a muxer or re-encoder at a constant frame rate relies on.
+                let shift = at - self.stream_us(ts_us);
+                let g = self.resume_grid_us;
+                self.offset_us + if g > 0 { (shift + g - 1) / g * g } else { shift }
+            }
             _ => self.offset_us,
         }
     }
@@ -93,9 +101,10 @@ impl Timeline {
 
     /// A pause ended: app timestamps that fall within what the pause covered (plus `step_us`,
     /// e.g. a frame interval, so the first frame after it does not crowd the last pause frame)
-    /// re-base the clock.
-    pub fn resume(&mut self, step_us: i64) {
+    /// re-base the clock, by a multiple of `grid_us` (the frame interval; 0: any amount).
+    pub fn resume(&mut self, step_us: i64, grid_us: i64) {
         self.resume_at_us = self.last.iter().flatten().copied().max().map(|l| l + step_us);
+        self.resume_grid_us = grid_us.max(0);
     }
 
     /// Map `ts_us` as it will be once `first_us` has been stamped: the pts of the very first
@@ -145,12 +154,12 @@ mod tests {
         // Without a resume, app video older than a pause frame is refused.
         assert!(t.peek(Video, 10_300_000).is_err());
         // An app clock that kept running goes on unchanged after the resume.
-        t.resume(1000);
+        t.resume(1000, 0);
         assert_eq!(t.stamp(Video, 10_500_000).unwrap(), 500);
         assert_eq!(t.stamp(Audio, 10_510_000).unwrap(), 510);
         // One that stood still is moved to just after the pause, both tracks alike.
         assert!(t.stamp_generated(Video, 900));
-        t.resume(1000);
+        t.resume(1000, 0);
         assert_eq!(t.peek(Video, 10_533_000).unwrap(), 901);
         // A pts 33 ms after this dts keeps its distance across the move.
         assert_eq!(t.map_after(10_533_000, 10_566_000), 934);
@@ -158,5 +167,29 @@ mod tests {
         assert_eq!(t.stamp(Audio, 10_540_000).unwrap(), 908);
         assert_eq!(t.map_after(10_566_000, 10_566_000), 934);
         assert_eq!(t.stamp(Video, 10_566_000).unwrap(), 934);
+    }
+
+    #[test]
+    fn resume_moves_the_clock_by_whole_frame_intervals() {
+        // 30 fps app clock that stood still during a pause whose last frame was at 3400 ms.
+        let frame = 33_333;
+        let mut t = Timeline::default();
+        for i in 0..30 {
+            t.stamp(Video, i * frame).unwrap();
+        }
+        assert!(t.stamp_generated(Video, 3400));
+        t.resume(34_000, frame);
+        // The clock moves by 74 frame intervals, the fewest that reach 3434 ms: 3466 ms.
+        let first = t.stamp(Video, 30 * frame).unwrap();
+        assert!(first >= 3434, "{first}");
+        assert_eq!(first, ((30 + 74) * frame / 1000) as u64);
+        // Every later frame stays on the grid: exactly frame-interval steps from the origin.
+        for i in 31..60 {
+            assert_eq!(t.stamp(Video, i * frame).unwrap(), ((i + 74) * frame / 1000) as u64);
+        }
+        // An app clock that kept running is not moved at all.
+        assert!(t.stamp_generated(Video, 5000));
+        t.resume(34_000, frame);
+        assert_eq!(t.stamp(Video, 200 * frame).unwrap(), ((200 + 74) * frame / 1000) as u64);
     }
 }

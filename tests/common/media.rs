@@ -76,27 +76,14 @@ pub fn probe(path: &Path) -> Probe {
 
 /// What `ffmpeg -v error` says while decoding the whole file (empty means clean), plus its exit status
 /// if that was a failure.
+///
+/// The decoded video is timed for the null muxer in the file's own time base (FLV: milliseconds):
+/// on ffmpeg's default 1/frame-rate grid, a file whose first packet is audio a fraction of a frame
+/// before the video (a segment nginx starts after a reconnect, say) has its whole video shifted by
+/// that fraction, and the millisecond times then land two frames in one slot every third frame,
+/// reported as non-increasing dts although the file's times all increase. Times that do not
+/// increase in the file are still reported.
 pub fn decode_errors(path: &Path) -> String {
-    require_tool("ffmpeg");
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffmpeg");
-    let mut errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    if !out.status.success() {
-        errors += &format!("\nffmpeg exited with {}", out.status);
-    }
-    errors.trim().to_string()
-}
-
-/// [`decode_errors`] with the video encoded for the null muxer in the file's own time base (FLV:
-/// milliseconds) instead of ffmpeg's default 1/frame-rate grid. Decode errors and timestamps
-/// that do not increase in the file are still reported; frames less than a frame interval apart,
-/// which that grid puts into one slot, are not (see the callers for when that matters).
-pub fn decode_errors_in_stream_time(path: &Path) -> String {
     require_tool("ffmpeg");
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])

@@ -11,9 +11,7 @@ pub mod pushing;
 pub mod tls;
 
 #[allow(unused_imports)]
-pub use media::{
-    decode_errors, decode_errors_in_stream_time, ffmpeg_push, probe, video_packet_times, Probe, StreamInfo,
-};
+pub use media::{decode_errors, ffmpeg_push, probe, video_packet_times, Probe, StreamInfo};
 #[allow(unused_imports)]
 pub use nginx::{Nginx, NginxOptions, TlsListener};
 

@@ -439,6 +439,18 @@ class LivePusherTest {
         assertCode(ResultCode.BAD_FRAME_SIZE,
                 () -> p.pushVideo(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocateDirect(W * H), ByteBuffer.allocateDirect(W * H / 2 - 1)},
                         new int[] {W, W}, 40_000));
+        // A frame twice the configured size is scaled down by default; with scaling off it is refused.
+        byte[] big = new byte[4 * W * H * 3 / 2];
+        int[] bigOffsets = {0, 4 * W * H, 5 * W * H};
+        int[] bigStrides = {2 * W, W, W};
+        p.pushVideo(PixelFormat.I420, 2 * W, 2 * H, big, bigOffsets, bigStrides, 80_000);
+        assertThrows(NullPointerException.class, () -> LivePusherConfig.builder("rtmp://h/a/k").videoScaling(null));
+        try (LivePusher off = LivePusher.create(LivePusherConfig.builder("rtmp://127.0.0.1:1/live/no-scaling")
+                .video(W, H, 30, 500, 30).videoScaling(VideoScaling.OFF).disableAudio().build(), null)) {
+            off.start();
+            assertCode(ResultCode.BAD_DIMENSIONS, () -> off.pushVideo(PixelFormat.I420, 2 * W, 2 * H, big, bigOffsets, bigStrides, 0));
+            off.pushVideo(PixelFormat.I420, W, H, frame, offsets, strides, 0);
+        }
         assertCode(ResultCode.INVALID_STATE, () -> p.pushH264(new byte[] {0, 0, 0, 1, 0x65, 1}, 0, 0));
         assertCode(ResultCode.INVALID_STATE, () -> p.pushAac(new byte[] {1, 2}, 0));
         assertThrows(IndexOutOfBoundsException.class, () -> p.pushH264(new byte[4], 2, 3, 0, 0));

@@ -146,6 +146,17 @@ public final class LivePusherConfig {
             return add(cfg -> Native.configSetPrimaryRetryInterval(cfg, i));
         }
 
+        /**
+         * kp_config_set_video_scaling: what a raw frame larger than the configured size becomes
+         * (scaled down, by default; smaller frames are always refused). Enables video.
+         */
+        public Builder videoScaling(final VideoScaling mode) {
+            if (mode == null) {
+                throw new NullPointerException("mode");
+            }
+            return add(cfg -> Native.configSetVideoScaling(cfg, mode.value));
+        }
+
         /** kp_config_set_pause_fps: the still picture's frame rate while paused; 0 keeps the default (5). */
         public Builder pauseFps(final double fps) {
             return add(cfg -> Native.configSetPauseFps(cfg, fps));

@@ -51,6 +51,7 @@ final class Native {
             long cfg, int firstDelayMs, double multiplier, int maxDelayMs, int maxAttempts, int failoverAfter);
     static native int configSetPrimaryRetryInterval(long cfg, int intervalMs);
     static native int configSetPauseFps(long cfg, double fps);
+    static native int configSetVideoScaling(long cfg, int mode);
     static native int configSetLatencyBudget(long cfg, int budgetMs);
     static native int configSetAbr(long cfg, boolean enabled, int minKbps, int maxKbps, boolean allowFpsReduction);
     static native int configSetAlertThresholds(long cfg, float netBusyCongestion, int netBusyMs, float lowFpsRatio,
