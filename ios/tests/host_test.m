@@ -500,7 +500,7 @@ static void bad_arguments(void) {
                     KP_ERR_INVALID_STATE); // converted fine, then refused by the C ABI for this raw config
         kp_stats s;
         CHECK([p getStatistics:&s error:NULL], "stats");
-        CHECK(s.video_frames_in == 1, "video in %llu", (unsigned long long)s.video_frames_in);
+        CHECK(s.video_frames_in == 2, "video in %llu (the first frame and the scaled-down one)", (unsigned long long)s.video_frames_in);
         kp_stats *volatile none = NULL; // Swift cannot pass NULL; C callers can, and get the C ABI's answer
         CHECK_ERROR([p getStatistics:none error:&err_], KP_ERR_INVALID_ARGUMENT);
         KPLivePusherEvent *ev = [r await:KP_EVENT_RECONNECTING seconds:30];
