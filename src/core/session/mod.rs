@@ -703,12 +703,15 @@ fn parse_control(type_id: u8, data: &[u8]) -> Result<Option<RtmpMessage>> {
         3 => RtmpMessage::Acknowledgement { sequence_number: u32_at(0)? },
         4 => {
             let event = data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or_else(short)?;
-            // Only PingRequest (6) needs an answer.
-            if event != 6 {
-                return Ok(None);
-            }
+            // PingRequest (6) needs an answer; PingResponse (7) answers our pings (the round
+            // trip in the stats). The other events mean nothing to a publisher.
+            let event_type = match event {
+                6 => UserControlEventType::PingRequest,
+                7 => UserControlEventType::PingResponse,
+                _ => return Ok(None),
+            };
             RtmpMessage::UserControl {
-                event_type: UserControlEventType::PingRequest,
+                event_type,
                 stream_id: None,
                 buffer_length: None,
                 timestamp: Some(RtmpTimestamp::new(u32_at(2)?)),
@@ -1309,6 +1312,15 @@ mod tests {
             },
             0,
         );
+        r.extend(srv.send(
+            RtmpMessage::UserControl {
+                event_type: UserControlEventType::PingResponse,
+                stream_id: None,
+                buffer_length: None,
+                timestamp: Some(RtmpTimestamp::new(4242)),
+            },
+            0,
+        ));
         r.extend(srv.send(RtmpMessage::WindowAcknowledgement { size: 5000 }, 0));
         r.extend(srv.send(RtmpMessage::Acknowledgement { sequence_number: 777 }, 0));
         r.extend(srv.command("onStatus", 0.0, vec![status("status", "NetStream.Publish.Idle", "idle")], 1));
@@ -1316,6 +1328,7 @@ mod tests {
         assert_eq!(
             ev,
             vec![
+                SessionEvent::PingResponse { timestamp_ms: 4242 },
                 SessionEvent::Acknowledged { bytes: 777 },
                 SessionEvent::Status { code: "NetStream.Publish.Idle".into(), description: "idle".into() }
             ]
