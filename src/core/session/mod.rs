@@ -208,7 +208,7 @@ impl PublishSession {
             reader: ChunkReader::new(),
             inbound: Vec::new(),
             out: {
-                // Sized once for a large keyframe plus what queues behind it: growing it later
+                // Sized once for a typical keyframe plus what queues behind it: growing it later
                 // would allocate on the network thread in the middle of a stream.
                 let mut out = Vec::with_capacity(OUT_CAPACITY);
                 out.extend_from_slice(&c0c1);
@@ -686,7 +686,7 @@ pub mod fuzzing {
 const MAX_OUT_MESSAGE: usize = 0xFF_FFFF;
 
 /// Initial capacity of the serialized-output buffer.
-const OUT_CAPACITY: usize = 256 * 1024;
+const OUT_CAPACITY: usize = 64 * 1024;
 /// The inbound message buffer is kept for reuse up to this capacity (acks and pings are a few
 /// bytes; a rare large command reply is not worth holding on to).
 const MAX_KEPT_INBOUND: usize = 64 * 1024;
