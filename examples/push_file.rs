@@ -276,11 +276,11 @@ fn push_h264(pusher: &Pusher, fps: f64, path: &str) -> Result<u64, Error> {
             Some((end, after)) => {
                 pusher.push_h264(&buf[start..end], pts_us(frames, fps), -1)?;
                 frames += 1;
-                // push_h264 never blocks: faster than real time, the send queue would fill its
-                // time budget and drop the oldest media. Keep at most a second queued, as a
-                // blocking socket write would.
+                // push_h264 never blocks, and media pushed faster than real time is not late, so
+                // nothing would stop the whole file from queueing in memory. Keep about half a
+                // megabyte queued, as a blocking socket write would.
                 if frames % 15 == 0 {
-                    while pusher.stats().queue_ms > 1000 && pusher.state() != PusherState::KP_STATE_FAILED {
+                    while pusher.stats().queue_bytes > 512 * 1024 && pusher.state() != PusherState::KP_STATE_FAILED {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                 }

@@ -156,6 +156,11 @@ impl TlsSession {
         self.conn.is_handshaking()
     }
 
+    /// The TLS close alert goes out with the next flush.
+    pub fn queue_close_notify(&mut self) {
+        self.conn.send_close_notify();
+    }
+
     /// Encrypted output is waiting for the socket.
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty() || self.conn.wants_write()

@@ -194,6 +194,42 @@ impl Transport {
         ready
     }
 
+    /// Ends the connection so the server gets every byte written: TLS close_notify, our FIN, then
+    /// input read and thrown away until the server closes or `deadline` passes. Closing with unread
+    /// input (a late command reply, an acknowledgement) makes the kernel send a reset, and a reset
+    /// makes the server's kernel throw away what it received but had not handed to the server yet:
+    /// the last frames of the stream.
+    pub fn finish(&mut self, deadline: Instant) {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &mut self.tls {
+            t.queue_close_notify();
+            while let Ok(false) = t.flush(&mut self.stream) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let mut fds = [libc::pollfd { fd: self.stream.as_raw_fd(), events: libc::POLLOUT, revents: 0 }];
+                poll(&mut fds, left);
+            }
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let mut sink = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let mut fds = [libc::pollfd { fd: self.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+            poll(&mut fds, left);
+        }
+    }
+
     /// Caps the kernel's send buffer (`SO_SNDBUF`; Linux doubles the value for its bookkeeping and
     /// stops autotuning it). A throttled link otherwise lets the kernel absorb seconds of media
     /// that can no longer be dropped. Best effort: false when the kernel refused.

@@ -28,6 +28,8 @@ const MIN_SOCKET_BUFFER: usize = 16 * 1024;
 const PING_INTERVAL: Duration = Duration::from_secs(2);
 /// How long unpublish may take when stop() left no time of its own.
 const UNPUBLISH_GRACE: Duration = Duration::from_millis(500);
+/// How long the end of a connection waits for the server to close its side (see `Transport::finish`).
+const FINISH_GRACE: Duration = Duration::from_secs(2);
 /// The TCP probe of the primary while publishing on a backup blocks sending for at most this.
 const PRIMARY_PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -424,7 +426,13 @@ impl NetworkWorker {
         loop {
             // Feed the session from the queue while the socket keeps up.
             let mut finished_and_empty = false;
-            while conn.session.pending_output().len() < MAX_SESSION_BACKLOG {
+            // Whether feeding stopped at the backlog cap with the queue perhaps holding more.
+            let mut fed_to_cap = false;
+            loop {
+                if conn.session.pending_output().len() >= MAX_SESSION_BACKLOG {
+                    fed_to_cap = true;
+                    break;
+                }
                 let popped = {
                     let mut q = lock(&d.queue);
                     let p = q.pop();
@@ -518,6 +526,12 @@ impl NetworkWorker {
                     let _ = self.unpublish(conn);
                     return Ok(Ended::BackToPrimary);
                 }
+            }
+            if fed_to_cap && !backlog {
+                // The socket took everything fed: feed more now. Waiting here (for a push to wake
+                // us, or 250 ms) paced a backlog (after an outage, a pre-encoded burst) to one
+                // capful per wake-up instead of the link's speed.
+                continue;
             }
             let timeout = Duration::from_millis(250).min(conn.stall.next_check(now) + Duration::from_millis(1));
             conn.transport.wait(backlog, Some(&self.wake), timeout);
@@ -614,6 +628,8 @@ impl NetworkWorker {
             self.pump(conn, &mut events)?;
             conn.transport.wait(true, None, deadline.saturating_duration_since(Instant::now()));
         }
+        // A server that does not close when we do must not hold stop() for its whole timeout.
+        conn.transport.finish(deadline.min(Instant::now() + FINISH_GRACE));
         Ok(())
     }
 }
