@@ -115,7 +115,9 @@ fn video_only_and_audio_only_streams() {
     assert_eq!(decode_errors(&rec), "");
 }
 
-fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8]) -> Harnessed {
+/// `config_apart`: the first unit's parameter sets go in a call of their own with the first
+/// picture's time, as Android's MediaCodec hands out its codec-config buffer.
+fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8], config_apart: bool) -> Harnessed {
     let mut config = Spec::default().config(url);
     config.video = Some(VideoConfig {
         encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
@@ -145,6 +147,15 @@ fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8]) -> Harnessed {
             h.pusher.push_aac(&chunk, a as i64 * 1024 * 1_000_000 / 44100).unwrap();
             a += n;
         }
+        if i == 0 && config_apart {
+            let first_slice = (0..au.len() - 3)
+                .find(|&j| au[j..j + 3] == [0, 0, 1] && matches!(au[j + 3] & 0x1f, 1 | 5))
+                .expect("a slice in the first unit");
+            let (config, picture) = au.split_at(first_slice);
+            h.pusher.push_h264(config, pts, pts).unwrap();
+            h.pusher.push_h264(picture, pts, pts).unwrap();
+            continue;
+        }
         h.pusher.push_h264(au, pts, pts).unwrap();
     }
     h.pusher.stop(Duration::from_secs(10)).unwrap();
@@ -160,7 +171,7 @@ fn pre_encoded_h264_and_adts_to_nginx_and_the_receiver() {
 
     let nginx = Nginx::start(NginxOptions::default());
     let key = unique_key("passthrough");
-    let h = push_pre_encoded(&nginx.url(&key), &aus, &aac);
+    let h = push_pre_encoded(&nginx.url(&key), &aus, &aac, false);
     assert_eq!(h.pusher.stats().video_frames_sent, 120);
     let rec = nginx.recording(&key);
     nginx.wait_recording_closed(&rec, Duration::from_secs(10));
@@ -168,7 +179,11 @@ fn pre_encoded_h264_and_adts_to_nginx_and_the_receiver() {
 
     let out = dir.join("received.flv");
     let receiver = Receiver::start(ReceiverConfig::new(&out)).unwrap();
-    push_pre_encoded(&receiver.url("live", "k"), &aus, &aac);
+    // MediaCodec's way: the codec config apart, with the first picture's time. It takes no frame
+    // time of its own and is not a lost frame.
+    let h = push_pre_encoded(&receiver.url("live", "k"), &aus, &aac, true);
+    let stats = h.pusher.stats();
+    assert_eq!((stats.video_frames_in, stats.video_frames_sent, stats.video_frames_dropped_encoder), (120, 120, 0));
     assert!(receiver.wait_sessions_ended(1, Duration::from_secs(10)).0);
     receiver.stop();
     verify(&out, 320, 240, 30.0, 120, true);

@@ -23,7 +23,11 @@ use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvSta
 ///
 /// A plane must hold `stride * (rows - 1) + row_bytes` bytes: the last row need not carry its
 /// padding, because Android's `Image` planes (and some hardware buffers) end right after the last
-/// pixel. Sizes are computed with checked arithmetic so hostile C callers cannot overflow them.
+/// pixel. An interleaved (NV12/NV21) chroma plane may even end one byte before its last row does:
+/// Camera2's `YUV_420_888` planes with a pixel stride of 2 are two views of one interleaved block,
+/// each ending at its own last sample, so the plane handed over as NV12 (from U) or NV21 (from V)
+/// lacks the other component's last sample; it is taken from its left neighbour. Sizes are
+/// computed with checked arithmetic so hostile C callers cannot overflow them.
 pub fn validate(frame: &VideoFrame, width: u32, height: u32) -> Result<()> {
     validate_shape(frame)?;
     let (w, h) = (frame.width, frame.height);
@@ -49,11 +53,11 @@ pub fn validate_shape(frame: &VideoFrame) -> Result<()> {
         }
         PixelFormat::KP_PIXEL_FORMAT_NV12 => {
             check_plane(frame, 0, w, h, "Y")?;
-            check_plane(frame, 1, w, ch, "UV")
+            check_plane_short(frame, 1, w, ch, "UV", 1)
         }
         PixelFormat::KP_PIXEL_FORMAT_NV21 => {
             check_plane(frame, 0, w, h, "Y")?;
-            check_plane(frame, 1, w, ch, "VU")
+            check_plane_short(frame, 1, w, ch, "VU", 1)
         }
         PixelFormat::KP_PIXEL_FORMAT_YUY2 | PixelFormat::KP_PIXEL_FORMAT_UYVY => {
             let row = w.checked_mul(2).ok_or_else(|| Error::BadDimensions(format!("{w} pixels per row")))?;
@@ -172,6 +176,18 @@ fn check_u32_geometry(frame: &VideoFrame) -> Result<()> {
 }
 
 fn check_plane(frame: &VideoFrame, index: usize, row_bytes: usize, rows: usize, name: &str) -> Result<()> {
+    check_plane_short(frame, index, row_bytes, rows, name, 0)
+}
+
+/// [`check_plane`] for a plane whose last row may lack its last `may_lack` bytes.
+fn check_plane_short(
+    frame: &VideoFrame,
+    index: usize,
+    row_bytes: usize,
+    rows: usize,
+    name: &str,
+    may_lack: usize,
+) -> Result<()> {
     let (plane, stride) = (frame.planes[index], frame.strides[index]);
     if plane.is_empty() {
         return Err(Error::BadFrameSize(format!("{name} plane missing")));
@@ -183,7 +199,7 @@ fn check_plane(frame: &VideoFrame, index: usize, row_bytes: usize, rows: usize, 
         .checked_mul(rows - 1)
         .and_then(|n| n.checked_add(row_bytes))
         .ok_or_else(|| Error::BadFrameSize(format!("{name} plane size overflows ({stride} x {rows})")))?;
-    if plane.len() < needed {
+    if plane.len() < needed - may_lack.min(row_bytes.saturating_sub(1)) {
         return Err(Error::BadFrameSize(format!(
             "{name} plane has {} bytes, needs {needed} (stride {stride}, {rows} rows)",
             plane.len()
@@ -220,7 +236,7 @@ fn convert(frame: &VideoFrame, out: &mut I420Buffer, semi_planar_ok: bool) -> Re
         let luma = w * h;
         let (y, uv) = out.data.split_at_mut(luma);
         copy_plane(frame.planes[0], frame.strides[0], y, w, h);
-        copy_plane(frame.planes[1], frame.strides[1], uv, w, ch);
+        copy_interleaved(frame.planes[1], frame.strides[1], uv, w, ch);
         out.chroma = layout;
         return Ok(());
     }
@@ -334,11 +350,33 @@ fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], row_bytes: usize, rows:
     }
 }
 
+/// Copies an interleaved chroma plane of `ch` rows of `row_bytes` whose last row may lack its last
+/// byte (see [`validate`]).
+fn copy_interleaved(src: &[u8], stride: usize, dst: &mut [u8], row_bytes: usize, ch: usize) {
+    let full = stride * (ch - 1) + row_bytes;
+    if src.len() >= full {
+        copy_plane(src, stride, dst, row_bytes, ch);
+        return;
+    }
+    copy_plane(src, stride, dst, row_bytes, ch - 1);
+    let last = &mut dst[row_bytes * (ch - 1)..row_bytes * ch];
+    last[..row_bytes - 1].copy_from_slice(&src[stride * (ch - 1)..]);
+    last[row_bytes - 1] = if row_bytes >= 4 { last[row_bytes - 3] } else { 128 };
+}
+
 /// Splits an interleaved chroma plane (pairs `a b a b ...`) into two packed planes.
-/// `cw` is the chroma width in pairs.
+/// `cw` is the chroma width in pairs. The last row may lack its last byte (see [`validate`]).
 fn deinterleave(src: &[u8], stride: usize, a: &mut [u8], b: &mut [u8], cw: usize, ch: usize) {
     let rows = src.chunks(stride).zip(a.chunks_exact_mut(cw)).zip(b.chunks_exact_mut(cw)).take(ch);
     for ((s, a_row), b_row) in rows {
+        if s.len() < 2 * cw {
+            // The short last row, byte by byte: its missing sample is its left neighbour's.
+            for i in 0..cw {
+                a_row[i] = s[2 * i];
+                b_row[i] = s.get(2 * i + 1).copied().unwrap_or(if i > 0 { b_row[i - 1] } else { 128 });
+            }
+            continue;
+        }
         let s = &s[..2 * cw];
         // Four pairs per 64-bit word, split with shifts and masks: twice as fast as the byte
         // loop, which the compiler does not vectorise well.
@@ -530,6 +568,44 @@ mod tests {
     }
 
     #[test]
+    fn camera2_chroma_plane_one_byte_short_is_accepted() {
+        // Camera2's YUV_420_888 with pixel stride 2: the plane from U (NV12) lacks the last V, the
+        // plane from V (NV21) the last U. The missing sample repeats its left neighbour.
+        let y = strided(6, 4, 6, y_at);
+        let (cw, ch) = (W as usize / 2, H as usize / 2);
+        for (format, uv_first) in
+            [(PixelFormat::KP_PIXEL_FORMAT_NV12, true), (PixelFormat::KP_PIXEL_FORMAT_NV21, false)]
+        {
+            for stride in [6usize, 8] {
+                let full = nv_plane(stride, uv_first);
+                let short = &full[..stride * (ch - 1) + 2 * cw - 1];
+                let f = VideoFrame { format, width: W, height: H, planes: [&y, short, &[]], strides: [6, stride, 0] };
+                let mut out = I420Buffer::default();
+                copy_to_i420(&f, &mut out).unwrap();
+                let mut want = expected();
+                let (_, u, v) = want.planes_mut();
+                let missing = if uv_first { v } else { u };
+                missing[cw * ch - 1] = missing[cw * ch - 2];
+                assert_eq!(out, want, "{format:?} stride {stride}");
+
+                // Kept interleaved (the x264 path): the same sample repeated.
+                copy_to_picture(&f, &mut out, true).unwrap();
+                let mut whole = I420Buffer::default();
+                let f_full = VideoFrame { planes: [&y, &full, &[]], ..f };
+                copy_to_picture(&f_full, &mut whole, true).unwrap();
+                let n = whole.data.len();
+                whole.data[n - 1] = whole.data[n - 3];
+                assert_eq!(out.data, whole.data, "{format:?} stride {stride}, interleaved");
+
+                let shorter = &full[..short.len() - 1];
+                let f = VideoFrame { planes: [&y, shorter, &[]], ..f };
+                let r = copy_to_i420(&f, &mut out);
+                assert!(matches!(r, Err(Error::BadFrameSize(_))), "{r:?}");
+            }
+        }
+    }
+
+    #[test]
     fn wide_frames_match_a_naive_conversion() {
         let (w, h, stride) = (130usize, 6usize, 160usize);
         let byte = |i: usize| (i.wrapping_mul(2_654_435_761) >> 7) as u8;
@@ -638,7 +714,9 @@ mod tests {
             )
         };
         assert!(nv(&[0; 12]).is_ok());
-        assert_frame_size(nv(&[0; 11]));
+        // One byte short is Camera2's layout (camera2_chroma_plane_one_byte_short_is_accepted).
+        assert!(nv(&[0; 11]).is_ok());
+        assert_frame_size(nv(&[0; 10]));
     }
 
     #[test]

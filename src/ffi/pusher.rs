@@ -74,7 +74,9 @@ pub struct kp_video_frame {
     pub planes: [*const u8; 3],
     /// Bytes per row of each plane, at least the plane's row width.
     pub strides: [u32; 3],
-    /// Bytes readable from each plane pointer.
+    /// Bytes readable from each plane pointer. A plane's last row need not carry its padding, and
+    /// an NV12/NV21 chroma plane may end one byte before its last row does (Camera2's
+    /// YUV_420_888 planes with a pixel stride of 2): the missing sample repeats its neighbour.
     pub plane_sizes: [usize; 3],
 }
 
@@ -561,8 +563,9 @@ ffi_fn! {
 
 ffi_fn! {
     /// Queues one H.264 access unit in Annex-B form (start codes, SPS/PPS before the first IDR), for
-    /// a KP_ENCODER_PASSTHROUGH config. Times in microseconds; dts <= pts. Copied before the call
-    /// returns. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or data), KP_ERR_BAD_BITSTREAM,
+    /// a KP_ENCODER_PASSTHROUGH config. Times in microseconds; dts <= pts. A unit of parameter sets
+    /// only (MediaCodec's codec-config buffer) is taken as the next header and uses no frame time:
+    /// the picture after it may carry the same times. Copied before the call returns. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or data), KP_ERR_BAD_BITSTREAM,
     /// KP_ERR_NON_MONOTONIC_TIMESTAMP (dts), KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not a
     /// passthrough config), KP_ERR_QUEUE_FULL. Thread-safe; non-blocking.
     fn kp_pusher_push_h264(

@@ -36,6 +36,9 @@ pub struct AvcTags {
     /// The frame, unless the unit had no slices or came before any parameter set.
     pub frame: Option<Bytes>,
     pub keyframe: bool,
+    /// The unit had no picture: parameter sets (and SEI, AUD) only, like MediaCodec's
+    /// codec-config buffer. Nothing is lost, and it takes no frame time.
+    pub no_picture: bool,
 }
 
 impl AvcPacketizer {
@@ -62,9 +65,9 @@ impl AvcPacketizer {
         }
         let keyframe = info.keyframe;
         if !info.has_slices || self.record.is_none() {
-            return Ok(AvcTags { header, frame: None, keyframe });
+            return Ok(AvcTags { header, frame: None, keyframe, no_picture: !info.has_slices });
         }
-        Ok(AvcTags { header, frame: Some(body), keyframe })
+        Ok(AvcTags { header, frame: Some(body), keyframe, no_picture: false })
     }
 }
 
@@ -95,13 +98,13 @@ impl HevcPacketizer {
         }
         let keyframe = info.keyframe;
         if !info.has_slices || self.record.is_none() {
-            return Ok(AvcTags { header, frame: None, keyframe });
+            return Ok(AvcTags { header, frame: None, keyframe, no_picture: !info.has_slices });
         }
         // The header is shorter without a composition time: move it up to meet the NAL units.
         let (h, n) = flv::ex_video_frame_header(flv::FOURCC_HEVC, keyframe, cts_ms);
         let skip = flv::EX_VIDEO_HEADER_MAX - n;
         body[skip..flv::EX_VIDEO_HEADER_MAX].copy_from_slice(&h[..n]);
-        Ok(AvcTags { header, frame: Some(Bytes::from(body).slice(skip..)), keyframe })
+        Ok(AvcTags { header, frame: Some(Bytes::from(body).slice(skip..)), keyframe, no_picture: false })
     }
 }
 

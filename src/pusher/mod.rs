@@ -397,7 +397,9 @@ impl Pusher {
 
     /// One H.264 access unit in Annex-B form (pre-encoded video), with presentation and decode
     /// times (equal without B-frames). The first access unit must be an IDR with SPS and PPS;
-    /// access units before it are dropped and counted. Converted to AVCC while copying.
+    /// access units before it are dropped and counted. A unit without a picture (parameter sets
+    /// only, like MediaCodec's codec-config buffer) sets the next header and takes no frame time.
+    /// Converted to AVCC while copying.
     pub fn push_h264(&self, annexb: &[u8], pts_us: i64, dts_us: i64) -> Result<()> {
         self.push_encoded_video(VideoEncoderKind::KP_ENCODER_PASSTHROUGH, annexb, pts_us, dts_us)
     }
@@ -446,6 +448,13 @@ impl Pusher {
             Ok(t) => t,
             Err(e) => return self.reject(e),
         };
+        if tags.no_picture {
+            // Parameter sets on their own (MediaCodec's codec-config buffer, often with the first
+            // picture's time): the header goes out, and the time stays free for that picture.
+            drop(tl);
+            self.shared.queue_avc(tags, ts);
+            return Ok(());
+        }
         if tags.frame.is_some() && !tags.keyframe && self.passthrough_needs_key.load(Relaxed) {
             // After a resume the stream restarts at an IDR: what came before it was not sent.
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);

@@ -276,6 +276,7 @@ impl Shared {
                 self.counters.video_frames_encoded.fetch_add(1, Relaxed);
                 self.queue_media(video(false, tags.keyframe, body));
             }
+            None if tags.no_picture => {}
             // Nothing decodable yet (no parameter sets): the frame is lost, and counted.
             None => {
                 self.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);

@@ -251,7 +251,8 @@ class LivePusherTest {
     void nv12FromDirectBuffersReachesNginx() throws Exception {
         String url = prop("kp.nginx.url.direct");
         Recorder r = new Recorder();
-        // Two planes as the camera hands them: separate direct buffers, Y with a padded stride.
+        // Two planes as Camera2's YUV_420_888 hands them: separate direct buffers, Y with a padded
+        // stride, the chroma plane (plane 1, pixel stride 2) one byte short of its last row.
         int yStride = W + 64;
         ByteBuffer y = ByteBuffer.allocateDirect(yStride * H);
         ByteBuffer uv = ByteBuffer.allocateDirect(W * H / 2);
@@ -271,7 +272,7 @@ class LivePusherTest {
                 }
                 y.clear();
                 uv.clear();
-                uv.put(src, W * H, W * H / 2);
+                uv.put(src, W * H, W * H / 2 - 1);
                 uv.flip();
                 final long pts = videoPts(i);
                 retrying(() -> p.pushVideo(PixelFormat.NV12, W, H, new ByteBuffer[] {y, uv}, new int[] {yStride, W}, pts));
@@ -437,7 +438,7 @@ class LivePusherTest {
                 () -> p.pushVideo(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocate(W * H), ByteBuffer.allocate(W * H / 2)},
                         new int[] {W, W}, 40_000));
         assertCode(ResultCode.BAD_FRAME_SIZE,
-                () -> p.pushVideo(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocateDirect(W * H), ByteBuffer.allocateDirect(W * H / 2 - 1)},
+                () -> p.pushVideo(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocateDirect(W * H), ByteBuffer.allocateDirect(W * H / 2 - 2)},
                         new int[] {W, W}, 40_000));
         // A frame twice the configured size is scaled down by default; with scaling off it is refused.
         byte[] big = new byte[4 * W * H * 3 / 2];
@@ -881,7 +882,7 @@ class LivePusherTest {
                     () -> raw.setPauseImage(PixelFormat.I420, W - 2, H, i420(0), I420_OFFSETS, I420_STRIDES));
             assertCode(ResultCode.BAD_FRAME_SIZE,
                     () -> raw.setPauseImage(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocateDirect(W * H),
-                            ByteBuffer.allocateDirect(W * H / 2 - 1)}, new int[] {W, W}));
+                            ByteBuffer.allocateDirect(W * H / 2 - 2)}, new int[] {W, W}));
             assertThrows(IndexOutOfBoundsException.class,
                     () -> raw.setPauseImage(PixelFormat.I420, W, H, new byte[10], I420_OFFSETS, I420_STRIDES));
             raw.setPauseImage(PixelFormat.NV12, W, H, new ByteBuffer[] {ByteBuffer.allocateDirect(W * H),

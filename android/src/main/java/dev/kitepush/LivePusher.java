@@ -369,7 +369,9 @@ public final class LivePusher implements AutoCloseable {
     /**
      * kp_pusher_push_video with each plane a direct buffer (what {@code Image.getPlanes()} and
      * MediaCodec give), from its position to its limit, read in place. One buffer and one stride
-     * per plane (3 for I420, 2 for NV12/NV21).
+     * per plane (3 for I420, 2 for NV12/NV21). Camera2's YUV_420_888 with a chroma pixel stride of
+     * 2: plane 0, then plane 1's buffer as NV12 (or plane 2's as NV21), which may end one byte
+     * before its last row.
      */
     public void pushVideo(PixelFormat format, int width, int height, ByteBuffer[] planes, int[] strides, long ptsUs) {
         int n = planeCount(planes, strides);
@@ -436,8 +438,9 @@ public final class LivePusher implements AutoCloseable {
 
     /**
      * kp_pusher_push_h264 of a buffer's position..limit: MediaCodec's output buffer after
-     * {@code position(info.offset).limit(info.offset + info.size)}. Direct buffers are read in
-     * place; an array-backed buffer through its array.
+     * {@code position(info.offset).limit(info.offset + info.size)}, the codec-config buffer
+     * included (it takes no frame time). Direct buffers are read in place; an array-backed buffer
+     * through its array.
      */
     public void pushH264(ByteBuffer accessUnit, long ptsUs, long dtsUs) {
         if (accessUnit != null && !accessUnit.isDirect()) {
