@@ -330,14 +330,20 @@ impl Pusher {
             return self.reject(e);
         }
         // Checked above; another thread pushing video at the same time can still win the race.
-        let ts = match lock(&self.shared.timeline).stamp(TimelineTrack::Video, pts_us) {
+        let mut timeline = lock(&self.shared.timeline);
+        let ts = match timeline.stamp(TimelineTrack::Video, pts_us) {
             Ok(ts) => ts,
             Err(e) => {
+                drop(timeline);
                 self.shared.input.recycle(Input::Video(buf, 0));
                 return self.reject(e);
             }
         };
-        if !self.shared.input.push(Input::Video(buf, ts)) {
+        // Queued before the timeline is let go: a thread that stamps a later time cannot queue
+        // its frame first (the encoder would get times going back).
+        let queued = self.shared.input.push(Input::Video(buf, ts));
+        drop(timeline);
+        if !queued {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             return Err(Error::QueueFull("the encoder is behind; video frame dropped"));
         }
@@ -382,14 +388,19 @@ impl Pusher {
             // Silence with the samples' timing: the track and A/V sync go on.
             buf.fill(0);
         }
-        let ts = match lock(&self.shared.timeline).stamp(TimelineTrack::Audio, pts_us) {
+        let mut timeline = lock(&self.shared.timeline);
+        let ts = match timeline.stamp(TimelineTrack::Audio, pts_us) {
             Ok(ts) => ts,
             Err(e) => {
+                drop(timeline);
                 self.shared.input.recycle(Input::Audio(buf, 0));
                 return self.reject(e);
             }
         };
-        if !self.shared.input.push(Input::Audio(buf, ts)) {
+        // Queued before the timeline is let go, as in push_video.
+        let queued = self.shared.input.push(Input::Audio(buf, ts));
+        drop(timeline);
+        if !queued {
             return Err(Error::QueueFull("the encoder is behind; audio dropped"));
         }
         Ok(())
@@ -507,9 +518,14 @@ impl Pusher {
             },
         };
         let rate = adts::parse_audio_specific_config(&asc).map(|(r, _)| r).unwrap_or(a.sample_rate) as u64;
-        let ts = match lock(&self.shared.timeline).stamp(TimelineTrack::Audio, self.pts(pts_us)) {
+        // Held until the frames are queued, as in push_video.
+        let mut timeline = lock(&self.shared.timeline);
+        let ts = match timeline.stamp(TimelineTrack::Audio, self.pts(pts_us)) {
             Ok(ts) => ts,
-            Err(e) => return self.reject(e),
+            Err(e) => {
+                drop(timeline);
+                return self.reject(e);
+            }
         };
         {
             let mut sent = lock(&self.aac_header_sent);
