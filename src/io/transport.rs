@@ -200,16 +200,14 @@ impl Transport {
     /// makes the server's kernel throw away what it received but had not handed to the server yet:
     /// the last frames of the stream.
     pub fn finish(&mut self, deadline: Instant) {
+        let fd = self.stream.as_raw_fd();
         #[cfg(feature = "tls")]
         if let Some(t) = &mut self.tls {
             t.queue_close_notify();
             while let Ok(false) = t.flush(&mut self.stream) {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+                if !poll_until(fd, libc::POLLOUT, deadline) {
                     break;
                 }
-                let mut fds = [libc::pollfd { fd: self.stream.as_raw_fd(), events: libc::POLLOUT, revents: 0 }];
-                poll(&mut fds, left);
             }
         }
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
@@ -221,12 +219,9 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return,
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if !poll_until(fd, libc::POLLIN, deadline) {
                 return;
             }
-            let mut fds = [libc::pollfd { fd: self.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-            poll(&mut fds, left);
         }
     }
 
@@ -272,6 +267,16 @@ impl Transport {
         }
         None
     }
+}
+
+/// Waits for `events` on `fd` until `deadline`; false once the deadline has passed.
+fn poll_until(fd: std::os::fd::RawFd, events: libc::c_short, deadline: Instant) -> bool {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return false;
+    }
+    poll(&mut [libc::pollfd { fd, events, revents: 0 }], left);
+    true
 }
 
 fn poll(fds: &mut [libc::pollfd], timeout: Duration) {
