@@ -9,7 +9,10 @@
 // -close (and the last release) waits for calls in flight on other threads, then for the SDK's
 // threads to exit, after which the delegate is never called again. The delegate is called on the
 // SDK's callback thread (one per pusher, one event at a time): hop to the main queue yourself for
-// UI work, and do not call -stopWithTimeout:error: or -close from it.
+// UI work, and do not call -stopWithTimeout:error: or -close from it. Events come after the call
+// that caused them returns (STOPPED after -stopWithTimeout:error:): -close delivers those still
+// queued before it returns, while a last release without -close drops them, since the delegate
+// cannot be handed a pusher that is being deallocated.
 //
 // Memory: correct under ARC (iOS) and under manual reference counting (the GNUstep host build).
 

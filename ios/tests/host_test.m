@@ -402,6 +402,9 @@ static void avcc_to(NSString *url, NSString *media) {
         }
         CHECK(aus == 90, "%d access units", aus);
         CHECK([p stopWithTimeout:10000 error:&e], "%s", e.description.UTF8String);
+        // STOPPED is delivered on the callback thread after stop returns, and releasing the
+        // pusher first would drop it (its delegate gets nothing once it is going).
+        [r await:KP_EVENT_STOPPED seconds:30];
         kp_stats s;
         CHECK([p getStatistics:&s error:&e], "%s", e.description.UTF8String);
         CHECK(s.video_frames_sent == 90, "sent %llu", (unsigned long long)s.video_frames_sent);
