@@ -144,6 +144,8 @@ static int64_t audio_pts(int64_t frames) { return frames * 1000000LL / RATE; }
     uint64_t lastUptime;
     uint32_t lastTarget;
     int statsOnOtherThread;
+    /// Each statistics call takes this long once set: keeps the callback thread busy.
+    useconds_t slowUs;
 }
 @end
 
@@ -166,7 +168,10 @@ static int64_t audio_pts(int64_t frames) { return frames * 1000000LL / RATE; }
     lastUptime = s->uptime_ms;
     lastTarget = s->target_video_kbps;
     stats++;
+    useconds_t slow = slowUs;
+    [cond broadcast];
     [cond unlock];
+    usleep(slow);
 }
 @end
 
@@ -641,12 +646,24 @@ static void pause_resume_with_stats(NSString *url) {
         CHECK(pau.value == KP_PAUSE_STILL_IMAGE, "pause mode %lld", (long long)pau.value);
         CHECK(index_of(r, KP_EVENT_PAUSED) < index_of(r, KP_EVENT_RESUMED), "PAUSED after RESUMED: %s",
               [r snapshot].description.UTF8String);
+        // -close delivers the events still queued before it returns (the header's promise): with
+        // statistics every 200 ms taking 300 ms each, the callback thread never catches up, so
+        // STOPPED is still queued behind them when stop returns and -close is called.
+        [r->cond lock];
+        r->slowUs = 300000;
+        int seen = r->stats;
+        while (r->stats == seen && [r->cond waitUntilDate:[NSDate dateWithTimeIntervalSinceNow:30]]) {
+        }
+        [r->cond unlock];
         CHECK([p stopWithTimeout:10000 error:&e], "%s", e.description.UTF8String);
-        [r await:KP_EVENT_STOPPED seconds:30];
         kp_stats s;
         CHECK([p getStatistics:&s error:&e], "%s", e.description.UTF8String);
         CHECK(s.video_frames_sent >= 70, "video sent %llu", (unsigned long long)s.video_frames_sent);
         CHECK(s.fps_divisor == 1, "fps divisor %u", s.fps_divisor);
+        [p close];
+        NSArray *closed = [r snapshot];
+        CHECK([(KPLivePusherEvent *)[closed lastObject] kind] == KP_EVENT_STOPPED, "STOPPED not delivered by -close: %s",
+              closed.description.UTF8String);
         [p release];
         [r->cond lock];
         CHECK(r->stats >= 10, "%d statistics calls", r->stats);
