@@ -33,7 +33,12 @@ fuzz_target!(|data: &[u8]| {
     for _ in 0..2 {
         if let Ok(tags) = p.packetize(au, cts as i32 - 128) {
             if let Some(f) = tags.frame {
-                assert!(f.len() >= kitepush::core::flv::AVC_HEADER_LEN);
+                // Length-prefixed NAL units covering the whole unit.
+                let mut rest = &f[..];
+                while !rest.is_empty() {
+                    let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                    rest = &rest[4 + n..];
+                }
             }
         }
     }

@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         s.consume_output(n);
         if s.state() == SessionState::Publishing {
             ts = ts.wrapping_add(33);
-            s.send_video(ts, body.clone()).unwrap();
+            s.send_video(ts, &[], &body).unwrap();
         }
     }
     let _ = s.unpublish();

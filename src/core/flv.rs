@@ -1,6 +1,7 @@
 //! FLV: tag bodies as RTMP carries them (video/audio message payloads) and the FLV file format
 //! (header + tags + previous-tag-size), per the FLV spec v10.1, annex E.
 
+use crate::core::media::{Codec, MediaPacket};
 use std::io::{self, Read, Write};
 
 pub const TAG_AUDIO: u8 = 8;
@@ -128,6 +129,43 @@ pub fn aac_raw_header() -> [u8; AAC_HEADER_LEN] {
     [AAC_FLAGS, 0x01]
 }
 
+/// The FLV muxer of the codec-level units ([`crate::core::media`]): the tag type and the start of
+/// the tag body that goes in front of a unit's data (flags, packet type, composition time). The
+/// body is this prefix followed by the unit's data, so a unit is never copied to be framed.
+pub fn unit_prefix(p: &MediaPacket) -> (u8, [u8; EX_VIDEO_HEADER_MAX], usize) {
+    let mut h = [0u8; EX_VIDEO_HEADER_MAX];
+    match (p.codec, p.header) {
+        (Codec::H264, true) => {
+            h[0] = AVC_KEY;
+            (TAG_VIDEO, h, AVC_HEADER_LEN)
+        }
+        (Codec::H264, false) => {
+            h[..AVC_HEADER_LEN].copy_from_slice(&avc_nalu_header(p.keyframe, p.cts_ms));
+            (TAG_VIDEO, h, AVC_HEADER_LEN)
+        }
+        (Codec::Hevc, true) => {
+            h[0] = EX_HEADER | FRAME_KEY | EX_PACKET_SEQUENCE_START;
+            h[1..5].copy_from_slice(&FOURCC_HEVC);
+            (TAG_VIDEO, h, 5)
+        }
+        (Codec::Hevc, false) => {
+            let (h, n) = ex_video_frame_header(FOURCC_HEVC, p.keyframe, p.cts_ms);
+            (TAG_VIDEO, h, n)
+        }
+        (Codec::Aac, header) => {
+            h[0] = AAC_FLAGS;
+            h[1] = if header { 0 } else { 1 };
+            (TAG_AUDIO, h, AAC_HEADER_LEN)
+        }
+    }
+}
+
+/// Write one codec-level unit as an FLV file tag at `timestamp_ms`.
+pub fn write_file_unit<W: Write>(out: &mut W, p: &MediaPacket, timestamp_ms: u32) -> io::Result<()> {
+    let (tag_type, prefix, n) = unit_prefix(p);
+    write_file_tag_parts(out, tag_type, timestamp_ms, &prefix[..n], &p.data)
+}
+
 /// What a tag body is, read from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TagKind {
@@ -162,7 +200,18 @@ pub fn file_header(has_audio: bool, has_video: bool) -> [u8; 13] {
 
 /// Write one tag (11-byte header, body, PreviousTagSize) to an FLV file.
 pub fn write_file_tag<W: Write>(out: &mut W, tag_type: u8, timestamp_ms: u32, body: &[u8]) -> io::Result<()> {
-    let len = body.len();
+    write_file_tag_parts(out, tag_type, timestamp_ms, &[], body)
+}
+
+/// [`write_file_tag`] with the body in two pieces (a tag header and the media data).
+pub fn write_file_tag_parts<W: Write>(
+    out: &mut W,
+    tag_type: u8,
+    timestamp_ms: u32,
+    prefix: &[u8],
+    body: &[u8],
+) -> io::Result<()> {
+    let len = prefix.len() + body.len();
     if len >= 1 << 24 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "FLV tag body over 16 MiB"));
     }
@@ -181,6 +230,7 @@ pub fn write_file_tag<W: Write>(out: &mut W, tag_type: u8, timestamp_ms: u32, bo
         0,
     ];
     out.write_all(&header)?;
+    out.write_all(prefix)?;
     out.write_all(body)?;
     out.write_all(&((len + 11) as u32).to_be_bytes())
 }

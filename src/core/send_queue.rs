@@ -9,26 +9,9 @@
 //! Pure data structure: no clock, no locks (the pusher wraps it in one).
 
 use super::drop_policy::{DropPolicy, DropThresholds, VideoVerdict};
-use bytes::Bytes;
 use std::collections::VecDeque;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Track {
-    Video,
-    Audio,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaPacket {
-    pub track: Track,
-    /// Stream time (decode time for video), in milliseconds.
-    pub timestamp_ms: u64,
-    pub keyframe: bool,
-    /// A sequence header (AVC decoder configuration / AudioSpecificConfig): never dropped.
-    pub header: bool,
-    /// The complete FLV tag body.
-    pub body: Bytes,
-}
+pub use super::media::{MediaPacket, Track};
 
 /// What a push changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +32,7 @@ pub struct SendQueue {
     has_audio: bool,
     window_ms: u64,
     last_in: [Option<u64>; 2],
-    latest_header: [Option<Bytes>; 2],
+    latest_header: [Option<MediaPacket>; 2],
     /// After a drop with no keyframe left, inter frames are refused until the next keyframe.
     awaiting_keyframe: bool,
     /// After a restart without a queued keyframe, audio waits for the keyframe too.
@@ -155,7 +138,7 @@ impl SendQueue {
     pub fn push(&mut self, p: MediaPacket) -> PushOutcome {
         let mut out = PushOutcome::default();
         if p.header {
-            self.latest_header[idx(p.track)] = Some(p.body.clone());
+            self.latest_header[idx(p.track)] = Some(p.clone());
         } else {
             let latency = self.latency_ms();
             self.newest = Some(self.newest.map_or(p.timestamp_ms, |n| n.max(p.timestamp_ms)));
@@ -185,7 +168,7 @@ impl SendQueue {
         let resumes_video = p.track == Track::Video && p.keyframe && !p.header && !self.video.iter().any(|v| !v.header);
         let slot = &mut self.last_in[idx(p.track)];
         *slot = Some(slot.map_or(p.timestamp_ms, |l| l.max(p.timestamp_ms)));
-        self.bytes += p.body.len();
+        self.bytes += p.data.len();
         self.deque(p.track).push_back(p);
         if resumes_video && self.holding_audio {
             // The keyframe the audio was held for: both tracks start together from here, so a
@@ -197,8 +180,8 @@ impl SendQueue {
         out
     }
 
-    /// The latest sequence header of a track: what a new session must send first.
-    pub fn latest_header(&self, t: Track) -> Option<&Bytes> {
+    /// The latest header unit of a track: what a new session must send first.
+    pub fn latest_header(&self, t: Track) -> Option<&MediaPacket> {
         self.latest_header[idx(t)].as_ref()
     }
 
@@ -247,7 +230,7 @@ impl SendQueue {
             _ => return None,
         };
         let p = self.deque(track).pop_front()?;
-        self.bytes -= p.body.len();
+        self.bytes -= p.data.len();
         Some(p)
     }
 
@@ -351,7 +334,7 @@ impl SendQueue {
             let drop = i < end && !p.header;
             i += 1;
             if drop {
-                bytes += p.body.len();
+                bytes += p.data.len();
                 out.dropped_video += 1;
             }
             !drop
@@ -368,7 +351,7 @@ impl SendQueue {
             let drop = !p.header && p.timestamp_ms < oldest_video;
             if drop {
                 dropped += 1;
-                bytes += p.body.len();
+                bytes += p.data.len();
             }
             !drop
         });
@@ -380,7 +363,7 @@ impl SendQueue {
         match self.audio.iter().position(|p| !p.header) {
             Some(i) => {
                 let p = self.audio.remove(i).expect("index in range");
-                self.bytes -= p.body.len();
+                self.bytes -= p.data.len();
                 out.dropped_audio += 1;
                 true
             }
@@ -392,27 +375,24 @@ impl SendQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::media::Codec;
+    use bytes::Bytes;
+
+    fn media(track: Track, ts: u64, data: Bytes) -> MediaPacket {
+        match track {
+            Track::Video => MediaPacket::video(Codec::H264, ts, 0, false, false, data),
+            Track::Audio => MediaPacket::aac(ts, false, data),
+        }
+    }
 
     fn v(ts: u64, key: bool) -> MediaPacket {
-        MediaPacket {
-            track: Track::Video,
-            timestamp_ms: ts,
-            keyframe: key,
-            header: false,
-            body: Bytes::from_static(b"vvvv"),
-        }
+        MediaPacket::video(Codec::H264, ts, 0, key, false, Bytes::from_static(b"vvvv"))
     }
     fn a(ts: u64) -> MediaPacket {
-        MediaPacket {
-            track: Track::Audio,
-            timestamp_ms: ts,
-            keyframe: true,
-            header: false,
-            body: Bytes::from_static(b"aa"),
-        }
+        MediaPacket::aac(ts, false, Bytes::from_static(b"aa"))
     }
     fn hdr(track: Track, ts: u64) -> MediaPacket {
-        MediaPacket { track, timestamp_ms: ts, keyframe: true, header: true, body: Bytes::from_static(b"h") }
+        MediaPacket { header: true, keyframe: true, ..media(track, ts, Bytes::from_static(b"h")) }
     }
     fn drain(q: &mut SendQueue) -> Vec<(Track, u64)> {
         std::iter::from_fn(|| q.pop()).map(|p| (p.track, p.timestamp_ms)).collect()
@@ -585,7 +565,7 @@ mod tests {
     fn frame(track: Track, ts: u64, index: u64, key: bool, size: usize) -> MediaPacket {
         let mut body = index.to_le_bytes().to_vec();
         body.resize(size, 0);
-        MediaPacket { track, timestamp_ms: ts, keyframe: key, header: false, body: Bytes::from(body) }
+        MediaPacket { keyframe: key, ..media(track, ts, Bytes::from(body)) }
     }
 
     impl Sim {
@@ -640,8 +620,8 @@ mod tests {
                 // The network worker fills the socket while it has room.
                 while sim.socket_bytes < 25_000 {
                     let Some(p) = sim.q.pop() else { break };
-                    sim.socket_bytes += p.body.len();
-                    sim.socket.push_back((p.body.len(), p));
+                    sim.socket_bytes += p.data.len();
+                    sim.socket.push_back((p.data.len(), p));
                 }
                 credit += kbps as f64 / 8.0;
                 while let Some((left, _)) = sim.socket.front_mut() {
@@ -654,7 +634,7 @@ mod tests {
                     }
                     let (_, p) = sim.socket.pop_front().unwrap();
                     if p.track == Track::Video {
-                        let i = u64::from_le_bytes(p.body[..8].try_into().unwrap());
+                        let i = u64::from_le_bytes(p.data[..8].try_into().unwrap());
                         if p.keyframe || (i > 0 && sim.decodable == Some(i - 1)) {
                             sim.decodable = Some(i);
                         } else {

@@ -1,4 +1,5 @@
-//! The encode worker: raw pictures and PCM in, FLV tag bodies into the send queue.
+//! The encode worker: raw pictures and PCM in, codec-level units (see `crate::core::media`) into
+//! the send queues.
 
 use super::audio_clock::AudioClock;
 use super::control::Pause;
@@ -8,9 +9,8 @@ use super::shared::{lock, Shared};
 use super::timeline::TimelineTrack;
 use crate::core::annexb;
 use crate::core::body_pool::BodyPool;
-use crate::core::flv;
 use crate::core::hevc;
-use crate::core::send_queue::{MediaPacket, Track};
+use crate::core::media::{Codec, MediaPacket};
 use crate::encode::{AudioEncoder, Encoded, I420Buffer, VideoEncoder};
 use crate::error::{Error, Result};
 use bytes::Bytes;
@@ -18,39 +18,37 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Turns Annex-B access units into FLV video tags, emitting a new sequence header whenever the
+/// Turns Annex-B access units into codec-level units (length-prefixed NAL units, see
+/// [`crate::core::media`]), with a new header unit (the AVCDecoderConfigurationRecord) whenever the
 /// parameter sets change. Shared by the encoder path and the app's pre-encoded path.
 #[derive(Default)]
 pub struct AvcPacketizer {
-    record: Option<Vec<u8>>,
+    record: Option<Bytes>,
     /// The record built from the current access unit's parameter sets, to compare (reused).
     scratch: Vec<u8>,
     bodies: BodyPool,
 }
 
-/// The FLV tag bodies made from one access unit.
+/// The units made from one access unit.
 #[derive(Debug, Default)]
 pub struct AvcTags {
-    /// A new AVC sequence header, when the access unit carried new parameter sets.
+    /// A new decoder configuration record, when the access unit carried new parameter sets.
     pub header: Option<Bytes>,
-    /// The frame, unless the unit had no slices or came before any parameter set.
+    /// The access unit, unless it had no slices or came before any parameter set.
     pub frame: Option<Bytes>,
     pub keyframe: bool,
+    /// Presentation minus decode time, ms.
+    pub cts_ms: i32,
     /// The unit had no picture: parameter sets (and SEI, AUD) only, like MediaCodec's
     /// codec-config buffer. Nothing is lost, and it takes no frame time.
     pub no_picture: bool,
 }
 
 impl AvcPacketizer {
-    /// Frames before the first SPS/PPS cannot be decoded: they give no frame tag.
+    /// Frames before the first SPS/PPS cannot be decoded: they give no frame unit.
     pub fn packetize(&mut self, annexb_au: &[u8], cts_ms: i32) -> Result<AvcTags> {
-        let max_len = flv::AVC_HEADER_LEN + annexb_au.len() + annexb_au.len() / 4;
-        let (body, info) = self.bodies.build(max_len, |b| {
-            b.extend_from_slice(&[0; flv::AVC_HEADER_LEN]);
-            let info = annexb::annexb_to_avcc(annexb_au, b)?;
-            b[..flv::AVC_HEADER_LEN].copy_from_slice(&flv::avc_nalu_header(info.keyframe, cts_ms));
-            Ok::<_, Error>(info)
-        })?;
+        let max_len = annexb_au.len() + annexb_au.len() / 4;
+        let (body, info) = self.bodies.build(max_len, |b| annexb::annexb_to_avcc(annexb_au, b))?;
         let mut header = None;
         if let (Some(sps), Some(pps)) = (&info.sps, &info.pps) {
             annexb::avc_decoder_configuration_record_into(
@@ -58,31 +56,31 @@ impl AvcPacketizer {
                 &annexb_au[pps.clone()],
                 &mut self.scratch,
             )?;
-            if self.record.as_ref() != Some(&self.scratch) {
-                header = Some(Bytes::from(flv::avc_sequence_header(&self.scratch)));
-                self.record = Some(self.scratch.clone());
+            if self.record.as_deref() != Some(&self.scratch[..]) {
+                let record = Bytes::copy_from_slice(&self.scratch);
+                header = Some(record.clone());
+                self.record = Some(record);
             }
         }
         let keyframe = info.keyframe;
         if !info.has_slices || self.record.is_none() {
-            return Ok(AvcTags { header, frame: None, keyframe, no_picture: !info.has_slices });
+            return Ok(AvcTags { header, frame: None, keyframe, cts_ms, no_picture: !info.has_slices });
         }
-        Ok(AvcTags { header, frame: Some(body), keyframe, no_picture: false })
+        Ok(AvcTags { header, frame: Some(body), keyframe, cts_ms, no_picture: false })
     }
 }
 
-/// Turns HEVC Annex-B access units into Enhanced RTMP video tags (FourCC `hvc1`), emitting a new
-/// sequence start whenever the parameter sets change.
+/// Turns HEVC Annex-B access units into codec-level units, with a new header unit (the
+/// HEVCDecoderConfigurationRecord) whenever the parameter sets change.
 #[derive(Default)]
 pub struct HevcPacketizer {
     record: Option<Vec<u8>>,
 }
 
 impl HevcPacketizer {
-    /// Frames before the first VPS/SPS/PPS cannot be decoded: they give no frame tag.
+    /// Frames before the first VPS/SPS/PPS cannot be decoded: they give no frame unit.
     pub fn packetize(&mut self, annexb_au: &[u8], cts_ms: i32) -> Result<AvcTags> {
-        let mut body = Vec::with_capacity(annexb_au.len() + flv::EX_VIDEO_HEADER_MAX + 16);
-        body.extend_from_slice(&[0; flv::EX_VIDEO_HEADER_MAX]);
+        let mut body = Vec::with_capacity(annexb_au.len() + 16);
         let info = hevc::annexb_to_length_prefixed(annexb_au, &mut body)?;
         let mut header = None;
         if let (Some(vps), Some(sps), Some(pps)) = (&info.vps, &info.sps, &info.pps) {
@@ -92,19 +90,15 @@ impl HevcPacketizer {
                 &annexb_au[pps.clone()],
             )?;
             if self.record.as_ref() != Some(&record) {
-                header = Some(Bytes::from(flv::ex_video_sequence_start(flv::FOURCC_HEVC, &record)));
+                header = Some(Bytes::copy_from_slice(&record));
                 self.record = Some(record);
             }
         }
         let keyframe = info.keyframe;
         if !info.has_slices || self.record.is_none() {
-            return Ok(AvcTags { header, frame: None, keyframe, no_picture: !info.has_slices });
+            return Ok(AvcTags { header, frame: None, keyframe, cts_ms, no_picture: !info.has_slices });
         }
-        // The header is shorter without a composition time: move it up to meet the NAL units.
-        let (h, n) = flv::ex_video_frame_header(flv::FOURCC_HEVC, keyframe, cts_ms);
-        let skip = flv::EX_VIDEO_HEADER_MAX - n;
-        body[skip..flv::EX_VIDEO_HEADER_MAX].copy_from_slice(&h[..n]);
-        Ok(AvcTags { header, frame: Some(Bytes::from(body).slice(skip..)), keyframe, no_picture: false })
+        Ok(AvcTags { header, frame: Some(Bytes::from(body)), keyframe, cts_ms, no_picture: false })
     }
 }
 
@@ -309,7 +303,7 @@ impl EncodeWorker {
     fn queue_encoded(&self, au: Encoded, st: &mut State) -> Result<()> {
         let (ts, cts) = st.dts.map(au);
         let tags = st.avc.packetize(&st.annexb, cts).map_err(|e| Error::Encoder(format!("encoder output: {e}")))?;
-        self.shared.queue_avc(tags, ts);
+        self.shared.queue_avc(Codec::H264, tags, ts);
         Ok(())
     }
 
@@ -467,15 +461,9 @@ fn emit_audio(
     };
     if !*header_sent {
         *header_sent = true;
-        shared.queue_media(MediaPacket {
-            track: Track::Audio,
-            timestamp_ms: ts,
-            keyframe: true,
-            header: true,
-            body: Bytes::from(flv::aac_sequence_header(asc)),
-        });
+        shared.queue_media(MediaPacket::aac(ts, true, Bytes::copy_from_slice(asc)));
     }
-    let body = bodies.concat(&[&flv::aac_raw_header(), au]);
+    let data = bodies.concat(&[au]);
     shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
-    shared.queue_media(MediaPacket { track: Track::Audio, timestamp_ms: ts, keyframe: true, header: false, body });
+    shared.queue_media(MediaPacket::aac(ts, false, data));
 }

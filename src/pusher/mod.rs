@@ -26,8 +26,8 @@ pub use stats::{DestinationStats, Stats};
 
 use crate::core::adts;
 use crate::core::body_pool::BodyPool;
-use crate::core::flv;
-use crate::core::send_queue::{MediaPacket, SendQueue, Track};
+use crate::core::media::{Codec, MediaPacket};
+use crate::core::send_queue::SendQueue;
 use crate::core::url::RtmpUrl;
 use crate::encode::{AudioEncoder, VideoEncoder, VideoFrame};
 use crate::error::{Error, Result, ResultCode};
@@ -451,9 +451,9 @@ impl Pusher {
             Err(e) => return self.reject(e),
         };
         let cts = (tl.map_after(dts_us, pts_us) as i64 - ts as i64) as i32;
-        let tags = match kind {
-            VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC => avc.1.packetize(annexb, cts),
-            _ => avc.0.packetize(annexb, cts),
+        let (codec, tags) = match kind {
+            VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC => (Codec::Hevc, avc.1.packetize(annexb, cts)),
+            _ => (Codec::H264, avc.0.packetize(annexb, cts)),
         };
         let tags = match tags {
             Ok(t) => t,
@@ -463,7 +463,7 @@ impl Pusher {
             // Parameter sets on their own (MediaCodec's codec-config buffer, often with the first
             // picture's time): the header goes out, and the time stays free for that picture.
             drop(tl);
-            self.shared.queue_avc(tags, ts);
+            self.shared.queue_avc(codec, tags, ts);
             return Ok(());
         }
         if tags.frame.is_some() && !tags.keyframe && self.passthrough_needs_key.load(Relaxed) {
@@ -478,7 +478,7 @@ impl Pusher {
             self.passthrough_needs_key.store(false, Relaxed);
         }
         self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
-        self.shared.queue_avc(tags, ts);
+        self.shared.queue_avc(codec, tags, ts);
         Ok(())
     }
 
@@ -531,30 +531,18 @@ impl Pusher {
             let mut sent = lock(&self.aac_header_sent);
             if *sent != Some(asc) {
                 *sent = Some(asc);
-                self.shared.queue_media(MediaPacket {
-                    track: Track::Audio,
-                    timestamp_ms: ts,
-                    keyframe: true,
-                    header: true,
-                    body: Bytes::from(flv::aac_sequence_header(&asc)),
-                });
+                self.shared.queue_media(MediaPacket::aac(ts, true, Bytes::copy_from_slice(&asc)));
             }
         }
         let mut n = 0u64;
         let mut bodies = lock(&self.aac_bodies);
         let mut queue_frame = |raw: &[u8]| {
-            let body = bodies.concat(&[&flv::aac_raw_header(), raw]);
+            let data = bodies.concat(&[raw]);
             self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
             self.shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
             let timestamp_ms = ts + n * 1024 * 1000 / rate;
             n += 1;
-            self.shared.queue_media(MediaPacket {
-                track: Track::Audio,
-                timestamp_ms,
-                keyframe: true,
-                header: false,
-                body,
-            });
+            self.shared.queue_media(MediaPacket::aac(timestamp_ms, false, data));
         };
         if is_adts {
             for frame in adts::adts_frames(data) {

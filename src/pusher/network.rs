@@ -5,9 +5,10 @@
 use super::event::{EventKind, PusherState};
 use super::shared::{lock, Destination, Shared};
 use super::VideoEncoderKind;
+use crate::core::flv;
+use crate::core::media::{MediaPacket, Track};
 use crate::core::metadata::StreamMetadata;
 use crate::core::reconnect::{Decision, Reconnector};
-use crate::core::send_queue::Track;
 use crate::core::session::{PublishSession, SessionEvent, SessionState};
 use crate::core::stall::StallDetector;
 use crate::core::url::RtmpUrl;
@@ -396,25 +397,25 @@ impl NetworkWorker {
         };
         for (t, h) in [Track::Video, Track::Audio].into_iter().zip(headers) {
             if let Some(h) = h {
-                conn.sent_header[track_idx(t)] = Some(h.clone());
-                self.send(&mut conn, t, 0, h).map_err(|error| Lost {
-                    error,
-                    was_publishing: true,
-                    was_stable: false,
-                })?;
+                conn.sent_header[track_idx(t)] = Some(h.data.clone());
+                self.send(&mut conn, 0, &h).map_err(|error| Lost { error, was_publishing: true, was_stable: false })?;
             }
         }
         let result = self.stream(&mut conn, &mut events, rc);
         result.map_err(|error| Lost { error, was_publishing: true, was_stable: conn.unproven_since.is_none() })
     }
 
-    fn send(&self, conn: &mut Conn, track: Track, ts: u64, body: Bytes) -> Result<()> {
+    /// Frames one codec-level unit as an FLV tag body and hands it to the session; returns the
+    /// body's length.
+    fn send(&self, conn: &mut Conn, ts: u64, p: &MediaPacket) -> Result<u64> {
         // RTMP timestamps are 32-bit milliseconds: they wrap after 49.7 days, as the spec intends.
         let ts = ts as u32;
-        match track {
-            Track::Video => conn.session.send_video(ts, body),
-            Track::Audio => conn.session.send_audio(ts, body),
+        let (_, prefix, n) = flv::unit_prefix(p);
+        match p.track {
+            Track::Video => conn.session.send_video(ts, &prefix[..n], &p.data)?,
+            Track::Audio => conn.session.send_audio(ts, &prefix[..n], &p.data)?,
         }
+        Ok((n + p.data.len()) as u64)
     }
 
     fn stream(&self, conn: &mut Conn, events: &mut Vec<SessionEvent>, rc: &mut Reconnector) -> Result<Ended> {
@@ -444,13 +445,12 @@ impl NetworkWorker {
                 let Some(p) = popped else { break };
                 if p.header {
                     let slot = &mut conn.sent_header[track_idx(p.track)];
-                    if slot.as_ref() == Some(&p.body) {
+                    if slot.as_ref() == Some(&p.data) {
                         continue;
                     }
-                    *slot = Some(p.body.clone());
+                    *slot = Some(p.data.clone());
                 }
-                let len = p.body.len() as u64;
-                self.send(conn, p.track, p.timestamp_ms, p.body)?;
+                let len = self.send(conn, p.timestamp_ms, &p)?;
                 if !p.header {
                     if p.track == Track::Video {
                         conn.last_video_ts = Some(p.timestamp_ms);
@@ -617,8 +617,8 @@ impl NetworkWorker {
             .is_some_and(|v| v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC);
         if let (true, Some(ts)) = (hevc, conn.last_video_ts) {
             // Enhanced RTMP ends a sequence explicitly; players may flush their decoder on it.
-            let end = Bytes::copy_from_slice(&crate::core::flv::ex_video_sequence_end(crate::core::flv::FOURCC_HEVC));
-            self.send(conn, Track::Video, ts, end)?;
+            let end = flv::ex_video_sequence_end(flv::FOURCC_HEVC);
+            conn.session.send_video(ts as u32, &end, &[])?;
         }
         conn.session.unpublish()?;
         let deadline =

@@ -16,10 +16,9 @@
 
 use super::event::EventKind;
 use super::shared::Shared;
-use crate::core::flv::{self, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
-use crate::core::send_queue::{MediaPacket, Track};
+use crate::core::flv::{self, TAG_SCRIPT};
+use crate::core::media::{MediaPacket, Track};
 use crate::error::{Error, ResultCode};
-use bytes::Bytes;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -86,12 +85,12 @@ impl RecordingGate {
     }
 
     /// After `Begin`: the held-back audio that belongs to the recording, with rebased timestamps.
-    pub fn take_pending_audio(&mut self) -> Vec<(u64, Bytes)> {
+    pub fn take_pending_audio(&mut self) -> Vec<(u64, MediaPacket)> {
         let origin = self.origin.unwrap_or(u64::MAX);
         self.pending_audio
             .drain(..)
             .filter(|p| p.timestamp_ms >= origin)
-            .map(|p| (p.timestamp_ms - origin, p.body))
+            .map(|p| (p.timestamp_ms - origin, p))
             .collect()
     }
 }
@@ -99,16 +98,14 @@ impl RecordingGate {
 enum Msg {
     /// The current sequence headers, then the first packet (at timestamp 0).
     Begin {
-        headers: Vec<(u8, Bytes)>,
-        first: (u8, Bytes),
-        audio: Vec<(u64, Bytes)>,
+        headers: Vec<MediaPacket>,
+        first: MediaPacket,
+        audio: Vec<(u64, MediaPacket)>,
         stream_ts: u64,
     },
-    Tag {
-        tag_type: u8,
+    Unit {
         timestamp_ms: u64,
-        body: Bytes,
-        frame: bool,
+        unit: MediaPacket,
     },
     Stop,
 }
@@ -122,16 +119,9 @@ struct Active {
 /// so a recording can start mid-stream) and the recording in progress.
 #[derive(Default)]
 pub struct RecordingTap {
-    headers: [Option<Bytes>; 2],
+    headers: [Option<MediaPacket>; 2],
     active: Option<Active>,
     writer: Option<JoinHandle<()>>,
-}
-
-fn tag_type(t: Track) -> u8 {
-    match t {
-        Track::Video => TAG_VIDEO,
-        Track::Audio => TAG_AUDIO,
-    }
 }
 
 impl RecordingTap {
@@ -142,29 +132,20 @@ impl RecordingTap {
             Track::Audio => 1,
         };
         if p.header {
-            self.headers[idx] = Some(p.body.clone());
+            self.headers[idx] = Some(p.clone());
         }
         let Some(active) = self.active.as_mut() else {
             return;
         };
         let msg = match active.gate.admit(p) {
             Admit::Skip => return,
-            Admit::Begin => {
-                let headers = [TAG_VIDEO, TAG_AUDIO]
-                    .into_iter()
-                    .zip(self.headers.iter())
-                    .filter_map(|(t, h)| h.clone().map(|h| (t, h)))
-                    .collect();
-                Msg::Begin {
-                    headers,
-                    first: (tag_type(p.track), p.body.clone()),
-                    audio: active.gate.take_pending_audio(),
-                    stream_ts: p.timestamp_ms,
-                }
-            }
-            Admit::Write(ts) => {
-                Msg::Tag { tag_type: tag_type(p.track), timestamp_ms: ts, body: p.body.clone(), frame: !p.header }
-            }
+            Admit::Begin => Msg::Begin {
+                headers: self.headers.iter().flatten().cloned().collect(),
+                first: p.clone(),
+                audio: active.gate.take_pending_audio(),
+                stream_ts: p.timestamp_ms,
+            },
+            Admit::Write(ts) => Msg::Unit { timestamp_ms: ts, unit: p.clone() },
         };
         match active.tx.try_send(msg) {
             Ok(()) => {}
@@ -272,12 +253,12 @@ impl Writer {
             while let Ok(msg) = rx.recv() {
                 match msg {
                     Msg::Begin { headers, first, audio, stream_ts } => {
-                        for (t, h) in headers {
-                            flv::write_file_tag(&mut self.out, t, 0, &h)?;
+                        for h in headers {
+                            self.write(0, &h)?;
                         }
-                        self.write(first.0, 0, &first.1, true)?;
-                        for (ts, body) in audio {
-                            self.write(TAG_AUDIO, ts, &body, true)?;
+                        self.write(0, &first)?;
+                        for (ts, unit) in audio {
+                            self.write(ts, &unit)?;
                         }
                         self.shared.emit(
                             EventKind::KP_EVENT_RECORDING_STARTED,
@@ -286,9 +267,7 @@ impl Writer {
                             stream_ts as i64,
                         );
                     }
-                    Msg::Tag { tag_type, timestamp_ms, body, frame } => {
-                        self.write(tag_type, timestamp_ms, &body, frame)?
-                    }
+                    Msg::Unit { timestamp_ms, unit } => self.write(timestamp_ms, &unit)?,
                     Msg::Stop => {
                         self.out.flush()?;
                         self.out.get_ref().sync_data()?;
@@ -322,13 +301,13 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, tag_type: u8, ts: u64, body: &[u8], frame: bool) -> std::io::Result<()> {
+    fn write(&mut self, ts: u64, unit: &MediaPacket) -> std::io::Result<()> {
         // FLV timestamps are 32-bit milliseconds, as on the wire.
-        flv::write_file_tag(&mut self.out, tag_type, ts as u32, body)?;
-        if frame {
-            match tag_type {
-                TAG_VIDEO => self.video_frames += 1,
-                _ => self.audio_frames += 1,
+        flv::write_file_unit(&mut self.out, unit, ts as u32)?;
+        if !unit.header {
+            match unit.track {
+                Track::Video => self.video_frames += 1,
+                Track::Audio => self.audio_frames += 1,
             }
         }
         if self.last_flush.elapsed() >= FLUSH_EVERY {
@@ -342,9 +321,12 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::media::Codec;
+    use bytes::Bytes;
 
     fn packet(track: Track, ts: u64, keyframe: bool, header: bool) -> MediaPacket {
-        MediaPacket { track, timestamp_ms: ts, keyframe, header, body: Bytes::new() }
+        let codec = if track == Track::Video { Codec::H264 } else { Codec::Aac };
+        MediaPacket { track, codec, timestamp_ms: ts, cts_ms: 0, keyframe, header, data: Bytes::new() }
     }
 
     #[test]
@@ -356,7 +338,7 @@ mod tests {
         assert_eq!(g.admit(&packet(Track::Audio, 1080, true, false)), Admit::Skip);
         assert_eq!(g.admit(&packet(Track::Video, 1033, true, true)), Admit::Skip, "a header is not a keyframe");
         assert_eq!(g.admit(&packet(Track::Video, 1066, true, false)), Admit::Begin);
-        assert_eq!(g.take_pending_audio(), vec![(14, Bytes::new())]);
+        assert_eq!(g.take_pending_audio(), vec![(14, packet(Track::Audio, 1080, true, false))]);
         assert_eq!(g.admit(&packet(Track::Audio, 1050, true, false)), Admit::Skip, "audio older than the start");
         assert_eq!(g.admit(&packet(Track::Audio, 1070, true, false)), Admit::Write(4));
         assert_eq!(g.admit(&packet(Track::Video, 1100, false, false)), Admit::Write(34));

@@ -5,7 +5,8 @@ use super::input::InputQueue;
 use super::stats::DestinationStats;
 use super::timeline::Timeline;
 use super::PusherConfig;
-use crate::core::send_queue::{MediaPacket, PushOutcome, SendQueue, Track};
+use crate::core::media::{Codec, MediaPacket};
+use crate::core::send_queue::{PushOutcome, SendQueue};
 use crate::core::url::RtmpUrl;
 use crate::error::{Error, ResultCode};
 use crate::io::transport::Waker;
@@ -264,17 +265,15 @@ impl Shared {
         }
     }
 
-    /// Queue what the packetizer made of one access unit: a new sequence header first, then the frame.
-    pub fn queue_avc(&self, tags: super::encode_worker::AvcTags, ts: u64) {
-        let video =
-            |header, keyframe, body| MediaPacket { track: Track::Video, timestamp_ms: ts, keyframe, header, body };
+    /// Queue what the packetizer made of one access unit: a new header first, then the frame.
+    pub fn queue_avc(&self, codec: Codec, tags: super::encode_worker::AvcTags, ts: u64) {
         if let Some(h) = tags.header {
-            self.queue_media(video(true, true, h));
+            self.queue_media(MediaPacket::video(codec, ts, 0, true, true, h));
         }
         match tags.frame {
-            Some(body) => {
+            Some(data) => {
                 self.counters.video_frames_encoded.fetch_add(1, Relaxed);
-                self.queue_media(video(false, tags.keyframe, body));
+                self.queue_media(MediaPacket::video(codec, ts, tags.cts_ms, tags.keyframe, false, data));
             }
             None if tags.no_picture => {}
             // Nothing decodable yet (no parameter sets): the frame is lost, and counted.

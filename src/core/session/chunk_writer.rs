@@ -66,10 +66,25 @@ impl ChunkWriter {
         payload: &[u8],
         full: bool,
     ) {
-        debug_assert!(payload.len() <= 0xFF_FFFF);
+        self.write_parts(out, timestamp, type_id, stream_id, [&[], payload], full)
+    }
+
+    /// [`ChunkWriter::write`] of a message given in two pieces (an FLV tag header and the media
+    /// data), chunked as their concatenation without joining them first.
+    pub fn write_parts(
+        &mut self,
+        out: &mut Vec<u8>,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        parts: [&[u8]; 2],
+        full: bool,
+    ) {
+        let total = parts[0].len() + parts[1].len();
+        debug_assert!(total <= 0xFF_FFFF);
         let csid = csid_for(type_id);
         let slot = &mut self.last[(csid - 2) as usize];
-        let length = payload.len() as u32;
+        let length = total as u32;
         let fmt = match *slot {
             Some(p) if !full && p.stream_id == stream_id && timestamp >= p.timestamp => {
                 let delta = timestamp - p.timestamp;
@@ -91,7 +106,7 @@ impl ChunkWriter {
         *slot = Some(Last { timestamp, length, type_id, stream_id });
 
         let basic = (fmt << 6) | csid as u8;
-        out.reserve(payload.len() + 16 + payload.len() / self.chunk_size * 5);
+        out.reserve(total + 16 + total / self.chunk_size * 5);
         out.push(basic);
         out.extend_from_slice(&field.min(EXTENDED).to_be_bytes()[1..]);
         if fmt <= 1 {
@@ -104,14 +119,25 @@ impl ChunkWriter {
         if extended {
             out.extend_from_slice(&field.to_be_bytes());
         }
-        let mut chunks = payload.chunks(self.chunk_size);
-        out.extend_from_slice(chunks.next().unwrap_or_default());
-        for chunk in chunks {
+        // Chunk boundaries fall anywhere in the concatenation of the parts.
+        let (head, tail) = (parts[0], parts[1]);
+        let mut pos = 0;
+        loop {
+            let end = (pos + self.chunk_size).min(total);
+            if pos < head.len() {
+                out.extend_from_slice(&head[pos..end.min(head.len())]);
+            }
+            if end > head.len() {
+                out.extend_from_slice(&tail[pos.max(head.len()) - head.len()..end - head.len()]);
+            }
+            pos = end;
+            if pos >= total {
+                break;
+            }
             out.push(0xC0 | csid as u8);
             if extended {
                 out.extend_from_slice(&field.to_be_bytes());
             }
-            out.extend_from_slice(chunk);
         }
     }
 }
@@ -121,6 +147,30 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use rml_rtmp::chunk_io::ChunkDeserializer;
+
+    #[test]
+    fn a_message_in_two_parts_is_chunked_as_their_concatenation() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        // Splits before, at and across chunk boundaries, an empty part either side, and a
+        // total that is an exact multiple of the chunk size.
+        for chunk in [128usize, 100, 5] {
+            for total in [0usize, 1, 5, 127, 128, 129, 500, 1000] {
+                for split in [0usize, 1, 5, 8, 127, 128, 129, 400, total] {
+                    if split > total {
+                        continue;
+                    }
+                    let mut joined = (ChunkWriter::new(), Vec::new());
+                    let mut parts = (ChunkWriter::new(), Vec::new());
+                    for w in [&mut joined.0, &mut parts.0] {
+                        w.set_chunk_size(chunk as u32);
+                    }
+                    joined.0.write(&mut joined.1, 40, 9, 1, &data[..total], false);
+                    parts.0.write_parts(&mut parts.1, 40, 9, 1, [&data[..split], &data[split..total]], false);
+                    assert_eq!(joined.1, parts.1, "chunk {chunk}, total {total}, split {split}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn rml_reads_every_header_type_extended_timestamps_and_chunk_size_changes() {

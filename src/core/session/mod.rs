@@ -318,14 +318,15 @@ impl PublishSession {
         self.state
     }
 
-    /// Only in Publishing. `body` is a complete FLV video tag body (built by crate::core::flv).
-    pub fn send_video(&mut self, timestamp_ms: u32, body: Bytes) -> Result<()> {
-        self.send_media(TYPE_VIDEO, timestamp_ms, body)
+    /// Only in Publishing. The FLV video tag body is `prefix` followed by `data` (see
+    /// `crate::core::flv::unit_prefix`); they are chunked as one message without being joined.
+    pub fn send_video(&mut self, timestamp_ms: u32, prefix: &[u8], data: &[u8]) -> Result<()> {
+        self.send_media(TYPE_VIDEO, timestamp_ms, prefix, data)
     }
 
-    /// Only in Publishing. `body` is a complete FLV audio tag body (built by crate::core::flv).
-    pub fn send_audio(&mut self, timestamp_ms: u32, body: Bytes) -> Result<()> {
-        self.send_media(TYPE_AUDIO, timestamp_ms, body)
+    /// Only in Publishing. The FLV audio tag body is `prefix` followed by `data`.
+    pub fn send_audio(&mut self, timestamp_ms: u32, prefix: &[u8], data: &[u8]) -> Result<()> {
+        self.send_media(TYPE_AUDIO, timestamp_ms, prefix, data)
     }
 
     /// FCUnpublish + deleteStream queued; state -> Closed. No-op when not publishing.
@@ -358,19 +359,19 @@ impl PublishSession {
         self.bytes_received
     }
 
-    fn send_media(&mut self, type_id: u8, timestamp_ms: u32, body: Bytes) -> Result<()> {
+    fn send_media(&mut self, type_id: u8, timestamp_ms: u32, prefix: &[u8], data: &[u8]) -> Result<()> {
         let (SessionState::Publishing, Some(sid)) = (self.state, self.stream_id) else {
             return Err(Error::InvalidState("media can only be sent while publishing".into()));
         };
-        if body.len() > MAX_OUT_MESSAGE {
+        let len = prefix.len() + data.len();
+        if len > MAX_OUT_MESSAGE {
             return Err(Error::InvalidArgument(format!(
-                "media message of {} bytes exceeds RTMP's {MAX_OUT_MESSAGE}-byte limit",
-                body.len()
+                "media message of {len} bytes exceeds RTMP's {MAX_OUT_MESSAGE}-byte limit"
             )));
         }
         // Compressed headers: media is most of the traffic, and nothing is ever dropped after
         // serialization (dropping happens before, in the send queue).
-        self.writer.write(&mut self.out, timestamp_ms, type_id, sid, &body, false);
+        self.writer.write_parts(&mut self.out, timestamp_ms, type_id, sid, [prefix, data], false);
         Ok(())
     }
 
@@ -945,10 +946,10 @@ mod tests {
     fn full_command_sequence_in_order_then_media() {
         let (mut s, mut srv, ev) = publishing();
         assert_eq!(ev, vec![SessionEvent::Connected, SessionEvent::Publishing]);
-        s.send_video(0, body(500, 1)).unwrap();
-        s.send_audio(0, body(20, 2)).unwrap();
-        s.send_video(40, body(300, 3)).unwrap();
-        s.send_audio(23, body(21, 4)).unwrap();
+        s.send_video(0, &[], &body(500, 1)).unwrap();
+        s.send_audio(0, &[], &body(20, 2)).unwrap();
+        s.send_video(40, &[], &body(300, 3)).unwrap();
+        s.send_audio(23, &[], &body(21, 4)).unwrap();
         let mut ev = Vec::new();
         flush(&mut s, &mut srv, &mut ev);
 
@@ -1109,8 +1110,8 @@ mod tests {
         pump_rml(&mut s, &mut srv, &mut ev).unwrap();
         assert_eq!(s.state(), SessionState::Publishing);
         assert_eq!(ev, vec![SessionEvent::Connected, SessionEvent::Publishing]);
-        s.send_video(0, body(9000, 5)).unwrap();
-        s.send_audio(10, body(30, 6)).unwrap();
+        s.send_video(0, &[], &body(9000, 5)).unwrap();
+        s.send_audio(10, &[], &body(30, 6)).unwrap();
         pump_rml(&mut s, &mut srv, &mut ev).unwrap();
         s.unpublish().unwrap();
         assert_eq!(s.state(), SessionState::Closed);
@@ -1159,7 +1160,7 @@ mod tests {
             ServerSessionEvent::AudioDataReceived { data, timestamp, .. }
                 if *data == body(30, 6) && timestamp.value == 10));
         // After unpublish the session refuses media and unpublish is a no-op.
-        assert!(matches!(s.send_video(50, body(10, 0)), Err(Error::InvalidState(_))));
+        assert!(matches!(s.send_video(50, &[], &body(10, 0)), Err(Error::InvalidState(_))));
         s.unpublish().unwrap();
         assert!(s.pending_output().is_empty());
     }
@@ -1219,7 +1220,7 @@ mod tests {
         assert!(matches!(&e, Error::PublishRejected { code, .. } if code == "NetStream.Publish.BadName"), "{e:?}");
         assert_eq!(s.state(), SessionState::Closed);
         assert!(matches!(s.handle_input(&[0], &mut ev), Err(Error::InvalidState(_))));
-        assert!(s.send_video(0, body(10, 0)).is_err());
+        assert!(s.send_video(0, &[], &body(10, 0)).is_err());
 
         // "busy" in a status-level message is a rejection too (some CDNs).
         let (mut s, mut srv, mut ev) = publish_sent();
@@ -1483,7 +1484,7 @@ mod tests {
         let (mut s, mut srv, _) = publishing();
         assert!(s.pending_output().is_empty());
         let b = body(10 * 1024, 9);
-        s.send_video(40, b.clone()).unwrap();
+        s.send_video(40, &[], &b.clone()).unwrap();
         let out = s.pending_output().to_vec();
         // Type 0 header on chunk stream 4 (12 bytes), then two type 3 continuation headers.
         assert_eq!(out.len(), 12 + 10 * 1024 + 2);
@@ -1507,13 +1508,13 @@ mod tests {
     fn extended_timestamps_and_u32_wrap() {
         let (mut s, mut srv, mut ev) = publishing();
         let t = 0x1234_5678;
-        s.send_video(t, body(10 * 1024, 1)).unwrap();
-        s.send_audio(t, body(10, 2)).unwrap();
-        s.send_video(t + 33, body(700, 3)).unwrap();
-        s.send_audio(t + 23, body(10, 4)).unwrap();
-        s.send_video(t + 66, body(700, 5)).unwrap();
-        s.send_video(0xFFFF_FFF0, body(700, 6)).unwrap();
-        s.send_video(0x10, body(700, 7)).unwrap();
+        s.send_video(t, &[], &body(10 * 1024, 1)).unwrap();
+        s.send_audio(t, &[], &body(10, 2)).unwrap();
+        s.send_video(t + 33, &[], &body(700, 3)).unwrap();
+        s.send_audio(t + 23, &[], &body(10, 4)).unwrap();
+        s.send_video(t + 66, &[], &body(700, 5)).unwrap();
+        s.send_video(0xFFFF_FFF0, &[], &body(700, 6)).unwrap();
+        s.send_video(0x10, &[], &body(700, 7)).unwrap();
         flush(&mut s, &mut srv, &mut ev);
         let media: Vec<_> = srv
             .got
