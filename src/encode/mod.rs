@@ -1,6 +1,7 @@
 //! Encoders: the traits the pusher drives, and the backends behind cargo features.
 
 pub mod frame;
+pub mod options;
 pub mod pixel;
 pub mod scale;
 

@@ -14,8 +14,8 @@
 
 use super::frame::{ChromaLayout, I420Buffer, PixelFormat, VideoFrame};
 use super::scale::{Plane, PlaneScaler};
+use crate::encode::options::VideoScaling;
 use crate::error::{Error, Result};
-use crate::pusher::VideoScaling;
 use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 /// Checks that `frame` has the configured size and that every plane it needs is long enough for

@@ -15,8 +15,8 @@ use std::ptr::{self, NonNull};
 use x264_sys as sys;
 
 use super::{ChromaLayout, Encoded, I420Buffer, VideoEncoder, VideoEncoderConfig};
+use crate::encode::options::{X264Options, X264Threading};
 use crate::error::{Error, Result};
-use crate::pusher::{X264Options, X264Threading};
 
 /// x264's `x264_preset_names` and `x264_tune_names` (static in x264.h, so not in the bindings).
 const PRESETS: [&str; 10] =

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod tls_config;
 pub mod transport;
 
 pub use transport::Transport;

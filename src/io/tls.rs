@@ -9,7 +9,7 @@
 //! binary; ring is plain C and assembly built by `cc`, and is all an RTMPS client needs.
 
 use crate::error::{Error, Result};
-use crate::pusher::TlsConfig;
+use crate::io::tls_config::TlsConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
