@@ -463,3 +463,54 @@ fn stop_reports_media_it_could_not_deliver() {
     assert!(stopped.value >= 10, "{stopped:?}");
     assert_eq!(h.pusher.state(), PusherState::KP_STATE_STOPPED);
 }
+
+/// The app's "the network changed" call (Wi-Fi gave way to cellular): the old route is black-holed
+/// (no FIN, no reset, like a phone that left its Wi-Fi), new connections pass (the new route). The
+/// pusher must be publishing again within a second of the call, instead of after the 5 s stall
+/// timeout plus backoff.
+#[test]
+fn network_changed_reconnects_on_the_new_route_within_a_second() {
+    let nginx = Nginx::start(NginxOptions { record_unique: true, ..NginxOptions::default() });
+    let proxy = Proxy::start(upstream(&nginx));
+    let key = unique_key("handover");
+    let spec = Spec { bitrate_kbps: 500, ..Spec::default() };
+    let config = spec.config(&proxy.url("live", &key));
+    assert_eq!(config.stall_timeout, Duration::from_secs(5), "the default this test improves on");
+    let (pusher, rx) = shared_harness(config);
+    let mut seen = vec![];
+    // Before start: refused with its code, nothing happens.
+    assert_eq!(pusher.network_changed().unwrap_err().code(), ResultCode::KP_ERR_NOT_STARTED);
+    pusher.start().unwrap();
+    let src = RealTimeSource::start(pusher.clone(), spec.clone());
+    wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_PUBLISHING));
+    let mut took = Vec::new();
+    for round in 0..2 {
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(proxy.black_hole_live(), 1, "round {round}");
+        let t = Instant::now();
+        pusher.network_changed().unwrap();
+        let lost = wait_event(&rx, &mut seen, Duration::from_secs(3), is(EventKind::KP_EVENT_DISCONNECTED));
+        assert!(lost.message.contains("network changed"), "{lost:?}");
+        wait_event(&rx, &mut seen, Duration::from_secs(3), is(EventKind::KP_EVENT_PUBLISHING));
+        took.push(t.elapsed());
+        let back = wait_event(&rx, &mut seen, Duration::from_secs(3), is(EventKind::KP_EVENT_RECONNECTED));
+        assert!(back.value < 1000, "{back:?}");
+    }
+    eprintln!("publishing again after network_changed: {took:?}");
+    for t in &took {
+        assert!(*t <= Duration::from_millis(1000), "publishing again {t:?} after network_changed ({took:?})");
+    }
+    assert!(!seen.iter().any(|e| e.kind == EventKind::KP_EVENT_STALLED), "no stall timeout was waited for");
+    std::thread::sleep(Duration::from_secs(1));
+    src.finish();
+    pusher.stop(Duration::from_secs(10)).unwrap();
+    assert_eq!(pusher.stats().reconnects, 2);
+    // Three sessions, each starting on a keyframe with its headers, all decoding.
+    let recs = nginx.recordings_of(&key);
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    for rec in &recs {
+        nginx.wait_recording_closed(rec, Duration::from_secs(10));
+        assert!(video_packet_times(rec)[0].1, "{} does not start with a keyframe", rec.display());
+        assert_eq!(decode_errors(rec), "", "{}", rec.display());
+    }
+}

@@ -326,6 +326,10 @@ NS_SWIFT_NAME(LivePusher)
 - (BOOL)setVideoBitrateKbps:(uint32_t)kbps error:(NSError **)error NS_SWIFT_NAME(setVideoBitrate(kbps:));
 /// kp_pusher_request_keyframe.
 - (BOOL)requestKeyframeWithError:(NSError **)error NS_SWIFT_NAME(requestKeyframe());
+/// kp_pusher_network_changed: call it from an nw_path_monitor update handler when the path's
+/// interface changes (Wi-Fi to cellular or back): every destination reconnects at once on the
+/// new route instead of waiting for the stall timeout.
+- (BOOL)networkDidChangeWithError:(NSError **)error NS_SWIFT_NAME(networkDidChange());
 /// kp_pusher_set_audio_muted: muted audio goes out as silence with the pushed timing.
 - (BOOL)setAudioMuted:(BOOL)muted error:(NSError **)error NS_SWIFT_NAME(setAudioMuted(_:));
 /// kp_pusher_start_recording: also writes the stream to a local FLV file (KP_ERR_FILE if it

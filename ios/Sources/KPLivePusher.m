@@ -582,6 +582,12 @@ static kp_video_frame KPFrame(KPPixelFormat format, uint32_t width, uint32_t hei
     return KPCheck(rc, error);
 }
 
+- (BOOL)networkDidChangeWithError:(NSError **)error {
+    kp_result rc = kp_pusher_network_changed([self enter]);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
 - (BOOL)requestKeyframeWithError:(NSError **)error {
     kp_result rc = kp_pusher_request_keyframe([self enter]);
     [self leave];

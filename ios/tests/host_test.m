@@ -739,6 +739,7 @@ static void controls_and_recording(NSString *url, NSString *path) {
         CHECK(s.video_frames_sent == 90, "sent %llu", (unsigned long long)s.video_frames_sent);
         CHECK(s.frames_rejected == 0, "rejected %llu", (unsigned long long)s.frames_rejected);
         CHECK_ERROR([p requestKeyframeWithError:&err_], KP_ERR_NOT_STARTED);
+        CHECK_ERROR([p networkDidChangeWithError:&err_], KP_ERR_NOT_STARTED);
         CHECK(index_of(r, KP_EVENT_RECORDING_FAILED) == NSNotFound, "recording failed: %s", [r snapshot].description.UTF8String);
         [p release];
         free(frame);
@@ -807,6 +808,7 @@ static void newer_bad_arguments(void) {
         CHECK_ERROR([p pauseWithMode:KPPauseModeAudioOnly error:&err_], KP_ERR_INVALID_ARGUMENT);
         CHECK_ERROR([p resumeWithError:&err_], KP_ERR_INVALID_ARGUMENT);
         CHECK_ERROR([p requestKeyframeWithError:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([p networkDidChangeWithError:&err_], KP_ERR_INVALID_ARGUMENT);
         CHECK_ERROR([p stopRecordingWithError:&err_], KP_ERR_INVALID_ARGUMENT);
         [p release];
 

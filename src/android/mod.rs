@@ -836,6 +836,12 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherRequestKeyframe(_: JNIEnv,
 }
 
 #[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pusherNetworkChanged(_: JNIEnv, _: JClass, handle: jlong) -> jint {
+    // SAFETY: NULL or live (handle guard).
+    unsafe { c_pusher::kp_pusher_network_changed(pusher(handle)) }
+}
+
+#[no_mangle]
 pub extern "system" fn Java_dev_kitepush_Native_pusherSetAudioMuted(
     _: JNIEnv,
     _: JClass,

@@ -14,5 +14,6 @@ pub mod metadata;
 pub mod reconnect;
 pub mod send_queue;
 pub mod session;
+pub mod srt_url;
 pub mod stall;
 pub mod url;

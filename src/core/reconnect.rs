@@ -201,6 +201,20 @@ impl Reconnector {
         self.primary_checked_at = (self.url != 0).then_some(now);
     }
 
+    /// The device's network changed (Wi-Fi gave way to cellular): whatever the old route did
+    /// says nothing about the new one, so the next `poll` connects at once to the current URL,
+    /// with the failure counts and the backoff cleared. Call it after `on_failure` for the
+    /// connection the change ended, or while waiting.
+    pub fn on_network_changed(&mut self) {
+        if self.given_up {
+            return;
+        }
+        self.failures = 0;
+        self.url_failures = 0;
+        self.backoff_step = 0;
+        self.wait = None;
+    }
+
     /// The app supplied a fresh URL (e.g. a newly signed one from its refresh callback): clear
     /// the give-up state and the counts and connect again at once, to the current URL index.
     pub fn reset_after_new_url(&mut self) {
@@ -321,6 +335,33 @@ mod tests {
 
     fn refused() -> Error {
         Error::Connect("connection refused".into())
+    }
+
+    #[test]
+    fn a_network_change_reconnects_at_once_with_the_backoff_cleared() {
+        let t0 = Instant::now();
+        let mut rc = Reconnector::new(ReconnectPolicy { jitter: 0.0, ..Default::default() }, 1);
+        assert!(matches!(rc.poll(t0), Decision::Connect { .. }));
+        rc.on_published(t0);
+        // The publish is lost to the old route: normally a 0.5 s wait, then growing.
+        rc.on_failure(t0, &refused(), true);
+        for _ in 0..4 {
+            rc.on_failure(t0, &refused(), false);
+        }
+        assert!(matches!(rc.poll(t0), Decision::Wait { .. }));
+        rc.on_network_changed();
+        assert_eq!(rc.poll(t0), Decision::Connect { url: 0, attempt: 1 });
+        // The next failure on the new route starts the backoff from its first step.
+        rc.on_failure(t0, &refused(), false);
+        match rc.poll(t0) {
+            Decision::Wait { delay, .. } => assert_eq!(delay, Duration::from_millis(500)),
+            d => panic!("{d:?}"),
+        }
+        // A destination that gave up stays given up.
+        let mut gone = Reconnector::new(ReconnectPolicy::default(), 1);
+        gone.on_failure(t0, &Error::Auth("denied".into()), false);
+        gone.on_network_changed();
+        assert_eq!(gone.poll(t0), Decision::GiveUp);
     }
 
     fn secs(s: f64) -> Duration {

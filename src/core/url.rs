@@ -1,4 +1,5 @@
-//! RTMP ingest URLs: `rtmp[s]://host[:port]/app[/instance]/stream-key[?query]`.
+//! RTMP ingest URLs: `rtmp[s]://host[:port]/app[/instance]/stream-key[?query]`, and [`DestUrl`],
+//! a destination URL of any transport (SRT URLs: `super::srt_url`).
 //!
 //! The last path segment plus the query string is the stream key (signed URLs carry their
 //! signature in the query); everything between the authority and the key is the application.
@@ -110,6 +111,68 @@ impl RtmpUrl {
     }
 }
 
+/// A destination URL of any transport: the scheme picks it (`rtmp`, `rtmps`, `srt`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum DestUrl {
+    Rtmp(RtmpUrl),
+    Srt(super::srt_url::SrtUrl),
+}
+
+impl DestUrl {
+    pub fn parse(url: &str) -> Result<DestUrl> {
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        if scheme.eq_ignore_ascii_case("srt") {
+            return super::srt_url::SrtUrl::parse(url).map(DestUrl::Srt);
+        }
+        RtmpUrl::parse(url)
+            .map_err(|e| match (e, scheme) {
+                (Error::InvalidUrl(m), s)
+                    if !s.is_empty() && !s.eq_ignore_ascii_case("rtmp") && !s.eq_ignore_ascii_case("rtmps") =>
+                {
+                    Error::InvalidUrl(m.replace("scheme must be rtmp or rtmps", "scheme must be rtmp, rtmps or srt"))
+                }
+                (e, _) => e,
+            })
+            .map(DestUrl::Rtmp)
+    }
+
+    pub fn host(&self) -> &str {
+        match self {
+            DestUrl::Rtmp(u) => &u.host,
+            DestUrl::Srt(u) => &u.host,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            DestUrl::Rtmp(u) => u.port,
+            DestUrl::Srt(u) => u.port,
+        }
+    }
+
+    /// Safe for logs and events: no stream key, stream id or passphrase.
+    pub fn redacted(&self) -> String {
+        match self {
+            DestUrl::Rtmp(u) => u.redacted(),
+            DestUrl::Srt(u) => u.redacted(),
+        }
+    }
+
+    /// `text` with this URL's secrets masked.
+    pub fn scrub(&self, text: &str) -> String {
+        match self {
+            DestUrl::Rtmp(u) => u.scrub(text),
+            DestUrl::Srt(u) => u.scrub(text),
+        }
+    }
+}
+
+impl fmt::Debug for DestUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
 /// Secret pieces shorter than this are not masked inside foreign text by [`RtmpUrl::scrub`].
 pub const MIN_SECRET_LEN: usize = 4;
 
@@ -133,7 +196,7 @@ pub fn mask_key(key: &str) -> String {
 
 /// A raw URL string that did not parse, with what may be secret masked: user info (it may hold a
 /// password), the last path segment (the stream key) and the query.
-fn redact_str(url: &str) -> String {
+pub(crate) fn redact_str(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<not a URL>".to_string();
     };
@@ -161,7 +224,7 @@ fn redact_str(url: &str) -> String {
     }
 }
 
-fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
+pub(crate) fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (h, after) = rest.split_once(']')?;
         let port = match after {

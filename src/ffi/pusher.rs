@@ -840,6 +840,20 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Tells the pusher that the device's network changed (the OS reported that Wi-Fi gave way to
+    /// cellular, or back): every destination drops its connection at once and connects again on
+    /// the new route, without waiting for the stall timeout and without the backoff of the old
+    /// route's failures. Each destination that was publishing reports KP_EVENT_DISCONNECTED, then
+    /// KP_EVENT_RECONNECTED; media pushed meanwhile is queued as during any outage. Errors:
+    /// KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED (before start or after stop),
+    /// KP_ERR_INVALID_STATE (failed). Thread-safe; non-blocking.
+    fn kp_pusher_network_changed(p: *mut kp_pusher) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        unsafe { pusher_ref(p, "kp_pusher_network_changed") }?.inner.network_changed()
+    }
+}
+
+ffi_fn! {
     /// Mutes (`muted` true) or unmutes the audio: muted audio is sent as silence with the timing
     /// of the samples pushed, so the track and A/V sync go on. Allowed before start too. Errors:
     /// KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_INVALID_STATE (stopped or failed, no audio track, or

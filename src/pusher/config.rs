@@ -152,7 +152,7 @@ impl Default for AbrSettings {
 impl std::fmt::Debug for PusherConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         fn hide(url: &str) -> String {
-            crate::core::url::RtmpUrl::parse(url)
+            crate::core::url::DestUrl::parse(url)
                 .map_or_else(|_| "<unparsable URL, hidden>".to_owned(), |u| u.redacted())
         }
         let hide_all = |urls: &[String]| urls.iter().map(|u| hide(u)).collect::<Vec<_>>();
@@ -276,7 +276,10 @@ impl PusherConfig {
                 return bad("a destination needs at least one URL".into());
             }
             for u in urls {
-                crate::core::url::RtmpUrl::parse(&u)?;
+                if let crate::core::url::DestUrl::Srt(_) = crate::core::url::DestUrl::parse(&u)? {
+                    // The URL syntax is understood (core::srt_url); the transport is not built yet.
+                    return Err(Error::Unsupported("srt:// output is not in this version of kitepush yet".into()));
+                }
             }
         }
         if self.input_queue_frames == 0 {

@@ -7,6 +7,7 @@ mod control;
 mod encode_worker;
 pub mod event;
 mod input;
+mod link;
 mod monitor;
 mod network;
 mod recording;
@@ -28,7 +29,7 @@ use crate::core::adts;
 use crate::core::body_pool::BodyPool;
 use crate::core::media::{Codec, MediaPacket};
 use crate::core::send_queue::SendQueue;
-use crate::core::url::RtmpUrl;
+use crate::core::url::DestUrl;
 use crate::encode::{AudioEncoder, VideoEncoder, VideoFrame};
 use crate::error::{Error, Result, ResultCode};
 use bytes::Bytes;
@@ -109,7 +110,7 @@ impl Pusher {
         let mut destinations = Vec::new();
         let mut wakes = Vec::new();
         for (i, urls) in config.destinations().into_iter().enumerate() {
-            let urls = urls.iter().map(|u| RtmpUrl::parse(u)).collect::<Result<Vec<_>>>()?;
+            let urls = urls.iter().map(|u| DestUrl::parse(u)).collect::<Result<Vec<_>>>()?;
             let (waker, wake) = crate::io::transport::wake_pair()?;
             let queue = SendQueue::new(
                 config.video.is_some(),
@@ -126,6 +127,7 @@ impl Pusher {
                 failure: Mutex::new(None),
                 counters: DestCounters::default(),
                 unsent_at_stop: AtomicU64::new(0),
+                route_changes: AtomicU64::new(0),
             });
             wakes.push(wake);
         }
@@ -229,7 +231,13 @@ impl Pusher {
             threads.encode = Some(spawn("kp-encode", move || worker.run())?);
         }
         for (dest, wake) in p.wakes.into_iter().enumerate() {
-            let worker = network::NetworkWorker { shared: self.shared.clone(), dest, wake };
+            let worker = network::NetworkWorker {
+                shared: self.shared.clone(),
+                dest,
+                wake,
+                routes_seen: Default::default(),
+                route_lost: Default::default(),
+            };
             threads.network.push(spawn("kp-network", move || worker.run())?);
         }
         Ok(())
@@ -687,6 +695,20 @@ impl Pusher {
             self.shared.keyframe_wanted.store(false, Relaxed);
         }
         self.shared.want_keyframe(0);
+        Ok(())
+    }
+
+    /// Tells the pusher that the device's network changed (the OS reported that Wi-Fi gave way
+    /// to cellular, or back): every destination drops its connection at once and connects again
+    /// on the new route, without waiting for the stall timeout and without the backoff of the
+    /// old route's failures. Each affected destination reports DISCONNECTED, then RECONNECTED.
+    /// Media goes on queueing meanwhile. Non-blocking; while started.
+    pub fn network_changed(&self) -> Result<()> {
+        self.accepting()?;
+        for d in &self.shared.destinations {
+            d.route_changes.fetch_add(1, Relaxed);
+            d.waker.wake();
+        }
         Ok(())
     }
 

@@ -1,17 +1,15 @@
 //! The network worker of one destination: connects, publishes, drains the send queue into the
-//! RTMP session and the socket, detects stalls, and reconnects (with backoff and failover) until
-//! the pusher stops or the destination gives up.
+//! destination's link (RTMP today, see `super::link`) and the socket, detects stalls, and
+//! reconnects (with backoff and failover) until the pusher stops or the destination gives up.
+//! Everything here is shared by every transport; what differs lives behind [`Link`].
 
 use super::event::{EventKind, PusherState};
+use super::link::rtmp::{RtmpLink, RtmpParams, TlsClient};
+use super::link::{Link, Opening};
 use super::shared::{lock, Destination, Shared};
-use super::VideoEncoderKind;
-use crate::core::flv;
-use crate::core::media::{MediaPacket, Track};
-use crate::core::metadata::StreamMetadata;
+use crate::core::media::Track;
 use crate::core::reconnect::{Decision, Reconnector};
-use crate::core::session::{PublishSession, SessionEvent, SessionState};
-use crate::core::stall::StallDetector;
-use crate::core::url::RtmpUrl;
+use crate::core::url::DestUrl;
 use crate::error::{Error, Result, ResultCode};
 use crate::io::transport::{Transport, WakeReceiver};
 use bytes::Bytes;
@@ -19,18 +17,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Stop moving packets into the session once this much is waiting for the socket: the rest
+/// Stop moving packets into the link once this much is waiting for the socket: the rest
 /// stays in the send queue, where it is measured and can be dropped.
-const MAX_SESSION_BACKLOG: usize = 8 * 1024;
-/// The socket's send buffer holds about this much of the stream (see `Transport::set_send_buffer`).
-const SOCKET_BUFFER_MS: u64 = 200;
-const MIN_SOCKET_BUFFER: usize = 16 * 1024;
-/// An RTMP ping every so often gives the round trip for the stats.
-const PING_INTERVAL: Duration = Duration::from_secs(2);
-/// How long unpublish may take when stop() left no time of its own.
-const UNPUBLISH_GRACE: Duration = Duration::from_millis(500);
-/// How long the end of a connection waits for the server to close its side (see `Transport::finish`).
-const FINISH_GRACE: Duration = Duration::from_secs(2);
+const MAX_LINK_BACKLOG: usize = 8 * 1024;
 /// The TCP probe of the primary while publishing on a backup blocks sending for at most this.
 const PRIMARY_PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -38,31 +27,26 @@ pub struct NetworkWorker {
     pub shared: Arc<Shared>,
     pub dest: usize,
     pub wake: WakeReceiver,
+    /// The destination's count of network changes this worker has acted on.
+    pub routes_seen: std::cell::Cell<u64>,
+    /// The last connection ended because the network changed.
+    pub route_lost: std::cell::Cell<bool>,
 }
 
 struct Conn {
-    transport: Transport,
-    session: PublishSession,
-    buf: Vec<u8>,
-    written: u64,
-    stall: StallDetector,
-    /// The sequence headers this session has sent, to skip repeats from the queue.
+    link: Box<dyn Link>,
+    /// The headers this connection has sent, to skip repeats from the queue.
     sent_header: [Option<Bytes>; 2],
-    /// The server acknowledged media on this connection.
-    acked: bool,
     /// Timestamp of the last video frame sent on this connection (for the sequence end).
     last_video_ts: Option<u64>,
     /// When publishing began, until the publish counts as working (see STABLE_PUBLISH).
     unproven_since: Option<Instant>,
-    /// Media handed to the session: (end offset in the connection's byte stream, timestamp),
-    /// until the kernel has sent it.
+    /// Media handed to the link: (end offset in the connection's byte stream, timestamp),
+    /// until it has left.
     in_flight: std::collections::VecDeque<(u64, u64)>,
-    /// Bytes of this connection the kernel has sent.
+    /// Bytes of this connection that have left, and that the counters have seen written.
     delivered: u64,
-    opened: Instant,
-    /// The ping awaiting its answer (when sent, its timestamp), and when the next one is due.
-    ping_sent: Option<(Instant, u32)>,
-    next_ping: Instant,
+    counted: u64,
 }
 
 fn track_idx(t: Track) -> usize {
@@ -71,14 +55,6 @@ fn track_idx(t: Track) -> usize {
         Track::Audio => 1,
     }
 }
-
-/// The rustls client settings of this destination, built at its first `rtmps://` connect and kept
-/// so that reconnects can resume the TLS session.
-#[cfg(feature = "tls")]
-type TlsClient = Option<Arc<rustls::ClientConfig>>;
-/// Without the `tls` feature there is never a client config.
-#[cfg(not(feature = "tls"))]
-type TlsClient = Option<std::convert::Infallible>;
 
 /// How a session ended without an error.
 enum Ended {
@@ -107,6 +83,22 @@ impl NetworkWorker {
 
     fn emit(&self, kind: EventKind, code: ResultCode, message: impl Into<String>, value: i64, value2: i64) {
         self.shared.emit_full(kind, code, message, self.d().index, value, value2);
+    }
+
+    /// The app said the network changed (`Pusher::network_changed`) since the last call.
+    fn take_route_change(&self) -> bool {
+        let now = self.d().route_changes.load(Relaxed);
+        now != self.routes_seen.replace(now)
+    }
+
+    /// Ends the connection at once when the network changed: its socket is bound to a route that
+    /// may be gone, and waiting for the stall timeout to say so would cost seconds.
+    fn check_route(&self) -> Result<()> {
+        if self.take_route_change() {
+            self.route_lost.set(true);
+            return Err(Error::Io("the network changed: reconnecting on the new route".into()));
+        }
+        Ok(())
     }
 
     /// stop() was called and its deadline has passed. Until then a stopping pusher still connects
@@ -144,6 +136,11 @@ impl NetworkWorker {
                         delay.as_millis() as i64,
                     );
                     while !self.out_of_time() && Instant::now() < until {
+                        if self.take_route_change() {
+                            // A new route: try it now rather than after the old route's backoff.
+                            rc.on_network_changed();
+                            break;
+                        }
                         let wake_at = lock(&shared.stop_deadline).map_or(until, |d| d.min(until));
                         self.wake.wait(wake_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
                     }
@@ -188,6 +185,9 @@ impl NetworkWorker {
                             // What that connection had in flight is lost, not waiting.
                             lock(&d.queue).set_in_flight(None);
                             rc.on_failure(Instant::now(), &error, was_stable);
+                            if self.route_lost.take() {
+                                rc.on_network_changed();
+                            }
                             last_error = error;
                         }
                     }
@@ -213,7 +213,7 @@ impl NetworkWorker {
         let Some(new) = self.ask_url_refresh(index) else {
             return false;
         };
-        match RtmpUrl::parse(&new) {
+        match DestUrl::parse(&new) {
             Ok(u) => {
                 let mut urls = lock(&self.d().urls);
                 let changed = urls[index] != u;
@@ -255,8 +255,23 @@ impl NetworkWorker {
         }
     }
 
-    fn metadata(&self) -> StreamMetadata {
-        self.shared.stream_metadata()
+    /// Opens the link of one URL: for RTMP, TCP (and TLS) connected by `deadline`.
+    fn open_link(&self, url: &DestUrl, deadline: Instant, tls_client: &mut TlsClient) -> Result<Box<dyn Link>> {
+        let url = match url {
+            DestUrl::Rtmp(u) => u,
+            DestUrl::Srt(_) => return Err(Error::Unsupported("srt:// output is not in this version yet".into())),
+        };
+        let c = &self.shared.config;
+        let stream_kbps =
+            c.video.as_ref().map_or(0, |v| v.bitrate_kbps) + c.audio.as_ref().map_or(0, |a| a.bitrate_kbps);
+        let params = RtmpParams {
+            tls: &c.tls,
+            stream_kbps,
+            stall_timeout: c.stall_timeout,
+            metadata: self.shared.stream_metadata(),
+        };
+        let link = RtmpLink::connect(url, params, deadline, tls_client)?;
+        Ok(Box::new(link))
     }
 
     /// One connection: connect, publish, stream until stop or failure.
@@ -276,70 +291,33 @@ impl NetworkWorker {
             d.set_state(PusherState::KP_STATE_CONNECTING);
         }
         self.emit(EventKind::KP_EVENT_CONNECTING, ResultCode::KP_OK, url.redacted(), url_index as i64, 0);
-        if url.tls && !cfg!(feature = "tls") {
-            return Err(lost(Error::Unsupported(
-                "rtmps:// needs the TLS transport (feature `tls`), not in this build".into(),
-            )));
-        }
         let deadline = started + shared.config.connect_timeout;
-        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
-        let mut transport = Transport::connect(&url.host, url.port, deadline).map_err(lost)?;
-        #[cfg(feature = "tls")]
-        if url.tls {
-            let config = match tls_client {
-                Some(c) => c.clone(),
-                None => tls_client.insert(crate::io::tls::client_config(&shared.config.tls).map_err(lost)?).clone(),
-            };
-            transport.start_tls(config, &url.host).map_err(lost)?;
-        }
-        #[cfg(not(feature = "tls"))]
-        let _ = tls_client;
-        let c = &shared.config;
-        let stream_kbps =
-            c.video.as_ref().map_or(0, |v| v.bitrate_kbps) + c.audio.as_ref().map_or(0, |a| a.bitrate_kbps);
-        transport.set_send_buffer(((stream_kbps as u64 * SOCKET_BUFFER_MS / 8) as usize).max(MIN_SOCKET_BUFFER));
-        let session = PublishSession::new(&url, self.metadata()).map_err(lost)?;
-        let now = Instant::now();
+        let link = self.open_link(&url, deadline, tls_client).map_err(lost)?;
         let mut conn = Conn {
-            transport,
-            session,
-            buf: vec![0u8; 16 * 1024],
-            written: 0,
-            stall: StallDetector::new(shared.config.stall_timeout, now),
+            link,
             sent_header: [None, None],
-            acked: false,
             last_video_ts: None,
             unproven_since: None,
             in_flight: std::collections::VecDeque::with_capacity(256),
             delivered: 0,
-            opened: now,
-            ping_sent: None,
-            next_ping: now,
+            counted: 0,
         };
-        let mut events = Vec::new();
 
-        // Handshake, connect, createStream, publish.
-        while conn.session.state() != SessionState::Publishing {
+        // The wire's handshake, then the request to publish.
+        loop {
             if self.out_of_time() {
                 return Ok(Ended::Stopped(lock(&d.queue).len()));
             }
             let now = Instant::now();
-            if now >= deadline && conn.transport.is_handshaking() {
-                return Err(lost(Error::Timeout(format!(
-                    "TLS handshake with {} not finished within {} ms",
-                    url.host,
-                    shared.config.connect_timeout.as_millis()
-                ))));
-            }
             if now >= deadline {
-                return Err(lost(Error::Timeout(format!(
-                    "no publish reply within {} ms",
-                    shared.config.connect_timeout.as_millis()
-                ))));
+                return Err(lost(conn.link.open_timeout(shared.config.connect_timeout.as_millis())));
             }
-            self.pump(&mut conn, &mut events).map_err(lost)?;
-            for ev in events.drain(..) {
-                if ev == SessionEvent::Connected {
+            self.check_route().map_err(lost)?;
+            let opening = conn.link.poll_open(now).map_err(lost)?;
+            self.count_written(&mut conn);
+            match opening {
+                Opening::Publishing => break,
+                Opening::Connected => {
                     self.emit(
                         EventKind::KP_EVENT_CONNECTED,
                         ResultCode::KP_OK,
@@ -347,14 +325,13 @@ impl NetworkWorker {
                         started.elapsed().as_millis() as i64,
                         0,
                     );
+                    continue;
                 }
-            }
-            if conn.session.state() == SessionState::Publishing {
-                break;
+                Opening::Pending => {}
             }
             let wake_at = lock(&shared.stop_deadline).map_or(deadline, |d| d.min(deadline));
             let timeout = wake_at.saturating_duration_since(now).max(Duration::from_millis(1));
-            conn.transport.wait(!conn.session.pending_output().is_empty(), Some(&self.wake), timeout);
+            conn.link.wait(Some(&self.wake), timeout);
         }
         let now = Instant::now();
         conn.unproven_since = Some(now);
@@ -385,8 +362,8 @@ impl NetworkWorker {
             );
         }
 
-        // A session starts with the current sequence headers and, for video, a keyframe; the
-        // timeline continues where the last session left it.
+        // A session starts with the current headers and, for video, a keyframe; the timeline
+        // continues where the last session left it.
         let headers = {
             let mut q = lock(&d.queue);
             let out = q.restart_at_keyframe();
@@ -398,39 +375,27 @@ impl NetworkWorker {
         for (t, h) in [Track::Video, Track::Audio].into_iter().zip(headers) {
             if let Some(h) = h {
                 conn.sent_header[track_idx(t)] = Some(h.data.clone());
-                self.send(&mut conn, 0, &h).map_err(|error| Lost { error, was_publishing: true, was_stable: false })?;
+                conn.link.send(0, &h).map_err(|error| Lost { error, was_publishing: true, was_stable: false })?;
             }
         }
-        let result = self.stream(&mut conn, &mut events, rc);
+        let result = self.stream(&mut conn, rc);
         result.map_err(|error| Lost { error, was_publishing: true, was_stable: conn.unproven_since.is_none() })
     }
 
-    /// Frames one codec-level unit as an FLV tag body and hands it to the session; returns the
-    /// body's length.
-    fn send(&self, conn: &mut Conn, ts: u64, p: &MediaPacket) -> Result<u64> {
-        // RTMP timestamps are 32-bit milliseconds: they wrap after 49.7 days, as the spec intends.
-        let ts = ts as u32;
-        let (_, prefix, n) = flv::unit_prefix(p);
-        match p.track {
-            Track::Video => conn.session.send_video(ts, &prefix[..n], &p.data)?,
-            Track::Audio => conn.session.send_audio(ts, &prefix[..n], &p.data)?,
-        }
-        Ok((n + p.data.len()) as u64)
-    }
-
-    fn stream(&self, conn: &mut Conn, events: &mut Vec<SessionEvent>, rc: &mut Reconnector) -> Result<Ended> {
+    fn stream(&self, conn: &mut Conn, rc: &mut Reconnector) -> Result<Ended> {
         let shared = &self.shared;
         let d = self.d();
         let c = &d.counters;
         let mut window_start = Instant::now();
         let mut window_bytes = (c.video_bytes_sent.load(Relaxed), c.audio_bytes_sent.load(Relaxed));
         loop {
-            // Feed the session from the queue while the socket keeps up.
+            self.check_route()?;
+            // Feed the link from the queue while the socket keeps up.
             let mut finished_and_empty = false;
             // Whether feeding stopped at the backlog cap with the queue perhaps holding more.
             let mut fed_to_cap = false;
             loop {
-                if conn.session.pending_output().len() >= MAX_SESSION_BACKLOG {
+                if conn.link.backlog() >= MAX_LINK_BACKLOG {
                     fed_to_cap = true;
                     break;
                 }
@@ -450,12 +415,12 @@ impl NetworkWorker {
                     }
                     *slot = Some(p.data.clone());
                 }
-                let len = self.send(conn, p.timestamp_ms, &p)?;
+                let len = conn.link.send(p.timestamp_ms, &p)?;
                 if !p.header {
                     if p.track == Track::Video {
                         conn.last_video_ts = Some(p.timestamp_ms);
                     }
-                    let end = conn.written + conn.session.pending_output().len() as u64;
+                    let end = conn.link.written() + conn.link.backlog() as u64;
                     conn.in_flight.push_back((end, p.timestamp_ms));
                     let (frames, bytes) = match p.track {
                         Track::Video => (&c.video_frames_sent, &c.video_bytes_sent),
@@ -465,18 +430,14 @@ impl NetworkWorker {
                     bytes.fetch_add(len, Relaxed);
                 }
             }
-            self.pump(conn, events)?;
-            events.clear();
-            self.update_in_flight(conn);
-
             let now = Instant::now();
-            if now >= conn.next_ping {
-                // One ping at a time; one unanswered for long is forgotten (the server may not answer).
-                let ms = now.duration_since(conn.opened).as_millis() as u32;
-                conn.session.send_ping(ms)?;
-                conn.ping_sent = Some((now, ms));
-                conn.next_ping = now + PING_INTERVAL * 5;
+            conn.link.pump(now)?;
+            self.count_written(conn);
+            self.update_in_flight(conn);
+            if let Some(rtt) = conn.link.rtt_ms() {
+                c.rtt_ms.store(rtt, Relaxed);
             }
+
             let elapsed = now - window_start;
             if elapsed >= Duration::from_secs(1) {
                 c.cpu_ns.store(super::shared::thread_cpu_ns(), Relaxed);
@@ -491,12 +452,12 @@ impl NetworkWorker {
             // Only a publish that holds resets the attempt count: a server that accepts and drops
             // at once must still reach the attempt limit.
             if let Some(since) = conn.unproven_since {
-                if conn.acked || now.duration_since(since) >= STABLE_PUBLISH {
+                if conn.link.acked() || now.duration_since(since) >= STABLE_PUBLISH {
                     rc.on_published(since);
                     conn.unproven_since = None;
                 }
             }
-            let backlog = !conn.session.pending_output().is_empty();
+            let backlog = conn.link.backlog() > 0;
             if finished_and_empty && !backlog {
                 return self.unpublish(conn).map(|_| Ended::Stopped(0));
             }
@@ -506,7 +467,7 @@ impl NetworkWorker {
                 let _ = self.unpublish(conn);
                 return Ok(Ended::Stopped(unsent));
             }
-            if conn.stall.is_stalled(now, backlog, conn.session.ack_window() as u64) {
+            if conn.link.stalled(now) {
                 let ms = shared.config.stall_timeout.as_millis() as i64;
                 self.emit(
                     EventKind::KP_EVENT_STALLED,
@@ -533,68 +494,30 @@ impl NetworkWorker {
                 // capful per wake-up instead of the link's speed.
                 continue;
             }
-            let timeout = Duration::from_millis(250).min(conn.stall.next_check(now) + Duration::from_millis(1));
-            conn.transport.wait(backlog, Some(&self.wake), timeout);
+            let timeout = Duration::from_millis(250).min(conn.link.next_stall_check(now) + Duration::from_millis(1));
+            conn.link.wait(Some(&self.wake), timeout);
         }
     }
 
-    /// Whether the primary accepts TCP connections again.
+    /// Whether the primary accepts connections again.
     fn probe_primary(&self) -> bool {
         let url = lock(&self.d().urls)[0].clone();
-        Transport::connect(&url.host, url.port, Instant::now() + PRIMARY_PROBE_TIMEOUT).is_ok()
+        Transport::connect(url.host(), url.port(), Instant::now() + PRIMARY_PROBE_TIMEOUT).is_ok()
     }
 
-    /// Write what the socket takes and read what has arrived; returns after one round.
-    fn pump(&self, conn: &mut Conn, events: &mut Vec<SessionEvent>) -> Result<()> {
-        loop {
-            let out = conn.session.pending_output();
-            if out.is_empty() {
-                break;
-            }
-            let n = conn.transport.write_some(out)?;
-            if n == 0 {
-                break;
-            }
-            conn.session.consume_output(n);
-            conn.written += n as u64;
-            conn.stall.on_write(Instant::now(), conn.written);
-            self.d().counters.bytes_sent.fetch_add(n as u64, Relaxed);
+    /// Adds what the link wrote since the last call to the destination's byte counter.
+    fn count_written(&self, conn: &mut Conn) {
+        let written = conn.link.written();
+        if written > conn.counted {
+            self.d().counters.bytes_sent.fetch_add(written - conn.counted, Relaxed);
+            conn.counted = written;
         }
-        while let Some(n) = conn.transport.read_some(&mut conn.buf)? {
-            let Conn { session, buf, .. } = conn;
-            session.handle_input(&buf[..n], events)?;
-        }
-        for ev in events.iter() {
-            match ev {
-                SessionEvent::Acknowledged { bytes } => {
-                    conn.acked = true;
-                    conn.stall.on_ack(Instant::now(), *bytes);
-                }
-                SessionEvent::Status { code, description } => {
-                    log::info!("server status {code}: {description}")
-                }
-                SessionEvent::PingResponse { timestamp_ms } => {
-                    if let Some((sent, ms)) = conn.ping_sent {
-                        if ms == *timestamp_ms {
-                            let now = Instant::now();
-                            let rtt = now.duration_since(sent).as_millis().max(1) as u32;
-                            self.d().counters.rtt_ms.store(rtt, Relaxed);
-                            conn.ping_sent = None;
-                            conn.next_ping = now + PING_INTERVAL;
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
     }
 
-    /// What the kernel has sent since the last call: the bytes delivered, and the oldest media
-    /// still in the session or the socket, which the send queue counts in its latency.
+    /// What has left since the last call: the bytes delivered, and the oldest media still in the
+    /// link or the socket, which the send queue counts in its latency.
     fn update_in_flight(&self, conn: &mut Conn) {
-        let unsent = conn.transport.unsent_bytes().unwrap_or(0) as u64;
-        let delivered = conn.written.saturating_sub(unsent);
+        let delivered = conn.link.delivered();
         let d = self.d();
         if delivered > conn.delivered {
             d.counters.bytes_delivered.fetch_add(delivered - conn.delivered, Relaxed);
@@ -609,28 +532,10 @@ impl NetworkWorker {
     }
 
     fn unpublish(&self, conn: &mut Conn) -> Result<()> {
-        let hevc = self
-            .shared
-            .config
-            .video
-            .as_ref()
-            .is_some_and(|v| v.encoder == VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC);
-        if let (true, Some(ts)) = (hevc, conn.last_video_ts) {
-            // Enhanced RTMP ends a sequence explicitly; players may flush their decoder on it.
-            let end = flv::ex_video_sequence_end(flv::FOURCC_HEVC);
-            conn.session.send_video(ts as u32, &end, &[])?;
-        }
-        conn.session.unpublish()?;
-        let deadline =
-            lock(&self.shared.stop_deadline).unwrap_or_else(Instant::now).max(Instant::now() + UNPUBLISH_GRACE);
-        let mut events = Vec::new();
-        while !conn.session.pending_output().is_empty() && Instant::now() < deadline {
-            self.pump(conn, &mut events)?;
-            conn.transport.wait(true, None, deadline.saturating_duration_since(Instant::now()));
-        }
-        // A server that does not close when we do must not hold stop() for its whole timeout.
-        conn.transport.finish(deadline.min(Instant::now() + FINISH_GRACE));
-        Ok(())
+        let deadline = lock(&self.shared.stop_deadline).unwrap_or_else(Instant::now);
+        let r = conn.link.close(conn.last_video_ts, deadline);
+        self.count_written(conn);
+        r
     }
 }
 

@@ -7,7 +7,7 @@ use super::timeline::Timeline;
 use super::PusherConfig;
 use crate::core::media::{Codec, MediaPacket};
 use crate::core::send_queue::{PushOutcome, SendQueue};
-use crate::core::url::RtmpUrl;
+use crate::core::url::DestUrl;
 use crate::error::{Error, ResultCode};
 use crate::io::transport::Waker;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -67,7 +67,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Destination {
     pub index: u32,
     /// Primary first, then backups; the URL refresh callback may replace one.
-    pub urls: Mutex<Vec<RtmpUrl>>,
+    pub urls: Mutex<Vec<DestUrl>>,
     pub queue: Mutex<SendQueue>,
     /// Wakes this destination's network worker (media queued, stop requested).
     pub waker: Waker,
@@ -76,6 +76,8 @@ pub struct Destination {
     pub counters: DestCounters,
     /// Media packets still queued when stop()'s deadline ended the worker.
     pub unsent_at_stop: AtomicU64,
+    /// How many times the app reported a network change (see `Pusher::network_changed`).
+    pub route_changes: AtomicU64,
 }
 
 impl Destination {

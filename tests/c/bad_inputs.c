@@ -262,6 +262,7 @@ static void check_static(void)
     CHECK_RC(kp_pusher_set_pause_image(NULL, NULL), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_set_video_bitrate(NULL, 500), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_request_keyframe(NULL), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_network_changed(NULL), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_set_audio_muted(NULL, true), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_config_set_pause_fps(NULL, 5.0), KP_ERR_INVALID_ARGUMENT);
     CHECK(kp_pusher_get_state(NULL) == KP_STATE_FAILED);
@@ -477,6 +478,7 @@ static void check_lifecycle(void)
     CHECK_RC(kp_pusher_pause(p, KP_PAUSE_STILL_IMAGE), KP_ERR_NOT_STARTED);
     CHECK_RC(kp_pusher_resume(p), KP_ERR_NOT_STARTED);
     CHECK_RC(kp_pusher_request_keyframe(p), KP_ERR_NOT_STARTED);
+    CHECK_RC(kp_pusher_network_changed(p), KP_ERR_NOT_STARTED);
     CHECK_RC(kp_pusher_set_video_bitrate(p, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_set_video_bitrate(p, 200001), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_set_video_bitrate(p, 800), KP_OK);
@@ -553,6 +555,7 @@ static void check_lifecycle(void)
     CHECK_RC(kp_pusher_resume(p), KP_ERR_INVALID_STATE);
     CHECK(accepted(kp_pusher_push_video(p, &f, 2100000)));
     CHECK_RC(kp_pusher_request_keyframe(p), KP_OK);
+    CHECK_RC(kp_pusher_network_changed(p), KP_OK);
     CHECK_RC(kp_pusher_set_video_bitrate(p, 300), KP_OK);
 
     kp_pusher_stop(p, 500); /* nothing was ever sent: OK or TIMEOUT are both fine */
@@ -560,6 +563,7 @@ static void check_lifecycle(void)
     CHECK_RC(kp_pusher_push_video(p, &f, 3000000), KP_ERR_NOT_STARTED);
     CHECK_RC(kp_pusher_pause(p, KP_PAUSE_STILL_IMAGE), KP_ERR_NOT_STARTED);
     CHECK_RC(kp_pusher_request_keyframe(p), KP_ERR_NOT_STARTED);
+    CHECK_RC(kp_pusher_network_changed(p), KP_ERR_NOT_STARTED);
     CHECK_RC(kp_pusher_set_video_bitrate(p, 300), KP_ERR_INVALID_STATE);
     CHECK_RC(kp_pusher_set_audio_muted(p, true), KP_ERR_INVALID_STATE);
     CHECK_RC(kp_pusher_set_pause_image(p, &f), KP_ERR_INVALID_STATE);

@@ -106,6 +106,8 @@ struct Conn {
 #[derive(Default)]
 struct ConnCtl {
     closed: AtomicBool,
+    /// Stalled for good (see `Proxy::black_hole_live`), whatever the mode.
+    black_holed: AtomicBool,
 }
 
 impl Proxy {
@@ -188,6 +190,28 @@ impl Proxy {
         self.shared.changed.notify_all();
     }
 
+    /// The connections open now stop forwarding for good, like a route that vanished (a phone
+    /// that left its Wi-Fi): the client gets no FIN, no reset, no data. The server side is closed,
+    /// as a server lets a dead publisher go (nginx-rtmp would otherwise hold the stream key until
+    /// its `drop_idle_publisher` timeout, a server setting). New connections are not affected (the
+    /// new route). Returns how many connections were black-holed (not counting those already).
+    pub fn black_hole_live(&self) -> usize {
+        let conns = lock(&self.shared.conns);
+        let mut n = 0;
+        for c in conns.iter() {
+            if c.ctl.black_holed.swap(true, Ordering::SeqCst) {
+                continue;
+            }
+            n += 1;
+            // sockets[0] is the client's, sockets[1] (once connected) the upstream's.
+            if let Some(up) = c.sockets.get(1) {
+                let _ = up.shutdown(Shutdown::Both);
+            }
+        }
+        self.shared.changed.notify_all();
+        n
+    }
+
     /// Connections accepted and forwarded so far (not counting `Reject`ed ones).
     pub fn accepted(&self) -> u32 {
         self.shared.accepted.load(Ordering::SeqCst)
@@ -254,7 +278,7 @@ impl Shared {
             if st.stop || ctl.closed.load(Ordering::SeqCst) {
                 return None;
             }
-            if st.mode != Fault::Stall {
+            if st.mode != Fault::Stall && !ctl.black_holed.load(Ordering::SeqCst) {
                 return Some(st.mode);
             }
             st = self.changed.wait_timeout(st, TICK).unwrap_or_else(|e| e.into_inner()).0;

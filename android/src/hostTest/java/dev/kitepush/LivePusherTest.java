@@ -807,6 +807,7 @@ class LivePusherTest {
             assertEquals(90, s.videoFramesSent);
             assertEquals(0, s.framesRejected);
             assertCode(ResultCode.NOT_STARTED, p::requestKeyframe);
+            assertCode(ResultCode.NOT_STARTED, p::networkChanged);
             LivePusher.DestinationStats d = p.getDestinationStats(0);
             assertEquals(s.bytesSent, d.bytesSent);
             assertTrue(d.congestion >= 0, "congestion " + d.congestion);
@@ -874,6 +875,7 @@ class LivePusherTest {
         assertCode(ResultCode.INVALID_ARGUMENT, () -> p.pause(PauseMode.AUDIO_ONLY));
         assertCode(ResultCode.INVALID_ARGUMENT, p::resume);
         assertCode(ResultCode.INVALID_ARGUMENT, p::requestKeyframe);
+        assertCode(ResultCode.INVALID_ARGUMENT, p::networkChanged);
         assertCode(ResultCode.INVALID_ARGUMENT, p::stopRecording);
 
         // The pause picture is checked like a pushed frame.

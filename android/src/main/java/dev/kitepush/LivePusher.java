@@ -564,6 +564,20 @@ public final class LivePusher implements AutoCloseable {
         }
     }
 
+    /**
+     * kp_pusher_network_changed: call it from a ConnectivityManager.NetworkCallback when the default
+     * network changes (Wi-Fi to cellular or back): every destination reconnects at once on the new
+     * route instead of waiting for the stall timeout.
+     */
+    public void networkChanged() {
+        long h = acquire();
+        try {
+            Native.check(Native.pusherNetworkChanged(h));
+        } finally {
+            release(h);
+        }
+    }
+
     /** kp_pusher_request_keyframe: the next encoded frame is an IDR (pre-encoded: a KEYFRAME_NEEDED event). */
     public void requestKeyframe() {
         long h = acquire();

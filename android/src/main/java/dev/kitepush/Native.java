@@ -76,6 +76,8 @@ final class Native {
     static native int pusherResume(long handle);
     static native int pusherSetVideoBitrate(long handle, int kbps);
     static native int pusherRequestKeyframe(long handle);
+
+    static native int pusherNetworkChanged(long handle);
     static native int pusherSetAudioMuted(long handle, boolean muted);
     static native int pusherStartRecording(long handle, String path);
     static native int pusherStopRecording(long handle);

@@ -1,0 +1,73 @@
+//! One connection of a destination, whatever its wire. The network worker (`super::network`) owns
+//! everything the transports share — the send queue and its drop policy, reconnect and failover,
+//! events, stats, the stop deadline — and drives a [`Link`] for what differs: how to connect and
+//! publish, how a codec-level unit is framed, what counts as progress and how the round trip is
+//! measured.
+
+pub mod rtmp;
+
+use crate::core::media::MediaPacket;
+use crate::error::Result;
+use crate::io::transport::WakeReceiver;
+use std::time::{Duration, Instant};
+
+/// How far opening a link has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// Still connecting, handshaking or asking to publish.
+    Pending,
+    /// The peer answered the transport handshake (reported once, as the CONNECTED event).
+    Connected,
+    /// Media may be sent.
+    Publishing,
+}
+
+pub trait Link: Send {
+    /// Advances connecting and publishing without blocking; call it until `Publishing` (the worker
+    /// waits with [`Link::wait`] in between and enforces the connect deadline).
+    fn poll_open(&mut self, now: Instant) -> Result<Opening>;
+
+    /// The error when opening did not finish within the connect timeout (`ms`): says which
+    /// stage was not finished.
+    fn open_timeout(&self, ms: u128) -> crate::error::Error {
+        crate::error::Error::Timeout(format!("no publish reply within {ms} ms"))
+    }
+
+    /// Frames one unit for the wire and queues it at stream time `ts` (ms); returns the bytes it
+    /// took (the unit's framed size).
+    fn send(&mut self, ts: u64, p: &MediaPacket) -> Result<u64>;
+
+    /// Bytes framed but not yet handed to the socket: the worker stops feeding above a cap, so
+    /// what cannot leave stays in the send queue, where it is measured and can be dropped.
+    fn backlog(&self) -> usize;
+
+    /// Bytes handed to the socket on this connection.
+    fn written(&self) -> u64;
+
+    /// Bytes of this connection that have left (sent by the kernel, or acknowledged by the peer):
+    /// a unit framed when `written() + backlog()` was N has left once this reaches N.
+    fn delivered(&self) -> u64;
+
+    /// Writes what the socket takes, reads and handles what arrived, runs the link's timers.
+    fn pump(&mut self, now: Instant) -> Result<()>;
+
+    /// The peer has acknowledged media on this connection.
+    fn acked(&self) -> bool;
+
+    /// No progress for the stall timeout (no write progress and no acknowledgement).
+    fn stalled(&self, now: Instant) -> bool;
+
+    /// When the stall check should run next, from `now`.
+    fn next_stall_check(&self, now: Instant) -> Duration;
+
+    /// The last round trip measured, in ms.
+    fn rtt_ms(&self) -> Option<u32>;
+
+    /// Sleeps until the socket is ready (readable, or writable when there is a backlog), `wake`
+    /// fires, or `timeout` passes.
+    fn wait(&mut self, wake: Option<&WakeReceiver>, timeout: Duration);
+
+    /// Ends the stream on this connection (unpublish, the end-of-sequence the wire has) and
+    /// delivers what is queued until `deadline`; `last_video_ts` is the last video time sent.
+    fn close(&mut self, last_video_ts: Option<u64>, deadline: Instant) -> Result<()>;
+}
