@@ -9,6 +9,7 @@ pub mod packets;
 pub mod proxy;
 pub mod pushing;
 pub mod tls;
+pub mod udp_proxy;
 
 #[allow(unused_imports)]
 pub use media::{decode_errors, ffmpeg_push, probe, video_packet_times, Probe, StreamInfo};
