@@ -8,6 +8,7 @@ mod nginx;
 pub mod packets;
 pub mod proxy;
 pub mod pushing;
+pub mod srt;
 pub mod tls;
 pub mod udp_proxy;
 
