@@ -279,7 +279,7 @@ fn delay_adds_to_each_direction_and_keeps_order() {
     rtts.sort();
     eprintln!("RTT with 50 ms each way: min {:?}, median {:?}, max {:?}", rtts[0], rtts[5], rtts[9]);
     assert!(rtts[0] >= Duration::from_millis(100), "RTT {:?} < 2 × 50 ms", rtts[0]);
-    assert!(rtts[5] < Duration::from_millis(115), "median RTT {:?} far above 100 ms", rtts[5]);
+    assert!(rtts[5] < Duration::from_millis(125), "median RTT {:?} far above 100 ms", rtts[5]);
 
     // A burst far denser than the delay: all of it arrives, in order, ~100 ms later.
     let t0 = Instant::now();
@@ -357,7 +357,8 @@ fn rate_limit_is_a_bottleneck_with_a_bounded_queue() {
     );
     assert_eq!(c2s.datagrams, arrivals.len() as u64);
     // The queue holds ~100 ms at the rate: a datagram never waits much longer than that.
-    assert!(max_delay < Duration::from_millis(140), "queueing delay {max_delay:?}: the queue is not bounded");
+    // Unbounded, the backlog would reach ~750 ms by the end; the margin is for a loaded machine.
+    assert!(max_delay < Duration::from_millis(200), "queueing delay {max_delay:?}: the queue is not bounded");
     assert!(max_delay > Duration::from_millis(80), "queueing delay {max_delay:?}: no queue at all?");
 }
 
@@ -407,7 +408,7 @@ fn faults_switch_live_and_combine() {
     let rtt = |tag| ping(&client, &proxy, tag, Duration::from_secs(2));
 
     let pass = rtt(1).expect("pass");
-    assert!(pass < Duration::from_millis(20), "pass-through RTT {pass:?}");
+    assert!(pass < Duration::from_millis(30), "pass-through RTT {pass:?}");
     proxy.set(UdpFaults::PASS.with_delay_ms(40));
     let delayed = rtt(2).expect("delay");
     assert!(delayed >= Duration::from_millis(80), "RTT {delayed:?} under 40 ms each way");
@@ -415,7 +416,7 @@ fn faults_switch_live_and_combine() {
     assert!(rtt(3).is_none(), "100 % loss lets nothing through");
     proxy.set(UdpFaults::PASS);
     let back = rtt(4).expect("pass again");
-    assert!(back < Duration::from_millis(20), "RTT {back:?} after switching back to pass");
+    assert!(back < Duration::from_millis(30), "RTT {back:?} after switching back to pass");
 
     // Loss and delay together: 30 % each way leaves ~49 % of echoes, every one of them late.
     proxy.set(UdpFaults::PASS.with_loss(30.0).with_delay_ms(30));

@@ -1,5 +1,5 @@
 //! Shared support for the integration tests: a real nginx-rtmp server, ffmpeg/ffprobe checks of the
-//! recordings, and small polling helpers. Each test file does `mod common;`; not every file uses every
+//! recordings, TCP and UDP fault proxies, real SRT listeners (`srt`), and small polling helpers. Each test file does `mod common;`; not every file uses every
 //! item, hence the `dead_code` allowances.
 #![allow(dead_code)]
 
