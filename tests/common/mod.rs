@@ -1,6 +1,6 @@
 //! Shared support for the integration tests: a real nginx-rtmp server, ffmpeg/ffprobe checks of the
-//! recordings, TCP and UDP fault proxies, real SRT listeners (`srt`), and small polling helpers. Each test file does `mod common;`; not every file uses every
-//! item, hence the `dead_code` allowances.
+//! recordings, TCP and UDP fault proxies, real SRT listeners (`srt`), and small polling helpers. Each
+//! test file does `mod common;`; not every file uses every item, hence the `dead_code` allowances.
 #![allow(dead_code)]
 
 mod media;
