@@ -14,4 +14,5 @@ pub mod reconnect;
 pub mod send_queue;
 pub mod session;
 pub mod stall;
+pub mod ts;
 pub mod url;
