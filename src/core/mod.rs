@@ -16,4 +16,5 @@ pub mod send_queue;
 pub mod session;
 pub mod srt_url;
 pub mod stall;
+pub mod ts;
 pub mod url;
