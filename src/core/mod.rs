@@ -13,5 +13,6 @@ pub mod metadata;
 pub mod reconnect;
 pub mod send_queue;
 pub mod session;
+pub mod srt;
 pub mod stall;
 pub mod url;
