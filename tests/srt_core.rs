@@ -140,6 +140,7 @@ impl Link {
     fn new(cfg: SrtConfig, peer: SocketAddr, seed: u64) -> Link {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.connect(peer).unwrap();
+        sock.set_nonblocking(true).unwrap();
         let now = Instant::now();
         let socket_id = 0x1000_0000 | (std::process::id() & 0xFFFF) << 8 | (seed as u32 & 0xFF);
         let sender = SrtSender::new(cfg, socket_id, 0x7FFF_FF00 + seed as u32, seed, now).unwrap();
@@ -163,8 +164,7 @@ impl Link {
                 return;
             }
             let wake = self.sender.poll_timeout().map_or(until, |t| t.min(until));
-            let wait = wake.saturating_duration_since(now).max(Duration::from_micros(50));
-            self.sock.set_read_timeout(Some(wait)).unwrap();
+            wait_readable(&self.sock, wake.saturating_duration_since(now));
             match self.sock.recv(&mut self.rbuf) {
                 Ok(n) => self.sender.handle_datagram(Instant::now(), &self.rbuf[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -230,6 +230,16 @@ impl Link {
     fn stats(&self) -> SrtStats {
         self.sender.stats()
     }
+}
+
+/// Waits until the socket has a datagram or `d` passed. ppoll, not a receive timeout: Linux
+/// rounds SO_RCVTIMEO up to scheduler ticks (≈ 8 ms here), far coarser than packet pacing.
+fn wait_readable(sock: &UdpSocket, d: Duration) {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
+    // SAFETY: one valid pollfd, a valid timespec, no signal mask.
+    unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
 }
 
 fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
@@ -310,11 +320,11 @@ fn wrong_passphrase_is_rejected_in_one_attempt() {
 fn stream_id_reaches_ffmpeg9_intact() {
     // 34 bytes: not a multiple of 4, so the word swap of the padded tail is checked too.
     let sid = "#!::r=live/kitepush-test,m=publish";
+    let data = &ts_source()[..CHUNK * 400];
     let listener = Listener::ffmpeg("streamid", "&latency=120000");
     let cfg = SrtConfig { stream_id: Some(sid.into()), ..SrtConfig::default() };
     let mut link = Link::new(cfg, listener.addr, 4);
     assert_eq!(link.connect(Duration::from_secs(10)), Some(SrtEvent::Connected), "{}", listener.log_text());
-    let data = &ts_source()[..CHUNK * 400];
     link.push(data, Duration::from_secs(2), |_, _| {});
     link.flush_and_close(Duration::from_secs(5));
     let log = listener.log_text();
@@ -342,6 +352,8 @@ impl Relay {
         let back = UdpSocket::bind("127.0.0.1:0").unwrap();
         back.connect(upstream).unwrap();
         let addr = front.local_addr().unwrap();
+        front.set_nonblocking(true).unwrap();
+        back.set_nonblocking(true).unwrap();
         let loss_ppm = Arc::new(AtomicU32::new(loss_percent * 10_000));
         let blackhole = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicU64::new(0));
@@ -374,7 +386,7 @@ impl Relay {
                         .front()
                         .map_or(Duration::from_millis(5), |(t, _)| t.saturating_duration_since(now))
                         .clamp(Duration::from_micros(50), Duration::from_millis(5));
-                    rx.set_read_timeout(Some(wait)).unwrap();
+                    wait_readable(&rx, wait);
                     let n = match rx.recv_from(&mut buf) {
                         Ok((n, from)) => {
                             if dir == 0 {
@@ -418,12 +430,17 @@ fn decode_errors(path: &Path) -> String {
 #[test]
 fn five_percent_loss_is_repaired() {
     // 20 ms each way: RTT 40 ms, latency 4 × RTT = 160 ms.
+    let data = ts_source();
     let listener = Listener::srt_live_transmit("loss5", "&latency=160");
     let relay = Relay::start(listener.addr, Duration::from_millis(20), 5);
     let cfg = SrtConfig { latency: Duration::from_millis(160), ..SrtConfig::default() };
     let mut link = Link::new(cfg, relay.addr, 5);
     assert_eq!(link.connect(Duration::from_secs(5)), Some(SrtEvent::Connected));
-    link.push(ts_source(), Duration::from_secs(10), |_, _| {});
+    link.push(data, Duration::from_secs(10), |l, i| {
+        if std::env::var("SRT_DEBUG").is_ok() && i % 50 == 0 {
+            eprintln!("{i}: {:?}", l.stats());
+        }
+    });
     link.flush_and_close(Duration::from_secs(5));
     let stats = link.stats();
     let log = listener.log_text();
@@ -440,12 +457,12 @@ fn five_percent_loss_is_repaired() {
 
 #[test]
 fn twenty_percent_loss_and_outage_degrade_then_recover() {
+    let data = ts_source();
     let listener = Listener::srt_live_transmit("loss20", "&latency=160");
     let relay = Relay::start(listener.addr, Duration::from_millis(20), 20);
     let cfg = SrtConfig { latency: Duration::from_millis(160), ..SrtConfig::default() };
     let mut link = Link::new(cfg, relay.addr, 6);
     assert_eq!(link.connect(Duration::from_secs(5)), Some(SrtEvent::Connected));
-    let data = ts_source();
     let chunks = data.len().div_ceil(CHUNK);
     // 10 s of media: 0-3 s at 20 % loss, 3-4.5 s black hole, 4.5-7 s at 20 %, then clean.
     let at = |s: f64| (chunks as f64 * s / 10.0) as usize;

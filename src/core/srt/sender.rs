@@ -28,9 +28,10 @@ const PKT_OVERHEAD: u64 = 44;
 /// Pacing never goes below this, so a slow input (audio only, a still picture) does not turn a
 /// keyframe burst into a second of queueing.
 const MIN_PACING_BPS: u64 = 1_000_000;
-/// How far behind the pacing clock may fall and be caught up at once (the driver's wake-ups
-/// are late by a timer slack; more than this is a pause, not lateness).
-const PACING_CATCH_UP: Duration = Duration::from_millis(5);
+/// How far behind the pacing clock may fall and be caught up at once. Drivers wake up late by
+/// their timer's granularity (a socket receive timeout is rounded to scheduler ticks, 4-8 ms
+/// here); without this credit every late wake-up would lower the rate below the input's.
+const PACING_CATCH_UP: Duration = Duration::from_millis(20);
 /// libsrt's initial RTT estimate before the first ACK.
 const INITIAL_RTT_US: u32 = 100_000;
 const INITIAL_RTT_VAR_US: u32 = 50_000;
@@ -675,6 +676,11 @@ impl SrtSender {
     /// Input-rate sampling for the pacing (libsrt's LiveCC with SRTO_MAXBW = 0: input rate
     /// × (1 + SRTO_OHEADBW)), or the configured ceiling.
     fn sample_input(&mut self, now: Instant, len: usize) {
+        if self.rate_pkts == 0 && self.pacing_bps == 0 {
+            // The first window starts with the first packet, not at the connection: a pusher
+            // that starts late would otherwise look like a slow input.
+            self.rate_start = now;
+        }
         self.rate_bytes += len as u64 + PKT_OVERHEAD;
         self.rate_pkts += 1;
         let elapsed = now.saturating_duration_since(self.rate_start);
