@@ -376,6 +376,11 @@ impl SrtSender {
         }
     }
 
+    #[cfg(test)]
+    pub(super) fn next_msgno_for_test(&mut self, m: u32) {
+        self.next_msgno = m;
+    }
+
     // ---- internals ----
 
     fn ts(&self, t: Instant) -> u32 {
@@ -687,8 +692,7 @@ impl SrtSender {
         if self.max_bw_bps.is_none() && elapsed < self.rate_period {
             return;
         }
-        let avg_pkt =
-            if self.rate_pkts > 0 { self.rate_bytes / self.rate_pkts } else { self.payload_size as u64 + PKT_OVERHEAD };
+        let avg_pkt = self.rate_bytes.checked_div(self.rate_pkts).unwrap_or(self.payload_size as u64 + PKT_OVERHEAD);
         let bps = match self.max_bw_bps {
             Some(max) => max,
             None => {
