@@ -1,6 +1,6 @@
 //! Shared support for the integration tests: a real nginx-rtmp server, ffmpeg/ffprobe checks of the
-//! recordings, and small polling helpers. Each test file does `mod common;`; not every file uses every
-//! item, hence the `dead_code` allowances.
+//! recordings, TCP and UDP fault proxies, real SRT listeners (`srt`), and small polling helpers. Each
+//! test file does `mod common;`; not every file uses every item, hence the `dead_code` allowances.
 #![allow(dead_code)]
 
 mod media;
@@ -8,7 +8,9 @@ mod nginx;
 pub mod packets;
 pub mod proxy;
 pub mod pushing;
+pub mod srt;
 pub mod tls;
+pub mod udp_proxy;
 
 #[allow(unused_imports)]
 pub use media::{decode_errors, ffmpeg_push, probe, video_packet_times, Probe, StreamInfo};
