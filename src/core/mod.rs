@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod reconnect;
 pub mod send_queue;
 pub mod session;
+pub mod srt;
 pub mod srt_url;
 pub mod stall;
 pub mod ts;

@@ -1,0 +1,731 @@
+//! The caller's state machine: handshake, then sending with ACK/NAK processing.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::buffer::SendBuffer;
+use super::crypto::Crypto;
+use super::packet::*;
+use super::{
+    SrtConfig, SrtEvent, SrtStats, DEFAULT_FLIGHT_WINDOW, DEFAULT_PAYLOAD_SIZE, MAX_DATAGRAM, MAX_PAYLOAD_SIZE,
+    MAX_STREAM_ID_LEN,
+};
+use crate::error::{Error, Result};
+
+/// The caller resends its handshake this often until answered (libsrt's 250 ms).
+const HANDSHAKE_RESEND: Duration = Duration::from_millis(250);
+/// Keepalive after this long without sending anything (libsrt's COMM_KEEPALIVE_PERIOD).
+const KEEPALIVE: Duration = Duration::from_secs(1);
+/// libsrt's SRT_TLPKTDROP_MINTHRESHOLD_MS: the sender keeps a packet at least this long, so
+/// one big I-frame at the bandwidth limit is not dropped before it could be sent.
+const DROP_MIN_THRESHOLD: Duration = Duration::from_millis(1000);
+/// Added to the drop threshold: twice the 10 ms ACK period (libsrt's 2 × COMM_SYN_INTERVAL).
+const DROP_MARGIN: Duration = Duration::from_millis(20);
+/// SRTO_OHEADBW default: pace at the input rate + 25 %.
+const OVERHEAD_PERCENT: u64 = 25;
+/// UDP/IP + SRT header bytes counted with each payload in rates, as libsrt does.
+const PKT_OVERHEAD: u64 = 44;
+/// Pacing never goes below this, so a slow input (audio only, a still picture) does not turn a
+/// keyframe burst into a second of queueing.
+const MIN_PACING_BPS: u64 = 1_000_000;
+/// How far behind the pacing clock may fall and be caught up at once. Drivers wake up late by
+/// their timer's granularity (a socket receive timeout is rounded to scheduler ticks, 4-8 ms
+/// here); without this credit every late wake-up would lower the rate below the input's.
+const PACING_CATCH_UP: Duration = Duration::from_millis(20);
+/// libsrt's initial RTT estimate before the first ACK.
+const INITIAL_RTT_US: u32 = 100_000;
+const INITIAL_RTT_VAR_US: u32 = 50_000;
+/// Largest send buffer in packets (libsrt's SRTO_SNDBUF default, 8192 × 1456 bytes).
+const MAX_SEND_SLOTS: usize = 8192;
+/// Pending control replies kept (ACKACKs, DROPREQs); more are dropped, which only costs an
+/// RTT sample or a repeated drop request.
+const CONTROL_QUEUE: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Induction,
+    Conclusion { cookie: u32 },
+    Connected,
+    Rejected,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    AckAck(u32),
+    DropReq { msgno: u32, first: u32, last: u32 },
+}
+
+/// The SRT live-mode caller. See the module documentation.
+#[derive(Debug)]
+pub struct SrtSender {
+    state: State,
+    socket_id: u32,
+    peer_socket_id: u32,
+    initial_seq: u32,
+    start: Instant,
+    now: Instant,
+
+    latency_ms: u16,
+    /// The stream id already in wire order (word-swapped, padded).
+    stream_id: [u8; MAX_STREAM_ID_LEN],
+    stream_id_len: usize,
+    crypto: Option<Crypto>,
+    payload_size: usize,
+    max_bw_bps: Option<u64>,
+    flight_window: u32,
+
+    hs_next: Instant,
+    peer_latency_ms: u32,
+    peer_tlpktdrop: bool,
+    peer_flow_window: u32,
+    ack_window: u32,
+
+    buf: SendBuffer,
+    next_msgno: u32,
+    pending: VecDeque<Pending>,
+    keepalive_due: bool,
+    shutdown_due: bool,
+    last_tx: Instant,
+    events: VecDeque<SrtEvent>,
+
+    rtt_us: u32,
+    rtt_var_us: u32,
+    last_ack: Option<Instant>,
+    last_ack_seq: u32,
+    /// When the last ACK emptied the send buffer.
+    drained_at: Instant,
+
+    /// Input rate sampling (libsrt's CSndBuffer::updateInputRate): 0.5 s first, then 1 s.
+    rate_start: Instant,
+    rate_bytes: u64,
+    rate_pkts: u64,
+    rate_period: Duration,
+    /// Time between data packets; zero until the first input-rate sample (or a max_bw).
+    pacing_period: Duration,
+    pacing_bps: u64,
+    next_data_at: Instant,
+
+    stats: SrtStats,
+}
+
+impl SrtSender {
+    /// A caller that starts its handshake at `now`. `socket_id` is our SRT socket id
+    /// (non-zero, unique per connection), `initial_seq` the first sequence number (31 bits),
+    /// `seed` feeds the encryption salt and key (0: from the OS's random source; pass 0 in
+    /// production, a fixed value only for reproducible tests).
+    pub fn new(cfg: SrtConfig, socket_id: u32, initial_seq: u32, seed: u64, now: Instant) -> Result<Self> {
+        if socket_id == 0 {
+            return Err(Error::InvalidArgument("SRT socket id must not be 0".into()));
+        }
+        let payload_size = if cfg.payload_size == 0 { DEFAULT_PAYLOAD_SIZE } else { cfg.payload_size };
+        if payload_size > MAX_PAYLOAD_SIZE {
+            return Err(Error::InvalidArgument(format!("SRT payload size {payload_size} above {MAX_PAYLOAD_SIZE}")));
+        }
+        let flight_window = if cfg.flight_window == 0 { DEFAULT_FLIGHT_WINDOW } else { cfg.flight_window.max(32) };
+        let latency_ms = u16::try_from(cfg.latency.as_millis())
+            .map_err(|_| Error::InvalidArgument(format!("SRT latency {:?} above 65535 ms", cfg.latency)))?;
+        let mut stream_id = [0u8; MAX_STREAM_ID_LEN];
+        let stream_id_len = match &cfg.stream_id {
+            Some(s) if s.len() > MAX_STREAM_ID_LEN => {
+                return Err(Error::InvalidArgument(format!(
+                    "SRT stream id is {} bytes, at most {MAX_STREAM_ID_LEN}",
+                    s.len()
+                )))
+            }
+            Some(s) => write_stream_id(&mut stream_id, s.as_bytes()),
+            None => 0,
+        };
+        let crypto = match &cfg.passphrase {
+            None => None,
+            Some(p) => {
+                let n = p.chars().count();
+                if !(10..=79).contains(&n) {
+                    return Err(Error::InvalidArgument(format!(
+                        "SRT passphrase has {n} characters, libsrt requires 10 to 79"
+                    )));
+                }
+                let key_len = match cfg.pbkeylen {
+                    0 | 16 => 16,
+                    24 => 24,
+                    32 => 32,
+                    k => return Err(Error::InvalidArgument(format!("SRT pbkeylen {k}: 16, 24 or 32"))),
+                };
+                // Salt (16 bytes) then SEK (up to 32), drawn once.
+                let mut material = [0u8; 48];
+                key_material(seed, &mut material)?;
+                let mut taken = 0;
+                Some(Crypto::new(p.as_bytes(), key_len, &mut |b: &mut [u8]| {
+                    b.copy_from_slice(&material[taken..taken + b.len()]);
+                    taken += b.len();
+                })?)
+            }
+        };
+        if cfg.passphrase.is_none() && !matches!(cfg.pbkeylen, 0 | 16 | 24 | 32) {
+            return Err(Error::InvalidArgument(format!("SRT pbkeylen {}: 16, 24 or 32", cfg.pbkeylen)));
+        }
+        let initial_seq = initial_seq & SEQ_MASK;
+        // Sized for the drop threshold at 4 Mbit/s (or the configured ceiling): enough that the
+        // too-late drop, not the ring, bounds it in the common case.
+        let rate_bps = cfg.max_bw_bps.unwrap_or(4_000_000).max(MIN_PACING_BPS);
+        let hold_ms =
+            (u64::from(latency_ms) + DROP_MARGIN.as_millis() as u64).max(DROP_MIN_THRESHOLD.as_millis() as u64);
+        let pkts = rate_bps / 8 / (payload_size as u64 + PKT_OVERHEAD) * hold_ms / 1000;
+        let slots = (pkts as usize).clamp(64, MAX_SEND_SLOTS).next_power_of_two().min(MAX_SEND_SLOTS);
+        Ok(SrtSender {
+            state: State::Induction,
+            socket_id,
+            peer_socket_id: 0,
+            initial_seq,
+            start: now,
+            now,
+            latency_ms,
+            stream_id,
+            stream_id_len,
+            crypto,
+            payload_size,
+            max_bw_bps: cfg.max_bw_bps.filter(|b| *b > 0),
+            flight_window,
+            hs_next: now,
+            peer_latency_ms: u32::from(latency_ms),
+            peer_tlpktdrop: true,
+            peer_flow_window: flight_window,
+            ack_window: flight_window,
+            buf: SendBuffer::new(payload_size, slots, MAX_SEND_SLOTS, initial_seq, now),
+            next_msgno: 1,
+            pending: VecDeque::with_capacity(CONTROL_QUEUE),
+            keepalive_due: false,
+            shutdown_due: false,
+            last_tx: now,
+            events: VecDeque::with_capacity(8),
+            rtt_us: INITIAL_RTT_US,
+            rtt_var_us: INITIAL_RTT_VAR_US,
+            last_ack: None,
+            last_ack_seq: initial_seq,
+            drained_at: now,
+            rate_start: now,
+            rate_bytes: 0,
+            rate_pkts: 0,
+            rate_period: Duration::from_millis(500),
+            pacing_period: Duration::ZERO,
+            pacing_bps: 0,
+            next_data_at: now,
+            stats: SrtStats::default(),
+        })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    /// Room in the send buffer for one more `send`.
+    pub fn can_send(&self) -> bool {
+        self.state == State::Connected && self.buf.has_room()
+    }
+
+    /// Packets queued or sent and not yet acknowledged; wait for 0 before `close` so the
+    /// stream's tail reaches the receiver (libsrt's live-mode linger is 0).
+    pub fn unacked(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the stream's tail has been played out: nothing unacknowledged, and the
+    /// receiver's latency has passed since the last ACK, so it has delivered the packets it
+    /// holds (libsrt's receiver discards undelivered packets when the caller shuts down).
+    /// The pusher's stop() waits for this, within its deadline, before `close`.
+    pub fn is_flushed(&self, now: Instant) -> bool {
+        if self.state != State::Connected {
+            return true;
+        }
+        self.buf.is_empty() && now >= self.drained_at + Duration::from_millis(u64::from(self.peer_latency_ms))
+    }
+
+    pub fn poll_event(&mut self) -> Option<SrtEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn stats(&self) -> SrtStats {
+        let mut s = self.stats;
+        s.rtt_ms = f64::from(self.rtt_us) / 1000.0;
+        s.rtt_var_ms = f64::from(self.rtt_var_us) / 1000.0;
+        s.send_buffer_packets = self.buf.len();
+        s.send_buffer_ms =
+            self.buf.oldest_origin().map_or(0, |t| self.now.saturating_duration_since(t).as_millis() as u64);
+        s.flight_size = self.buf.sent();
+        s.flow_window = self.window();
+        s.last_ack = self.last_ack;
+        s.pacing_bps = self.pacing_bps;
+        s
+    }
+
+    /// Queues one live-mode message (one packet, ≤ `payload_size` bytes).
+    pub fn send(&mut self, now: Instant, payload: &[u8]) -> Result<()> {
+        if self.state != State::Connected {
+            return Err(Error::InvalidState("SRT session is not connected".into()));
+        }
+        if payload.is_empty() || payload.len() > self.payload_size {
+            return Err(Error::InvalidArgument(format!(
+                "SRT payload of {} bytes (1..={})",
+                payload.len(),
+                self.payload_size
+            )));
+        }
+        self.tick(now);
+        let msgno = self.next_msgno;
+        let Some((seq, slot)) = self.buf.push(now, payload, msgno) else {
+            return Err(Error::QueueFull("SRT send buffer full"));
+        };
+        if let Some(c) = &self.crypto {
+            c.apply(seq, slot);
+        }
+        self.next_msgno = msgno_next(msgno);
+        self.sample_input(now, payload.len());
+        Ok(())
+    }
+
+    /// Stops the session: a connected one tells the peer with a shutdown packet (the next
+    /// `poll_transmit`). Packets still unacknowledged are abandoned: check `unacked` first.
+    pub fn close(&mut self, now: Instant) {
+        self.now = now;
+        match self.state {
+            State::Connected => {
+                self.shutdown_due = true;
+                self.state = State::Closed;
+                self.events.push_back(SrtEvent::Closed { by_peer: false });
+            }
+            State::Induction | State::Conclusion { .. } => {
+                self.state = State::Closed;
+                self.events.push_back(SrtEvent::Closed { by_peer: false });
+            }
+            State::Rejected | State::Closed => {}
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
+    }
+
+    /// When the sender next needs `handle_timeout` / `poll_transmit`; `None` when finished.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Induction | State::Conclusion { .. } => Some(self.hs_next),
+            State::Connected => {
+                if !self.pending.is_empty() || self.keepalive_due {
+                    return Some(self.now);
+                }
+                let mut t = self.last_tx + KEEPALIVE;
+                if let Some(o) = self.buf.oldest_origin() {
+                    t = t.min(o + self.drop_threshold());
+                }
+                if self.buf.lost() > 0 || self.can_send_new() {
+                    t = t.min(self.next_data_at);
+                }
+                Some(t)
+            }
+            State::Closed if self.shutdown_due => Some(self.now),
+            State::Rejected | State::Closed => None,
+        }
+    }
+
+    /// Writes the next datagram to send into `buf` (at least [`MAX_DATAGRAM`] bytes; a shorter
+    /// buffer gets nothing) and returns its length.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if buf.len() < MAX_DATAGRAM {
+            return None;
+        }
+        self.tick(now);
+        match self.state {
+            State::Induction | State::Conclusion { .. } => {
+                if now < self.hs_next {
+                    return None;
+                }
+                self.hs_next = now + HANDSHAKE_RESEND;
+                Some(self.write_handshake(now, buf))
+            }
+            State::Connected => self.transmit_connected(now, buf),
+            State::Closed if self.shutdown_due => {
+                self.shutdown_due = false;
+                let n = write_control_header(buf, CTRL_SHUTDOWN, 0, self.ts(now), self.peer_socket_id);
+                buf[n..n + 4].fill(0);
+                Some(n + 4)
+            }
+            State::Rejected | State::Closed => None,
+        }
+    }
+
+    /// Takes one datagram from the peer. Anything malformed or not addressed to us is ignored.
+    pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) {
+        self.tick(now);
+        let Some(c) = parse_control(data) else {
+            return; // a data packet: we only send
+        };
+        if c.dest != self.socket_id {
+            return;
+        }
+        match c.ctype {
+            CTRL_HANDSHAKE => self.on_handshake(now, c.cif),
+            CTRL_ACK if self.state == State::Connected => self.on_ack(now, c.info, c.cif),
+            CTRL_NAK if self.state == State::Connected => self.on_nak(c.cif),
+            CTRL_SHUTDOWN => {
+                if matches!(self.state, State::Connected | State::Conclusion { .. }) {
+                    self.state = State::Closed;
+                    self.events.push_back(SrtEvent::Closed { by_peer: true });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn next_msgno_for_test(&mut self, m: u32) {
+        self.next_msgno = m;
+    }
+
+    // ---- internals ----
+
+    fn ts(&self, t: Instant) -> u32 {
+        t.saturating_duration_since(self.start).as_micros() as u32
+    }
+
+    fn window(&self) -> u32 {
+        self.flight_window.min(self.peer_flow_window).min(self.ack_window)
+    }
+
+    fn can_send_new(&self) -> bool {
+        self.buf.unsent() > 0 && (self.buf.sent() as u64) < u64::from(self.window())
+    }
+
+    /// libsrt's sender drop threshold: max(peer latency + SRTO_SNDDROPDELAY (0), 1 s) + 20 ms.
+    fn drop_threshold(&self) -> Duration {
+        Duration::from_millis(u64::from(self.peer_latency_ms)).max(DROP_MIN_THRESHOLD) + DROP_MARGIN
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+        if self.state != State::Connected {
+            return;
+        }
+        if self.peer_tlpktdrop {
+            if let Some(cutoff) = now.checked_sub(self.drop_threshold()) {
+                if let Some(d) = self.buf.drop_older_than(cutoff) {
+                    self.stats.packets_dropped += d.count as u64;
+                    log::debug!("SRT: dropped {} packets too late to play ({}..={})", d.count, d.first_seq, d.last_seq);
+                    self.push_pending(Pending::DropReq { msgno: d.first_msgno, first: d.first_seq, last: d.last_seq });
+                }
+            }
+        }
+        if now.saturating_duration_since(self.last_tx) >= KEEPALIVE {
+            self.keepalive_due = true;
+        }
+    }
+
+    fn push_pending(&mut self, p: Pending) {
+        if self.pending.len() < CONTROL_QUEUE {
+            self.pending.push_back(p);
+        }
+    }
+
+    fn reject(&mut self, code: u32) {
+        self.state = State::Rejected;
+        self.events.push_back(SrtEvent::Rejected { code, reason: reject_reason(code) });
+    }
+
+    fn write_handshake(&mut self, now: Instant, buf: &mut [u8]) -> usize {
+        let mut n = write_control_header(buf, CTRL_HANDSHAKE, 0, self.ts(now), 0);
+        let mut hs = Handshake {
+            version: HS_VERSION_UDT4,
+            encryption: 0,
+            extension: UDT_DGRAM,
+            initial_seq: self.initial_seq,
+            mtu: MAX_DATAGRAM as u32,
+            flow_window: self.flight_window,
+            hs_type: HS_TYPE_INDUCTION,
+            socket_id: self.socket_id,
+            cookie: 0,
+            peer_ip: [0; 16],
+        };
+        let State::Conclusion { cookie } = self.state else {
+            return n + hs.write(&mut buf[n..]);
+        };
+        hs.version = HS_VERSION_SRT5;
+        hs.hs_type = HS_TYPE_CONCLUSION;
+        hs.cookie = cookie;
+        hs.encryption = self.crypto.as_ref().map_or(0, |c| (c.key_len() / 8) as u16);
+        hs.extension = HS_EXT_FLAG_HSREQ;
+        if self.crypto.is_some() {
+            hs.extension |= HS_EXT_FLAG_KMREQ;
+        }
+        if self.stream_id_len > 0 {
+            // Without the CONFIG flag libsrt ignores the SID block.
+            hs.extension |= HS_EXT_FLAG_CONFIG;
+        }
+        n += hs.write(&mut buf[n..]);
+        n += write_ext_header(&mut buf[n..], EXT_HSREQ, 3);
+        n += HsExt {
+            version: SRT_VERSION,
+            flags: SRT_OPT_TSBPDSND
+                | SRT_OPT_TSBPDRCV
+                | SRT_OPT_HAICRYPT
+                | SRT_OPT_TLPKTDROP
+                | SRT_OPT_NAKREPORT
+                | SRT_OPT_REXMITFLG,
+            recv_delay_ms: self.latency_ms,
+            send_delay_ms: self.latency_ms,
+        }
+        .write(&mut buf[n..]);
+        if self.stream_id_len > 0 {
+            n += write_ext_header(&mut buf[n..], EXT_SID, (self.stream_id_len / 4) as u16);
+            buf[n..n + self.stream_id_len].copy_from_slice(&self.stream_id[..self.stream_id_len]);
+            n += self.stream_id_len;
+        }
+        if let Some(c) = &self.crypto {
+            // The KM message is already in network order and goes on the wire unchanged.
+            let km = c.km_message();
+            n += write_ext_header(&mut buf[n..], EXT_KMREQ, (km.len() / 4) as u16);
+            buf[n..n + km.len()].copy_from_slice(km);
+            n += km.len();
+        }
+        n
+    }
+
+    fn on_handshake(&mut self, now: Instant, cif: &[u8]) {
+        let Some(hs) = Handshake::parse(cif) else { return };
+        let connecting = matches!(self.state, State::Induction | State::Conclusion { .. });
+        if !connecting {
+            return; // a repeated conclusion response after we connected
+        }
+        if hs.hs_type >= HS_TYPE_REJECT_BASE && hs.hs_type != HS_TYPE_CONCLUSION {
+            self.reject(hs.hs_type);
+            return;
+        }
+        match (self.state, hs.hs_type) {
+            (State::Induction, HS_TYPE_INDUCTION) => {
+                if hs.version != HS_VERSION_SRT5 || hs.extension != SRT_MAGIC {
+                    // An HSv4-only peer (libsrt < 1.3): we speak HSv5 only.
+                    self.reject(HS_TYPE_REJECT_BASE + 8);
+                    return;
+                }
+                self.state = State::Conclusion { cookie: hs.cookie };
+                self.hs_next = now;
+            }
+            (State::Conclusion { .. }, HS_TYPE_CONCLUSION) => self.on_conclusion(now, &hs, &cif[HS_CIF_LEN..]),
+            _ => {}
+        }
+    }
+
+    fn on_conclusion(&mut self, now: Instant, hs: &Handshake, exts: &[u8]) {
+        if hs.version != HS_VERSION_SRT5 || hs.socket_id == 0 {
+            return;
+        }
+        let mut km_ok = self.crypto.is_none();
+        let mut km_state = None;
+        for (ty, body) in hs_extensions(exts) {
+            match ty {
+                EXT_HSRSP => {
+                    if let Some(h) = HsExt::parse(body) {
+                        // The receiver's TSBPD delay, which the too-late drop is measured against.
+                        self.peer_latency_ms = u32::from(h.recv_delay_ms.max(self.latency_ms));
+                        self.peer_tlpktdrop = h.flags & SRT_OPT_TLPKTDROP != 0;
+                    }
+                }
+                EXT_KMRSP => {
+                    if body.len() == 4 {
+                        // A bare KM state: 3 = no secret on the peer, 4 = bad secret.
+                        km_state = Some(u32::from_be_bytes([body[0], body[1], body[2], body[3]]));
+                    } else if let Some(c) = &self.crypto {
+                        km_ok = body.len() >= c.km_message().len() && body[..c.km_message().len()] == *c.km_message();
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.peer_socket_id = hs.socket_id;
+        if !km_ok {
+            // The listener accepted without our key (not enforcing encryption): it could not
+            // decrypt the stream, so refuse as libsrt's enforced-encryption caller does.
+            let code = match km_state {
+                Some(4) => HS_TYPE_REJECT_BASE + 10,
+                _ => HS_TYPE_REJECT_BASE + 11,
+            };
+            self.shutdown_due = true;
+            self.state = State::Closed;
+            self.events.push_back(SrtEvent::Rejected { code, reason: reject_reason(code) });
+            return;
+        }
+        if hs.flow_window > 0 {
+            self.peer_flow_window = hs.flow_window;
+        }
+        self.state = State::Connected;
+        self.last_tx = now;
+        self.next_data_at = now;
+        self.rate_start = now;
+        self.events.push_back(SrtEvent::Connected);
+        log::debug!(
+            "SRT: connected, peer socket {:#x}, peer latency {} ms, flow window {}",
+            self.peer_socket_id,
+            self.peer_latency_ms,
+            self.peer_flow_window
+        );
+    }
+
+    fn on_ack(&mut self, now: Instant, ack_no: u32, cif: &[u8]) {
+        let Some(ack) = Ack::parse(cif) else { return };
+        let light = Ack::is_light(cif);
+        let Some(released) = self.buf.acknowledge(ack.ack_seq) else {
+            return; // acknowledges packets never sent: not from our peer's receiver
+        };
+        if released > 0 && self.buf.is_empty() {
+            self.drained_at = now;
+        }
+        if !light {
+            // Answer at once: the receiver measures the RTT from the ACK to this ACKACK.
+            self.push_pending(Pending::AckAck(ack_no));
+        }
+        self.last_ack = Some(now);
+        let fresh = seq_diff(ack.ack_seq, self.last_ack_seq) >= 0;
+        if fresh {
+            self.last_ack_seq = ack.ack_seq;
+        }
+        if let (Some(rtt), Some(var)) = (ack.rtt_us, ack.rtt_var_us) {
+            if rtt > 0 {
+                self.rtt_us = rtt;
+                self.rtt_var_us = var;
+            }
+        }
+        if fresh {
+            if let Some(avail) = ack.buffer_available {
+                // Never shut the window completely: with nothing in flight the receiver has
+                // nothing to acknowledge and would never reopen it.
+                self.ack_window = avail.max(2);
+            }
+        }
+        if let Some(v) = ack.recv_rate_pkts {
+            self.stats.peer_recv_rate_pkts = v;
+        }
+        if let Some(v) = ack.link_capacity_pkts {
+            self.stats.peer_link_capacity_pkts = v;
+        }
+        if let Some(v) = ack.recv_rate_bytes {
+            self.stats.peer_recv_rate_bps = u64::from(v) * 8;
+        }
+    }
+
+    fn on_nak(&mut self, cif: &[u8]) {
+        for (lo, hi) in nak_ranges(cif) {
+            self.stats.packets_lost += self.buf.mark_lost(lo, hi) as u64;
+        }
+    }
+
+    /// libsrt's retransmission hold-off: a packet retransmitted less than SRTT − 4 × RTTVar
+    /// ago is not sent again for a repeated NAK (the first copy may still be on its way).
+    fn rexmit_hold_off(&self) -> Duration {
+        Duration::from_micros(u64::from(self.rtt_us.saturating_sub(self.rtt_var_us.saturating_mul(4))))
+    }
+
+    fn transmit_connected(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if let Some(p) = self.pending.pop_front() {
+            let n = match p {
+                Pending::AckAck(no) => {
+                    let n = write_control_header(buf, CTRL_ACKACK, no, self.ts(now), self.peer_socket_id);
+                    buf[n..n + 4].fill(0);
+                    n + 4
+                }
+                Pending::DropReq { msgno, first, last } => {
+                    let n = write_control_header(buf, CTRL_DROPREQ, msgno, self.ts(now), self.peer_socket_id);
+                    buf[n..n + 4].copy_from_slice(&first.to_be_bytes());
+                    buf[n + 4..n + 8].copy_from_slice(&last.to_be_bytes());
+                    n + 8
+                }
+            };
+            self.last_tx = now;
+            return Some(n);
+        }
+        if now >= self.next_data_at {
+            let rexmit = self.buf.next_lost(now, self.rexmit_hold_off());
+            let index = match rexmit {
+                Some(i) => Some(i),
+                None if self.can_send_new() => self.buf.next_unsent(now),
+                None => None,
+            };
+            if let Some(i) = index {
+                let (seq, msgno, origin, payload) = self.buf.packet(i);
+                let kk = if self.crypto.is_some() { KK_EVEN } else { KK_NONE };
+                write_data_header(buf, seq, msgno, kk, rexmit.is_some(), self.ts(origin), self.peer_socket_id);
+                let n = HEADER_LEN + payload.len();
+                buf[HEADER_LEN..n].copy_from_slice(payload);
+                self.stats.bytes_sent += payload.len() as u64;
+                if rexmit.is_some() {
+                    self.stats.packets_retransmitted += 1;
+                } else {
+                    self.stats.packets_sent += 1;
+                }
+                self.next_data_at =
+                    self.next_data_at.max(now.checked_sub(PACING_CATCH_UP).unwrap_or(now)) + self.pacing_period;
+                self.last_tx = now;
+                self.keepalive_due = false;
+                return Some(n);
+            }
+        }
+        if self.keepalive_due {
+            self.keepalive_due = false;
+            self.last_tx = now;
+            let n = write_control_header(buf, CTRL_KEEPALIVE, 0, self.ts(now), self.peer_socket_id);
+            buf[n..n + 4].fill(0);
+            return Some(n + 4);
+        }
+        None
+    }
+
+    /// Input-rate sampling for the pacing (libsrt's LiveCC with SRTO_MAXBW = 0: input rate
+    /// × (1 + SRTO_OHEADBW)), or the configured ceiling.
+    fn sample_input(&mut self, now: Instant, len: usize) {
+        if self.rate_pkts == 0 && self.pacing_bps == 0 {
+            // The first window starts with the first packet, not at the connection: a pusher
+            // that starts late would otherwise look like a slow input.
+            self.rate_start = now;
+        }
+        self.rate_bytes += len as u64 + PKT_OVERHEAD;
+        self.rate_pkts += 1;
+        let elapsed = now.saturating_duration_since(self.rate_start);
+        if self.max_bw_bps.is_none() && elapsed < self.rate_period {
+            return;
+        }
+        let avg_pkt = self.rate_bytes.checked_div(self.rate_pkts).unwrap_or(self.payload_size as u64 + PKT_OVERHEAD);
+        let bps = match self.max_bw_bps {
+            Some(max) => max,
+            None => {
+                let input_bps = self.rate_bytes * 8 * 1_000_000 / (elapsed.as_micros() as u64).max(1);
+                (input_bps * (100 + OVERHEAD_PERCENT) / 100).max(MIN_PACING_BPS)
+            }
+        };
+        self.pacing_bps = bps;
+        self.pacing_period = Duration::from_nanos(avg_pkt * 8 * 1_000_000_000 / bps.max(1));
+        if elapsed >= self.rate_period {
+            self.rate_start = now;
+            self.rate_bytes = 0;
+            self.rate_pkts = 0;
+            self.rate_period = Duration::from_secs(1);
+        }
+    }
+}
+
+/// Random bytes for the salt and the SEK: the OS's random source, or for `seed != 0` a
+/// SplitMix64 stream so tests can replay a session.
+fn key_material(seed: u64, out: &mut [u8]) -> Result<()> {
+    if seed == 0 {
+        return getrandom::getrandom(out)
+            .map_err(|e| Error::Internal(format!("no OS random source for the SRT key: {e}")));
+    }
+    let mut state = seed;
+    for chunk in out.chunks_mut(8) {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
+    Ok(())
+}

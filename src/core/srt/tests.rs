@@ -1,0 +1,596 @@
+//! SrtSender on scripted timelines: a fake listener answers with hand-built packets and the
+//! test reads what the sender writes.
+
+use std::time::{Duration, Instant};
+
+use super::crypto::{derive_kek, unwrap_key, Crypto};
+use super::packet::*;
+use super::*;
+
+const ME: u32 = 0x0ABC_0001;
+const PEER: u32 = 0x0DEF_0002;
+const COOKIE: u32 = 0x1357_9BDF;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+struct Run {
+    s: SrtSender,
+    t0: Instant,
+    buf: Vec<u8>,
+}
+
+impl Run {
+    fn new(cfg: SrtConfig, isn: u32) -> Run {
+        let t0 = Instant::now();
+        Run { s: SrtSender::new(cfg, ME, isn, 7, t0).unwrap(), t0, buf: vec![0; MAX_DATAGRAM] }
+    }
+
+    fn at(&self, t: u64) -> Instant {
+        self.t0 + ms(t)
+    }
+
+    fn out(&mut self, t: u64) -> Option<Vec<u8>> {
+        let now = self.at(t);
+        self.s.poll_transmit(now, &mut self.buf).map(|n| self.buf[..n].to_vec())
+    }
+
+    fn all_out(&mut self, t: u64) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| self.out(t)).collect()
+    }
+
+    fn feed(&mut self, t: u64, d: &[u8]) {
+        let now = self.at(t);
+        self.s.handle_datagram(now, d);
+    }
+
+    fn events(&mut self) -> Vec<SrtEvent> {
+        std::iter::from_fn(|| self.s.poll_event()).collect()
+    }
+
+    /// Handshake through to Connected with a peer latency and flow window.
+    fn connect(cfg: SrtConfig, isn: u32, flow_window: u32) -> Run {
+        let mut r = Run::new(cfg, isn);
+        r.out(0).unwrap();
+        r.feed(1, &induction_response());
+        r.out(1).unwrap();
+        r.feed(2, &conclusion_response(120, flow_window, &[]));
+        assert_eq!(r.events(), vec![SrtEvent::Connected]);
+        r
+    }
+}
+
+fn control(ctype: u16, info: u32, cif: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; HEADER_LEN + cif.len()];
+    write_control_header(&mut b, ctype, info, 0, ME);
+    b[HEADER_LEN..].copy_from_slice(cif);
+    b
+}
+
+fn handshake(hs: Handshake, exts: &[u8]) -> Vec<u8> {
+    let mut cif = vec![0u8; HS_CIF_LEN];
+    hs.write(&mut cif);
+    cif.extend_from_slice(exts);
+    control(CTRL_HANDSHAKE, 0, &cif)
+}
+
+fn induction_response() -> Vec<u8> {
+    handshake(
+        Handshake {
+            version: 5,
+            extension: SRT_MAGIC,
+            mtu: 1500,
+            flow_window: 8192,
+            hs_type: HS_TYPE_INDUCTION,
+            socket_id: PEER,
+            cookie: COOKIE,
+            ..Default::default()
+        },
+        &[],
+    )
+}
+
+fn conclusion_response(latency: u16, flow_window: u32, extra: &[u8]) -> Vec<u8> {
+    let mut ext = vec![0u8; 16];
+    write_ext_header(&mut ext, EXT_HSRSP, 3);
+    HsExt { version: SRT_VERSION, flags: 0xBF, recv_delay_ms: latency, send_delay_ms: 0 }.write(&mut ext[4..]);
+    ext.extend_from_slice(extra);
+    handshake(
+        Handshake {
+            version: 5,
+            extension: HS_EXT_FLAG_HSREQ,
+            mtu: 1500,
+            flow_window,
+            hs_type: HS_TYPE_CONCLUSION,
+            socket_id: PEER,
+            ..Default::default()
+        },
+        &ext,
+    )
+}
+
+fn full_ack(ack_no: u32, ack_seq: u32, rtt_us: u32, avail: u32) -> Vec<u8> {
+    let mut cif = [0u8; 28];
+    Ack {
+        ack_seq,
+        rtt_us: Some(rtt_us),
+        rtt_var_us: Some(rtt_us / 10),
+        buffer_available: Some(avail),
+        recv_rate_pkts: Some(100),
+        link_capacity_pkts: Some(1000),
+        recv_rate_bytes: Some(130_000),
+    }
+    .write(&mut cif);
+    control(CTRL_ACK, ack_no, &cif)
+}
+
+fn nak(ranges: &[(u32, u32)]) -> Vec<u8> {
+    let mut cif = vec![0u8; ranges.len() * 8];
+    let mut n = 0;
+    for (lo, hi) in ranges {
+        n += write_nak_entry(&mut cif[n..], *lo, *hi);
+    }
+    control(CTRL_NAK, 0, &cif[..n])
+}
+
+fn data(d: &[u8]) -> DataHeader {
+    parse_data_header(d).expect("a data packet")
+}
+
+#[test]
+fn handshake_induction_then_conclusion_with_resend() {
+    let cfg = SrtConfig { stream_id: Some("#!::r=live/x,m=publish".into()), ..SrtConfig::default() };
+    let mut r = Run::new(cfg, 1000);
+    let p = r.out(0).unwrap();
+    let c = parse_control(&p).unwrap();
+    assert_eq!((c.ctype, c.dest), (CTRL_HANDSHAKE, 0));
+    let hs = Handshake::parse(c.cif).unwrap();
+    assert_eq!((hs.version, hs.extension, hs.hs_type, hs.socket_id, hs.initial_seq), (4, UDT_DGRAM, 1, ME, 1000));
+    assert_eq!(hs.cookie, 0);
+    // Nothing until the 250 ms resend.
+    assert!(r.out(249).is_none());
+    assert_eq!(r.s.poll_timeout(), Some(r.at(250)));
+    assert_eq!(Handshake::parse(parse_control(&r.out(250).unwrap()).unwrap().cif).unwrap().hs_type, 1);
+
+    // The listener's answer (a copy addressed to another socket is ignored).
+    let mut foreign = induction_response();
+    foreign[12..16].copy_from_slice(&9u32.to_be_bytes());
+    r.feed(260, &foreign);
+    assert!(r.out(260).is_none());
+    r.feed(261, &induction_response());
+    let p = r.out(261).unwrap();
+    let c = parse_control(&p).unwrap();
+    let hs = Handshake::parse(c.cif).unwrap();
+    assert_eq!((hs.version, hs.hs_type, hs.cookie, hs.socket_id), (5, HS_TYPE_CONCLUSION, COOKIE, ME));
+    assert_eq!(hs.extension, HS_EXT_FLAG_HSREQ | HS_EXT_FLAG_CONFIG);
+    assert_eq!(hs.encryption, 0);
+    assert_eq!(c.timestamp, 261_000);
+    let exts: Vec<_> = hs_extensions(&c.cif[HS_CIF_LEN..]).collect();
+    assert_eq!(exts.len(), 2);
+    assert_eq!(exts[0].0, EXT_HSREQ);
+    let h = HsExt::parse(exts[0].1).unwrap();
+    assert_eq!((h.version, h.flags, h.recv_delay_ms, h.send_delay_ms), (SRT_VERSION, 0x3F, 120, 120));
+    assert_eq!(exts[1].0, EXT_SID);
+    // 22 bytes → 6 words, each byte-reversed.
+    assert_eq!(exts[1].1.len(), 24);
+    assert_eq!(&exts[1].1[..8], b"::!#il=r");
+    // The conclusion is resent too until answered.
+    assert!(r.out(510).is_none());
+    assert_eq!(Handshake::parse(parse_control(&r.out(511).unwrap()).unwrap().cif).unwrap().cookie, COOKIE);
+    assert!(r.s.send(r.at(511), &[0; 10]).is_err(), "no data before the handshake completes");
+
+    r.feed(520, &conclusion_response(200, 4000, &[]));
+    assert_eq!(r.events(), vec![SrtEvent::Connected]);
+    assert!(r.s.is_connected());
+    // A repeated conclusion response changes nothing.
+    r.feed(521, &conclusion_response(200, 4000, &[]));
+    assert!(r.events().is_empty());
+    assert_eq!(r.s.stats().flow_window, 4000);
+}
+
+#[test]
+fn rejection_is_reported_at_once_without_retry() {
+    let mut r = Run::new(SrtConfig::default(), 1);
+    r.out(0).unwrap();
+    r.feed(1, &induction_response());
+    r.out(1).unwrap();
+    let mut rej = induction_response();
+    // Handshake type field: CIF offset 20.
+    rej[HEADER_LEN + 20..HEADER_LEN + 24].copy_from_slice(&1010u32.to_be_bytes());
+    r.feed(2, &rej);
+    assert_eq!(r.events(), vec![SrtEvent::Rejected { code: 1010, reason: "incorrect passphrase" }]);
+    assert_eq!(r.s.poll_timeout(), None);
+    assert!(r.out(1000).is_none());
+
+    // An HSv4-only listener (no SRT magic in its induction answer).
+    let mut r = Run::new(SrtConfig::default(), 1);
+    r.out(0).unwrap();
+    let mut v4 = induction_response();
+    v4[HEADER_LEN + 6..HEADER_LEN + 8].copy_from_slice(&0u16.to_be_bytes());
+    r.feed(1, &v4);
+    assert!(matches!(r.events()[..], [SrtEvent::Rejected { code: 1008, .. }]));
+}
+
+#[test]
+fn data_packets_carry_sequence_message_timestamp_and_peer_id() {
+    let mut r = Run::connect(SrtConfig::default(), SEQ_MASK - 1, 8192);
+    for k in 0..4u8 {
+        r.s.send(r.at(10 + u64::from(k)), &[k; 100]).unwrap();
+    }
+    let out = r.all_out(20);
+    assert_eq!(out.len(), 4);
+    let seqs: Vec<_> = out.iter().map(|p| data(p).seq).collect();
+    assert_eq!(seqs, vec![SEQ_MASK - 1, SEQ_MASK, 0, 1]);
+    for (k, p) in out.iter().enumerate() {
+        let h = data(p);
+        assert_eq!((h.position, h.in_order, h.kk, h.retransmitted), (0b11, false, KK_NONE, false));
+        assert_eq!(h.msgno, k as u32 + 1);
+        assert_eq!(h.timestamp, (10 + k as u32) * 1000, "timestamp = queue time since the start");
+        assert_eq!(h.dest, PEER);
+        assert_eq!(&p[HEADER_LEN..], &[k as u8; 100][..]);
+    }
+    assert_eq!(r.s.unacked(), 4);
+    // Too big, empty.
+    assert!(r.s.send(r.at(21), &[0; 1317]).is_err());
+    assert!(r.s.send(r.at(21), &[]).is_err());
+}
+
+#[test]
+fn full_ack_releases_and_is_answered_light_ack_is_not() {
+    let mut r = Run::connect(SrtConfig::default(), 100, 8192);
+    for _ in 0..5 {
+        r.s.send(r.at(10), &[1; 50]).unwrap();
+    }
+    assert_eq!(r.all_out(10).len(), 5);
+    r.feed(30, &control(CTRL_ACK, 0, &102u32.to_be_bytes()));
+    assert_eq!(r.s.unacked(), 3);
+    assert!(r.all_out(30).is_empty(), "no ACKACK for a light ACK");
+    r.feed(40, &full_ack(7, 105, 30_000, 5000));
+    assert_eq!(r.s.unacked(), 0);
+    let out = r.all_out(40);
+    assert_eq!(out.len(), 1);
+    let c = parse_control(&out[0]).unwrap();
+    assert_eq!((c.ctype, c.info, c.dest), (CTRL_ACKACK, 7, PEER));
+    let st = r.s.stats();
+    assert_eq!((st.rtt_ms, st.rtt_var_ms, st.flow_window), (30.0, 3.0, 5000));
+    assert_eq!((st.peer_recv_rate_pkts, st.peer_link_capacity_pkts, st.peer_recv_rate_bps), (100, 1000, 1_040_000));
+    assert_eq!(st.last_ack, Some(r.at(40)));
+    // An ACK beyond what was sent is ignored, and so are stale ones.
+    r.s.send(r.at(50), &[1; 50]).unwrap();
+    r.all_out(50);
+    r.feed(51, &full_ack(8, 110, 30_000, 5000));
+    assert_eq!(r.s.unacked(), 1);
+    assert!(r.all_out(51).is_empty());
+    r.feed(52, &full_ack(9, 104, 30_000, 5000));
+    assert_eq!(r.s.unacked(), 1);
+    // Flushed once acknowledged and the peer's latency (120 ms) has passed.
+    r.feed(60, &full_ack(10, 106, 30_000, 5000));
+    assert!(!r.s.is_flushed(r.at(100)));
+    assert!(r.s.is_flushed(r.at(180)));
+}
+
+#[test]
+fn nak_triggers_retransmission_with_r_flag_and_hold_off() {
+    let mut r = Run::connect(SrtConfig::default(), 500, 8192);
+    for k in 0..10u8 {
+        r.s.send(r.at(10), &[k; 20]).unwrap();
+    }
+    let first = r.all_out(10);
+    assert_eq!(first.len(), 10);
+    // RTT 20 ms, var 2 ms: hold-off 20 − 8 = 12 ms.
+    r.feed(15, &full_ack(1, 500, 20_000, 8000));
+    r.all_out(15);
+    r.feed(30, &nak(&[(502, 502), (505, 507)]));
+    let out = r.all_out(30);
+    let seqs: Vec<_> = out.iter().map(|p| data(p).seq).collect();
+    assert_eq!(seqs, vec![502, 505, 506, 507]);
+    for p in &out {
+        let h = data(p);
+        assert!(h.retransmitted);
+        assert_eq!(h.timestamp, 10_000, "a retransmission keeps the original timestamp");
+        assert_eq!(&p[HEADER_LEN..], &first[(h.seq - 500) as usize][HEADER_LEN..]);
+    }
+    assert_eq!(r.s.stats().packets_lost, 4);
+    assert_eq!(r.s.stats().packets_retransmitted, 4);
+    // The same NAK 5 ms later: within the hold-off, nothing is resent.
+    r.feed(35, &nak(&[(502, 502)]));
+    assert!(r.all_out(35).is_empty());
+    // A periodic NAK report after the hold-off: resent again.
+    r.feed(50, &nak(&[(502, 502)]));
+    let out = r.all_out(50);
+    assert_eq!(out.iter().map(|p| data(p).seq).collect::<Vec<_>>(), vec![502]);
+    // NAKs for acknowledged or never-sent packets are ignored.
+    r.feed(60, &full_ack(2, 504, 20_000, 8000));
+    r.all_out(60);
+    r.feed(61, &nak(&[(400, 503), (600, 700)]));
+    assert!(r.all_out(61).is_empty());
+}
+
+#[test]
+fn too_late_packets_are_dropped_with_a_drop_request() {
+    let mut r = Run::connect(SrtConfig::default(), 10, 8192);
+    for k in 0..5u64 {
+        r.s.send(r.at(100 + k * 10), &[0; 100]).unwrap();
+    }
+    r.all_out(150);
+    // Threshold: max(120 ms, 1 s) + 20 ms = 1020 ms after each packet's queue time.
+    r.s.handle_timeout(r.at(1119));
+    assert_eq!(r.s.stats().packets_dropped, 0);
+    assert_eq!(r.s.poll_timeout(), Some(r.at(1120)), "next wake-up: the oldest packet's deadline");
+    r.s.handle_timeout(r.at(1135));
+    assert_eq!(r.s.stats().packets_dropped, 2);
+    assert_eq!(r.s.unacked(), 3);
+    let out = r.all_out(1135);
+    assert_eq!(out.len(), 1);
+    let c = parse_control(&out[0]).unwrap();
+    assert_eq!((c.ctype, c.info, c.dest), (CTRL_DROPREQ, 1, PEER));
+    assert_eq!(c.cif, &[0, 0, 0, 10, 0, 0, 0, 11]);
+    // The peer's ACK now may start after the dropped ones.
+    r.feed(1140, &full_ack(3, 15, 10_000, 8000));
+    assert_eq!(r.s.unacked(), 0);
+}
+
+#[test]
+fn larger_peer_latency_moves_the_drop_threshold() {
+    let mut r = Run::new(SrtConfig::default(), 10);
+    r.out(0).unwrap();
+    r.feed(1, &induction_response());
+    r.out(1).unwrap();
+    r.feed(2, &conclusion_response(2000, 8192, &[]));
+    r.events();
+    r.s.send(r.at(10), &[0; 10]).unwrap();
+    r.all_out(10);
+    r.s.handle_timeout(r.at(2029));
+    assert_eq!(r.s.stats().packets_dropped, 0);
+    r.s.handle_timeout(r.at(2031));
+    assert_eq!(r.s.stats().packets_dropped, 1);
+}
+
+#[test]
+fn pacing_follows_max_bw_and_retransmissions_go_first() {
+    // 1316 + 44 bytes at 10.88 Mbit/s: one packet per ms.
+    let cfg = SrtConfig { max_bw_bps: Some(10_880_000), ..SrtConfig::default() };
+    let mut r = Run::connect(cfg, 0, 8192);
+    for _ in 0..40 {
+        r.s.send(r.at(100), &[0; 1316]).unwrap();
+    }
+    // The 20 ms catch-up credit lets a burst out at once; then one per ms.
+    let burst = r.all_out(100).len();
+    assert!((20..=22).contains(&burst), "burst of {burst}");
+    let next = r.s.poll_timeout().unwrap();
+    assert!(next > r.at(100) && next <= r.at(101), "{:?}", next - r.at(100));
+    assert!(r.out(100).is_none());
+    assert_eq!(r.all_out(101).len(), 1);
+    // A NAK: the lost packet goes before new data in the next slot.
+    r.feed(101, &nak(&[(3, 3)]));
+    let p = r.out(102).unwrap();
+    assert_eq!((data(&p).seq, data(&p).retransmitted), (3, true));
+    assert!(r.out(102).is_none());
+    assert!(!data(&r.out(103).unwrap()).retransmitted);
+    assert_eq!(r.s.stats().pacing_bps, 10_880_000);
+}
+
+#[test]
+fn pacing_from_the_input_rate_plus_25_percent() {
+    let mut r = Run::connect(SrtConfig::default(), 0, 8192);
+    // 200 packets/s of 1316 bytes for one second: the estimate after the first 0.5 s window.
+    let mut sent = 0;
+    for k in 0..200u64 {
+        let t = 100 + k * 5;
+        r.s.send(r.at(t), &[0; 1316]).unwrap();
+        sent += r.all_out(t).len();
+    }
+    let bps = r.s.stats().pacing_bps;
+    let want = 200 * 1360 * 8 * 125 / 100;
+    assert!(bps.abs_diff(want) < want / 20, "pacing {bps} bit/s, want ≈ {want}");
+    assert!(sent >= 198, "the sender keeps up with its input: {sent}");
+}
+
+#[test]
+fn flow_window_limits_the_flight() {
+    let mut r = Run::connect(SrtConfig::default(), 0, 4);
+    for _ in 0..10 {
+        r.s.send(r.at(10), &[0; 10]).unwrap();
+    }
+    assert_eq!(r.all_out(10).len(), 4);
+    assert_eq!(r.s.stats().flight_size, 4);
+    r.feed(20, &full_ack(1, 2, 10_000, 100));
+    // ACKACK, then two more data packets.
+    let out = r.all_out(20);
+    assert_eq!(out.iter().filter(|p| parse_data_header(p).is_some()).count(), 2);
+    // The ACK's available-buffer field shrinks the window further.
+    r.feed(30, &full_ack(2, 6, 10_000, 2));
+    let out = r.all_out(30);
+    assert_eq!(out.iter().filter(|p| parse_data_header(p).is_some()).count(), 2);
+}
+
+#[test]
+fn keepalive_shutdown_and_close() {
+    let mut r = Run::connect(SrtConfig::default(), 0, 8192);
+    assert!(r.out(500).is_none());
+    assert_eq!(r.s.poll_timeout(), Some(r.at(1002)));
+    let p = r.out(1002).unwrap();
+    assert_eq!(parse_control(&p).unwrap().ctype, CTRL_KEEPALIVE);
+    assert!(r.out(1500).is_none());
+    // close(): one shutdown packet, then nothing.
+    r.s.close(r.at(1600));
+    assert_eq!(r.events(), vec![SrtEvent::Closed { by_peer: false }]);
+    let p = r.out(1600).unwrap();
+    let c = parse_control(&p).unwrap();
+    assert_eq!((c.ctype, c.dest), (CTRL_SHUTDOWN, PEER));
+    assert!(r.out(1600).is_none());
+    assert_eq!(r.s.poll_timeout(), None);
+    assert!(r.s.send(r.at(1601), &[1]).is_err());
+
+    // The peer's shutdown.
+    let mut r = Run::connect(SrtConfig::default(), 0, 8192);
+    r.feed(10, &control(CTRL_SHUTDOWN, 0, &[0; 4]));
+    assert_eq!(r.events(), vec![SrtEvent::Closed { by_peer: true }]);
+    assert!(!r.s.is_connected());
+}
+
+#[test]
+fn message_numbers_wrap_to_one() {
+    let mut r = Run::connect(SrtConfig::default(), 0, 8192);
+    r.s.next_msgno_for_test(MSGNO_MASK - 1);
+    for _ in 0..3 {
+        r.s.send(r.at(10), &[0; 10]).unwrap();
+    }
+    let m: Vec<_> = r.all_out(10).iter().map(|p| data(p).msgno).collect();
+    assert_eq!(m, vec![MSGNO_MASK - 1, MSGNO_MASK, 1]);
+}
+
+#[test]
+fn encryption_kmreq_and_decryptable_payload() {
+    let pass = "correct horse battery";
+    let cfg = SrtConfig { passphrase: Some(pass.into()), pbkeylen: 24, ..SrtConfig::default() };
+    let mut r = Run::new(cfg, 42);
+    r.out(0).unwrap();
+    r.feed(1, &induction_response());
+    let p = r.out(1).unwrap();
+    let c = parse_control(&p).unwrap();
+    let hs = Handshake::parse(c.cif).unwrap();
+    assert_eq!(hs.encryption, 3, "AES-192 advertised as 3");
+    assert_eq!(hs.extension, HS_EXT_FLAG_HSREQ | HS_EXT_FLAG_KMREQ);
+    let (_, km) = hs_extensions(&c.cif[HS_CIF_LEN..]).find(|(t, _)| *t == EXT_KMREQ).unwrap();
+    let km = km.to_vec();
+    assert_eq!(km.len(), 16 + 16 + 24 + 8);
+    // Recover the SEK as the listener would, then decrypt a data packet.
+    let salt: [u8; 16] = km[16..32].try_into().unwrap();
+    let mut kek = [0u8; 24];
+    derive_kek(pass.as_bytes(), &salt, &mut kek);
+    let mut sek = [0u8; 24];
+    unwrap_key(&kek, &km[32..], &mut sek).unwrap();
+    let peer = Crypto::with_keys(&kek, &sek, salt).unwrap();
+
+    // KMRSP echoing the KM: accepted.
+    let mut ext = vec![0u8; 4];
+    write_ext_header(&mut ext, EXT_KMRSP, (km.len() / 4) as u16);
+    ext.extend_from_slice(&km);
+    r.feed(2, &conclusion_response(120, 8192, &ext));
+    assert_eq!(r.events(), vec![SrtEvent::Connected]);
+    let plain: Vec<u8> = (0..1316).map(|i| (i * 7) as u8).collect();
+    r.s.send(r.at(3), &plain).unwrap();
+    let p = r.out(3).unwrap();
+    let h = data(&p);
+    assert_eq!(h.kk, KK_EVEN);
+    let mut body = p[HEADER_LEN..].to_vec();
+    assert_ne!(body, plain);
+    peer.apply(h.seq, &mut body);
+    assert_eq!(body, plain);
+    // The retransmission carries the same ciphertext.
+    r.feed(10, &nak(&[(42, 42)]));
+    let again = r.out(200).unwrap();
+    assert_eq!(&again[HEADER_LEN..], &p[HEADER_LEN..]);
+}
+
+#[test]
+fn kmrsp_with_a_bad_secret_state_is_a_rejection() {
+    let cfg = SrtConfig { passphrase: Some("0123456789".into()), ..SrtConfig::default() };
+    let mut r = Run::new(cfg, 42);
+    r.out(0).unwrap();
+    r.feed(1, &induction_response());
+    r.out(1).unwrap();
+    let mut ext = vec![0u8; 8];
+    write_ext_header(&mut ext, EXT_KMRSP, 1);
+    ext[4..8].copy_from_slice(&4u32.to_be_bytes());
+    r.feed(2, &conclusion_response(120, 8192, &ext));
+    assert!(matches!(r.events()[..], [SrtEvent::Rejected { code: 1010, .. }]));
+    // The listener thinks it is connected: tell it we are not.
+    assert_eq!(parse_control(&r.out(2).unwrap()).unwrap().ctype, CTRL_SHUTDOWN);
+    // No KMRSP at all from a listener without a passphrase: 1011.
+    let cfg = SrtConfig { passphrase: Some("0123456789".into()), ..SrtConfig::default() };
+    let mut r = Run::new(cfg, 42);
+    r.out(0).unwrap();
+    r.feed(1, &induction_response());
+    r.out(1).unwrap();
+    r.feed(2, &conclusion_response(120, 8192, &[]));
+    assert!(matches!(r.events()[..], [SrtEvent::Rejected { code: 1011, .. }]));
+}
+
+#[test]
+fn config_is_validated() {
+    let t0 = Instant::now();
+    let new = |cfg: SrtConfig| SrtSender::new(cfg, ME, 0, 1, t0);
+    assert!(new(SrtConfig { passphrase: Some("short".into()), ..Default::default() }).is_err());
+    assert!(new(SrtConfig { passphrase: Some("x".repeat(80)), ..Default::default() }).is_err());
+    assert!(new(SrtConfig { passphrase: Some("x".repeat(79)), ..Default::default() }).is_ok());
+    assert!(new(SrtConfig { passphrase: Some("x".repeat(10)), pbkeylen: 20, ..Default::default() }).is_err());
+    assert!(new(SrtConfig { stream_id: Some("s".repeat(513)), ..Default::default() }).is_err());
+    assert!(new(SrtConfig { stream_id: Some("s".repeat(512)), ..Default::default() }).is_ok());
+    assert!(new(SrtConfig { payload_size: 1457, ..Default::default() }).is_err());
+    assert!(new(SrtConfig { latency: Duration::from_secs(70), ..Default::default() }).is_err());
+    assert!(SrtSender::new(SrtConfig::default(), 0, 0, 1, t0).is_err());
+    // Zero means default.
+    let s = new(SrtConfig { payload_size: 0, flight_window: 0, ..Default::default() }).unwrap();
+    assert_eq!(s.stats().flow_window, DEFAULT_FLIGHT_WINDOW);
+}
+
+#[test]
+fn garbage_never_panics() {
+    // Random datagrams, and valid ones with random bytes flipped, in every state.
+    let mut rng = 0x1234_5678_9ABC_DEF0u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let templates = [
+        induction_response(),
+        conclusion_response(120, 8192, &[]),
+        full_ack(1, 5, 1000, 10),
+        nak(&[(1, 3), (7, 7)]),
+        control(CTRL_SHUTDOWN, 0, &[0; 4]),
+    ];
+    for round in 0..300u64 {
+        let cfg = SrtConfig {
+            passphrase: (round % 4 == 0).then(|| "0123456789ab".to_string()),
+            stream_id: Some("s".into()),
+            ..Default::default()
+        };
+        let mut r = if round % 2 == 0 { Run::new(cfg, 5) } else { Run::connect(cfg, 5, 8192) };
+        for k in 0..200u64 {
+            let t = k * 3;
+            let mut d = if next() % 2 == 0 {
+                let len = (next() % 200) as usize;
+                (0..len).map(|_| next() as u8).collect::<Vec<u8>>()
+            } else {
+                let mut d = templates[(next() % templates.len() as u64) as usize].clone();
+                for _ in 0..(next() % 4) {
+                    let i = (next() as usize) % d.len();
+                    d[i] = next() as u8;
+                }
+                d
+            };
+            if next() % 3 == 0 && d.len() >= 16 {
+                d[12..16].copy_from_slice(&ME.to_be_bytes());
+                d[0] |= 0x80;
+            }
+            r.feed(t, &d);
+            if r.s.is_connected() && next() % 4 == 0 {
+                let _ = r.s.send(r.at(t), &[1; 100]);
+            }
+            r.all_out(t);
+            r.s.handle_timeout(r.at(t));
+            let _ = r.s.poll_timeout();
+            r.events();
+        }
+    }
+}
+
+#[test]
+fn buffer_grows_then_refuses_when_full() {
+    // Nothing is acknowledged and nothing is sent (flow window 0 → 2 in flight): the ring
+    // grows to its cap of 8192 packets, then send fails and can_send says so.
+    let mut r = Run::connect(SrtConfig::default(), 0, 2);
+    let mut accepted = 0;
+    while r.s.can_send() {
+        r.s.send(r.at(10), &[0; 4]).unwrap();
+        accepted += 1;
+        assert!(accepted <= 8192);
+    }
+    assert_eq!(accepted, 8192);
+    assert!(matches!(r.s.send(r.at(10), &[0; 4]), Err(crate::error::Error::QueueFull(_))));
+}
