@@ -777,7 +777,7 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
         if rc != 0 {
             return Ok(rc);
         }
-        let values: [jlong; 19] = [
+        let values: [jlong; 23] = [
             d.state as jlong,
             d.url_index as jlong,
             d.video_bitrate_kbps as jlong,
@@ -797,6 +797,10 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
             d.video_frames_dropped_congestion as jlong,
             d.audio_frames_dropped_congestion as jlong,
             d.audio_gaps as jlong,
+            d.packets_retransmitted as jlong,
+            d.packets_lost as jlong,
+            d.packets_dropped_late as jlong,
+            d.send_buffer_ms as jlong,
         ];
         if out.is_null() || (env.get_array_length(&out)? as usize) < values.len() {
             return Ok(OUT_OF_BOUNDS);

@@ -286,6 +286,15 @@ pub struct kp_destination_stats {
     pub audio_frames_dropped_congestion: u64,
     /// Times audio had to be dropped for this destination (each a gap in the sound).
     pub audio_gaps: u64,
+    /// SRT destinations (0 on RTMP): packets sent again after the receiver reported them lost.
+    pub packets_retransmitted: u64,
+    /// SRT: packets the receiver reported lost (NAKs; repaired ones included).
+    pub packets_lost: u64,
+    /// SRT: packets given up unacknowledged because they were too late to play (each a gap the
+    /// receiver skips; KP_EVENT_NET_BUSY follows when it persists).
+    pub packets_dropped_late: u64,
+    /// SRT: age of the oldest unacknowledged packet in the send buffer, ms.
+    pub send_buffer_ms: u32,
 }
 
 impl kp_destination_stats {
@@ -311,6 +320,10 @@ impl kp_destination_stats {
             video_frames_dropped_congestion: d.video_frames_dropped_congestion,
             audio_frames_dropped_congestion: d.audio_frames_dropped_congestion,
             audio_gaps: d.audio_gaps,
+            packets_retransmitted: d.packets_retransmitted,
+            packets_lost: d.packets_lost,
+            packets_dropped_late: d.packets_dropped_late,
+            send_buffer_ms: d.send_buffer_ms,
         }
     }
 
@@ -345,7 +358,11 @@ impl kp_destination_stats {
                     congestion,
                     video_frames_dropped_congestion,
                     audio_frames_dropped_congestion,
-                    audio_gaps
+                    audio_gaps,
+                    packets_retransmitted,
+                    packets_lost,
+                    packets_dropped_late,
+                    send_buffer_ms
                 ]
             )
         };

@@ -4,5 +4,6 @@
 pub mod tls;
 pub mod tls_config;
 pub mod transport;
+pub mod udp;
 
 pub use transport::Transport;

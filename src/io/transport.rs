@@ -174,24 +174,7 @@ impl Transport {
         if want_write {
             events |= libc::POLLOUT;
         }
-        let mut fds = [
-            libc::pollfd { fd: self.stream.as_raw_fd(), events, revents: 0 },
-            libc::pollfd { fd: waker.map_or(-1, |w| w.rx.as_raw_fd()), events: libc::POLLIN, revents: 0 },
-        ];
-        poll(&mut fds, timeout);
-        let r = fds[0].revents;
-        let ready = Readiness {
-            // Errors and hang-ups show up as readable so the next read reports them.
-            readable: r & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0,
-            writable: r & (libc::POLLOUT | libc::POLLERR) != 0,
-            woken: fds[1].revents & libc::POLLIN != 0,
-        };
-        if ready.woken {
-            if let Some(w) = waker {
-                w.drain();
-            }
-        }
-        ready
+        wait_socket(self.stream.as_raw_fd(), events, waker, timeout)
     }
 
     /// Ends the connection so the server gets every byte written: TLS close_notify, our FIN, then
@@ -267,6 +250,33 @@ impl Transport {
         }
         None
     }
+}
+
+/// Sleeps until the socket `fd` has one of `events`, the waker fires, or `timeout` passes.
+pub(crate) fn wait_socket(
+    fd: std::os::fd::RawFd,
+    events: libc::c_short,
+    waker: Option<&WakeReceiver>,
+    timeout: Duration,
+) -> Readiness {
+    let mut fds = [
+        libc::pollfd { fd, events, revents: 0 },
+        libc::pollfd { fd: waker.map_or(-1, |w| w.rx.as_raw_fd()), events: libc::POLLIN, revents: 0 },
+    ];
+    poll(&mut fds, timeout);
+    let r = fds[0].revents;
+    let ready = Readiness {
+        // Errors and hang-ups show up as readable so the next read reports them.
+        readable: r & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0,
+        writable: r & (libc::POLLOUT | libc::POLLERR) != 0,
+        woken: fds[1].revents & libc::POLLIN != 0,
+    };
+    if ready.woken {
+        if let Some(w) = waker {
+            w.drain();
+        }
+    }
+    ready
 }
 
 /// Waits for `events` on `fd` until `deadline`; false once the deadline has passed.

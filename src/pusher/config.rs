@@ -129,6 +129,36 @@ pub struct PusherConfig {
     pub alerts: AlertThresholds,
     /// Frame rate of the still picture sent while paused (`Pusher::pause`), in (0, 60].
     pub pause_fps: f32,
+    /// Settings of `srt://` destinations that their URLs do not give.
+    pub srt: SrtSettings,
+}
+
+/// SRT settings used where an `srt://` URL does not give its own (`latency=`, `passphrase=`,
+/// `pbkeylen=`, `streamid=`): the URL wins.
+#[derive(Clone, PartialEq, Default)]
+pub struct SrtSettings {
+    /// TSBPD latency in ms; 0 = 120 ms. The receiver holds each packet this long, which is the
+    /// time lost packets have to be repaired in: 4 × the round trip is the usual rule (plus more
+    /// on lossy links).
+    pub latency_ms: u32,
+    /// Encrypts with AES (10 to 79 characters, as libsrt requires); None = unencrypted.
+    pub passphrase: Option<String>,
+    /// AES key length in bytes: 16, 24 or 32; 0 = 16.
+    pub pbkeylen: u8,
+    /// The stream id sent in the handshake (see `core::srt_url::StreamIdPreset` for the forms
+    /// SRS/ZLMediaKit and MediaMTX expect).
+    pub stream_id: Option<String>,
+}
+
+impl std::fmt::Debug for SrtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtSettings")
+            .field("latency_ms", &self.latency_ms)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "***"))
+            .field("pbkeylen", &self.pbkeylen)
+            .field("stream_id", &self.stream_id.as_deref().map(crate::core::url::mask_key))
+            .finish()
+    }
 }
 
 /// Adaptive bitrate bounds. Zero means the default.
@@ -172,6 +202,7 @@ impl std::fmt::Debug for PusherConfig {
             .field("abr", &self.abr)
             .field("alerts", &self.alerts)
             .field("pause_fps", &self.pause_fps)
+            .field("srt", &self.srt)
             .finish()
     }
 }
@@ -198,6 +229,7 @@ impl Default for PusherConfig {
             alerts: AlertThresholds::default(),
             // Enough to keep players and servers from seeing a dead video track, cheap to encode.
             pause_fps: 5.0,
+            srt: SrtSettings::default(),
         }
     }
 }
@@ -276,14 +308,28 @@ impl PusherConfig {
                 return bad("a destination needs at least one URL".into());
             }
             for u in urls {
-                if let crate::core::url::DestUrl::Srt(_) = crate::core::url::DestUrl::parse(&u)? {
-                    // The URL syntax is understood (core::srt_url); the transport is not built yet.
-                    return Err(Error::Unsupported("srt:// output is not in this version of kitepush yet".into()));
-                }
+                crate::core::url::DestUrl::parse(&u)?;
             }
         }
         if self.input_queue_frames == 0 {
             return bad("input queue must hold at least one frame".into());
+        }
+        let s = &self.srt;
+        if s.latency_ms > crate::core::srt_url::MAX_LATENCY_MS {
+            return bad(format!(
+                "SRT latency {} ms is over {} ms (it is in milliseconds)",
+                s.latency_ms,
+                crate::core::srt_url::MAX_LATENCY_MS
+            ));
+        }
+        if s.passphrase.as_ref().is_some_and(|p| !crate::core::srt_url::PASSPHRASE_LEN.contains(&p.chars().count())) {
+            return bad("SRT passphrase must be 10 to 79 characters (as libsrt requires)".into());
+        }
+        if ![0, 16, 24, 32].contains(&s.pbkeylen) {
+            return bad(format!("SRT pbkeylen must be 16, 24 or 32, not {}", s.pbkeylen));
+        }
+        if s.stream_id.as_ref().is_some_and(|id| id.len() > crate::core::srt_url::MAX_STREAM_ID) {
+            return bad("SRT stream id over 512 bytes".into());
         }
         if self.send_queue_ms < 100 {
             return bad("send queue must hold at least 100 ms".into());

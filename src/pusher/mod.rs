@@ -16,8 +16,8 @@ pub mod stats;
 mod timeline;
 
 pub use crate::core::alerts::AlertThresholds;
-pub use config::TlsConfig;
 pub use config::{AbrSettings, AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
+pub use config::{SrtSettings, TlsConfig};
 pub use config::{VideoScaling, X264Options, X264Threading};
 pub use control::PauseMode;
 pub use encode_worker::{AvcPacketizer, HevcPacketizer};

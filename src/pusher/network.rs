@@ -5,9 +5,10 @@
 
 use super::event::{EventKind, PusherState};
 use super::link::rtmp::{RtmpLink, RtmpParams, TlsClient};
-use super::link::{Link, Opening};
+use super::link::srt::{SrtLink, SrtParams};
+use super::link::{Link, Opening, RepairStats};
 use super::shared::{lock, Destination, Shared};
-use crate::core::media::Track;
+use crate::core::media::{Codec, Track};
 use crate::core::reconnect::{Decision, Reconnector};
 use crate::core::url::DestUrl;
 use crate::error::{Error, Result, ResultCode};
@@ -47,6 +48,8 @@ struct Conn {
     /// Bytes of this connection that have left, and that the counters have seen written.
     delivered: u64,
     counted: u64,
+    /// The link's repair figures the destination's counters have seen.
+    repair: RepairStats,
 }
 
 fn track_idx(t: Track) -> usize {
@@ -257,11 +260,31 @@ impl NetworkWorker {
 
     /// Opens the link of one URL: for RTMP, TCP (and TLS) connected by `deadline`.
     fn open_link(&self, url: &DestUrl, deadline: Instant, tls_client: &mut TlsClient) -> Result<Box<dyn Link>> {
+        let c = &self.shared.config;
         let url = match url {
             DestUrl::Rtmp(u) => u,
-            DestUrl::Srt(_) => return Err(Error::Unsupported("srt:// output is not in this version yet".into())),
+            DestUrl::Srt(u) => {
+                let s = &c.srt;
+                let video = c.video.as_ref().map(|v| {
+                    if v.encoder == super::VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC {
+                        Codec::Hevc
+                    } else {
+                        Codec::H264
+                    }
+                });
+                let params = SrtParams {
+                    latency: Duration::from_millis(if s.latency_ms == 0 { 120 } else { s.latency_ms.into() }),
+                    passphrase: s.passphrase.clone(),
+                    pbkeylen: s.pbkeylen,
+                    stream_id: s.stream_id.clone(),
+                    video,
+                    audio: c.audio.is_some(),
+                    stall_timeout: c.stall_timeout,
+                    seed: seed(self.dest),
+                };
+                return Ok(Box::new(SrtLink::connect(u, params, deadline)?));
+            }
         };
-        let c = &self.shared.config;
         let stream_kbps =
             c.video.as_ref().map_or(0, |v| v.bitrate_kbps) + c.audio.as_ref().map_or(0, |a| a.bitrate_kbps);
         let params = RtmpParams {
@@ -301,6 +324,7 @@ impl NetworkWorker {
             in_flight: std::collections::VecDeque::with_capacity(256),
             delivered: 0,
             counted: 0,
+            repair: RepairStats::default(),
         };
 
         // The wire's handshake, then the request to publish.
@@ -437,6 +461,13 @@ impl NetworkWorker {
             if let Some(rtt) = conn.link.rtt_ms() {
                 c.rtt_ms.store(rtt, Relaxed);
             }
+            if let Some(r) = conn.link.repair_stats() {
+                let old = std::mem::replace(&mut conn.repair, r);
+                c.packets_retransmitted.fetch_add(r.retransmitted.saturating_sub(old.retransmitted), Relaxed);
+                c.packets_lost.fetch_add(r.lost.saturating_sub(old.lost), Relaxed);
+                c.packets_dropped_late.fetch_add(r.dropped_late.saturating_sub(old.dropped_late), Relaxed);
+                c.send_buffer_ms.store(r.send_buffer_ms, Relaxed);
+            }
 
             let elapsed = now - window_start;
             if elapsed >= Duration::from_secs(1) {
@@ -499,10 +530,28 @@ impl NetworkWorker {
         }
     }
 
-    /// Whether the primary accepts connections again.
+    /// Whether the primary accepts connections again: a TCP connect for RTMP, a whole handshake
+    /// for SRT (UDP has no connect of its own to answer).
     fn probe_primary(&self) -> bool {
         let url = lock(&self.d().urls)[0].clone();
-        Transport::connect(url.host(), url.port(), Instant::now() + PRIMARY_PROBE_TIMEOUT).is_ok()
+        let deadline = Instant::now() + PRIMARY_PROBE_TIMEOUT;
+        if let DestUrl::Rtmp(u) = &url {
+            return Transport::connect(&u.host, u.port, deadline).is_ok();
+        }
+        let Ok(mut link) = self.open_link(&url, deadline, &mut TlsClient::default()) else {
+            return false;
+        };
+        loop {
+            let now = Instant::now();
+            match link.poll_open(now) {
+                Ok(Opening::Pending) if now < deadline => link.wait(None, deadline - now),
+                Ok(Opening::Pending) | Err(_) => return false,
+                Ok(Opening::Connected | Opening::Publishing) => {
+                    let _ = link.close(None, now);
+                    return true;
+                }
+            }
+        }
     }
 
     /// Adds what the link wrote since the last call to the destination's byte counter.

@@ -55,6 +55,11 @@ pub struct DestCounters {
     pub audio_gaps: AtomicU64,
     pub target_video_kbps: AtomicU32,
     pub cpu_ns: AtomicU64,
+    /// SRT's repair and drop counts over all sessions, and its send buffer now.
+    pub packets_retransmitted: AtomicU64,
+    pub packets_lost: AtomicU64,
+    pub packets_dropped_late: AtomicU64,
+    pub send_buffer_ms: AtomicU32,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -115,6 +120,10 @@ impl Destination {
             video_frames_dropped_congestion: c.video_dropped_congestion.load(Relaxed),
             audio_frames_dropped_congestion: c.audio_dropped_congestion.load(Relaxed),
             audio_gaps: c.audio_gaps.load(Relaxed),
+            packets_retransmitted: c.packets_retransmitted.load(Relaxed),
+            packets_lost: c.packets_lost.load(Relaxed),
+            packets_dropped_late: c.packets_dropped_late.load(Relaxed),
+            send_buffer_ms: c.send_buffer_ms.load(Relaxed),
         }
     }
 }

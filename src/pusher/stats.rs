@@ -30,6 +30,14 @@ pub struct DestinationStats {
     pub audio_frames_dropped_congestion: u64,
     /// Times audio had to be dropped (each a gap in the sound).
     pub audio_gaps: u64,
+    /// SRT destinations (0 on RTMP): packets sent again after the receiver reported them lost,
+    /// packets it reported lost (NAKs), packets dropped unacknowledged because they were too late
+    /// to play (each a gap the receiver skips), and the age of the oldest packet in SRT's send
+    /// buffer (ms).
+    pub packets_retransmitted: u64,
+    pub packets_lost: u64,
+    pub packets_dropped_late: u64,
+    pub send_buffer_ms: u32,
 }
 
 /// A snapshot of the pusher's counters. With several destinations, the sent, dropped-network,

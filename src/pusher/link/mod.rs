@@ -5,11 +5,22 @@
 //! measured.
 
 pub mod rtmp;
+pub mod srt;
 
 use crate::core::media::MediaPacket;
 use crate::error::Result;
 use crate::io::transport::WakeReceiver;
 use std::time::{Duration, Instant};
+
+/// A datagram transport's repair figures on one connection (running totals).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RepairStats {
+    pub retransmitted: u64,
+    pub lost: u64,
+    pub dropped_late: u64,
+    /// Age of the oldest unacknowledged packet, ms.
+    pub send_buffer_ms: u32,
+}
 
 /// How far opening a link has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +73,11 @@ pub trait Link: Send {
 
     /// The last round trip measured, in ms.
     fn rtt_ms(&self) -> Option<u32>;
+
+    /// Loss repair figures, for transports that repair (SRT); None for TCP.
+    fn repair_stats(&self) -> Option<RepairStats> {
+        None
+    }
 
     /// Sleeps until the socket is ready (readable, or writable when there is a backlog), `wake`
     /// fires, or `timeout` passes.

@@ -191,8 +191,16 @@ public final class LivePusher implements AutoCloseable {
         public final long videoFramesDroppedCongestion;
         public final long audioFramesDroppedCongestion;
         public final long audioGaps;
+        /** SRT (0 on RTMP): packets sent again after the receiver reported them lost. */
+        public final long packetsRetransmitted;
+        /** SRT: packets the receiver reported lost (NAKs, repaired ones included). */
+        public final long packetsLost;
+        /** SRT: packets given up because they were too late to play. */
+        public final long packetsDroppedLate;
+        /** SRT: age of the oldest unacknowledged packet in the send buffer, ms. */
+        public final int sendBufferMs;
 
-        static final int FIELDS = 19;
+        static final int FIELDS = 23;
 
         DestinationStats(long[] v) {
             state = (int) v[0];
@@ -214,6 +222,10 @@ public final class LivePusher implements AutoCloseable {
             videoFramesDroppedCongestion = v[16];
             audioFramesDroppedCongestion = v[17];
             audioGaps = v[18];
+            packetsRetransmitted = v[19];
+            packetsLost = v[20];
+            packetsDroppedLate = v[21];
+            sendBufferMs = (int) v[22];
         }
     }
 
