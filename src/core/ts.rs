@@ -31,15 +31,18 @@ pub const STREAM_TYPE_AAC_ADTS: u8 = 0x0f;
 
 /// Added to every PTS/DTS: how far the PCR runs ahead of decoding.
 pub const TS_DELAY_MS: u64 = 700;
-/// A PCR goes out with the first unit at least this much stream time after the last one (and on
-/// every keyframe). Muxing only happens per unit, so a gap is under this plus the spacing of
-/// consecutive units: < 40 ms for AAC (≤ 23.2 ms apart at ≥ 44.1 kHz) with any video, and for
-/// video alone from 25 fps up.
-pub const PCR_REPEAT_MS: u64 = 20;
-/// PAT+PMT go out again with the first unit at least this much stream time after the last ones
-/// (and before every keyframe): gaps ≤ 100 ms while units come at most 25 ms apart (any video
-/// with AAC audio), and for video alone from 20 fps up.
-pub const PSI_REPEAT_MS: u64 = 75;
+/// The longest gap between PCRs the muxer aims for. The PES of the PCR stream (video, else
+/// audio) always carries one, so 30 fps video alone keeps ~33 ms; a unit of the other stream adds
+/// a PCR-only packet only when the next unit, expected at each stream's last spacing, would come
+/// later than this after the last PCR (with 30 fps video and AAC: never, so no packets are spent).
+pub const PCR_MAX_GAP_MS: u64 = 40;
+/// The same for PAT+PMT, which also go out before every keyframe.
+pub const PSI_MAX_GAP_MS: u64 = 100;
+/// Input times are whole ms, so a spacing can come out 1-2 ms longer than the last one (AAC
+/// frames are 21.33 or 23.22 ms apart). The tables keep this margin below their bound; the PCR
+/// does not (40 is a broadcast habit, the standard's limit is 100 ms), which spares it the
+/// PCR-only packets a 25 fps stream would otherwise need.
+const ROUNDING_MS: u64 = 2;
 
 const TICKS_33: u64 = (1 << 33) - 1;
 /// AAC frames longer than the 13-bit ADTS frame length allows cannot be framed.
@@ -76,6 +79,8 @@ pub struct TsMuxer {
     /// Stream ms of the last PAT/PMT and PCR; None after `new`/`reset`.
     last_psi_ms: Option<u64>,
     last_pcr_ms: Option<u64>,
+    video_cadence: Cadence,
+    audio_cadence: Cadence,
     /// One PES (header and payload) at a time, reused across units.
     pes: Vec<u8>,
 }
@@ -97,6 +102,8 @@ impl TsMuxer {
             cc_audio: 0,
             last_psi_ms: None,
             last_pcr_ms: None,
+            video_cadence: Cadence::default(),
+            audio_cadence: Cadence::default(),
             pes: Vec::new(),
         };
         m.build_tables();
@@ -182,11 +189,12 @@ impl TsMuxer {
         }
 
         reserve_packets(out, self.pes.len());
-        if keyframe || self.psi_due(dts_ms) {
+        self.video_cadence.saw(dts_ms);
+        let next = self.next_unit_ms();
+        if keyframe || due(self.last_psi_ms, dts_ms, next, PSI_MAX_GAP_MS - ROUNDING_MS) {
             self.write_psi(dts_ms, out);
         }
-        // The video PID carries the PCR: always on a keyframe, else when one is due.
-        let pcr = (keyframe || self.pcr_due(dts_ms)).then(|| self.take_pcr(dts_ms));
+        let pcr = Some(self.take_pcr(dts_ms));
         let mut cc = self.cc_video;
         write_pes_packets(out, PID_VIDEO, &mut cc, &self.pes, pcr, keyframe);
         self.cc_video = cc;
@@ -219,19 +227,20 @@ impl TsMuxer {
         self.pes.extend_from_slice(data);
 
         reserve_packets(out, self.pes.len());
-        if self.psi_due(pts_ms) {
+        self.audio_cadence.saw(pts_ms);
+        let next = self.next_unit_ms();
+        if due(self.last_psi_ms, pts_ms, next, PSI_MAX_GAP_MS - ROUNDING_MS) {
             self.write_psi(pts_ms, out);
         }
         let mut pcr = None;
-        if self.pcr_due(pts_ms) {
+        if self.video.is_none() {
+            pcr = Some(self.take_pcr(pts_ms));
+        } else if due(self.last_pcr_ms, pts_ms, next, PCR_MAX_GAP_MS) {
+            // The PCR belongs to the video PID: a packet with only an adaptation field, which
+            // repeats the counter of the PID's last packet.
             let value = self.take_pcr(pts_ms);
-            if self.video.is_some() {
-                // The PCR belongs to the video PID: a packet with only an adaptation field.
-                let cc = self.cc_video.wrapping_sub(1) & 0x0f;
-                write_packet(out, PID_VIDEO, false, cc, Some(value), false, &[]);
-            } else {
-                pcr = Some(value);
-            }
+            let cc = self.cc_video.wrapping_sub(1) & 0x0f;
+            write_packet(out, PID_VIDEO, false, cc, Some(value), false, &[]);
         }
         // Without video every audio frame is a random access point.
         let rai = self.video.is_none();
@@ -250,14 +259,15 @@ impl TsMuxer {
         self.cc_audio = 0;
         self.last_psi_ms = None;
         self.last_pcr_ms = None;
+        self.video_cadence = Cadence::default();
+        self.audio_cadence = Cadence::default();
     }
 
-    fn psi_due(&self, now_ms: u64) -> bool {
-        self.last_psi_ms.is_none_or(|last| now_ms.saturating_sub(last) >= PSI_REPEAT_MS)
-    }
-
-    fn pcr_due(&self, now_ms: u64) -> bool {
-        self.last_pcr_ms.is_none_or(|last| now_ms.saturating_sub(last) >= PCR_REPEAT_MS)
+    /// When the next unit of either stream is expected, if both cadences that exist are known.
+    fn next_unit_ms(&self) -> Option<u64> {
+        let v = if self.video.is_some() { Some(self.video_cadence.next()?) } else { None };
+        let a = if self.audio { Some(self.audio_cadence.next()?) } else { None };
+        v.into_iter().chain(a).min()
     }
 
     /// The PCR for a packet sent at `now_ms`, never going back: audio may be a little behind the
@@ -337,6 +347,39 @@ impl TsMuxer {
         let crc = crc32_mpeg2(&pmt[..n]);
         pmt[n..n + 4].copy_from_slice(&crc.to_be_bytes());
         section_packet(&mut self.pmt, PID_PMT, &pmt[..n + 4]);
+    }
+}
+
+/// The last time and spacing of one stream's units.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cadence {
+    last_ms: Option<u64>,
+    step_ms: Option<u64>,
+}
+
+impl Cadence {
+    fn saw(&mut self, ms: u64) {
+        if let Some(last) = self.last_ms {
+            if ms > last {
+                self.step_ms = Some(ms - last);
+            }
+        }
+        self.last_ms = Some(self.last_ms.map_or(ms, |last| last.max(ms)));
+    }
+
+    fn next(&self) -> Option<u64> {
+        Some(self.last_ms?.saturating_add(self.step_ms?))
+    }
+}
+
+/// Whether a PCR or the tables must go out with the unit at `now_ms`: when the next unit is
+/// expected (`next_ms`) more than `max_gap` after the last time they went out. Until the cadence
+/// is known, when half that has passed.
+fn due(last_ms: Option<u64>, now_ms: u64, next_ms: Option<u64>, max_gap: u64) -> bool {
+    let Some(last) = last_ms else { return true };
+    match next_ms {
+        Some(next) => next.saturating_sub(last) > max_gap || now_ms.saturating_sub(last) >= max_gap,
+        None => now_ms.saturating_sub(last) >= max_gap / 2,
     }
 }
 
@@ -771,6 +814,11 @@ mod tests {
         assert_eq!(pes.iter().filter(|p| p.pid == PID_AUDIO).count(), a as usize);
 
         assert!(psi_times.windows(2).all(|w| w[1] - w[0] <= 100), "PSI gaps: {psi_times:?}");
+        // Tables about every 100 ms, not more often: five keyframes and the repetitions between.
+        assert!((50..=60).contains(&psi_times.len()), "{} PSI in 5 s", psi_times.len());
+        // At 30 fps every video PES carries the PCR, so audio needs no PCR-only packets (one
+        // comes at the start, before the cadence is known).
+        assert!(all.iter().filter(|p| !p.has_payload).count() <= 1, "PCR-only packets");
         let pcrs: Vec<u64> = all.iter().filter_map(|p| p.pcr).collect();
         assert!(all.iter().filter(|p| p.pcr.is_some()).all(|p| p.pid == PID_VIDEO), "PCR on the video PID");
         assert!(pcrs.windows(2).all(|w| w[1] >= w[0] && w[1] - w[0] <= 40 * 90), "PCR gaps: {pcrs:?}");
@@ -806,6 +854,37 @@ mod tests {
             let h = adts::parse_adts_header(&p.data).unwrap();
             assert_eq!((h.frame_len, h.sample_rate(), h.channel_config), (p.data.len(), 44100, 2));
         }
+    }
+
+    #[test]
+    fn slow_video_gets_pcr_only_packets_between_frames() {
+        let mut m = av_muxer();
+        let mut out = vec![];
+        let (mut v, mut a) = (0u64, 0u64);
+        let mut psi_times = vec![];
+        while v < 75 {
+            let (tv, ta) = (v * 1000 / 15, a * 1024 * 1000 / 48000);
+            let before = out.len();
+            let t = if tv <= ta {
+                m.write_video(tv, 0, v % 15 == 0, &unit(&[300], v % 15 == 0), &mut out).unwrap();
+                v += 1;
+                tv
+            } else {
+                m.write_audio(ta, &[5; 150], &mut out).unwrap();
+                a += 1;
+                ta
+            };
+            if out[before..].chunks(TS_PACKET).any(|p| p[1..3] == [0x40, 0]) {
+                psi_times.push(t);
+            }
+        }
+        let packets = parse(&out);
+        demux(&packets, &mut Default::default());
+        let pcrs: Vec<u64> = packets.iter().filter_map(|p| p.pcr).collect();
+        // Within a millisecond of rounding of the 40 ms aim: audio frames are 21.33 ms apart.
+        assert!(pcrs.windows(2).all(|w| w[1] - w[0] <= 41 * 90), "PCR gaps: {pcrs:?}");
+        assert!(packets.iter().filter(|p| !p.has_payload && p.pcr.is_some()).count() > 50);
+        assert!(psi_times.windows(2).all(|w| w[1] - w[0] <= 100), "PSI gaps: {psi_times:?}");
     }
 
     #[test]
