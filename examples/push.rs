@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release --example push` starts the built-in receiver on a free loopback port,
 //! pushes 10 s of 1280x720 30 fps to it and prints the path of the FLV it received.
-//! `cargo run --release --example push -- rtmp://host/app/key` pushes there instead.
+//! `cargo run --release --example push -- rtmp://host/app/key` pushes there instead; an
+//! `srt://host:port?streamid=...` URL pushes MPEG-TS over SRT.
 
 use kitepush::encode::{I420Buffer, PixelFormat, VideoFrame};
 use kitepush::pattern::{Tone, VideoPattern};
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "usage: push [URL] [--duration S] [--size WxH] [--fps N] [--bitrate KBPS] [--keyint FRAMES]
             [--no-audio] [--input FILE|-] [--realtime] [--quiet] [--ca PEMFILE] [--insecure]
 Without URL: push to the built-in receiver and write what it receives to an FLV file.
+URL: rtmp[s]://host[:port]/app/key, or srt://host:port[?streamid=..&latency=MS&passphrase=..] (libsrt's
+syntax, latency in milliseconds).
 rtmps:// URLs verify the server against the bundled roots; --ca trusts a private CA too,
 --insecure accepts any certificate (lab use only: the stream key can be stolen).
 --input: raw I420 frames of --size (`-` = stdin), e.g. from `ffmpeg ... -f rawvideo -pix_fmt yuv420p -`.";
@@ -74,7 +77,12 @@ fn parse_args() -> Result<Args, String> {
             "--ca" => a.ca.push(val("--ca")?),
             "--insecure" => a.insecure = true,
             "-h" | "--help" => return Err(USAGE.into()),
-            s if s.starts_with("rtmp://") || s.starts_with("rtmps://") => a.url = Some(s.into()),
+            s if ["rtmp://", "rtmps://", "srt://"]
+                .iter()
+                .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p))) =>
+            {
+                a.url = Some(s.into())
+            }
             s => return Err(format!("unknown argument {s}\n{USAGE}")),
         }
     }

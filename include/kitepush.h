@@ -439,6 +439,26 @@ typedef enum kp_video_scaling_values {
 } kp_video_scaling_values;
 
 /**
+ * Stream ids in the forms the servers users get wrong expect. Values are stable (they cross the
+ * C ABI as `kp_srt_stream_id_preset`).
+ */
+typedef enum kp_srt_stream_id_preset_values {
+    /**
+     * As given.
+     */
+    KP_SRT_STREAM_ID_RAW = 0,
+    /**
+     * SRS and ZLMediaKit: the access control syntax `#!::r=app/stream,m=publish` from
+     * `app/stream`.
+     */
+    KP_SRT_STREAM_ID_SRS = 1,
+    /**
+     * MediaMTX: `publish:path` from the path.
+     */
+    KP_SRT_STREAM_ID_MEDIAMTX = 2,
+} kp_srt_stream_id_preset_values;
+
+/**
  * Pusher settings (opaque). Created by kp_config_new, owned by the app, released with
  * kp_config_free. kp_pusher_new copies it, so it may be changed or freed right after. Not
  * thread-safe: use one kp_config from one thread at a time.
@@ -669,6 +689,12 @@ typedef struct kp_stats {
 typedef void (*kp_stats_cb)(void *userdata, const struct kp_stats *stats);
 
 /**
+ * How kp_config_set_srt_stream_id builds an SRT stream id: one of
+ * `kp_srt_stream_id_preset_values`.
+ */
+typedef int32_t kp_srt_stream_id_preset;
+
+/**
  * How x264 uses its threads: one of `kp_x264_threading_values`.
  */
 typedef int32_t kp_x264_threading;
@@ -793,6 +819,23 @@ typedef struct kp_destination_stats {
      * Times audio had to be dropped for this destination (each a gap in the sound).
      */
     uint64_t audio_gaps;
+    /**
+     * SRT destinations (0 on RTMP): packets sent again after the receiver reported them lost.
+     */
+    uint64_t packets_retransmitted;
+    /**
+     * SRT: packets the receiver reported lost (NAKs; repaired ones included).
+     */
+    uint64_t packets_lost;
+    /**
+     * SRT: packets given up unacknowledged because they were too late to play (each a gap the
+     * receiver skips; KP_EVENT_NET_BUSY follows when it persists).
+     */
+    uint64_t packets_dropped_late;
+    /**
+     * SRT: age of the oldest unacknowledged packet in the send buffer, ms.
+     */
+    uint32_t send_buffer_ms;
 } kp_destination_stats;
 
 /**
@@ -825,12 +868,15 @@ struct kp_config *kp_config_new(void);
 void kp_config_free(struct kp_config *cfg);
 
 /**
- * Sets the ingest URL, `rtmp[s]://host[:port]/app[/instance]/stream-key[?query]`. The string is
- * copied. It is checked by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
+ * Sets the ingest URL: `rtmp[s]://host[:port]/app[/instance]/stream-key[?query]`, or
+ * `srt://host:port[?streamid=..&latency=MS&passphrase=..&pbkeylen=16|24|32&mode=caller]` in
+ * libsrt's URI syntax (values percent-decoded; `latency` in milliseconds: a value over 60000,
+ * FFmpeg's microseconds, is refused). The string is copied. It is checked by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
  * Errors: KP_ERR_INVALID_ARGUMENT if cfg or url is NULL or url is not UTF-8.
  * Not thread-safe for the same cfg; non-blocking.
  */
-kp_result kp_config_set_url(struct kp_config *cfg, const char *url);
+kp_result kp_config_set_url(struct kp_config *cfg,
+                            const char *url);
 
 /**
  * Enables video and sets its format. 0 (or 0.0 for fps) keeps the default for that field:
@@ -1079,6 +1125,36 @@ kp_result kp_config_set_alert_thresholds(struct kp_config *cfg,
                                          float low_fps_ratio,
                                          uint32_t low_fps_ms,
                                          uint32_t encoder_overload_ms);
+
+/**
+ * Settings of `srt://` destinations that their URLs do not give (a URL's `latency=`,
+ * `passphrase=`, `pbkeylen=` win): the TSBPD latency in milliseconds (0 = 120; the receiver
+ * holds each packet this long, which is the time lost packets have to be repaired in: 4 × the
+ * round trip is the usual rule, more on lossy links; at most 60000), the AES passphrase (NULL
+ * or "" = unencrypted; 10 to 79 characters, as libsrt requires) and the AES key length in
+ * bytes (16, 24 or 32; 0 = 16). The string is copied. Values are checked by kp_pusher_new
+ * (KP_ERR_INVALID_ARGUMENT). A listener that refuses the passphrase makes the destination
+ * fail with KP_ERR_AUTH after one attempt. Errors here: KP_ERR_INVALID_ARGUMENT if cfg is
+ * NULL or the passphrase is not UTF-8. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_srt(struct kp_config *cfg,
+                            uint32_t latency_ms,
+                            const char *passphrase,
+                            uint32_t pbkeylen);
+
+/**
+ * The stream id `srt://` destinations send in their handshake when their URL has no
+ * `streamid=`, built from `resource` in the form the server expects:
+ * KP_SRT_STREAM_ID_SRS (SRS, ZLMediaKit: `app/stream` becomes `#!::r=app/stream,m=publish`),
+ * KP_SRT_STREAM_ID_MEDIAMTX (MediaMTX: `path` becomes `publish:path`) or KP_SRT_STREAM_ID_RAW
+ * (sent as given). NULL or "" clears it. At most 512 bytes (checked by kp_pusher_new). The
+ * stream id is treated as a secret: never logged in full. Errors: KP_ERR_INVALID_ARGUMENT if
+ * cfg is NULL, the preset is unknown or resource is not UTF-8.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_srt_stream_id(struct kp_config *cfg,
+                                      kp_srt_stream_id_preset preset,
+                                      const char *resource);
 
 /**
  * x264 only (KP_ENCODER_X264): the preset (`ultrafast` .. `placebo`; NULL or "" = `veryfast`),

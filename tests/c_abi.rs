@@ -96,6 +96,24 @@ fn the_c_example_publishes_to_nginx() {
     assert_eq!(decode_errors(&rec), "");
 }
 
+/// The same example, unchanged, pushing over SRT: the URL's scheme picks the transport.
+#[test]
+fn the_c_example_publishes_over_srt() {
+    use common::srt::{caller_url, SrtListener, SrtOptions};
+    let push = &c_programs().push;
+    let opts = SrtOptions::latency_ms(120);
+    let mut listener = SrtListener::srt_live_transmit(opts.clone());
+    let out = run(push, &[&caller_url(listener.port(), &opts, Some("#!::r=live/c,m=publish")), "5"]);
+    assert!(out.contains("PUBLISHING"), "{out}");
+    listener.stop();
+    let ts = listener.output();
+    let p = probe(ts);
+    let v = p.video.expect("video");
+    assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 640, 360, 150));
+    assert_eq!(p.audio.expect("audio").codec, "aac");
+    assert_eq!(decode_errors(ts), "");
+}
+
 #[test]
 fn misuse_from_c_gets_documented_codes_and_the_live_stream_survives() {
     let bad_inputs = &c_programs().bad_inputs;

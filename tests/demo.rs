@@ -62,3 +62,20 @@ fn raw_frames_from_stdin_to_nginx() {
     assert!(p.audio.is_none());
     assert_eq!(decode_errors(&rec), "");
 }
+
+#[test]
+fn an_srt_url_pushes_mpeg_ts_over_srt() {
+    use common::srt::{caller_url, SrtListener, SrtOptions};
+    let opts = SrtOptions::latency_ms(120);
+    let mut listener = SrtListener::srt_live_transmit(opts.clone());
+    let url = caller_url(listener.port(), &opts, Some("#!::r=live/demo,m=publish"));
+    let out =
+        Command::new(demo()).args([url.as_str(), "--duration", "2", "--size", "320x240", "--quiet"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    listener.stop();
+    let p = probe(listener.output());
+    let v = p.video.expect("video");
+    assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 320, 240, 60));
+    assert_eq!(p.audio.expect("audio").codec, "aac");
+    assert_eq!(decode_errors(listener.output()), "");
+}

@@ -75,6 +75,12 @@ typedef NS_ENUM(NSInteger, KPX264Threading) {
 
 /// kp_pause_mode_values: what -pauseWithMode:error: sends while the app cannot capture.
 /// kp_video_scaling: what a raw frame larger than the configured size becomes.
+typedef NS_ENUM(NSInteger, KPSrtStreamIdPreset) {
+    KPSrtStreamIdPresetRaw = KP_SRT_STREAM_ID_RAW,           ///< sent as given
+    KPSrtStreamIdPresetSrs = KP_SRT_STREAM_ID_SRS,           ///< SRS, ZLMediaKit: app/stream -> #!::r=app/stream,m=publish
+    KPSrtStreamIdPresetMediaMtx = KP_SRT_STREAM_ID_MEDIAMTX, ///< MediaMTX: path -> publish:path
+} NS_SWIFT_NAME(SrtStreamIdPreset);
+
 typedef NS_ENUM(NSInteger, KPVideoScaling) {
     KPVideoScalingFill = KP_VIDEO_SCALING_FILL,       ///< scaled down to fill; other aspect ratios cropped at the middle (default)
     KPVideoScalingStretch = KP_VIDEO_SCALING_STRETCH, ///< scaled to exactly the configured size; other aspect ratios distorted
@@ -160,6 +166,18 @@ NS_SWIFT_NAME(LivePusherConfiguration)
                 encoderOverloadMs:(uint32_t)encoderOverloadMs
                             error:(NSError **)error
     NS_SWIFT_NAME(setAlertThresholds(netBusyCongestion:netBusyMs:lowFpsRatio:lowFpsMs:encoderOverloadMs:));
+/// kp_config_set_srt: settings of srt:// URLs that do not give their own. latencyMs 0 = 120 (about
+/// 4 × the round trip is the rule); passphrase nil or @"" = unencrypted (10 to 79 characters);
+/// pbkeylen 16, 24 or 32 (0 = 16). +pusherWithConfiguration checks them.
+- (BOOL)setSrtLatencyMs:(uint32_t)latencyMs
+             passphrase:(nullable NSString *)passphrase
+               pbkeylen:(uint32_t)pbkeylen
+                  error:(NSError **)error NS_SWIFT_NAME(setSrt(latencyMs:passphrase:pbkeylen:));
+/// kp_config_set_srt_stream_id: the stream id srt:// URLs without `streamid=` send, in the form the
+/// server expects; nil or @"" clears it.
+- (BOOL)setSrtStreamIdPreset:(KPSrtStreamIdPreset)preset
+                    resource:(nullable NSString *)resource
+                       error:(NSError **)error NS_SWIFT_NAME(setSrtStreamId(preset:resource:));
 /// kp_config_set_x264_preset (KPVideoSourceX264 only): nil keeps a default; kp_pusher_new checks
 /// the names.
 - (BOOL)setX264Preset:(nullable NSString *)preset

@@ -188,6 +188,17 @@ static BOOL KPCheck(kp_result result, NSError **error) {
                    error);
 }
 
+- (BOOL)setSrtLatencyMs:(uint32_t)latencyMs
+             passphrase:(NSString *)passphrase
+               pbkeylen:(uint32_t)pbkeylen
+                  error:(NSError **)error {
+    return KPCheck(kp_config_set_srt(_config, latencyMs, passphrase.UTF8String, pbkeylen), error);
+}
+
+- (BOOL)setSrtStreamIdPreset:(KPSrtStreamIdPreset)preset resource:(NSString *)resource error:(NSError **)error {
+    return KPCheck(kp_config_set_srt_stream_id(_config, (kp_srt_stream_id_preset)preset, resource.UTF8String), error);
+}
+
 - (BOOL)setX264Preset:(NSString *)preset tune:(NSString *)tune profile:(NSString *)profile error:(NSError **)error {
     return KPCheck(kp_config_set_x264_preset(_config, preset.UTF8String, tune.UTF8String, profile.UTF8String), error);
 }

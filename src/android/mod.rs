@@ -464,6 +464,46 @@ fn optional_cstring(env: &mut JNIEnv, s: &JString) -> Result<Result<Option<CStri
 }
 
 #[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetSrt(
+    mut env: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    latency_ms: jint,
+    passphrase: JString,
+    pbkeylen: jint,
+) -> jint {
+    boundary("configSetSrt", || {
+        let Ok(pass) = optional_cstring(&mut env, &passphrase)? else {
+            set_last_error("the passphrase contains a NUL character");
+            return Ok(ResultCode::KP_ERR_INVALID_ARGUMENT as jint);
+        };
+        let ptr = pass.as_ref().map_or(null(), |c| c.as_ptr());
+        // SAFETY: cfg is live; ptr is NULL or a string that outlives the call. Non-negative
+        // numbers (LivePusherConfig checks).
+        Ok(unsafe { c_config::kp_config_set_srt(config(cfg), latency_ms as u32, ptr, pbkeylen as u32) })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetSrtStreamId(
+    mut env: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    preset: jint,
+    resource: JString,
+) -> jint {
+    boundary("configSetSrtStreamId", || {
+        let Ok(res) = optional_cstring(&mut env, &resource)? else {
+            set_last_error("the resource contains a NUL character");
+            return Ok(ResultCode::KP_ERR_INVALID_ARGUMENT as jint);
+        };
+        let ptr = res.as_ref().map_or(null(), |c| c.as_ptr());
+        // SAFETY: cfg is live; ptr is NULL or a string that outlives the call.
+        Ok(unsafe { c_config::kp_config_set_srt_stream_id(config(cfg), preset, ptr) })
+    })
+}
+
+#[no_mangle]
 pub extern "system" fn Java_dev_kitepush_Native_configSetX264Preset(
     mut env: JNIEnv,
     _: JClass,

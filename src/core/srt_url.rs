@@ -39,25 +39,38 @@ pub struct SrtUrl {
     pub connect_timeout_ms: Option<u32>,
 }
 
-/// Stream ids in the forms the servers users get wrong expect.
+/// Stream ids in the forms the servers users get wrong expect. Values are stable (they cross the
+/// C ABI as `kp_srt_stream_id_preset`).
+#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
 pub enum StreamIdPreset {
-    /// SRS and ZLMediaKit: the access control syntax `#!::r=app/stream,m=publish`.
-    Srs,
-    /// MediaMTX: `publish:path`.
-    MediaMtx,
     /// As given.
-    Raw,
+    KP_SRT_STREAM_ID_RAW = 0,
+    /// SRS and ZLMediaKit: the access control syntax `#!::r=app/stream,m=publish` from
+    /// `app/stream`.
+    KP_SRT_STREAM_ID_SRS = 1,
+    /// MediaMTX: `publish:path` from the path.
+    KP_SRT_STREAM_ID_MEDIAMTX = 2,
 }
 
 impl StreamIdPreset {
+    pub fn from_raw(v: i64) -> Result<Self> {
+        Ok(match v {
+            0 => StreamIdPreset::KP_SRT_STREAM_ID_RAW,
+            1 => StreamIdPreset::KP_SRT_STREAM_ID_SRS,
+            2 => StreamIdPreset::KP_SRT_STREAM_ID_MEDIAMTX,
+            other => return Err(Error::InvalidArgument(format!("unknown SRT stream id preset {other}"))),
+        })
+    }
+
     /// The stream id for publishing `resource` (`app/stream` for SRS, the path for MediaMTX).
     pub fn stream_id(self, resource: &str) -> String {
         let r = resource.trim_matches('/');
         match self {
-            StreamIdPreset::Srs => format!("#!::r={r},m=publish"),
-            StreamIdPreset::MediaMtx => format!("publish:{r}"),
-            StreamIdPreset::Raw => resource.to_string(),
+            StreamIdPreset::KP_SRT_STREAM_ID_SRS => format!("#!::r={r},m=publish"),
+            StreamIdPreset::KP_SRT_STREAM_ID_MEDIAMTX => format!("publish:{r}"),
+            StreamIdPreset::KP_SRT_STREAM_ID_RAW => resource.to_string(),
         }
     }
 }
@@ -312,8 +325,9 @@ mod tests {
 
     #[test]
     fn presets() {
-        assert_eq!(StreamIdPreset::Srs.stream_id("live/cam1"), "#!::r=live/cam1,m=publish");
-        assert_eq!(StreamIdPreset::MediaMtx.stream_id("/cam1"), "publish:cam1");
-        assert_eq!(StreamIdPreset::Raw.stream_id("x/y"), "x/y");
+        assert_eq!(StreamIdPreset::KP_SRT_STREAM_ID_SRS.stream_id("live/cam1"), "#!::r=live/cam1,m=publish");
+        assert_eq!(StreamIdPreset::KP_SRT_STREAM_ID_MEDIAMTX.stream_id("/cam1"), "publish:cam1");
+        assert_eq!(StreamIdPreset::KP_SRT_STREAM_ID_RAW.stream_id("x/y"), "x/y");
+        assert!(StreamIdPreset::from_raw(3).is_err());
     }
 }

@@ -3,7 +3,7 @@
 use super::error::null_arg;
 use super::event::kp_event_cb;
 use super::refresh::kp_url_refresh_cb;
-use super::{kp_audio_encoder, kp_video_encoder, kp_video_scaling, kp_x264_threading};
+use super::{kp_audio_encoder, kp_srt_stream_id_preset, kp_video_encoder, kp_video_scaling, kp_x264_threading};
 use crate::core::reconnect::ReconnectPolicy;
 use crate::pusher::{AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
 use crate::Error;
@@ -122,8 +122,10 @@ ffi_fn! {
 }
 
 ffi_fn! {
-    /// Sets the ingest URL, `rtmp[s]://host[:port]/app[/instance]/stream-key[?query]`. The string is
-    /// copied. It is checked by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
+    /// Sets the ingest URL: `rtmp[s]://host[:port]/app[/instance]/stream-key[?query]`, or
+    /// `srt://host:port[?streamid=..&latency=MS&passphrase=..&pbkeylen=16|24|32&mode=caller]` in
+    /// libsrt's URI syntax (values percent-decoded; `latency` in milliseconds: a value over 60000,
+    /// FFmpeg's microseconds, is refused). The string is copied. It is checked by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
     /// Errors: KP_ERR_INVALID_ARGUMENT if cfg or url is NULL or url is not UTF-8.
     /// Not thread-safe for the same cfg; non-blocking.
     fn kp_config_set_url(cfg: *mut kp_config, url: *const c_char) -> kp_result {
@@ -563,6 +565,56 @@ ffi_fn! {
             low_fps_ms: ms(low_fps_ms, d.low_fps_ms),
             encoder_overload_ms: ms(encoder_overload_ms, d.encoder_overload_ms),
         };
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Settings of `srt://` destinations that their URLs do not give (a URL's `latency=`,
+    /// `passphrase=`, `pbkeylen=` win): the TSBPD latency in milliseconds (0 = 120; the receiver
+    /// holds each packet this long, which is the time lost packets have to be repaired in: 4 × the
+    /// round trip is the usual rule, more on lossy links; at most 60000), the AES passphrase (NULL
+    /// or "" = unencrypted; 10 to 79 characters, as libsrt requires) and the AES key length in
+    /// bytes (16, 24 or 32; 0 = 16). The string is copied. Values are checked by kp_pusher_new
+    /// (KP_ERR_INVALID_ARGUMENT). A listener that refuses the passphrase makes the destination
+    /// fail with KP_ERR_AUTH after one attempt. Errors here: KP_ERR_INVALID_ARGUMENT if cfg is
+    /// NULL or the passphrase is not UTF-8. Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_srt(cfg: *mut kp_config, latency_ms: u32, passphrase: *const c_char, pbkeylen: u32) -> kp_result {
+        const F: &str = "kp_config_set_srt";
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, F) }?;
+        // SAFETY: per the contract above, passphrase is NULL or NUL-terminated.
+        let pass = unsafe { optional_str(passphrase, F, "passphrase") }?;
+        let s = &mut cfg.inner.srt;
+        s.latency_ms = latency_ms;
+        s.passphrase = (!pass.is_empty()).then_some(pass);
+        s.pbkeylen = u8::try_from(pbkeylen).unwrap_or(u8::MAX);
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// The stream id `srt://` destinations send in their handshake when their URL has no
+    /// `streamid=`, built from `resource` in the form the server expects:
+    /// KP_SRT_STREAM_ID_SRS (SRS, ZLMediaKit: `app/stream` becomes `#!::r=app/stream,m=publish`),
+    /// KP_SRT_STREAM_ID_MEDIAMTX (MediaMTX: `path` becomes `publish:path`) or KP_SRT_STREAM_ID_RAW
+    /// (sent as given). NULL or "" clears it. At most 512 bytes (checked by kp_pusher_new). The
+    /// stream id is treated as a secret: never logged in full. Errors: KP_ERR_INVALID_ARGUMENT if
+    /// cfg is NULL, the preset is unknown or resource is not UTF-8.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_srt_stream_id(
+        cfg: *mut kp_config,
+        preset: kp_srt_stream_id_preset,
+        resource: *const c_char,
+    ) -> kp_result {
+        const F: &str = "kp_config_set_srt_stream_id";
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, F) }?;
+        let preset = crate::core::srt_url::StreamIdPreset::from_raw(preset.into())
+            .map_err(|_| Error::InvalidArgument(format!("{F}: unknown preset {preset}")))?;
+        // SAFETY: per the contract above, resource is NULL or NUL-terminated.
+        let resource = unsafe { optional_str(resource, F, "resource") }?;
+        cfg.inner.srt.stream_id = (!resource.is_empty()).then(|| preset.stream_id(&resource));
         Ok(())
     }
 }

@@ -45,6 +45,11 @@ pub type kp_x264_threading = i32;
 #[allow(non_camel_case_types)]
 pub type kp_video_scaling = i32;
 
+/// How kp_config_set_srt_stream_id builds an SRT stream id: one of
+/// `kp_srt_stream_id_preset_values`.
+#[allow(non_camel_case_types)]
+pub type kp_srt_stream_id_preset = i32;
+
 /// An audio source/encoder: one of `kp_audio_encoder_values`.
 #[allow(non_camel_case_types)]
 pub type kp_audio_encoder = i32;

@@ -263,6 +263,8 @@ static void check_static(void)
     CHECK_RC(kp_pusher_set_video_bitrate(NULL, 500), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_request_keyframe(NULL), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_network_changed(NULL), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_srt(NULL, 120, NULL, 0), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_srt_stream_id(NULL, KP_SRT_STREAM_ID_SRS, "live/x"), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_set_audio_muted(NULL, true), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_config_set_pause_fps(NULL, 5.0), KP_ERR_INVALID_ARGUMENT);
     CHECK(kp_pusher_get_state(NULL) == KP_STATE_FAILED);
@@ -314,6 +316,22 @@ static void check_static(void)
     CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
     CHECK(strstr(kp_last_error_message(), "pause frame rate") != NULL);
     CHECK_RC(kp_config_set_pause_fps(cfg, 0.0), KP_OK); /* the default */
+    /* SRT: FFmpeg's microseconds in a libsrt URL, a short passphrase, an unknown key length or preset */
+    CHECK_RC(kp_config_set_url(cfg, "srt://127.0.0.1:9000?latency=120000"), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_URL);
+    CHECK(strstr(kp_last_error_message(), "microseconds") != NULL);
+    CHECK_RC(kp_config_set_url(cfg, "srt://127.0.0.1:9000?streamid=%23!::r=live/x,m=publish"), KP_OK);
+    CHECK_RC(kp_config_set_srt(cfg, 120, "short", 0), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kp_last_error_message(), "passphrase") != NULL && strstr(kp_last_error_message(), "short") == NULL);
+    CHECK_RC(kp_config_set_srt(cfg, 120, "a-long-enough-secret", 20), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_srt(cfg, 120, (const char *)bad_utf8, 16), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_srt_stream_id(cfg, 7, "live/x"), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_srt_stream_id(cfg, KP_SRT_STREAM_ID_MEDIAMTX, "cam1"), KP_OK);
+    CHECK_RC(kp_config_set_srt(cfg, 0, NULL, 0), KP_OK); /* the defaults */
+    CHECK(p == NULL);
+    CHECK_RC(kp_config_set_url(cfg, "rtmp://h/live/topsecretkey"), KP_OK);
     CHECK_RC(kp_config_disable_video(cfg), KP_OK);
     CHECK_RC(kp_config_disable_audio(cfg), KP_OK);
     CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT); /* no tracks */

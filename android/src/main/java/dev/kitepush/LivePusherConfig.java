@@ -185,6 +185,29 @@ public final class LivePusherConfig {
         }
 
         /**
+         * kp_config_set_srt: settings of srt:// URLs that do not give their own. latencyMs 0 = 120
+         * (the time lost packets have to be repaired in: about 4 x the round trip); passphrase null or
+         * "" = unencrypted (10 to 79 characters); pbkeylen 16, 24 or 32 (0 = 16). create() checks them.
+         */
+        public Builder srt(int latencyMs, final String passphrase, int pbkeylen) {
+            final int l = unsigned("latencyMs", latencyMs);
+            final int k = unsigned("pbkeylen", pbkeylen);
+            return add(cfg -> Native.configSetSrt(cfg, l, passphrase, k));
+        }
+
+        /**
+         * kp_config_set_srt_stream_id: the stream id srt:// URLs without {@code streamid=} send, in the
+         * form the server expects (SRS/ZLMediaKit {@code app/stream}, MediaMTX {@code path}, or raw);
+         * null or "" clears it.
+         */
+        public Builder srtStreamId(final SrtStreamIdPreset preset, final String resource) {
+            if (preset == null) {
+                throw new NullPointerException("preset");
+            }
+            return add(cfg -> Native.configSetSrtStreamId(cfg, preset.value, resource));
+        }
+
+        /**
          * kp_config_set_x264_preset (x264 builds only, {@link VideoEncoder#X264}): null keeps a
          * default (veryfast, zerolatency, high); create() checks the names.
          */

@@ -58,6 +58,10 @@ final class Native {
             int lowFpsMs, int encoderOverloadMs);
 
     static native int configSetX264Preset(long cfg, String preset, String tune, String profile);
+
+    static native int configSetSrt(long cfg, int latencyMs, String passphrase, int pbkeylen);
+
+    static native int configSetSrtStreamId(long cfg, int preset, String resource);
     static native int configSetX264Vbv(long cfg, int maxrateKbps, int bufsizeKbit);
     static native int configSetX264Threading(long cfg, int threading);
     static native int configSetX264Bframes(long cfg, int bframes);
