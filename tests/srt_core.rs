@@ -1,19 +1,19 @@
 //! The SRT sender core against real libsrt peers on loopback: `srt-live-transmit` (Debian
 //! srt-tools, libsrt 1.5.1) and FFmpeg 9 (PyPI imageio-ffmpeg) as listeners. A std UdpSocket
 //! loop drives `SrtSender`; the listener writes what it received to a file, which must be the
-//! pushed MPEG-TS byte for byte. A loss-injecting UDP relay inside this file adds random loss,
-//! delay and black holes.
+//! pushed MPEG-TS byte for byte. The shared UDP fault proxy (tests/common/udp_proxy.rs) adds
+//! random loss, delay and black holes.
 
-use std::collections::VecDeque;
+mod common;
+
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::udp_proxy::{UdpFaults, UdpProxy};
 use kitepush::core::srt::{SrtConfig, SrtEvent, SrtSender, SrtStats, MAX_DATAGRAM};
 
 const CHUNK: usize = 1316;
@@ -335,93 +335,6 @@ fn stream_id_reaches_ffmpeg9_intact() {
 
 // ---- loss ----
 
-/// A UDP relay between the caller and the listener that drops, delays and black-holes
-/// datagrams in both directions (a seeded xorshift decides the drops).
-struct Relay {
-    addr: SocketAddr,
-    loss_ppm: Arc<AtomicU32>,
-    blackhole: Arc<AtomicBool>,
-    dropped: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Relay {
-    fn start(upstream: SocketAddr, delay: Duration, loss_percent: u32) -> Relay {
-        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
-        back.connect(upstream).unwrap();
-        let addr = front.local_addr().unwrap();
-        front.set_nonblocking(true).unwrap();
-        back.set_nonblocking(true).unwrap();
-        let loss_ppm = Arc::new(AtomicU32::new(loss_percent * 10_000));
-        let blackhole = Arc::new(AtomicBool::new(false));
-        let dropped = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
-        let mut threads = Vec::new();
-        for dir in 0..2 {
-            let (rx, tx) = if dir == 0 {
-                (front.try_clone().unwrap(), back.try_clone().unwrap())
-            } else {
-                (back.try_clone().unwrap(), front.try_clone().unwrap())
-            };
-            let (loss_ppm, blackhole, dropped, stop, client) =
-                (loss_ppm.clone(), blackhole.clone(), dropped.clone(), stop.clone(), client.clone());
-            threads.push(std::thread::spawn(move || {
-                let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ (dir as u64 + 1);
-                let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
-                let mut buf = [0u8; 2048];
-                while !stop.load(Ordering::Relaxed) {
-                    let now = Instant::now();
-                    while queue.front().is_some_and(|(t, _)| *t <= now) {
-                        let (_, d) = queue.pop_front().unwrap();
-                        if dir == 0 {
-                            let _ = tx.send(&d);
-                        } else if let Some(c) = *client.lock().unwrap() {
-                            let _ = tx.send_to(&d, c);
-                        }
-                    }
-                    let wait = queue
-                        .front()
-                        .map_or(Duration::from_millis(5), |(t, _)| t.saturating_duration_since(now))
-                        .clamp(Duration::from_micros(50), Duration::from_millis(5));
-                    wait_readable(&rx, wait);
-                    let n = match rx.recv_from(&mut buf) {
-                        Ok((n, from)) => {
-                            if dir == 0 {
-                                *client.lock().unwrap() = Some(from);
-                            }
-                            n
-                        }
-                        Err(_) => continue,
-                    };
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    let lost = blackhole.load(Ordering::Relaxed)
-                        || (rng % 1_000_000) < u64::from(loss_ppm.load(Ordering::Relaxed));
-                    if lost {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    queue.push_back((Instant::now() + delay, buf[..n].to_vec()));
-                }
-            }));
-        }
-        Relay { addr, loss_ppm, blackhole, dropped, stop, threads }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
 fn decode_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args(["-f", "null", "-"]).output().unwrap();
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -432,9 +345,10 @@ fn five_percent_loss_is_repaired() {
     // 20 ms each way: RTT 40 ms, latency 4 × RTT = 160 ms.
     let data = ts_source();
     let listener = Listener::srt_live_transmit("loss5", "&latency=160");
-    let relay = Relay::start(listener.addr, Duration::from_millis(20), 5);
+    let proxy = UdpProxy::start(listener.addr);
+    proxy.set(UdpFaults::PASS.with_loss(5.0).with_delay_ms(20));
     let cfg = SrtConfig { latency: Duration::from_millis(160), ..SrtConfig::default() };
-    let mut link = Link::new(cfg, relay.addr, 5);
+    let mut link = Link::new(cfg, proxy.addr(), 5);
     assert_eq!(link.connect(Duration::from_secs(5)), Some(SrtEvent::Connected));
     link.push(data, Duration::from_secs(10), |l, i| {
         if std::env::var("SRT_DEBUG").is_ok() && i % 50 == 0 {
@@ -446,8 +360,12 @@ fn five_percent_loss_is_repaired() {
     let log = listener.log_text();
     let out = listener.out.clone();
     let got = listener.finish(Duration::from_secs(5));
-    let relay_dropped = relay.dropped.load(Ordering::Relaxed);
-    eprintln!("5% loss: relay dropped {relay_dropped} datagrams; {stats:?}");
+    let (c2s, s2c) = (proxy.c2s(), proxy.s2c());
+    eprintln!(
+        "5% loss: proxy dropped {} of {} to the listener, {} of {} back; {stats:?}",
+        c2s.dropped, c2s.received, s2c.dropped, s2c.received
+    );
+    assert!(c2s.dropped > 20, "the proxy must have lost data packets: {c2s:?}");
     assert_identical(&got, ts_source(), "push at 5% loss", &log);
     assert!(stats.packets_retransmitted > 0 && stats.packets_lost > 0, "{stats:?}");
     assert!(stats.rtt_ms > 30.0 && stats.rtt_ms < 80.0, "{stats:?}");
@@ -459,31 +377,53 @@ fn five_percent_loss_is_repaired() {
 fn twenty_percent_loss_and_outage_degrade_then_recover() {
     let data = ts_source();
     let listener = Listener::srt_live_transmit("loss20", "&latency=160");
-    let relay = Relay::start(listener.addr, Duration::from_millis(20), 20);
+    let proxy = UdpProxy::start(listener.addr);
+    let lossy = UdpFaults::PASS.with_loss(20.0).with_delay_ms(20);
+    // Connected before the loss starts: srt-live-transmit closes its listening socket once it
+    // accepted, so a lost conclusion response is never answered again (a listener that stays
+    // open, like FFmpeg or SRS, answers the repeated conclusion; libsrt's own callers would be
+    // stuck the same way).
+    proxy.set(UdpFaults::PASS.with_delay_ms(20));
     let cfg = SrtConfig { latency: Duration::from_millis(160), ..SrtConfig::default() };
-    let mut link = Link::new(cfg, relay.addr, 6);
-    assert_eq!(link.connect(Duration::from_secs(5)), Some(SrtEvent::Connected));
+    let mut link = Link::new(cfg, proxy.addr(), 6);
+    let ev = link.connect(Duration::from_secs(5));
+    assert_eq!(
+        ev,
+        Some(SrtEvent::Connected),
+        "{} handshakes, {:?} {:?}\n{}",
+        link.handshakes_sent,
+        proxy.c2s(),
+        proxy.s2c(),
+        listener.log_text()
+    );
+    proxy.set(lossy);
     let chunks = data.len().div_ceil(CHUNK);
     // 10 s of media: 0-3 s at 20 % loss, 3-4.5 s black hole, 4.5-7 s at 20 %, then clean.
     let at = |s: f64| (chunks as f64 * s / 10.0) as usize;
     let (hole_on, hole_off, clean) = (at(3.0), at(4.5), at(7.0));
     let mut acks_after_hole = None;
+    let mut stats_at_clean = None;
     link.push(data, Duration::from_secs(10), |l, i| {
         if i == hole_on {
-            relay.blackhole.store(true, Ordering::Relaxed);
+            proxy.set(UdpFaults::BLACK_HOLE);
         } else if i == hole_off {
-            relay.blackhole.store(false, Ordering::Relaxed);
+            proxy.set(lossy);
             acks_after_hole = Some(Instant::now());
         } else if i == clean {
-            relay.loss_ppm.store(0, Ordering::Relaxed);
+            proxy.set(UdpFaults::PASS.with_delay_ms(20));
         }
-        let _ = l;
+        if i == clean {
+            stats_at_clean = Some(l.stats());
+        }
     });
     link.flush_and_close(Duration::from_secs(5));
     let stats = link.stats();
     let log = listener.log_text();
     let got = listener.finish(Duration::from_secs(5));
-    eprintln!("20% loss + 1.5 s outage: relay dropped {}; {stats:?}", relay.dropped.load(Ordering::Relaxed));
+    eprintln!("20% loss + 1.5 s outage: proxy dropped {:?} / {:?}; {stats:?}", proxy.c2s(), proxy.s2c());
+    // Degraded, not wedged: by the time loss ends the buffer is back under the drop threshold.
+    let at_clean = stats_at_clean.unwrap();
+    assert!(at_clean.send_buffer_ms < 1100, "send buffer at the end of the loss: {at_clean:?}");
     assert!(stats.packets_dropped > 0, "the outage must cause too-late drops: {stats:?}");
     assert!(stats.packets_retransmitted > 0, "{stats:?}");
     assert!(stats.last_ack.unwrap() > acks_after_hole.unwrap(), "ACKs resumed after the outage");

@@ -78,7 +78,6 @@ impl SendBuffer {
     pub fn lost(&self) -> usize {
         self.lost
     }
-    #[cfg(test)]
     pub fn base_seq(&self) -> u32 {
         self.base_seq
     }
@@ -239,6 +238,20 @@ impl SendBuffer {
             return Some(k);
         }
         None
+    }
+
+    /// When the oldest packet was last (re)transmitted, if it has been sent and is not already
+    /// waiting for retransmission.
+    pub fn head_last_tx(&self) -> Option<Instant> {
+        if self.sent == 0 {
+            return None;
+        }
+        let m = &self.meta[self.head];
+        if m.lost {
+            None
+        } else {
+            m.last_tx
+        }
     }
 
     /// Drops packets queued before `cutoff` from the front.

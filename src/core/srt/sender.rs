@@ -21,6 +21,10 @@ const KEEPALIVE: Duration = Duration::from_secs(1);
 const DROP_MIN_THRESHOLD: Duration = Duration::from_millis(1000);
 /// Added to the drop threshold: twice the 10 ms ACK period (libsrt's 2 × COMM_SYN_INTERVAL).
 const DROP_MARGIN: Duration = Duration::from_millis(20);
+/// Least extra wait in `is_flushed` after the receiver's latency.
+const FLUSH_MARGIN: Duration = Duration::from_millis(100);
+/// libsrt receivers send a full ACK every 10 ms (COMM_SYN_INTERVAL).
+const ACK_PERIOD: Duration = Duration::from_millis(10);
 /// SRTO_OHEADBW default: pace at the input rate + 25 %.
 const OVERHEAD_PERCENT: u64 = 25;
 /// UDP/IP + SRT header bytes counted with each payload in rates, as libsrt does.
@@ -230,14 +234,17 @@ impl SrtSender {
     }
 
     /// Whether the stream's tail has been played out: nothing unacknowledged, and the
-    /// receiver's latency has passed since the last ACK, so it has delivered the packets it
-    /// holds (libsrt's receiver discards undelivered packets when the caller shuts down).
+    /// receiver's latency (+ max(RTT, 100 ms)) has passed since the last ACK, so it has
+    /// delivered the packets it holds (libsrt's receiver discards undelivered packets when the caller shuts down).
     /// The pusher's stop() waits for this, within its deadline, before `close`.
     pub fn is_flushed(&self, now: Instant) -> bool {
         if self.state != State::Connected {
             return true;
         }
-        self.buf.is_empty() && now >= self.drained_at + Duration::from_millis(u64::from(self.peer_latency_ms))
+        // Plus a margin for the receiving application to read what its TSBPD released before
+        // our shutdown makes it stop reading (seen lost under load with the bare latency).
+        let margin = Duration::from_micros(u64::from(self.rtt_us)).max(FLUSH_MARGIN);
+        self.buf.is_empty() && now >= self.drained_at + Duration::from_millis(u64::from(self.peer_latency_ms)) + margin
     }
 
     pub fn poll_event(&mut self) -> Option<SrtEvent> {
@@ -416,8 +423,30 @@ impl SrtSender {
                 }
             }
         }
+        self.check_head_timeout();
         if now.saturating_duration_since(self.last_tx) >= KEEPALIVE {
             self.keepalive_due = true;
+        }
+    }
+
+    /// ACK-driven retransmission of the oldest packet. The receiver's ACK names the first packet
+    /// it lacks; if an ACK that left after our last copy of that packet could have arrived
+    /// (RTT + min(4 × RTTVar, RTT) + one 10 ms ACK period) still names it, that copy or the NAK for it
+    /// was lost: send it again now rather than wait for the next periodic NAK report, which
+    /// libsrt spaces by (RTT + 4 × RTTVar) / 2 — at startup (RTT 100 ms, var 50 ms) that
+    /// alone is 150 ms, as much as a whole 120-160 ms latency budget.
+    fn check_head_timeout(&mut self) {
+        let (Some(last_ack), Some(tx)) = (self.last_ack, self.buf.head_last_tx()) else { return };
+        if self.last_ack_seq != self.buf.base_seq() {
+            return;
+        }
+        // The variance term is capped at one RTT: right after connecting libsrt reports a
+        // variance of half the first sample, which would push the timeout past the latency.
+        let rtt = u64::from(self.rtt_us);
+        let rto = Duration::from_micros(rtt + (4 * u64::from(self.rtt_var_us)).min(rtt)) + ACK_PERIOD;
+        if last_ack > tx + rto {
+            let b = self.buf.base_seq();
+            self.buf.mark_lost(b, b);
         }
     }
 
@@ -601,6 +630,7 @@ impl SrtSender {
                 self.ack_window = avail.max(2);
             }
         }
+        self.check_head_timeout();
         if let Some(v) = ack.recv_rate_pkts {
             self.stats.peer_recv_rate_pkts = v;
         }

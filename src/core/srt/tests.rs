@@ -266,8 +266,9 @@ fn full_ack_releases_and_is_answered_light_ack_is_not() {
     assert_eq!(r.s.unacked(), 1);
     // Flushed once acknowledged and the peer's latency (120 ms) has passed.
     r.feed(60, &full_ack(10, 106, 30_000, 5000));
-    assert!(!r.s.is_flushed(r.at(100)));
-    assert!(r.s.is_flushed(r.at(180)));
+    // 60 + 120 ms latency + max(RTT 30 ms, 100 ms).
+    assert!(!r.s.is_flushed(r.at(279)));
+    assert!(r.s.is_flushed(r.at(280)));
 }
 
 #[test]
@@ -305,6 +306,34 @@ fn nak_triggers_retransmission_with_r_flag_and_hold_off() {
     r.all_out(60);
     r.feed(61, &nak(&[(400, 503), (600, 700)]));
     assert!(r.all_out(61).is_empty());
+}
+
+#[test]
+fn head_is_resent_when_acks_keep_naming_it() {
+    let mut r = Run::connect(SrtConfig::default(), 300, 8192);
+    r.feed(5, &full_ack(1, 300, 20_000, 8000));
+    r.all_out(5);
+    for _ in 0..3 {
+        r.s.send(r.at(10), &[0; 10]).unwrap();
+    }
+    assert_eq!(r.all_out(10).len(), 3);
+    // RTT 20 ms, var 2 ms, + 10 ms ACK period: 38 ms after the head's transmission.
+    r.feed(30, &full_ack(2, 300, 20_000, 8000));
+    assert!(r.all_out(30).iter().all(|p| parse_data_header(p).is_none()));
+    r.feed(49, &full_ack(3, 300, 20_000, 8000));
+    let out = r.all_out(49);
+    let data_out: Vec<_> = out.iter().filter_map(|p| parse_data_header(p)).collect();
+    assert_eq!(data_out.len(), 1);
+    assert_eq!((data_out[0].seq, data_out[0].retransmitted), (300, true));
+    // Not again until another full RTO has passed since that copy.
+    r.feed(60, &full_ack(4, 300, 20_000, 8000));
+    assert!(r.all_out(60).iter().all(|p| parse_data_header(p).is_none()));
+    // An ACK past the head: nothing more to resend.
+    r.feed(70, &full_ack(5, 302, 20_000, 8000));
+    r.feed(200, &full_ack(6, 302, 20_000, 8000));
+    let out = r.all_out(200);
+    assert_eq!(out.iter().filter_map(|p| parse_data_header(p)).map(|h| h.seq).collect::<Vec<_>>(), vec![302]);
+    assert_eq!(r.s.stats().packets_lost, 0, "not counted as reported losses");
 }
 
 #[test]
