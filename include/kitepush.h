@@ -836,6 +836,11 @@ typedef struct kp_destination_stats {
      * SRT: age of the oldest unacknowledged packet in the send buffer, ms.
      */
     uint32_t send_buffer_ms;
+    /**
+     * SRT: the receive latency agreed with the listener (the URL's or kp_config_set_srt's, or the
+     * listener's when it asks for more), ms.
+     */
+    uint32_t latency_ms;
 } kp_destination_stats;
 
 /**

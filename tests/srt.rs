@@ -84,6 +84,7 @@ fn repairs_five_percent_loss() {
     );
     assert!(d.packets_lost > 0 && d.packets_retransmitted > 0, "{d:?}");
     assert!(d.rtt_ms >= 40, "{d:?}");
+    assert_eq!(d.latency_ms, 200, "the URL's latency is the one in force");
     let mut listener = listener;
     listener.stop();
     check_ts(listener.output(), spec.frames());

@@ -129,17 +129,7 @@ fn encoded_video(dir: &Path, video: TsVideo) -> (Vec<VideoUnit>, Vec<u8>) {
         TsVideo::H264 => annexb::nal_type(n) == annexb::NAL_AUD,
         TsVideo::Hevc => hevc::nal_type(n) == hevc::NAL_AUD,
     };
-    let mut cuts: Vec<usize> = annexb::nal_units(&stream)
-        .filter(|n| is_aud(n))
-        .map(|n| {
-            let off = n.as_ptr() as usize - stream.as_ptr() as usize;
-            if off >= 4 && stream[off - 4..off] == [0, 0, 0, 1] {
-                off - 4
-            } else {
-                off - 3
-            }
-        })
-        .collect();
+    let mut cuts = common::pushing::start_codes_of(&stream, is_aud);
     // The bitstream filter puts the record's NAL units before the first delimiter: with x265 the
     // whole first unit comes without one, with x264 only its SEI comes before it.
     let is_slice = |n: &[u8]| match video {

@@ -767,7 +767,14 @@ static void newer_bad_arguments(void) {
                   [c setX264Threading:KPX264ThreadingSliced error:NULL] && [c setX264Bframes:2 error:NULL],
               "x264 settings");
         CHECK_ERROR([c setX264Threading:(KPX264Threading)9 error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK([c setSrtLatencyMs:200 passphrase:@"long-enough-secret" pbkeylen:32 error:NULL] &&
+                  [c setSrtStreamIdPreset:KPSrtStreamIdPresetMediaMtx resource:@"cam1" error:NULL],
+              "srt settings");
+        CHECK_ERROR([c setSrtStreamIdPreset:(KPSrtStreamIdPreset)9 resource:@"x" error:&err_], KP_ERR_INVALID_ARGUMENT);
         CHECK([c setPauseFps:61 error:NULL], "set");
+        CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
+        c = raw_config(nowhere);
+        CHECK([c setSrtLatencyMs:120 passphrase:@"short" pbkeylen:0 error:NULL], "set");
         CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
         c = raw_config(nowhere);
         NSError *e = nil;

@@ -817,7 +817,7 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
         if rc != 0 {
             return Ok(rc);
         }
-        let values: [jlong; 23] = [
+        let values: [jlong; 24] = [
             d.state as jlong,
             d.url_index as jlong,
             d.video_bitrate_kbps as jlong,
@@ -841,6 +841,7 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
             d.packets_lost as jlong,
             d.packets_dropped_late as jlong,
             d.send_buffer_ms as jlong,
+            d.latency_ms as jlong,
         ];
         if out.is_null() || (env.get_array_length(&out)? as usize) < values.len() {
             return Ok(OUT_OF_BOUNDS);

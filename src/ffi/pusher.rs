@@ -295,6 +295,9 @@ pub struct kp_destination_stats {
     pub packets_dropped_late: u64,
     /// SRT: age of the oldest unacknowledged packet in the send buffer, ms.
     pub send_buffer_ms: u32,
+    /// SRT: the receive latency agreed with the listener (the URL's or kp_config_set_srt's, or the
+    /// listener's when it asks for more), ms.
+    pub latency_ms: u32,
 }
 
 impl kp_destination_stats {
@@ -324,6 +327,7 @@ impl kp_destination_stats {
             packets_lost: d.packets_lost,
             packets_dropped_late: d.packets_dropped_late,
             send_buffer_ms: d.send_buffer_ms,
+            latency_ms: d.latency_ms,
         }
     }
 
@@ -362,7 +366,8 @@ impl kp_destination_stats {
                     packets_retransmitted,
                     packets_lost,
                     packets_dropped_late,
-                    send_buffer_ms
+                    send_buffer_ms,
+                    latency_ms
                 ]
             )
         };
@@ -1032,8 +1037,10 @@ mod tests {
             ..Default::default()
         };
         let full = kp_destination_stats::new(&d);
-        assert_eq!(size_of::<kp_destination_stats>(), 120, "no padding holes");
-        assert_eq!(full.struct_size, 120);
+        assert_eq!(size_of::<kp_destination_stats>(), 152, "no padding holes");
+        assert_eq!(full.struct_size, 152);
+        // What the previous release's apps allocate (before the SRT figures) is filled, no more.
+        assert_eq!(offset_of!(kp_destination_stats, packets_retransmitted), 120);
         let mut all = kp_destination_stats::default();
         // SAFETY: `all` is a whole kp_destination_stats.
         unsafe { full.write_prefix(&mut all, size_of::<kp_destination_stats>()) };

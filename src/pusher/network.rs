@@ -467,6 +467,7 @@ impl NetworkWorker {
                 c.packets_lost.fetch_add(r.lost.saturating_sub(old.lost), Relaxed);
                 c.packets_dropped_late.fetch_add(r.dropped_late.saturating_sub(old.dropped_late), Relaxed);
                 c.send_buffer_ms.store(r.send_buffer_ms, Relaxed);
+                c.latency_ms.store(r.latency_ms, Relaxed);
             }
 
             let elapsed = now - window_start;

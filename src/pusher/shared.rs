@@ -60,6 +60,7 @@ pub struct DestCounters {
     pub packets_lost: AtomicU64,
     pub packets_dropped_late: AtomicU64,
     pub send_buffer_ms: AtomicU32,
+    pub latency_ms: AtomicU32,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,6 +125,7 @@ impl Destination {
             packets_lost: c.packets_lost.load(Relaxed),
             packets_dropped_late: c.packets_dropped_late.load(Relaxed),
             send_buffer_ms: c.send_buffer_ms.load(Relaxed),
+            latency_ms: c.latency_ms.load(Relaxed),
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct DestinationStats {
     pub packets_lost: u64,
     pub packets_dropped_late: u64,
     pub send_buffer_ms: u32,
+    /// SRT: the receive latency agreed with the listener (the URL's or the config's, or the
+    /// listener's when it asks for more), ms; 0 on RTMP.
+    pub latency_ms: u32,
 }
 
 /// A snapshot of the pusher's counters. With several destinations, the sent, dropped-network,

@@ -115,11 +115,24 @@ pub fn video_packet_times(path: &Path) -> Vec<(f64, bool)> {
 /// second) to `url` in real time, as a reference client would. Blocks; returns ffmpeg's status. Never
 /// hangs: killed (and reported as a failure) if it runs far past `seconds`.
 pub fn ffmpeg_push(url: &str, seconds: f64) -> ExitStatus {
-    require_tool("ffmpeg");
+    let (status, log, _) = ffmpeg_pattern_push(&require_tool("ffmpeg"), "flv", url, seconds);
+    if !log.trim().is_empty() {
+        // Shown by the test harness only when the test fails.
+        eprintln!("ffmpeg push to {url} ({status}):\n{}", log.trim());
+    }
+    status
+}
+
+/// `ffmpeg` (any build: Debian's, or FFmpeg 9 for SRT) publishing the test pattern and tone of
+/// [`ffmpeg_push`] as `format` to `url` in real time (libx264 ultrafast/zerolatency, keyframe every
+/// second; AAC 64 kbit/s). Returns its status, its stderr and how long it ran; killed if it runs far
+/// past `seconds`.
+pub fn ffmpeg_pattern_push(ffmpeg: &Path, format: &str, url: &str, seconds: f64) -> (ExitStatus, String, Duration) {
     let stderr_path = super::tmp_dir("ffmpeg-push").join("stderr.log");
     let stderr = std::fs::File::create(&stderr_path).expect("create ffmpeg log");
     let secs = format!("{seconds}");
-    let mut child = Command::new("ffmpeg")
+    let start = Instant::now();
+    let mut child = Command::new(ffmpeg)
         .args(["-nostdin", "-hide_banner", "-v", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
@@ -127,35 +140,29 @@ pub fn ffmpeg_push(url: &str, seconds: f64) -> ExitStatus {
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
         .args(["-g", "30", "-pix_fmt", "yuv420p"])
         .args(["-c:a", "aac", "-b:a", "64k"])
-        .args(["-f", "flv", url])
+        .args(["-f", format, url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
         .expect("spawn ffmpeg");
     let deadline = Duration::from_secs_f64(seconds + 20.0);
-    let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait ffmpeg") {
             break status;
         }
         if start.elapsed() > deadline {
             let _ = child.kill();
-            let status = child.wait().expect("wait ffmpeg");
             eprintln!("ffmpeg push to {url} still running after {deadline:?}; killed");
-            break status;
+            break child.wait().expect("wait ffmpeg");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    if !log.trim().is_empty() {
-        // Shown by the test harness only when the test fails.
-        eprintln!("ffmpeg push to {url} ({status}):\n{}", log.trim());
-    }
     if let Some(dir) = stderr_path.parent() {
         let _ = std::fs::remove_dir_all(dir);
     }
-    status
+    (status, log, start.elapsed())
 }
 
 fn ffprobe_json(path: &Path, args: &[&str]) -> Value {

@@ -307,8 +307,17 @@ pub fn encoded_test_media(dir: &std::path::Path, seconds: u32, gop: u32) -> (Vec
     ]);
     let stream = std::fs::read(&h264).unwrap();
     // Cut before every AUD (NAL type 9): one access unit per piece.
-    let mut cuts: Vec<usize> = annexb::nal_units(&stream)
-        .filter(|n| annexb::nal_type(n) == annexb::NAL_AUD)
+    let mut cuts = start_codes_of(&stream, |n| annexb::nal_type(n) == annexb::NAL_AUD);
+    cuts.push(stream.len());
+    let aus = cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect();
+    (aus, std::fs::read(&aac).unwrap())
+}
+
+/// Where the start codes of the NAL units `pick` chooses begin in an Annex-B `stream` (the 4-byte
+/// form's leading zero included): cutting there splits it into access units.
+pub fn start_codes_of(stream: &[u8], pick: impl Fn(&[u8]) -> bool) -> Vec<usize> {
+    kitepush::core::annexb::nal_units(stream)
+        .filter(|n| pick(n))
         .map(|n| {
             let off = n.as_ptr() as usize - stream.as_ptr() as usize;
             if off >= 4 && stream[off - 4..off] == [0, 0, 0, 1] {
@@ -317,10 +326,7 @@ pub fn encoded_test_media(dir: &std::path::Path, seconds: u32, gop: u32) -> (Vec
                 off - 3
             }
         })
-        .collect();
-    cuts.push(stream.len());
-    let aus = cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect();
-    (aus, std::fs::read(&aac).unwrap())
+        .collect()
 }
 
 impl Source {

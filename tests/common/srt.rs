@@ -389,39 +389,6 @@ pub struct PushOutcome {
 /// still holds for its TSBPD latency (seen with FFmpeg's `linger` too), so the last ~latency of media
 /// can be missing from the file.
 pub fn ffmpeg9_push(url: &str, seconds: f64) -> PushOutcome {
-    let log_path = tmp_dir("ffmpeg9-push").join("stderr.log");
-    let stderr = File::create(&log_path).expect("create ffmpeg log");
-    let secs = format!("{seconds}");
-    let start = Instant::now();
-    let mut child = Command::new(ffmpeg9())
-        .args(["-nostdin", "-hide_banner", "-v", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-t", &secs])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
-        .args(["-g", "30", "-pix_fmt", "yuv420p"])
-        .args(["-c:a", "aac", "-b:a", "64k"])
-        .args(["-f", "mpegts", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn ffmpeg9");
-    let deadline = Duration::from_secs_f64(seconds + 20.0);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait ffmpeg9") {
-            break status;
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            eprintln!("ffmpeg9 push to {url} still running after {deadline:?}; killed");
-            break child.wait().expect("wait ffmpeg9");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    if let Some(dir) = log_path.parent() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    PushOutcome { status, log, elapsed: start.elapsed() }
+    let (status, log, elapsed) = super::media::ffmpeg_pattern_push(&ffmpeg9(), "mpegts", url, seconds);
+    PushOutcome { status, log, elapsed }
 }

@@ -247,6 +247,11 @@ impl SrtSender {
         self.buf.is_empty() && now >= self.drained_at + Duration::from_millis(u64::from(self.peer_latency_ms)) + margin
     }
 
+    /// The TSBPD latency in force, ms: ours, or the listener's when it asked for more.
+    pub fn latency_ms(&self) -> u32 {
+        self.peer_latency_ms
+    }
+
     pub fn poll_event(&mut self) -> Option<SrtEvent> {
         self.events.pop_front()
     }

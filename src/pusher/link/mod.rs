@@ -20,6 +20,8 @@ pub struct RepairStats {
     pub dropped_late: u64,
     /// Age of the oldest unacknowledged packet, ms.
     pub send_buffer_ms: u32,
+    /// The receive latency agreed with the peer, ms.
+    pub latency_ms: u32,
 }
 
 /// How far opening a link has come.

@@ -246,6 +246,7 @@ impl Link for SrtLink {
             lost: s.packets_lost,
             dropped_late: s.packets_dropped,
             send_buffer_ms: s.send_buffer_ms.min(u32::MAX as u64) as u32,
+            latency_ms: self.sender.latency_ms(),
         })
     }
 

@@ -844,6 +844,17 @@ class LivePusherTest {
                 () -> LivePusher.create(LivePusherConfig.builder(nowhere).x264Preset("slow\u0000", null, null).build(), null));
         assertCode(ResultCode.UNSUPPORTED,
                 () -> LivePusher.create(LivePusherConfig.builder(nowhere).videoEncoder(VideoEncoder.X264).build(), null));
+        // SRT settings: checked by create(); an srt:// URL with FFmpeg's microseconds is refused.
+        LivePusher.create(LivePusherConfig.builder("srt://127.0.0.1:9?latency=200").srt(0, "long-enough-secret", 32)
+                .srtStreamId(SrtStreamIdPreset.SRS, "live/cam").build(), null).close();
+        assertCode(ResultCode.INVALID_ARGUMENT,
+                () -> LivePusher.create(LivePusherConfig.builder(nowhere).srt(120, "short", 0).build(), null));
+        assertCode(ResultCode.INVALID_ARGUMENT,
+                () -> LivePusher.create(LivePusherConfig.builder(nowhere).srt(120, "long-enough-secret", 20).build(), null));
+        assertCode(ResultCode.INVALID_URL,
+                () -> LivePusher.create(LivePusherConfig.builder("srt://127.0.0.1:9?latency=120000").build(), null));
+        assertThrows(NullPointerException.class, () -> LivePusherConfig.builder(nowhere).srtStreamId(null, "x"));
+        assertThrows(IllegalArgumentException.class, () -> LivePusherConfig.builder(nowhere).srt(-1, null, 0));
         assertEquals("PAUSED", EventKind.name(EventKind.PAUSED));
         assertEquals("UNKNOWN_18", EventKind.name(18));
         assertEquals("KP_ERR_PAUSED", ResultCode.name(ResultCode.PAUSED));

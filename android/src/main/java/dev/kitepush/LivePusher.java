@@ -199,8 +199,10 @@ public final class LivePusher implements AutoCloseable {
         public final long packetsDroppedLate;
         /** SRT: age of the oldest unacknowledged packet in the send buffer, ms. */
         public final int sendBufferMs;
+        /** SRT: the receive latency agreed with the listener, ms. */
+        public final int latencyMs;
 
-        static final int FIELDS = 23;
+        static final int FIELDS = 24;
 
         DestinationStats(long[] v) {
             state = (int) v[0];
@@ -226,6 +228,7 @@ public final class LivePusher implements AutoCloseable {
             packetsLost = v[20];
             packetsDroppedLate = v[21];
             sendBufferMs = (int) v[22];
+            latencyMs = (int) v[23];
         }
     }
 
