@@ -1056,6 +1056,21 @@ kp_result kp_config_set_reconnect(struct kp_config *cfg,
 kp_result kp_config_set_primary_retry_interval(struct kp_config *cfg, uint32_t interval_ms);
 
 /**
+ * While a server refuses connections at once (its host answers, nothing listens yet: a
+ * restarting ingest), retry every `interval_ms` (±10 %) instead of backing off, for the first
+ * `window_ms` of an outage; later refusals, timeouts and DNS failures back off as set by
+ * kp_config_set_reconnect. A refused attempt costs nothing, so the stream returns within about
+ * `interval_ms` of the server listening again. These quick retries do not count toward
+ * max_attempts; they do count toward failover_after (a refusing primary hands over quickly).
+ * `enabled` false turns them off. 0 keeps the default: interval 250 ms, window 5000 ms.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_refused_retry(struct kp_config *cfg,
+                                      bool enabled,
+                                      uint32_t interval_ms,
+                                      uint32_t window_ms);
+
+/**
  * Sets the function asked for a fresh URL before each reconnect (signed ingest URLs expire;
  * NULL: none). It is not asked for the very first connect. It is called with the destination
  * and the index of the URL about to be used; see kp_url_refresh_cb for the answer. It runs on an

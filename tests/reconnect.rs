@@ -514,3 +514,39 @@ fn network_changed_reconnects_on_the_new_route_within_a_second() {
         assert_eq!(decode_errors(rec), "", "{}", rec.display());
     }
 }
+
+/// A restarting server (refusing, then listening again) gets its publisher back within about one
+/// quick-retry interval (250 ms) of listening, not at the next step of the backoff (which after
+/// 1.3 s down would come ~1.1 s after the server was back). Also: the same outage with the quick
+/// retries off shows the backoff's delay, so the test can tell the two apart.
+#[test]
+fn a_restarted_server_gets_its_publisher_back_at_once() {
+    let mut took = Vec::new();
+    for quick in [true, false] {
+        let mut nginx = Nginx::start(NginxOptions { record_unique: true, ..NginxOptions::default() });
+        let key = unique_key("quick-return");
+        let spec = Spec { bitrate_kbps: 300, ..Spec::default() };
+        let mut config = spec.config(&nginx.url(&key));
+        if !quick {
+            config.reconnect.refused_retry = Duration::ZERO;
+        }
+        let (pusher, rx) = shared_harness(config);
+        let mut seen = vec![];
+        pusher.start().unwrap();
+        let src = RealTimeSource::start(pusher.clone(), spec.clone());
+        wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_PUBLISHING));
+        std::thread::sleep(Duration::from_millis(1200));
+        nginx.kill();
+        wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_DISCONNECTED));
+        std::thread::sleep(Duration::from_millis(1300));
+        nginx.restart();
+        let up = Instant::now();
+        wait_event(&rx, &mut seen, Duration::from_secs(15), is(EventKind::KP_EVENT_RECONNECTED));
+        took.push(up.elapsed());
+        src.finish();
+        pusher.stop(Duration::from_secs(10)).unwrap();
+    }
+    eprintln!("publishing again after the server listened: quick retries {:?}, backoff only {:?}", took[0], took[1]);
+    assert!(took[0] <= Duration::from_millis(600), "{took:?}");
+    assert!(took[1] > took[0], "{took:?}");
+}

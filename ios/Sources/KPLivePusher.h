@@ -144,6 +144,12 @@ NS_SWIFT_NAME(LivePusherConfiguration)
                            error:(NSError **)error
     NS_SWIFT_NAME(setReconnect(firstDelayMs:multiplier:maxDelayMs:maxAttempts:failoverAfter:));
 - (BOOL)setPrimaryRetryIntervalMs:(uint32_t)intervalMs error:(NSError **)error NS_SWIFT_NAME(setPrimaryRetryInterval(ms:));
+/// kp_config_set_refused_retry: while a server refuses at once, retry every intervalMs (0 = 250)
+/// for the first windowMs (0 = 5000) of an outage instead of backing off.
+- (BOOL)setRefusedRetryEnabled:(BOOL)enabled
+                    intervalMs:(uint32_t)intervalMs
+                      windowMs:(uint32_t)windowMs
+                         error:(NSError **)error NS_SWIFT_NAME(setRefusedRetry(enabled:intervalMs:windowMs:));
 /// kp_config_set_video_scaling: what a raw frame larger than the configured size becomes (scaled
 /// down by default; smaller frames are always refused). Enables video.
 - (BOOL)setVideoScaling:(KPVideoScaling)mode error:(NSError **)error NS_SWIFT_NAME(setVideoScaling(_:));

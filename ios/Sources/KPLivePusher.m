@@ -152,6 +152,10 @@ static BOOL KPCheck(kp_result result, NSError **error) {
                    error);
 }
 
+- (BOOL)setRefusedRetryEnabled:(BOOL)enabled intervalMs:(uint32_t)intervalMs windowMs:(uint32_t)windowMs error:(NSError **)error {
+    return KPCheck(kp_config_set_refused_retry(_config, enabled ? true : false, intervalMs, windowMs), error);
+}
+
 - (BOOL)setPrimaryRetryIntervalMs:(uint32_t)intervalMs error:(NSError **)error {
     return KPCheck(kp_config_set_primary_retry_interval(_config, intervalMs), error);
 }

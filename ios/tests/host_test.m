@@ -771,6 +771,7 @@ static void newer_bad_arguments(void) {
                   [c setSrtStreamIdPreset:KPSrtStreamIdPresetMediaMtx resource:@"cam1" error:NULL],
               "srt settings");
         CHECK_ERROR([c setSrtStreamIdPreset:(KPSrtStreamIdPreset)9 resource:@"x" error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK([c setRefusedRetryEnabled:YES intervalMs:100 windowMs:2000 error:NULL], "refused retry");
         CHECK([c setPauseFps:61 error:NULL], "set");
         CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
         c = raw_config(nowhere);

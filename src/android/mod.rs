@@ -365,6 +365,19 @@ pub extern "system" fn Java_dev_kitepush_Native_configSetReconnect(
 }
 
 #[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetRefusedRetry(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    enabled: jboolean,
+    interval_ms: jint,
+    window_ms: jint,
+) -> jint {
+    // SAFETY: cfg is live. Non-negative (LivePusherConfig checks).
+    unsafe { c_config::kp_config_set_refused_retry(config(cfg), enabled != 0, interval_ms as u32, window_ms as u32) }
+}
+
+#[no_mangle]
 pub extern "system" fn Java_dev_kitepush_Native_configSetPrimaryRetryInterval(
     _: JNIEnv,
     _: JClass,

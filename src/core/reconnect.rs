@@ -22,14 +22,22 @@ pub struct ReconnectPolicy {
     pub jitter: f64,
     /// Cap on the nominal delay (jitter is applied after the cap).
     pub max_delay: Duration,
-    /// Consecutive failed attempts since the last successful publish before giving up;
-    /// `None` = never give up on retryable errors.
+    /// Consecutive failed attempts since the last successful publish before giving up (the quick
+    /// retries of `refused_retry` do not count); `None` = never give up on retryable errors.
     pub max_attempts: Option<u32>,
     /// Consecutive failed attempts on one URL before moving to the next (0 is treated as 1).
     pub failover_after: u32,
     /// While publishing on a backup, how often to check whether the primary answers again.
     /// Zero disables returning to the primary (the stream stays on the backup until it fails).
     pub primary_retry_interval: Duration,
+    /// While the server refuses at once (connection refused: its host answers, nothing listens
+    /// yet), retry this often instead of backing off: a refused attempt costs nothing, and a
+    /// restarting server should get its publisher back the moment it listens again (±jitter).
+    /// Zero turns it off. Timeouts and DNS failures always back off.
+    pub refused_retry: Duration,
+    /// For how long after the first failure of an outage refusals are retried that fast; later
+    /// ones back off as usual.
+    pub refused_retry_window: Duration,
     /// Seed of the jitter PRNG.
     pub seed: u64,
 }
@@ -44,6 +52,8 @@ impl Default for ReconnectPolicy {
             max_attempts: None,
             failover_after: 2,
             primary_retry_interval: Duration::from_secs(30),
+            refused_retry: Duration::from_millis(250),
+            refused_retry_window: Duration::from_secs(5),
             seed: 0,
         }
     }
@@ -109,6 +119,8 @@ pub struct Reconnector {
     /// While publishing on a backup: when the primary was last tried (or publishing began).
     primary_checked_at: Option<Instant>,
     switch: Option<(usize, usize)>,
+    /// When the current run of failures began (None while publishing).
+    outage_since: Option<Instant>,
 }
 
 impl Reconnector {
@@ -128,6 +140,7 @@ impl Reconnector {
             publishing: false,
             primary_checked_at: None,
             switch: None,
+            outage_since: None,
         }
     }
 
@@ -160,6 +173,7 @@ impl Reconnector {
         }
         self.publishing = false;
         self.primary_checked_at = None;
+        let since = *self.outage_since.get_or_insert(now);
         if was_publishing {
             // The URL, credentials and TLS setup were just proven by a working publish, so the
             // error describes the link, not the config: retry whatever it is. If the key was
@@ -185,6 +199,18 @@ impl Reconnector {
                 let to = (self.url + 1) % self.url_count;
                 self.switch_to(to);
             }
+            let refused = matches!(error, Error::Connect(_));
+            let p = &self.policy;
+            if refused && !p.refused_retry.is_zero() && now.saturating_duration_since(since) < p.refused_retry_window {
+                // Free: not a step of the backoff (once the window has passed it starts from its
+                // first) and not an attempt toward max_attempts (a limit of 5 must not run out in a
+                // second). It does count toward failover: a refusing primary hands over quickly.
+                self.backoff_step -= 1;
+                self.failures -= 1;
+                let delay = self.jitter(p.refused_retry.min(MAX_SANE_DELAY));
+                self.wait = Some((now + delay, delay));
+                return;
+            }
         }
         let delay = self.jittered(self.backoff_step);
         self.wait = Some((now + delay, delay));
@@ -197,6 +223,7 @@ impl Reconnector {
         self.url_failures = 0;
         // The next outage starts again at first_delay rather than where this one left off.
         self.backoff_step = 0;
+        self.outage_since = None;
         self.wait = None;
         self.primary_checked_at = (self.url != 0).then_some(now);
     }
@@ -289,6 +316,10 @@ impl Reconnector {
 
     fn jittered(&mut self, n: u32) -> Duration {
         let nominal = self.policy.nominal_delay(n);
+        self.jitter(nominal)
+    }
+
+    fn jitter(&mut self, nominal: Duration) -> Duration {
         let j = self.policy.jitter_fraction();
         if j == 0.0 {
             return nominal;
@@ -333,8 +364,61 @@ impl XorShift64 {
 mod tests {
     use super::*;
 
+    /// A connect that timed out: always backs off (a refusal is retried quickly, see
+    /// `refusals_are_retried_quickly_for_a_while_then_back_off`).
+    fn timed_out() -> Error {
+        Error::Timeout("connect to 192.0.2.1:1935".into())
+    }
+
     fn refused() -> Error {
         Error::Connect("connection refused".into())
+    }
+
+    #[test]
+    fn refusals_are_retried_quickly_for_a_while_then_back_off() {
+        let t0 = Instant::now();
+        let policy = ReconnectPolicy { jitter: 0.1, max_attempts: Some(3), ..Default::default() };
+        let mut rc = Reconnector::new(policy, 1);
+        let mut now = t0;
+        let mut delays = vec![];
+        // A server that refuses for 8 s: quick probes for the first 5 s (jittered), then the
+        // backoff from its first step; none of the quick ones counts toward max_attempts.
+        let gave_up = loop {
+            match rc.poll(now) {
+                Decision::Connect { .. } => rc.on_failure(now, &refused(), false),
+                Decision::Wait { until, delay, .. } => {
+                    delays.push(delay);
+                    now = until;
+                }
+                Decision::GiveUp => break now,
+            }
+        };
+        assert!(gave_up >= t0 + Duration::from_secs(5), "the quick retries counted toward max_attempts: {delays:?}");
+        let quick: Vec<_> = delays.iter().take_while(|d| **d < Duration::from_millis(400)).collect();
+        assert!((18..=23).contains(&quick.len()), "{} quick retries: {delays:?}", quick.len());
+        assert!(quick.iter().all(|d| **d >= Duration::from_millis(225) && **d <= Duration::from_millis(275)));
+        assert!(quick.windows(2).any(|w| w[0] != w[1]), "jittered: {quick:?}");
+        let after = &delays[quick.len()..];
+        assert_eq!(after.len(), 2, "three slow attempts, then the limit: {after:?}");
+        assert!((450..=550).contains(&(after[0].as_millis() as u64)), "backoff starts afresh: {after:?}");
+        // Timeouts back off from the start, and the quick retries can be turned off.
+        let mut slow = Reconnector::new(ReconnectPolicy { jitter: 0.0, ..Default::default() }, 1);
+        slow.on_failure(t0, &timed_out(), false);
+        slow.on_failure(t0, &timed_out(), false);
+        assert!(matches!(slow.poll(t0), Decision::Wait { delay, .. } if delay == Duration::from_millis(750)));
+        let off = ReconnectPolicy { refused_retry: Duration::ZERO, jitter: 0.0, ..Default::default() };
+        let mut off = Reconnector::new(off, 1);
+        off.on_failure(t0, &refused(), false);
+        assert!(matches!(off.poll(t0), Decision::Wait { delay, .. } if delay == Duration::from_millis(500)));
+        // A publish that held ends the outage: the next one gets its own window.
+        let mut rc = Reconnector::new(ReconnectPolicy::default(), 1);
+        rc.on_failure(now, &refused(), false);
+        now += Duration::from_secs(6);
+        rc.on_published(now);
+        rc.on_failure(now, &refused(), true);
+        let Decision::Wait { until, .. } = rc.poll(now) else { panic!() };
+        rc.on_failure(until, &refused(), false);
+        assert!(matches!(rc.poll(until), Decision::Wait { delay, .. } if delay < Duration::from_millis(300)));
     }
 
     #[test]
@@ -344,15 +428,15 @@ mod tests {
         assert!(matches!(rc.poll(t0), Decision::Connect { .. }));
         rc.on_published(t0);
         // The publish is lost to the old route: normally a 0.5 s wait, then growing.
-        rc.on_failure(t0, &refused(), true);
+        rc.on_failure(t0, &timed_out(), true);
         for _ in 0..4 {
-            rc.on_failure(t0, &refused(), false);
+            rc.on_failure(t0, &timed_out(), false);
         }
         assert!(matches!(rc.poll(t0), Decision::Wait { .. }));
         rc.on_network_changed();
         assert_eq!(rc.poll(t0), Decision::Connect { url: 0, attempt: 1 });
         // The next failure on the new route starts the backoff from its first step.
-        rc.on_failure(t0, &refused(), false);
+        rc.on_failure(t0, &timed_out(), false);
         match rc.poll(t0) {
             Decision::Wait { delay, .. } => assert_eq!(delay, Duration::from_millis(500)),
             d => panic!("{d:?}"),
@@ -376,7 +460,7 @@ mod tests {
         let mut out = Vec::new();
         while out.len() < n {
             match r.poll(now) {
-                Decision::Connect { .. } => r.on_failure(now, &refused(), false),
+                Decision::Connect { .. } => r.on_failure(now, &timed_out(), false),
                 Decision::Wait { until, delay, .. } => {
                     out.push(delay);
                     now = until;
@@ -477,7 +561,7 @@ mod tests {
                     Decision::Connect { attempt, .. } => {
                         attempts += 1;
                         assert_eq!(attempt, attempts);
-                        r.on_failure(now, &refused(), false);
+                        r.on_failure(now, &timed_out(), false);
                     }
                     Decision::Wait { until, .. } if until - t0 < secs(20.0) => now = until,
                     Decision::Wait { .. } => break,
@@ -493,7 +577,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Reconnector::new(ReconnectPolicy { jitter: 0.0, ..Default::default() }, 1);
         assert!(matches!(r.poll(t0), Decision::Connect { .. }));
-        r.on_failure(t0, &refused(), false);
+        r.on_failure(t0, &timed_out(), false);
         let until = t0 + secs(0.5);
         let w = Decision::Wait { until, delay: secs(0.5), attempt: 2, url: 0 };
         assert_eq!(r.poll(t0), w);
@@ -510,7 +594,7 @@ mod tests {
         let mut now = t0;
         for _ in 0..3 {
             match r.poll(now) {
-                Decision::Connect { .. } => r.on_failure(now, &refused(), false),
+                Decision::Connect { .. } => r.on_failure(now, &timed_out(), false),
                 d => panic!("{d:?}"),
             }
             if let Decision::Wait { until, .. } = r.poll(now) {
@@ -527,7 +611,7 @@ mod tests {
         let t = lost + secs(0.5);
         assert_eq!(r.poll(t), Decision::Connect { url: 0, attempt: 1 });
         // The first failed reconnect moves on to the next step, not back to 0.5 s.
-        r.on_failure(t, &refused(), false);
+        r.on_failure(t, &timed_out(), false);
         assert!(matches!(
             r.poll(t),
             Decision::Wait { delay, attempt: 2, .. } if delay == secs(0.75)
@@ -561,7 +645,7 @@ mod tests {
             assert_eq!(r.poll(t0 + secs(100.0)), Decision::GiveUp);
             assert!(r.is_given_up());
             // Later failures reported by a confused caller do not revive it.
-            r.on_failure(t0, &refused(), false);
+            r.on_failure(t0, &timed_out(), false);
             assert_eq!(r.poll(t0 + secs(200.0)), Decision::GiveUp);
 
             r.reset_after_new_url();
@@ -580,7 +664,7 @@ mod tests {
             match r.poll(now) {
                 Decision::Connect { attempt, .. } => {
                     connects.push(attempt);
-                    r.on_failure(now, &refused(), false);
+                    r.on_failure(now, &timed_out(), false);
                 }
                 Decision::Wait { until, .. } => now = until,
                 Decision::GiveUp => break,
@@ -594,7 +678,7 @@ mod tests {
         for round in 0..5 {
             for _ in 0..2 {
                 assert!(matches!(r.poll(now), Decision::Connect { .. }), "{round}");
-                r.on_failure(now, &refused(), false);
+                r.on_failure(now, &timed_out(), false);
                 if let Decision::Wait { until, .. } = r.poll(now) {
                     now = until;
                 }
@@ -648,7 +732,7 @@ mod tests {
             match r.poll(*now) {
                 Decision::Connect { url, attempt } => {
                     out.push((url, attempt));
-                    r.on_failure(*now, &refused(), false);
+                    r.on_failure(*now, &timed_out(), false);
                 }
                 Decision::Wait { until, .. } => *now = until,
                 Decision::GiveUp => unreachable!(),
@@ -809,7 +893,7 @@ mod tests {
                 match r.poll(t) {
                     Decision::Connect { url, .. } => {
                         assert_eq!(url, 0);
-                        r.on_failure(t, &refused(), false);
+                        r.on_failure(t, &timed_out(), false);
                     }
                     Decision::Wait { until, delay, .. } => {
                         assert!(delay <= MAX_SANE_DELAY * 2);

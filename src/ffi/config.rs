@@ -443,6 +443,26 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// While a server refuses connections at once (its host answers, nothing listens yet: a
+    /// restarting ingest), retry every `interval_ms` (±10 %) instead of backing off, for the first
+    /// `window_ms` of an outage; later refusals, timeouts and DNS failures back off as set by
+    /// kp_config_set_reconnect. A refused attempt costs nothing, so the stream returns within about
+    /// `interval_ms` of the server listening again. These quick retries do not count toward
+    /// max_attempts; they do count toward failover_after (a refusing primary hands over quickly).
+    /// `enabled` false turns them off. 0 keeps the default: interval 250 ms, window 5000 ms.
+    /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL. Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_refused_retry(cfg: *mut kp_config, enabled: bool, interval_ms: u32, window_ms: u32) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_refused_retry") }?;
+        let d = ReconnectPolicy::default();
+        let r = &mut cfg.inner.reconnect;
+        r.refused_retry = if enabled { ms_or_default(interval_ms, d.refused_retry) } else { Duration::ZERO };
+        r.refused_retry_window = ms_or_default(window_ms, d.refused_retry_window);
+        Ok(())
+    }
+}
+
+ffi_fn! {
     /// Sets the function asked for a fresh URL before each reconnect (signed ingest URLs expire;
     /// NULL: none). It is not asked for the very first connect. It is called with the destination
     /// and the index of the URL about to be used; see kp_url_refresh_cb for the answer. It runs on an
@@ -849,6 +869,19 @@ mod tests {
             assert_eq!((*cfg).inner.reconnect.primary_retry_interval, Duration::from_millis(2500));
             assert_eq!(kp_config_set_primary_retry_interval(cfg, 0), 0);
             assert_eq!((*cfg).inner.reconnect.primary_retry_interval, Duration::ZERO, "0 disables the return");
+
+            assert_eq!(kp_config_set_refused_retry(cfg, true, 100, 2000), 0);
+            let r = (*cfg).inner.reconnect.clone();
+            assert_eq!((r.refused_retry, r.refused_retry_window), (Duration::from_millis(100), Duration::from_secs(2)));
+            assert_eq!(kp_config_set_refused_retry(cfg, true, 0, 0), 0);
+            let r = (*cfg).inner.reconnect.clone();
+            assert_eq!((r.refused_retry, r.refused_retry_window), (d.refused_retry, d.refused_retry_window));
+            assert_eq!(kp_config_set_refused_retry(cfg, false, 100, 0), 0);
+            assert_eq!((*cfg).inner.reconnect.refused_retry, Duration::ZERO, "off");
+            assert_eq!(
+                kp_config_set_refused_retry(std::ptr::null_mut(), true, 0, 0),
+                crate::ResultCode::KP_ERR_INVALID_ARGUMENT as i32
+            );
 
             // Out-of-range values are stored and refused by kp_pusher_new, like the other setters'.
             assert_eq!(kp_config_set_reconnect(cfg, 0, 0.5, 0, 0, 0), 0);

@@ -264,6 +264,7 @@ static void check_static(void)
     CHECK_RC(kp_pusher_request_keyframe(NULL), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_network_changed(NULL), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_config_set_srt(NULL, 120, NULL, 0), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_refused_retry(NULL, true, 250, 5000), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_config_set_srt_stream_id(NULL, KP_SRT_STREAM_ID_SRS, "live/x"), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_set_audio_muted(NULL, true), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_config_set_pause_fps(NULL, 5.0), KP_ERR_INVALID_ARGUMENT);

@@ -854,6 +854,9 @@ class LivePusherTest {
         assertCode(ResultCode.INVALID_URL,
                 () -> LivePusher.create(LivePusherConfig.builder("srt://127.0.0.1:9?latency=120000").build(), null));
         assertThrows(NullPointerException.class, () -> LivePusherConfig.builder(nowhere).srtStreamId(null, "x"));
+        LivePusher.create(LivePusherConfig.builder(nowhere).refusedRetry(true, 100, 2000).build(), null).close();
+        LivePusher.create(LivePusherConfig.builder(nowhere).refusedRetry(false, 0, 0).build(), null).close();
+        assertThrows(IllegalArgumentException.class, () -> LivePusherConfig.builder(nowhere).refusedRetry(true, -1, 0));
         assertThrows(IllegalArgumentException.class, () -> LivePusherConfig.builder(nowhere).srt(-1, null, 0));
         assertEquals("PAUSED", EventKind.name(EventKind.PAUSED));
         assertEquals("UNKNOWN_18", EventKind.name(18));

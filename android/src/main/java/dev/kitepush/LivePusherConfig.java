@@ -140,6 +140,16 @@ public final class LivePusherConfig {
             return add(cfg -> Native.configSetReconnect(cfg, f, multiplier, m, a, o));
         }
 
+        /**
+         * kp_config_set_refused_retry: while a server refuses at once, retry every intervalMs (0 = 250)
+         * for the first windowMs (0 = 5000) of an outage instead of backing off.
+         */
+        public Builder refusedRetry(final boolean enabled, int intervalMs, int windowMs) {
+            final int i = unsigned("intervalMs", intervalMs);
+            final int w = unsigned("windowMs", windowMs);
+            return add(cfg -> Native.configSetRefusedRetry(cfg, enabled, i, w));
+        }
+
         /** kp_config_set_primary_retry_interval; 0 disables the return to the primary URL. */
         public Builder primaryRetryInterval(int intervalMs) {
             final int i = unsigned("intervalMs", intervalMs);

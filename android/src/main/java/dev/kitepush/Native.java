@@ -50,6 +50,8 @@ final class Native {
     static native int configSetReconnect(
             long cfg, int firstDelayMs, double multiplier, int maxDelayMs, int maxAttempts, int failoverAfter);
     static native int configSetPrimaryRetryInterval(long cfg, int intervalMs);
+
+    static native int configSetRefusedRetry(long cfg, boolean enabled, int intervalMs, int windowMs);
     static native int configSetPauseFps(long cfg, double fps);
     static native int configSetVideoScaling(long cfg, int mode);
     static native int configSetLatencyBudget(long cfg, int budgetMs);
