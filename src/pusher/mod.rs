@@ -882,6 +882,7 @@ fn stats_of(shared: &Shared) -> Stats {
         fps_divisor: shared.fps_divisor.load(Relaxed).max(1),
         state: Some(state_of(shared)),
         destinations,
+        video_timestamps_adjusted: lock(&shared.timeline).video_times_moved(),
     }
 }
 
