@@ -360,7 +360,7 @@ impl Pusher {
         if a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH {
             return self.reject(Error::InvalidState("audio is configured as pre-encoded: use push_aac".into()));
         }
-        if pcm.is_empty() || pcm.len() % a.channels as usize != 0 {
+        if pcm.is_empty() || !pcm.len().is_multiple_of(a.channels as usize) {
             return self.reject(Error::BadFrameSize(format!(
                 "{} samples is not a whole number of {}-channel frames",
                 pcm.len(),
