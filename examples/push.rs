@@ -105,9 +105,11 @@ fn main() -> ExitCode {
     };
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // The exit status is the kp_result code (1..=255), so scripts can tell a refused
+        // certificate (KP_ERR_TLS) from an unreachable server (KP_ERR_CONNECT).
         Err(e) => {
             eprintln!("push failed: {e} ({:?})", e.code());
-            ExitCode::FAILURE
+            ExitCode::from(u8::try_from(e.code() as i32).ok().filter(|&c| c != 0).unwrap_or(1))
         }
     }
 }
@@ -205,7 +207,10 @@ fn run(args: Args) -> Result<(), Error> {
         // Audio up to this frame's time, in 1024-sample chunks.
         while args.audio && samples_pushed * 1_000_000 / sample_rate <= pts_us as u64 {
             tone.fill(&mut pcm);
-            pusher.push_audio(&pcm, (samples_pushed * 1_000_000 / sample_rate) as i64)?;
+            // Once the pusher has failed, pushes are refused (INVALID_STATE): report why it failed.
+            pusher
+                .push_audio(&pcm, (samples_pushed * 1_000_000 / sample_rate) as i64)
+                .map_err(|e| pusher.failure().unwrap_or(e))?;
             samples_pushed += 1024;
         }
         let (w, h) = (args.width as usize, args.height as usize);
@@ -220,7 +225,7 @@ fn run(args: Args) -> Result<(), Error> {
         };
         match pusher.push_video(&frame, pts_us) {
             Ok(()) | Err(Error::QueueFull(_)) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(pusher.failure().unwrap_or(e)),
         }
         pushed += 1;
         if !args.quiet && last_progress.elapsed() >= Duration::from_millis(500) {
@@ -238,7 +243,7 @@ fn run(args: Args) -> Result<(), Error> {
             let _ = std::io::stderr().flush();
         }
     }
-    pusher.stop(Duration::from_secs(10))?;
+    pusher.stop(Duration::from_secs(10)).map_err(|e| pusher.failure().unwrap_or(e))?;
     let s = pusher.stats();
     eprintln!(
         "\r\x1b[2Kpushed {} video frames in {:.1} s: {} encoded, {} sent, {} dropped; {} audio frames sent; {} bytes",

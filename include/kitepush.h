@@ -17,7 +17,23 @@
  * - Nothing blocks on the network or the encoder except kp_pusher_stop and kp_pusher_free, which
  *   say so. push_* copy their input and return at once.
  * - Event callbacks run on one SDK thread per pusher, one at a time, never under an SDK lock; after
- *   kp_pusher_free returns none runs. Do not call kp_pusher_stop or kp_pusher_free from a callback.
+ *   kp_pusher_free returns none runs. kp_pusher_stop returns once the pusher's workers have ended,
+ *   without waiting for the callback thread: events still queued for it (STOPPED among them) may
+ *   be delivered after kp_pusher_stop returns; kp_pusher_free delivers them before it returns.
+ *   Inside any event or stats callback (of this pusher or of any other one), kp_pusher_stop
+ *   returns KP_ERR_INVALID_STATE and kp_pusher_free is handed to a helper thread: the flag is
+ *   per thread, not per pusher.
+ * - Threads per pusher, from kp_pusher_new: one callback thread; from kp_pusher_start: one monitor
+ *   thread, one encode thread (when the config has video or audio), one network thread per
+ *   destination. Short-lived ones: a DNS thread per host name lookup (abandoned if it outlives
+ *   the connect timeout), a URL refresh thread per refresh call, a file writer while recording,
+ *   and the encoder's own threads (kp_config_set_video_threads, kp_config_set_x264_threading).
+ * - Input queue: at most 3 raw video frames and 100 PCM chunks wait for the encode thread; a push
+ *   that finds the queue full returns KP_ERR_QUEUE_FULL (see kp_stats for how it is counted).
+ * - Memory: the library allocates with the C library's malloc and, like any Rust code, aborts the
+ *   process if an allocation fails (Rust's allocation error handler); no function returns NULL or
+ *   an error code because memory ran out. Memory use is bounded by the config (queues sized at
+ *   start), so size the device for it.
  * - The URL refresh callback (kp_config_set_url_refresh_callback) runs on another SDK thread, one
  *   call at a time per pusher, and may block up to its timeout; kp_pusher_free waits for a call in
  *   progress and none starts afterwards. Do not call kp_pusher_free from it.
@@ -581,14 +597,33 @@ typedef struct kp_stats {
      * kp_state_values at the time of the snapshot.
      */
     kp_state state;
+    /**
+     * Video push calls that passed the argument checks: kp_pusher_push_video calls (including
+     * those then refused with KP_ERR_QUEUE_FULL, which video_frames_dropped_encoder counts too,
+     * so an app that retries a refused frame counts it once per try), or kp_pusher_push_h264 /
+     * push_hevc access units with a picture.
+     */
     uint64_t video_frames_in;
+    /**
+     * Audio input in the unit it was pushed in: kp_pusher_push_audio calls (PCM chunks of any
+     * length, including those refused with KP_ERR_QUEUE_FULL), or AAC frames for push_aac.
+     */
     uint64_t audio_frames_in;
+    /**
+     * Pictures out of the video encoder (or pre-encoded access units accepted).
+     */
     uint64_t video_frames_encoded;
+    /**
+     * AAC frames (1024 samples each) out of the audio encoder, or pushed with push_aac.
+     */
     uint64_t audio_frames_encoded;
+    /**
+     * Video / AAC frames written to the network, summed over the destinations.
+     */
     uint64_t video_frames_sent;
     uint64_t audio_frames_sent;
     /**
-     * Raw frames dropped because the encoder fell behind.
+     * Raw frames dropped because the encoder fell behind (the KP_ERR_QUEUE_FULL refusals).
      */
     uint64_t video_frames_dropped_encoder;
     /**
@@ -680,6 +715,12 @@ typedef struct kp_stats {
      * The adaptive bitrate's frame-rate divisor: 1 = every frame, 2 = every other frame.
      */
     uint32_t fps_divisor;
+    /**
+     * Video frames whose time was moved one millisecond past the previous frame's because it was
+     * not later (frames pushed less than a millisecond apart, e.g. in a burst with pts_us = -1):
+     * video decode times on the wire always strictly increase. Audio times are never moved.
+     */
+    uint64_t video_timestamps_adjusted;
 } kp_stats;
 
 /**
@@ -861,8 +902,9 @@ const char *kp_version(void);
 /**
  * Creates a config with the defaults: video 1280x720 at 30 fps, 2000 kbit/s, OpenH264, keyframe
  * every 2 s; audio AAC-LC 44100 Hz stereo 128 kbit/s; connect and write timeouts 10 s; no URL and
- * no event callback. Returns NULL only if memory runs out (or on an internal error). The caller
- * owns the result and frees it with kp_config_free. Thread-safe, non-blocking.
+ * no event callback. Returns NULL only on an internal error; if memory runs out the process
+ * aborts (see "Memory" at the top). The caller owns the result and frees it with
+ * kp_config_free. Thread-safe, non-blocking.
  */
 struct kp_config *kp_config_new(void);
 
@@ -985,8 +1027,11 @@ kp_result kp_config_set_timeouts(struct kp_config *cfg, uint32_t connect_ms, uin
  * passed back untouched: the app guarantees it may be used from that thread, and keeps it valid
  * until kp_pusher_free has returned for every pusher created with this callback. The callback may
  * call kp_pusher_get_state, kp_pusher_get_stats and kp_pusher_push_*, but not kp_pusher_stop or
- * kp_pusher_free (they wait for the callback thread). Errors: KP_ERR_INVALID_ARGUMENT if cfg is
- * NULL. Not thread-safe for the same cfg; non-blocking.
+ * kp_pusher_free, of this or any other pusher (stop returns KP_ERR_INVALID_STATE; free is
+ * handed to a helper thread). KP_EVENT_STOPPED may arrive after kp_pusher_stop has returned,
+ * and while it runs kp_pusher_get_state may still say KP_STATE_STOPPING (it says
+ * KP_STATE_STOPPED once kp_pusher_stop has returned). Errors: KP_ERR_INVALID_ARGUMENT if cfg
+ * is NULL. Not thread-safe for the same cfg; non-blocking.
  */
 kp_result kp_config_set_event_callback(struct kp_config *cfg, kp_event_cb cb, void *userdata);
 
@@ -1360,12 +1405,14 @@ kp_result kp_pusher_stop_recording(struct kp_pusher *p);
 
 /**
  * Stops publishing: sends what is queued for up to `timeout_ms` milliseconds, unpublishes and
- * closes; the STOPPED event follows. BLOCKS for up to about timeout_ms (plus the connect timeout
- * while a TCP connect is in flight). Further pushes return
- * KP_ERR_NOT_STARTED. Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED (never started),
- * KP_ERR_TIMEOUT (the queue was not drained in time; the connection is closed anyway),
- * KP_ERR_INVALID_STATE (called from the event callback, where it would wait for itself).
- * Thread-safe.
+ * closes. BLOCKS for up to about timeout_ms (plus the connect timeout while a TCP connect is in
+ * flight), until the encode, network and monitor threads have ended; it does not wait for the
+ * callback thread, so KP_EVENT_STOPPED may be delivered after it returns (kp_pusher_free
+ * delivers it before returning). The state is KP_STATE_STOPPED once it returns. Further
+ * pushes return KP_ERR_NOT_STARTED. Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED
+ * (never started), KP_ERR_TIMEOUT (the queue was not drained in time; the connection is closed
+ * anyway), KP_ERR_INVALID_STATE (called from inside an event or stats callback, of any pusher:
+ * the check is per thread). Thread-safe.
  */
 kp_result kp_pusher_stop(struct kp_pusher *p, uint32_t timeout_ms);
 

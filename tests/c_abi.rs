@@ -19,6 +19,7 @@ struct Programs {
     reconnect: PathBuf,
     threads: PathBuf,
     formats: PathBuf,
+    sigpipe: PathBuf,
     push: PathBuf,
     /// The example and the threads suite without sanitizers, for valgrind.
     push_plain: PathBuf,
@@ -61,6 +62,7 @@ fn c_programs() -> &'static Programs {
             reconnect: root().join("tests/c/reconnect"),
             threads: root().join("tests/c/threads"),
             formats: root().join("tests/c/formats"),
+            sigpipe: root().join("tests/c/sigpipe"),
             push: root().join("examples/c/push"),
             push_plain: root().join("tests/c/push_plain"),
             threads_plain: root().join("tests/c/threads_plain"),
@@ -232,4 +234,22 @@ fn packed_and_rgb_frames_from_c_reach_nginx_and_x264_is_configurable() {
     assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 320, 240, 100));
     assert!(p.audio.is_none());
     assert_eq!(decode_errors(&rec), "");
+}
+
+#[test]
+fn a_c_host_with_the_default_sigpipe_action_survives_a_failed_destination() {
+    use std::os::unix::process::ExitStatusExt;
+    let sigpipe = &c_programs().sigpipe;
+    assert!(!port_open(1), "something listens on 127.0.0.1:1");
+    // Rust's test harness ignores SIGPIPE, and an ignored signal stays ignored across exec: the
+    // program sets the default action itself.
+    let out = Command::new(sigpipe)
+        .arg("rtmp://127.0.0.1:1/live/sigpipe")
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_ne!(out.status.signal(), Some(libc::SIGPIPE), "killed by SIGPIPE:\n{text}");
+    assert!(out.status.success(), "{}: {text}", out.status);
+    assert!(text.contains(", 0 failed"), "{text}");
 }

@@ -3,7 +3,9 @@
 
 mod common;
 
+use common::tls::TestCa;
 use common::*;
+use kitepush::ResultCode;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -78,4 +80,20 @@ fn an_srt_url_pushes_mpeg_ts_over_srt() {
     assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 320, 240, 60));
     assert_eq!(p.audio.expect("audio").codec, "aac");
     assert_eq!(decode_errors(listener.output()), "");
+}
+
+#[test]
+fn a_refused_certificate_ends_the_demo_with_the_pushers_failure_code() {
+    // A CA the demo is not told to trust: the pusher fails with KP_ERR_TLS after one attempt, and
+    // the demo must say so (not the KP_ERR_INVALID_STATE a push gets once the pusher has failed).
+    let ca = TestCa::new("kitepush demo CA");
+    let nginx = Nginx::start(NginxOptions { tls: Some(ca.server(&["127.0.0.1"])), ..NginxOptions::default() });
+    let out = Command::new(demo())
+        .arg(nginx.tls_url("127.0.0.1", &unique_key("demo-tls")))
+        .args(["--duration", "10", "--size", "320x240", "--quiet"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(ResultCode::KP_ERR_TLS as i32), "{stderr}");
+    assert!(stderr.contains("KP_ERR_TLS"), "{stderr}");
 }

@@ -189,6 +189,52 @@ fn pre_encoded_h264_and_adts_to_nginx_and_the_receiver() {
     verify(&out, 320, 240, 30.0, 120, true);
 }
 
+/// Frames less than a millisecond apart (bursts stamped by the SDK's clock, or explicit times that
+/// close) must not put two video tags on one millisecond: FFmpeg reports "non monotonically
+/// increasing dts" for each. The rule moves them forward and counts them.
+#[test]
+fn video_bursts_and_sub_millisecond_steps_keep_dts_strictly_increasing() {
+    let dir = tmp_dir("bursts");
+    let (aus, _) = encoded_test_media(&dir, 2, 30);
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("bursts");
+    let mut config = Spec::default().config(&nginx.url(&key));
+    config.video = Some(VideoConfig {
+        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
+        width: 320,
+        height: 240,
+        ..VideoConfig::default()
+    });
+    config.audio = None;
+    let mut h = Harnessed::new(config);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    // 30 units in bursts of 3 every 100 ms with pts = -1 (the SDK's clock), then 30 with explicit
+    // times 400 us apart, after the clock's last time.
+    for burst in aus[..30].chunks(3) {
+        for au in burst {
+            h.pusher.push_h264(au, -1, -1).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let base = 10_000_000;
+    for (i, au) in aus[30..60].iter().enumerate() {
+        let t = base + i as i64 * 400;
+        h.pusher.push_h264(au, t, t).unwrap();
+    }
+    let adjusted = h.pusher.stats().video_timestamps_adjusted;
+    h.pusher.stop(Duration::from_secs(10)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    // Every burst's 2nd and 3rd unit (20), and 28 or 29 of the 400 us steps after the first.
+    assert!((40..=49).contains(&adjusted), "{adjusted} moved");
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let times = video_packet_times(&rec);
+    assert_eq!(times.len(), 60);
+    assert!(times.windows(2).all(|w| w[1].0 > w[0].0), "video timestamps strictly increase: {times:?}");
+    assert_eq!(decode_errors(&rec), "", "ffmpeg reported errors");
+}
+
 #[test]
 fn bad_inputs_mid_stream_get_their_codes_and_the_stream_survives() {
     use kitepush::encode::{PixelFormat, VideoFrame};

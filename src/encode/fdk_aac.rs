@@ -193,7 +193,7 @@ impl AudioEncoder for FdkAacEncoder {
     }
 
     fn encode(&mut self, pcm: &[i16], emit: &mut dyn FnMut(&[u8])) -> Result<()> {
-        if pcm.len() % self.channels != 0 {
+        if !pcm.len().is_multiple_of(self.channels) {
             return Err(Error::BadFrameSize(format!(
                 "{} samples is not a whole number of {}-channel frames",
                 pcm.len(),

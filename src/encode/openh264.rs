@@ -108,6 +108,11 @@ fn build(cfg: &VideoEncoderConfig, bitrate_bps: u32) -> Result<Encoder> {
     if rc != 0 {
         log::debug!("OpenH264: cannot install the trace callback ({rc})");
     }
+    // Bug reports need it, and it shows which OpenH264 a call reaches when an app links another
+    // one too (tests/c_link.rs checks the static archive keeps ours apart from the system's).
+    // SAFETY: a plain getter of the bundled library's version, no arguments.
+    let v = unsafe { openh264_sys2::API::WelsGetCodecVersion(&openh264_sys2::DynamicAPI::from_source()) };
+    log::info!("OpenH264 {}.{}.{} encoder", v.uMajor, v.uMinor, v.uRevision);
     Ok(encoder)
 }
 

@@ -93,8 +93,9 @@ pub(crate) fn audio_encoder_from_raw(raw: kp_audio_encoder) -> Result<AudioEncod
 ffi_fn! {
     /// Creates a config with the defaults: video 1280x720 at 30 fps, 2000 kbit/s, OpenH264, keyframe
     /// every 2 s; audio AAC-LC 44100 Hz stereo 128 kbit/s; connect and write timeouts 10 s; no URL and
-    /// no event callback. Returns NULL only if memory runs out (or on an internal error). The caller
-    /// owns the result and frees it with kp_config_free. Thread-safe, non-blocking.
+    /// no event callback. Returns NULL only on an internal error; if memory runs out the process
+    /// aborts (see "Memory" at the top). The caller owns the result and frees it with
+    /// kp_config_free. Thread-safe, non-blocking.
     fn kp_config_new() -> *mut kp_config = std::ptr::null_mut(); {
         Box::into_raw(Box::new(kp_config {
             inner: PusherConfig::default(),
@@ -306,8 +307,11 @@ ffi_fn! {
     /// passed back untouched: the app guarantees it may be used from that thread, and keeps it valid
     /// until kp_pusher_free has returned for every pusher created with this callback. The callback may
     /// call kp_pusher_get_state, kp_pusher_get_stats and kp_pusher_push_*, but not kp_pusher_stop or
-    /// kp_pusher_free (they wait for the callback thread). Errors: KP_ERR_INVALID_ARGUMENT if cfg is
-    /// NULL. Not thread-safe for the same cfg; non-blocking.
+    /// kp_pusher_free, of this or any other pusher (stop returns KP_ERR_INVALID_STATE; free is
+    /// handed to a helper thread). KP_EVENT_STOPPED may arrive after kp_pusher_stop has returned,
+    /// and while it runs kp_pusher_get_state may still say KP_STATE_STOPPING (it says
+    /// KP_STATE_STOPPED once kp_pusher_stop has returned). Errors: KP_ERR_INVALID_ARGUMENT if cfg
+    /// is NULL. Not thread-safe for the same cfg; non-blocking.
     fn kp_config_set_event_callback(
         cfg: *mut kp_config,
         cb: kp_event_cb,

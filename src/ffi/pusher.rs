@@ -91,13 +91,22 @@ pub struct kp_stats {
     pub struct_size: u32,
     /// kp_state_values at the time of the snapshot.
     pub state: kp_state,
+    /// Video push calls that passed the argument checks: kp_pusher_push_video calls (including
+    /// those then refused with KP_ERR_QUEUE_FULL, which video_frames_dropped_encoder counts too,
+    /// so an app that retries a refused frame counts it once per try), or kp_pusher_push_h264 /
+    /// push_hevc access units with a picture.
     pub video_frames_in: u64,
+    /// Audio input in the unit it was pushed in: kp_pusher_push_audio calls (PCM chunks of any
+    /// length, including those refused with KP_ERR_QUEUE_FULL), or AAC frames for push_aac.
     pub audio_frames_in: u64,
+    /// Pictures out of the video encoder (or pre-encoded access units accepted).
     pub video_frames_encoded: u64,
+    /// AAC frames (1024 samples each) out of the audio encoder, or pushed with push_aac.
     pub audio_frames_encoded: u64,
+    /// Video / AAC frames written to the network, summed over the destinations.
     pub video_frames_sent: u64,
     pub audio_frames_sent: u64,
-    /// Raw frames dropped because the encoder fell behind.
+    /// Raw frames dropped because the encoder fell behind (the KP_ERR_QUEUE_FULL refusals).
     pub video_frames_dropped_encoder: u64,
     /// Encoded frames dropped because the send queue exceeded its budget.
     pub frames_dropped_network: u64,
@@ -148,6 +157,10 @@ pub struct kp_stats {
     pub encode_ms: f32,
     /// The adaptive bitrate's frame-rate divisor: 1 = every frame, 2 = every other frame.
     pub fps_divisor: u32,
+    /// Video frames whose time was moved one millisecond past the previous frame's because it was
+    /// not later (frames pushed less than a millisecond apart, e.g. in a burst with pts_us = -1):
+    /// video decode times on the wire always strictly increase. Audio times are never moved.
+    pub video_timestamps_adjusted: u64,
 }
 
 impl kp_stats {
@@ -188,6 +201,7 @@ impl kp_stats {
             cpu_time_ms: s.cpu_time_ms,
             encode_ms: s.encode_ms,
             fps_divisor: s.fps_divisor,
+            video_timestamps_adjusted: s.video_timestamps_adjusted,
         }
     }
 
@@ -237,7 +251,8 @@ impl kp_stats {
                     video_frames_skipped_abr,
                     cpu_time_ms,
                     encode_ms,
-                    fps_divisor
+                    fps_divisor,
+                    video_timestamps_adjusted
                 ]
             )
         };
@@ -684,12 +699,14 @@ ffi_fn! {
 
 ffi_fn! {
     /// Stops publishing: sends what is queued for up to `timeout_ms` milliseconds, unpublishes and
-    /// closes; the STOPPED event follows. BLOCKS for up to about timeout_ms (plus the connect timeout
-    /// while a TCP connect is in flight). Further pushes return
-    /// KP_ERR_NOT_STARTED. Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED (never started),
-    /// KP_ERR_TIMEOUT (the queue was not drained in time; the connection is closed anyway),
-    /// KP_ERR_INVALID_STATE (called from the event callback, where it would wait for itself).
-    /// Thread-safe.
+    /// closes. BLOCKS for up to about timeout_ms (plus the connect timeout while a TCP connect is in
+    /// flight), until the encode, network and monitor threads have ended; it does not wait for the
+    /// callback thread, so KP_EVENT_STOPPED may be delivered after it returns (kp_pusher_free
+    /// delivers it before returning). The state is KP_STATE_STOPPED once it returns. Further
+    /// pushes return KP_ERR_NOT_STARTED. Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED
+    /// (never started), KP_ERR_TIMEOUT (the queue was not drained in time; the connection is closed
+    /// anyway), KP_ERR_INVALID_STATE (called from inside an event or stats callback, of any pusher:
+    /// the check is per thread). Thread-safe.
     fn kp_pusher_stop(p: *mut kp_pusher, timeout_ms: u32) -> kp_result {
         // SAFETY: per the contract above, p is NULL or live.
         let p = unsafe { pusher_ref(p, "kp_pusher_stop") }?;
@@ -1062,7 +1079,8 @@ mod tests {
         // sizeof(kp_stats) before the per-second figures were appended.
         const OLD_SIZE: usize = 136;
         assert_eq!(offset_of!(kp_stats, input_fps), OLD_SIZE);
-        assert_eq!(size_of::<kp_stats>(), 216, "no padding holes");
+        assert_eq!(offset_of!(kp_stats, video_timestamps_adjusted), 216);
+        assert_eq!(size_of::<kp_stats>(), 224, "no padding holes");
         // SAFETY: cfg and the pusher come from their constructors and are freed once; the buffers
         // are larger than the struct_size they declare.
         unsafe {

@@ -38,10 +38,23 @@ pub struct Waker {
     tx: UnixStream,
 }
 
+/// Linux/Android: a send flag. Apple has none; `SO_NOSIGPIPE` is set on the socket instead.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NO_SIGPIPE: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const NO_SIGPIPE: libc::c_int = 0;
+
 impl Waker {
     pub fn wake(&self) {
-        // A full pipe already means "wake up": WouldBlock is fine to ignore.
-        let _ = (&self.tx).write(&[1]);
+        // Not `write(2)`: once the worker owning the receiver has ended, the write fails with
+        // EPIPE, and write(2) also raises SIGPIPE, which kills a C host that keeps the default
+        // action (Rust's runtime ignores it only in Rust programs, and std's UnixStream sends
+        // without MSG_NOSIGNAL before 1.87). A full pipe already means "wake up", and a gone
+        // reader has nobody to wake: every error is fine to ignore.
+        // SAFETY: a valid socket owned by self; one readable byte.
+        unsafe {
+            libc::send(self.tx.as_raw_fd(), [1u8].as_ptr().cast(), 1, NO_SIGPIPE);
+        }
     }
 }
 
@@ -56,6 +69,23 @@ pub fn wake_pair() -> Result<(Waker, WakeReceiver)> {
     tx.set_nonblocking(true)
         .and_then(|_| rx.set_nonblocking(true))
         .map_err(|e| Error::Internal(format!("wake pipe: {e}")))?;
+    #[cfg(target_vendor = "apple")]
+    {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket owned by tx; pointer and length of one c_int.
+        let rc = unsafe {
+            libc::setsockopt(
+                tx.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NOSIGPIPE,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::Internal(format!("wake pipe: SO_NOSIGPIPE: {}", io::Error::last_os_error())));
+        }
+    }
     Ok((Waker { tx }, WakeReceiver { rx }))
 }
 

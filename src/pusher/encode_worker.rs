@@ -243,7 +243,7 @@ impl EncodeWorker {
         };
         self.pictures += 1;
         let divisor = self.shared.fps_divisor.load(Relaxed).max(1) as u64;
-        if self.pictures % divisor != 0 {
+        if !self.pictures.is_multiple_of(divisor) {
             // The ABR's frame-rate step-down: the stream keeps its timestamps, with gaps.
             self.shared.counters.video_frames_skipped_abr.fetch_add(1, Relaxed);
             return Ok(());

@@ -368,7 +368,7 @@ impl Pusher {
         if a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH {
             return self.reject(Error::InvalidState("audio is configured as pre-encoded: use push_aac".into()));
         }
-        if pcm.is_empty() || pcm.len() % a.channels as usize != 0 {
+        if pcm.is_empty() || !pcm.len().is_multiple_of(a.channels as usize) {
             return self.reject(Error::BadFrameSize(format!(
                 "{} samples is not a whole number of {}-channel frames",
                 pcm.len(),
@@ -892,6 +892,7 @@ fn stats_of(shared: &Shared) -> Stats {
         fps_divisor: shared.fps_divisor.load(Relaxed).max(1),
         state: Some(state_of(shared)),
         destinations,
+        video_timestamps_adjusted: lock(&shared.timeline).video_times_moved(),
     }
 }
 

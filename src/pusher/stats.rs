@@ -98,4 +98,7 @@ pub struct Stats {
     pub fps_divisor: u32,
     /// The pusher's state (as `Pusher::state`) when the snapshot was taken.
     pub state: Option<super::PusherState>,
+    /// Video times moved one millisecond past the previous one, because they were not after it
+    /// (frames less than a millisecond apart): decode times on the wire strictly increase.
+    pub video_timestamps_adjusted: u64,
 }

@@ -1,5 +1,11 @@
 //! One clock for both tracks: app timestamps (microseconds, any origin) become stream
 //! milliseconds from the first media of either track, and each track must move forward.
+//!
+//! Video times are FLV decode times, and a player (FFmpeg: "non monotonically increasing dts")
+//! treats two pictures in one millisecond as an error. App timestamps less than a millisecond
+//! apart (frames handed over in a burst with the SDK's clock, or explicit times that close) would
+//! map to the same millisecond, so a video time that is not after the last one handed out is moved
+//! to one millisecond after it, and counted. Later frames are not moved unless they collide too.
 
 use crate::error::{Error, Result};
 
@@ -14,6 +20,10 @@ pub struct Timeline {
     /// frame interval (µs, 0 = none) the clock's move is rounded up to.
     resume_at_us: Option<i64>,
     resume_grid_us: i64,
+    /// The last video time handed out (ms): the next one must be later.
+    last_video_ms: Option<u64>,
+    /// Video times moved forward to keep them strictly increasing.
+    video_moved: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +66,15 @@ impl Timeline {
 
     /// What [`Timeline::stamp`] would return, without recording anything.
     pub fn peek(&self, track: TimelineTrack, ts_us: i64) -> Result<u64> {
+        let ms = self.peek_unmoved(track, ts_us)?;
+        Ok(match (track, self.last_video_ms) {
+            (TimelineTrack::Video, Some(last)) if ms <= last => last + 1,
+            _ => ms,
+        })
+    }
+
+    /// The stream time of `ts_us` before a video collision moves it.
+    fn peek_unmoved(&self, track: TimelineTrack, ts_us: i64) -> Result<u64> {
         let s = self.stream_us(ts_us) - self.offset_us + self.offset_for(ts_us);
         if let Some(l) = self.last[track.index()] {
             if s <= l {
@@ -73,7 +92,12 @@ impl Timeline {
     /// Check that `ts_us` moves its track forward and map it to stream milliseconds.
     /// Nothing changes when it fails, so a rejected frame does not disturb the stream.
     pub fn stamp(&mut self, track: TimelineTrack, ts_us: i64) -> Result<u64> {
+        let unmoved = self.peek_unmoved(track, ts_us)?;
         let ms = self.peek(track, ts_us)?;
+        if track == TimelineTrack::Video {
+            self.video_moved += u64::from(ms != unmoved);
+            self.last_video_ms = Some(ms);
+        }
         self.offset_us = self.offset_for(ts_us);
         self.resume_at_us = None;
         self.origin_us.get_or_insert(ts_us);
@@ -90,13 +114,25 @@ impl Timeline {
         if self.last[track.index()].is_some_and(|l| us <= l) {
             return false;
         }
+        if track == TimelineTrack::Video {
+            if self.last_video_ms.is_some_and(|l| ms <= l) {
+                return false;
+            }
+            self.last_video_ms = Some(ms);
+        }
         self.last[track.index()] = Some(us);
         true
     }
 
     /// The latest stream time (ms) of either track; 0 before any media.
     pub fn latest_ms(&self) -> u64 {
-        (self.last.iter().flatten().copied().max().unwrap_or(0).max(0) / 1000) as u64
+        let latest = (self.last.iter().flatten().copied().max().unwrap_or(0).max(0) / 1000) as u64;
+        latest.max(self.last_video_ms.unwrap_or(0))
+    }
+
+    /// Video times moved forward so far, because they were not after the previous one.
+    pub fn video_times_moved(&self) -> u64 {
+        self.video_moved
     }
 
     /// A pause ended: app timestamps that fall within what the pause covered (plus `step_us`,
@@ -109,11 +145,19 @@ impl Timeline {
 
     /// Map `ts_us` as it will be once `first_us` has been stamped: the pts of the very first
     /// frame is measured from the origin its dts sets, not from itself.
+    /// When `first_us` is a video time that a collision moves forward, `ts_us` moves with it, so
+    /// that a pts keeps its distance to its dts (and never falls before it).
     pub fn map_after(&self, first_us: i64, ts_us: i64) -> u64 {
         // With the offset `first_us` gets (after a resume it may move the clock), so that pts
         // and dts stay as far apart as the app gave them.
         let origin = self.origin_us.unwrap_or(first_us);
-        (ts_us.saturating_sub(origin).saturating_add(self.offset_for(first_us)).max(0) / 1000) as u64
+        let ms = (ts_us.saturating_sub(origin).saturating_add(self.offset_for(first_us)).max(0) / 1000) as u64;
+        let moved = match (self.peek_unmoved(TimelineTrack::Video, first_us), self.peek(TimelineTrack::Video, first_us))
+        {
+            (Ok(unmoved), Ok(at)) => at - unmoved,
+            _ => 0,
+        };
+        ms + moved
     }
 }
 
@@ -191,5 +235,51 @@ mod tests {
         assert!(t.stamp_generated(Video, 5000));
         t.resume(34_000, frame);
         assert_eq!(t.stamp(Video, 200 * frame).unwrap(), ((200 + 74) * frame / 1000) as u64);
+    }
+
+    #[test]
+    fn video_times_strictly_increase_and_moves_are_counted() {
+        // Bursts of three frames every 100 ms, each a few microseconds after the last (the SDK's
+        // clock with pts = -1): without the rule they come out 0 0 0 100 100 100.
+        let mut t = Timeline::default();
+        let mut out = Vec::new();
+        for burst in 0..3i64 {
+            for i in 0..3 {
+                out.push(t.stamp(Video, 7_000_000 + burst * 100_000 + i * 5).unwrap());
+            }
+        }
+        assert_eq!(out, [0, 1, 2, 100, 101, 102, 200, 201, 202]);
+        assert_eq!(t.video_times_moved(), 6);
+        // Explicit times 400 us apart, crossing a millisecond boundary on the way.
+        let mut t = Timeline::default();
+        let out: Vec<u64> = (0..6).map(|i| t.stamp(Video, i * 400).unwrap()).collect();
+        assert_eq!(out, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(t.video_times_moved(), 5);
+        // A frame that has caught up again is not moved; peek says what stamp will do.
+        assert_eq!(t.peek(Video, 10_000).unwrap(), 10);
+        assert_eq!(t.stamp(Video, 10_000).unwrap(), 10);
+        assert_eq!(t.video_times_moved(), 5);
+        // Equal microseconds are still the app's error; audio is never moved.
+        assert!(t.stamp(Video, 10_000).is_err());
+        assert_eq!(t.stamp(Audio, 10_100).unwrap(), 10);
+        assert_eq!(t.stamp(Audio, 10_200).unwrap(), 10);
+        // A pause frame may not land on a time video already used.
+        assert!(t.stamp(Video, 10_300).is_ok());
+        assert!(!t.stamp_generated(Video, 11));
+        assert!(t.stamp_generated(Video, 12));
+        assert_eq!(t.latest_ms(), 12);
+    }
+
+    #[test]
+    fn a_moved_dts_carries_its_pts_along() {
+        let mut t = Timeline::default();
+        t.stamp(Video, 0).unwrap();
+        // dts 300 us (-> 0 ms, moved to 1), pts 33.6 ms: composition time stays 33 ms.
+        let dts = t.peek(Video, 300).unwrap();
+        assert_eq!(dts, 1);
+        assert_eq!(t.map_after(300, 33_600), 34);
+        assert_eq!(t.stamp(Video, 300).unwrap(), 1);
+        // Not moved: mapped as before.
+        assert_eq!(t.map_after(66_000, 99_000), 99);
     }
 }
