@@ -143,8 +143,24 @@ pub fn convert_scaled(
         scaler.luma = PlaneScaler::new((cw, ch), (dw, dh));
         scaler.chroma = PlaneScaler::new((cw / 2, ch / 2), (dw / 2, dh / 2));
     }
-    // I420 is read in place; every other format is converted once at its own size first.
     let (fw, fh) = (frame.width as usize, frame.height as usize);
+    out.resize(width, height);
+    // NV12/NV21 are read in place too: the interleaved chroma is scaled as it lies, which costs
+    // about what I420 does, where converting the whole frame first cost a full-size copy. A chroma
+    // plane that ends before its last row does (Camera2, see `validate`) takes the copy instead.
+    let vu = frame.format == PixelFormat::KP_PIXEL_FORMAT_NV21;
+    let semi_planar = vu || frame.format == PixelFormat::KP_PIXEL_FORMAT_NV12;
+    if semi_planar && frame.planes[1].len() >= frame.strides[1] * (fh / 2 - 1) + fw {
+        let luma = Plane { data: frame.planes[0], stride: frame.strides[0], width: fw, height: fh };
+        let chroma = Plane { data: frame.planes[1], stride: frame.strides[1], width: fw, height: fh / 2 };
+        let (oy, ou, ov) = out.planes_mut();
+        let (oa, ob) = if vu { (ov, ou) } else { (ou, ov) };
+        scaler.luma.scale(&luma.crop(x, y, cw, ch), oy);
+        // Chroma column x / 2 starts at byte x of the interleaved row.
+        scaler.chroma.scale_interleaved(&chroma.crop(x, y / 2, cw, ch / 2), oa, ob);
+        return Ok(());
+    }
+    // I420 is read in place; every other format is converted once at its own size first.
     let planes = if frame.format == PixelFormat::KP_PIXEL_FORMAT_I420 {
         [0, 1, 2].map(|i| {
             let (pw, ph) = if i == 0 { (fw, fh) } else { (fw / 2, fh / 2) };
@@ -159,7 +175,6 @@ pub fn convert_scaled(
             Plane { data: f.v(), stride: fw / 2, width: fw / 2, height: fh / 2 },
         ]
     };
-    out.resize(width, height);
     let (oy, ou, ov) = out.planes_mut();
     scaler.luma.scale(&planes[0].crop(x, y, cw, ch), oy);
     scaler.chroma.scale(&planes[1].crop(x / 2, y / 2, cw / 2, ch / 2), ou);
