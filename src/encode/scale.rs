@@ -152,9 +152,13 @@ pub struct PlaneScaler {
     /// `h_lanes` 0: more than 8 taps, scalar.
     h16: Vec<i16>,
     h_lanes: usize,
-    /// The vertical pass's output (two interleaved rows' worth for NV12), then the two
+    /// Outputs [.0, .1) read samples 2 i + c with the same weights (a 2:1 reduction away from
+    /// the edges): the SIMD pass then reads contiguous samples instead of gathering per output.
+    step2: Option<(usize, usize)>,
+    /// The vertical pass's output (two interleaved rows' worth for NV12), and NV12's two
     /// de-interleaved rows.
     row: Vec<u16>,
+    row_a: Vec<u16>,
     row_b: Vec<u16>,
     acc: Vec<u32>,
 }
@@ -183,6 +187,7 @@ impl PlaneScaler {
             }
         }
         let v16 = v.weights.iter().map(|&w| w as i16).collect();
+        let step2 = if h.taps <= 4 { step2_run(&h) } else { None };
         PlaneScaler {
             h,
             v,
@@ -190,7 +195,9 @@ impl PlaneScaler {
             v16,
             h16,
             h_lanes,
+            step2,
             row: vec![0; 2 * src.0 + ROW_PAD],
+            row_a: vec![0; src.0 + ROW_PAD],
             row_b: vec![0; src.0 + ROW_PAD],
             acc: vec![0; 2 * src.0],
         }
@@ -223,17 +230,17 @@ impl PlaneScaler {
         let n = self.h.src;
         let rows = dst_a.chunks_exact_mut(dw).zip(dst_b.chunks_exact_mut(dw)).take(dh);
         for (y, (out_a, out_b)) in rows.enumerate() {
-            let (mut row, mut row_b) = (std::mem::take(&mut self.row), std::mem::take(&mut self.row_b));
+            let mut row = std::mem::take(&mut self.row);
+            let (mut row_a, mut row_b) = (std::mem::take(&mut self.row_a), std::mem::take(&mut self.row_b));
             self.vertical(src, y, &mut row[..2 * n]);
-            // The vertical sums are in place, so the de-interleave only has to move the second
-            // component out: a forward pass can write the first one's samples to the front.
-            for i in 0..n {
-                row_b[i] = row[2 * i + 1];
-                row[i] = row[2 * i];
+            for ((a, b), p) in row_a.iter_mut().zip(row_b.iter_mut()).zip(row[..2 * n].chunks_exact(2)) {
+                *a = p[0];
+                *b = p[1];
             }
-            self.horizontal(&row, out_a);
+            self.horizontal(&row_a, out_a);
             self.horizontal(&row_b, out_b);
             self.row = row;
+            self.row_a = row_a;
             self.row_b = row_b;
         }
     }
@@ -272,13 +279,27 @@ impl PlaneScaler {
     /// The horizontal pass of one row (`row` holds the source width plus `ROW_PAD` samples).
     fn horizontal(&self, row: &[u16], out: &mut [u8]) {
         assert!(row.len() >= self.h.src + ROW_PAD);
-        let mut done = 0;
-        if self.kernel != Kernel::Scalar && self.h_lanes > 0 {
-            done = simd::horizontal(self.kernel, row, &self.h.start, &self.h16, self.h_lanes, out);
+        if let (Some((a, b)), true) = (self.step2, self.kernel != Kernel::Scalar) {
+            self.horizontal_range(row, out, 0, a);
+            let w = &self.h16[a * 4..a * 4 + 4];
+            let done = simd::horizontal_step2(self.kernel, row, self.h.start[a], w, &mut out[a..b]);
+            self.horizontal_range(row, out, a + done, out.len());
+        } else {
+            self.horizontal_range(row, out, 0, out.len());
         }
-        if done == out.len() {
+    }
+
+    /// Outputs `from..to` of the horizontal pass.
+    fn horizontal_range(&self, row: &[u16], out: &mut [u8], from: usize, to: usize) {
+        let mut done = from;
+        if self.kernel != Kernel::Scalar && self.h_lanes > 0 && from < to {
+            let (starts, w) = (&self.h.start[from..to], &self.h16[from * self.h_lanes..to * self.h_lanes]);
+            done += simd::horizontal(self.kernel, row, starts, w, self.h_lanes, &mut out[from..to]);
+        }
+        if done >= to {
             return;
         }
+        let out = &mut out[..to];
         match self.h.taps {
             1 => horizontal::<1>(&self.h, row, out, done),
             2 => horizontal::<2>(&self.h, row, out, done),
@@ -291,6 +312,19 @@ impl PlaneScaler {
             _ => horizontal_any(&self.h, row, out, done),
         }
     }
+}
+
+/// The longest run of outputs around the middle that start at 2 i + c with the middle's weights,
+/// if it is worth a pass of its own (16 outputs or more).
+fn step2_run(h: &Taps) -> Option<(usize, usize)> {
+    let t = h.taps;
+    let mid = h.dst / 2;
+    let c = h.start[mid] as isize - 2 * mid as isize;
+    let w = &h.weights[mid * t..(mid + 1) * t];
+    let regular = |i: usize| h.start[i] as isize - 2 * i as isize == c && &h.weights[i * t..(i + 1) * t] == w;
+    let a = (0..=mid).rev().take_while(|&i| regular(i)).last()?;
+    let b = (mid..h.dst).take_while(|&i| regular(i)).last()? + 1;
+    (b - a >= 16).then_some((a, b))
 }
 
 /// Rounds a vertical sum down to the intermediate precision.
@@ -412,6 +446,21 @@ mod simd {
         }
     }
 
+    /// Outputs that read 4 (zero-padded) taps `w` at samples `first + 2 i`.
+    pub(super) fn horizontal_step2(kernel: Kernel, row: &[u16], first: usize, w: &[i16], out: &mut [u8]) -> usize {
+        let w: [i16; 4] = w.try_into().expect("4 weights");
+        match kernel {
+            Kernel::Scalar => 0,
+            // SAFETY: SSE2 is part of x86-64; the kernel reads row[first + 2 i ..][..18] only
+            // while that is inside `row`, and writes below `out.len()`.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Sse2 | Kernel::Avx2 => unsafe { x86::horizontal_step2(row, first, w, out) },
+            // SAFETY: NEON is part of aarch64; bounds as above.
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => unsafe { neon::horizontal_step2(row, first, w, out) },
+        }
+    }
+
     /// Rounding of the vertical and horizontal sums (see `to_mid` and `to_pixel`).
     const V_SHIFT: i32 = (super::WEIGHT_BITS - super::MID_BITS) as i32;
     const H_SHIFT: i32 = (super::WEIGHT_BITS + super::MID_BITS) as i32;
@@ -527,6 +576,24 @@ mod simd {
             i
         }
 
+        /// 2:1 with up to 4 taps: output j of a step reads samples 2 j .. 2 j + 3, so one load
+        /// of samples 0-7 pairs with taps 0-1 and one of samples 2-9 with taps 2-3.
+        #[target_feature(enable = "sse2")]
+        pub(super) unsafe fn horizontal_step2(row: &[u16], first: usize, w: [i16; 4], out: &mut [u8]) -> usize {
+            let pairs = |a: i16, b: i16| _mm_set1_epi32((i32::from(b as u16) << 16) | i32::from(a as u16));
+            let (w01, w23) = (pairs(w[0], w[1]), pairs(w[2], w[3]));
+            let mut i = 0;
+            while i + 8 <= out.len() && first + 2 * i + 18 <= row.len() {
+                let p = row.as_ptr().add(first + 2 * i);
+                let load = |k: usize| _mm_loadu_si128(p.add(k) as *const __m128i);
+                let s0 = _mm_add_epi32(_mm_madd_epi16(load(0), w01), _mm_madd_epi16(load(2), w23));
+                let s1 = _mm_add_epi32(_mm_madd_epi16(load(8), w01), _mm_madd_epi16(load(10), w23));
+                store8(out.as_mut_ptr().add(i), s0, s1);
+                i += 8;
+            }
+            i
+        }
+
         /// 5 to 8 taps: one output's 8 samples per register.
         #[target_feature(enable = "sse2")]
         pub(super) unsafe fn horizontal8(row: &[u16], starts: &[usize], w: &[i16], out: &mut [u8]) -> usize {
@@ -591,6 +658,29 @@ mod simd {
             let mut i = 0;
             while i + 8 <= out.len() {
                 store8(out.as_mut_ptr().add(i), four(i), four(i + 4));
+                i += 8;
+            }
+            i
+        }
+
+        /// 2:1 with up to 4 taps: `vld2q` splits samples into even and odd ones, so output j is
+        /// w0 even[j] + w1 odd[j] + w2 even[j + 1] + w3 odd[j + 1].
+        #[target_feature(enable = "neon")]
+        pub(super) unsafe fn horizontal_step2(row: &[u16], first: usize, w: [i16; 4], out: &mut [u8]) -> usize {
+            let w = w.map(|w| w as u16);
+            let mut i = 0;
+            while i + 8 <= out.len() && first + 2 * i + 18 <= row.len() {
+                let p = row.as_ptr().add(first + 2 * i);
+                let (a, b) = (vld2q_u16(p), vld2q_u16(p.add(2)));
+                let half = |e: uint16x4_t, o: uint16x4_t, e1: uint16x4_t, o1: uint16x4_t| {
+                    let s = vmull_n_u16(e, w[0]);
+                    let s = vmlal_n_u16(s, o, w[1]);
+                    let s = vmlal_n_u16(s, e1, w[2]);
+                    vmlal_n_u16(s, o1, w[3])
+                };
+                let s0 = half(vget_low_u16(a.0), vget_low_u16(a.1), vget_low_u16(b.0), vget_low_u16(b.1));
+                let s1 = half(vget_high_u16(a.0), vget_high_u16(a.1), vget_high_u16(b.0), vget_high_u16(b.1));
+                store8(out.as_mut_ptr().add(i), s0, s1);
                 i += 8;
             }
             i
@@ -734,6 +824,9 @@ mod tests {
     #[test]
     fn simd_output_equals_scalar_output() {
         assert!(kernels().len() > 1 || !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")));
+        // 2:1 takes the contiguous pass everywhere but at the edges.
+        let (a, b) = PlaneScaler::new((1280, 720), (640, 360)).step2.unwrap();
+        assert!(a <= 1 && b >= 639, "{a}..{b}");
         for (src, dst) in SIZES {
             // Saturated noise and flat white: the sums' extremes.
             for data in [noise((src.0 + 24) * src.1, (src.0 * dst.1) as u32), vec![255; (src.0 + 24) * src.1]] {
