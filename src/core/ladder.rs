@@ -25,6 +25,17 @@
 //! - For `settle` (2 s) after a change, and while paused, samples are ignored and the timers
 //!   restart: the encoder is being reconfigured (the first IDR at the new size costs more) and the
 //!   caller's window still holds frames of the old rung.
+//!
+//! Wiring (the encode worker, every ~250 ms): measure the wall time of each frame's conversion,
+//! scaling and `encode` call and keep the mean over the last second; count the input frames
+//! refused with QUEUE_FULL since the last call; pass the current rung's frame interval and
+//! whether video is paused. On a change: set the complexity (OpenH264 `ENCODER_OPTION_COMPLEXITY`
+//! or a re-init), keep every n-th input frame by timestamp for a lower rate (the timeline is not
+//! touched), reconfigure the encoder and the `Downscaler` for a new size (force an IDR; every
+//! transport then sends new sequence headers), scale the ABR's target and ceiling by the cost
+//! ratio (bits per second roughly follow pixels x fps), raise the change event with the new
+//! size and fps, and reset the encode-time window. Build the ladder once per start from the
+//! configured size and fps with [`LadderConfig::for_stream`] or the app's rungs.
 
 use std::time::{Duration, Instant};
 

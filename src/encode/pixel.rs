@@ -920,4 +920,39 @@ mod tests {
         copy_to_picture(&f, &mut out, false).unwrap();
         assert_eq!((out.chroma, &out), (ChromaLayout::Planar, &expected()));
     }
+
+    #[test]
+    fn semi_planar_scaled_in_place_equals_the_planar_path() {
+        // 100x60 into 40x30 with FILL: the crop starts at an even x > 0, so the interleaved chroma
+        // is entered at a byte offset; every component differs so a swap would show.
+        let (w, h, stride) = (100usize, 60usize, 112usize);
+        let val = |x: usize, y: usize, k: usize| ((x * 7 + y * 13 + k * 101) % 251) as u8;
+        let y = strided(w, h, stride, |x, y| val(x, y, 0));
+        let (u, v) =
+            (strided(w / 2, h / 2, w / 2, |x, y| val(x, y, 1)), strided(w / 2, h / 2, w / 2, |x, y| val(x, y, 2)));
+        let fill = VideoScaling::KP_VIDEO_SCALING_FILL;
+        let i420 = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_I420,
+            width: w as u32,
+            height: h as u32,
+            planes: [&y, &u, &v],
+            strides: [stride, w / 2, w / 2],
+        };
+        let mut want = I420Buffer::default();
+        convert_scaled(&i420, &mut want, false, (40, 30), fill, &mut Downscaler::default()).unwrap();
+        assert_ne!(source_rect(100, 60, 40, 30, fill).0, 0);
+        for (format, u_first) in [(PixelFormat::KP_PIXEL_FORMAT_NV12, true), (PixelFormat::KP_PIXEL_FORMAT_NV21, false)]
+        {
+            let mut uv = strided(w, h / 2, stride, |x, y| val(x / 2, y, if (x % 2 == 0) == u_first { 1 } else { 2 }));
+            for short in [0, stride - w, stride - w + 1] {
+                // Padded, without the last row's padding, and one byte shorter still (Camera2:
+                // the copy path takes it; the sample it borrows lies outside the crop).
+                uv.truncate(stride * (h / 2) - short);
+                let f = VideoFrame { format, planes: [&y, &uv, &[]], strides: [stride, stride, 0], ..i420 };
+                let mut got = I420Buffer::default();
+                convert_scaled(&f, &mut got, false, (40, 30), fill, &mut Downscaler::default()).unwrap();
+                assert!(got == want, "{format:?}, {short} bytes short");
+            }
+        }
+    }
 }
