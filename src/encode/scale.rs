@@ -175,6 +175,13 @@ impl PlaneScaler {
         PlaneScaler::with_kernel(src, dst, Kernel::detect())
     }
 
+    /// [`PlaneScaler::new`] on the portable loops only: for benchmarks (the SIMD passes'
+    /// speed-up, measured in the same run) and as the fallback's own check.
+    #[doc(hidden)]
+    pub fn new_scalar(src: (usize, usize), dst: (usize, usize)) -> PlaneScaler {
+        PlaneScaler::with_kernel(src, dst, Kernel::Scalar)
+    }
+
     fn with_kernel(src: (usize, usize), dst: (usize, usize), kernel: Kernel) -> PlaneScaler {
         assert!(src.0 >= dst.0 && src.1 >= dst.1 && dst.0 > 0 && dst.1 > 0, "{src:?} -> {dst:?}");
         let (h, v) = (Taps::new(src.0, dst.0), Taps::new(src.1, dst.1));
