@@ -187,8 +187,23 @@ fn scale_bench(budget: Duration, src: &I420Buffer) {
         Some(f) => format!("{:5.2}x swscale ({:.3} ms)", ours.as_secs_f64() / f.as_secs_f64(), ms(f)),
         None => "(ffmpeg not found: no swscale baseline)".into(),
     };
+    // The same I420 planes through the portable loops alone (the fallback on CPUs without the
+    // SIMD passes, and what every CPU ran before them).
+    use kitepush::encode::scale::{Plane, PlaneScaler};
+    let (w, h, dwu, dhu) = (W as usize, H as usize, dw as usize, dh as usize);
+    let mut luma = PlaneScaler::new_scalar((w, h), (dwu, dhu));
+    let mut chroma = PlaneScaler::new_scalar((w / 2, h / 2), (dwu / 2, dhu / 2));
+    let mut dst = I420Buffer::new(dw, dh);
+    let scalar = time_per_op(budget, || {
+        let (oy, ou, ov) = dst.planes_mut();
+        luma.scale(&Plane { data: src.y(), stride: w, width: w, height: h }, oy);
+        chroma.scale(&Plane { data: src.u(), stride: w / 2, width: w / 2, height: h / 2 }, ou);
+        chroma.scale(&Plane { data: src.v(), stride: w / 2, width: w / 2, height: h / 2 }, ov);
+        black_box(&dst);
+    });
     println!("scale I420 {}x{} -> {dw}x{dh}  {:8.3} ms  {}", W, H, ms(ours), ratio(ours));
     println!("scale NV12 {}x{} -> {dw}x{dh}  {:8.3} ms  {}", W, H, ms(ours_nv12), ratio(ours_nv12));
+    println!("  (scalar fallback, I420)         {:8.3} ms  {}", ms(scalar), ratio(scalar));
 }
 
 /// swscale's CPU time per frame for the filter `vf` on `src`, or None without ffmpeg.

@@ -9,6 +9,7 @@ pub mod body_pool;
 pub mod drop_policy;
 pub mod flv;
 pub mod hevc;
+pub mod ladder;
 pub mod media;
 pub mod metadata;
 pub mod reconnect;

@@ -143,8 +143,24 @@ pub fn convert_scaled(
         scaler.luma = PlaneScaler::new((cw, ch), (dw, dh));
         scaler.chroma = PlaneScaler::new((cw / 2, ch / 2), (dw / 2, dh / 2));
     }
-    // I420 is read in place; every other format is converted once at its own size first.
     let (fw, fh) = (frame.width as usize, frame.height as usize);
+    out.resize(width, height);
+    // NV12/NV21 are read in place too: the interleaved chroma is scaled as it lies, which costs
+    // about what I420 does, where converting the whole frame first cost a full-size copy. A chroma
+    // plane that ends before its last row does (Camera2, see `validate`) takes the copy instead.
+    let vu = frame.format == PixelFormat::KP_PIXEL_FORMAT_NV21;
+    let semi_planar = vu || frame.format == PixelFormat::KP_PIXEL_FORMAT_NV12;
+    if semi_planar && frame.planes[1].len() >= frame.strides[1] * (fh / 2 - 1) + fw {
+        let luma = Plane { data: frame.planes[0], stride: frame.strides[0], width: fw, height: fh };
+        let chroma = Plane { data: frame.planes[1], stride: frame.strides[1], width: fw, height: fh / 2 };
+        let (oy, ou, ov) = out.planes_mut();
+        let (oa, ob) = if vu { (ov, ou) } else { (ou, ov) };
+        scaler.luma.scale(&luma.crop(x, y, cw, ch), oy);
+        // Chroma column x / 2 starts at byte x of the interleaved row.
+        scaler.chroma.scale_interleaved(&chroma.crop(x, y / 2, cw, ch / 2), oa, ob);
+        return Ok(());
+    }
+    // I420 is read in place; every other format is converted once at its own size first.
     let planes = if frame.format == PixelFormat::KP_PIXEL_FORMAT_I420 {
         [0, 1, 2].map(|i| {
             let (pw, ph) = if i == 0 { (fw, fh) } else { (fw / 2, fh / 2) };
@@ -159,7 +175,6 @@ pub fn convert_scaled(
             Plane { data: f.v(), stride: fw / 2, width: fw / 2, height: fh / 2 },
         ]
     };
-    out.resize(width, height);
     let (oy, ou, ov) = out.planes_mut();
     scaler.luma.scale(&planes[0].crop(x, y, cw, ch), oy);
     scaler.chroma.scale(&planes[1].crop(x / 2, y / 2, cw / 2, ch / 2), ou);
@@ -904,5 +919,40 @@ mod tests {
         // The same buffer reused for I420 goes back to planar.
         copy_to_picture(&f, &mut out, false).unwrap();
         assert_eq!((out.chroma, &out), (ChromaLayout::Planar, &expected()));
+    }
+
+    #[test]
+    fn semi_planar_scaled_in_place_equals_the_planar_path() {
+        // 100x60 into 40x30 with FILL: the crop starts at an even x > 0, so the interleaved chroma
+        // is entered at a byte offset; every component differs so a swap would show.
+        let (w, h, stride) = (100usize, 60usize, 112usize);
+        let val = |x: usize, y: usize, k: usize| ((x * 7 + y * 13 + k * 101) % 251) as u8;
+        let y = strided(w, h, stride, |x, y| val(x, y, 0));
+        let (u, v) =
+            (strided(w / 2, h / 2, w / 2, |x, y| val(x, y, 1)), strided(w / 2, h / 2, w / 2, |x, y| val(x, y, 2)));
+        let fill = VideoScaling::KP_VIDEO_SCALING_FILL;
+        let i420 = VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_I420,
+            width: w as u32,
+            height: h as u32,
+            planes: [&y, &u, &v],
+            strides: [stride, w / 2, w / 2],
+        };
+        let mut want = I420Buffer::default();
+        convert_scaled(&i420, &mut want, false, (40, 30), fill, &mut Downscaler::default()).unwrap();
+        assert_ne!(source_rect(100, 60, 40, 30, fill).0, 0);
+        for (format, u_first) in [(PixelFormat::KP_PIXEL_FORMAT_NV12, true), (PixelFormat::KP_PIXEL_FORMAT_NV21, false)]
+        {
+            let mut uv = strided(w, h / 2, stride, |x, y| val(x / 2, y, if (x % 2 == 0) == u_first { 1 } else { 2 }));
+            for short in [0, stride - w, stride - w + 1] {
+                // Padded, without the last row's padding, and one byte shorter still (Camera2:
+                // the copy path takes it; the sample it borrows lies outside the crop).
+                uv.truncate(stride * (h / 2) - short);
+                let f = VideoFrame { format, planes: [&y, &uv, &[]], strides: [stride, stride, 0], ..i420 };
+                let mut got = I420Buffer::default();
+                convert_scaled(&f, &mut got, false, (40, 30), fill, &mut Downscaler::default()).unwrap();
+                assert!(got == want, "{format:?}, {short} bytes short");
+            }
+        }
     }
 }
