@@ -317,22 +317,26 @@ fn head_is_resent_when_acks_keep_naming_it() {
         r.s.send(r.at(10), &[0; 10]).unwrap();
     }
     assert_eq!(r.all_out(10).len(), 3);
-    // RTT 20 ms, var 2 ms, + 10 ms ACK period: 38 ms after the head's transmission.
-    r.feed(30, &full_ack(2, 300, 20_000, 8000));
-    assert!(r.all_out(30).iter().all(|p| parse_data_header(p).is_none()));
-    r.feed(49, &full_ack(3, 300, 20_000, 8000));
-    let out = r.all_out(49);
-    let data_out: Vec<_> = out.iter().filter_map(|p| parse_data_header(p)).collect();
-    assert_eq!(data_out.len(), 1);
-    assert_eq!((data_out[0].seq, data_out[0].retransmitted), (300, true));
-    // Not again until another full RTO has passed since that copy.
-    r.feed(60, &full_ack(4, 300, 20_000, 8000));
-    assert!(r.all_out(60).iter().all(|p| parse_data_header(p).is_none()));
-    // An ACK past the head: nothing more to resend.
-    r.feed(70, &full_ack(5, 302, 20_000, 8000));
-    r.feed(200, &full_ack(6, 302, 20_000, 8000));
-    let out = r.all_out(200);
-    assert_eq!(out.iter().filter_map(|p| parse_data_header(p)).map(|h| h.seq).collect::<Vec<_>>(), vec![302]);
+    let data_seqs = |out: Vec<Vec<u8>>| -> Vec<(u32, bool)> {
+        out.iter().filter_map(|p| parse_data_header(p)).map(|h| (h.seq, h.retransmitted)).collect()
+    };
+    // RTT 20 ms: an ACK naming 300 that arrives before 10 + 20 + 10 ms may predate the copy.
+    r.feed(39, &full_ack(2, 300, 20_000, 8000));
+    assert!(data_seqs(r.all_out(39)).is_empty());
+    // At 40 ms it no longer can: the copy was lost, resend it at once.
+    r.feed(40, &full_ack(3, 300, 20_000, 8000));
+    assert_eq!(data_seqs(r.all_out(40)), vec![(300, true)]);
+    // The receiver goes quiet (its ACK is stuck): again after RTT + min(4 × 2, 20) + 10 = 38 ms.
+    assert!(data_seqs(r.all_out(77)).is_empty());
+    r.s.handle_timeout(r.at(78));
+    assert_eq!(data_seqs(r.all_out(78)), vec![(300, true)]);
+    // An ACK past the head that names the next one, sent long ago: that one is missing too.
+    r.feed(80, &full_ack(4, 301, 20_000, 8000));
+    assert_eq!(data_seqs(r.all_out(80)), vec![(301, true)]);
+    // Everything acknowledged: nothing more.
+    r.feed(90, &full_ack(5, 303, 20_000, 8000));
+    r.s.handle_timeout(r.at(300));
+    assert!(data_seqs(r.all_out(300)).is_empty());
     assert_eq!(r.s.stats().packets_lost, 0, "not counted as reported losses");
 }
 
