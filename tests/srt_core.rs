@@ -366,7 +366,11 @@ fn five_percent_loss_is_repaired() {
     // 20 ms each way: RTT 40 ms, latency 4 × RTT = 160 ms.
     let data = ts_source();
     let listener = Listener::srt_live_transmit("loss5", "&latency=160");
-    let proxy = UdpProxy::start(listener.addr);
+    // KP_SRT_LOSS_SEED replays the run with other loss draws (the default seed is fixed).
+    let proxy = match std::env::var("KP_SRT_LOSS_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => UdpProxy::start_seeded(listener.addr, seed),
+        None => UdpProxy::start(listener.addr),
+    };
     proxy.set(UdpFaults::PASS.with_loss(5.0).with_delay_ms(20));
     let cfg = SrtConfig { latency: Duration::from_millis(160), ..SrtConfig::default() };
     let mut link = Link::new(cfg, proxy.addr(), 5);
