@@ -627,3 +627,59 @@ fn buffer_grows_then_refuses_when_full() {
     assert_eq!(accepted, 8192);
     assert!(matches!(r.s.send(r.at(10), &[0; 4]), Err(crate::error::Error::QueueFull(_))));
 }
+
+/// Datagrams captured on loopback (tcpdump) between libsrt 1.5.1's srt-live-transmit as caller
+/// (`streamid=abcdef&latency=120`) and as listener: our handshake must match the caller's
+/// field for field, and the listener's real answers must connect us.
+mod captured_libsrt {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    const CALLER_INDUCTION: &str = "8000000000000000000000b900000000000000040000000248b0392a000005dc000020000000000123f98907000000000100007f000000000000000000000000";
+    const LISTENER_INDUCTION: &str = "8000000000000000000792de23f989070000000500004a1748b0392a000005dc000020000000000123f98907c3d4f0710100007f000000000000000000000000";
+    const CALLER_CONCLUSION: &str = "8000000000000000000001a500000000000000050000000548b0392a000005dc00002000ffffffff23f98907c3d4f0710100007f0000000000000000000000000001000300010501000000bf00780078000500026463626100006665";
+    const LISTENER_CONCLUSION: &str = "80000000000000000000017523f98907000000050000000148b0392a000005dc00002000ffffffff30ed492dc3d4f0710100007f0000000000000000000000000002000300010501000000bf00780078";
+
+    #[test]
+    fn handshake_matches_libsrt_and_connects_to_its_listener() {
+        let t0 = Instant::now();
+        let cfg = SrtConfig { stream_id: Some("abcdef".into()), flight_window: 8192, ..SrtConfig::default() };
+        let mut s = SrtSender::new(cfg, 0x23f9_8907, 0x48b0_392a, 1, t0).unwrap();
+        let mut buf = [0u8; MAX_DATAGRAM];
+
+        // Induction: identical except the timestamp (8..12) and the peer address (libsrt
+        // writes the listener's IP there; listeners do not read it).
+        let n = s.poll_transmit(t0, &mut buf).unwrap();
+        let want = hex(CALLER_INDUCTION);
+        assert_eq!(n, want.len());
+        assert_eq!(&buf[..8], &want[..8]);
+        assert_eq!(&buf[12..48], &want[12..48]);
+
+        s.handle_datagram(t0 + ms(1), &hex(LISTENER_INDUCTION));
+        let n = s.poll_transmit(t0 + ms(1), &mut buf).unwrap();
+        let want = hex(CALLER_CONCLUSION);
+        assert_eq!(n, want.len());
+        assert_eq!(&buf[..8], &want[..8]);
+        assert_eq!(&buf[12..48], &want[12..48], "CIF through the cookie");
+        // HSREQ: same version and latencies; libsrt also sets 0x80 (packet-filter capable),
+        // which a caller without FEC does not need.
+        assert_eq!(&buf[64..72], &want[64..72]);
+        assert_eq!(u32::from_be_bytes(buf[72..76].try_into().unwrap()) | 0x80, 0xBF);
+        assert_eq!(&buf[76..80], &want[76..80]);
+        // The SID block, byte order included.
+        assert_eq!(&buf[80..n], &want[80..]);
+
+        s.handle_datagram(t0 + ms(2), &hex(LISTENER_CONCLUSION));
+        assert_eq!(s.poll_event(), Some(SrtEvent::Connected));
+        s.send(t0 + ms(3), &[0xAB; 188]).unwrap();
+        let n = s.poll_transmit(t0 + ms(3), &mut buf).unwrap();
+        // Like libsrt's first data packet: its ISN, PP=11 / O=0 / KK=0 / R=0 / msgno 1, and
+        // the listener's new socket id.
+        assert_eq!(&buf[..8], &hex("48b0392ac0000001")[..]);
+        assert_eq!(&buf[12..16], &hex("30ed492d")[..]);
+        assert_eq!(n, 16 + 188);
+    }
+}
