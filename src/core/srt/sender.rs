@@ -330,6 +330,9 @@ impl SrtSender {
                 if self.buf.lost() > 0 || self.can_send_new() {
                     t = t.min(self.next_data_at);
                 }
+                if let Some(due) = self.head_resend_due() {
+                    t = t.min(due);
+                }
                 Some(t)
             }
             State::Closed if self.shutdown_due => Some(self.now),
@@ -453,12 +456,20 @@ impl SrtSender {
                 return;
             }
         }
-        if self.head_missing == Some(base) {
-            let var = Duration::from_micros(4 * u64::from(self.rtt_var_us)).min(rtt);
-            if self.now >= tx + rtt + var + ACK_PERIOD {
-                self.buf.mark_lost(base, base);
-            }
+        if self.head_resend_due().is_some_and(|due| self.now >= due) {
+            self.buf.mark_lost(base, base);
         }
+    }
+
+    /// When the oldest packet, confirmed missing by an ACK, is due to be sent again.
+    fn head_resend_due(&self) -> Option<Instant> {
+        let tx = self.buf.head_last_tx()?;
+        if self.head_missing != Some(self.buf.base_seq()) || self.last_ack_seq != self.buf.base_seq() {
+            return None;
+        }
+        let rtt = Duration::from_micros(u64::from(self.rtt_us));
+        let var = Duration::from_micros(4 * u64::from(self.rtt_var_us)).min(rtt);
+        Some(tx + rtt + var + ACK_PERIOD)
     }
 
     fn push_pending(&mut self, p: Pending) {

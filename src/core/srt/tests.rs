@@ -328,6 +328,7 @@ fn head_is_resent_when_acks_keep_naming_it() {
     assert_eq!(data_seqs(r.all_out(40)), vec![(300, true)]);
     // The receiver goes quiet (its ACK is stuck): again after RTT + min(4 × 2, 20) + 10 = 38 ms.
     assert!(data_seqs(r.all_out(77)).is_empty());
+    assert_eq!(r.s.poll_timeout(), Some(r.at(78)), "the driver is woken for it");
     r.s.handle_timeout(r.at(78));
     assert_eq!(data_seqs(r.all_out(78)), vec![(300, true)]);
     // An ACK past the head that names the next one, sent long ago: that one is missing too.
