@@ -155,6 +155,9 @@ impl Link {
                 if self.buf[0] == 0x80 && self.buf[1] == 0 {
                     self.handshakes_sent += 1;
                 }
+                if std::env::var("SRT_TRACE").is_ok() {
+                    trace("out", &self.buf[..n]);
+                }
                 let _ = self.sock.send(&self.buf[..n]);
             }
             while let Some(ev) = self.sender.poll_event() {
@@ -166,7 +169,12 @@ impl Link {
             let wake = self.sender.poll_timeout().map_or(until, |t| t.min(until));
             wait_readable(&self.sock, wake.saturating_duration_since(now));
             match self.sock.recv(&mut self.rbuf) {
-                Ok(n) => self.sender.handle_datagram(Instant::now(), &self.rbuf[..n]),
+                Ok(n) => {
+                    if std::env::var("SRT_TRACE").is_ok() {
+                        trace("in", &self.rbuf[..n]);
+                    }
+                    self.sender.handle_datagram(Instant::now(), &self.rbuf[..n])
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     self.sender.handle_timeout(Instant::now())
                 }
@@ -229,6 +237,19 @@ impl Link {
 
     fn stats(&self) -> SrtStats {
         self.sender.stats()
+    }
+}
+
+fn trace(dir: &str, d: &[u8]) {
+    static T0: OnceLock<Instant> = OnceLock::new();
+    let t = T0.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0;
+    let w = |i: usize| u32::from_be_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]);
+    if d[0] & 0x80 == 0 {
+        eprintln!("{t:9.2} {dir} DATA seq {} R {}", w(0) & 0x7FFF_FFFF, (w(4) >> 26) & 1);
+    } else {
+        let ty = (w(0) >> 16) & 0x7FFF;
+        let cif: Vec<u32> = (16..d.len().min(16 + 16)).step_by(4).filter(|i| i + 4 <= d.len()).map(w).collect();
+        eprintln!("{t:9.2} {dir} CTRL {ty} info {} cif {:x?}", w(4), cif);
     }
 }
 
@@ -345,7 +366,11 @@ fn five_percent_loss_is_repaired() {
     // 20 ms each way: RTT 40 ms, latency 4 × RTT = 160 ms.
     let data = ts_source();
     let listener = Listener::srt_live_transmit("loss5", "&latency=160");
-    let proxy = UdpProxy::start(listener.addr);
+    // KP_SRT_LOSS_SEED replays the run with other loss draws (the default seed is fixed).
+    let proxy = match std::env::var("KP_SRT_LOSS_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => UdpProxy::start_seeded(listener.addr, seed),
+        None => UdpProxy::start(listener.addr),
+    };
     proxy.set(UdpFaults::PASS.with_loss(5.0).with_delay_ms(20));
     let cfg = SrtConfig { latency: Duration::from_millis(160), ..SrtConfig::default() };
     let mut link = Link::new(cfg, proxy.addr(), 5);

@@ -97,6 +97,8 @@ pub struct SrtSender {
     rtt_var_us: u32,
     last_ack: Option<Instant>,
     last_ack_seq: u32,
+    /// The oldest packet's sequence number once an ACK confirmed the receiver lacks it.
+    head_missing: Option<u32>,
     /// When the last ACK emptied the send buffer.
     drained_at: Instant,
 
@@ -207,6 +209,7 @@ impl SrtSender {
             last_ack: None,
             last_ack_seq: initial_seq,
             drained_at: now,
+            head_missing: None,
             rate_start: now,
             rate_bytes: 0,
             rate_pkts: 0,
@@ -332,6 +335,9 @@ impl SrtSender {
                 if self.buf.lost() > 0 || self.can_send_new() {
                     t = t.min(self.next_data_at);
                 }
+                if let Some(due) = self.head_resend_due() {
+                    t = t.min(due);
+                }
                 Some(t)
             }
             State::Closed if self.shutdown_due => Some(self.now),
@@ -428,31 +434,47 @@ impl SrtSender {
                 }
             }
         }
-        self.check_head_timeout();
+        self.check_head_timeout(None);
         if now.saturating_duration_since(self.last_tx) >= KEEPALIVE {
             self.keepalive_due = true;
         }
     }
 
     /// ACK-driven retransmission of the oldest packet. The receiver's ACK names the first packet
-    /// it lacks; if an ACK that left after our last copy of that packet could have arrived
-    /// (RTT + min(4 × RTTVar, RTT) + one 10 ms ACK period) still names it, that copy or the NAK for it
-    /// was lost: send it again now rather than wait for the next periodic NAK report, which
-    /// libsrt spaces by (RTT + 4 × RTTVar) / 2 — at startup (RTT 100 ms, var 50 ms) that
-    /// alone is 150 ms, as much as a whole 120-160 ms latency budget.
-    fn check_head_timeout(&mut self) {
-        let (Some(last_ack), Some(tx)) = (self.last_ack, self.buf.head_last_tx()) else { return };
-        if self.last_ack_seq != self.buf.base_seq() {
+    /// it lacks. An ACK that names our oldest packet and arrived at least RTT + 10 ms after our
+    /// last copy of it left means that copy (or the NAK for it) was lost: resend at once, and
+    /// again every RTT + min(4 × RTTVar, RTT) + 10 ms while no ACK moves past it — a libsrt
+    /// receiver stops sending ACKs while their sequence number is stuck, and spaces its
+    /// periodic NAK reports by (RTT + 4 × RTTVar) / 2, which right after connecting (RTT
+    /// 100 ms, var 50 ms) is 150 ms: a whole 120-160 ms latency budget.
+    fn check_head_timeout(&mut self, ack_arrived: Option<Instant>) {
+        let base = self.buf.base_seq();
+        let Some(tx) = self.buf.head_last_tx() else { return };
+        if self.last_ack_seq != base {
             return;
         }
-        // The variance term is capped at one RTT: right after connecting libsrt reports a
-        // variance of half the first sample, which would push the timeout past the latency.
-        let rtt = u64::from(self.rtt_us);
-        let rto = Duration::from_micros(rtt + (4 * u64::from(self.rtt_var_us)).min(rtt)) + ACK_PERIOD;
-        if last_ack > tx + rto {
-            let b = self.buf.base_seq();
-            self.buf.mark_lost(b, b);
+        let rtt = Duration::from_micros(u64::from(self.rtt_us));
+        if let Some(at) = ack_arrived {
+            if at >= tx + rtt + ACK_PERIOD {
+                self.head_missing = Some(base);
+                self.buf.mark_lost(base, base);
+                return;
+            }
         }
+        if self.head_resend_due().is_some_and(|due| self.now >= due) {
+            self.buf.mark_lost(base, base);
+        }
+    }
+
+    /// When the oldest packet, confirmed missing by an ACK, is due to be sent again.
+    fn head_resend_due(&self) -> Option<Instant> {
+        let tx = self.buf.head_last_tx()?;
+        if self.head_missing != Some(self.buf.base_seq()) || self.last_ack_seq != self.buf.base_seq() {
+            return None;
+        }
+        let rtt = Duration::from_micros(u64::from(self.rtt_us));
+        let var = Duration::from_micros(4 * u64::from(self.rtt_var_us)).min(rtt);
+        Some(tx + rtt + var + ACK_PERIOD)
     }
 
     fn push_pending(&mut self, p: Pending) {
@@ -635,7 +657,7 @@ impl SrtSender {
                 self.ack_window = avail.max(2);
             }
         }
-        self.check_head_timeout();
+        self.check_head_timeout(Some(now));
         if let Some(v) = ack.recv_rate_pkts {
             self.stats.peer_recv_rate_pkts = v;
         }

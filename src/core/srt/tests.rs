@@ -317,22 +317,27 @@ fn head_is_resent_when_acks_keep_naming_it() {
         r.s.send(r.at(10), &[0; 10]).unwrap();
     }
     assert_eq!(r.all_out(10).len(), 3);
-    // RTT 20 ms, var 2 ms, + 10 ms ACK period: 38 ms after the head's transmission.
-    r.feed(30, &full_ack(2, 300, 20_000, 8000));
-    assert!(r.all_out(30).iter().all(|p| parse_data_header(p).is_none()));
-    r.feed(49, &full_ack(3, 300, 20_000, 8000));
-    let out = r.all_out(49);
-    let data_out: Vec<_> = out.iter().filter_map(|p| parse_data_header(p)).collect();
-    assert_eq!(data_out.len(), 1);
-    assert_eq!((data_out[0].seq, data_out[0].retransmitted), (300, true));
-    // Not again until another full RTO has passed since that copy.
-    r.feed(60, &full_ack(4, 300, 20_000, 8000));
-    assert!(r.all_out(60).iter().all(|p| parse_data_header(p).is_none()));
-    // An ACK past the head: nothing more to resend.
-    r.feed(70, &full_ack(5, 302, 20_000, 8000));
-    r.feed(200, &full_ack(6, 302, 20_000, 8000));
-    let out = r.all_out(200);
-    assert_eq!(out.iter().filter_map(|p| parse_data_header(p)).map(|h| h.seq).collect::<Vec<_>>(), vec![302]);
+    let data_seqs = |out: Vec<Vec<u8>>| -> Vec<(u32, bool)> {
+        out.iter().filter_map(|p| parse_data_header(p)).map(|h| (h.seq, h.retransmitted)).collect()
+    };
+    // RTT 20 ms: an ACK naming 300 that arrives before 10 + 20 + 10 ms may predate the copy.
+    r.feed(39, &full_ack(2, 300, 20_000, 8000));
+    assert!(data_seqs(r.all_out(39)).is_empty());
+    // At 40 ms it no longer can: the copy was lost, resend it at once.
+    r.feed(40, &full_ack(3, 300, 20_000, 8000));
+    assert_eq!(data_seqs(r.all_out(40)), vec![(300, true)]);
+    // The receiver goes quiet (its ACK is stuck): again after RTT + min(4 × 2, 20) + 10 = 38 ms.
+    assert!(data_seqs(r.all_out(77)).is_empty());
+    assert_eq!(r.s.poll_timeout(), Some(r.at(78)), "the driver is woken for it");
+    r.s.handle_timeout(r.at(78));
+    assert_eq!(data_seqs(r.all_out(78)), vec![(300, true)]);
+    // An ACK past the head that names the next one, sent long ago: that one is missing too.
+    r.feed(80, &full_ack(4, 301, 20_000, 8000));
+    assert_eq!(data_seqs(r.all_out(80)), vec![(301, true)]);
+    // Everything acknowledged: nothing more.
+    r.feed(90, &full_ack(5, 303, 20_000, 8000));
+    r.s.handle_timeout(r.at(300));
+    assert!(data_seqs(r.all_out(300)).is_empty());
     assert_eq!(r.s.stats().packets_lost, 0, "not counted as reported losses");
 }
 
@@ -622,4 +627,60 @@ fn buffer_grows_then_refuses_when_full() {
     }
     assert_eq!(accepted, 8192);
     assert!(matches!(r.s.send(r.at(10), &[0; 4]), Err(crate::error::Error::QueueFull(_))));
+}
+
+/// Datagrams captured on loopback (tcpdump) between libsrt 1.5.1's srt-live-transmit as caller
+/// (`streamid=abcdef&latency=120`) and as listener: our handshake must match the caller's
+/// field for field, and the listener's real answers must connect us.
+mod captured_libsrt {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    const CALLER_INDUCTION: &str = "8000000000000000000000b900000000000000040000000248b0392a000005dc000020000000000123f98907000000000100007f000000000000000000000000";
+    const LISTENER_INDUCTION: &str = "8000000000000000000792de23f989070000000500004a1748b0392a000005dc000020000000000123f98907c3d4f0710100007f000000000000000000000000";
+    const CALLER_CONCLUSION: &str = "8000000000000000000001a500000000000000050000000548b0392a000005dc00002000ffffffff23f98907c3d4f0710100007f0000000000000000000000000001000300010501000000bf00780078000500026463626100006665";
+    const LISTENER_CONCLUSION: &str = "80000000000000000000017523f98907000000050000000148b0392a000005dc00002000ffffffff30ed492dc3d4f0710100007f0000000000000000000000000002000300010501000000bf00780078";
+
+    #[test]
+    fn handshake_matches_libsrt_and_connects_to_its_listener() {
+        let t0 = Instant::now();
+        let cfg = SrtConfig { stream_id: Some("abcdef".into()), flight_window: 8192, ..SrtConfig::default() };
+        let mut s = SrtSender::new(cfg, 0x23f9_8907, 0x48b0_392a, 1, t0).unwrap();
+        let mut buf = [0u8; MAX_DATAGRAM];
+
+        // Induction: identical except the timestamp (8..12) and the peer address (libsrt
+        // writes the listener's IP there; listeners do not read it).
+        let n = s.poll_transmit(t0, &mut buf).unwrap();
+        let want = hex(CALLER_INDUCTION);
+        assert_eq!(n, want.len());
+        assert_eq!(&buf[..8], &want[..8]);
+        assert_eq!(&buf[12..48], &want[12..48]);
+
+        s.handle_datagram(t0 + ms(1), &hex(LISTENER_INDUCTION));
+        let n = s.poll_transmit(t0 + ms(1), &mut buf).unwrap();
+        let want = hex(CALLER_CONCLUSION);
+        assert_eq!(n, want.len());
+        assert_eq!(&buf[..8], &want[..8]);
+        assert_eq!(&buf[12..48], &want[12..48], "CIF through the cookie");
+        // HSREQ: same version and latencies; libsrt also sets 0x80 (packet-filter capable),
+        // which a caller without FEC does not need.
+        assert_eq!(&buf[64..72], &want[64..72]);
+        assert_eq!(u32::from_be_bytes(buf[72..76].try_into().unwrap()) | 0x80, 0xBF);
+        assert_eq!(&buf[76..80], &want[76..80]);
+        // The SID block, byte order included.
+        assert_eq!(&buf[80..n], &want[80..]);
+
+        s.handle_datagram(t0 + ms(2), &hex(LISTENER_CONCLUSION));
+        assert_eq!(s.poll_event(), Some(SrtEvent::Connected));
+        s.send(t0 + ms(3), &[0xAB; 188]).unwrap();
+        let n = s.poll_transmit(t0 + ms(3), &mut buf).unwrap();
+        // Like libsrt's first data packet: its ISN, PP=11 / O=0 / KK=0 / R=0 / msgno 1, and
+        // the listener's new socket id.
+        assert_eq!(&buf[..8], &hex("48b0392ac0000001")[..]);
+        assert_eq!(&buf[12..16], &hex("30ed492d")[..]);
+        assert_eq!(n, 16 + 188);
+    }
 }
