@@ -20,6 +20,7 @@ struct Programs {
     threads: PathBuf,
     formats: PathBuf,
     sigpipe: PathBuf,
+    transports: PathBuf,
     push: PathBuf,
     /// The example and the threads suite without sanitizers, for valgrind.
     push_plain: PathBuf,
@@ -63,6 +64,7 @@ fn c_programs() -> &'static Programs {
             threads: root().join("tests/c/threads"),
             formats: root().join("tests/c/formats"),
             sigpipe: root().join("tests/c/sigpipe"),
+            transports: root().join("tests/c/transports"),
             push: root().join("examples/c/push"),
             push_plain: root().join("tests/c/push_plain"),
             threads_plain: root().join("tests/c/threads_plain"),
@@ -96,6 +98,28 @@ fn the_c_example_publishes_to_nginx() {
     assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 640, 360, 150));
     assert_eq!(p.audio.expect("audio").codec, "aac");
     assert_eq!(decode_errors(&rec), "");
+}
+
+/// From C: an SRT primary that never answers (UDP black-holed) fails over to an RTMP backup, and
+/// kp_pusher_network_changed gets the pusher publishing again within a second (tests/c/transports.c).
+#[test]
+fn mixed_transport_failover_and_network_changed_from_c() {
+    use common::udp_proxy::{UdpFaults, UdpProxy};
+    let nginx = Nginx::start(NginxOptions { record_unique: true, ..NginxOptions::default() });
+    // Nothing behind the proxy matters: it drops everything.
+    let proxy = UdpProxy::start(([127, 0, 0, 1], common::srt::free_udp_port()).into());
+    proxy.set(UdpFaults::BLACK_HOLE);
+    let key = unique_key("c-transports");
+    let srt = format!("srt://127.0.0.1:{}?streamid=%23!::r=live/{key},m=publish", proxy.port());
+    let out = run(&c_programs().transports, &[&srt, &nginx.url(&key)]);
+    assert!(out.contains("publishing again"), "{out}");
+    let recs = nginx.recordings_of(&key);
+    assert_eq!(recs.len(), 2, "before and after the network change: {recs:?}");
+    for rec in &recs {
+        nginx.wait_recording_closed(rec, Duration::from_secs(10));
+        assert!(probe(rec).video.expect("video").frames > 10, "{}", rec.display());
+        assert_eq!(decode_errors(rec), "", "{}", rec.display());
+    }
 }
 
 /// The same example, unchanged, pushing over SRT: the URL's scheme picks the transport.

@@ -146,7 +146,7 @@ impl LadderConfig {
 
 /// The rungs [`LadderConfig::for_stream`] uses.
 pub fn default_rungs(width: u32, height: u32, fps: f32, lowest: Lowest) -> Result<Vec<Rung>> {
-    if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
         return Err(Error::InvalidArgument(format!("ladder: {width}x{height} is not an even, non-zero size")));
     }
     if !(fps.is_finite() && fps > 0.0 && lowest.fps.is_finite() && lowest.fps > 0.0) {

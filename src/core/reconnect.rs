@@ -121,6 +121,8 @@ pub struct Reconnector {
     switch: Option<(usize, usize)>,
     /// When the current run of failures began (None while publishing).
     outage_since: Option<Instant>,
+    /// Quick retries after refusals in this run (attempts that do not count toward max_attempts).
+    quick: u32,
 }
 
 impl Reconnector {
@@ -141,6 +143,7 @@ impl Reconnector {
             primary_checked_at: None,
             switch: None,
             outage_since: None,
+            quick: 0,
         }
     }
 
@@ -155,7 +158,7 @@ impl Reconnector {
         if self.given_up {
             return Decision::GiveUp;
         }
-        let attempt = self.failures.saturating_add(1);
+        let attempt = self.failures.saturating_add(self.quick).saturating_add(1);
         match self.wait {
             Some((until, delay)) if now < until => Decision::Wait { until, delay, attempt, url: self.url },
             _ => {
@@ -179,6 +182,7 @@ impl Reconnector {
             // error describes the link, not the config: retry whatever it is. If the key was
             // revoked meanwhile, the reconnect itself fails with Auth and gives up then.
             self.failures = 0;
+            self.quick = 0;
             self.url_failures = 0;
             self.backoff_step = 1;
         } else {
@@ -207,6 +211,7 @@ impl Reconnector {
                 // second). It does count toward failover: a refusing primary hands over quickly.
                 self.backoff_step -= 1;
                 self.failures -= 1;
+                self.quick = self.quick.saturating_add(1);
                 let delay = self.jitter(p.refused_retry.min(MAX_SANE_DELAY));
                 self.wait = Some((now + delay, delay));
                 return;
@@ -220,6 +225,7 @@ impl Reconnector {
     pub fn on_published(&mut self, now: Instant) {
         self.publishing = true;
         self.failures = 0;
+        self.quick = 0;
         self.url_failures = 0;
         // The next outage starts again at first_delay rather than where this one left off.
         self.backoff_step = 0;
@@ -237,6 +243,7 @@ impl Reconnector {
             return;
         }
         self.failures = 0;
+        self.quick = 0;
         self.url_failures = 0;
         self.backoff_step = 0;
         self.wait = None;
@@ -247,6 +254,7 @@ impl Reconnector {
     pub fn reset_after_new_url(&mut self) {
         self.given_up = false;
         self.failures = 0;
+        self.quick = 0;
         self.url_failures = 0;
         self.backoff_step = 0;
         self.wait = None;
@@ -294,6 +302,7 @@ impl Reconnector {
             self.publishing = false;
             self.primary_checked_at = None;
             self.failures = 0;
+            self.quick = 0;
             self.url_failures = 0;
             self.backoff_step = 0;
             self.wait = None;
@@ -381,19 +390,22 @@ mod tests {
         let mut rc = Reconnector::new(policy, 1);
         let mut now = t0;
         let mut delays = vec![];
+        let mut attempts = vec![];
         // A server that refuses for 8 s: quick probes for the first 5 s (jittered), then the
         // backoff from its first step; none of the quick ones counts toward max_attempts.
         let gave_up = loop {
             match rc.poll(now) {
                 Decision::Connect { .. } => rc.on_failure(now, &refused(), false),
-                Decision::Wait { until, delay, .. } => {
+                Decision::Wait { until, delay, attempt, .. } => {
                     delays.push(delay);
+                    attempts.push(attempt);
                     now = until;
                 }
                 Decision::GiveUp => break now,
             }
         };
         assert!(gave_up >= t0 + Duration::from_secs(5), "the quick retries counted toward max_attempts: {delays:?}");
+        assert!(attempts.windows(2).all(|w| w[1] == w[0] + 1), "attempts are still numbered: {attempts:?}");
         let quick: Vec<_> = delays.iter().take_while(|d| **d < Duration::from_millis(400)).collect();
         assert!((18..=23).contains(&quick.len()), "{} quick retries: {delays:?}", quick.len());
         assert!(quick.iter().all(|d| **d >= Duration::from_millis(225) && **d <= Duration::from_millis(275)));

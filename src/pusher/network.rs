@@ -187,9 +187,13 @@ impl NetworkWorker {
                             log::info!("destination {}: {error}", d.index);
                             // What that connection had in flight is lost, not waiting.
                             lock(&d.queue).set_in_flight(None);
-                            rc.on_failure(Instant::now(), &error, was_stable);
                             if self.route_lost.take() {
+                                // We dropped the connection for the new route: no fault of the
+                                // URL's (no failover, no attempt counted), and no backoff.
+                                rc.on_failure(Instant::now(), &error, true);
                                 rc.on_network_changed();
+                            } else {
+                                rc.on_failure(Instant::now(), &error, was_stable);
                             }
                             last_error = error;
                         }

@@ -253,7 +253,15 @@ impl Link for SrtLink {
     fn wait(&mut self, wake: Option<&WakeReceiver>, timeout: Duration) {
         let now = Instant::now();
         let timer = self.sender.poll_timeout().map_or(timeout, |t| t.saturating_duration_since(now));
-        self.udp.wait(self.blocked.is_some(), wake, timeout.min(timer));
+        let t = timeout.min(timer);
+        if t.is_zero() {
+            return;
+        }
+        // poll(2) counts whole milliseconds: a pacing timer 0.4 ms away would be a 0 ms poll, and
+        // the worker would spin until it is due (~5 wake-ups per packet were measured). Waking up
+        // to a millisecond late costs a packet that much delay, well inside SRT's latency.
+        let t = Duration::from_millis(t.as_micros().div_ceil(1000) as u64);
+        self.udp.wait(self.blocked.is_some(), wake, t);
     }
 
     fn close(&mut self, _last_video_ts: Option<u64>, deadline: Instant) -> Result<()> {
