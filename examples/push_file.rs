@@ -1,6 +1,7 @@
 //! Pushes a file as fast as the pipeline takes it, for benchmarks (benches/x264_compare.rs):
 //! either raw video frames through an encoder, or an H.264 Annex-B stream pre-encoded
-//! (`push_h264`, no encoder). Video only. Prints what was sent on stderr.
+//! (`push_h264`, no encoder), to an `rtmp[s]://` or `srt://` URL. Video only. Prints what was sent
+//! on stderr.
 //!
 //! `push_file URL --raw FILE --size WxH [--format i420|nv12|nv21|yuy2|uyvy|rgba|bgra] [--encoder openh264|x264]
 //!  [--fps N] [--bitrate KBPS] [--keyint N] [--threads N] [--preset P] [--tune T] [--vbv MAXRATE:BUFSIZE]`
@@ -87,7 +88,7 @@ fn parse() -> Result<Args, String> {
                 let (m, b) = v.split_once(':').ok_or("--vbv is MAXRATE:BUFSIZE")?;
                 (a.x264.vbv_maxrate_kbps, a.x264.vbv_bufsize_kbit) = (num(m.into())? as u32, num(b.into())? as u32);
             }
-            s if s.starts_with("rtmp://") => a.url = s.into(),
+            s if ["rtmp://", "rtmps://", "srt://"].iter().any(|scheme| s.starts_with(scheme)) => a.url = s.into(),
             s => return Err(format!("unknown argument {s}")),
         }
     }
