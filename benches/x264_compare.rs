@@ -15,7 +15,8 @@
 //! Runs are interleaved with a rotating order; medians are reported. Every recording is probed,
 //! and a run whose recording lacks frames is marked FAIL (unequal work). Run it through
 //! `scripts/bench` (builds `push_file` with the `x264` feature), or
-//! `cargo build --release --features x264 --example push_file && cargo bench --features x264 --bench x264_compare -- [--quick] [--runs N]`.
+//! `cargo build --release --features x264 --example push_file && cargo bench --features x264 --bench x264_compare -- [--quick] [--runs N] [--copy-only]`
+//! (`--copy-only`: the pre-encoded pair alone).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -137,10 +138,13 @@ fn main() {
     }
     let mut runs_each = 3usize;
     let mut quick = false;
+    // The pre-encoded pair alone (e.g. to check the RTMP path after a change to it).
+    let mut copy_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => (runs_each, quick) = (1, true),
+            "--copy-only" => copy_only = true,
             "--runs" => {
                 runs_each = args.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0).expect("--runs needs a number")
             }
@@ -181,7 +185,7 @@ fn main() {
     let mut runs = Vec::new();
     for round in 0..runs_each {
         let pairs = [[Who::KitepushX264, Who::FfmpegX264], [Who::KitepushCopy, Who::FfmpegCopy]];
-        for pair in pairs {
+        for pair in pairs.into_iter().skip(usize::from(copy_only)) {
             for i in 0..2 {
                 let who = pair[(i + round) % 2];
                 let key = unique_key("x264-bench");
@@ -214,7 +218,7 @@ fn main() {
     if std::env::var_os("KP_KEEP_TMP").is_none() {
         let _ = fs::remove_dir_all(&dir);
     }
-    report(&runs, runs_each, h264_secs);
+    report(&runs, runs_each, h264_secs, copy_only);
 }
 
 struct Summary {
@@ -239,7 +243,7 @@ fn summary(runs: &[Run], who: Who) -> Summary {
     }
 }
 
-fn report(runs: &[Run], runs_each: usize, h264_secs: u64) {
+fn report(runs: &[Run], runs_each: usize, h264_secs: u64, copy_only: bool) {
     let verdict = |valid: bool, met: bool| match (valid, met) {
         (false, _) => "UNDECIDED (a run failed: unequal work)",
         (true, true) => "met",
@@ -248,7 +252,7 @@ fn report(runs: &[Run], runs_each: usize, h264_secs: u64) {
     println!("\nmedians of {runs_each} run(s); MB = 10^6 bytes of recording");
     println!("{:<19} {:>8} {:>8} {:>12} {:>9} {:>10}", "", "CPU s", "wall s", "peak RSS MB", "MB sent", "CPU s/MB");
     let all = [Who::KitepushX264, Who::FfmpegX264, Who::KitepushCopy, Who::FfmpegCopy];
-    for who in all {
+    for who in all.into_iter().skip(if copy_only { 2 } else { 0 }) {
         let s = summary(runs, who);
         println!(
             "{:<19} {:>8.3} {:>8.2} {:>12.1} {:>9.2} {:>10.4}  {}",
@@ -265,19 +269,21 @@ fn report(runs: &[Run], runs_each: usize, h264_secs: u64) {
     let (kc, fc) = (summary(runs, Who::KitepushCopy), summary(runs, Who::FfmpegCopy));
     let valid = k.ok && f.ok;
     let valid_copy = kc.ok && fc.ok;
-    println!(
+    if !copy_only {
+        println!(
         "\nencode path ({RAW_FRAMES} frames {WIDTH}x{HEIGHT}@{FPS}, x264 veryfast/zerolatency, 2000 kbit/s, VBV 2000/2000, keyint 60, 1 thread):"
     );
-    let cpu_ratio = k.cpu / f.cpu;
-    let rss_ratio = k.rss / f.rss;
-    println!(
-        "  CPU kitepush / ffmpeg = {cpu_ratio:.3} (target <= {TARGET_CPU_RATIO}) -> {}",
-        verdict(valid, cpu_ratio <= TARGET_CPU_RATIO)
-    );
-    println!(
-        "  peak RSS kitepush / ffmpeg = {rss_ratio:.3} (target <= {TARGET_RSS_RATIO}) -> {}",
-        verdict(valid, rss_ratio <= TARGET_RSS_RATIO)
-    );
+        let cpu_ratio = k.cpu / f.cpu;
+        let rss_ratio = k.rss / f.rss;
+        println!(
+            "  CPU kitepush / ffmpeg = {cpu_ratio:.3} (target <= {TARGET_CPU_RATIO}) -> {}",
+            verdict(valid, cpu_ratio <= TARGET_CPU_RATIO)
+        );
+        println!(
+            "  peak RSS kitepush / ffmpeg = {rss_ratio:.3} (target <= {TARGET_RSS_RATIO}) -> {}",
+            verdict(valid, rss_ratio <= TARGET_RSS_RATIO)
+        );
+    }
     println!("\npre-encoded path ({h264_secs} s of 4 Mbit/s 720p H.264 from an Annex-B file, as fast as possible):");
     let per_mb = kc.cpu_per_mb / fc.cpu_per_mb;
     println!(

@@ -1,10 +1,15 @@
 //! Pushes a file as fast as the pipeline takes it, for benchmarks (benches/x264_compare.rs):
 //! either raw video frames through an encoder, or an H.264 Annex-B stream pre-encoded
-//! (`push_h264`, no encoder). Video only. Prints what was sent on stderr.
+//! (`push_h264`, no encoder), to an `rtmp[s]://` or `srt://` URL. Video only. Prints what was sent
+//! on stderr.
 //!
 //! `push_file URL --raw FILE --size WxH [--format i420|nv12|nv21|yuy2|uyvy|rgba|bgra] [--encoder openh264|x264]
 //!  [--fps N] [--bitrate KBPS] [--keyint N] [--threads N] [--preset P] [--tune T] [--vbv MAXRATE:BUFSIZE]`
-//! `push_file URL --h264 FILE [--fps N]`
+//! `push_file URL --h264 FILE [--fps N] [--realtime]`
+//!
+//! `--realtime` pushes each access unit at its time (as `ffmpeg -re`) instead of as fast as the
+//! pipeline takes them: SRT's receiver plays packets out at the rate they were sent, and a live
+//! stream pushed faster than real time overruns it.
 
 use kitepush::core::annexb::{nal_type, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SLICE, NAL_SPS};
 use kitepush::encode::{PixelFormat, VideoFrame};
@@ -23,6 +28,7 @@ struct Args {
     format: PixelFormat,
     encoder: VideoEncoderKind,
     fps: f64,
+    realtime: bool,
     bitrate: u32,
     keyint: u32,
     threads: u32,
@@ -39,6 +45,7 @@ fn parse() -> Result<Args, String> {
         format: PixelFormat::KP_PIXEL_FORMAT_I420,
         encoder: VideoEncoderKind::KP_ENCODER_OPENH264,
         fps: 30.0,
+        realtime: false,
         bitrate: 2000,
         keyint: 60,
         threads: 1,
@@ -77,6 +84,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--fps" => a.fps = num(val()?)?,
+            "--realtime" => a.realtime = true,
             "--bitrate" => a.bitrate = num(val()?)? as u32,
             "--keyint" => a.keyint = num(val()?)? as u32,
             "--threads" => a.threads = num(val()?)? as u32,
@@ -87,7 +95,7 @@ fn parse() -> Result<Args, String> {
                 let (m, b) = v.split_once(':').ok_or("--vbv is MAXRATE:BUFSIZE")?;
                 (a.x264.vbv_maxrate_kbps, a.x264.vbv_bufsize_kbit) = (num(m.into())? as u32, num(b.into())? as u32);
             }
-            s if s.starts_with("rtmp://") => a.url = s.into(),
+            s if ["rtmp://", "rtmps://", "srt://"].iter().any(|scheme| s.starts_with(scheme)) => a.url = s.into(),
             s => return Err(format!("unknown argument {s}")),
         }
     }
@@ -144,7 +152,7 @@ fn run(a: Args) -> Result<(), Error> {
     }
     let frames = match (&a.raw, &a.h264) {
         (Some(path), _) => push_raw(&pusher, &a, path)?,
-        (_, Some(path)) => push_h264(&pusher, a.fps, path)?,
+        (_, Some(path)) => push_h264(&pusher, a.fps, a.realtime, path)?,
         _ => unreachable!("checked by parse"),
     };
     pusher.stop(Duration::from_secs(30))?;
@@ -240,7 +248,8 @@ fn next_start_code(data: &[u8], from: usize) -> Option<usize> {
 /// Splits an Annex-B stream into access units (a new one starts at an AUD, SPS, PPS or SEI, or at a
 /// slice with first_mb_in_slice = 0, once the current one has a slice) and pushes each, reading
 /// the file in blocks. Each byte is scanned once here (push_h264 scans it again to convert it).
-fn push_h264(pusher: &Pusher, fps: f64, path: &str) -> Result<u64, Error> {
+fn push_h264(pusher: &Pusher, fps: f64, realtime: bool, path: &str) -> Result<u64, Error> {
+    let began = Instant::now();
     let mut file = std::fs::File::open(path).map_err(|e| Error::InvalidArgument(format!("{path}: {e}")))?;
     let mut buf: Vec<u8> = Vec::with_capacity(2 << 20);
     let mut block = vec![0u8; 1 << 20];
@@ -274,6 +283,10 @@ fn push_h264(pusher: &Pusher, fps: f64, path: &str) -> Result<u64, Error> {
         };
         match boundary {
             Some((end, after)) => {
+                if realtime {
+                    let due = began + Duration::from_micros(pts_us(frames, fps) as u64);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
                 pusher.push_h264(&buf[start..end], pts_us(frames, fps), -1)?;
                 frames += 1;
                 // push_h264 never blocks, and media pushed faster than real time is not late, so
