@@ -55,6 +55,9 @@ pub struct SrtLink {
     last_heard: Instant,
     stall_timeout: Duration,
     connected: bool,
+    /// The socket may hold datagrams: set when a wait saw it readable, cleared once drained, so
+    /// the paced wake-ups between packets cost no receive call that finds nothing.
+    readable: bool,
 }
 
 impl SrtLink {
@@ -93,14 +96,18 @@ impl SrtLink {
             last_heard: now,
             stall_timeout: p.stall_timeout,
             connected: false,
+            readable: true,
         })
     }
 
     /// Reads what arrived, runs the sender's timers and writes what it has to send.
     fn exchange(&mut self, now: Instant) -> Result<()> {
-        while let Some(n) = self.udp.recv(&mut self.rx)? {
-            self.last_heard = now;
-            self.sender.handle_datagram(now, &self.rx[..n]);
+        if self.readable {
+            while let Some(n) = self.udp.recv(&mut self.rx)? {
+                self.last_heard = now;
+                self.sender.handle_datagram(now, &self.rx[..n]);
+            }
+            self.readable = false;
         }
         self.sender.handle_timeout(now);
         loop {
@@ -255,13 +262,15 @@ impl Link for SrtLink {
         let timer = self.sender.poll_timeout().map_or(timeout, |t| t.saturating_duration_since(now));
         let t = timeout.min(timer);
         if t.is_zero() {
+            // Due now: the worker pumps again at once. Whatever arrived meanwhile is read then.
+            self.readable = true;
             return;
         }
         // poll(2) counts whole milliseconds: a pacing timer 0.4 ms away would be a 0 ms poll, and
         // the worker would spin until it is due (~5 wake-ups per packet were measured). Waking up
         // to a millisecond late costs a packet that much delay, well inside SRT's latency.
         let t = Duration::from_millis(t.as_micros().div_ceil(1000) as u64);
-        self.udp.wait(self.blocked.is_some(), wake, t);
+        self.readable |= self.udp.wait(self.blocked.is_some(), wake, t).readable;
     }
 
     fn close(&mut self, _last_video_ts: Option<u64>, deadline: Instant) -> Result<()> {
