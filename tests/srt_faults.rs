@@ -433,15 +433,18 @@ fn srt_primary_blocked_fails_over_to_rtmp_and_comes_back() {
 // --- 4. network handover ---
 
 /// `network_changed()` with the old 5-tuple black-holed (the phone left its Wi-Fi) and a new one
-/// passing (the new route): publishing again within a second, without the stall timeout. The
-/// listener drops a silent peer after 250 ms (`peeridletimeo`): srt-live-transmit serves one caller
-/// at a time and listens again only once the old session is gone, where a real server (SRS,
-/// MediaMTX) takes the new session at once.
+/// passing (the new route): publishing again within a second, without the stall timeout.
+///
+/// srt-live-transmit serves one caller at a time: it listens again only once the old session is
+/// gone, which libsrt decides after ~5 s of silence whatever `peeridletimeo` says (16 expiry
+/// periods of ≥ 300 ms), where a real server (SRS, MediaMTX) takes the new session at once. So
+/// the new route leads to another listener behind the same proxy address (a load-balanced
+/// ingest): what is measured is the SDK's own time to drop the old session and publish a new one.
 #[test]
 fn network_changed_over_srt_publishes_again_within_a_second() {
-    let opts = SrtOptions { peer_idle_timeout_ms: Some(250), ..SrtOptions::latency_ms(120).accepting_again() };
-    let mut listener = SrtListener::srt_live_transmit(opts);
-    let proxy = UdpProxy::start(listener.addr());
+    let opts = SrtOptions::latency_ms(120);
+    let mut listeners: Vec<SrtListener> = (0..3).map(|_| SrtListener::srt_live_transmit(opts.clone())).collect();
+    let proxy = UdpProxy::start(listeners[0].addr());
     let spec = Spec::default();
     let (pusher, rx) = shared_harness(srt_config(&spec, proxy.port(), 120));
     let mut seen = vec![];
@@ -449,15 +452,18 @@ fn network_changed_over_srt_publishes_again_within_a_second() {
     let src = RealTimeSource::start(pusher.clone(), spec.clone());
     wait_event(&rx, &mut seen, Duration::from_secs(10), EventKind::KP_EVENT_PUBLISHING);
     let mut took = Vec::new();
-    for round in 0..2 {
+    for round in 1..3 {
         std::thread::sleep(Duration::from_millis(1500));
         let old = proxy.black_hole_client().expect("a client");
+        proxy.set_upstream(listeners[round].addr());
         let t = Instant::now();
         pusher.network_changed().unwrap();
         let lost = wait_event(&rx, &mut seen, Duration::from_secs(3), EventKind::KP_EVENT_DISCONNECTED);
         assert!(lost.message.contains("network changed"), "{lost:?}");
         wait_event(&rx, &mut seen, Duration::from_secs(3), EventKind::KP_EVENT_PUBLISHING);
         took.push(t.elapsed());
+        let back = wait_event(&rx, &mut seen, Duration::from_secs(3), EventKind::KP_EVENT_RECONNECTED);
+        assert!(back.value < 1000, "{back:?}");
         assert_ne!(proxy.client(), Some(old), "round {round}: the new session came from the old 5-tuple");
     }
     eprintln!("SRT: publishing again after network_changed: {took:?}");
@@ -465,17 +471,27 @@ fn network_changed_over_srt_publishes_again_within_a_second() {
         assert!(*t <= Duration::from_millis(1000), "publishing again {t:?} after network_changed ({took:?})");
     }
     assert!(!seen.iter().any(|e| e.kind == EventKind::KP_EVENT_STALLED), "a stall timeout was waited for");
-    let before = listener.output_len();
-    listener.wait_for_bytes(before + 50_000, Duration::from_secs(5));
+    listeners[2].wait_for_bytes(50_000, Duration::from_secs(5));
     src.finish();
     pusher.stop(Duration::from_secs(10)).unwrap();
     assert_eq!(pusher.stats().reconnects, 2);
-    listener.stop();
-    let data = std::fs::read(listener.output()).unwrap();
-    // Three sessions, each starting with a PAT whose counter is 0 followed by a keyframe.
-    let pkts = ts_packets(&data);
-    let pat0 = pkts.windows(2).filter(|w| w[0].pid == PID_PAT && w[0].cc == 0 && w[1].pid == PID_PMT && w[1].cc == 0);
-    assert!(pat0.count() >= 3, "fewer than three sessions in the TS");
+    // Three sessions: each listener's TS starts with PAT/PMT and a keyframe and decodes; the
+    // first two end where their route went dead.
+    for (i, l) in listeners.iter_mut().enumerate() {
+        l.stop();
+        let data = std::fs::read(l.output()).unwrap();
+        let pkts = ts_packets(&data);
+        assert!(pkts.len() > 100, "session {i}: {} packets", pkts.len());
+        assert_eq!((pkts[0].pid, pkts[0].cc, pkts[1].pid), (PID_PAT, 0, PID_PMT), "session {i}");
+        let v = pkts.iter().position(|p| p.pid == PID_VIDEO && p.start).expect("video");
+        assert!(pkts[v].rai && has_idr(&video_pes(&data, &pkts, v)), "session {i} does not start on a keyframe");
+        let whole = (0..pkts.len()).rev().find(|&k| pkts[k].start).unwrap();
+        let dir = tmp_dir("srt-handover");
+        let part = dir.join("whole.ts");
+        std::fs::write(&part, &data[..whole * TS_PACKET]).unwrap();
+        assert_eq!(decode_errors(&part), "", "session {i}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 // --- 5. pre-encoded HEVC ---
