@@ -178,7 +178,8 @@ fn steady_state_srt_push_allocates_nothing_per_frame() {
     assert!(d.packets_retransmitted > 0, "the repair path did not run: {d:?}");
     let network: Vec<_> = table.iter().filter(|t| t.0.starts_with("kp-network")).collect();
     assert!(network.is_empty(), "heap allocations on the network worker: {table:?}");
-    let total: u64 = table.iter().map(|t| t.1).sum();
+    // The fault proxy's threads are the test's (its delay line grows its pool under loss).
+    let total: u64 = table.iter().filter(|t| !t.0.starts_with("udp-proxy")).map(|t| t.1).sum();
     assert_eq!(total, 0, "heap allocations in steady state (thread, count, bytes): {table:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
