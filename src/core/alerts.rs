@@ -29,6 +29,18 @@ impl Default for AlertThresholds {
     }
 }
 
+/// A destination's congestion for the alerts: the send queue's share of its latency budget, or
+/// full when the transport threw media away because it could not be repaired in time (SRT's
+/// too-late drops, `late_drops` in the last window). A repairing transport keeps its queue short
+/// by dropping, so the queue alone never shows that link as busy while the viewer loses pictures.
+pub fn congestion_with_late_drops(queue_congestion: f32, late_drops: u64) -> f32 {
+    if late_drops > 0 {
+        1.0
+    } else {
+        queue_congestion
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alert {
     NetBusy,
@@ -143,6 +155,19 @@ mod tests {
             run(&mut a, 30_000, 40_000, AlertSample { congestion: 0.1, ..busy }),
             vec![(33_000, Alert::NetRecovered)]
         );
+    }
+
+    #[test]
+    fn too_late_drops_make_the_link_busy_until_they_stop() {
+        let mut a = Alerts::new(AlertThresholds::default());
+        // A short queue (SRT keeps ~ its latency in flight) that drops packets every second.
+        let lossy = AlertSample { congestion: congestion_with_late_drops(0.1, 12), ..Default::default() };
+        assert_eq!(run(&mut a, 0, 10_000, lossy), vec![(3000, Alert::NetBusy)]);
+        let clean = AlertSample { congestion: congestion_with_late_drops(0.1, 0), ..Default::default() };
+        assert_eq!(run(&mut a, 10_000, 20_000, clean), vec![(13_000, Alert::NetRecovered)]);
+        // Without drops the same queue is calm.
+        let mut a = Alerts::new(AlertThresholds::default());
+        assert!(run(&mut a, 0, 10_000, clean).is_empty());
     }
 
     #[test]

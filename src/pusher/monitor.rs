@@ -5,7 +5,7 @@
 use super::event::{EventKind, PusherState};
 use super::shared::{lock, thread_cpu_ns, Callback, Rates, Shared};
 use crate::core::abr::{Abr, AbrConfig, AbrSample};
-use crate::core::alerts::{Alert, AlertSample, Alerts};
+use crate::core::alerts::{congestion_with_late_drops, Alert, AlertSample, Alerts};
 use crate::error::ResultCode;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,8 +24,9 @@ struct Snapshot {
     frames_in: u64,
     frames_encoded: u64,
     encode_ns: u64,
-    /// Per destination: bytes delivered, audio bytes handed over, video frames sent.
-    dest: [(u64, u64, u64); 8],
+    /// Per destination: bytes delivered, audio bytes handed over, video frames sent, packets the
+    /// transport dropped too late to play (SRT).
+    dest: [(u64, u64, u64, u64); 8],
 }
 
 pub struct Monitor {
@@ -37,13 +38,14 @@ pub struct Monitor {
 impl Monitor {
     fn snapshot(&self, at: Instant) -> Snapshot {
         let c = &self.shared.counters;
-        let mut dest = [(0, 0, 0); 8];
+        let mut dest = [(0, 0, 0, 0); 8];
         for (slot, d) in dest.iter_mut().zip(&self.shared.destinations) {
             let dc = &d.counters;
             *slot = (
                 dc.bytes_delivered.load(Relaxed),
                 dc.audio_bytes_sent.load(Relaxed),
                 dc.video_frames_sent.load(Relaxed),
+                dc.packets_dropped_late.load(Relaxed),
             );
         }
         Snapshot {
@@ -108,6 +110,7 @@ impl Monitor {
                     let q = lock(&d.queue);
                     (q.latency_ms(), q.congestion())
                 };
+                let congestion = congestion_with_late_drops(congestion, snap.dest[i].3 - old.dest[i].3);
                 if congestion >= worst {
                     (worst, worst_dest, worst_latency) = (congestion, d.index, latency);
                 }

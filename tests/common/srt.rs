@@ -31,11 +31,24 @@ pub struct SrtOptions {
     pub passphrase: Option<String>,
     /// AES key length in bytes: 16, 24 or 32; `None` leaves libsrt's default (16; a caller's value wins).
     pub pbkeylen: Option<u32>,
+    /// srt-live-transmit only: `-a:yes` instead of `-a:no`, so it accepts the next caller after one
+    /// disconnects (or goes silent past libsrt's 5 s peer idle timeout) and appends to the same file;
+    /// it then never ends by itself ([`SrtListener::stop`] ends it). FFmpeg ignores it.
+    pub accept_again: bool,
+    /// srt-live-transmit only: how long a silent caller keeps its session (libsrt's `peeridletimeo`,
+    /// 5 s by default). Shorter lets the next caller in sooner after a peer vanished.
+    pub peer_idle_timeout_ms: Option<u32>,
 }
 
 impl Default for SrtOptions {
     fn default() -> SrtOptions {
-        SrtOptions { latency_ms: 120, passphrase: None, pbkeylen: None }
+        SrtOptions {
+            latency_ms: 120,
+            passphrase: None,
+            pbkeylen: None,
+            accept_again: false,
+            peer_idle_timeout_ms: None,
+        }
     }
 }
 
@@ -46,6 +59,10 @@ impl SrtOptions {
 
     pub fn with_passphrase(self, passphrase: &str, pbkeylen: Option<u32>) -> SrtOptions {
         SrtOptions { passphrase: Some(passphrase.to_string()), pbkeylen, ..self }
+    }
+
+    pub fn accepting_again(self) -> SrtOptions {
+        SrtOptions { accept_again: true, ..self }
     }
 
     /// `latency=..&passphrase=..&pbkeylen=..`, the latency in `latency_per_ms` units per millisecond
@@ -154,8 +171,9 @@ impl SrtListener {
             let mut cmd = match kind {
                 Kind::SrtLiveTransmit => {
                     let mut c = Command::new("srt-live-transmit");
-                    c.arg("-a:no")
-                        .arg(format!("srt://127.0.0.1:{port}?mode=listener&{}", opts.query(1)))
+                    let idle = opts.peer_idle_timeout_ms.map_or(String::new(), |ms| format!("&peeridletimeo={ms}"));
+                    c.arg(if opts.accept_again { "-a:yes" } else { "-a:no" })
+                        .arg(format!("srt://127.0.0.1:{port}?mode=listener&{}{idle}", opts.query(1)))
                         .arg("file://con")
                         .stdout(File::create(&output).expect("create listener output"));
                     c

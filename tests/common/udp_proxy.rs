@@ -105,9 +105,12 @@ pub struct UdpProxy {
 }
 
 struct Shared {
-    upstream: SocketAddr,
+    /// Where client datagrams go; replies are taken from it only. Switched by `set_upstream`.
+    upstream: Mutex<SocketAddr>,
     faults: Mutex<UdpFaults>,
     client: Mutex<Option<SocketAddr>>,
+    /// A client address whose traffic is swallowed both ways (see [`UdpProxy::black_hole_client`]).
+    banned: Mutex<Option<SocketAddr>>,
     stop: AtomicBool,
     c2s: Counters,
     s2c: Counters,
@@ -158,9 +161,10 @@ impl UdpProxy {
         }
         let port = client_side.local_addr().expect("udp proxy address").port();
         let shared = Arc::new(Shared {
-            upstream,
+            upstream: Mutex::new(upstream),
             faults: Mutex::new(UdpFaults::PASS),
             client: Mutex::new(None),
+            banned: Mutex::new(None),
             stop: AtomicBool::new(false),
             c2s: Counters::default(),
             s2c: Counters::default(),
@@ -214,6 +218,22 @@ impl UdpProxy {
     /// The address replies go to: the source of the last datagram from a client.
     pub fn client(&self) -> Option<SocketAddr> {
         *lock(&self.shared.client)
+    }
+
+    /// Sends what arrives from now on to another upstream (datagrams already queued too), and
+    /// takes replies from it only: the new route of a handover reaching another ingest node
+    /// behind the same address, as a load-balanced ingest does.
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        *lock(&self.shared.upstream) = upstream;
+    }
+
+    /// Black-holes one client address only, both ways, from now on (a phone's old route after a
+    /// handover): a caller that comes back from another local port (a new 5-tuple, the new route)
+    /// passes. Returns the address, the current client, or `None` when there is none yet.
+    pub fn black_hole_client(&self) -> Option<SocketAddr> {
+        let client = self.client();
+        *lock(&self.shared.banned) = client;
+        client
     }
 }
 
@@ -342,8 +362,13 @@ impl Direction {
             match self.from.recv_from(&mut scratch) {
                 Ok((n, src)) => {
                     if self.c2s {
+                        if *lock(&shared.banned) == Some(src) {
+                            self.counters(shared).received.fetch_add(1, Ordering::SeqCst);
+                            self.counters(shared).drop_one(n);
+                            continue;
+                        }
                         *lock(&shared.client) = Some(src);
-                    } else if src != shared.upstream {
+                    } else if src != *lock(&shared.upstream) {
                         continue; // a stray datagram to the proxy's upstream socket
                     }
                     // The faults may have changed while this thread waited.
@@ -399,9 +424,9 @@ impl Direction {
             let Some(p) = self.line.pop_front() else { break };
             let n = p.buf.len();
             self.line_bytes -= n;
-            let dest = if self.c2s { Some(shared.upstream) } else { *lock(&shared.client) };
+            let dest = if self.c2s { Some(*lock(&shared.upstream)) } else { *lock(&shared.client) };
             match dest {
-                Some(dest) if !faults.black_hole => {
+                Some(dest) if !faults.black_hole && *lock(&shared.banned) != Some(dest) => {
                     // Counted before the send: a test that has received a datagram must find it
                     // counted already. A failed send (the kernel's buffer full) moves it to dropped.
                     counters.datagrams.fetch_add(1, Ordering::SeqCst);

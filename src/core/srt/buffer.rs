@@ -18,6 +18,8 @@ struct Meta {
     last_tx: Option<Instant>,
     /// Reported lost by the peer and not yet retransmitted.
     lost: bool,
+    /// Lost past its play time at the receiver: never retransmitted again.
+    given_up: bool,
 }
 
 /// A range of packets removed from the front without acknowledgement.
@@ -48,7 +50,7 @@ impl SendBuffer {
         SendBuffer {
             slot_size,
             data: vec![0; slot_size * slots],
-            meta: vec![Meta { len: 0, msgno: 0, origin: now, last_tx: None, lost: false }; slots],
+            meta: vec![Meta { len: 0, msgno: 0, origin: now, last_tx: None, lost: false, given_up: false }; slots],
             max_slots: max_slots.max(slots),
             head: 0,
             len: 0,
@@ -105,7 +107,8 @@ impl SendBuffer {
         }
         let seq = seq_add(self.base_seq, self.len as u32);
         let i = self.idx(self.len);
-        self.meta[i] = Meta { len: payload.len() as u16, msgno, origin: now, last_tx: None, lost: false };
+        self.meta[i] =
+            Meta { len: payload.len() as u16, msgno, origin: now, last_tx: None, lost: false, given_up: false };
         self.len += 1;
         let slot = &mut self.data[i * self.slot_size..i * self.slot_size + payload.len()];
         slot.copy_from_slice(payload);
@@ -204,13 +207,38 @@ impl SendBuffer {
         let mut newly = 0;
         for k in from..=to {
             let j = self.idx(k);
-            if !self.meta[j].lost {
+            if !self.meta[j].lost && !self.meta[j].given_up {
                 self.meta[j].lost = true;
                 self.lost += 1;
                 newly += 1;
             }
         }
         newly
+    }
+
+    /// Takes the lost packets queued before `cutoff` off the loss list for good (later NAKs for
+    /// them are ignored): their play time at the receiver has passed, so a retransmission would
+    /// only be discarded there, and on a lossy link it takes bandwidth from packets that can
+    /// still make it. Returns how many were given up.
+    pub fn give_up_lost_before(&mut self, cutoff: Instant) -> usize {
+        let mut n = 0;
+        for k in 0..self.sent {
+            if self.lost == 0 {
+                break;
+            }
+            let j = self.idx(k);
+            if self.meta[j].origin >= cutoff {
+                // Queued in order: the rest are younger.
+                break;
+            }
+            if self.meta[j].lost {
+                self.meta[j].lost = false;
+                self.meta[j].given_up = true;
+                self.lost -= 1;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// The oldest lost packet that was not (re)transmitted within `hold_off`, marked as

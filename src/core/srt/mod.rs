@@ -97,6 +97,10 @@ pub struct SrtStats {
     pub packets_lost: u64,
     /// Packets dropped from the send buffer unacknowledged because they were too late to play.
     pub packets_dropped: u64,
+    /// Lost packets not retransmitted because their play time at the receiver had passed (the
+    /// receiver drops them, libsrt's TLPKTDROP): the losses the viewer sees. libsrt's own sender
+    /// keeps retransmitting these until its 1 s drop threshold and never learns of them.
+    pub packets_too_late: u64,
     /// Payload bytes of every data packet sent, retransmissions included.
     pub bytes_sent: u64,
     /// Packets in the send buffer (unsent + unacknowledged).

@@ -418,6 +418,12 @@ impl SrtSender {
         Duration::from_millis(u64::from(self.peer_latency_ms)).max(DROP_MIN_THRESHOLD) + DROP_MARGIN
     }
 
+    /// How old a packet may be for a retransmission to still reach the receiver before it plays
+    /// (or skips) it: the peer's TSBPD latency, plus the ACK-period margin of the drop threshold.
+    fn play_deadline(&self) -> Duration {
+        Duration::from_millis(u64::from(self.peer_latency_ms)) + DROP_MARGIN
+    }
+
     fn tick(&mut self, now: Instant) {
         if now > self.now {
             self.now = now;
@@ -700,6 +706,11 @@ impl SrtSender {
             return Some(n);
         }
         if now >= self.next_data_at {
+            if self.peer_tlpktdrop && self.buf.lost() > 0 {
+                if let Some(cutoff) = now.checked_sub(self.play_deadline()) {
+                    self.stats.packets_too_late += self.buf.give_up_lost_before(cutoff) as u64;
+                }
+            }
             let rexmit = self.buf.next_lost(now, self.rexmit_hold_off());
             let index = match rexmit {
                 Some(i) => Some(i),

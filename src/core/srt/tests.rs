@@ -342,6 +342,31 @@ fn head_is_resent_when_acks_keep_naming_it() {
 }
 
 #[test]
+fn lost_packets_past_their_play_time_are_given_up_not_retransmitted() {
+    // Peer latency 120 ms: play deadline 140 ms after queueing.
+    let mut r = Run::connect(SrtConfig::default(), 500, 8192);
+    for k in 0..4u8 {
+        r.s.send(r.at(100), &[k; 20]).unwrap();
+    }
+    assert_eq!(r.all_out(100).len(), 4);
+    r.feed(150, &nak(&[(500, 501)]));
+    let seqs: Vec<_> = r.all_out(150).iter().map(|p| data(p).seq).collect();
+    assert_eq!(seqs, vec![500, 501], "young enough: retransmitted");
+    // The retransmissions were lost too; the periodic report comes past the play time.
+    r.feed(241, &nak(&[(500, 502)]));
+    assert!(r.all_out(241).is_empty(), "nothing the receiver could still play");
+    assert_eq!(r.s.stats().packets_too_late, 3);
+    assert_eq!(r.s.stats().packets_lost, 5);
+    // Asked again: still not sent, not counted twice.
+    r.feed(300, &nak(&[(500, 502)]));
+    assert!(r.all_out(300).is_empty());
+    assert_eq!(r.s.stats().packets_too_late, 3);
+    // The receiver skips them (its ACK moves past); the buffer empties.
+    r.feed(310, &full_ack(1, 504, 20_000, 8000));
+    assert_eq!(r.s.unacked(), 0);
+}
+
+#[test]
 fn too_late_packets_are_dropped_with_a_drop_request() {
     let mut r = Run::connect(SrtConfig::default(), 10, 8192);
     for k in 0..5u64 {
@@ -513,9 +538,10 @@ fn encryption_kmreq_and_decryptable_payload() {
     assert_ne!(body, plain);
     peer.apply(h.seq, &mut body);
     assert_eq!(body, plain);
-    // The retransmission carries the same ciphertext.
+    // The retransmission carries the same ciphertext (sent while the receiver can still play
+    // it: within 120 + 20 ms of the packet's queueing).
     r.feed(10, &nak(&[(42, 42)]));
-    let again = r.out(200).unwrap();
+    let again = r.out(140).unwrap();
     assert_eq!(&again[HEADER_LEN..], &p[HEADER_LEN..]);
 }
 

@@ -251,7 +251,7 @@ impl Link for SrtLink {
         Some(RepairStats {
             retransmitted: s.packets_retransmitted,
             lost: s.packets_lost,
-            dropped_late: s.packets_dropped,
+            dropped_late: s.packets_dropped + s.packets_too_late,
             send_buffer_ms: s.send_buffer_ms.min(u32::MAX as u64) as u32,
             latency_ms: self.sender.latency_ms(),
         })
