@@ -4,45 +4,14 @@
 mod common;
 
 use common::proxy::{Fault, Proxy};
-use common::pushing::{first_media_timestamp, flv_tags, last_media_timestamp, Harnessed, Source, Spec};
+use common::pushing::{first_media_timestamp, flv_tags, last_media_timestamp, Harnessed, RealTimeSource, Source, Spec};
 use common::*;
 use kitepush::core::reconnect::ReconnectPolicy;
 use kitepush::pusher::{Event, EventKind, Pusher, PusherConfig, PusherState};
 use kitepush::ResultCode;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Pushes the pattern and tone in real time on a thread until told to stop; returns frames pushed.
-struct RealTimeSource {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<u64>>,
-}
-
-impl RealTimeSource {
-    fn start(pusher: Arc<Pusher>, spec: Spec) -> RealTimeSource {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut src = Source::new(&spec);
-            let t0 = Instant::now();
-            while !flag.load(Ordering::SeqCst) {
-                let due = t0 + Duration::from_micros(src.pts_us(src.next_frame) as u64);
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                src.push_one_nowait(&pusher);
-            }
-            src.next_frame
-        });
-        RealTimeSource { stop, thread: Some(thread) }
-    }
-
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
 
 fn shared_harness(config: PusherConfig) -> (Arc<Pusher>, std::sync::mpsc::Receiver<Event>) {
     let h = Harnessed::new(config);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::pushing::{Harnessed, Source, Spec};
+use common::pushing::{Harnessed, RealTimeSource, Spec};
 use common::srt::{SrtListener, SrtOptions};
 use common::udp_proxy::{UdpFaults, UdpProxy};
 use common::*;
@@ -13,46 +13,9 @@ use kitepush::core::reconnect::ReconnectPolicy;
 use kitepush::core::ts::{PID_AUDIO, PID_PAT, PID_PMT, PID_VIDEO, TS_DELAY_MS, TS_PACKET};
 use kitepush::pusher::{Event, EventKind, Pusher, PusherConfig};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Pushes the pattern and tone in real time on a thread until told to stop; returns frames pushed.
-struct RealTimeSource {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<u64>>,
-}
-
-impl RealTimeSource {
-    fn start(pusher: Arc<Pusher>, spec: Spec) -> RealTimeSource {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut src = Source::new(&spec);
-            let t0 = Instant::now();
-            while !flag.load(Ordering::SeqCst) {
-                let due = t0 + Duration::from_micros(src.pts_us(src.next_frame) as u64);
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                src.push_one_nowait(&pusher);
-            }
-            src.next_frame
-        });
-        RealTimeSource { stop, thread: Some(thread) }
-    }
-
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for RealTimeSource {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
 
 fn shared_harness(config: PusherConfig) -> (Arc<Pusher>, Receiver<Event>) {
     let h = Harnessed::new(config);
@@ -452,10 +415,10 @@ fn network_changed_over_srt_publishes_again_within_a_second() {
     let src = RealTimeSource::start(pusher.clone(), spec.clone());
     wait_event(&rx, &mut seen, Duration::from_secs(10), EventKind::KP_EVENT_PUBLISHING);
     let mut took = Vec::new();
-    for round in 1..3 {
+    for (round, next) in listeners.iter().enumerate().skip(1) {
         std::thread::sleep(Duration::from_millis(1500));
         let old = proxy.black_hole_client().expect("a client");
-        proxy.set_upstream(listeners[round].addr());
+        proxy.set_upstream(next.addr());
         let t = Instant::now();
         pusher.network_changed().unwrap();
         let lost = wait_event(&rx, &mut seen, Duration::from_secs(3), EventKind::KP_EVENT_DISCONNECTED);

@@ -3,6 +3,7 @@
 //! test file does `mod common;`; not every file uses every item, hence the `dead_code` allowances.
 #![allow(dead_code)]
 
+pub mod alloc_count;
 mod media;
 mod nginx;
 pub mod packets;

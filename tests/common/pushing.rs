@@ -339,3 +339,39 @@ impl Source {
         self.next_frame += 1;
     }
 }
+
+/// Pushes the pattern and tone in real time on a thread until told to stop; returns frames pushed.
+pub struct RealTimeSource {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl RealTimeSource {
+    pub fn start(pusher: std::sync::Arc<Pusher>, spec: Spec) -> RealTimeSource {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut src = Source::new(&spec);
+            let t0 = Instant::now();
+            while !flag.load(Ordering::SeqCst) {
+                let due = t0 + Duration::from_micros(src.pts_us(src.next_frame) as u64);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                src.push_one_nowait(&pusher);
+            }
+            src.next_frame
+        });
+        RealTimeSource { stop, thread: Some(thread) }
+    }
+
+    pub fn finish(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.take().map_or(0, |t| t.join().unwrap())
+    }
+}
+
+impl Drop for RealTimeSource {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
