@@ -29,12 +29,17 @@ impl Default for AlertThresholds {
     }
 }
 
+/// How long one too-late drop keeps a destination counted as fully congested: losses at the
+/// receiver come in bursts, a second without one does not mean the link is fine.
+pub const LATE_DROP_HOLD_MS: u64 = 2000;
+
 /// A destination's congestion for the alerts: the send queue's share of its latency budget, or
-/// full when the transport threw media away because it could not be repaired in time (SRT's
-/// too-late drops, `late_drops` in the last window). A repairing transport keeps its queue short
-/// by dropping, so the queue alone never shows that link as busy while the viewer loses pictures.
-pub fn congestion_with_late_drops(queue_congestion: f32, late_drops: u64) -> f32 {
-    if late_drops > 0 {
+/// full within [`LATE_DROP_HOLD_MS`] of the transport throwing media away because it could not
+/// be repaired in time (SRT's too-late drops; `ms_since_late_drop` is None before the first). A
+/// repairing transport keeps its queue short by dropping, so the queue alone never shows that
+/// link as busy while the viewer loses pictures.
+pub fn congestion_with_late_drops(queue_congestion: f32, ms_since_late_drop: Option<u64>) -> f32 {
+    if ms_since_late_drop.is_some_and(|ms| ms < LATE_DROP_HOLD_MS) {
         1.0
     } else {
         queue_congestion
@@ -160,13 +165,20 @@ mod tests {
     #[test]
     fn too_late_drops_make_the_link_busy_until_they_stop() {
         let mut a = Alerts::new(AlertThresholds::default());
-        // A short queue (SRT keeps ~ its latency in flight) that drops packets every second.
-        let lossy = AlertSample { congestion: congestion_with_late_drops(0.1, 12), ..Default::default() };
-        assert_eq!(run(&mut a, 0, 10_000, lossy), vec![(3000, Alert::NetBusy)]);
-        let clean = AlertSample { congestion: congestion_with_late_drops(0.1, 0), ..Default::default() };
-        assert_eq!(run(&mut a, 10_000, 20_000, clean), vec![(13_000, Alert::NetRecovered)]);
+        let mut out = Vec::new();
+        let mut fired = Vec::new();
+        // A short queue (SRT keeps ~ its latency in flight) and a drop burst every 1.5 s until 10 s.
+        for t in (0..25_000u64).step_by(250) {
+            let last_drop = (t < 10_000).then(|| t - t % 1500).or(Some(9000));
+            let c = congestion_with_late_drops(0.1, last_drop.map(|d| t - d));
+            a.update(t, AlertSample { congestion: c, ..Default::default() }, &mut out);
+            fired.extend(out.drain(..).map(|x| (t, x)));
+        }
+        // Busy after the 3 s hold; calm from 9 s + 2 s, recovered 3 s later.
+        assert_eq!(fired, vec![(3000, Alert::NetBusy), (14_000, Alert::NetRecovered)]);
         // Without drops the same queue is calm.
         let mut a = Alerts::new(AlertThresholds::default());
+        let clean = AlertSample { congestion: congestion_with_late_drops(0.1, None), ..Default::default() };
         assert!(run(&mut a, 0, 10_000, clean).is_empty());
     }
 

@@ -80,6 +80,8 @@ impl Monitor {
         let mut history: VecDeque<Snapshot> = VecDeque::with_capacity(8);
         history.push_back(self.snapshot(Instant::now()));
         let mut applied = (start_kbps, 1u32);
+        // Per destination: too-late drops counted so far, and when the count last grew (ms).
+        let mut late_seen: Vec<(u64, Option<u64>)> = vec![(0, None); shared.destinations.len()];
         loop {
             let wait = next_stats.map_or(TICK, |at| at.saturating_duration_since(Instant::now()).min(TICK));
             match self.stop.recv_timeout(wait) {
@@ -110,7 +112,11 @@ impl Monitor {
                     let q = lock(&d.queue);
                     (q.latency_ms(), q.congestion())
                 };
-                let congestion = congestion_with_late_drops(congestion, snap.dest[i].3 - old.dest[i].3);
+                if snap.dest[i].3 > late_seen[i].0 {
+                    late_seen[i] = (snap.dest[i].3, Some(now_ms));
+                }
+                let congestion =
+                    congestion_with_late_drops(congestion, late_seen[i].1.map(|at| now_ms.saturating_sub(at)));
                 if congestion >= worst {
                     (worst, worst_dest, worst_latency) = (congestion, d.index, latency);
                 }
