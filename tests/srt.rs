@@ -50,7 +50,7 @@ fn check_ts(path: &Path, frames: u64) {
 
 #[test]
 fn pushes_to_srt_live_transmit_and_ffmpeg9() {
-    let spec = Spec { seconds: 10.0, ..Spec::default() };
+    let spec = Spec { seconds: 20.0, ..Spec::default() };
     let opts = SrtOptions::latency_ms(120);
     for mut listener in [SrtListener::srt_live_transmit(opts.clone()), SrtListener::ffmpeg9(opts.clone())] {
         let streamid = "#!::r=live/kitepush,m=publish";
