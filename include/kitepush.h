@@ -869,8 +869,10 @@ typedef struct kp_destination_stats {
      */
     uint64_t packets_lost;
     /**
-     * SRT: packets given up unacknowledged because they were too late to play (each a gap the
-     * receiver skips; KP_EVENT_NET_BUSY follows when it persists).
+     * SRT: packets given up because they were too late to play: dropped unacknowledged from the
+     * send buffer, or lost and not resent because the receiver's play time had passed (each a gap
+     * the receiver skips; the destination counts as congested for 2 s after one, so
+     * KP_EVENT_NET_BUSY follows when they persist).
      */
     uint64_t packets_dropped_late;
     /**

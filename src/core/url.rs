@@ -188,9 +188,12 @@ impl fmt::Display for RtmpUrl {
     }
 }
 
-/// Keep at most the first 2 characters of a key so two streams can still be told apart in a log.
+/// Keep the first 2 characters of a key so two streams can still be told apart in a log, but only
+/// of a key of 8 characters or more: of a shorter one they would give away too much (of a key of
+/// two multi-byte characters, all of it: the URL fuzz target found that).
 pub fn mask_key(key: &str) -> String {
-    let visible: String = key.split('?').next().unwrap_or("").chars().take(2).collect();
+    let key = key.split('?').next().unwrap_or("");
+    let visible: String = if key.chars().count() >= 8 { key.chars().take(2).collect() } else { String::new() };
     format!("{visible}***")
 }
 
@@ -329,6 +332,16 @@ mod tests {
         assert!(msg.ends_with("(in rtmp://h:***/live/su***)"), "{msg}");
         let msg = RtmpUrl::parse("rtmp://[::1/live/supersecretkey").unwrap_err().to_string();
         assert!(msg.ends_with("(in rtmp://[::1/live/su***)"), "{msg}");
+    }
+
+    #[test]
+    fn a_short_key_shows_nothing_of_itself() {
+        // The fuzz target's find: two 4-byte characters, 8 bytes, shown whole by "first 2 chars".
+        let u = RtmpUrl::parse("rtmp://h/-//krtmp-//krtmps://ztp//////////////-/\u{4dad7}\u{4dad7}/").unwrap();
+        assert_eq!(u.stream_key.chars().count(), 2);
+        assert!(!u.redacted().contains(&u.stream_key), "{}", u.redacted());
+        assert_eq!(mask_key("abc"), "***");
+        assert_eq!(mask_key("abcdefgh?x=1"), "ab***");
     }
 
     #[test]

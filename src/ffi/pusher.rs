@@ -305,8 +305,10 @@ pub struct kp_destination_stats {
     pub packets_retransmitted: u64,
     /// SRT: packets the receiver reported lost (NAKs; repaired ones included).
     pub packets_lost: u64,
-    /// SRT: packets given up unacknowledged because they were too late to play (each a gap the
-    /// receiver skips; KP_EVENT_NET_BUSY follows when it persists).
+    /// SRT: packets given up because they were too late to play: dropped unacknowledged from the
+    /// send buffer, or lost and not resent because the receiver's play time had passed (each a gap
+    /// the receiver skips; the destination counts as congested for 2 s after one, so
+    /// KP_EVENT_NET_BUSY follows when they persist).
     pub packets_dropped_late: u64,
     /// SRT: age of the oldest unacknowledged packet in the send buffer, ms.
     pub send_buffer_ms: u32,

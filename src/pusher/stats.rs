@@ -31,9 +31,9 @@ pub struct DestinationStats {
     /// Times audio had to be dropped (each a gap in the sound).
     pub audio_gaps: u64,
     /// SRT destinations (0 on RTMP): packets sent again after the receiver reported them lost,
-    /// packets it reported lost (NAKs), packets dropped unacknowledged because they were too late
-    /// to play (each a gap the receiver skips), and the age of the oldest packet in SRT's send
-    /// buffer (ms).
+    /// packets it reported lost (NAKs), packets given up because they were too late to play
+    /// (dropped unacknowledged, or lost past the receiver's play time: each a gap the receiver
+    /// skips), and the age of the oldest packet in SRT's send buffer (ms).
     pub packets_retransmitted: u64,
     pub packets_lost: u64,
     pub packets_dropped_late: u64,

@@ -195,7 +195,7 @@ public final class LivePusher implements AutoCloseable {
         public final long packetsRetransmitted;
         /** SRT: packets the receiver reported lost (NAKs, repaired ones included). */
         public final long packetsLost;
-        /** SRT: packets given up because they were too late to play. */
+        /** SRT: packets given up because they were too late to play (dropped unacknowledged, or lost past the receiver's play time). */
         public final long packetsDroppedLate;
         /** SRT: age of the oldest unacknowledged packet in the send buffer, ms. */
         public final int sendBufferMs;
