@@ -490,12 +490,22 @@ fn network_changed_reconnects_on_the_new_route_within_a_second() {
 /// retries off shows the backoff's delay, so the test can tell the two apart.
 #[test]
 fn a_restarted_server_gets_its_publisher_back_at_once() {
+    // A backoff with no jitter whose second step is far away: without quick retries the
+    // publisher is back only at +4.5 s after the loss (0.5 s, then 0.5 + 4 s), whatever the
+    // scheduler does, so the control run below cannot pass by luck, and neither can the quick run.
+    let backoff = |config: &mut PusherConfig| {
+        config.reconnect.first_delay = Duration::from_millis(500);
+        config.reconnect.multiplier = 8.0;
+        config.reconnect.jitter = 0.0;
+    };
     let mut took = Vec::new();
+    let mut since_loss = Vec::new();
     for quick in [true, false] {
         let mut nginx = Nginx::start(NginxOptions { record_unique: true, ..NginxOptions::default() });
         let key = unique_key("quick-return");
         let spec = Spec { bitrate_kbps: 300, ..Spec::default() };
         let mut config = spec.config(&nginx.url(&key));
+        backoff(&mut config);
         if !quick {
             config.reconnect.refused_retry = Duration::ZERO;
         }
@@ -507,15 +517,21 @@ fn a_restarted_server_gets_its_publisher_back_at_once() {
         std::thread::sleep(Duration::from_millis(1200));
         nginx.kill();
         wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_DISCONNECTED));
+        let lost = Instant::now();
         std::thread::sleep(Duration::from_millis(1300));
         nginx.restart();
         let up = Instant::now();
         wait_event(&rx, &mut seen, Duration::from_secs(15), is(EventKind::KP_EVENT_RECONNECTED));
         took.push(up.elapsed());
+        since_loss.push(lost.elapsed());
         src.finish();
         pusher.stop(Duration::from_secs(10)).unwrap();
     }
-    eprintln!("publishing again after the server listened: quick retries {:?}, backoff only {:?}", took[0], took[1]);
+    eprintln!(
+        "publishing again after the server listened: quick retries {:?}, backoff only {:?} ({:?} after the loss)",
+        took[0], took[1], since_loss[1]
+    );
     assert!(took[0] <= Duration::from_millis(600), "{took:?}");
-    assert!(took[1] > took[0], "{took:?}");
+    // The control: the same outage without quick retries waits for the backoff's second step.
+    assert!(since_loss[1] >= Duration::from_millis(4400), "{since_loss:?}");
 }
