@@ -132,8 +132,8 @@ struct Trial {
     first_video: Option<Duration>,
     /// PUBLISHING `value`: CONNECTING -> publish accepted (TCP connect, handshake, connect, publish).
     setup: Option<Duration>,
-    /// RECONNECTED `value`, `value2`.
-    reconnected: Option<(i64, i64)>,
+    /// RECONNECTED `value`, `value2`, `value3` (ms of the outage's media kept), `value4` (lost).
+    reconnected: Option<(i64, i64, i64, i64)>,
     note: String,
 }
 
@@ -228,7 +228,7 @@ fn kitepush_run(nginx: &mut Nginx, restarts: usize, outage: Duration) -> Kitepus
             let first = ev.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10))?;
             let mut published_at = ev.at(&first);
             println!(
-                "\n{:>3} {:>5} {:>5} {:>6} {:>5} {:>7} {:>5} | {:>7} {:>9} {:>9} | {:>6} {:>3}  note",
+                "\n{:>3} {:>5} {:>5} {:>6} {:>5} {:>7} {:>5} | {:>7} {:>9} {:>9} | {:>6} {:>3} {:>5} {:>5}  note",
                 "#",
                 "held",
                 "kill",
@@ -240,7 +240,9 @@ fn kitepush_run(nginx: &mut Nginx, restarts: usize, outage: Duration) -> Kitepus
                 "1st frame",
                 "1st video",
                 "outage",
-                "att"
+                "att",
+                "kept",
+                "lost"
             );
             for i in 0..restarts {
                 // ~1 s of media, and a publish the SDK counts as working (see STABLE_BYTES).
@@ -351,7 +353,7 @@ fn restart_once(nginx: &mut Nginx, pusher: &Pusher, ev: &mut Events, outage: Dur
         -(accepting - at).as_secs_f64()
     });
     let r = find(EventKind::KP_EVENT_RECONNECTED).ok_or("no RECONNECTED")?;
-    t.reconnected = Some((r.value, r.value2));
+    t.reconnected = Some((r.value, r.value2, r.value3, r.value4));
     let failed_attempts = events.iter().filter(|e| e.kind == EventKind::KP_EVENT_RECONNECTING).count();
     if failed_attempts > 1 {
         t.note += &format!("{} connect attempt(s) refused; ", failed_attempts - 1);
@@ -365,9 +367,12 @@ fn ms(d: Option<Duration>) -> String {
 
 fn print_trial(i: usize, t: &Trial) {
     let publish = t.publish.map_or("-".into(), |s| format!("{:.0}", s * 1000.0));
-    let (outage, att) = t.reconnected.map_or(("-".into(), "-".into()), |(v, a)| (v.to_string(), a.to_string()));
+    let (outage, att, kept, lost) =
+        t.reconnected.map_or(("-".into(), "-".into(), "-".into(), "-".into()), |(v, a, k, l)| {
+            (v.to_string(), a.to_string(), k.to_string(), l.to_string())
+        });
     println!(
-        "{i:>3} {:>5} {:>5} {:>6} {:>5} {:>7} {:>5} | {:>7} {:>9} {:>9} | {:>6} {:>3}  {}",
+        "{i:>3} {:>5} {:>5} {:>6} {:>5} {:>7} {:>5} | {:>7} {:>9} {:>9} | {:>6} {:>3} {:>5} {:>5}  {}",
         t.held.as_millis(),
         t.kill.as_millis(),
         ms(t.detect),
@@ -379,6 +384,8 @@ fn print_trial(i: usize, t: &Trial) {
         ms(t.first_video),
         outage,
         att,
+        kept,
+        lost,
         t.note.trim_end_matches("; ")
     );
 }
@@ -636,7 +643,8 @@ fn report(kp: &KitepushResult, baselines: &[BaselineResult], restarts: usize, ou
          createStream, publish);\n  publish = accepting -> PUBLISHING event (sequence headers are written right after it); \
          1st frame / 1st video =\n  accepting -> first audio-or-video / first video frame of the new session sent \
          (stats polled every 1 ms);\n  outage = RECONNECTED value (loss -> new publish); att = RECONNECTED value2 \
-         (connect attempts)"
+         (connect attempts);\n  kept / lost = RECONNECTED value3 / value4 (ms of the media made during the outage \
+         sent by the new session / lost)"
     );
     if let Some(e) = &kp.failed {
         println!("\nkitepush run FAILED: {e}");
@@ -649,7 +657,10 @@ fn report(kp: &KitepushResult, baselines: &[BaselineResult], restarts: usize, ou
     );
     let p_frame = stats_line("accepting -> first media frame sent", pick(|t| t.first_frame));
     stats_line("accepting -> first video frame (IDR) sent", pick(|t| t.first_video));
-    stats_line("RECONNECTED outage (loss -> new publish)", pick(|t| t.reconnected.map(|(v, _)| ms_dur(v))));
+    stats_line("RECONNECTED outage (loss -> new publish)", pick(|t| t.reconnected.map(|(v, ..)| ms_dur(v))));
+    stats_line("server down (SIGKILL -> accepting)", pick(|t| Some(t.down)));
+    stats_line("media lost per restart (RECONNECTED value4)", pick(|t| t.reconnected.map(|(.., l)| ms_dur(l))));
+    stats_line("media kept per restart (RECONNECTED value3)", pick(|t| t.reconnected.map(|(_, _, k, _)| ms_dur(k))));
     stats_line("CONNECTING -> publish accepted (setup)", pick(|t| t.setup));
     stats_line("SIGKILL -> loss detected (DISCONNECTED)", pick(|t| t.detect));
     stats_line("SIGKILL -> accepting again (server down)", pick(|t| Some(t.down)));
@@ -689,6 +700,13 @@ fn report(kp: &KitepushResult, baselines: &[BaselineResult], restarts: usize, ou
         kp.frames_sent,
         kp.frames_pushed,
         segs.iter().map(|s| if s.seconds.is_nan() { 0.0 } else { s.seconds }).sum::<f64>()
+    );
+    let recorded = segs.iter().map(|s| s.video_frames).sum::<u64>();
+    println!(
+        "  frames delivered / frames pushed over the run: {recorded} / {} = {:.3} (FFmpeg and GStreamer exit at \
+         the first kill: everything after it is lost)",
+        kp.frames_pushed,
+        recorded as f64 / kp.frames_pushed.max(1) as f64
     );
     for s in segs.iter().filter(|s| s.error.is_some()) {
         println!("  unreadable {}: {}", s.path.display(), s.error.as_deref().unwrap_or(""));

@@ -277,7 +277,9 @@ typedef enum kp_event_kind_values {
     KP_EVENT_PUBLISHING = 3,
     /**
      * A publishing connection was lost. `code`: why (`KP_ERR_IO`, `KP_ERR_TIMEOUT` after a stall, ...).
-     * Reconnecting follows unless the pusher is stopping.
+     * Reconnecting follows unless the pusher is stopping. The media made meanwhile is kept for
+     * the next session from a keyframe on: one is asked for at once (a KEYFRAME_NEEDED event
+     * with pre-encoded video) unless the destination's queue already holds one.
      */
     KP_EVENT_DISCONNECTED = 4,
     /**
@@ -289,7 +291,9 @@ typedef enum kp_event_kind_values {
     KP_EVENT_RECONNECTING = 5,
     /**
      * Publishing again after an outage. `value`: the outage in milliseconds (from the loss to
-     * the new publish), `value2`: attempts it took.
+     * the new publish), `value2`: attempts it took, `value3`: ms of the outage's media kept
+     * (sent now, from the keyframe the session starts on, draining at link speed), `value4`: ms
+     * lost (in flight on the lost connection, before that keyframe, or past the latency budget).
      */
     KP_EVENT_RECONNECTED = 6,
     /**
@@ -544,7 +548,9 @@ typedef struct kp_event {
      * CONNECTING: value = index of the URL tried (0 = primary, then backups);
      * CONNECTED, PUBLISHING: value = ms since CONNECTING;
      * RECONNECTING: value = number of the attempt that follows, value2 = delay before it in ms;
-     * RECONNECTED: value = outage in ms, value2 = attempts it took;
+     * RECONNECTED: value = outage in ms, value2 = attempts it took, value3 = ms of the outage's
+     * media kept and sent by the new session (from the keyframe it starts on), value4 = ms of
+     * media lost (in flight on the lost connection, before that keyframe, or past the budget);
      * STALLED: value = ms without progress;
      * FAILOVER: value = URL index left, value2 = URL index moved to;
      * STOPPED: value = media frames queued and not sent;
@@ -556,6 +562,12 @@ typedef struct kp_event {
      * Second kind-specific figure; see `value`.
      */
     int64_t value2;
+    /**
+     * Third and fourth kind-specific figures (RECONNECTED); see `value`. Appended in 0.x: the SDK
+     * fills the struct, so an app built against an older header simply does not read them.
+     */
+    int64_t value3;
+    int64_t value4;
 } kp_event;
 
 /**
@@ -721,6 +733,11 @@ typedef struct kp_stats {
      * video decode times on the wire always strictly increase. Audio times are never moved.
      */
     uint64_t video_timestamps_adjusted;
+    /**
+     * Frames lost to outages, over the destinations (see kp_destination_stats).
+     */
+    uint64_t video_frames_lost_outage;
+    uint64_t audio_frames_lost_outage;
 } kp_stats;
 
 /**
@@ -823,7 +840,8 @@ typedef struct kp_destination_stats {
     uint64_t audio_frames_sent;
     uint64_t bytes_sent;
     /**
-     * Encoded frames dropped because this destination's send queue exceeded its budget.
+     * Encoded frames this destination lost: dropped for congestion (the send queue past its
+     * thresholds) plus those lost to outages (see video_frames_lost_outage).
      */
     uint64_t frames_dropped_network;
     /**
@@ -884,6 +902,30 @@ typedef struct kp_destination_stats {
      * listener's when it asks for more), ms.
      */
     uint32_t latency_ms;
+    /**
+     * Frames lost to outages (from a lost connection to the next publish): in flight on the lost
+     * connection (the server may have read a few of these just before it failed), queued before the keyframe the next session starts on (one is asked for when
+     * the connection is lost), or past the latency budget during a long outage. The rest of an
+     * outage's media is kept and sent after the resume.
+     */
+    uint64_t video_frames_lost_outage;
+    uint64_t audio_frames_lost_outage;
+    /**
+     * Over all outages, ms of the media made during them that was kept and sent after the
+     * resume, and ms that was lost (KP_EVENT_RECONNECTED gives both per outage).
+     */
+    uint64_t outage_media_kept_ms;
+    uint64_t outage_media_lost_ms;
+    /**
+     * How long the last resume took to bring queue_ms back under 300 ms (the backlog drains at
+     * link speed; meanwhile it does not count as congestion for the ABR and the alerts); 0
+     * before the first one finishes.
+     */
+    uint32_t last_catch_up_ms;
+    /**
+     * 1 while the backlog of the last outage is draining (queue_ms not yet under 300 ms), else 0.
+     */
+    uint32_t catching_up;
 } kp_destination_stats;
 
 /**

@@ -223,6 +223,8 @@ NS_SWIFT_NAME(LivePusherEvent)
     uint32_t _destination;
     int64_t _value;
     int64_t _value2;
+    int64_t _value3;
+    int64_t _value4;
 }
 /// kp_event_kind_values (KP_EVENT_*); ignore kinds you do not know.
 @property (nonatomic, readonly) kp_event_kind kind;
@@ -234,6 +236,9 @@ NS_SWIFT_NAME(LivePusherEvent)
 @property (nonatomic, readonly) uint32_t destination;
 @property (nonatomic, readonly) int64_t value;
 @property (nonatomic, readonly) int64_t value2;
+/// RECONNECTED: ms of the outage's media kept (sent after the resume) and lost (kp_event).
+@property (nonatomic, readonly) int64_t value3;
+@property (nonatomic, readonly) int64_t value4;
 @end
 
 @class KPLivePusher;

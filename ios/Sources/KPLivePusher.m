@@ -249,7 +249,8 @@ static BOOL KPCheck(kp_result result, NSError **error) {
 @implementation KPLivePusherEvent
 
 @synthesize kind = _kind, code = _code, message = _message, timestampMs = _timestampMs,
-            destination = _destination, value = _value, value2 = _value2;
+            destination = _destination, value = _value, value2 = _value2,
+            value3 = _value3, value4 = _value4;
 
 - (instancetype)initWithEvent:(const kp_event *)ev {
     self = [super init];
@@ -261,6 +262,8 @@ static BOOL KPCheck(kp_result result, NSError **error) {
         _destination = ev->destination;
         _value = ev->value;
         _value2 = ev->value2;
+        _value3 = ev->value3;
+        _value4 = ev->value4;
     }
     return self;
 }

@@ -65,7 +65,7 @@ struct StatsTarget {
 }
 
 const EVENT_CLASS: &str = "dev/kitepush/LivePusher$Event";
-const EVENT_CTOR_SIG: &str = "(IILjava/lang/String;JIJJ)V";
+const EVENT_CTOR_SIG: &str = "(IILjava/lang/String;JIJJJJ)V";
 const ON_EVENT_SIG: &str = "(Ldev/kitepush/LivePusher$Event;)V";
 const STATS_CLASS: &str = "dev/kitepush/LivePusher$Stats";
 const STATS_CTOR_SIG: &str = "([J)V";
@@ -138,7 +138,7 @@ impl ListenerBridge {
             // SAFETY: the C ABI hands a valid NUL-terminated message for the duration of the call.
             let message = unsafe { CStr::from_ptr(ev.message) }.to_string_lossy();
             let message = env.new_string(message)?;
-            let args: [jvalue; 7] = [
+            let args: [jvalue; 9] = [
                 JValue::Int(ev.kind).as_jni(),
                 JValue::Int(ev.code).as_jni(),
                 JValue::Object(&message).as_jni(),
@@ -146,6 +146,8 @@ impl ListenerBridge {
                 JValue::Int(ev.destination as i32).as_jni(),
                 JValue::Long(ev.value).as_jni(),
                 JValue::Long(ev.value2).as_jni(),
+                JValue::Long(ev.value3).as_jni(),
+                JValue::Long(ev.value4).as_jni(),
             ];
             let class = <&JClass>::from(self.event_class.0.as_obj());
             // SAFETY: the constructor and onEvent ids were looked up with exactly these signatures.

@@ -747,7 +747,7 @@ fn float_bits(f: f32) -> jlong {
 }
 
 /// Slots of `stats_values`: `LivePusher.Stats.FIELDS`.
-pub(crate) const STATS_FIELDS: usize = 34;
+pub(crate) const STATS_FIELDS: usize = 37;
 
 /// kp_stats in field order, after struct_size; the layout of `LivePusher.Stats` (floats as
 /// their bits, see `float_bits`). Used by getStats and by the stats callback.
@@ -787,6 +787,9 @@ pub(crate) fn stats_values(s: &kp_stats) -> [jlong; STATS_FIELDS] {
         s.cpu_time_ms as jlong,
         float_bits(s.encode_ms),
         s.fps_divisor as jlong,
+        s.video_timestamps_adjusted as jlong,
+        s.video_frames_lost_outage as jlong,
+        s.audio_frames_lost_outage as jlong,
     ]
 }
 
@@ -830,7 +833,7 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
         if rc != 0 {
             return Ok(rc);
         }
-        let values: [jlong; 24] = [
+        let values: [jlong; 30] = [
             d.state as jlong,
             d.url_index as jlong,
             d.video_bitrate_kbps as jlong,
@@ -855,6 +858,12 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
             d.packets_dropped_late as jlong,
             d.send_buffer_ms as jlong,
             d.latency_ms as jlong,
+            d.video_frames_lost_outage as jlong,
+            d.audio_frames_lost_outage as jlong,
+            d.outage_media_kept_ms as jlong,
+            d.outage_media_lost_ms as jlong,
+            d.last_catch_up_ms as jlong,
+            d.catching_up as jlong,
         ];
         if out.is_null() || (env.get_array_length(&out)? as usize) < values.len() {
             return Ok(OUT_OF_BOUNDS);

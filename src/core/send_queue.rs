@@ -6,6 +6,13 @@
 //! sequence headers never. The latency it works on counts what the network worker has already
 //! handed to the session and the kernel (`set_in_flight`), which can no longer be dropped.
 //!
+//! Outages (see [`SendQueue::on_disconnect`]): while the destination has no connection, waiting
+//! is not congestion. Nothing is skipped then, and the media made during the outage is kept from
+//! a keyframe on (the queue asks for one at the disconnect when it holds none) up to the budget,
+//! so a short outage costs a stall, not the outage's video. After the resume the backlog drains at
+//! link speed; for [`CATCH_UP_MS`] the latency it leaves is not counted as congestion while it
+//! shrinks on schedule, so neither the drop policy nor the ABR reads the catch-up as a slow link.
+//!
 //! Pure data structure: no clock, no locks (the pusher wraps it in one).
 
 use super::drop_policy::{DropPolicy, DropThresholds, VideoVerdict};
@@ -22,6 +29,36 @@ pub struct PushOutcome {
     pub keyframe_wanted: bool,
     /// Audio was dropped for congestion (past the audio budget): the stream has an audio gap.
     pub audio_gap: bool,
+    /// The drops are losses to an outage (no connection), not to congestion.
+    pub outage: bool,
+}
+
+/// What a resume found: the outage's media kept for the new session and lost, in ms of stream time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OutageFigures {
+    pub kept_ms: u64,
+    pub lost_ms: u64,
+}
+
+/// For this long after a resume, latency the outage left behind (shrinking linearly to 0) is not
+/// congestion: a link with headroom drains a 2 s backlog well within it.
+pub const CATCH_UP_MS: u64 = 5000;
+/// The latency under which a catch-up counts as done.
+pub const CAUGHT_UP_MS: u64 = 300;
+
+/// The destination's connection, as far as the queue cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Up,
+    /// No connection since the media of stream time `from` (the oldest not delivered then).
+    Down {
+        from: u64,
+    },
+    /// Draining an outage's backlog: since `since_ms` (clock), from `start_latency` ms behind.
+    CatchingUp {
+        since_ms: u64,
+        start_latency: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -49,6 +86,9 @@ pub struct SendQueue {
     /// run ahead of the clock, and media is only "behind live" for as long as it has waited.
     clock_ms: Option<u64>,
     arrivals: VecDeque<(u64, u64)>,
+    phase: Phase,
+    /// How long the last catch-up took to bring the latency under CAUGHT_UP_MS (ms).
+    last_catch_up_ms: Option<u64>,
 }
 
 /// Arrival times kept at most (about a minute of 30 fps video with its audio).
@@ -84,7 +124,96 @@ impl SendQueue {
             // One entry per queued timestamp: a 2 s backlog of 30 fps video and its audio needs
             // about 150; growing later would allocate on the app's thread mid-stream.
             arrivals: VecDeque::with_capacity(512),
+            phase: Phase::Up,
+            last_catch_up_ms: None,
         }
+    }
+
+    /// Now, in ms: the clock when one is set, else stream time.
+    fn now_ms(&self) -> u64 {
+        self.clock_ms.or(self.newest).unwrap_or(0)
+    }
+
+    /// The latency that is congestion: none while the destination is down (waiting for a
+    /// connection is not a slow link), and during a catch-up only what exceeds the outage's
+    /// backlog shrinking linearly to 0 over CATCH_UP_MS. The drop policy, `congestion()` and the
+    /// ABR work on this; `latency_ms` stays the plain figure the app sees.
+    pub fn congestion_latency_ms(&self) -> u64 {
+        let latency = self.latency_ms();
+        match self.phase {
+            Phase::Up => latency,
+            Phase::Down { .. } => 0,
+            Phase::CatchingUp { since_ms, start_latency } => {
+                let left = CATCH_UP_MS.saturating_sub(self.now_ms().saturating_sub(since_ms));
+                latency.saturating_sub(start_latency * left / CATCH_UP_MS)
+            }
+        }
+    }
+
+    /// Ends a catch-up once the latency is under CAUGHT_UP_MS.
+    fn update_phase(&mut self) {
+        if let Phase::CatchingUp { since_ms, .. } = self.phase {
+            if self.latency_ms() < CAUGHT_UP_MS {
+                self.last_catch_up_ms = Some(self.now_ms().saturating_sub(since_ms));
+                self.phase = Phase::Up;
+            }
+        }
+    }
+
+    /// Whether the destination is between a lost connection and the next publish.
+    pub fn is_down(&self) -> bool {
+        matches!(self.phase, Phase::Down { .. })
+    }
+
+    /// Whether the backlog of the last outage is still draining (latency not yet under 300 ms).
+    pub fn is_catching_up(&self) -> bool {
+        matches!(self.phase, Phase::CatchingUp { .. })
+    }
+
+    /// How long the last catch-up took to bring the latency under 300 ms, if one finished.
+    pub fn last_catch_up_ms(&self) -> Option<u64> {
+        self.last_catch_up_ms
+    }
+
+    /// The connection was lost (after publishing). What it had in flight is gone. The queue
+    /// keeps what follows from its first keyframe for the next session: queued video before that
+    /// keyframe cannot be decoded there and goes now; with no keyframe queued, `keyframe_wanted`
+    /// asks for one at once, so the outage's media starts decodable. Nothing is skipped until the
+    /// resume; the budget still bounds what is kept. Drops are `outage` losses.
+    pub fn on_disconnect(&mut self) -> PushOutcome {
+        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
+        let oldest = [self.in_flight_oldest, front(&self.video), front(&self.audio)].into_iter().flatten().min();
+        let from = match self.phase {
+            Phase::Down { from } => from,
+            // Everything had left: the outage loses media from the next one on.
+            _ => oldest.or(self.newest.map(|n| n + 1)).unwrap_or(0),
+        };
+        let mut out = self.restart_at_keyframe();
+        self.phase = Phase::Down { from };
+        out.outage = true;
+        out
+    }
+
+    /// A new session publishes after an outage: it starts at the first queued keyframe (as
+    /// `restart_at_keyframe`) and the backlog drains from there (the catch-up). Returns the
+    /// outage's media kept for the new session and lost, and the drops (`outage` losses).
+    pub fn on_resume(&mut self) -> (PushOutcome, OutageFigures) {
+        let from = match self.phase {
+            Phase::Down { from } => from,
+            _ => return (self.restart_at_keyframe(), OutageFigures::default()),
+        };
+        let mut out = self.restart_at_keyframe();
+        out.outage = true;
+        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
+        let first_kept = if self.has_video { front(&self.video) } else { front(&self.audio) };
+        let newest = self.newest.unwrap_or(from);
+        let figures = match first_kept {
+            Some(k) => OutageFigures { kept_ms: newest.saturating_sub(k), lost_ms: k.saturating_sub(from) },
+            None => OutageFigures { kept_ms: 0, lost_ms: newest.saturating_sub(from) },
+        };
+        self.phase = Phase::CatchingUp { since_ms: self.now_ms(), start_latency: self.latency_ms() };
+        self.update_phase();
+        (out, figures)
     }
 
     /// Sets the clock (ms, monotonic) used to age queued media; without it, age is stream time.
@@ -113,6 +242,7 @@ impl SendQueue {
     /// kernel has not sent yet (None when everything written has left).
     pub fn set_in_flight(&mut self, oldest_ts: Option<u64>) {
         self.in_flight_oldest = oldest_ts;
+        self.update_phase();
     }
 
     /// How far behind live the wire is: the newest media pushed minus the oldest media not sent
@@ -125,7 +255,7 @@ impl SendQueue {
 
     /// Congestion 0..1 (the share of the latency budget in use).
     pub fn congestion(&self) -> f32 {
-        self.policy.congestion(self.latency_ms())
+        self.policy.congestion(self.congestion_latency_ms())
     }
 
     fn deque(&mut self, t: Track) -> &mut VecDeque<MediaPacket> {
@@ -136,11 +266,12 @@ impl SendQueue {
     }
 
     pub fn push(&mut self, p: MediaPacket) -> PushOutcome {
-        let mut out = PushOutcome::default();
+        let mut out = PushOutcome { outage: self.is_down(), ..PushOutcome::default() };
         if p.header {
             self.latest_header[idx(p.track)] = Some(p.clone());
         } else {
-            let latency = self.latency_ms();
+            self.update_phase();
+            let latency = self.congestion_latency_ms();
             self.newest = Some(self.newest.map_or(p.timestamp_ms, |n| n.max(p.timestamp_ms)));
             if let Some(now) = self.clock_ms {
                 self.note_arrival(p.timestamp_ms, now);
@@ -431,6 +562,109 @@ mod tests {
         assert_eq!(drain(&mut q), vec![(Track::Video, 66), (Track::Video, 100), (Track::Video, 200)]);
         q.finish();
         assert_eq!(drain(&mut q).len(), 5);
+    }
+
+    /// Real-time 30 fps video with audio at the same timestamps, the clock following stream time.
+    fn push_at(q: &mut SendQueue, ts: u64, key: bool, total: &mut PushOutcome) {
+        q.set_clock(ts);
+        for o in [q.push(v(ts, key)), q.push(a(ts))] {
+            total.dropped_video += o.dropped_video;
+            total.dropped_audio += o.dropped_audio;
+            total.keyframe_wanted |= o.keyframe_wanted;
+            total.outage |= o.outage;
+        }
+    }
+
+    #[test]
+    fn an_outage_keeps_its_media_from_the_keyframe_asked_at_the_disconnect() {
+        let mut q = SendQueue::new(true, true, 2000, 500);
+        let mut sent = PushOutcome::default();
+        // One second streamed, everything sent but the last 66 ms in flight.
+        for i in 0..30u64 {
+            push_at(&mut q, i * 33, i == 0, &mut sent);
+            drain(&mut q);
+        }
+        q.set_in_flight(Some(924));
+        assert_eq!(sent.dropped_video, 0);
+        let out = q.on_disconnect();
+        assert!(out.keyframe_wanted && out.outage, "no keyframe queued: one is asked for at once: {out:?}");
+        assert!(q.is_down());
+        // The encoder takes two frames to answer; then 1.3 s of outage at 30 fps.
+        let mut down = PushOutcome::default();
+        for i in 30..72u64 {
+            push_at(&mut q, i * 33, i == 32, &mut down);
+        }
+        assert!(down.outage);
+        assert_eq!(down.dropped_video, 2, "only the inter frames before the keyframe: {down:?}");
+        assert_eq!(q.congestion_latency_ms(), 0, "waiting for a connection is not congestion");
+        assert_eq!(q.congestion(), 0.0);
+        let (out, figures) = q.on_resume();
+        assert!(out.outage);
+        // Kept: 1056 (the keyframe) to 2343; lost: the in-flight 924 up to the keyframe.
+        assert_eq!(figures, OutageFigures { kept_ms: 2343 - 1056, lost_ms: 1056 - 924 });
+        let first = q.pop().unwrap();
+        assert!(first.keyframe && first.timestamp_ms == 1056, "{first:?}");
+        assert!(q.is_catching_up());
+        // The backlog drains while live media keeps coming: no skip, and the catch-up ends.
+        let mut after = PushOutcome::default();
+        for i in 72..90u64 {
+            push_at(&mut q, i * 33, false, &mut after);
+            drain(&mut q);
+        }
+        q.set_in_flight(None);
+        assert_eq!(after.dropped_video + after.dropped_audio, 0, "{after:?}");
+        assert!(!q.is_catching_up());
+        // Measured at the second push after the resume, the first that finds the queue drained.
+        assert_eq!(q.last_catch_up_ms(), Some(66));
+    }
+
+    #[test]
+    fn an_outage_longer_than_the_budget_loses_its_oldest_gops_only() {
+        let mut q = SendQueue::new(true, true, 2000, 500);
+        let mut total = PushOutcome::default();
+        push_at(&mut q, 0, true, &mut total);
+        drain(&mut q);
+        q.on_disconnect();
+        // 5 s down, a keyframe every second (the first asked for at the disconnect).
+        for i in 1..=150u64 {
+            push_at(&mut q, i * 33, i % 30 == 1, &mut total);
+        }
+        let (_, figures) = q.on_resume();
+        // About outage - budget is lost (from just after the last frame sent, at 0, to the
+        // keyframe kept), within a GOP.
+        let outage = 150 * 33 - 1;
+        assert!(figures.lost_ms + 1000 >= outage - 2000 && figures.lost_ms <= outage - 2000 + 1000, "{figures:?}");
+        assert_eq!(figures.kept_ms + figures.lost_ms, outage, "{figures:?}");
+        assert!(total.outage && total.dropped_video > 0);
+        assert!(q.latency_ms() <= 2000);
+    }
+
+    #[test]
+    fn a_catch_up_that_does_not_drain_becomes_congestion() {
+        let mut q = SendQueue::new(true, false, 4000, 500);
+        let mut total = PushOutcome::default();
+        push_at(&mut q, 0, true, &mut total);
+        drain(&mut q);
+        q.on_disconnect();
+        for i in 1..=45u64 {
+            push_at(&mut q, i * 33, i == 1, &mut total);
+        }
+        q.on_resume();
+        let start = q.latency_ms();
+        assert!(start >= 1400, "{start}");
+        assert!(q.congestion_latency_ms() < 50, "at the resume the backlog is the outage's");
+        // Nothing leaves (the new link is no faster than the old one): the allowance shrinks and
+        // the excess is congestion again, all of it once CATCH_UP_MS has passed.
+        for i in 46..=75u64 {
+            push_at(&mut q, i * 33, false, &mut total);
+        }
+        let half = q.congestion_latency_ms();
+        assert!(half >= 1000 && half < q.latency_ms(), "{half} of {}", q.latency_ms());
+        for i in 76..=200u64 {
+            push_at(&mut q, i * 33, i % 60 == 0, &mut total);
+        }
+        assert_eq!(q.congestion_latency_ms(), q.latency_ms());
+        assert!(q.is_catching_up(), "never under 300 ms");
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub struct kp_event {
     /// CONNECTING: value = index of the URL tried (0 = primary, then backups);
     /// CONNECTED, PUBLISHING: value = ms since CONNECTING;
     /// RECONNECTING: value = number of the attempt that follows, value2 = delay before it in ms;
-    /// RECONNECTED: value = outage in ms, value2 = attempts it took;
+    /// RECONNECTED: value = outage in ms, value2 = attempts it took, value3 = ms of the outage's
+    /// media kept and sent by the new session (from the keyframe it starts on), value4 = ms of
+    /// media lost (in flight on the lost connection, before that keyframe, or past the budget);
     /// STALLED: value = ms without progress;
     /// FAILOVER: value = URL index left, value2 = URL index moved to;
     /// STOPPED: value = media frames queued and not sent;
@@ -34,6 +36,10 @@ pub struct kp_event {
     pub value: i64,
     /// Second kind-specific figure; see `value`.
     pub value2: i64,
+    /// Third and fourth kind-specific figures (RECONNECTED); see `value`. Appended in 0.x: the SDK
+    /// fills the struct, so an app built against an older header simply does not read them.
+    pub value3: i64,
+    pub value4: i64,
 }
 
 /// Receives pusher events: `userdata` as given to kp_config_set_event_callback, and the event.
@@ -81,6 +87,8 @@ impl EventSink {
             destination: ev.destination,
             value: ev.value,
             value2: ev.value2,
+            value3: ev.value3,
+            value4: ev.value4,
         };
         let was_inside = IN_EVENT_CALLBACK.with(|f| f.replace(true));
         // SAFETY: `cb` is the app's callback with the documented signature; `c_event` and the string
@@ -134,6 +142,8 @@ mod tests {
             destination: 0,
             value: 0,
             value2: 0,
+            value3: 0,
+            value4: 0,
         });
         drop(h);
         assert_eq!(seen.kinds, [EventKind::KP_EVENT_FAILED as i32]);

@@ -161,6 +161,9 @@ pub struct kp_stats {
     /// not later (frames pushed less than a millisecond apart, e.g. in a burst with pts_us = -1):
     /// video decode times on the wire always strictly increase. Audio times are never moved.
     pub video_timestamps_adjusted: u64,
+    /// Frames lost to outages, over the destinations (see kp_destination_stats).
+    pub video_frames_lost_outage: u64,
+    pub audio_frames_lost_outage: u64,
 }
 
 impl kp_stats {
@@ -202,6 +205,8 @@ impl kp_stats {
             encode_ms: s.encode_ms,
             fps_divisor: s.fps_divisor,
             video_timestamps_adjusted: s.video_timestamps_adjusted,
+            video_frames_lost_outage: s.video_frames_lost_outage,
+            audio_frames_lost_outage: s.audio_frames_lost_outage,
         }
     }
 
@@ -252,7 +257,9 @@ impl kp_stats {
                     cpu_time_ms,
                     encode_ms,
                     fps_divisor,
-                    video_timestamps_adjusted
+                    video_timestamps_adjusted,
+                    video_frames_lost_outage,
+                    audio_frames_lost_outage
                 ]
             )
         };
@@ -281,7 +288,8 @@ pub struct kp_destination_stats {
     pub video_frames_sent: u64,
     pub audio_frames_sent: u64,
     pub bytes_sent: u64,
-    /// Encoded frames dropped because this destination's send queue exceeded its budget.
+    /// Encoded frames this destination lost: dropped for congestion (the send queue past its
+    /// thresholds) plus those lost to outages (see video_frames_lost_outage).
     pub frames_dropped_network: u64,
     /// Bytes of media waiting for this destination's connection.
     pub queue_bytes: u64,
@@ -315,6 +323,22 @@ pub struct kp_destination_stats {
     /// SRT: the receive latency agreed with the listener (the URL's or kp_config_set_srt's, or the
     /// listener's when it asks for more), ms.
     pub latency_ms: u32,
+    /// Frames lost to outages (from a lost connection to the next publish): in flight on the lost
+    /// connection (the server may have read a few of these just before it failed), queued before the keyframe the next session starts on (one is asked for when
+    /// the connection is lost), or past the latency budget during a long outage. The rest of an
+    /// outage's media is kept and sent after the resume.
+    pub video_frames_lost_outage: u64,
+    pub audio_frames_lost_outage: u64,
+    /// Over all outages, ms of the media made during them that was kept and sent after the
+    /// resume, and ms that was lost (KP_EVENT_RECONNECTED gives both per outage).
+    pub outage_media_kept_ms: u64,
+    pub outage_media_lost_ms: u64,
+    /// How long the last resume took to bring queue_ms back under 300 ms (the backlog drains at
+    /// link speed; meanwhile it does not count as congestion for the ABR and the alerts); 0
+    /// before the first one finishes.
+    pub last_catch_up_ms: u32,
+    /// 1 while the backlog of the last outage is draining (queue_ms not yet under 300 ms), else 0.
+    pub catching_up: u32,
 }
 
 impl kp_destination_stats {
@@ -345,6 +369,12 @@ impl kp_destination_stats {
             packets_dropped_late: d.packets_dropped_late,
             send_buffer_ms: d.send_buffer_ms,
             latency_ms: d.latency_ms,
+            video_frames_lost_outage: d.video_frames_lost_outage,
+            audio_frames_lost_outage: d.audio_frames_lost_outage,
+            outage_media_kept_ms: d.outage_media_kept_ms,
+            outage_media_lost_ms: d.outage_media_lost_ms,
+            last_catch_up_ms: d.last_catch_up_ms,
+            catching_up: d.catching_up as u32,
         }
     }
 
@@ -384,7 +414,13 @@ impl kp_destination_stats {
                     packets_lost,
                     packets_dropped_late,
                     send_buffer_ms,
-                    latency_ms
+                    latency_ms,
+                    video_frames_lost_outage,
+                    audio_frames_lost_outage,
+                    outage_media_kept_ms,
+                    outage_media_lost_ms,
+                    last_catch_up_ms,
+                    catching_up
                 ]
             )
         };
@@ -1056,8 +1092,8 @@ mod tests {
             ..Default::default()
         };
         let full = kp_destination_stats::new(&d);
-        assert_eq!(size_of::<kp_destination_stats>(), 152, "no padding holes");
-        assert_eq!(full.struct_size, 152);
+        assert_eq!(size_of::<kp_destination_stats>(), 192, "no padding holes");
+        assert_eq!(full.struct_size, 192);
         // What the previous release's apps allocate (before the SRT figures) is filled, no more.
         assert_eq!(offset_of!(kp_destination_stats, packets_retransmitted), 120);
         let mut all = kp_destination_stats::default();
@@ -1082,7 +1118,7 @@ mod tests {
         const OLD_SIZE: usize = 136;
         assert_eq!(offset_of!(kp_stats, input_fps), OLD_SIZE);
         assert_eq!(offset_of!(kp_stats, video_timestamps_adjusted), 216);
-        assert_eq!(size_of::<kp_stats>(), 224, "no padding holes");
+        assert_eq!(size_of::<kp_stats>(), 240, "no padding holes");
         // SAFETY: cfg and the pusher come from their constructors and are freed once; the buffers
         // are larger than the struct_size they declare.
         unsafe {

@@ -31,7 +31,9 @@ pub enum EventKind {
     /// The server accepted the publish; media flows. `value`: milliseconds since CONNECTING.
     KP_EVENT_PUBLISHING = 3,
     /// A publishing connection was lost. `code`: why (`KP_ERR_IO`, `KP_ERR_TIMEOUT` after a stall, ...).
-    /// Reconnecting follows unless the pusher is stopping.
+    /// Reconnecting follows unless the pusher is stopping. The media made meanwhile is kept for
+    /// the next session from a keyframe on: one is asked for at once (a KEYFRAME_NEEDED event
+    /// with pre-encoded video) unless the destination's queue already holds one.
     KP_EVENT_DISCONNECTED = 4,
     /// A reconnect is scheduled. `value`: the number of the connect attempt that follows (1 after
     /// a lost publish; the first connect of the pusher is attempt 1, so its first retry is 2),
@@ -39,7 +41,9 @@ pub enum EventKind {
     /// lost publish).
     KP_EVENT_RECONNECTING = 5,
     /// Publishing again after an outage. `value`: the outage in milliseconds (from the loss to
-    /// the new publish), `value2`: attempts it took.
+    /// the new publish), `value2`: attempts it took, `value3`: ms of the outage's media kept
+    /// (sent now, from the keyframe the session starts on, draining at link speed), `value4`: ms
+    /// lost (in flight on the lost connection, before that keyframe, or past the latency budget).
     KP_EVENT_RECONNECTED = 6,
     /// No write progress and no server acknowledgement for the stall timeout: the connection is
     /// dropped and reconnected. `value`: milliseconds without progress.
@@ -103,4 +107,7 @@ pub struct Event {
     /// Kind-specific figures (see [`EventKind`]).
     pub value: i64,
     pub value2: i64,
+    /// Third and fourth figures, for the kinds that have more than two (RECONNECTED).
+    pub value3: i64,
+    pub value4: i64,
 }

@@ -891,6 +891,8 @@ fn stats_of(shared: &Shared) -> Stats {
         encode_ms: rates.encode_ms,
         fps_divisor: shared.fps_divisor.load(Relaxed).max(1),
         state: Some(state_of(shared)),
+        video_frames_lost_outage: sum(|d| d.video_frames_lost_outage),
+        audio_frames_lost_outage: sum(|d| d.audio_frames_lost_outage),
         destinations,
         video_timestamps_adjusted: lock(&shared.timeline).video_times_moved(),
     }

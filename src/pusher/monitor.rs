@@ -108,9 +108,11 @@ impl Monitor {
                 let throughput = kbps(delivered);
                 d.counters.throughput_kbps.store(throughput, Relaxed);
                 sent_fps = sent_fps.max((frames as f64 / secs) as f32);
-                let (latency, congestion) = {
+                // The ABR works on the latency that is congestion: a catch-up's draining backlog
+                // is not a slow link (see SendQueue::congestion_latency_ms).
+                let (latency, abr_latency, congestion) = {
                     let q = lock(&d.queue);
-                    (q.latency_ms(), q.congestion())
+                    (q.latency_ms(), q.congestion_latency_ms(), q.congestion())
                 };
                 if snap.dest[i].3 > late_seen[i].0 {
                     late_seen[i] = (snap.dest[i].3, Some(now_ms));
@@ -124,7 +126,8 @@ impl Monitor {
                     continue;
                 }
                 let abr = &mut abrs[i];
-                let sample = AbrSample { latency_ms: latency, throughput_kbps: throughput, audio_kbps: kbps(audio) };
+                let sample =
+                    AbrSample { latency_ms: abr_latency, throughput_kbps: throughput, audio_kbps: kbps(audio) };
                 if abr.update(now_ms, sample).is_some() {
                     d.counters.target_video_kbps.store(abr.target_kbps(), Relaxed);
                 }

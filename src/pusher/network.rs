@@ -42,9 +42,9 @@ struct Conn {
     last_video_ts: Option<u64>,
     /// When publishing began, until the publish counts as working (see STABLE_PUBLISH).
     unproven_since: Option<Instant>,
-    /// Media handed to the link: (end offset in the connection's byte stream, timestamp),
-    /// until it has left.
-    in_flight: std::collections::VecDeque<(u64, u64)>,
+    /// Media handed to the link: (end offset in the connection's byte stream, timestamp,
+    /// track), until it has left.
+    in_flight: std::collections::VecDeque<(u64, u64, Track)>,
     /// Bytes of this connection that have left, and that the counters have seen written.
     delivered: u64,
     counted: u64,
@@ -173,6 +173,7 @@ impl NetworkWorker {
                         Ok(Ended::Stopped(unsent)) => return self.stopped(unsent),
                         Ok(Ended::BackToPrimary) => {
                             outage = Some((Instant::now(), 0));
+                            self.outage_begins();
                         }
                         Err(Lost { error, was_publishing, was_stable }) => {
                             // Whatever quoted the server must not carry the key into an event or a log.
@@ -185,8 +186,12 @@ impl NetworkWorker {
                                 outage = Some((Instant::now(), 0));
                             }
                             log::info!("destination {}: {error}", d.index);
-                            // What that connection had in flight is lost, not waiting.
-                            lock(&d.queue).set_in_flight(None);
+                            if was_publishing {
+                                self.outage_begins();
+                            } else {
+                                // What that connection had in flight is lost, not waiting.
+                                lock(&d.queue).set_in_flight(None);
+                            }
                             if self.route_lost.take() {
                                 // We dropped the connection for the new route: no fault of the
                                 // URL's (no failover, no attempt counted), and no backoff.
@@ -203,6 +208,14 @@ impl NetworkWorker {
         }
         let unsent = lock(&d.queue).len();
         self.stopped(unsent);
+    }
+
+    /// The publish was lost (or left for the primary): the queue keeps the outage's media for
+    /// the next session from a keyframe on, asking the encoder (or the app) for one now.
+    fn outage_begins(&self) {
+        let d = self.d();
+        let out = lock(&d.queue).on_disconnect();
+        self.shared.account_drops(d, out);
     }
 
     /// The worker ends; `unsent` media packets were left in the queue (stop() reports them).
@@ -377,26 +390,26 @@ impl NetworkWorker {
             started.elapsed().as_millis() as i64,
             0,
         );
+        // A session starts with the current headers and, for video, a keyframe (after an outage,
+        // the one asked for when it began); the timeline continues where the last session left it.
+        let (out, figures) = lock(&d.queue).on_resume();
+        shared.account_drops(d, out);
         if let Some((lost_at, attempts)) = outage.take() {
             let ms = now.duration_since(lost_at).as_millis() as u64;
-            d.counters.reconnects.fetch_add(1, Relaxed);
-            d.counters.outage_ms_total.fetch_add(ms, Relaxed);
-            self.emit(
+            let c = &d.counters;
+            c.reconnects.fetch_add(1, Relaxed);
+            c.outage_ms_total.fetch_add(ms, Relaxed);
+            c.outage_media_kept_ms.fetch_add(figures.kept_ms, Relaxed);
+            c.outage_media_lost_ms.fetch_add(figures.lost_ms, Relaxed);
+            self.shared.emit_values(
                 EventKind::KP_EVENT_RECONNECTED,
                 ResultCode::KP_OK,
-                format!("reconnected after {ms} ms"),
-                ms as i64,
-                attempts as i64,
+                format!("reconnected after {ms} ms: {} ms of media kept, {} ms lost", figures.kept_ms, figures.lost_ms),
+                d.index,
+                [ms as i64, attempts as i64, figures.kept_ms as i64, figures.lost_ms as i64],
             );
         }
-
-        // A session starts with the current headers and, for video, a keyframe; the timeline
-        // continues where the last session left it.
         let headers = {
-            let mut q = lock(&d.queue);
-            let out = q.restart_at_keyframe();
-            drop(q);
-            shared.account_drops(d, out);
             let q = lock(&d.queue);
             [q.latest_header(Track::Video).cloned(), q.latest_header(Track::Audio).cloned()]
         };
@@ -407,6 +420,18 @@ impl NetworkWorker {
             }
         }
         let result = self.stream(&mut conn, rc);
+        if result.is_err() {
+            // Handed to the connection and not delivered: lost with it (the kernel may have
+            // sent some of it, but nothing says the server got it).
+            let c = &d.counters;
+            for (_, _, track) in conn.in_flight.drain(..) {
+                match track {
+                    Track::Video => c.video_lost_outage.fetch_add(1, Relaxed),
+                    Track::Audio => c.audio_lost_outage.fetch_add(1, Relaxed),
+                };
+                c.frames_dropped_network.fetch_add(1, Relaxed);
+            }
+        }
         result.map_err(|error| Lost { error, was_publishing: true, was_stable: conn.unproven_since.is_none() })
     }
 
@@ -449,7 +474,7 @@ impl NetworkWorker {
                         conn.last_video_ts = Some(p.timestamp_ms);
                     }
                     let end = conn.link.written() + conn.link.backlog() as u64;
-                    conn.in_flight.push_back((end, p.timestamp_ms));
+                    conn.in_flight.push_back((end, p.timestamp_ms, p.track));
                     let (frames, bytes) = match p.track {
                         Track::Video => (&c.video_frames_sent, &c.video_bytes_sent),
                         Track::Audio => (&c.audio_frames_sent, &c.audio_bytes_sent),
@@ -577,7 +602,7 @@ impl NetworkWorker {
             d.counters.bytes_delivered.fetch_add(delivered - conn.delivered, Relaxed);
             conn.delivered = delivered;
         }
-        while conn.in_flight.front().is_some_and(|(end, _)| *end <= delivered) {
+        while conn.in_flight.front().is_some_and(|(end, _, _)| *end <= delivered) {
             conn.in_flight.pop_front();
         }
         let mut q = lock(&d.queue);

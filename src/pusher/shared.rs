@@ -61,6 +61,12 @@ pub struct DestCounters {
     pub packets_dropped_late: AtomicU64,
     pub send_buffer_ms: AtomicU32,
     pub latency_ms: AtomicU32,
+    /// Media lost to outages (no connection), apart from congestion drops; and the outages'
+    /// media kept and lost, in ms of stream time (see SendQueue::on_resume).
+    pub video_lost_outage: AtomicU64,
+    pub audio_lost_outage: AtomicU64,
+    pub outage_media_kept_ms: AtomicU64,
+    pub outage_media_lost_ms: AtomicU64,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,9 +103,9 @@ impl Destination {
 
     pub fn stats(&self) -> DestinationStats {
         let c = &self.counters;
-        let (queue_ms, queue_bytes, congestion) = {
+        let (queue_ms, queue_bytes, congestion, catch_up_ms, catching_up) = {
             let q = lock(&self.queue);
-            (q.latency_ms() as u32, q.bytes() as u64, q.congestion())
+            (q.latency_ms() as u32, q.bytes() as u64, q.congestion(), q.last_catch_up_ms(), q.is_catching_up())
         };
         DestinationStats {
             state: Some(self.state()),
@@ -126,6 +132,12 @@ impl Destination {
             packets_dropped_late: c.packets_dropped_late.load(Relaxed),
             send_buffer_ms: c.send_buffer_ms.load(Relaxed),
             latency_ms: c.latency_ms.load(Relaxed),
+            video_frames_lost_outage: c.video_lost_outage.load(Relaxed),
+            audio_frames_lost_outage: c.audio_lost_outage.load(Relaxed),
+            outage_media_kept_ms: c.outage_media_kept_ms.load(Relaxed),
+            outage_media_lost_ms: c.outage_media_lost_ms.load(Relaxed),
+            last_catch_up_ms: catch_up_ms.map_or(0, |ms| ms.min(u32::MAX as u64) as u32),
+            catching_up,
         }
     }
 }
@@ -184,7 +196,6 @@ pub struct Shared {
 }
 
 impl Shared {
-    #[allow(clippy::too_many_arguments)]
     pub fn emit_full(
         &self,
         kind: EventKind,
@@ -194,6 +205,18 @@ impl Shared {
         value: i64,
         value2: i64,
     ) {
+        self.emit_values(kind, code, message, destination, [value, value2, 0, 0]);
+    }
+
+    /// An event with all four figures.
+    pub fn emit_values(
+        &self,
+        kind: EventKind,
+        code: ResultCode,
+        message: impl Into<String>,
+        destination: u32,
+        [value, value2, value3, value4]: [i64; 4],
+    ) {
         let ev = Event {
             kind,
             code,
@@ -202,15 +225,19 @@ impl Shared {
             destination,
             value,
             value2,
+            value3,
+            value4,
         };
         log::debug!(
-            "event {:?} dest {} {:?} {} ({}, {})",
+            "event {:?} dest {} {:?} {} ({}, {}, {}, {})",
             ev.kind,
             destination,
             ev.code,
             ev.message,
             ev.value,
-            ev.value2
+            ev.value2,
+            ev.value3,
+            ev.value4
         );
         if let Some(tx) = lock(&self.events).as_ref() {
             let _ = tx.send(Some(Callback::Event(ev)));
@@ -299,11 +326,18 @@ impl Shared {
     pub fn account_drops(&self, d: &Destination, out: PushOutcome) {
         let dropped = out.dropped_video + out.dropped_audio;
         if dropped > 0 {
-            d.counters.frames_dropped_network.fetch_add(dropped, Relaxed);
-            d.counters.video_dropped_congestion.fetch_add(out.dropped_video, Relaxed);
-            d.counters.audio_dropped_congestion.fetch_add(out.dropped_audio, Relaxed);
+            let c = &d.counters;
+            c.frames_dropped_network.fetch_add(dropped, Relaxed);
+            let (video, audio) = if out.outage {
+                (&c.video_lost_outage, &c.audio_lost_outage)
+            } else {
+                (&c.video_dropped_congestion, &c.audio_dropped_congestion)
+            };
+            video.fetch_add(out.dropped_video, Relaxed);
+            audio.fetch_add(out.dropped_audio, Relaxed);
         }
-        if out.audio_gap {
+        // An outage is one gap of its own, reported by RECONNECTED, not one per frame it drops.
+        if out.audio_gap && !out.outage {
             d.counters.audio_gaps.fetch_add(1, Relaxed);
         }
         if out.keyframe_wanted {

@@ -41,6 +41,20 @@ pub struct DestinationStats {
     /// SRT: the receive latency agreed with the listener (the URL's or the config's, or the
     /// listener's when it asks for more), ms; 0 on RTMP.
     pub latency_ms: u32,
+    /// Frames lost to outages (between a lost connection and the next publish: in flight on the
+    /// lost connection (the server may have read a few just before it failed), before the keyframe the next session starts on, or past the budget).
+    /// `frames_dropped_network` counts these and the congestion drops together.
+    pub video_frames_lost_outage: u64,
+    pub audio_frames_lost_outage: u64,
+    /// Over all outages: ms of the media made during them that was kept and sent after the
+    /// resume, and ms that was lost.
+    pub outage_media_kept_ms: u64,
+    pub outage_media_lost_ms: u64,
+    /// How long the last resume took to bring the latency back under 300 ms (the backlog drains
+    /// at link speed); 0 before the first one finishes.
+    pub last_catch_up_ms: u32,
+    /// The backlog of the last outage is still draining (latency not yet under 300 ms).
+    pub catching_up: bool,
 }
 
 /// A snapshot of the pusher's counters. With several destinations, the sent, dropped-network,
@@ -101,4 +115,7 @@ pub struct Stats {
     /// Video times moved one millisecond past the previous one, because they were not after it
     /// (frames less than a millisecond apart): decode times on the wire strictly increase.
     pub video_timestamps_adjusted: u64,
+    /// Frames lost to outages, summed over the destinations (see DestinationStats).
+    pub video_frames_lost_outage: u64,
+    pub audio_frames_lost_outage: u64,
 }

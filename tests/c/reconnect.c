@@ -62,9 +62,9 @@ struct status {
 static void on_event(void *userdata, const kp_event *ev)
 {
     struct status *st = (struct status *)userdata;
-    printf("event kind=%d dest=%u code=%d value=%lld value2=%lld %s\n", (int)ev->kind,
-           (unsigned)ev->destination, (int)ev->code, (long long)ev->value, (long long)ev->value2,
-           ev->message);
+    printf("event kind=%d dest=%u code=%d value=%lld value2=%lld value3=%lld value4=%lld %s\n",
+           (int)ev->kind, (unsigned)ev->destination, (int)ev->code, (long long)ev->value,
+           (long long)ev->value2, (long long)ev->value3, (long long)ev->value4, ev->message);
     fflush(stdout);
     pthread_mutex_lock(&st->lock);
     if (st->n_events < MAX_EVENTS) {
@@ -297,6 +297,11 @@ int main(int argc, char **argv)
     CHECK(ds.video_frames_sent > 0 && ds.audio_frames_sent > 0 && ds.bytes_sent > 0);
     CHECK(ds.video_frames_sent == stats.video_frames_sent && ds.bytes_sent == stats.bytes_sent);
     CHECK(ds.reconnects == 0 && ds.outage_ms_total == 0);
+    /* no publish was lost: nothing lost to an outage, no catch-up */
+    CHECK(ds.video_frames_lost_outage == 0 && ds.audio_frames_lost_outage == 0);
+    CHECK(ds.outage_media_kept_ms == 0 && ds.outage_media_lost_ms == 0);
+    CHECK(ds.last_catch_up_ms == 0 && ds.catching_up == 0);
+    CHECK(stats.video_frames_lost_outage == 0 && stats.audio_frames_lost_outage == 0);
     CHECK_RC(kp_pusher_get_destination_stats(p, 1, &ds), KP_ERR_INVALID_ARGUMENT);
     printf("sent video %llu audio %llu frames, %llu bytes\n", (unsigned long long)ds.video_frames_sent,
            (unsigned long long)ds.audio_frames_sent, (unsigned long long)ds.bytes_sent);

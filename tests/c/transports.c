@@ -30,6 +30,7 @@ struct status {
     pthread_cond_t changed;
     int publishing, failovers, disconnected, reconnected, failed, stopped;
     int64_t failover_from, failover_to;
+    int64_t outage_ms, kept_ms, lost_ms; /* RECONNECTED's figures */
 };
 
 static void on_event(void *userdata, const kp_event *ev)
@@ -47,7 +48,12 @@ static void on_event(void *userdata, const kp_event *ev)
         st->failover_to = ev->value2;
         break;
     case KP_EVENT_DISCONNECTED: st->disconnected++; break;
-    case KP_EVENT_RECONNECTED: st->reconnected++; break;
+    case KP_EVENT_RECONNECTED:
+        st->reconnected++;
+        st->outage_ms = ev->value;
+        st->kept_ms = ev->value3;
+        st->lost_ms = ev->value4;
+        break;
     case KP_EVENT_FAILED: st->failed++; break;
     case KP_EVENT_STOPPED: st->stopped++; break;
     default: break;
@@ -155,6 +161,16 @@ int main(int argc, char **argv)
     push_until(p, &f, &n, &st, &st.failed, 1, 0.5);
 
     CHECK_RC(kp_pusher_stop(p, 5000), KP_OK);
+    /* The outage's media kept and lost, the same in RECONNECTED and in the stats. */
+    memset(&ds, 0, sizeof ds);
+    ds.struct_size = sizeof ds;
+    CHECK_RC(kp_pusher_get_destination_stats(p, 0, &ds), KP_OK);
+    printf("outage %lld ms: %lld ms of its media kept, %lld ms lost; %llu video frames lost to it\n",
+           (long long)st.outage_ms, (long long)st.kept_ms, (long long)st.lost_ms,
+           (unsigned long long)ds.video_frames_lost_outage);
+    CHECK(st.kept_ms >= 0 && st.lost_ms >= 0);
+    CHECK(ds.outage_media_kept_ms == (uint64_t)st.kept_ms && ds.outage_media_lost_ms == (uint64_t)st.lost_ms);
+    CHECK(ds.catching_up == 0);
     kp_pusher_free(p);
     CHECK(st.stopped >= 1);
     printf("%d checks, %d failures\n", checks, failures);

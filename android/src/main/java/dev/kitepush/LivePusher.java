@@ -50,8 +50,12 @@ public final class LivePusher implements AutoCloseable {
         public final int destination;
         public final long value;
         public final long value2;
+        /** RECONNECTED: ms of the outage's media kept (sent after the resume) and lost. */
+        public final long value3;
+        public final long value4;
 
-        Event(int kind, int code, String message, long timestampMs, int destination, long value, long value2) {
+        Event(int kind, int code, String message, long timestampMs, int destination, long value, long value2,
+                long value3, long value4) {
             this.kind = kind;
             this.code = code;
             this.message = message;
@@ -59,12 +63,14 @@ public final class LivePusher implements AutoCloseable {
             this.destination = destination;
             this.value = value;
             this.value2 = value2;
+            this.value3 = value3;
+            this.value4 = value4;
         }
 
         @Override
         public String toString() {
             return EventKind.name(kind) + "(code=" + ResultCode.name(code) + ", dest=" + destination + ", value="
-                    + value + ", value2=" + value2 + ", t=" + timestampMs + "ms, " + message + ")";
+ + value + ", value2=" + value2 + ", value3=" + value3 + ", value4=" + value4 + ", t=" + timestampMs + "ms, " + message + ")";
         }
     }
 
@@ -118,8 +124,13 @@ public final class LivePusher implements AutoCloseable {
         public final float encodeMs;
         /** The adaptive bitrate's frame-rate divisor: 1 = every frame, 2 = every other frame. */
         public final int fpsDivisor;
+        /** Video frames whose time was moved 1 ms past the previous frame's (pushed less than 1 ms apart). */
+        public final long videoTimestampsAdjusted;
+        /** Frames lost to outages, over the destinations (see {@link DestinationStats}). */
+        public final long videoFramesLostOutage;
+        public final long audioFramesLostOutage;
 
-        static final int FIELDS = 34;
+        static final int FIELDS = 37;
 
         Stats(long[] v) {
             state = (int) v[0];
@@ -156,6 +167,9 @@ public final class LivePusher implements AutoCloseable {
             cpuTimeMs = v[31];
             encodeMs = Float.intBitsToFloat((int) v[32]);
             fpsDivisor = (int) v[33];
+            videoTimestampsAdjusted = v[34];
+            videoFramesLostOutage = v[35];
+            audioFramesLostOutage = v[36];
         }
 
         @Override
@@ -201,8 +215,22 @@ public final class LivePusher implements AutoCloseable {
         public final int sendBufferMs;
         /** SRT: the receive latency agreed with the listener, ms. */
         public final int latencyMs;
+        /**
+         * Frames lost to outages (from a lost connection to the next publish: in flight, before the
+         * keyframe the next session starts on, or past the latency budget); framesDroppedNetwork
+         * counts these and the congestion drops together.
+         */
+        public final long videoFramesLostOutage;
+        public final long audioFramesLostOutage;
+        /** Over all outages: ms of their media kept and sent after the resume, and ms lost. */
+        public final long outageMediaKeptMs;
+        public final long outageMediaLostMs;
+        /** How long the last resume took to bring queueMs under 300 ms; 0 before the first one. */
+        public final int lastCatchUpMs;
+        /** The backlog of the last outage is still draining. */
+        public final boolean catchingUp;
 
-        static final int FIELDS = 24;
+        static final int FIELDS = 30;
 
         DestinationStats(long[] v) {
             state = (int) v[0];
@@ -229,6 +257,12 @@ public final class LivePusher implements AutoCloseable {
             packetsDroppedLate = v[21];
             sendBufferMs = (int) v[22];
             latencyMs = (int) v[23];
+            videoFramesLostOutage = v[24];
+            audioFramesLostOutage = v[25];
+            outageMediaKeptMs = v[26];
+            outageMediaLostMs = v[27];
+            lastCatchUpMs = (int) v[28];
+            catchingUp = v[29] != 0;
         }
     }
 
