@@ -21,8 +21,10 @@
 //! - "1st frame" / "1st video": the first audio/video frame of the new session counted as sent
 //!   (`Stats::{audio,video}_frames_sent`, incremented as the frame enters the RTMP session's
 //!   output, which the same thread writes to the socket at once), found by polling `stats()` every
-//!   millisecond from the "accepting" instant: up to ~1 ms late. Video restarts at an IDR the
-//!   encoder is asked for on reconnect, so "1st video" includes waiting for that frame.
+//!   millisecond from the "accepting" instant: up to ~1 ms late. Video restarts at the IDR the
+//!   encoder was asked for at the disconnect, queued with the media made during the outage.
+//! - "kept" / "lost": the RECONNECTED event's `value3` / `value4`: ms of the media made during the
+//!   outage that the new session sends, and that was lost.
 //! - "outage": the RECONNECTED event's own figure: from the detected loss to the new publish.
 
 #[path = "../tests/common/mod.rs"]
@@ -693,8 +695,9 @@ fn report(kp: &KitepushResult, baselines: &[BaselineResult], restarts: usize, ou
         segs.iter().map(|s| s.video_frames.to_string()).collect::<Vec<_>>().join(", ")
     );
     println!(
-        "  recorded video frames {} of {} sent by the SDK ({} pushed by the app: the rest were queued during the \
-         outages and dropped\n  up to the IDR each new session starts with, or were still queued at stop); {:.1} s \
+        "  recorded video frames {} of {} sent by the SDK ({} pushed by the app: the rest were lost to the \
+         outages (in flight on the\n  lost connection, or made before the IDR asked for at the disconnect), or still \
+         queued at stop); {:.1} s \
          of video recorded",
         segs.iter().map(|s| s.video_frames).sum::<u64>(),
         kp.frames_sent,
