@@ -1449,8 +1449,8 @@ kp_result kp_pusher_stop_recording(struct kp_pusher *p);
 
 /**
  * Stops publishing: sends what is queued for up to `timeout_ms` milliseconds, unpublishes and
- * closes. BLOCKS for up to about timeout_ms (plus the connect timeout while a TCP connect is in
- * flight), until the encode, network and monitor threads have ended; it does not wait for the
+ * closes. BLOCKS for up to about timeout_ms (a TCP connect in flight is given up then; a DNS
+ * lookup in flight is still waited for, up to the connect timeout), until the encode, network and monitor threads have ended; it does not wait for the
  * callback thread, so KP_EVENT_STOPPED may be delivered after it returns (kp_pusher_free
  * delivers it before returning). The state is KP_STATE_STOPPED once it returns. Further
  * pushes return KP_ERR_NOT_STARTED. Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED
@@ -1458,7 +1458,8 @@ kp_result kp_pusher_stop_recording(struct kp_pusher *p);
  * anyway), KP_ERR_INVALID_STATE (called from inside an event or stats callback, of any pusher:
  * the check is per thread). Thread-safe.
  */
-kp_result kp_pusher_stop(struct kp_pusher *p, uint32_t timeout_ms);
+kp_result kp_pusher_stop(struct kp_pusher *p,
+                         uint32_t timeout_ms);
 
 /**
  * The pusher's current state (kp_state_values). A NULL pusher returns KP_STATE_FAILED and sets

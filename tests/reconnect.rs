@@ -535,3 +535,58 @@ fn a_restarted_server_gets_its_publisher_back_at_once() {
     // The control: the same outage without quick retries waits for the backoff's second step.
     assert!(since_loss[1] >= Duration::from_millis(4400), "{since_loss:?}");
 }
+
+/// A port whose accept queue is full: the kernel drops further SYNs, so a connect to it hangs as
+/// one over a route that vanished does. The listener and the connections filling it are held.
+fn hanging_port() -> (u16, socket2::Socket, Vec<socket2::Socket>) {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr: SockAddr = listener.local_addr().unwrap();
+    let port = addr.as_socket().unwrap().port();
+    let mut fillers = Vec::new();
+    // A backlog of 0 holds one connection; the third handshake finds the queue full. Fill until a
+    // connect no longer completes within 200 ms.
+    loop {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let done = s.connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+        fillers.push(s);
+        if !done {
+            break;
+        }
+        assert!(fillers.len() < 16, "the accept queue of port {port} does not fill up");
+    }
+    (port, listener, fillers)
+}
+
+/// A connect that hangs (SYNs unanswered, as when the route is gone) must not hold the
+/// destination for the connect timeout: the app's "network changed" tries again at once, and
+/// stop() ends it by its own deadline.
+#[test]
+fn network_changed_and_stop_end_a_connect_that_hangs() {
+    let (port, _listener, _fillers) = hanging_port();
+    let spec = Spec::default();
+    let mut config = spec.config(&format!("rtmp://127.0.0.1:{port}/live/hang"));
+    config.connect_timeout = Duration::from_secs(30);
+    let (pusher, rx) = shared_harness(config);
+    let mut seen = vec![];
+    pusher.start().unwrap();
+    wait_event(&rx, &mut seen, Duration::from_secs(5), is(EventKind::KP_EVENT_CONNECTING));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(pusher.state(), PusherState::KP_STATE_CONNECTING, "{seen:?}");
+    let t = Instant::now();
+    pusher.network_changed().unwrap();
+    wait_event(&rx, &mut seen, Duration::from_secs(10), is(EventKind::KP_EVENT_CONNECTING));
+    let again = t.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let stopped = pusher.stop(Duration::from_millis(300));
+    let stop_took = t.elapsed();
+    eprintln!(
+        "a hanging connect: tried again {again:?} after network_changed; stop(300 ms) took {stop_took:?} ({stopped:?})"
+    );
+    assert!(again <= Duration::from_millis(1000), "tried again only after {again:?}");
+    assert!(stop_took <= Duration::from_secs(3), "stop took {stop_took:?} with a connect in flight");
+}

@@ -737,8 +737,8 @@ ffi_fn! {
 
 ffi_fn! {
     /// Stops publishing: sends what is queued for up to `timeout_ms` milliseconds, unpublishes and
-    /// closes. BLOCKS for up to about timeout_ms (plus the connect timeout while a TCP connect is in
-    /// flight), until the encode, network and monitor threads have ended; it does not wait for the
+    /// closes. BLOCKS for up to about timeout_ms (a TCP connect in flight is given up then; a DNS
+    /// lookup in flight is still waited for, up to the connect timeout), until the encode, network and monitor threads have ended; it does not wait for the
     /// callback thread, so KP_EVENT_STOPPED may be delivered after it returns (kp_pusher_free
     /// delivers it before returning). The state is KP_STATE_STOPPED once it returns. Further
     /// pushes return KP_ERR_NOT_STARTED. Errors: KP_ERR_INVALID_ARGUMENT (NULL), KP_ERR_NOT_STARTED

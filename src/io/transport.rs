@@ -122,15 +122,33 @@ pub struct Transport {
 impl Transport {
     /// Connect to the first address of `host` that answers before `deadline`.
     pub fn connect(host: &str, port: u16, deadline: Instant) -> Result<Transport> {
+        Self::connect_cancellable(host, port, deadline, None, &mut || None)
+    }
+
+    /// Like [`Transport::connect`], but `cancel` is asked whenever `waker` fires (and every
+    /// 100 ms) while a connect is in flight; an error it returns ends the attempt at once. A
+    /// connect over a route that vanished (the phone left its Wi-Fi) would otherwise hold the
+    /// worker for the whole connect timeout, deaf to the app's "network changed" and to stop().
+    pub fn connect_cancellable(
+        host: &str,
+        port: u16,
+        deadline: Instant,
+        waker: Option<&WakeReceiver>,
+        cancel: &mut dyn FnMut() -> Option<Error>,
+    ) -> Result<Transport> {
         let remaining = |d: Instant| d.saturating_duration_since(Instant::now());
         let addrs = resolve(host, port, remaining(deadline))?;
         let mut last = Error::Connect(format!("{host}: no address tried"));
         for addr in addrs {
-            let left = remaining(deadline);
-            if left.is_zero() {
+            if let Some(e) = cancel() {
+                return Err(e);
+            }
+            if remaining(deadline).is_zero() {
                 return Err(Error::Timeout(format!("connect to {addr}")));
             }
-            match TcpStream::connect_timeout(&addr, left) {
+            match connect_one(addr, deadline, waker, cancel) {
+                Err(Attempt::Cancelled(e)) => return Err(e),
+                Err(Attempt::Failed(e)) => last = Error::from_io(&format!("connect to {addr}"), &e),
                 Ok(stream) => {
                     stream.set_nodelay(true).map_err(|e| Error::from_io("set TCP_NODELAY", &e))?;
                     stream.set_nonblocking(true).map_err(|e| Error::from_io("set non-blocking", &e))?;
@@ -141,7 +159,6 @@ impl Transport {
                         tls: None,
                     });
                 }
-                Err(e) => last = Error::from_io(&format!("connect to {addr}"), &e),
             }
         }
         Err(last)
@@ -307,6 +324,44 @@ pub(crate) fn wait_socket(
         }
     }
     ready
+}
+
+enum Attempt {
+    Failed(io::Error),
+    Cancelled(Error),
+}
+
+/// One non-blocking connect, polled until it completes, `deadline` passes or `cancel` says stop.
+fn connect_one(
+    addr: SocketAddr,
+    deadline: Instant,
+    waker: Option<&WakeReceiver>,
+    cancel: &mut dyn FnMut() -> Option<Error>,
+) -> std::result::Result<TcpStream, Attempt> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(Attempt::Failed)?;
+    socket.set_nonblocking(true).map_err(Attempt::Failed)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => return Ok(socket.into()),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(Attempt::Failed(e)),
+    }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Attempt::Failed(io::Error::new(io::ErrorKind::TimedOut, "connection timed out")));
+        }
+        let ready = wait_socket(socket.as_raw_fd(), libc::POLLOUT, waker, left.min(Duration::from_millis(100)));
+        if let Some(e) = cancel() {
+            return Err(Attempt::Cancelled(e));
+        }
+        if ready.writable {
+            return match socket.take_error() {
+                Ok(None) => Ok(socket.into()),
+                Ok(Some(e)) | Err(e) => Err(Attempt::Failed(e)),
+            };
+        }
+    }
 }
 
 /// Waits for `events` on `fd` until `deadline`; false once the deadline has passed.

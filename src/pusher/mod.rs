@@ -726,8 +726,8 @@ impl Pusher {
 
     /// Encodes and sends what is queued (until `timeout` passes; a connection being made or remade
     /// is still waited for within it), unpublishes and closes the connection. Blocks until the
-    /// workers have ended (at most about `timeout`, plus the connect timeout when a TCP connect is
-    /// in flight). The STOPPED event follows. `Timeout` when media was left unsent; the pusher is
+    /// workers have ended (at most about `timeout`: a TCP connect in flight is given up when it
+    /// passes, while a DNS lookup in flight is still waited for, up to the connect timeout). The STOPPED event follows. `Timeout` when media was left unsent; the pusher is
     /// stopped all the same.
     pub fn stop(&self, timeout: Duration) -> Result<()> {
         if !self.started.load(Relaxed) {

@@ -104,6 +104,15 @@ impl NetworkWorker {
         Ok(())
     }
 
+    /// Whether a TCP connect in flight should be given up: the network changed (its route may be
+    /// gone), or stop()'s deadline passed.
+    fn connect_cancelled(&self) -> Option<Error> {
+        if let Err(e) = self.check_route() {
+            return Some(e);
+        }
+        self.out_of_time().then(|| Error::Timeout("stop() ended the connect in flight".into()))
+    }
+
     /// stop() was called and its deadline has passed. Until then a stopping pusher still connects
     /// (or reconnects) to deliver what is queued.
     fn out_of_time(&self) -> bool {
@@ -275,8 +284,15 @@ impl NetworkWorker {
         }
     }
 
-    /// Opens the link of one URL: for RTMP, TCP (and TLS) connected by `deadline`.
-    fn open_link(&self, url: &DestUrl, deadline: Instant, tls_client: &mut TlsClient) -> Result<Box<dyn Link>> {
+    /// Opens the link of one URL: for RTMP, TCP (and TLS) connected by `deadline`, unless the
+    /// network changes or stop()'s deadline passes first (`cancellable`).
+    fn open_link(
+        &self,
+        url: &DestUrl,
+        deadline: Instant,
+        tls_client: &mut TlsClient,
+        cancellable: bool,
+    ) -> Result<Box<dyn Link>> {
         let c = &self.shared.config;
         let url = match url {
             DestUrl::Rtmp(u) => u,
@@ -310,7 +326,9 @@ impl NetworkWorker {
             stall_timeout: c.stall_timeout,
             metadata: self.shared.stream_metadata(),
         };
-        let link = RtmpLink::connect(url, params, deadline, tls_client)?;
+        let mut cancel = || if cancellable { self.connect_cancelled() } else { None };
+        let wake = cancellable.then_some(&self.wake);
+        let link = RtmpLink::connect(url, params, deadline, tls_client, wake, &mut cancel)?;
         Ok(Box::new(link))
     }
 
@@ -332,7 +350,7 @@ impl NetworkWorker {
         }
         self.emit(EventKind::KP_EVENT_CONNECTING, ResultCode::KP_OK, url.redacted(), url_index as i64, 0);
         let deadline = started + shared.config.connect_timeout;
-        let link = self.open_link(&url, deadline, tls_client).map_err(lost)?;
+        let link = self.open_link(&url, deadline, tls_client, true).map_err(lost)?;
         let mut conn = Conn {
             link,
             sent_header: [None, None],
@@ -568,7 +586,7 @@ impl NetworkWorker {
         if let DestUrl::Rtmp(u) = &url {
             return Transport::connect(&u.host, u.port, deadline).is_ok();
         }
-        let Ok(mut link) = self.open_link(&url, deadline, &mut TlsClient::default()) else {
+        let Ok(mut link) = self.open_link(&url, deadline, &mut TlsClient::default(), false) else {
             return false;
         };
         loop {

@@ -61,14 +61,22 @@ pub struct RtmpParams<'a> {
 
 impl RtmpLink {
     /// Connects TCP (and TLS) by `deadline`; the RTMP handshake and publish follow in `poll_open`.
-    pub fn connect(url: &RtmpUrl, p: RtmpParams<'_>, deadline: Instant, tls_client: &mut TlsClient) -> Result<Self> {
+    /// `cancel` may end the TCP connect early (asked when `wake` fires and every 100 ms).
+    pub fn connect(
+        url: &RtmpUrl,
+        p: RtmpParams<'_>,
+        deadline: Instant,
+        tls_client: &mut TlsClient,
+        wake: Option<&WakeReceiver>,
+        cancel: &mut dyn FnMut() -> Option<Error>,
+    ) -> Result<Self> {
         if url.tls && !cfg!(feature = "tls") {
             return Err(Error::Unsupported(
                 "rtmps:// needs the TLS transport (feature `tls`), not in this build".into(),
             ));
         }
         #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
-        let mut transport = Transport::connect(&url.host, url.port, deadline)?;
+        let mut transport = Transport::connect_cancellable(&url.host, url.port, deadline, wake, cancel)?;
         #[cfg(feature = "tls")]
         if url.tls {
             let config = match tls_client {
