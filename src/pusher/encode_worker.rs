@@ -419,12 +419,36 @@ struct DtsClamp {
 }
 
 impl DtsClamp {
-    /// (FLV tag time, composition time) of an access unit.
+    /// (FLV tag time, composition time) of an access unit. Decode times strictly increase on the
+    /// wire; when pictures come less than a millisecond apart and the encoder reorders (x264
+    /// B-frames), a frame's presentation time can fall at or before the last decode time: then it
+    /// is presented at its decode time (composition 0), a millisecond or two late, rather than
+    /// sending a decode time that does not increase.
     fn map(&mut self, au: Encoded) -> (u64, i32) {
         let floor = self.last.map_or(self.first.unwrap_or(0), |l| l + 1);
-        let dts = au.dts_ms.max(floor).min(au.pts_ms).max(0);
+        let dts = au.dts_ms.max(floor).max(0);
         self.last = Some(dts);
         (dts as u64, (au.pts_ms - dts).clamp(0, i32::MAX as i64) as i32)
+    }
+}
+
+#[cfg(test)]
+mod dts_tests {
+    use super::*;
+
+    #[test]
+    fn decode_times_strictly_increase_with_b_frames_a_millisecond_apart() {
+        let mut c = DtsClamp { first: Some(-2), last: None };
+        // x264 with B-frames on pictures 1 ms apart: dts runs 2 ms behind pts, and after the
+        // millisecond rounding a B-frame's pts equals the previous frame's dts.
+        let aus = [(0, -2), (3, -1), (1, 0), (2, 1), (6, 2), (4, 3), (4, 4), (5, 5)];
+        let mut last = None;
+        for (pts, dts) in aus {
+            let (d, cts) = c.map(Encoded { idr: false, pts_ms: pts, dts_ms: dts });
+            assert!(last.is_none_or(|l| d > l), "{d} after {last:?}");
+            assert!(cts >= 0);
+            last = Some(d);
+        }
     }
 }
 
