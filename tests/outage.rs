@@ -353,3 +353,49 @@ fn pre_encoded_video_gets_keyframe_needed_at_the_disconnect() {
     );
     assert!(share >= 0.97, "{share}: {stats:?}");
 }
+
+/// Two destinations from one encode; one of them loses its path for 1.5 s (refused meanwhile, so
+/// it retries every 250 ms). The other's stream gets one extra keyframe for the outage (the one
+/// the returning session starts on), not one per retry.
+#[test]
+fn one_destinations_outage_adds_one_keyframe_to_the_others() {
+    let _serial = serial();
+    let nginx = Nginx::start(NginxOptions { record_unique: true, ..NginxOptions::default() });
+    let proxy = Proxy::start(([127, 0, 0, 1], nginx.port()).into());
+    let (cut_key, other_key) = (unique_key("cut-dest"), unique_key("other-dest"));
+    // A keyframe every 2 s by the encoder's own count.
+    let spec = Spec { bitrate_kbps: 500, ..Spec::default() };
+    let mut config = spec.config(&proxy.url("live", &cut_key));
+    config.extra_destinations = vec![vec![nginx.url(&other_key)]];
+    let (pusher, rx) = harness(config);
+    let mut seen = vec![];
+    pusher.start().unwrap();
+    let t0 = Instant::now();
+    let src = RealTimeSource::start(pusher.clone(), spec.clone());
+    wait_event(&rx, &mut seen, Duration::from_secs(10), EventKind::KP_EVENT_PUBLISHING);
+    std::thread::sleep(Duration::from_millis(2500));
+    proxy.set(Fault::Refuse);
+    proxy.set(Fault::Cut);
+    std::thread::sleep(Duration::from_millis(1500));
+    proxy.set(Fault::Pass);
+    let back = wait_event(&rx, &mut seen, Duration::from_secs(10), EventKind::KP_EVENT_RECONNECTED);
+    assert_eq!(back.destination, 0, "{back:?}");
+    std::thread::sleep((t0 + Duration::from_secs(9)).saturating_duration_since(Instant::now()));
+    src.finish();
+    pusher.stop(Duration::from_secs(10)).unwrap();
+    seen.extend(rx.try_iter());
+    let retries = seen.iter().filter(|e| e.kind == EventKind::KP_EVENT_RECONNECTING && e.destination == 0).count();
+    let other = Recordings::of(&nginx, &other_key);
+    assert_eq!(other.files.len(), 1, "the other destination never lost its publish");
+    let keys: Vec<f64> = other.files[0].iter().filter(|p| p.1).map(|p| p.0).collect();
+    let span = other.files[0].iter().map(|p| p.0).fold(0.0, f64::max) - other.files[0][0].0;
+    // The encoder's own: one at the start and one every 2 s.
+    let own = (span / 2.0).floor() as usize + 1;
+    eprintln!(
+        "the other destination: keyframes at {keys:?} over {span:.1} s ({own} of the encoder's own); {retries} retries"
+    );
+    assert!(retries >= 3, "the cut destination was expected to retry several times: {retries}");
+    assert!(keys.len() <= own + 1, "{} keyframes, {own} of the encoder's own + at most 1 for the outage", keys.len());
+    let cut = Recordings::of(&nginx, &cut_key);
+    cut.check_segments();
+}
