@@ -432,26 +432,6 @@ impl DtsClamp {
     }
 }
 
-#[cfg(test)]
-mod dts_tests {
-    use super::*;
-
-    #[test]
-    fn decode_times_strictly_increase_with_b_frames_a_millisecond_apart() {
-        let mut c = DtsClamp { first: Some(-2), last: None };
-        // x264 with B-frames on pictures 1 ms apart: dts runs 2 ms behind pts, and after the
-        // millisecond rounding a B-frame's pts equals the previous frame's dts.
-        let aus = [(0, -2), (3, -1), (1, 0), (2, 1), (6, 2), (4, 3), (4, 4), (5, 5)];
-        let mut last = None;
-        for (pts, dts) in aus {
-            let (d, cts) = c.map(Encoded { idr: false, pts_ms: pts, dts_ms: dts });
-            assert!(last.is_none_or(|l| d > l), "{d} after {last:?}");
-            assert!(cts >= 0);
-            last = Some(d);
-        }
-    }
-}
-
 impl AudioTrack {
     fn encode_silence(&mut self, enc: &mut dyn AudioEncoder, shared: &Shared, samples: u64) -> Result<()> {
         let mut left = samples as usize * self.channels;
@@ -490,4 +470,24 @@ fn emit_audio(
     let data = bodies.concat(&[au]);
     shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
     shared.queue_media(MediaPacket::aac(ts, false, data));
+}
+
+#[cfg(test)]
+mod dts_tests {
+    use super::*;
+
+    #[test]
+    fn decode_times_strictly_increase_with_b_frames_a_millisecond_apart() {
+        let mut c = DtsClamp { first: Some(-2), last: None };
+        // x264 with B-frames on pictures 1 ms apart: dts runs 2 ms behind pts, and after the
+        // millisecond rounding a B-frame's pts equals the previous frame's dts.
+        let aus = [(0, -2), (3, -1), (1, 0), (2, 1), (6, 2), (4, 3), (4, 4), (5, 5)];
+        let mut last = None;
+        for (pts, dts) in aus {
+            let (d, cts) = c.map(Encoded { idr: false, pts_ms: pts, dts_ms: dts });
+            assert!(last.is_none_or(|l| d > l), "{d} after {last:?}");
+            assert!(cts >= 0);
+            last = Some(d);
+        }
+    }
 }
