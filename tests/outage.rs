@@ -6,13 +6,13 @@
 mod common;
 
 use common::proxy::{Fault, Proxy};
-use common::pushing::{Harnessed, RealTimeSource, Spec};
+use common::pushing::{is, shared_harness, RealTimeSource, Spec};
 use common::*;
 use kitepush::encode::openh264::OpenH264Encoder;
 use kitepush::encode::{I420Buffer, VideoEncoder, VideoEncoderConfig};
-use kitepush::pusher::{Event, EventKind, Pusher, PusherConfig, VideoConfig, VideoEncoderKind};
+use kitepush::pusher::{Event, EventKind, Pusher, VideoConfig, VideoEncoderKind};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One real-time push at a time in this binary: the checks are about what the network did, and
@@ -23,27 +23,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn harness(config: PusherConfig) -> (Arc<Pusher>, Receiver<Event>) {
-    let h = Harnessed::new(config);
-    (Arc::new(h.pusher), h.events)
-}
-
 fn wait_event(rx: &Receiver<Event>, seen: &mut Vec<Event>, timeout: Duration, kind: EventKind) -> Event {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(ev) => {
-                seen.push(ev.clone());
-                if ev.kind == kind {
-                    return ev;
-                }
-            }
-            Err(_) => panic!(
-                "no {kind:?} within {timeout:?}; events: {:#?}",
-                seen.iter().map(|e| (e.timestamp_ms, e.kind, e.value, e.value2, &e.message)).collect::<Vec<_>>()
-            ),
-        }
-    }
+    common::pushing::wait_event(rx, seen, timeout, is(kind))
 }
 
 /// After a RECONNECTED: the time until the destination's latency is back under 300 ms (polled
@@ -125,7 +106,7 @@ fn two_outages(
     let key = unique_key(name);
     let url = proxy.as_ref().map_or_else(|| nginx.url(&key), |p| p.url("live", &key));
     let spec = Spec { width: 1280, height: 720, bitrate_kbps: 1500, seconds: 20.0, ..Spec::default() };
-    let (pusher, rx) = harness(spec.config(&url));
+    let (pusher, rx) = shared_harness(spec.config(&url));
     let mut seen = vec![];
     pusher.start().unwrap();
     let t0 = Instant::now();
@@ -223,7 +204,7 @@ fn an_outage_past_the_budget_loses_about_the_excess() {
     let mut config = spec.config(&proxy.url("live", &key));
     config.video.as_mut().unwrap().keyframe_interval = 30;
     config.send_queue_ms = 2000;
-    let (pusher, rx) = harness(config);
+    let (pusher, rx) = shared_harness(config);
     let mut seen = vec![];
     pusher.start().unwrap();
     let src = RealTimeSource::start(pusher.clone(), spec.clone());
@@ -275,7 +256,7 @@ fn pre_encoded_video_gets_keyframe_needed_at_the_disconnect() {
         ..VideoConfig::default()
     });
     config.audio = None;
-    let (pusher, rx) = harness(config);
+    let (pusher, rx) = shared_harness(config);
     let mut keyframe_needed = false;
     let mut seen = vec![];
     pusher.start().unwrap();
@@ -367,7 +348,7 @@ fn one_destinations_outage_adds_one_keyframe_to_the_others() {
     let spec = Spec { bitrate_kbps: 500, ..Spec::default() };
     let mut config = spec.config(&proxy.url("live", &cut_key));
     config.extra_destinations = vec![vec![nginx.url(&other_key)]];
-    let (pusher, rx) = harness(config);
+    let (pusher, rx) = shared_harness(config);
     let mut seen = vec![];
     pusher.start().unwrap();
     let t0 = Instant::now();

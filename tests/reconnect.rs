@@ -4,49 +4,17 @@
 mod common;
 
 use common::proxy::{Fault, Proxy};
-use common::pushing::{first_media_timestamp, flv_tags, last_media_timestamp, Harnessed, RealTimeSource, Source, Spec};
+use common::pushing::{
+    first_media_timestamp, flv_tags, is, last_media_timestamp, shared_harness, wait_event, Harnessed, RealTimeSource,
+    Source, Spec,
+};
 use common::*;
 use kitepush::core::reconnect::ReconnectPolicy;
-use kitepush::pusher::{Event, EventKind, Pusher, PusherConfig, PusherState};
+use kitepush::pusher::{EventKind, PusherConfig, PusherState};
 use kitepush::ResultCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn shared_harness(config: PusherConfig) -> (Arc<Pusher>, std::sync::mpsc::Receiver<Event>) {
-    let h = Harnessed::new(config);
-    (Arc::new(h.pusher), h.events)
-}
-
-/// Events until one matches, with a deadline; panics with what was seen.
-fn wait_event(
-    rx: &std::sync::mpsc::Receiver<Event>,
-    seen: &mut Vec<Event>,
-    timeout: Duration,
-    f: impl Fn(&Event) -> bool,
-) -> Event {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(ev) => {
-                seen.push(ev.clone());
-                if f(&ev) {
-                    return ev;
-                }
-            }
-            Err(_) => panic!(
-                "timed out after {timeout:?}; events: {:#?}",
-                seen.iter()
-                    .map(|e| (e.timestamp_ms, e.destination, e.kind, e.code, e.value, e.value2))
-                    .collect::<Vec<_>>()
-            ),
-        }
-    }
-}
-
-fn is(kind: EventKind) -> impl Fn(&Event) -> bool {
-    move |e| e.kind == kind
-}
 
 fn fast_policy() -> ReconnectPolicy {
     ReconnectPolicy { max_delay: Duration::from_secs(2), ..ReconnectPolicy::default() }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::pushing::{Harnessed, RealTimeSource, Spec};
+use common::pushing::{shared_harness, Harnessed, RealTimeSource, Spec};
 use common::srt::{SrtListener, SrtOptions};
 use common::udp_proxy::{UdpFaults, UdpProxy};
 use common::*;
@@ -14,33 +14,18 @@ use kitepush::core::ts::{PID_AUDIO, PID_PAT, PID_PMT, PID_VIDEO, TS_DELAY_MS, TS
 use kitepush::pusher::{Event, EventKind, Pusher, PusherConfig};
 use std::path::Path;
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn shared_harness(config: PusherConfig) -> (Arc<Pusher>, Receiver<Event>) {
-    let h = Harnessed::new(config);
-    (Arc::new(h.pusher), h.events)
-}
 
 fn summary(seen: &[Event]) -> Vec<(u64, u32, EventKind, i64, i64, String)> {
     seen.iter().map(|e| (e.timestamp_ms, e.destination, e.kind, e.value, e.value2, e.message.clone())).collect()
 }
 
-/// Events until one of `kind`, with a deadline; panics with what was seen.
+/// Events until one of `kind`, with a deadline; panics with what was seen, and at a FAILED.
 fn wait_event(rx: &Receiver<Event>, seen: &mut Vec<Event>, timeout: Duration, kind: EventKind) -> Event {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(ev) => {
-                seen.push(ev.clone());
-                if ev.kind == kind {
-                    return ev;
-                }
-                assert_ne!(ev.kind, EventKind::KP_EVENT_FAILED, "failed waiting for {kind:?}: {:#?}", summary(seen));
-            }
-            Err(_) => panic!("no {kind:?} within {timeout:?}; events: {:#?}", summary(seen)),
-        }
-    }
+    common::pushing::wait_event(rx, seen, timeout, |e| {
+        assert_ne!(e.kind, EventKind::KP_EVENT_FAILED, "failed waiting for {kind:?}: {e:?}");
+        e.kind == kind
+    })
 }
 
 /// Takes whatever events arrived, without waiting.

@@ -375,3 +375,35 @@ impl Drop for RealTimeSource {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// A started-later pusher shared with a source thread, and its events.
+pub fn shared_harness(config: PusherConfig) -> (std::sync::Arc<Pusher>, Receiver<Event>) {
+    let h = Harnessed::new(config);
+    (std::sync::Arc::new(h.pusher), h.events)
+}
+
+/// Events until one matches `f`, with a deadline; panics with what was seen.
+pub fn wait_event(rx: &Receiver<Event>, seen: &mut Vec<Event>, timeout: Duration, f: impl Fn(&Event) -> bool) -> Event {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(ev) => {
+                seen.push(ev.clone());
+                if f(&ev) {
+                    return ev;
+                }
+            }
+            Err(_) => panic!(
+                "timed out after {timeout:?}; events: {:#?}",
+                seen.iter()
+                    .map(|e| (e.timestamp_ms, e.destination, e.kind, e.code, e.value, e.value2, e.message.clone()))
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+}
+
+/// The `wait_event` test for one kind.
+pub fn is(kind: EventKind) -> impl Fn(&Event) -> bool {
+    move |e| e.kind == kind
+}
