@@ -442,6 +442,37 @@ fn network_changed_over_srt_publishes_again_within_a_second() {
     }
 }
 
+/// `network_changed()` while the old route still carries packets (the Wi-Fi lingers a moment):
+/// the old session is shut down at once (SRT SHUTDOWN on the old socket), so a listener serving
+/// one caller at a time (srt-live-transmit `-a:yes`, like SRS or MediaMTX with one publisher per
+/// stream id) takes the new session at once instead of after its ~5 s idle timeout.
+#[test]
+fn network_changed_over_srt_frees_the_listener_for_the_new_session() {
+    let mut listener = SrtListener::srt_live_transmit(SrtOptions::latency_ms(120).accepting_again());
+    let proxy = UdpProxy::start(listener.addr());
+    let spec = Spec::default();
+    let (pusher, rx) = shared_harness(srt_config(&spec, proxy.port(), 120));
+    let mut seen = vec![];
+    pusher.start().unwrap();
+    let src = RealTimeSource::start(pusher.clone(), spec.clone());
+    wait_event(&rx, &mut seen, Duration::from_secs(10), EventKind::KP_EVENT_PUBLISHING);
+    std::thread::sleep(Duration::from_millis(1500));
+    let old = proxy.client();
+    let t = Instant::now();
+    pusher.network_changed().unwrap();
+    wait_event(&rx, &mut seen, Duration::from_secs(3), EventKind::KP_EVENT_DISCONNECTED);
+    wait_event(&rx, &mut seen, Duration::from_secs(8), EventKind::KP_EVENT_PUBLISHING);
+    let took = t.elapsed();
+    eprintln!("SRT, old route still up: publishing again on the same listener {took:?} after network_changed");
+    assert_ne!(proxy.client(), old, "the new session came from the old 5-tuple");
+    assert!(took <= Duration::from_millis(1000), "the listener took the new session only after {took:?}");
+    let before = listener.output_len();
+    listener.wait_for_bytes(before + 50_000, Duration::from_secs(5));
+    src.finish();
+    pusher.stop(Duration::from_secs(10)).unwrap();
+    listener.stop();
+}
+
 // --- 5. pre-encoded HEVC ---
 
 fn run(cmd: &str, args: &[&str]) -> String {

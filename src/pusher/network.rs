@@ -438,6 +438,9 @@ impl NetworkWorker {
             }
         }
         let result = self.stream(&mut conn, rc);
+        if result.is_err() && self.route_lost.get() {
+            conn.link.abandon(Instant::now());
+        }
         if result.is_err() {
             // Handed to the connection and not delivered: lost with it (the kernel may have
             // sent some of it, but nothing says the server got it).

@@ -88,4 +88,10 @@ pub trait Link: Send {
     /// Ends the stream on this connection (unpublish, the end-of-sequence the wire has) and
     /// delivers what is queued until `deadline`; `last_video_ts` is the last video time sent.
     fn close(&mut self, last_video_ts: Option<u64>, deadline: Instant) -> Result<()>;
+
+    /// The connection is being given up (the network changed): tell the peer at once, best
+    /// effort and without waiting, in case the old route still carries it, so that a server
+    /// taking one publisher per stream frees it for the new session now rather than at its idle
+    /// timeout. TCP needs nothing here: dropping the socket sends its FIN.
+    fn abandon(&mut self, _now: Instant) {}
 }

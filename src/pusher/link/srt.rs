@@ -273,6 +273,13 @@ impl Link for SrtLink {
         self.readable |= self.udp.wait(self.blocked.is_some(), wake, t).readable;
     }
 
+    fn abandon(&mut self, now: Instant) {
+        // UDP has no FIN: without SRT's SHUTDOWN the listener holds the session (libsrt: ~5 s of
+        // silence) and may refuse the new one meanwhile.
+        self.sender.close(now);
+        let _ = self.exchange(now);
+    }
+
     fn close(&mut self, _last_video_ts: Option<u64>, deadline: Instant) -> Result<()> {
         // The tail is delivered once acknowledged and played out by the receiver: libsrt's
         // receiver drops what it still holds when the caller shuts down (its linger is 0).
