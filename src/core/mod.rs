@@ -13,6 +13,7 @@ pub mod ladder;
 pub mod media;
 pub mod metadata;
 pub mod reconnect;
+pub mod sei;
 pub mod send_queue;
 pub mod session;
 pub mod srt;
