@@ -11,6 +11,7 @@ pub mod flv;
 pub mod hevc;
 pub mod ladder;
 pub mod media;
+pub mod message_carry;
 pub mod metadata;
 pub mod reconnect;
 pub mod sei;

@@ -9,6 +9,7 @@
 //! Pure data structure: no clock, no locks (the pusher wraps it in one).
 
 use super::drop_policy::{DropPolicy, DropThresholds, VideoVerdict};
+use super::message_carry::MessageCarry;
 use std::collections::VecDeque;
 
 pub use super::media::{MediaPacket, Track};
@@ -49,6 +50,8 @@ pub struct SendQueue {
     /// run ahead of the clock, and media is only "behind live" for as long as it has waited.
     clock_ms: Option<u64>,
     arrivals: VecDeque<(u64, u64)>,
+    /// App messages of dropped video, moved to the next video unit handed out.
+    carry: MessageCarry,
 }
 
 /// Arrival times kept at most (about a minute of 30 fps video with its audio).
@@ -84,6 +87,7 @@ impl SendQueue {
             // One entry per queued timestamp: a 2 s backlog of 30 fps video and its audio needs
             // about 150; growing later would allocate on the app's thread mid-stream.
             arrivals: VecDeque::with_capacity(512),
+            carry: MessageCarry::default(),
         }
     }
 
@@ -158,6 +162,7 @@ impl SendQueue {
                 };
                 if skip {
                     out.dropped_video = 1;
+                    self.carry.on_drop(&p);
                     // The live edge moved on: what waits may now be past the budget.
                     self.enforce_budget(&mut out);
                     return out;
@@ -231,7 +236,7 @@ impl SendQueue {
         };
         let p = self.deque(track).pop_front()?;
         self.bytes -= p.data.len();
-        Some(p)
+        Some(self.carry.on_pop(p))
     }
 
     fn lone_may_go(&self, t: Track, ts: u64) -> bool {
@@ -260,6 +265,11 @@ impl SendQueue {
             (Some(o), Some(n)) => n.saturating_sub(o),
             _ => 0,
         }
+    }
+
+    /// App messages handed out and given up (see [`MessageCarry`]).
+    pub fn messages(&self) -> &MessageCarry {
+        &self.carry
     }
 
     pub fn bytes(&self) -> usize {
@@ -330,10 +340,12 @@ impl SendQueue {
     fn drop_video_before(&mut self, end: usize, out: &mut PushOutcome) {
         let mut i = 0;
         let mut bytes = 0;
+        let carry = &mut self.carry;
         self.video.retain(|p| {
             let drop = i < end && !p.header;
             i += 1;
             if drop {
+                carry.on_drop(p);
                 bytes += p.data.len();
                 out.dropped_video += 1;
             }
