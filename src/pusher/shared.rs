@@ -97,9 +97,9 @@ impl Destination {
 
     pub fn stats(&self) -> DestinationStats {
         let c = &self.counters;
-        let (queue_ms, queue_bytes, congestion) = {
+        let (queue_ms, queue_bytes, congestion, messages) = {
             let q = lock(&self.queue);
-            (q.latency_ms() as u32, q.bytes() as u64, q.congestion())
+            (q.latency_ms() as u32, q.bytes() as u64, q.congestion(), (q.messages().sent(), q.messages().dropped()))
         };
         DestinationStats {
             state: Some(self.state()),
@@ -126,6 +126,8 @@ impl Destination {
             packets_dropped_late: c.packets_dropped_late.load(Relaxed),
             send_buffer_ms: c.send_buffer_ms.load(Relaxed),
             latency_ms: c.latency_ms.load(Relaxed),
+            messages_sent: messages.0,
+            messages_dropped: messages.1,
         }
     }
 }
@@ -181,6 +183,8 @@ pub struct Shared {
     pub recording: Mutex<super::recording::RecordingTap>,
     /// Pause, bitrate and mute, as the app last set them.
     pub control: super::control::Control,
+    /// App messages waiting for the next video unit, and the capture-time clock.
+    pub messages: super::messages::MessageStore,
 }
 
 impl Shared {
@@ -286,7 +290,10 @@ impl Shared {
         match tags.frame {
             Some(data) => {
                 self.counters.video_frames_encoded.fetch_add(1, Relaxed);
-                self.queue_media(MediaPacket::video(codec, ts, tags.cts_ms, tags.keyframe, false, data));
+                let pts = ts.saturating_add_signed(tags.cts_ms.into());
+                let (data, messages) = self.messages.attach(codec, data, tags.keyframe, pts);
+                let p = MediaPacket::video(codec, ts, tags.cts_ms, tags.keyframe, false, data);
+                self.queue_media(MediaPacket { messages, ..p });
             }
             None if tags.no_picture => {}
             // Nothing decodable yet (no parameter sets): the frame is lost, and counted.
@@ -333,6 +340,7 @@ impl Shared {
     /// Nothing more will be queued: let the send queues release what they hold back for
     /// interleaving, and tell the network workers.
     pub fn finish_input(&self) {
+        self.messages.discard();
         for d in &self.destinations {
             lock(&d.queue).finish();
         }

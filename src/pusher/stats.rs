@@ -41,6 +41,10 @@ pub struct DestinationStats {
     /// SRT: the receive latency agreed with the listener (the URL's or the config's, or the
     /// listener's when it asks for more), ms; 0 on RTMP.
     pub latency_ms: u32,
+    /// App messages (`Pusher::send_message`) handed to this destination's connection, and given
+    /// up for congestion (too many carried past dropped frames, see `core::message_carry`).
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
 }
 
 /// A snapshot of the pusher's counters. With several destinations, the sent, dropped-network,
@@ -101,4 +105,9 @@ pub struct Stats {
     /// Video times moved one millisecond past the previous one, because they were not after it
     /// (frames less than a millisecond apart): decode times on the wire strictly increase.
     pub video_timestamps_adjusted: u64,
+    /// App messages accepted by `send_message`; sent and dropped summed over the destinations
+    /// (dropped also counts messages no video frame followed before stop).
+    pub messages_accepted: u64,
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
 }
