@@ -1,7 +1,9 @@
 //! Timed app messages and capture timestamps (issue 15): `Pusher::send_message` stores a copy in a
-//! bounded, preallocated store; the next video access unit that leaves the encoder (or the next
-//! pre-encoded one the app pushes) takes every stored message as SEI NAL units in front of its
-//! slices ([`crate::core::sei`]), so every muxer carries them with no transport code. The unit's
+//! bounded, preallocated store; the first video access unit pushed after the call (a raw picture,
+//! once it leaves the encoder, or a pre-encoded unit) takes it as an SEI NAL unit in front of its
+//! slices ([`crate::core::sei`]), so every muxer carries it with no transport code. "Pushed after
+//! the call", not "leaving the encoder after the call": a picture the encoder still works on when
+//! the call comes was captured before the moment the message marks. The unit's
 //! [`MessageSpan`] says how many bytes are messages, so a destination that drops the unit moves
 //! them on ([`crate::core::message_carry`]).
 //!
@@ -89,15 +91,18 @@ pub struct MessageStore {
     /// Wall clock (UTC µs) minus stream time (µs) at the latest video push.
     offset_us: AtomicI64,
     offset_known: AtomicBool,
+    /// Stream time (ms) of the latest video push; `u64::MAX` before the first.
+    last_push_ms: AtomicU64,
     /// Messages the app handed over, and those that never found a frame (still waiting at stop).
     pub accepted: AtomicU64,
     pub unsent: AtomicU64,
 }
 
 struct Inner {
-    /// The waiting messages' bytes, back to back, and (start, len, flags) of each.
+    /// The waiting messages' bytes, back to back, and for each: its length, flags, and the stream
+    /// time of the latest video push when it came (it rides on a later picture).
     bytes: Vec<u8>,
-    entries: Vec<(usize, usize, u32)>,
+    entries: Vec<(usize, u32, Option<u64>)>,
     /// The SEI NAL units being built for one frame (reused).
     scratch: Vec<u8>,
     bodies: BodyPool,
@@ -116,6 +121,7 @@ impl MessageStore {
             }),
             offset_us: AtomicI64::new(0),
             offset_known: AtomicBool::new(false),
+            last_push_ms: AtomicU64::new(u64::MAX),
             accepted: AtomicU64::new(0),
             unsent: AtomicU64::new(0),
         }
@@ -144,9 +150,9 @@ impl MessageStore {
         if g.entries.len() >= MAX_PENDING {
             return Err(Error::QueueFull("16 messages already wait for a video frame"));
         }
-        let start = g.bytes.len();
         g.bytes.extend_from_slice(data);
-        g.entries.push((start, data.len(), flags));
+        let after = Some(self.last_push_ms.load(Relaxed)).filter(|&t| t != u64::MAX);
+        g.entries.push((data.len(), flags, after));
         self.pending.store(g.entries.len(), Relaxed);
         self.accepted.fetch_add(1, Relaxed);
         Ok(())
@@ -154,6 +160,7 @@ impl MessageStore {
 
     /// A video picture of stream time `stream_ms` was pushed now: the capture-time offset.
     pub fn note_push(&self, stream_ms: u64) {
+        self.last_push_ms.store(stream_ms, Relaxed);
         if self.settings.capture_timestamps == CaptureTimestamps::KP_CAPTURE_TIMESTAMPS_OFF {
             return;
         }
@@ -176,19 +183,26 @@ impl MessageStore {
         }
         let mut g = lock(&self.inner);
         let Inner { bytes, entries, scratch, bodies } = &mut *g;
+        // Calls come in order, so the messages due on this picture are a prefix.
+        let due = entries.iter().take_while(|e| e.2.is_none_or(|after| pts_ms > after)).count();
+        if due == 0 && !stamp {
+            return (frame, MessageSpan::default());
+        }
         scratch.clear();
         let mut span = MessageSpan::default();
-        for (i, &(start, len, flags)) in entries.iter().enumerate() {
+        let mut start = 0;
+        for (i, &(len, flags, _)) in entries[..due].iter().enumerate() {
             sei::write_length_prefixed(codec, &self.settings.uuid, &bytes[start..start + len], scratch);
+            start += len;
             if flags & MessageFlag::KP_MESSAGE_AMF as u32 != 0 && i < 32 {
                 span.amf_mask |= 1 << i;
             }
         }
-        span.count = entries.len() as u16;
+        span.count = due as u16;
         span.len = scratch.len() as u32;
-        entries.clear();
-        bytes.clear();
-        self.pending.store(0, Relaxed);
+        entries.drain(..due);
+        bytes.drain(..start);
+        self.pending.store(entries.len(), Relaxed);
         if stamp {
             let pts_us = pts_ms * 1000;
             let capture = (pts_us as i64 + self.offset_us.load(Relaxed)).max(0) as u64;
@@ -232,6 +246,25 @@ mod tests {
     }
 
     #[test]
+    fn a_message_waits_for_a_picture_pushed_after_it() {
+        let s = MessageStore::new(MessageSettings::default());
+        s.note_push(0);
+        s.note_push(33);
+        s.send(b"a", 0).unwrap();
+        s.note_push(66);
+        s.send(b"b", 0).unwrap();
+        // The encoder's output of earlier pictures takes nothing.
+        assert_eq!(s.attach(Codec::H264, frame(), true, 0).1.count, 0);
+        assert_eq!(s.attach(Codec::H264, frame(), false, 33).1.count, 0);
+        let (au, span) = s.attach(Codec::H264, frame(), false, 66);
+        assert_eq!(span.count, 1);
+        assert_eq!(sei::parse_length_prefixed(Codec::H264, &au)[0].payload, b"a");
+        let (au, span) = s.attach(Codec::H264, frame(), false, 100);
+        assert_eq!(span.count, 1);
+        assert_eq!(sei::parse_length_prefixed(Codec::H264, &au)[0].payload, b"b");
+    }
+
+    #[test]
     fn limits_are_errors_not_panics() {
         let s = MessageStore::new(MessageSettings::default());
         assert!(matches!(s.send(&[], 0), Err(Error::InvalidArgument(_))));
@@ -261,13 +294,13 @@ mod tests {
         s.note_push(1000);
         assert_eq!(s.attach(Codec::H264, frame(), false, 1000).0, frame());
         s.send(b"m", 0).unwrap();
-        let (au, span) = s.attach(Codec::H264, frame(), true, 1000);
+        let (au, span) = s.attach(Codec::H264, frame(), true, 1033);
         let found = sei::parse_length_prefixed(Codec::H264, &au);
         assert_eq!(found.len(), 2);
         assert_eq!(sei::parse_length_prefixed(Codec::H264, &au[..span.len as usize]).len(), 1);
         assert_eq!(found[1].uuid, sei::CAPTURE_TIME_UUID);
         let (capture, pts) = sei::parse_capture_time(&found[1].payload).unwrap();
-        assert_eq!(pts, 1_000_000);
+        assert_eq!(pts, 1_033_000);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
         assert!(capture <= now && now - capture < 10_000_000, "{capture} vs {now}");
     }
