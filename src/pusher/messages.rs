@@ -291,7 +291,10 @@ mod tests {
         let s = MessageStore::new(settings);
         // No push seen yet: no offset, no stamp.
         assert_eq!(s.attach(Codec::H264, frame(), true, 0).0, frame());
+        let wall = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+        let before = wall();
         s.note_push(1000);
+        let after = wall();
         assert_eq!(s.attach(Codec::H264, frame(), false, 1000).0, frame());
         s.send(b"m", 0).unwrap();
         let (au, span) = s.attach(Codec::H264, frame(), true, 1033);
@@ -301,7 +304,7 @@ mod tests {
         assert_eq!(found[1].uuid, sei::CAPTURE_TIME_UUID);
         let (capture, pts) = sei::parse_capture_time(&found[1].payload).unwrap();
         assert_eq!(pts, 1_033_000);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
-        assert!(capture <= now && now - capture < 10_000_000, "{capture} vs {now}");
+        // The picture 33 ms after the one pushed: 33 ms after that push's wall time.
+        assert!((before + 33_000..=after + 33_000).contains(&capture), "{capture} vs {before}..{after}");
     }
 }
