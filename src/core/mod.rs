@@ -20,5 +20,6 @@ pub mod session;
 pub mod srt;
 pub mod srt_url;
 pub mod stall;
+pub mod text_data;
 pub mod ts;
 pub mod url;

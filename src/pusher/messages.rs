@@ -146,6 +146,9 @@ impl MessageStore {
         if flags & !(MessageFlag::KP_MESSAGE_AMF as u32) != 0 {
             return Err(Error::InvalidArgument(format!("unknown message flags {flags:#x}")));
         }
+        if flags & MessageFlag::KP_MESSAGE_AMF as u32 != 0 && std::str::from_utf8(data).is_err() {
+            return Err(Error::InvalidArgument("a KP_MESSAGE_AMF message must be UTF-8 text".into()));
+        }
         let mut g = lock(&self.inner);
         if g.entries.len() >= MAX_PENDING {
             return Err(Error::QueueFull("16 messages already wait for a video frame"));

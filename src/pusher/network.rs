@@ -296,6 +296,7 @@ impl NetworkWorker {
             stream_kbps,
             stall_timeout: c.stall_timeout,
             metadata: self.shared.stream_metadata(),
+            amf_name: c.messages.amf_name.clone(),
         };
         let link = RtmpLink::connect(url, params, deadline, tls_client)?;
         Ok(Box::new(link))

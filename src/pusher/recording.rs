@@ -303,6 +303,9 @@ impl Writer {
 
     fn write(&mut self, ts: u64, unit: &MediaPacket) -> std::io::Result<()> {
         // FLV timestamps are 32-bit milliseconds, as on the wire.
+        for body in crate::core::text_data::payloads_of(unit, &self.shared.config.messages.amf_name) {
+            flv::write_file_tag(&mut self.out, TAG_SCRIPT, ts as u32, &body)?;
+        }
         flv::write_file_unit(&mut self.out, unit, ts as u32)?;
         if !unit.header {
             match unit.track {
