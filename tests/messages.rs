@@ -183,3 +183,169 @@ fn pre_encoded_h264_messages_with_their_amf_twins_in_both_recordings() {
         }
     }
 }
+
+/// Annex-B HEVC access units from libx265 (no B-frames, an IDR every 25 frames, 25 fps), cut
+/// before each access unit delimiter.
+fn encoded_hevc(dir: &Path, frames: usize) -> Vec<Vec<u8>> {
+    use kitepush::core::{annexb, hevc};
+    require_tool("ffmpeg");
+    let es = dir.join("in.hevc");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v"])
+        .arg(frames.to_string())
+        .args(["-c:v", "libx265", "-x265-params", "log-level=error:keyint=25:min-keyint=25:bframes=0:aud=1"])
+        .args(["-f", "hevc"])
+        .arg(&es)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    let stream = std::fs::read(&es).unwrap();
+    let mut cuts: Vec<usize> = annexb::nal_units(&stream)
+        .filter(|n| hevc::nal_type(n) == hevc::NAL_AUD)
+        .map(|n| {
+            let off = n.as_ptr() as usize - stream.as_ptr() as usize;
+            if off >= 4 && stream[off - 4..off] == [0, 0, 0, 1] {
+                off - 4
+            } else {
+                off - 3
+            }
+        })
+        .collect();
+    if cuts.first() != Some(&0) {
+        cuts.insert(0, 0);
+    }
+    cuts.push(stream.len());
+    cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect()
+}
+
+/// The access units of an Annex-B elementary stream (cut at each delimiter), each as its NAL
+/// units (without start codes).
+fn access_units(es: &[u8], codec: Codec) -> Vec<Vec<Vec<u8>>> {
+    let mut aus: Vec<Vec<Vec<u8>>> = Vec::new();
+    for nal in sei::annexb_nals(es) {
+        let aud = match codec {
+            Codec::Hevc => (nal[0] >> 1) & 0x3f == 35,
+            _ => nal[0] & 0x1f == 9,
+        };
+        if aud || aus.is_empty() {
+            aus.push(Vec::new());
+        }
+        aus.last_mut().unwrap().push(nal.to_vec());
+    }
+    aus
+}
+
+#[test]
+fn pre_encoded_hevc_messages_over_srt_follow_the_parameter_sets_in_the_ts() {
+    use common::srt::{SrtListener, SrtOptions};
+    const FRAMES: usize = 100;
+    let dir = tmp_dir("messages-hevc-srt");
+    let aus = encoded_hevc(&dir, FRAMES);
+    assert_eq!(aus.len(), FRAMES);
+    let mut listener = SrtListener::srt_live_transmit(SrtOptions::default());
+    let mut h = Harnessed::new(pre_encoded_config(&listener.url(), VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC));
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    let mut sent_on = Vec::new();
+    for (i, au) in aus.iter().enumerate() {
+        // Every 500 ms, and on a keyframe too (frame 25), where the TS muxer adds the parameter sets.
+        if i % 12 == 1 || i == 25 {
+            let k = sent_on.len() as u32;
+            // The AMF flag is ignored on SRT: the SEI still goes.
+            h.pusher.send_message(&message(k), if k % 2 == 0 { 0 } else { 1 }).unwrap_or_else(|e| {
+                assert!(k % 2 == 1, "{e}");
+                h.pusher.send_message(&message(k), 0).unwrap()
+            });
+            sent_on.push(i);
+        }
+        let pts = i as i64 * 40_000;
+        h.pusher.push_hevc(au, pts, pts).unwrap();
+    }
+    h.pusher.stop(Duration::from_secs(10)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    listener.wait_exit(Duration::from_secs(10));
+    let stats = h.pusher.stats();
+    assert_eq!((stats.messages_sent, stats.messages_dropped), (sent_on.len() as u64, 0), "{stats:?}");
+
+    // The elementary stream as FFmpeg demuxes it from the TS.
+    let es = dir.join("out.hevc");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(listener.output())
+        .args(["-map", "0:v", "-c", "copy", "-f", "hevc"])
+        .arg(&es)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    let units = access_units(&std::fs::read(&es).unwrap(), Codec::Hevc);
+    assert_eq!(units.len(), FRAMES);
+    let mut got = Vec::new();
+    for (i, nals) in units.iter().enumerate() {
+        let types: Vec<u8> = nals.iter().map(|n| (n[0] >> 1) & 0x3f).collect();
+        for (j, nal) in nals.iter().enumerate() {
+            for u in sei::parse_nal(Codec::Hevc, nal).into_iter().filter(|u| u.uuid == sei::MESSAGE_UUID) {
+                // After the delimiter and parameter sets, before the first slice (types 0..=31).
+                assert!(types[..j].iter().all(|&t| t >= 32), "SEI after a slice in unit {i}: {types:?}");
+                assert!(types[j..].iter().any(|&t| t < 32), "no slice after the SEI in unit {i}: {types:?}");
+                got.push((i, u.payload));
+            }
+        }
+        if i == 25 {
+            assert_eq!(&types[..4], &[35, 32, 33, 34], "AUD, VPS, SPS, PPS first in the keyframe: {types:?}");
+        }
+    }
+    let want: Vec<(usize, Vec<u8>)> = sent_on.iter().enumerate().map(|(k, &i)| (i, message(k as u32))).collect();
+    assert_eq!(got, want);
+    assert_eq!(decode_errors(listener.output()), "");
+}
+
+#[test]
+fn amf_twins_reach_an_rtmp_player_that_keeps_data_messages() {
+    // nginx-rtmp (arut's module, Debian's) passes no data message to players or recordings (its
+    // issues #481/#706); FFmpeg as the RTMP server turns onTextData into a text stream and writes
+    // it back as onTextData script tags.
+    require_tool("ffmpeg");
+    let dir = tmp_dir("messages-amf");
+    let (aus, _) = encoded_test_media(&dir, 3, 30);
+    let port = free_port();
+    let out = dir.join("ffmpeg.flv");
+    let url = format!("rtmp://127.0.0.1:{port}/live/amf");
+    let mut server = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-listen", "1", "-i", &url, "-map", "0", "-c", "copy"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // No probe of the port: FFmpeg's one-shot listener would take the probe as its client. The
+    // pusher's reconnects wait for it instead.
+    let mut h = Harnessed::new(pre_encoded_config(&url, VideoEncoderKind::KP_ENCODER_PASSTHROUGH));
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(20));
+    let text = |k: usize| format!("lottery draw {k}");
+    let mut sent_on = Vec::new();
+    for (i, au) in aus.iter().enumerate() {
+        if i % 15 == 2 {
+            h.pusher.send_message(text(sent_on.len()).as_bytes(), MessageFlag::KP_MESSAGE_AMF as u32).unwrap();
+            sent_on.push(i);
+        }
+        let pts = i as i64 * 1_000_000 / 30;
+        h.pusher.push_h264(au, pts, pts).unwrap();
+    }
+    h.pusher.stop(Duration::from_secs(10)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    let status = server.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "ffmpeg server: {err}");
+
+    let (frames, scripts) = read_flv(&out);
+    let texts: Vec<(u32, Vec<u8>)> = scripts.into_iter().filter(|s| s.1.windows(10).any(|w| w == b"onTextData")).collect();
+    assert_eq!(texts.len(), sent_on.len(), "{texts:?}");
+    for (k, (ts, body)) in texts.iter().enumerate() {
+        let t = text(k);
+        assert!(body.windows(t.len()).any(|w| w == t.as_bytes()), "message {k} in {body:?}");
+        assert_eq!(*ts as i64, frames[sent_on[k]].pts_ms, "message {k} at its frame's time");
+    }
+    // The SEIs went too.
+    assert_eq!(messages_by_frame(&frames, &sei::MESSAGE_UUID).len(), sent_on.len());
+}
