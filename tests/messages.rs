@@ -9,7 +9,7 @@ use kitepush::core::flv::{FileReader, TAG_SCRIPT, TAG_VIDEO};
 use kitepush::core::media::Codec;
 use kitepush::core::sei;
 use kitepush::pusher::{
-    AudioConfig, AudioEncoderKind, CaptureTimestamps, EventKind, MessageFlag, PusherConfig, VideoConfig,
+    CaptureTimestamps, EventKind, MessageFlag, PusherConfig, VideoConfig,
     VideoEncoderKind,
 };
 use std::path::Path;
@@ -348,4 +348,166 @@ fn amf_twins_reach_an_rtmp_player_that_keeps_data_messages() {
     }
     // The SEIs went too.
     assert_eq!(messages_by_frame(&frames, &sei::MESSAGE_UUID).len(), sent_on.len());
+}
+
+/// Pushes pre-encoded access units at their real-time pace (30 fps); before unit `i`, `before(i)`.
+fn push_real_time(pusher: &kitepush::pusher::Pusher, aus: &[Vec<u8>], mut before: impl FnMut(usize)) {
+    let t0 = std::time::Instant::now();
+    for (i, au) in aus.iter().enumerate() {
+        let due = t0 + Duration::from_micros(i as u64 * 1_000_000 / 30);
+        std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        before(i);
+        let pts = i as i64 * 1_000_000 / 30;
+        pusher.push_h264(au, pts, pts).unwrap();
+    }
+}
+
+#[test]
+fn messages_of_frames_dropped_for_congestion_move_on_or_are_counted() {
+    use common::proxy::{Fault, Proxy};
+    use std::net::SocketAddr;
+    let dir = tmp_dir("messages-congestion");
+    let (aus, _) = encoded_test_media(&dir, 10, 30);
+    let nginx = Nginx::start(NginxOptions::default());
+    let proxy = Proxy::start(SocketAddr::from(([127, 0, 0, 1], nginx.port())));
+    let key = unique_key("messages-congestion");
+    let mut config = pre_encoded_config(&proxy.url(nginx.app(), &key), VideoEncoderKind::KP_ENCODER_PASSTHROUGH);
+    // A short budget: the queue drops video within a second of the throttle.
+    config.send_queue_ms = 600;
+    let mut h = Harnessed::new(config);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    let mut sent_on = Vec::new();
+    push_real_time(&h.pusher, &aus, |i| {
+        if i == 30 {
+            // A third of what the stream needs, from its second second on.
+            proxy.set(Fault::Throttle { kbit_per_s: 60 });
+        }
+        if i % 15 == 7 {
+            h.pusher.send_message(&message(sent_on.len() as u32), 0).unwrap();
+            sent_on.push(i);
+        }
+    });
+    proxy.set(Fault::Pass);
+    h.pusher.stop(Duration::from_secs(20)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    let stats = h.pusher.stats();
+    eprintln!(
+        "congestion: {} video frames dropped; messages accepted {}, sent {}, dropped {}",
+        stats.video_frames_dropped_congestion, stats.messages_accepted, stats.messages_sent, stats.messages_dropped
+    );
+    assert!(stats.video_frames_dropped_congestion > 30, "the throttle must make the queue drop: {stats:?}");
+    assert_eq!(stats.messages_accepted, sent_on.len() as u64);
+    assert_eq!(stats.messages_sent + stats.messages_dropped, stats.messages_accepted, "every message counted: {stats:?}");
+
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let (frames, _) = read_flv(&rec);
+    let got = messages_by_frame(&frames, &sei::MESSAGE_UUID);
+    assert_eq!(got.len() as u64, stats.messages_sent, "what was counted sent arrived");
+    // In order, each once; a message whose frame was dropped comes on a later frame, never an earlier one.
+    let counters: Vec<u32> = got.iter().map(|(_, m)| u32::from_be_bytes(m[m.len() - 4..].try_into().unwrap())).collect();
+    assert!(counters.windows(2).all(|w| w[0] < w[1]), "order: {counters:?}");
+    let moved = got
+        .iter()
+        .zip(&counters)
+        .filter(|((i, m), &k)| {
+            assert_eq!(m, &message(k), "message {k} intact");
+            let planned_pts = (sent_on[k as usize] as i64 * 1000 + 15) / 30;
+            assert!(frames[*i].pts_ms >= planned_pts, "message {k} on a frame before its call");
+            frames[*i].pts_ms > planned_pts + 1
+        })
+        .count();
+    eprintln!("{moved} messages moved past dropped frames");
+    assert!(moved > 0, "no message had to move: the test did not exercise the carry");
+    assert_eq!(decode_errors(&rec), "");
+}
+
+#[test]
+fn capture_timestamps_measure_the_push_to_receive_latency_over_srt() {
+    use common::srt::{SrtListener, SrtOptions};
+    let dir = tmp_dir("messages-capture");
+    let (aus, _) = encoded_test_media(&dir, 5, 30);
+    let listener = SrtListener::srt_live_transmit(SrtOptions::latency_ms(20));
+    let mut config = pre_encoded_config(&listener.url(), VideoEncoderKind::KP_ENCODER_PASSTHROUGH);
+    config.messages.capture_timestamps = CaptureTimestamps::KP_CAPTURE_TIMESTAMPS_EVERY_FRAME;
+    let mut h = Harnessed::new(config);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+
+    // srt-live-transmit writes each packet as it gets it: tail its output, noting when bytes came.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tail = {
+        let (path, stop) = (listener.output().to_path_buf(), stop.clone());
+        std::thread::spawn(move || {
+            let mut arrivals: Vec<(usize, u64)> = Vec::new();
+            let mut data = Vec::new();
+            let mut f = std::fs::File::open(&path).unwrap();
+            loop {
+                let done = stop.load(std::sync::atomic::Ordering::SeqCst);
+                let n = std::io::Read::read_to_end(&mut f, &mut data).unwrap();
+                if n > 0 {
+                    arrivals.push((data.len(), wall_us()));
+                }
+                if done {
+                    return (data, arrivals);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let mut queue_ms = 0;
+    push_real_time(&h.pusher, &aus, |_| queue_ms = queue_ms.max(h.pusher.stats().queue_ms));
+    h.pusher.stop(Duration::from_secs(10)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    let srt_latency_ms = h.pusher.stats().destinations[0].latency_ms;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ts, arrivals) = tail.join().unwrap();
+
+    // The video PID's payload bytes, each with the time the TS packet holding it arrived.
+    let mut es = Vec::new();
+    let mut es_arrival = Vec::new();
+    for (k, p) in ts.chunks_exact(188).enumerate() {
+        let pid = u16::from_be_bytes([p[1] & 0x1f, p[2]]);
+        if pid != kitepush::core::ts::PID_VIDEO || p[3] & 0x10 == 0 {
+            continue;
+        }
+        let start = if p[3] & 0x20 != 0 { 5 + p[4] as usize } else { 4 };
+        let end_of_packet = (k + 1) * 188;
+        let at = arrivals.iter().find(|a| a.0 >= end_of_packet).expect("arrival").1;
+        es.extend_from_slice(&p[start.min(188)..]);
+        es_arrival.resize(es.len(), at);
+    }
+    let mut latencies = Vec::new();
+    let mut last_pts = None;
+    for nal in sei::annexb_nals(&es) {
+        for u in sei::parse_nal(Codec::H264, nal) {
+            if u.uuid != sei::CAPTURE_TIME_UUID {
+                continue;
+            }
+            let (capture, pts) = sei::parse_capture_time(&u.payload).unwrap();
+            assert!(last_pts.is_none_or(|l| pts > l), "pts increase: {pts} after {last_pts:?}");
+            last_pts = Some(pts);
+            let end = nal.as_ptr() as usize - es.as_ptr() as usize + nal.len();
+            latencies.push(es_arrival[end - 1] as i64 - capture as i64);
+        }
+    }
+    assert!(latencies.len() as f64 >= aus.len() as f64 * 0.95, "{} stamps for {} frames", latencies.len(), aus.len());
+    latencies.sort_unstable();
+    let bound_us = (queue_ms as i64 + srt_latency_ms as i64 + 100) * 1000;
+    let p = |q: usize| latencies[(latencies.len() * q / 100).min(latencies.len() - 1)];
+    eprintln!(
+        "capture-to-receive latency over SRT on loopback: min {} ms, median {} ms, p95 {} ms, max {} ms \
+         (queue max {queue_ms} ms, SRT latency {srt_latency_ms} ms)",
+        latencies[0] / 1000,
+        p(50) / 1000,
+        p(95) / 1000,
+        latencies.last().unwrap() / 1000
+    );
+    assert!(latencies[0] > 0, "a frame received before it was pushed: {} us", latencies[0]);
+    assert!(p(95) < bound_us, "p95 {} us over the queue's {queue_ms} ms + SRT's {srt_latency_ms} ms + 100 ms", p(95));
+}
+
+fn wall_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
 }

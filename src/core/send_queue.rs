@@ -272,6 +272,11 @@ impl SendQueue {
         &self.carry
     }
 
+    /// App messages not handed out yet: carried past dropped video, or in queued video.
+    pub fn messages_waiting(&self) -> u64 {
+        self.carry.held() as u64 + self.video.iter().map(|p| p.messages.count as u64).sum::<u64>()
+    }
+
     pub fn bytes(&self) -> usize {
         self.bytes
     }

@@ -97,9 +97,12 @@ impl Destination {
 
     pub fn stats(&self) -> DestinationStats {
         let c = &self.counters;
+        // A destination that has ended sends nothing more: what still waits in its queue is lost.
+        let ended = matches!(self.state(), PusherState::KP_STATE_STOPPED | PusherState::KP_STATE_FAILED);
         let (queue_ms, queue_bytes, congestion, messages) = {
             let q = lock(&self.queue);
-            (q.latency_ms() as u32, q.bytes() as u64, q.congestion(), (q.messages().sent(), q.messages().dropped()))
+            let lost = if ended { q.messages_waiting() } else { 0 };
+            (q.latency_ms() as u32, q.bytes() as u64, q.congestion(), (q.messages().sent(), q.messages().dropped() + lost))
         };
         DestinationStats {
             state: Some(self.state()),

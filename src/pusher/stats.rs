@@ -42,7 +42,10 @@ pub struct DestinationStats {
     /// listener's when it asks for more), ms; 0 on RTMP.
     pub latency_ms: u32,
     /// App messages (`Pusher::send_message`) handed to this destination's connection, and given
-    /// up for congestion (too many carried past dropped frames, see `core::message_carry`).
+    /// up: too many carried past frames dropped for congestion (see `core::message_carry`), or
+    /// still waiting when the destination stopped or failed (no later video frame to ride on, or
+    /// the stop deadline passed). Messages inside data a broken connection had in flight count as
+    /// sent.
     pub messages_sent: u64,
     pub messages_dropped: u64,
 }
