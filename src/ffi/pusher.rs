@@ -34,7 +34,7 @@ macro_rules! write_fields {
 /// concurrently.
 #[allow(non_camel_case_types)]
 pub struct kp_pusher {
-    inner: Pusher,
+    pub(super) inner: Pusher,
     /// Interleaved samples per frame for push_audio; None when the config has no audio track.
     channels: Option<usize>,
     /// Declared after `inner`, so it drops after the pusher's threads are joined: then waits for a
@@ -161,6 +161,13 @@ pub struct kp_stats {
     /// not later (frames pushed less than a millisecond apart, e.g. in a burst with pts_us = -1):
     /// video decode times on the wire always strictly increase. Audio times are never moved.
     pub video_timestamps_adjusted: u64,
+    /// Messages accepted by kp_pusher_send_message.
+    pub messages_accepted: u64,
+    /// Messages handed to the connections, and given up (too many carried past frames dropped for
+    /// congestion, or still waiting when a destination or the pusher ended), summed over the
+    /// destinations (see kp_destination_stats).
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
 }
 
 impl kp_stats {
@@ -202,6 +209,9 @@ impl kp_stats {
             encode_ms: s.encode_ms,
             fps_divisor: s.fps_divisor,
             video_timestamps_adjusted: s.video_timestamps_adjusted,
+            messages_accepted: s.messages_accepted,
+            messages_sent: s.messages_sent,
+            messages_dropped: s.messages_dropped,
         }
     }
 
@@ -252,7 +262,10 @@ impl kp_stats {
                     cpu_time_ms,
                     encode_ms,
                     fps_divisor,
-                    video_timestamps_adjusted
+                    video_timestamps_adjusted,
+                    messages_accepted,
+                    messages_sent,
+                    messages_dropped
                 ]
             )
         };
@@ -315,6 +328,13 @@ pub struct kp_destination_stats {
     /// SRT: the receive latency agreed with the listener (the URL's or kp_config_set_srt's, or the
     /// listener's when it asks for more), ms.
     pub latency_ms: u32,
+    /// Messages (kp_pusher_send_message) handed to this destination's connection. A message in a
+    /// frame this destination drops for congestion rides on the next frame it sends.
+    pub messages_sent: u64,
+    /// Messages given up: more than 64 carried past dropped frames (the oldest go), or still
+    /// waiting when this destination stopped or failed. Messages inside data a broken connection
+    /// had in flight count as sent.
+    pub messages_dropped: u64,
 }
 
 impl kp_destination_stats {
@@ -345,6 +365,8 @@ impl kp_destination_stats {
             packets_dropped_late: d.packets_dropped_late,
             send_buffer_ms: d.send_buffer_ms,
             latency_ms: d.latency_ms,
+            messages_sent: d.messages_sent,
+            messages_dropped: d.messages_dropped,
         }
     }
 
@@ -384,7 +406,9 @@ impl kp_destination_stats {
                     packets_lost,
                     packets_dropped_late,
                     send_buffer_ms,
-                    latency_ms
+                    latency_ms,
+                    messages_sent,
+                    messages_dropped
                 ]
             )
         };
@@ -446,7 +470,7 @@ const _: () = assert!(offset_of!(kp_destination_stats, state) == offset_of!(kp_s
 
 /// # Safety
 /// `p` is NULL or a live pointer from kp_pusher_new.
-unsafe fn pusher_ref<'a>(p: *const kp_pusher, function: &str) -> Result<&'a kp_pusher, Error> {
+pub(super) unsafe fn pusher_ref<'a>(p: *const kp_pusher, function: &str) -> Result<&'a kp_pusher, Error> {
     // SAFETY: the caller guarantees a non-NULL `p` is live; it is only read through &.
     unsafe { p.as_ref() }.ok_or_else(|| null_arg(function, "pusher"))
 }
@@ -455,7 +479,7 @@ unsafe fn pusher_ref<'a>(p: *const kp_pusher, function: &str) -> Result<&'a kp_p
 ///
 /// # Safety
 /// A non-NULL `data` points to `len` readable bytes that stay unchanged during the call.
-unsafe fn bytes<'a>(data: *const u8, len: usize, function: &str, what: &str) -> Result<&'a [u8], Error> {
+pub(super) unsafe fn bytes<'a>(data: *const u8, len: usize, function: &str, what: &str) -> Result<&'a [u8], Error> {
     if data.is_null() {
         return Err(null_arg(function, what));
     }
