@@ -118,8 +118,12 @@ public final class LivePusher implements AutoCloseable {
         public final float encodeMs;
         /** The adaptive bitrate's frame-rate divisor: 1 = every frame, 2 = every other frame. */
         public final int fpsDivisor;
+        /** Messages accepted by sendMessage; handed to the connections; given up (all destinations). */
+        public final long messagesAccepted;
+        public final long messagesSent;
+        public final long messagesDropped;
 
-        static final int FIELDS = 34;
+        static final int FIELDS = 37;
 
         Stats(long[] v) {
             state = (int) v[0];
@@ -156,6 +160,9 @@ public final class LivePusher implements AutoCloseable {
             cpuTimeMs = v[31];
             encodeMs = Float.intBitsToFloat((int) v[32]);
             fpsDivisor = (int) v[33];
+            messagesAccepted = v[34];
+            messagesSent = v[35];
+            messagesDropped = v[36];
         }
 
         @Override
@@ -201,8 +208,11 @@ public final class LivePusher implements AutoCloseable {
         public final int sendBufferMs;
         /** SRT: the receive latency agreed with the listener, ms. */
         public final int latencyMs;
+        /** Messages handed to this destination's connection, and given up (see kp_destination_stats). */
+        public final long messagesSent;
+        public final long messagesDropped;
 
-        static final int FIELDS = 24;
+        static final int FIELDS = 26;
 
         DestinationStats(long[] v) {
             state = (int) v[0];
@@ -229,6 +239,8 @@ public final class LivePusher implements AutoCloseable {
             packetsDroppedLate = v[21];
             sendBufferMs = (int) v[22];
             latencyMs = (int) v[23];
+            messagesSent = v[24];
+            messagesDropped = v[25];
         }
     }
 
@@ -588,6 +600,28 @@ public final class LivePusher implements AutoCloseable {
         long h = acquire();
         try {
             Native.check(Native.pusherNetworkChanged(h));
+        } finally {
+            release(h);
+        }
+    }
+
+    /** kp_pusher_send_message flag: also an AMF0 data message (onTextData) on RTMP and in recordings. */
+    public static final int MESSAGE_AMF = 1;
+
+    /**
+     * kp_pusher_send_message: a timed message (1 to 4096 bytes, copied) that rides with the next
+     * video frame pushed as an SEI user_data_unregistered NAL unit, on every transport and in the
+     * recording. At most 16 wait for a frame ({@link ResultCode#QUEUE_FULL} past that).
+     */
+    public void sendMessage(byte[] message) {
+        sendMessage(message, 0);
+    }
+
+    /** kp_pusher_send_message with flags ({@link #MESSAGE_AMF}: also an onTextData data message; UTF-8 text only). */
+    public void sendMessage(byte[] message, int flags) {
+        long h = acquire();
+        try {
+            Native.check(Native.pusherSendMessage(h, message, 0, message == null ? 0 : message.length, flags));
         } finally {
             release(h);
         }
