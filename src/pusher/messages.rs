@@ -209,7 +209,12 @@ impl MessageStore {
         if stamp {
             let pts_us = pts_ms * 1000;
             let capture = (pts_us as i64 + self.offset_us.load(Relaxed)).max(0) as u64;
-            sei::write_length_prefixed(codec, &sei::CAPTURE_TIME_UUID, &sei::capture_time_payload(capture, pts_us), scratch);
+            sei::write_length_prefixed(
+                codec,
+                &sei::CAPTURE_TIME_UUID,
+                &sei::capture_time_payload(capture, pts_us),
+                scratch,
+            );
         }
         (bodies.concat(&[scratch, &frame]), span)
     }
@@ -243,7 +248,10 @@ mod tests {
         assert_eq!((span.count, span.amf_mask), (2, 0b10));
         assert!(au.ends_with(&frame()));
         let found = sei::parse_length_prefixed(Codec::H264, &au[..span.len as usize]);
-        assert_eq!(found.iter().map(|u| u.payload.clone()).collect::<Vec<_>>(), vec![b"one".to_vec(), vec![0, 0, 0, 1]]);
+        assert_eq!(
+            found.iter().map(|u| u.payload.clone()).collect::<Vec<_>>(),
+            vec![b"one".to_vec(), vec![0, 0, 0, 1]]
+        );
         assert!(found.iter().all(|u| u.uuid == sei::MESSAGE_UUID));
         assert_eq!(s.attach(Codec::H264, frame(), false, 80).1, MessageSpan::default());
     }

@@ -329,7 +329,16 @@ mod tests {
 
     fn packet(track: Track, ts: u64, keyframe: bool, header: bool) -> MediaPacket {
         let codec = if track == Track::Video { Codec::H264 } else { Codec::Aac };
-        MediaPacket { track, codec, timestamp_ms: ts, cts_ms: 0, keyframe, header, data: Bytes::new(), messages: Default::default() }
+        MediaPacket {
+            track,
+            codec,
+            timestamp_ms: ts,
+            cts_ms: 0,
+            keyframe,
+            header,
+            data: Bytes::new(),
+            messages: Default::default(),
+        }
     }
 
     #[test]

@@ -102,7 +102,12 @@ impl Destination {
         let (queue_ms, queue_bytes, congestion, messages) = {
             let q = lock(&self.queue);
             let lost = if ended { q.messages_waiting() } else { 0 };
-            (q.latency_ms() as u32, q.bytes() as u64, q.congestion(), (q.messages().sent(), q.messages().dropped() + lost))
+            (
+                q.latency_ms() as u32,
+                q.bytes() as u64,
+                q.congestion(),
+                (q.messages().sent(), q.messages().dropped() + lost),
+            )
         };
         DestinationStats {
             state: Some(self.state()),
