@@ -138,6 +138,33 @@ mod tests {
     }
 
     #[test]
+    fn the_send_queue_moves_messages_of_the_video_it_drops() {
+        use crate::core::send_queue::SendQueue;
+        let at = |ts: u64, key: bool, msgs: &[&[u8]]| {
+            let mut p = unit(msgs, &[if key { 0x65 } else { 0x41 }, 1], 0);
+            p.timestamp_ms = ts;
+            p.keyframe = key;
+            p
+        };
+        let mut q = SendQueue::new(true, false, 2000, 500);
+        q.push(at(0, false, &[b"a"]));
+        q.push(at(33, false, &[]));
+        q.push(at(66, true, &[b"b"]));
+        // A new session starts at the keyframe: the two frames before it go, their message stays.
+        assert_eq!(q.restart_at_keyframe().dropped_video, 2);
+        assert_eq!(q.messages_waiting(), 2);
+        let p = q.pop().unwrap();
+        assert_eq!((p.timestamp_ms, payloads(&p)), (66, vec![b"a".to_vec(), b"b".to_vec()]));
+        // No keyframe left: inter frames are refused at the door until one comes.
+        assert!(q.restart_at_keyframe().keyframe_wanted);
+        assert_eq!(q.push(at(100, false, &[b"c"])).dropped_video, 1);
+        q.push(at(133, true, &[]));
+        let p = q.pop().unwrap();
+        assert_eq!((p.timestamp_ms, payloads(&p)), (133, vec![b"c".to_vec()]));
+        assert_eq!((q.messages().sent(), q.messages().dropped(), q.messages_waiting()), (3, 0, 0));
+    }
+
+    #[test]
     fn too_many_carried_drops_the_oldest_and_counts_them() {
         let mut c = MessageCarry::default();
         for i in 0..MAX_CARRIED + 3 {

@@ -1080,8 +1080,10 @@ mod tests {
             ..Default::default()
         };
         let full = kp_destination_stats::new(&d);
-        assert_eq!(size_of::<kp_destination_stats>(), 152, "no padding holes");
-        assert_eq!(full.struct_size, 152);
+        assert_eq!(size_of::<kp_destination_stats>(), 168, "no padding holes");
+        assert_eq!(full.struct_size, 168);
+        // The message counters, appended after the SRT figures.
+        assert_eq!(offset_of!(kp_destination_stats, messages_sent), 152);
         // What the previous release's apps allocate (before the SRT figures) is filled, no more.
         assert_eq!(offset_of!(kp_destination_stats, packets_retransmitted), 120);
         let mut all = kp_destination_stats::default();
@@ -1106,7 +1108,8 @@ mod tests {
         const OLD_SIZE: usize = 136;
         assert_eq!(offset_of!(kp_stats, input_fps), OLD_SIZE);
         assert_eq!(offset_of!(kp_stats, video_timestamps_adjusted), 216);
-        assert_eq!(size_of::<kp_stats>(), 224, "no padding holes");
+        assert_eq!(offset_of!(kp_stats, messages_accepted), 224);
+        assert_eq!(size_of::<kp_stats>(), 248, "no padding holes");
         // SAFETY: cfg and the pusher come from their constructors and are freed once; the buffers
         // are larger than the struct_size they declare.
         unsafe {
