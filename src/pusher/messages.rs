@@ -161,14 +161,16 @@ impl MessageStore {
         Ok(())
     }
 
-    /// A video picture of stream time `stream_ms` was pushed now: the capture-time offset.
-    pub fn note_push(&self, stream_ms: u64) {
-        self.last_push_ms.store(stream_ms, Relaxed);
+    /// A video picture was pushed now, with decode time `dts_ms` and presentation time `pts_ms`
+    /// (the same for raw pictures): later messages wait for a later picture in decode order, and
+    /// the capture-time offset is that of the picture's presentation time.
+    pub fn note_push(&self, dts_ms: u64, pts_ms: u64) {
+        self.last_push_ms.store(dts_ms, Relaxed);
         if self.settings.capture_timestamps == CaptureTimestamps::KP_CAPTURE_TIMESTAMPS_OFF {
             return;
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
-        self.offset_us.store(now - stream_ms as i64 * 1000, Relaxed);
+        self.offset_us.store(now - pts_ms as i64 * 1000, Relaxed);
         self.offset_known.store(true, Relaxed);
     }
 
@@ -259,10 +261,10 @@ mod tests {
     #[test]
     fn a_message_waits_for_a_picture_pushed_after_it() {
         let s = MessageStore::new(MessageSettings::default());
-        s.note_push(0);
-        s.note_push(33);
+        s.note_push(0, 0);
+        s.note_push(33, 33);
         s.send(b"a", 0).unwrap();
-        s.note_push(66);
+        s.note_push(66, 66);
         s.send(b"b", 0).unwrap();
         // The encoder's output of earlier pictures takes nothing.
         assert_eq!(s.attach(Codec::H264, frame(), true, 0).1.count, 0);
@@ -304,7 +306,7 @@ mod tests {
         assert_eq!(s.attach(Codec::H264, frame(), true, 0).0, frame());
         let wall = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
         let before = wall();
-        s.note_push(1000);
+        s.note_push(1000, 1000);
         let after = wall();
         assert_eq!(s.attach(Codec::H264, frame(), false, 1000).0, frame());
         s.send(b"m", 0).unwrap();

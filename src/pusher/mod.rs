@@ -355,7 +355,7 @@ impl Pusher {
         // its frame first (the encoder would get times going back).
         let queued = self.shared.input.push(Input::Video(buf, ts));
         drop(timeline);
-        self.shared.messages.note_push(ts);
+        self.shared.messages.note_push(ts, ts);
         if !queued {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             return Err(Error::QueueFull("the encoder is behind; video frame dropped"));
@@ -486,7 +486,7 @@ impl Pusher {
         }
         tl.stamp(TimelineTrack::Video, dts_us)?;
         drop(tl);
-        self.shared.messages.note_push(ts);
+        self.shared.messages.note_push(ts, ts.saturating_add_signed(cts.into()));
         if tags.keyframe {
             self.shared.keyframe_wanted.store(false, Relaxed);
             self.passthrough_needs_key.store(false, Relaxed);
