@@ -131,6 +131,12 @@ pub struct UserData {
 /// Removes emulation prevention bytes (the 03 of every 00 00 03).
 pub fn unescape(ebsp: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ebsp.len());
+    unescape_into(ebsp, &mut out);
+    out
+}
+
+/// [`unescape`] appending to `out` (a reused buffer: no allocation once it is large enough).
+pub fn unescape_into(ebsp: &[u8], out: &mut Vec<u8>) {
     let mut zeros = 0;
     for &b in ebsp {
         if zeros >= 2 && b == 3 {
@@ -140,7 +146,6 @@ pub fn unescape(ebsp: &[u8]) -> Vec<u8> {
         out.push(b);
         zeros = if b == 0 { zeros + 1 } else { 0 };
     }
-    out
 }
 
 /// Whether `nal` (no start code or length) is an SEI of `codec` (for HEVC: a prefix SEI).
@@ -155,12 +160,24 @@ pub fn is_sei(codec: Codec, nal: &[u8]) -> bool {
 /// The `user_data_unregistered` messages of one SEI NAL unit (empty when it is not an SEI or
 /// holds none; a truncated message ends the search).
 pub fn parse_nal(codec: Codec, nal: &[u8]) -> Vec<UserData> {
+    let mut found = Vec::new();
+    visit_nal(codec, nal, &mut Vec::new(), |uuid, payload| {
+        found.push(UserData { uuid: *uuid, payload: payload.to_vec() })
+    });
+    found
+}
+
+/// Calls `f` with the UUID and payload of each `user_data_unregistered` message of one SEI NAL
+/// unit, in order; `rbsp` is a reused buffer for the unescaped bytes (no allocation once it is
+/// large enough).
+pub fn visit_nal(codec: Codec, nal: &[u8], rbsp: &mut Vec<u8>, mut f: impl FnMut(&[u8; 16], &[u8])) {
     if !is_sei(codec, nal) {
-        return Vec::new();
+        return;
     }
     let header = if codec == Codec::Hevc { 2 } else { 1 };
-    let rbsp = unescape(&nal[header..]);
-    let mut found = Vec::new();
+    rbsp.clear();
+    unescape_into(&nal[header..], rbsp);
+    let rbsp = &rbsp[..];
     let mut pos = 0;
     let read_coded = |pos: &mut usize| -> Option<usize> {
         let mut v = 0;
@@ -183,12 +200,21 @@ pub fn parse_nal(codec: Codec, nal: &[u8]) -> Vec<UserData> {
         };
         pos += size;
         if kind == 5 && size >= 16 {
-            let mut uuid = [0u8; 16];
-            uuid.copy_from_slice(&body[..16]);
-            found.push(UserData { uuid, payload: body[16..].to_vec() });
+            let (uuid, payload) = body.split_first_chunk::<16>().expect("16 bytes checked");
+            f(uuid, payload);
         }
     }
-    found
+}
+
+/// [`visit_nal`] over an access unit of 4-byte length-prefixed NAL units.
+pub fn visit_length_prefixed(codec: Codec, au: &[u8], rbsp: &mut Vec<u8>, mut f: impl FnMut(&[u8; 16], &[u8])) {
+    let mut rest = au;
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let len = u32::from_be_bytes(*len) as usize;
+        let Some(nal) = tail.get(..len) else { break };
+        visit_nal(codec, nal, rbsp, &mut f);
+        rest = &tail[len..];
+    }
 }
 
 /// The messages in an access unit of 4-byte length-prefixed NAL units, in order.

@@ -8,15 +8,21 @@ use super::sei;
 
 /// The body of the data message / FLV script tag (AMF0: the name, then an object with `text`).
 pub fn payload(name: &str, text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + text.len() + 16);
-    amf0_string(&mut out, name);
+    let mut out = Vec::new();
+    write_payload(name, text, &mut out);
+    out
+}
+
+/// [`payload`] into `out` (cleared first; a reused buffer allocates nothing once large enough).
+pub fn write_payload(name: &str, text: &str, out: &mut Vec<u8>) {
+    out.clear();
+    amf0_string(out, name);
     out.push(0x03); // object
     let key = b"text";
     out.extend_from_slice(&(key.len() as u16).to_be_bytes());
     out.extend_from_slice(key);
-    amf0_string(&mut out, text);
+    amf0_string(out, text);
     out.extend_from_slice(&[0x00, 0x00, 0x09]); // object end
-    out
 }
 
 fn amf0_string(out: &mut Vec<u8>, s: &str) {
@@ -27,23 +33,52 @@ fn amf0_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(b);
 }
 
-/// The data-message bodies a video unit asks for (its messages flagged AMF), in order. Empty (and
-/// no allocation) for the units that carry none.
-pub fn payloads_of(p: &MediaPacket, name: &str) -> Vec<Vec<u8>> {
+/// Reused buffers of [`for_each_payload`]: the unescaped SEI and the data message body.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    rbsp: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Calls `send` with the data-message body of each message of a video unit flagged AMF, in order
+/// (nothing for the units that carry none). Stops at the first error `send` returns.
+pub fn for_each_payload<E>(
+    p: &MediaPacket,
+    name: &str,
+    scratch: &mut Scratch,
+    mut send: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
     let span = p.messages;
     if span.amf_mask == 0 || p.track != Track::Video || p.header {
-        return Vec::new();
+        return Ok(());
     }
     let Some(seis) = p.data.get(..span.len as usize) else {
-        return Vec::new();
+        return Ok(());
     };
-    sei::parse_length_prefixed(p.codec, seis)
-        .into_iter()
-        .take(span.count as usize)
-        .enumerate()
-        .filter(|(i, _)| *i < 32 && span.amf_mask & (1 << i) != 0)
-        .map(|(_, u)| payload(name, &String::from_utf8_lossy(&u.payload)))
-        .collect()
+    let Scratch { rbsp, body } = scratch;
+    let mut i = 0;
+    let mut result = Ok(());
+    sei::visit_length_prefixed(p.codec, seis, rbsp, |_, message| {
+        let flagged = i < 32 && span.amf_mask & (1 << i) != 0;
+        i += 1;
+        // send_message refuses an AMF message that is not UTF-8.
+        let (true, Ok(text), Ok(())) = (flagged, std::str::from_utf8(message), &result) else {
+            return;
+        };
+        write_payload(name, text, body);
+        result = send(body);
+    });
+    result
+}
+
+/// The data-message bodies of a video unit, collected (tests and tools).
+pub fn payloads_of(p: &MediaPacket, name: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let _ = for_each_payload(p, name, &mut Scratch::default(), |b| {
+        out.push(b.to_vec());
+        Ok::<(), ()>(())
+    });
+    out
 }
 
 #[cfg(test)]
@@ -75,5 +110,12 @@ mod tests {
         assert!(payloads_of(&p, "n").is_empty());
         p.messages = MessageSpan { count: 3, len, amf_mask: 0b101 };
         assert_eq!(payloads_of(&p, "n"), vec![payload("n", "a"), payload("n", "c")]);
+        // The first error ends it.
+        let mut calls = 0;
+        let r = for_each_payload(&p, "n", &mut Scratch::default(), |_| {
+            calls += 1;
+            Err("closed")
+        });
+        assert_eq!((r, calls), (Err("closed"), 1));
     }
 }

@@ -191,6 +191,7 @@ pub(super) fn start(shared: &Arc<Shared>, path: PathBuf, tap: &mut RecordingTap)
         video_frames: 0,
         audio_frames: 0,
         last_flush: Instant::now(),
+        amf_scratch: Default::default(),
     };
     let handle = std::thread::Builder::new()
         .name("kp-recorder".into())
@@ -242,6 +243,7 @@ struct Writer {
     video_frames: u64,
     audio_frames: u64,
     last_flush: Instant,
+    amf_scratch: crate::core::text_data::Scratch,
 }
 
 impl Writer {
@@ -303,9 +305,11 @@ impl Writer {
 
     fn write(&mut self, ts: u64, unit: &MediaPacket) -> std::io::Result<()> {
         // FLV timestamps are 32-bit milliseconds, as on the wire.
-        for body in crate::core::text_data::payloads_of(unit, &self.shared.config.messages.amf_name) {
-            flv::write_file_tag(&mut self.out, TAG_SCRIPT, ts as u32, &body)?;
-        }
+        let out = &mut self.out;
+        let name = &self.shared.config.messages.amf_name;
+        crate::core::text_data::for_each_payload(unit, name, &mut self.amf_scratch, |body| {
+            flv::write_file_tag(out, TAG_SCRIPT, ts as u32, body)
+        })?;
         flv::write_file_unit(&mut self.out, unit, ts as u32)?;
         if !unit.header {
             match unit.track {

@@ -48,8 +48,9 @@ pub struct RtmpLink {
     ping_sent: Option<(Instant, u32)>,
     next_ping: Instant,
     rtt_ms: Option<u32>,
-    /// The data message name of `KP_MESSAGE_AMF` messages.
+    /// The data message name of `KP_MESSAGE_AMF` messages, and the buffers to build them in.
     amf_name: String,
+    amf_scratch: crate::core::text_data::Scratch,
 }
 
 /// What the link needs from the pusher's configuration.
@@ -102,6 +103,7 @@ impl RtmpLink {
             next_ping: now,
             rtt_ms: None,
             amf_name: p.amf_name,
+            amf_scratch: Default::default(),
         })
     }
 
@@ -171,10 +173,11 @@ impl Link for RtmpLink {
         let ts = ts as u32;
         let (_, prefix, n) = flv::unit_prefix(p);
         let mut extra = 0;
-        for body in crate::core::text_data::payloads_of(p, &self.amf_name) {
-            self.session.send_data(ts, &body)?;
+        let session = &mut self.session;
+        crate::core::text_data::for_each_payload(p, &self.amf_name, &mut self.amf_scratch, |body| {
             extra += body.len();
-        }
+            session.send_data(ts, body)
+        })?;
         match p.track {
             Track::Video => self.session.send_video(ts, &prefix[..n], &p.data)?,
             Track::Audio => self.session.send_audio(ts, &prefix[..n], &p.data)?,
