@@ -68,20 +68,34 @@ fn messages_by_frame(frames: &[VideoFrame], uuid: &[u8; 16]) -> Vec<(usize, Vec<
         .collect()
 }
 
-/// FFmpeg's own SEI parser on the recording: the user data unregistered messages it saw
-/// (`trace_headers` prints each SEI payload type), and no error while doing so.
-fn ffmpeg_user_data_count(path: &Path) -> usize {
+/// What FFmpeg's H.264 decoder hands to filters: (frame number, payload) of each
+/// user_data_unregistered SEI with `uuid` (showinfo prints the decoded frames' side data).
+fn ffmpeg_decoded_user_data(path: &Path, uuid: &[u8; 16]) -> Vec<(usize, Vec<u8>)> {
     require_tool("ffmpeg");
     let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-v", "trace", "-i"])
+        .args(["-nostdin", "-hide_banner", "-i"])
         .arg(path)
-        .args(["-map", "0:v", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"])
+        .args(["-map", "0:v", "-vf", "showinfo", "-f", "null", "-"])
         .output()
         .expect("run ffmpeg");
-    assert!(out.status.success(), "ffmpeg trace_headers: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "ffmpeg showinfo: {}", String::from_utf8_lossy(&out.stderr));
     let log = String::from_utf8_lossy(&out.stderr);
-    // The payload type line of every SEI message, then its UUID bytes.
-    log.lines().filter(|l| l.contains("payload_type") && l.trim_end().ends_with("= 5")).count()
+    let h = uuid.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let uuid_text = format!("UUID={}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+    let (mut frame, mut ours, mut found) = (None, false, Vec::new());
+    for line in log.lines() {
+        let text = line.split("] ").nth(1).unwrap_or("").trim();
+        if let Some(n) = text.strip_prefix("n:") {
+            frame = n.split_whitespace().next().and_then(|n| n.parse::<usize>().ok());
+        } else if text.starts_with("UUID=") {
+            ours = text == uuid_text;
+        } else if let (true, Some(hex)) = (ours, text.strip_prefix("User Data=")) {
+            let bytes = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            found.push((frame.expect("a frame line before its side data"), bytes));
+            ours = false;
+        }
+    }
+    found
 }
 
 #[test]
@@ -116,7 +130,7 @@ fn messages_ride_on_the_next_encoded_frame_to_nginx() {
     let got = messages_by_frame(&frames, &sei::MESSAGE_UUID);
     let want: Vec<(usize, Vec<u8>)> = sent_on.iter().enumerate().map(|(k, &i)| (i, message(k as u32))).collect();
     assert_eq!(got, want, "every message once, in order, on the picture pushed after the call");
-    assert_eq!(ffmpeg_user_data_count(&rec), 20, "FFmpeg's SEI parser sees every message");
+    assert_eq!(ffmpeg_decoded_user_data(&rec, &sei::MESSAGE_UUID), want, "FFmpeg's decoder sees the same");
     assert_eq!(decode_errors(&rec), "");
 }
 
@@ -291,6 +305,7 @@ fn pre_encoded_hevc_messages_over_srt_follow_the_parameter_sets_in_the_ts() {
     }
     let want: Vec<(usize, Vec<u8>)> = sent_on.iter().enumerate().map(|(k, &i)| (i, message(k as u32))).collect();
     assert_eq!(got, want);
+    assert_eq!(ffmpeg_decoded_user_data(listener.output(), &sei::MESSAGE_UUID), want, "FFmpeg's HEVC decoder");
     assert_eq!(decode_errors(listener.output()), "");
 }
 
