@@ -36,7 +36,7 @@ fn messages_and_capture_times_allocate_nothing_per_frame() {
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
     let t0 = Instant::now();
     let message = *b"price drop: 19.99 \x00\x00\x00\x01 (emulation prevention on the way)";
-    let mut push = |range: std::ops::Range<usize>| {
+    let push = |range: std::ops::Range<usize>| {
         for i in range {
             let pts = i as i64 * 1_000_000 / 30;
             if i % 15 == 0 {
