@@ -473,7 +473,15 @@ fn capture_timestamps_measure_the_push_to_receive_latency_over_srt() {
         })
     };
     let mut queue_ms = 0;
-    push_real_time(&h.pusher, &aus, |_| queue_ms = queue_ms.max(h.pusher.stats().queue_ms));
+    // Messages too: over SRT they ride in the same access units, before the capture time.
+    let mut sent = 0u32;
+    push_real_time(&h.pusher, &aus, |i| {
+        queue_ms = queue_ms.max(h.pusher.stats().queue_ms);
+        if i % 15 == 5 {
+            h.pusher.send_message(&message(sent), 0).unwrap();
+            sent += 1;
+        }
+    });
     h.pusher.stop(Duration::from_secs(10)).unwrap();
     h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
     let srt_latency_ms = h.pusher.stats().destinations[0].latency_ms;
@@ -496,8 +504,13 @@ fn capture_timestamps_measure_the_push_to_receive_latency_over_srt() {
     }
     let mut latencies = Vec::new();
     let mut last_pts = None;
+    let mut messages = Vec::new();
     for nal in sei::annexb_nals(&es) {
         for u in sei::parse_nal(Codec::H264, nal) {
+            if u.uuid == sei::MESSAGE_UUID {
+                messages.push(u.payload);
+                continue;
+            }
             if u.uuid != sei::CAPTURE_TIME_UUID {
                 continue;
             }
@@ -508,6 +521,7 @@ fn capture_timestamps_measure_the_push_to_receive_latency_over_srt() {
             latencies.push(es_arrival[end - 1] as i64 - capture as i64);
         }
     }
+    assert_eq!(messages, (0..sent).map(message).collect::<Vec<_>>(), "messages over SRT, in order");
     assert!(latencies.len() as f64 >= aus.len() as f64 * 0.95, "{} stamps for {} frames", latencies.len(), aus.len());
     latencies.sort_unstable();
     let bound_us = (queue_ms as i64 + srt_latency_ms as i64 + 100) * 1000;
