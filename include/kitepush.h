@@ -491,9 +491,15 @@ typedef enum kp_message_flag_values {
 } kp_message_flag_values;
 
 /**
- * When capture timestamps are sent (values are stable, they cross the C ABI).
+ * When capture timestamps are sent (values are stable, they cross the C ABI). Each is an SEI
+ * user_data_unregistered with the UUID "kitepush-capture" and 16 bytes: the capture time (UTC
+ * µs, u64 big-endian), then the frame's stream pts (µs, u64 big-endian); see
+ * kp_config_set_capture_timestamps.
  */
 typedef enum kp_capture_timestamps_values {
+    /**
+     * None (the default).
+     */
     KP_CAPTURE_TIMESTAMPS_OFF = 0,
     /**
      * On every keyframe.

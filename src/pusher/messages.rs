@@ -36,11 +36,15 @@ pub enum MessageFlag {
     KP_MESSAGE_AMF = 1,
 }
 
-/// When capture timestamps are sent (values are stable, they cross the C ABI).
+/// When capture timestamps are sent (values are stable, they cross the C ABI). Each is an SEI
+/// user_data_unregistered with the UUID "kitepush-capture" and 16 bytes: the capture time (UTC
+/// µs, u64 big-endian), then the frame's stream pts (µs, u64 big-endian); see
+/// kp_config_set_capture_timestamps.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[allow(non_camel_case_types)]
 pub enum CaptureTimestamps {
+    /// None (the default).
     #[default]
     KP_CAPTURE_TIMESTAMPS_OFF = 0,
     /// On every keyframe.
