@@ -165,5 +165,16 @@ fn main() {
         w.extend_from_slice(body);
     }
     write("flv_write", "two-tags", &w);
+    // SEI messages as the pusher writes them (the first byte picks the codec: even H.264, odd HEVC).
+    use kitepush::core::{media::Codec, sei};
+    for (name, sel, codec, payload) in [
+        ("h264-msg", 0u8, Codec::H264, &b"msg 1 \x00\x00\x00\x01\x00\x00\x03"[..]),
+        ("hevc-msg", 1, Codec::Hevc, &[b'x'; 300][..]),
+    ] {
+        let mut nal = vec![sel];
+        sei::write_nal(codec, &sei::MESSAGE_UUID, payload, &mut nal);
+        write("sei", name, &nal);
+    }
+    write("sei", "zeros", &[0u8; 65]);
     std::fs::remove_dir_all(&tmp).ok();
 }

@@ -4,7 +4,7 @@
  * Threads
  * -------
  * - kp_config: one thread at a time per config. kp_pusher_new copies it; free it whenever you like.
- * - kp_pusher: kp_pusher_start, kp_pusher_push_*, kp_pusher_stop, kp_pusher_get_state,
+ * - kp_pusher: kp_pusher_start, kp_pusher_push_*, kp_pusher_send_message, kp_pusher_stop, kp_pusher_get_state,
  *   kp_pusher_get_stats and kp_pusher_get_destination_stats may be called from any thread, also concurrently on the same pusher (e.g. a
  *   camera thread pushing video, a microphone thread pushing audio, a UI thread reading stats).
  *   kp_pusher_free must be the last call on a pusher, with no other call on it in flight.
@@ -479,6 +479,43 @@ typedef enum kp_srt_stream_id_preset_values {
 } kp_srt_stream_id_preset_values;
 
 /**
+ * Flags of `send_message` (bits; values are stable, they cross the C ABI).
+ */
+typedef enum kp_message_flag_values {
+    /**
+     * Only the SEI in the video (every transport, and the recording).
+     */
+    KP_MESSAGE_SEI_ONLY = 0,
+    /**
+     * Also an FLV data message (AMF0 `onTextData` with a `text` string, or the name set in the
+     * config) at the frame's time, on RTMP and in the local recording. SRT ignores it (MPEG-TS
+     * has no such message; the SEI is there).
+     */
+    KP_MESSAGE_AMF = 1,
+} kp_message_flag_values;
+
+/**
+ * When capture timestamps are sent (values are stable, they cross the C ABI). Each is an SEI
+ * user_data_unregistered with the UUID "kitepush-capture" and 16 bytes: the capture time (UTC
+ * µs, u64 big-endian), then the frame's stream pts (µs, u64 big-endian); see
+ * kp_config_set_capture_timestamps.
+ */
+typedef enum kp_capture_timestamps_values {
+    /**
+     * None (the default).
+     */
+    KP_CAPTURE_TIMESTAMPS_OFF = 0,
+    /**
+     * On every keyframe.
+     */
+    KP_CAPTURE_TIMESTAMPS_KEYFRAMES = 1,
+    /**
+     * On every video frame.
+     */
+    KP_CAPTURE_TIMESTAMPS_EVERY_FRAME = 2,
+} kp_capture_timestamps_values;
+
+/**
  * Pusher settings (opaque). Created by kp_config_new, owned by the app, released with
  * kp_config_free. kp_pusher_new copies it, so it may be changed or freed right after. Not
  * thread-safe: use one kp_config from one thread at a time.
@@ -738,6 +775,17 @@ typedef struct kp_stats {
      */
     uint64_t video_frames_lost_outage;
     uint64_t audio_frames_lost_outage;
+    /**
+     * Messages accepted by kp_pusher_send_message.
+     */
+    uint64_t messages_accepted;
+    /**
+     * Messages handed to the connections, and given up (too many carried past frames dropped for
+     * congestion, or still waiting when a destination or the pusher ended), summed over the
+     * destinations (see kp_destination_stats).
+     */
+    uint64_t messages_sent;
+    uint64_t messages_dropped;
 } kp_stats;
 
 /**
@@ -770,6 +818,16 @@ typedef void (*kp_log_cb)(void *userdata,
                           kp_log_level level,
                           const char *target,
                           const char *message);
+
+/**
+ * Flags of kp_pusher_send_message: `kp_message_flag_values` OR-ed together (0 = the SEI only).
+ */
+typedef uint32_t kp_message_flags;
+
+/**
+ * When capture timestamps are sent: one of `kp_capture_timestamps_values`.
+ */
+typedef int32_t kp_capture_timestamps;
 
 /**
  * A pixel format: one of `kp_pixel_format_values`.
@@ -926,6 +984,17 @@ typedef struct kp_destination_stats {
      * 1 while the backlog of the last outage is draining (queue_ms not yet under 300 ms), else 0.
      */
     uint32_t catching_up;
+    /**
+     * Messages (kp_pusher_send_message) handed to this destination's connection. A message in a
+     * frame this destination drops for congestion rides on the next frame it sends.
+     */
+    uint64_t messages_sent;
+    /**
+     * Messages given up: more than 64 carried past dropped frames (the oldest go), or still
+     * waiting when this destination stopped or failed. Messages inside data a broken connection
+     * had in flight count as sent.
+     */
+    uint64_t messages_dropped;
 } kp_destination_stats;
 
 /**
@@ -1334,6 +1403,65 @@ const char *kp_last_error_message(void);
  * logger). Thread-safe.
  */
 kp_result kp_set_log_callback(kp_log_cb cb, void *userdata, kp_log_level max_level);
+
+/**
+ * Sends a timed message with the video: `len` bytes (1 to 4096) at `data`, copied before the
+ * call returns. It rides with the first video frame pushed after the call (a raw frame once
+ * it leaves the encoder, or the next kp_pusher_push_h264/push_hevc access unit) as an SEI
+ * NAL unit of type user_data_unregistered (H.264 NAL type 6, HEVC prefix SEI type 39; SEI
+ * payload type 5): a 16-byte UUID, then the message bytes, with emulation prevention
+ * applied. It is placed after the access unit delimiter and parameter sets and before the
+ * first slice, on every transport (RTMP, SRT) and in the local recording. The UUID is
+ * kp_config_set_message_uuid's, by default the ASCII bytes of "kitepush-message"
+ * (6b697465-7075-7368-2d6d-657373616765). Players hand such SEIs to apps (FFmpeg exports them
+ * as side data; the player SDKs of the large CDNs have an SEI callback).
+ * `flags`: 0, or KP_MESSAGE_AMF to also send it as an AMF0 data message (`onTextData` with
+ * a `text` string, or kp_config_set_message_amf_name's name) at the frame's time, on RTMP and
+ * in the local recording; the message must then be UTF-8 text. SRT ignores the flag (MPEG-TS
+ * has no such message; the SEI still goes). nginx-rtmp passes no data message on.
+ * At most 16 messages wait for a frame at once. A destination that drops the frame for
+ * congestion sends the message with the next frame it sends; the stats count the messages
+ * sent and those given up (kp_stats / kp_destination_stats messages_*).
+ * Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or data, empty, over 4096 bytes, unknown flags,
+ * a KP_MESSAGE_AMF message that is not UTF-8), KP_ERR_QUEUE_FULL (16 messages already wait:
+ * no video frame has been pushed since), KP_ERR_NOT_STARTED (before start or after stop),
+ * KP_ERR_INVALID_STATE (failed, or no video track). The stream is never disturbed by a
+ * refused message. Thread-safe; non-blocking (no allocation per call).
+ */
+kp_result kp_pusher_send_message(struct kp_pusher *p,
+                                 const uint8_t *data,
+                                 size_t len,
+                                 kp_message_flags flags);
+
+/**
+ * The 16-byte UUID of kp_pusher_send_message's SEIs (copied); NULL restores the default,
+ * the ASCII bytes of "kitepush-message". Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_message_uuid(struct kp_config *cfg, const uint8_t *uuid);
+
+/**
+ * The name of the AMF0 data message of KP_MESSAGE_AMF messages (copied); NULL or "" restores
+ * the default, "onTextData". Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL, the name is not
+ * UTF-8 or is longer than 255 bytes. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_message_amf_name(struct kp_config *cfg, const char *name);
+
+/**
+ * Capture timestamps: KP_CAPTURE_TIMESTAMPS_OFF (default), _KEYFRAMES (on every keyframe) or
+ * _EVERY_FRAME. Each is an SEI user_data_unregistered with the UUID "kitepush-capture"
+ * (6b697465-7075-7368-2d63-617074757265) and a 16-byte payload: the capture time in UTC
+ * microseconds since the Unix epoch (u64, big-endian), then the frame's presentation time in
+ * the stream in microseconds (u64, big-endian: the FLV/TS time of the frame plus its
+ * composition time). The capture time is the frame's presentation time mapped to the wall
+ * clock by the latest video push (wall time of that kp_pusher_push_* call minus the stream
+ * time it got): for an app that pushes frames as it captures them, the time the frame was
+ * pushed. A viewer's clock minus it is the glass-to-glass latency (with synchronised clocks).
+ * It follows the app's messages in the access unit and is not moved past dropped frames.
+ * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or the mode is unknown.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_capture_timestamps(struct kp_config *cfg, kp_capture_timestamps mode);
 
 /**
  * Creates a pusher from a copy of `cfg` (the config may be freed right after) and writes it to

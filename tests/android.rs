@@ -174,6 +174,21 @@ fn the_java_api_pushes_through_jni_to_the_receiver_and_nginx() {
     nginx.wait_recording_closed(&rec, Duration::from_secs(10));
     let v = probe(&rec).video.expect("no video recorded for the controls push");
     assert_eq!((v.codec.as_str(), v.frames), ("h264", 90));
+    // Its sendMessage on frame 50, as an SEI in that frame.
+    let messages: Vec<(usize, Vec<u8>)> = {
+        use kitepush::core::flv::{FileReader, TAG_VIDEO};
+        use kitepush::core::{media::Codec, sei};
+        let reader = FileReader::new(std::io::BufReader::new(std::fs::File::open(&rec).unwrap())).unwrap();
+        let frames = reader.map(Result::unwrap).filter(|t| t.tag_type == TAG_VIDEO && t.body[1] == 1);
+        frames
+            .enumerate()
+            .flat_map(|(i, t)| {
+                let found = sei::parse_length_prefixed(Codec::H264, &t.body[5..]);
+                found.into_iter().filter(|u| u.uuid == sei::MESSAGE_UUID).map(move |u| (i, u.payload))
+            })
+            .collect()
+    };
+    assert_eq!(messages, vec![(50, b"java-msg 1".to_vec())]);
     assert_eq!(decode_errors(&rec), "");
     let p = probe(&local_recording);
     let v = p.video.expect("no video in the local recording");

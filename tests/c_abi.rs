@@ -21,6 +21,7 @@ struct Programs {
     formats: PathBuf,
     sigpipe: PathBuf,
     transports: PathBuf,
+    messages: PathBuf,
     push: PathBuf,
     /// The example and the threads suite without sanitizers, for valgrind.
     push_plain: PathBuf,
@@ -65,6 +66,7 @@ fn c_programs() -> &'static Programs {
             formats: root().join("tests/c/formats"),
             sigpipe: root().join("tests/c/sigpipe"),
             transports: root().join("tests/c/transports"),
+            messages: root().join("tests/c/messages"),
             push: root().join("examples/c/push"),
             push_plain: root().join("tests/c/push_plain"),
             threads_plain: root().join("tests/c/threads_plain"),
@@ -276,4 +278,37 @@ fn a_c_host_with_the_default_sigpipe_action_survives_a_failed_destination() {
     assert_ne!(out.status.signal(), Some(libc::SIGPIPE), "killed by SIGPIPE:\n{text}");
     assert!(out.status.success(), "{}: {text}", out.status);
     assert!(text.contains(", 0 failed"), "{text}");
+}
+
+/// kp_pusher_send_message from C (tests/c/messages.c): its errors and counters there, and here both
+/// messages in nginx's recording, byte-identical, with the UUID the C program set.
+#[test]
+fn messages_from_c_reach_the_recording() {
+    use kitepush::core::flv::{FileReader, TAG_VIDEO};
+    use kitepush::core::{media::Codec, sei};
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("c-messages");
+    run(&c_programs().messages, &[&nginx.url(&key)]);
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let uuid = *b"c-abi-messages!!";
+    let mut found = Vec::new();
+    let mut capture_stamps = 0;
+    for t in FileReader::new(std::io::BufReader::new(std::fs::File::open(&rec).unwrap())).unwrap() {
+        let t = t.unwrap();
+        if t.tag_type == TAG_VIDEO && t.body[1] == 1 {
+            for u in sei::parse_length_prefixed(Codec::H264, &t.body[5..]) {
+                if u.uuid == uuid {
+                    found.push(u.payload);
+                } else if u.uuid == sei::CAPTURE_TIME_UUID {
+                    capture_stamps += 1;
+                }
+            }
+        }
+    }
+    let first: &[u8] = &[b'c', b'-', b'm', b's', b'g', b' ', b'1', 0, 0, 0, 1, 0, 0, 3];
+    assert_eq!(found, vec![vec![0u8], first.to_vec(), b"c-msg 2: price 19.99".to_vec()]);
+    // Keyframes every 30 frames: 2 in 60 frames.
+    assert_eq!(capture_stamps, 2);
+    assert_eq!(decode_errors(&rec), "");
 }

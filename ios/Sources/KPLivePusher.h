@@ -179,6 +179,15 @@ NS_SWIFT_NAME(LivePusherConfiguration)
              passphrase:(nullable NSString *)passphrase
                pbkeylen:(uint32_t)pbkeylen
                   error:(NSError **)error NS_SWIFT_NAME(setSrt(latencyMs:passphrase:pbkeylen:));
+/// kp_config_set_message_uuid: the 16-byte UUID of -sendMessage:error: SEIs (nil: the default,
+/// the ASCII bytes of "kitepush-message"). KP_ERR_INVALID_ARGUMENT unless it has 16 bytes.
+- (BOOL)setMessageUUID:(nullable NSData *)uuid error:(NSError **)error NS_SWIFT_NAME(setMessageUUID(_:));
+/// kp_config_set_message_amf_name: the data message name of KP_MESSAGE_AMF messages (nil or @"":
+/// "onTextData").
+- (BOOL)setMessageAmfName:(nullable NSString *)name error:(NSError **)error NS_SWIFT_NAME(setMessageAmfName(_:));
+/// kp_config_set_capture_timestamps: KP_CAPTURE_TIMESTAMPS_OFF, _KEYFRAMES or _EVERY_FRAME.
+- (BOOL)setCaptureTimestamps:(kp_capture_timestamps)mode error:(NSError **)error
+    NS_SWIFT_NAME(setCaptureTimestamps(_:));
 /// kp_config_set_srt_stream_id: the stream id srt:// URLs without `streamid=` send, in the form the
 /// server expects; nil or @"" clears it.
 - (BOOL)setSrtStreamIdPreset:(KPSrtStreamIdPreset)preset
@@ -359,6 +368,13 @@ NS_SWIFT_NAME(LivePusher)
 /// interface changes (Wi-Fi to cellular or back): every destination reconnects at once on the
 /// new route instead of waiting for the stall timeout.
 - (BOOL)networkDidChangeWithError:(NSError **)error NS_SWIFT_NAME(networkDidChange());
+/// kp_pusher_send_message: a timed message (1 to 4096 bytes, copied) that rides with the next video
+/// frame pushed, as an SEI user_data_unregistered NAL unit, on every transport and in the recording.
+- (BOOL)sendMessage:(nullable NSData *)message error:(NSError **)error NS_SWIFT_NAME(sendMessage(_:));
+/// kp_pusher_send_message with flags (KP_MESSAGE_AMF: also an onTextData data message on RTMP and
+/// in recordings; the message must then be UTF-8 text).
+- (BOOL)sendMessage:(nullable NSData *)message flags:(kp_message_flags)flags error:(NSError **)error
+    NS_SWIFT_NAME(sendMessage(_:flags:));
 /// kp_pusher_set_audio_muted: muted audio goes out as silence with the pushed timing.
 - (BOOL)setAudioMuted:(BOOL)muted error:(NSError **)error NS_SWIFT_NAME(setAudioMuted(_:));
 /// kp_pusher_start_recording: also writes the stream to a local FLV file (KP_ERR_FILE if it

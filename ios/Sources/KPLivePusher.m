@@ -199,6 +199,27 @@ static BOOL KPCheck(kp_result result, NSError **error) {
     return KPCheck(kp_config_set_srt(_config, latencyMs, passphrase.UTF8String, pbkeylen), error);
 }
 
+- (BOOL)setMessageUUID:(NSData *)uuid error:(NSError **)error {
+    if (uuid != nil && uuid.length != 16) {
+        // The C call reads 16 bytes: a shorter buffer must not reach it.
+        if (error) {
+            *error = KPErrorWithReason(KP_ERR_INVALID_ARGUMENT,
+                                       [NSString stringWithFormat:@"a message UUID has 16 bytes, not %lu",
+                                                                  (unsigned long)uuid.length]);
+        }
+        return NO;
+    }
+    return KPCheck(kp_config_set_message_uuid(_config, (const uint8_t *)uuid.bytes), error);
+}
+
+- (BOOL)setMessageAmfName:(NSString *)name error:(NSError **)error {
+    return KPCheck(kp_config_set_message_amf_name(_config, name.UTF8String), error);
+}
+
+- (BOOL)setCaptureTimestamps:(kp_capture_timestamps)mode error:(NSError **)error {
+    return KPCheck(kp_config_set_capture_timestamps(_config, mode), error);
+}
+
 - (BOOL)setSrtStreamIdPreset:(KPSrtStreamIdPreset)preset resource:(NSString *)resource error:(NSError **)error {
     return KPCheck(kp_config_set_srt_stream_id(_config, (kp_srt_stream_id_preset)preset, resource.UTF8String), error);
 }
@@ -602,6 +623,16 @@ static kp_video_frame KPFrame(KPPixelFormat format, uint32_t width, uint32_t hei
 
 - (BOOL)networkDidChangeWithError:(NSError **)error {
     kp_result rc = kp_pusher_network_changed([self enter]);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
+- (BOOL)sendMessage:(NSData *)message error:(NSError **)error {
+    return [self sendMessage:message flags:0 error:error];
+}
+
+- (BOOL)sendMessage:(NSData *)message flags:(kp_message_flags)flags error:(NSError **)error {
+    kp_result rc = kp_pusher_send_message([self enter], (const uint8_t *)message.bytes, message.length, flags);
     [self leave];
     return KPCheck(rc, error);
 }

@@ -714,6 +714,14 @@ static void controls_and_recording(NSString *url, NSString *path) {
                 if (i == 40 || i == 60) {
                     CHECK([p setAudioMuted:i == 40 error:&e], "%s", e.description.UTF8String);
                 }
+                if (i == 50) {
+                    // Rides on this frame as an SEI; tests/ios.rs finds it in nginx's recording.
+                    NSData *m = [@"objc-msg 1" dataUsingEncoding:NSUTF8StringEncoding];
+                    CHECK([p sendMessage:m error:&e], "%s", e.description.UTF8String);
+                    CHECK_ERROR([p sendMessage:[NSMutableData dataWithLength:4097] error:&err_], KP_ERR_INVALID_ARGUMENT);
+                    CHECK_ERROR([p sendMessage:nil error:&err_], KP_ERR_INVALID_ARGUMENT);
+                    CHECK_ERROR([p sendMessage:m flags:0x40 error:&err_], KP_ERR_INVALID_ARGUMENT);
+                }
                 i420(i, frame);
                 CHECK(RETRYING([p pushVideoWithFormat:KPPixelFormatI420 width:W height:H planeCount:3 planes:planes
                                               strides:strides planeSizes:sizes ptsUs:video_pts(i) error:&e]),
@@ -738,6 +746,10 @@ static void controls_and_recording(NSString *url, NSString *path) {
         CHECK([p getStatistics:&s error:&e], "%s", e.description.UTF8String);
         CHECK(s.video_frames_sent == 90, "sent %llu", (unsigned long long)s.video_frames_sent);
         CHECK(s.frames_rejected == 0, "rejected %llu", (unsigned long long)s.frames_rejected);
+        CHECK(s.messages_accepted == 1 && s.messages_sent == 1 && s.messages_dropped == 0, "messages %llu/%llu/%llu",
+              (unsigned long long)s.messages_accepted, (unsigned long long)s.messages_sent,
+              (unsigned long long)s.messages_dropped);
+        CHECK_ERROR([p sendMessage:[NSData dataWithBytes:"x" length:1] error:&err_], KP_ERR_NOT_STARTED);
         CHECK_ERROR([p requestKeyframeWithError:&err_], KP_ERR_NOT_STARTED);
         CHECK_ERROR([p networkDidChangeWithError:&err_], KP_ERR_NOT_STARTED);
         CHECK(index_of(r, KP_EVENT_RECORDING_FAILED) == NSNotFound, "recording failed: %s", [r snapshot].description.UTF8String);
@@ -751,6 +763,12 @@ static void newer_bad_arguments(void) {
         NSString *nowhere = @"rtmp://127.0.0.1:1/live/newer";
         KPLivePusherConfiguration *c = raw_config(nowhere);
         CHECK_ERROR([c setStatisticsIntervalMs:50 error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([c setMessageUUID:[NSData dataWithBytes:"abc" length:3] error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK_ERROR([c setCaptureTimestamps:9 error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK([c setMessageUUID:[NSData dataWithBytes:"0123456789abcdef" length:16] error:NULL], "set");
+        CHECK([c setMessageUUID:nil error:NULL], "set");
+        CHECK([c setMessageAmfName:@"onCue" error:NULL], "set");
+        CHECK([c setCaptureTimestamps:KP_CAPTURE_TIMESTAMPS_KEYFRAMES error:NULL], "set");
         CHECK([c setLatencyBudgetMs:50 error:NULL], "set"); // checked by kp_pusher_new
         CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
         c = raw_config(nowhere);

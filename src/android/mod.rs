@@ -13,6 +13,7 @@
 //! Java array or buffer (else `OUT_OF_BOUNDS`, an `IndexOutOfBoundsException` in Java).
 
 mod listener;
+mod messages;
 
 use crate::ffi::config::{self as c_config, kp_config};
 use crate::ffi::error::{kp_last_error_message, kp_result_str, set_last_error};
@@ -747,7 +748,7 @@ fn float_bits(f: f32) -> jlong {
 }
 
 /// Slots of `stats_values`: `LivePusher.Stats.FIELDS`.
-pub(crate) const STATS_FIELDS: usize = 37;
+pub(crate) const STATS_FIELDS: usize = 40;
 
 /// kp_stats in field order, after struct_size; the layout of `LivePusher.Stats` (floats as
 /// their bits, see `float_bits`). Used by getStats and by the stats callback.
@@ -790,6 +791,9 @@ pub(crate) fn stats_values(s: &kp_stats) -> [jlong; STATS_FIELDS] {
         s.video_timestamps_adjusted as jlong,
         s.video_frames_lost_outage as jlong,
         s.audio_frames_lost_outage as jlong,
+        s.messages_accepted as jlong,
+        s.messages_sent as jlong,
+        s.messages_dropped as jlong,
     ]
 }
 
@@ -833,7 +837,7 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
         if rc != 0 {
             return Ok(rc);
         }
-        let values: [jlong; 30] = [
+        let values: [jlong; 32] = [
             d.state as jlong,
             d.url_index as jlong,
             d.video_bitrate_kbps as jlong,
@@ -864,6 +868,8 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
             d.outage_media_lost_ms as jlong,
             d.last_catch_up_ms as jlong,
             d.catching_up as jlong,
+            d.messages_sent as jlong,
+            d.messages_dropped as jlong,
         ];
         if out.is_null() || (env.get_array_length(&out)? as usize) < values.len() {
             return Ok(OUT_OF_BOUNDS);

@@ -39,16 +39,48 @@ pub struct MediaPacket {
     /// AudioSpecificConfig. Otherwise: the length-prefixed NAL units of one access unit, or one raw
     /// AAC frame.
     pub data: Bytes,
+    /// The app messages (SEI NAL units, see [`crate::core::sei`]) at the start of `data`.
+    pub messages: MessageSpan,
+}
+
+/// The app messages a video unit carries: `count` SEI NAL units (each one message), the first
+/// `len` bytes of its data. A destination that drops the unit moves them to the next one it sends
+/// ([`crate::core::message_carry`]); capture-time SEIs follow them and are not moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageSpan {
+    pub count: u16,
+    pub len: u32,
+    /// Bit i: message i is also sent as an FLV data message (`onTextData`) on RTMP and in
+    /// recordings.
+    pub amf_mask: u32,
 }
 
 impl MediaPacket {
     /// A video unit (header or access unit) of `codec`.
     pub fn video(codec: Codec, timestamp_ms: u64, cts_ms: i32, keyframe: bool, header: bool, data: Bytes) -> Self {
-        MediaPacket { track: Track::Video, codec, timestamp_ms, cts_ms, keyframe, header, data }
+        MediaPacket {
+            track: Track::Video,
+            codec,
+            timestamp_ms,
+            cts_ms,
+            keyframe,
+            header,
+            data,
+            messages: MessageSpan::default(),
+        }
     }
 
     /// An AAC unit: the AudioSpecificConfig (`header`) or one raw frame.
     pub fn aac(timestamp_ms: u64, header: bool, data: Bytes) -> Self {
-        MediaPacket { track: Track::Audio, codec: Codec::Aac, timestamp_ms, cts_ms: 0, keyframe: true, header, data }
+        MediaPacket {
+            track: Track::Audio,
+            codec: Codec::Aac,
+            timestamp_ms,
+            cts_ms: 0,
+            keyframe: true,
+            header,
+            data,
+            messages: MessageSpan::default(),
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! Pure data structure: no clock, no locks (the pusher wraps it in one).
 
 use super::drop_policy::{DropPolicy, DropThresholds, VideoVerdict};
+use super::message_carry::MessageCarry;
 use std::collections::VecDeque;
 
 pub use super::media::{MediaPacket, Track};
@@ -89,6 +90,8 @@ pub struct SendQueue {
     phase: Phase,
     /// How long the last catch-up took to bring the latency under CAUGHT_UP_MS (ms).
     last_catch_up_ms: Option<u64>,
+    /// App messages of dropped video, moved to the next video unit handed out.
+    carry: MessageCarry,
 }
 
 /// Arrival times kept at most (about a minute of 30 fps video with its audio).
@@ -126,6 +129,7 @@ impl SendQueue {
             arrivals: VecDeque::with_capacity(512),
             phase: Phase::Up,
             last_catch_up_ms: None,
+            carry: MessageCarry::default(),
         }
     }
 
@@ -289,6 +293,7 @@ impl SendQueue {
                 };
                 if skip {
                     out.dropped_video = 1;
+                    self.carry.on_drop(&p);
                     // The live edge moved on: what waits may now be past the budget.
                     self.enforce_budget(&mut out);
                     return out;
@@ -362,7 +367,7 @@ impl SendQueue {
         };
         let p = self.deque(track).pop_front()?;
         self.bytes -= p.data.len();
-        Some(p)
+        Some(self.carry.on_pop(p))
     }
 
     fn lone_may_go(&self, t: Track, ts: u64) -> bool {
@@ -391,6 +396,16 @@ impl SendQueue {
             (Some(o), Some(n)) => n.saturating_sub(o),
             _ => 0,
         }
+    }
+
+    /// App messages handed out and given up (see [`MessageCarry`]).
+    pub fn messages(&self) -> &MessageCarry {
+        &self.carry
+    }
+
+    /// App messages not handed out yet: carried past dropped video, or in queued video.
+    pub fn messages_waiting(&self) -> u64 {
+        self.carry.held() as u64 + self.video.iter().map(|p| p.messages.count as u64).sum::<u64>()
     }
 
     pub fn bytes(&self) -> usize {
@@ -461,10 +476,12 @@ impl SendQueue {
     fn drop_video_before(&mut self, end: usize, out: &mut PushOutcome) {
         let mut i = 0;
         let mut bytes = 0;
+        let carry = &mut self.carry;
         self.video.retain(|p| {
             let drop = i < end && !p.header;
             i += 1;
             if drop {
+                carry.on_drop(p);
                 bytes += p.data.len();
                 out.dropped_video += 1;
             }

@@ -647,7 +647,7 @@ ffi_fn! {
 ///
 /// # Safety
 /// `s` is NULL or a NUL-terminated string readable during the call.
-unsafe fn optional_str(s: *const c_char, function: &str, what: &str) -> Result<String, Error> {
+pub(super) unsafe fn optional_str(s: *const c_char, function: &str, what: &str) -> Result<String, Error> {
     if s.is_null() {
         return Ok(String::new());
     }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod log;
+pub mod messages;
 pub mod pusher;
 pub mod refresh;
 pub mod tls;
@@ -65,6 +66,14 @@ pub type kp_event_kind = i32;
 /// What a paused pusher sends: one of `kp_pause_mode_values`.
 #[allow(non_camel_case_types)]
 pub type kp_pause_mode = i32;
+
+/// Flags of kp_pusher_send_message: `kp_message_flag_values` OR-ed together (0 = the SEI only).
+#[allow(non_camel_case_types)]
+pub type kp_message_flags = u32;
+
+/// When capture timestamps are sent: one of `kp_capture_timestamps_values`.
+#[allow(non_camel_case_types)]
+pub type kp_capture_timestamps = i32;
 
 const VERSION_CSTR: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
     Ok(s) => s,

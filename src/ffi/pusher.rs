@@ -34,7 +34,7 @@ macro_rules! write_fields {
 /// concurrently.
 #[allow(non_camel_case_types)]
 pub struct kp_pusher {
-    inner: Pusher,
+    pub(super) inner: Pusher,
     /// Interleaved samples per frame for push_audio; None when the config has no audio track.
     channels: Option<usize>,
     /// Declared after `inner`, so it drops after the pusher's threads are joined: then waits for a
@@ -164,6 +164,13 @@ pub struct kp_stats {
     /// Frames lost to outages, over the destinations (see kp_destination_stats).
     pub video_frames_lost_outage: u64,
     pub audio_frames_lost_outage: u64,
+    /// Messages accepted by kp_pusher_send_message.
+    pub messages_accepted: u64,
+    /// Messages handed to the connections, and given up (too many carried past frames dropped for
+    /// congestion, or still waiting when a destination or the pusher ended), summed over the
+    /// destinations (see kp_destination_stats).
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
 }
 
 impl kp_stats {
@@ -207,6 +214,9 @@ impl kp_stats {
             video_timestamps_adjusted: s.video_timestamps_adjusted,
             video_frames_lost_outage: s.video_frames_lost_outage,
             audio_frames_lost_outage: s.audio_frames_lost_outage,
+            messages_accepted: s.messages_accepted,
+            messages_sent: s.messages_sent,
+            messages_dropped: s.messages_dropped,
         }
     }
 
@@ -259,7 +269,10 @@ impl kp_stats {
                     fps_divisor,
                     video_timestamps_adjusted,
                     video_frames_lost_outage,
-                    audio_frames_lost_outage
+                    audio_frames_lost_outage,
+                    messages_accepted,
+                    messages_sent,
+                    messages_dropped
                 ]
             )
         };
@@ -339,6 +352,13 @@ pub struct kp_destination_stats {
     pub last_catch_up_ms: u32,
     /// 1 while the backlog of the last outage is draining (queue_ms not yet under 300 ms), else 0.
     pub catching_up: u32,
+    /// Messages (kp_pusher_send_message) handed to this destination's connection. A message in a
+    /// frame this destination drops for congestion rides on the next frame it sends.
+    pub messages_sent: u64,
+    /// Messages given up: more than 64 carried past dropped frames (the oldest go), or still
+    /// waiting when this destination stopped or failed. Messages inside data a broken connection
+    /// had in flight count as sent.
+    pub messages_dropped: u64,
 }
 
 impl kp_destination_stats {
@@ -375,6 +395,8 @@ impl kp_destination_stats {
             outage_media_lost_ms: d.outage_media_lost_ms,
             last_catch_up_ms: d.last_catch_up_ms,
             catching_up: d.catching_up as u32,
+            messages_sent: d.messages_sent,
+            messages_dropped: d.messages_dropped,
         }
     }
 
@@ -420,7 +442,9 @@ impl kp_destination_stats {
                     outage_media_kept_ms,
                     outage_media_lost_ms,
                     last_catch_up_ms,
-                    catching_up
+                    catching_up,
+                    messages_sent,
+                    messages_dropped
                 ]
             )
         };
@@ -482,7 +506,7 @@ const _: () = assert!(offset_of!(kp_destination_stats, state) == offset_of!(kp_s
 
 /// # Safety
 /// `p` is NULL or a live pointer from kp_pusher_new.
-unsafe fn pusher_ref<'a>(p: *const kp_pusher, function: &str) -> Result<&'a kp_pusher, Error> {
+pub(super) unsafe fn pusher_ref<'a>(p: *const kp_pusher, function: &str) -> Result<&'a kp_pusher, Error> {
     // SAFETY: the caller guarantees a non-NULL `p` is live; it is only read through &.
     unsafe { p.as_ref() }.ok_or_else(|| null_arg(function, "pusher"))
 }
@@ -491,7 +515,7 @@ unsafe fn pusher_ref<'a>(p: *const kp_pusher, function: &str) -> Result<&'a kp_p
 ///
 /// # Safety
 /// A non-NULL `data` points to `len` readable bytes that stay unchanged during the call.
-unsafe fn bytes<'a>(data: *const u8, len: usize, function: &str, what: &str) -> Result<&'a [u8], Error> {
+pub(super) unsafe fn bytes<'a>(data: *const u8, len: usize, function: &str, what: &str) -> Result<&'a [u8], Error> {
     if data.is_null() {
         return Err(null_arg(function, what));
     }
@@ -1092,8 +1116,11 @@ mod tests {
             ..Default::default()
         };
         let full = kp_destination_stats::new(&d);
-        assert_eq!(size_of::<kp_destination_stats>(), 192, "no padding holes");
-        assert_eq!(full.struct_size, 192);
+        assert_eq!(size_of::<kp_destination_stats>(), 208, "no padding holes");
+        assert_eq!(full.struct_size, 208);
+        // The outage figures, then the message counters, appended after the SRT figures.
+        assert_eq!(offset_of!(kp_destination_stats, video_frames_lost_outage), 152);
+        assert_eq!(offset_of!(kp_destination_stats, messages_sent), 192);
         // What the previous release's apps allocate (before the SRT figures) is filled, no more.
         assert_eq!(offset_of!(kp_destination_stats, packets_retransmitted), 120);
         let mut all = kp_destination_stats::default();
@@ -1118,7 +1145,9 @@ mod tests {
         const OLD_SIZE: usize = 136;
         assert_eq!(offset_of!(kp_stats, input_fps), OLD_SIZE);
         assert_eq!(offset_of!(kp_stats, video_timestamps_adjusted), 216);
-        assert_eq!(size_of::<kp_stats>(), 240, "no padding holes");
+        assert_eq!(offset_of!(kp_stats, video_frames_lost_outage), 224);
+        assert_eq!(offset_of!(kp_stats, messages_accepted), 240);
+        assert_eq!(size_of::<kp_stats>(), 264, "no padding holes");
         // SAFETY: cfg and the pusher come from their constructors and are freed once; the buffers
         // are larger than the struct_size they declare.
         unsafe {

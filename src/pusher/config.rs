@@ -131,6 +131,8 @@ pub struct PusherConfig {
     pub pause_fps: f32,
     /// Settings of `srt://` destinations that their URLs do not give.
     pub srt: SrtSettings,
+    /// App messages (`Pusher::send_message`) and capture timestamps.
+    pub messages: super::messages::MessageSettings,
 }
 
 /// SRT settings used where an `srt://` URL does not give its own (`latency=`, `passphrase=`,
@@ -203,6 +205,7 @@ impl std::fmt::Debug for PusherConfig {
             .field("alerts", &self.alerts)
             .field("pause_fps", &self.pause_fps)
             .field("srt", &self.srt)
+            .field("messages", &self.messages)
             .finish()
     }
 }
@@ -230,6 +233,7 @@ impl Default for PusherConfig {
             // Enough to keep players and servers from seeing a dead video track, cheap to encode.
             pause_fps: 5.0,
             srt: SrtSettings::default(),
+            messages: Default::default(),
         }
     }
 }

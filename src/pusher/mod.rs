@@ -8,6 +8,7 @@ mod encode_worker;
 pub mod event;
 mod input;
 mod link;
+pub mod messages;
 mod monitor;
 mod network;
 mod recording;
@@ -22,6 +23,7 @@ pub use config::{VideoScaling, X264Options, X264Threading};
 pub use control::PauseMode;
 pub use encode_worker::{AvcPacketizer, HevcPacketizer};
 pub use event::{Event, EventKind, PusherState};
+pub use messages::{CaptureTimestamps, MessageFlag, MessageSettings};
 pub use shared::UrlRefresh;
 pub use stats::{DestinationStats, Stats};
 
@@ -168,6 +170,7 @@ impl Pusher {
                 })
                 .map_err(|e| Error::Internal(format!("spawn callback thread: {e}")))?,
         );
+        let config_messages = config.messages.clone();
         let shared = Arc::new(Shared {
             input: InputQueue::new(config.input_queue_frames, AUDIO_INPUT_CHUNKS),
             config,
@@ -190,6 +193,7 @@ impl Pusher {
             keyframe_wanted: AtomicBool::new(false),
             recording: Mutex::new(Default::default()),
             control: control::Control::default(),
+            messages: messages::MessageStore::new(config_messages),
         });
         Ok(Pusher {
             callback_thread: callback.as_ref().map(|h| h.thread().id()),
@@ -351,6 +355,7 @@ impl Pusher {
         // its frame first (the encoder would get times going back).
         let queued = self.shared.input.push(Input::Video(buf, ts));
         drop(timeline);
+        self.shared.messages.note_push(ts, ts);
         if !queued {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             return Err(Error::QueueFull("the encoder is behind; video frame dropped"));
@@ -481,6 +486,7 @@ impl Pusher {
         }
         tl.stamp(TimelineTrack::Video, dts_us)?;
         drop(tl);
+        self.shared.messages.note_push(ts, ts.saturating_add_signed(cts.into()));
         if tags.keyframe {
             self.shared.keyframe_wanted.store(false, Relaxed);
             self.passthrough_needs_key.store(false, Relaxed);
@@ -488,6 +494,22 @@ impl Pusher {
         self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
         self.shared.queue_avc(codec, tags, ts);
         Ok(())
+    }
+
+    /// A timed message: copied, it rides with the next video access unit that leaves the encoder
+    /// (or the next one the app pushes) as an SEI `user_data_unregistered` NAL unit (the UUID of
+    /// `MessageSettings::uuid`) in front of its slices, on every transport and in the recording.
+    /// `flags`: [`MessageFlag`] bits (`KP_MESSAGE_AMF`: also an RTMP/FLV data message). At most
+    /// [`crate::core::sei::MAX_MESSAGE_LEN`] bytes; at most [`messages::MAX_PENDING`] wait for a
+    /// frame at once (`QueueFull` past that). A destination that drops the frame under congestion
+    /// sends the message with its next frame. Thread-safe; never blocks on the encoder or the
+    /// network.
+    pub fn send_message(&self, data: &[u8], flags: u32) -> Result<()> {
+        self.accepting()?;
+        if self.shared.config.video.is_none() {
+            return Err(Error::InvalidState("messages ride in the video, and video is disabled".into()));
+        }
+        self.shared.messages.send(data, flags)
     }
 
     /// AAC-LC frames, either ADTS (any number of frames, headers stripped here) or one raw
@@ -854,6 +876,8 @@ fn stats_of(shared: &Shared) -> Stats {
         + c.monitor_cpu_ns.load(Relaxed)
         + shared.destinations.iter().map(|d| d.counters.cpu_ns.load(Relaxed)).sum::<u64>();
     let video_target = shared.video_target_kbps.load(Relaxed);
+    let messages_sent = sum(|d| d.messages_sent);
+    let messages_dropped = sum(|d| d.messages_dropped) + shared.messages.unsent.load(Relaxed);
     Stats {
         video_frames_in: c.video_frames_in.load(Relaxed),
         audio_frames_in: c.audio_frames_in.load(Relaxed),
@@ -895,6 +919,9 @@ fn stats_of(shared: &Shared) -> Stats {
         audio_frames_lost_outage: sum(|d| d.audio_frames_lost_outage),
         destinations,
         video_timestamps_adjusted: lock(&shared.timeline).video_times_moved(),
+        messages_accepted: shared.messages.accepted.load(Relaxed),
+        messages_sent,
+        messages_dropped,
     }
 }
 

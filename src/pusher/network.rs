@@ -325,6 +325,7 @@ impl NetworkWorker {
             stream_kbps,
             stall_timeout: c.stall_timeout,
             metadata: self.shared.stream_metadata(),
+            amf_name: c.messages.amf_name.clone(),
         };
         let mut cancel = || if cancellable { self.connect_cancelled() } else { None };
         let wake = cancellable.then_some(&self.wake);

@@ -191,6 +191,7 @@ pub(super) fn start(shared: &Arc<Shared>, path: PathBuf, tap: &mut RecordingTap)
         video_frames: 0,
         audio_frames: 0,
         last_flush: Instant::now(),
+        amf_scratch: Default::default(),
     };
     let handle = std::thread::Builder::new()
         .name("kp-recorder".into())
@@ -242,6 +243,7 @@ struct Writer {
     video_frames: u64,
     audio_frames: u64,
     last_flush: Instant,
+    amf_scratch: crate::core::text_data::Scratch,
 }
 
 impl Writer {
@@ -303,6 +305,11 @@ impl Writer {
 
     fn write(&mut self, ts: u64, unit: &MediaPacket) -> std::io::Result<()> {
         // FLV timestamps are 32-bit milliseconds, as on the wire.
+        let out = &mut self.out;
+        let name = &self.shared.config.messages.amf_name;
+        crate::core::text_data::for_each_payload(unit, name, &mut self.amf_scratch, |body| {
+            flv::write_file_tag(out, TAG_SCRIPT, ts as u32, body)
+        })?;
         flv::write_file_unit(&mut self.out, unit, ts as u32)?;
         if !unit.header {
             match unit.track {
@@ -326,7 +333,16 @@ mod tests {
 
     fn packet(track: Track, ts: u64, keyframe: bool, header: bool) -> MediaPacket {
         let codec = if track == Track::Video { Codec::H264 } else { Codec::Aac };
-        MediaPacket { track, codec, timestamp_ms: ts, cts_ms: 0, keyframe, header, data: Bytes::new() }
+        MediaPacket {
+            track,
+            codec,
+            timestamp_ms: ts,
+            cts_ms: 0,
+            keyframe,
+            header,
+            data: Bytes::new(),
+            messages: Default::default(),
+        }
     }
 
     #[test]

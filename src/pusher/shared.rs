@@ -103,9 +103,19 @@ impl Destination {
 
     pub fn stats(&self) -> DestinationStats {
         let c = &self.counters;
-        let (queue_ms, queue_bytes, congestion, catch_up_ms, catching_up) = {
+        // A destination that has ended sends nothing more: what still waits in its queue is lost.
+        let ended = matches!(self.state(), PusherState::KP_STATE_STOPPED | PusherState::KP_STATE_FAILED);
+        let (queue_ms, queue_bytes, congestion, messages, catch_up_ms, catching_up) = {
             let q = lock(&self.queue);
-            (q.latency_ms() as u32, q.bytes() as u64, q.congestion(), q.last_catch_up_ms(), q.is_catching_up())
+            let lost = if ended { q.messages_waiting() } else { 0 };
+            (
+                q.latency_ms() as u32,
+                q.bytes() as u64,
+                q.congestion(),
+                (q.messages().sent(), q.messages().dropped() + lost),
+                q.last_catch_up_ms(),
+                q.is_catching_up(),
+            )
         };
         DestinationStats {
             state: Some(self.state()),
@@ -138,6 +148,8 @@ impl Destination {
             outage_media_lost_ms: c.outage_media_lost_ms.load(Relaxed),
             last_catch_up_ms: catch_up_ms.map_or(0, |ms| ms.min(u32::MAX as u64) as u32),
             catching_up,
+            messages_sent: messages.0,
+            messages_dropped: messages.1,
         }
     }
 }
@@ -193,6 +205,8 @@ pub struct Shared {
     pub recording: Mutex<super::recording::RecordingTap>,
     /// Pause, bitrate and mute, as the app last set them.
     pub control: super::control::Control,
+    /// App messages waiting for the next video unit, and the capture-time clock.
+    pub messages: super::messages::MessageStore,
 }
 
 impl Shared {
@@ -313,7 +327,10 @@ impl Shared {
         match tags.frame {
             Some(data) => {
                 self.counters.video_frames_encoded.fetch_add(1, Relaxed);
-                self.queue_media(MediaPacket::video(codec, ts, tags.cts_ms, tags.keyframe, false, data));
+                let pts = ts.saturating_add_signed(tags.cts_ms.into());
+                let (data, messages) = self.messages.attach(codec, data, tags.keyframe, pts);
+                let p = MediaPacket::video(codec, ts, tags.cts_ms, tags.keyframe, false, data);
+                self.queue_media(MediaPacket { messages, ..p });
             }
             None if tags.no_picture => {}
             // Nothing decodable yet (no parameter sets): the frame is lost, and counted.
@@ -367,6 +384,7 @@ impl Shared {
     /// Nothing more will be queued: let the send queues release what they hold back for
     /// interleaving, and tell the network workers.
     pub fn finish_input(&self) {
+        self.messages.discard();
         for d in &self.destinations {
             lock(&d.queue).finish();
         }

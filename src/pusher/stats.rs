@@ -55,6 +55,13 @@ pub struct DestinationStats {
     pub last_catch_up_ms: u32,
     /// The backlog of the last outage is still draining (latency not yet under 300 ms).
     pub catching_up: bool,
+    /// App messages (`Pusher::send_message`) handed to this destination's connection, and given
+    /// up: too many carried past frames dropped for congestion (see `core::message_carry`), or
+    /// still waiting when the destination stopped or failed (no later video frame to ride on, or
+    /// the stop deadline passed). Messages inside data a broken connection had in flight count as
+    /// sent.
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
 }
 
 /// A snapshot of the pusher's counters. With several destinations, the sent, dropped-network,
@@ -118,4 +125,9 @@ pub struct Stats {
     /// Frames lost to outages, summed over the destinations (see DestinationStats).
     pub video_frames_lost_outage: u64,
     pub audio_frames_lost_outage: u64,
+    /// App messages accepted by `send_message`; sent and dropped summed over the destinations
+    /// (dropped also counts messages no video frame followed before stop).
+    pub messages_accepted: u64,
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
 }

@@ -329,6 +329,11 @@ impl PublishSession {
         self.send_media(TYPE_AUDIO, timestamp_ms, prefix, data)
     }
 
+    /// Only in Publishing. An AMF0 data message (type 18) with `body` (e.g. `onTextData`).
+    pub fn send_data(&mut self, timestamp_ms: u32, body: &[u8]) -> Result<()> {
+        self.send_media(TYPE_DATA_AMF0, timestamp_ms, &[], body)
+    }
+
     /// FCUnpublish + deleteStream queued; state -> Closed. No-op when not publishing.
     pub fn unpublish(&mut self) -> Result<()> {
         let (SessionState::Publishing, Some(sid)) = (self.state, self.stream_id) else {

@@ -48,6 +48,9 @@ pub struct RtmpLink {
     ping_sent: Option<(Instant, u32)>,
     next_ping: Instant,
     rtt_ms: Option<u32>,
+    /// The data message name of `KP_MESSAGE_AMF` messages, and the buffers to build them in.
+    amf_name: String,
+    amf_scratch: crate::core::text_data::Scratch,
 }
 
 /// What the link needs from the pusher's configuration.
@@ -57,6 +60,7 @@ pub struct RtmpParams<'a> {
     pub stream_kbps: u32,
     pub stall_timeout: Duration,
     pub metadata: StreamMetadata,
+    pub amf_name: String,
 }
 
 impl RtmpLink {
@@ -106,6 +110,8 @@ impl RtmpLink {
             ping_sent: None,
             next_ping: now,
             rtt_ms: None,
+            amf_name: p.amf_name,
+            amf_scratch: Default::default(),
         })
     }
 
@@ -174,11 +180,17 @@ impl Link for RtmpLink {
         // RTMP timestamps are 32-bit milliseconds: they wrap after 49.7 days, as the spec intends.
         let ts = ts as u32;
         let (_, prefix, n) = flv::unit_prefix(p);
+        let mut extra = 0;
+        let session = &mut self.session;
+        crate::core::text_data::for_each_payload(p, &self.amf_name, &mut self.amf_scratch, |body| {
+            extra += body.len();
+            session.send_data(ts, body)
+        })?;
         match p.track {
             Track::Video => self.session.send_video(ts, &prefix[..n], &p.data)?,
             Track::Audio => self.session.send_audio(ts, &prefix[..n], &p.data)?,
         }
-        Ok((n + p.data.len()) as u64)
+        Ok((n + p.data.len() + extra) as u64)
     }
 
     fn backlog(&self) -> usize {

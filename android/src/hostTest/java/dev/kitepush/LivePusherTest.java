@@ -782,6 +782,17 @@ class LivePusherTest {
                 if (i == 40) {
                     p.setAudioMuted(true);
                 }
+                if (i == 50) {
+                    // Rides on this frame as an SEI; the Rust side finds it in nginx's recording. (No
+                    // MESSAGE_AMF here: a late onTextData tag in the local recording, which has
+                    // audio, makes Debian's ffprobe 5.1 crash under -count_frames.)
+                    p.sendMessage("java-msg 1".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                    assertCode(ResultCode.INVALID_ARGUMENT, () -> p.sendMessage(new byte[4097]));
+                    assertCode(ResultCode.INVALID_ARGUMENT, () -> p.sendMessage(new byte[0]));
+                    assertCode(ResultCode.INVALID_ARGUMENT, () -> p.sendMessage(null));
+                    assertCode(ResultCode.INVALID_ARGUMENT, () -> p.sendMessage(new byte[] {1}, 0x40));
+                    assertCode(ResultCode.INVALID_ARGUMENT, () -> p.sendMessage(new byte[] {(byte) 0xff}, LivePusher.MESSAGE_AMF));
+                }
                 if (i == 60) {
                     p.setAudioMuted(false);
                 }
@@ -806,10 +817,15 @@ class LivePusherTest {
             LivePusher.Stats s = p.getStats();
             assertEquals(90, s.videoFramesSent);
             assertEquals(0, s.framesRejected);
+            assertEquals(1, s.messagesAccepted);
+            assertEquals(1, s.messagesSent);
+            assertEquals(0, s.messagesDropped);
+            assertCode(ResultCode.NOT_STARTED, () -> p.sendMessage(new byte[] {1}));
             assertCode(ResultCode.NOT_STARTED, p::requestKeyframe);
             assertCode(ResultCode.NOT_STARTED, p::networkChanged);
             LivePusher.DestinationStats d = p.getDestinationStats(0);
             assertEquals(s.bytesSent, d.bytesSent);
+            assertEquals(1, d.messagesSent);
             assertTrue(d.congestion >= 0, "congestion " + d.congestion);
         }
         assertFalse(r.kinds().contains(EventKind.RECORDING_FAILED), "events: " + r.events);

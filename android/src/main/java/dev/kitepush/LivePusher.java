@@ -129,8 +129,12 @@ public final class LivePusher implements AutoCloseable {
         /** Frames lost to outages, over the destinations (see {@link DestinationStats}). */
         public final long videoFramesLostOutage;
         public final long audioFramesLostOutage;
+        /** Messages accepted by sendMessage; handed to the connections; given up (all destinations). */
+        public final long messagesAccepted;
+        public final long messagesSent;
+        public final long messagesDropped;
 
-        static final int FIELDS = 37;
+        static final int FIELDS = 40;
 
         Stats(long[] v) {
             state = (int) v[0];
@@ -170,6 +174,9 @@ public final class LivePusher implements AutoCloseable {
             videoTimestampsAdjusted = v[34];
             videoFramesLostOutage = v[35];
             audioFramesLostOutage = v[36];
+            messagesAccepted = v[37];
+            messagesSent = v[38];
+            messagesDropped = v[39];
         }
 
         @Override
@@ -230,7 +237,11 @@ public final class LivePusher implements AutoCloseable {
         /** The backlog of the last outage is still draining. */
         public final boolean catchingUp;
 
-        static final int FIELDS = 30;
+        /** Messages handed to this destination's connection, and given up (see kp_destination_stats). */
+        public final long messagesSent;
+        public final long messagesDropped;
+
+        static final int FIELDS = 32;
 
         DestinationStats(long[] v) {
             state = (int) v[0];
@@ -263,6 +274,8 @@ public final class LivePusher implements AutoCloseable {
             outageMediaLostMs = v[27];
             lastCatchUpMs = (int) v[28];
             catchingUp = v[29] != 0;
+            messagesSent = v[30];
+            messagesDropped = v[31];
         }
     }
 
@@ -622,6 +635,28 @@ public final class LivePusher implements AutoCloseable {
         long h = acquire();
         try {
             Native.check(Native.pusherNetworkChanged(h));
+        } finally {
+            release(h);
+        }
+    }
+
+    /** kp_pusher_send_message flag: also an AMF0 data message (onTextData) on RTMP and in recordings. */
+    public static final int MESSAGE_AMF = 1;
+
+    /**
+     * kp_pusher_send_message: a timed message (1 to 4096 bytes, copied) that rides with the next
+     * video frame pushed as an SEI user_data_unregistered NAL unit, on every transport and in the
+     * recording. At most 16 wait for a frame ({@link ResultCode#QUEUE_FULL} past that).
+     */
+    public void sendMessage(byte[] message) {
+        sendMessage(message, 0);
+    }
+
+    /** kp_pusher_send_message with flags ({@link #MESSAGE_AMF}: also an onTextData data message; UTF-8 text only). */
+    public void sendMessage(byte[] message, int flags) {
+        long h = acquire();
+        try {
+            Native.check(Native.pusherSendMessage(h, message, 0, message == null ? 0 : message.length, flags));
         } finally {
             release(h);
         }

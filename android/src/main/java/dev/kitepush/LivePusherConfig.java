@@ -206,6 +206,35 @@ public final class LivePusherConfig {
         }
 
         /**
+         * kp_config_set_message_uuid: the 16-byte UUID of {@link LivePusher#sendMessage} SEIs; null
+         * restores the default (the ASCII bytes of "kitepush-message").
+         */
+        public Builder messageUuid(byte[] uuid) {
+            if (uuid != null && uuid.length != 16) {
+                throw new IllegalArgumentException("a message UUID has 16 bytes, not " + uuid.length);
+            }
+            final byte[] u = uuid == null ? null : uuid.clone();
+            return add(cfg -> Native.configSetMessageUuid(cfg, u));
+        }
+
+        /**
+         * kp_config_set_message_amf_name: the AMF data message name of {@link LivePusher#MESSAGE_AMF}
+         * messages; null or "" restores "onTextData".
+         */
+        public Builder messageAmfName(final String name) {
+            return add(cfg -> Native.configSetMessageAmfName(cfg, name));
+        }
+
+        /**
+         * kp_config_set_capture_timestamps: 0 off (default), 1 on every keyframe, 2 on every frame: an
+         * SEI (UUID "kitepush-capture") with the capture wall-clock time in UTC microseconds and the
+         * frame's stream pts in microseconds (both u64 big-endian). create() checks the value.
+         */
+        public Builder captureTimestamps(final int mode) {
+            return add(cfg -> Native.configSetCaptureTimestamps(cfg, mode));
+        }
+
+        /**
          * kp_config_set_srt_stream_id: the stream id srt:// URLs without {@code streamid=} send, in the
          * form the server expects (SRS/ZLMediaKit {@code app/stream}, MediaMTX {@code path}, or raw);
          * null or "" clears it.

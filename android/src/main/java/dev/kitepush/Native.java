@@ -63,6 +63,14 @@ final class Native {
 
     static native int configSetSrt(long cfg, int latencyMs, String passphrase, int pbkeylen);
 
+    static native int configSetMessageUuid(long cfg, byte[] uuid);
+
+    static native int configSetMessageAmfName(long cfg, String name);
+
+    static native int configSetCaptureTimestamps(long cfg, int mode);
+
+    static native int pusherSendMessage(long handle, byte[] data, int offset, int length, int flags);
+
     static native int configSetSrtStreamId(long cfg, int preset, String resource);
     static native int configSetX264Vbv(long cfg, int maxrateKbps, int bufsizeKbit);
     static native int configSetX264Threading(long cfg, int threading);
