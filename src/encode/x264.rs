@@ -14,7 +14,7 @@ use std::ptr::{self, NonNull};
 
 use x264_sys as sys;
 
-use super::{ChromaLayout, Encoded, I420Buffer, VideoEncoder, VideoEncoderConfig};
+use super::{ChromaLayout, Complexity, Encoded, I420Buffer, VideoEncoder, VideoEncoderConfig};
 use crate::encode::options::{X264Options, X264Threading};
 use crate::error::{Error, Result};
 
@@ -324,6 +324,25 @@ impl VideoEncoder for X264Encoder {
             return Ok(None);
         }
         self.call(None, out)
+    }
+
+    fn reconfigure(&mut self, cfg: &VideoEncoderConfig, complexity: Complexity) -> Result<()> {
+        // High is the app's preset; the two cheaper rungs are the two fastest presets, unless
+        // the app's is already at least as fast. x264_encoder_reconfig cannot change the size.
+        let mut opts = self.opts.clone();
+        let preset = if opts.preset.is_empty() { "veryfast" } else { opts.preset.as_str() };
+        let rank = |p: &str| PRESETS.iter().position(|x| *x == p).unwrap_or(PRESETS.len());
+        let cheaper = match complexity {
+            Complexity::High => preset,
+            Complexity::Medium => "superfast",
+            Complexity::Low => "ultrafast",
+        };
+        opts.preset = PRESETS[rank(preset).min(rank(cheaper)).min(PRESETS.len() - 1)].to_owned();
+        let mut fresh = X264Encoder::new(cfg, &opts)?;
+        // The app's preset stays the one a later step up returns to.
+        fresh.opts.preset = self.opts.preset.clone();
+        *self = fresh;
+        Ok(())
     }
 }
 

@@ -181,6 +181,8 @@ pub struct Shared {
     pub recording: Mutex<super::recording::RecordingTap>,
     /// Pause, bitrate and mute, as the app last set them.
     pub control: super::control::Control,
+    /// The encode ladder's current rung and counters (see `ladder_driver`).
+    pub ladder: super::ladder_driver::LadderShared,
 }
 
 impl Shared {
