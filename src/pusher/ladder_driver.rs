@@ -123,6 +123,7 @@ fn pixel_rate(r: Rung) -> f64 {
 struct Bucket {
     busy_ns: u64,
     frames: u32,
+    dropped: u32,
 }
 
 /// The encode worker's side: the ladder, the window it is fed from, the rung the encoder runs.
@@ -192,13 +193,18 @@ impl LadderDriver {
         self.next_tick = now + TICK;
         let convert = shared.ladder.convert_ns.load(Relaxed);
         let drops = shared.ladder.queue_full.load(Relaxed);
-        self.buckets[self.current].busy_ns += convert.wrapping_sub(self.convert_seen);
-        let dropped = drops.wrapping_sub(self.drops_seen).min(u64::from(u32::MAX)) as u32;
+        let b = &mut self.buckets[self.current];
+        b.busy_ns += convert.wrapping_sub(self.convert_seen);
+        b.dropped = drops.wrapping_sub(self.drops_seen).min(u64::from(u32::MAX)) as u32;
         (self.convert_seen, self.drops_seen) = (convert, drops);
         if late {
             self.buckets = [Bucket::default(); WINDOW_TICKS];
         }
-        let (busy, frames) = self.buckets.iter().fold((0u64, 0u32), |(b, f), x| (b + x.busy_ns, f + x.frames));
+        // Drops over the whole window, like the time: a frame lost every second or so (a steady
+        // stutter) is over the budget in every sample, not in one of four.
+        let (busy, frames, dropped) = self.buckets.iter().fold((0u64, 0u32, 0u32), |(b, f, d), x| {
+            (b + x.busy_ns, f + x.frames, d.saturating_add(x.dropped))
+        });
         self.current = (self.current + 1) % WINDOW_TICKS;
         self.buckets[self.current] = Bucket::default();
         let rung = self.ladder.rung();

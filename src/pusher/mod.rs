@@ -18,7 +18,7 @@ mod timeline;
 
 pub use crate::core::alerts::AlertThresholds;
 pub use config::{AbrSettings, AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
-pub use config::{SrtSettings, TlsConfig};
+pub use config::{LadderSettings, SrtSettings, TlsConfig};
 pub use config::{VideoScaling, X264Options, X264Threading};
 pub use control::PauseMode;
 pub use encode_worker::{AvcPacketizer, HevcPacketizer};

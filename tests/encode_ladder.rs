@@ -1,0 +1,265 @@
+//! The encode ladder on an emulated low-end CPU: the encode worker's thread is moved into a
+//! cgroup v1 `cpu` group limited to a fraction of one core, and 720p30 is pushed in real time to
+//! nginx-rtmp (recording on). With the ladder on, the stream settles on a rung it can keep, the
+//! recording decodes and carries the size changes with their sequence headers, input drops stop;
+//! with the quota lifted the ladder climbs back. With the ladder off, the same CPU stutters.
+//!
+//! Only the encode thread is limited (a thread moves into a group by its TID): the test's own
+//! frame generator and nginx keep real time, as a camera and a server would.
+//!
+//! The group's period is 20 ms rather than the default 100 ms: with 100 ms a thread whose frame
+//! fits in the quota runs at full speed and then sleeps 90 ms — a bursty CPU, not a slow one — and
+//! wall time per frame then says nothing about the share until the quota is exceeded. At 20 ms a
+//! frame of work is spread over several periods, as it would be on a slower core.
+//!
+//! `KP_LADDER_LONG=1` runs longer (3 minutes of a settled stream) and at 5, 10 and 20 % of a core.
+
+mod common;
+
+use common::pushing::{flv_tags, Harnessed, RealTimeSource, Spec};
+use common::{decode_errors, tmp_dir, unique_key, Nginx, NginxOptions};
+use kitepush::pusher::{EventKind, LadderSettings};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup/cpu";
+const PERIOD_US: u32 = 20_000;
+
+/// A cgroup v1 cpu group, removed on drop (its threads moved back to the root group first), also
+/// when the test panics.
+struct CpuLimit {
+    dir: PathBuf,
+}
+
+impl CpuLimit {
+    /// None (after a loud message) when the cgroup v1 cpu controller is not writable here.
+    fn new(name: &str) -> Option<CpuLimit> {
+        let dir = Path::new(CGROUP_ROOT).join(format!("kp-{name}-{}", std::process::id()));
+        if let Err(e) = std::fs::create_dir(&dir) {
+            eprintln!(
+                "\n!!!!! SKIPPED: cannot create {} ({e}): the encode-ladder test needs a writable cgroup v1 \
+                 cpu controller (run as root) !!!!!\n",
+                dir.display()
+            );
+            return None;
+        }
+        let limit = CpuLimit { dir };
+        limit.write("cpu.cfs_period_us", &PERIOD_US.to_string());
+        Some(limit)
+    }
+
+    fn write(&self, file: &str, value: &str) {
+        let path = self.dir.join(file);
+        std::fs::write(&path, value).unwrap_or_else(|e| panic!("write {value} to {}: {e}", path.display()));
+    }
+
+    /// `percent` of one core; None lifts the limit.
+    fn set(&self, percent: Option<u32>) {
+        let quota = percent.map_or(-1, |p| i64::from(PERIOD_US * p / 100));
+        self.write("cpu.cfs_quota_us", &quota.to_string());
+    }
+
+    fn add_thread(&self, tid: u32) {
+        self.write("tasks", &tid.to_string());
+    }
+}
+
+impl Drop for CpuLimit {
+    fn drop(&mut self) {
+        let tasks = std::fs::read_to_string(self.dir.join("tasks")).unwrap_or_default();
+        for tid in tasks.split_whitespace() {
+            let _ = std::fs::write(Path::new(CGROUP_ROOT).join("tasks"), tid);
+        }
+        if let Err(e) = std::fs::remove_dir(&self.dir) {
+            eprintln!("could not remove {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// The TID of this process's thread named `name` (the pusher names its threads).
+fn thread_id(name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc/self/task").ok()?.filter_map(|e| e.ok()).find_map(|e| {
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        (comm.trim() == name).then(|| e.file_name().to_str()?.parse().ok()).flatten()
+    })
+}
+
+/// One poll of the stats, `at` seconds after the push started.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: f64,
+    sent: u64,
+    queue_full: u64,
+    rung: u32,
+    fps: f32,
+    width: u32,
+}
+
+struct Run {
+    samples: Vec<Sample>,
+    /// (seconds after start, rung size, fps in thousandths) of each ENCODE_RUNG_CHANGED.
+    changes: Vec<(f64, (i64, i64), i64)>,
+    nginx_file: PathBuf,
+    sdk_file: PathBuf,
+    _nginx: Nginx,
+}
+
+impl Run {
+    /// Sent frames per second and input frames refused between `from` and `to` seconds.
+    fn between(&self, from: f64, to: f64) -> (f64, u64) {
+        let a = self.samples.iter().find(|s| s.at >= from).expect("a sample at the window's start");
+        let b = self.samples.iter().rev().find(|s| s.at <= to).expect("a sample at the window's end");
+        ((b.sent - a.sent) as f64 / (b.at - a.at).max(0.001), b.queue_full - a.queue_full)
+    }
+}
+
+/// Pushes 720p30 in real time for `seconds` with the encode thread held to `percent` of a core,
+/// lifted after `lift_at` seconds.
+fn push(name: &str, ladder: bool, percent: u32, lift_at: Option<f64>, seconds: f64, until_up: bool) -> Option<Run> {
+    let limit = CpuLimit::new(name)?;
+    limit.set(Some(percent));
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key(name);
+    let spec = Spec { width: 1280, height: 720, fps: 30.0, seconds, audio: true, bitrate_kbps: 2500 };
+    let mut config = spec.config(&nginx.url(&key));
+    config.ladder = LadderSettings { enabled: ladder, ..LadderSettings::default() };
+    let mut h = Harnessed::new(config);
+    let sdk_file = tmp_dir(name).join("sdk.flv");
+    h.pusher.start_recording(&sdk_file).unwrap();
+    h.pusher.start().unwrap();
+    // The thread names itself once it runs.
+    let mut tid = None;
+    common::wait_until(Duration::from_secs(5), "the pusher's encode thread", || {
+        tid = thread_id("kp-encode");
+        tid.is_some()
+    });
+    let tid = tid.unwrap();
+    limit.add_thread(tid);
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(20));
+    let Harnessed { pusher, events, mut seen } = h;
+    let pusher = Arc::new(pusher);
+    let t0 = Instant::now();
+    let source = RealTimeSource::start(pusher.clone(), spec);
+    let (mut samples, mut changes, mut lifted) = (Vec::new(), Vec::new(), false);
+    while t0.elapsed().as_secs_f64() < seconds {
+        std::thread::sleep(Duration::from_millis(500));
+        let at = t0.elapsed().as_secs_f64();
+        if lift_at.is_some_and(|l| at >= l) && !lifted {
+            limit.set(None);
+            lifted = true;
+        }
+        let s = pusher.stats();
+        samples.push(Sample {
+            at,
+            sent: s.video_frames_sent,
+            queue_full: s.video_frames_dropped_encoder,
+            rung: s.encode_rung,
+            fps: s.encode_fps,
+            width: s.encode_width,
+        });
+        while let Ok(ev) = events.try_recv() {
+            if ev.kind == EventKind::KP_EVENT_ENCODE_RUNG_CHANGED {
+                changes.push((at, (ev.value >> 16, ev.value & 0xffff), ev.value2));
+                eprintln!("{at:5.1} s: {}", ev.message);
+            }
+            seen.push(ev);
+        }
+        if until_up && lifted && s.encode_rung == 0 && changes.len() >= 2 {
+            // Back at the top: a few seconds of it in the files, then stop.
+            std::thread::sleep(Duration::from_secs(3));
+            break;
+        }
+    }
+    source.finish();
+    pusher.stop(Duration::from_secs(10)).unwrap();
+    drop(limit);
+    let nginx_file = nginx.recording(&key);
+    nginx.wait_recording_closed(&nginx_file, Duration::from_secs(20));
+    Some(Run { samples, changes, nginx_file, sdk_file, _nginx: nginx })
+}
+
+/// Each frame's size in decode order, as ffprobe sees it.
+fn frame_sizes(path: &Path) -> Vec<(u32, u32)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries", "frame=width,height", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(',').map(|v| v.trim().parse::<u32>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .collect()
+}
+
+/// The sizes a file goes through (runs of equal sizes collapsed), and its video sequence headers.
+fn size_runs_and_headers(path: &Path) -> (Vec<(u32, u32)>, usize) {
+    let mut runs = frame_sizes(path);
+    runs.dedup();
+    let headers = flv_tags(path).iter().filter(|t| t.1 == "avc-header").count();
+    (runs, headers)
+}
+
+fn check_files(run: &Run) {
+    for file in [&run.nginx_file, &run.sdk_file] {
+        assert_eq!(decode_errors(file), "", "{} decodes cleanly", file.display());
+        let (runs, headers) = size_runs_and_headers(file);
+        eprintln!("{}: sizes {runs:?}, {headers} sequence headers", file.display());
+        assert_eq!(runs.first(), Some(&(1280, 720)), "{}: starts at the configured size", file.display());
+        // Every size change came with its own sequence header (the first is the stream's).
+        assert!(headers > runs.len() - 1, "{}: {} sizes but {headers} sequence headers", file.display(), runs.len());
+    }
+}
+
+fn long() -> bool {
+    std::env::var("KP_LADDER_LONG").is_ok_and(|v| v == "1")
+}
+
+#[test]
+fn a_starved_encoder_steps_down_keeps_its_rate_and_climbs_back_when_the_cpu_returns() {
+    common::require_tool("nginx");
+    let percent = 10;
+    // The ladder off: today's stutter, for comparison.
+    let Some(off) = push("ladder-off", false, percent, None, 20.0, false) else {
+        return;
+    };
+    let (off_fps, off_drops) = off.between(8.0, 19.0);
+    // Settle (down within 15 s), hold with the CPU limited, lift it; a step up needs a minute
+    // since the last change (no oscillation) and 20 s of room, so it comes 60-70 s in.
+    let (lift, seconds) = if long() { (180.0, 300.0) } else { (30.0, 95.0) };
+    let on = push("ladder-on", true, percent, Some(lift), seconds, true).unwrap();
+    let downs: Vec<_> = on.changes.iter().filter(|c| c.0 < lift).collect();
+    assert!(!downs.is_empty(), "the ladder stepped down: {:?}", on.samples.last());
+    let settled_at = downs.last().unwrap().0;
+    assert!(settled_at <= 15.0, "settled within 15 s, not {settled_at:.1} s: {:?}", on.changes);
+    // Measured from the settle time (2 s) after the last change to the lift.
+    let (on_fps, on_drops) = on.between(settled_at + 3.0, lift);
+    let rung = on.samples.iter().rev().find(|s| s.at <= lift).unwrap();
+    eprintln!(
+        "\n{percent} % of a core, 720p30: ladder off: sent {off_fps:.1} fps of 30, {off_drops} input frames \
+         dropped in 11 s; ladder on: rung {} ({} wide, {} fps) after {settled_at:.1} s, sent {on_fps:.1} fps, \
+         {on_drops} input frames dropped in {:.0} s\n",
+        rung.rung,
+        rung.width,
+        rung.fps,
+        lift - settled_at - 3.0
+    );
+    assert!(off_drops > 0 && off_fps < 27.0, "without the ladder the starved encoder drops frames");
+    assert!(f64::from(rung.fps) * 0.9 <= on_fps, "sent {on_fps:.1} fps at a {} fps rung", rung.fps);
+    assert_eq!(on_drops, 0, "no input drops once settled: {:?}", on.samples);
+    // Quota lifted: back to the top within the hold time (a minute since the last change, 20 s
+    // of room), never more than 2 changes in a minute.
+    let up = on.changes.iter().find(|c| c.0 >= lift).unwrap_or_else(|| panic!("no step up: {:?}", on.changes));
+    assert_eq!(up.1, (1280, 720), "back at the configured size: {:?}", on.changes);
+    let due = (settled_at + 60.0).max(lift + 20.0);
+    assert!(up.0 <= due + 3.0, "up at {:.1} s, due by {due:.1} s: {:?}", up.0, on.changes);
+    for c in &on.changes {
+        let n = on.changes.iter().filter(|d| d.0 >= c.0 && d.0 < c.0 + 60.0).count();
+        assert!(n <= 2, "{n} changes in the minute from {:.1} s: {:?}", c.0, on.changes);
+    }
+    check_files(&on);
+}
