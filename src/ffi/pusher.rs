@@ -161,6 +161,16 @@ pub struct kp_stats {
     /// not later (frames pushed less than a millisecond apart, e.g. in a burst with pts_us = -1):
     /// video decode times on the wire always strictly increase. Audio times are never moved.
     pub video_timestamps_adjusted: u64,
+    /// The encode ladder (kp_config_set_encode_ladder): the rung in use (0 = the configured
+    /// setting, then one per step down; 0 without a ladder) and the size and frame rate video is
+    /// encoded at now (the configured ones without a ladder).
+    pub encode_rung: u32,
+    pub encode_width: u32,
+    pub encode_height: u32,
+    pub encode_fps: f32,
+    /// Raw frames the encode ladder's lower frame rates skipped on purpose in
+    /// kp_pusher_push_video (KP_OK, not dropped; no timestamp is used up).
+    pub video_frames_skipped_ladder: u64,
 }
 
 impl kp_stats {
@@ -202,6 +212,11 @@ impl kp_stats {
             encode_ms: s.encode_ms,
             fps_divisor: s.fps_divisor,
             video_timestamps_adjusted: s.video_timestamps_adjusted,
+            encode_rung: s.encode_rung,
+            encode_width: s.encode_width,
+            encode_height: s.encode_height,
+            encode_fps: s.encode_fps,
+            video_frames_skipped_ladder: s.video_frames_skipped_ladder,
         }
     }
 
@@ -252,7 +267,12 @@ impl kp_stats {
                     cpu_time_ms,
                     encode_ms,
                     fps_divisor,
-                    video_timestamps_adjusted
+                    video_timestamps_adjusted,
+                    encode_rung,
+                    encode_width,
+                    encode_height,
+                    encode_fps,
+                    video_frames_skipped_ladder
                 ]
             )
         };

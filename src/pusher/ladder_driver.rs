@@ -202,9 +202,10 @@ impl LadderDriver {
         }
         // Drops over the whole window, like the time: a frame lost every second or so (a steady
         // stutter) is over the budget in every sample, not in one of four.
-        let (busy, frames, dropped) = self.buckets.iter().fold((0u64, 0u32, 0u32), |(b, f, d), x| {
-            (b + x.busy_ns, f + x.frames, d.saturating_add(x.dropped))
-        });
+        let (busy, frames, dropped) = self
+            .buckets
+            .iter()
+            .fold((0u64, 0u32, 0u32), |(b, f, d), x| (b + x.busy_ns, f + x.frames, d.saturating_add(x.dropped)));
         self.current = (self.current + 1) % WINDOW_TICKS;
         self.buckets[self.current] = Bucket::default();
         let rung = self.ladder.rung();
@@ -233,7 +234,13 @@ impl LadderDriver {
             Complexity::Low => "low",
         };
         let way = if c.up { "up" } else { "down" };
-        log::info!("encode ladder {way}: rung {} of {n}, {}x{} at {} fps, complexity {cx}", c.to, r.width, r.height, r.fps);
+        log::info!(
+            "encode ladder {way}: rung {} of {n}, {}x{} at {} fps, complexity {cx}",
+            c.to,
+            r.width,
+            r.height,
+            r.fps
+        );
         shared.emit_full(
             EventKind::KP_EVENT_ENCODE_RUNG_CHANGED,
             ResultCode::KP_OK,

@@ -118,8 +118,17 @@ public final class LivePusher implements AutoCloseable {
         public final float encodeMs;
         /** The adaptive bitrate's frame-rate divisor: 1 = every frame, 2 = every other frame. */
         public final int fpsDivisor;
+        /**
+         * The encode ladder: the rung in use (0 = as configured; 0 without a ladder), the size and
+         * frame rate video is encoded at now, and raw frames its lower rates skipped on purpose.
+         */
+        public final int encodeRung;
+        public final int encodeWidth;
+        public final int encodeHeight;
+        public final float encodeFps;
+        public final long videoFramesSkippedLadder;
 
-        static final int FIELDS = 34;
+        static final int FIELDS = 39;
 
         Stats(long[] v) {
             state = (int) v[0];
@@ -156,6 +165,11 @@ public final class LivePusher implements AutoCloseable {
             cpuTimeMs = v[31];
             encodeMs = Float.intBitsToFloat((int) v[32]);
             fpsDivisor = (int) v[33];
+            encodeRung = (int) v[34];
+            encodeWidth = (int) v[35];
+            encodeHeight = (int) v[36];
+            encodeFps = Float.intBitsToFloat((int) v[37]);
+            videoFramesSkippedLadder = v[38];
         }
 
         @Override
