@@ -7,15 +7,13 @@
 //! Only the encode thread is limited (a thread moves into a group by its TID): the test's own
 //! frame generator and nginx keep real time, as a camera and a server would.
 //!
-//! The group's period is 20 ms rather than the default 100 ms: with 100 ms a thread whose frame
-//! fits in the quota runs at full speed and then sleeps 90 ms — a bursty CPU, not a slow one — and
-//! wall time per frame then says nothing about the share until the quota is exceeded. At 20 ms a
-//! frame of work is spread over several periods, as it would be on a slower core.
+//! The group's period is 20 ms rather than the default 100 ms (see `common::cpu_limit`).
 //!
 //! `KP_LADDER_LONG=1` runs longer (3 minutes of a settled stream) and at 5, 10 and 20 % of a core.
 
 mod common;
 
+use common::cpu_limit::{thread_id, CpuLimit};
 use common::pushing::{flv_tags, Harnessed, RealTimeSource, Spec};
 use common::{decode_errors, tmp_dir, unique_key, Nginx, NginxOptions};
 use kitepush::pusher::{EventKind, LadderSettings};
@@ -23,68 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const CGROUP_ROOT: &str = "/sys/fs/cgroup/cpu";
-const PERIOD_US: u32 = 20_000;
-
-/// A cgroup v1 cpu group, removed on drop (its threads moved back to the root group first), also
-/// when the test panics.
-struct CpuLimit {
-    dir: PathBuf,
-}
-
-impl CpuLimit {
-    /// None (after a loud message) when the cgroup v1 cpu controller is not writable here.
-    fn new(name: &str) -> Option<CpuLimit> {
-        let dir = Path::new(CGROUP_ROOT).join(format!("kp-{name}-{}", std::process::id()));
-        if let Err(e) = std::fs::create_dir(&dir) {
-            eprintln!(
-                "\n!!!!! SKIPPED: cannot create {} ({e}): the encode-ladder test needs a writable cgroup v1 \
-                 cpu controller (run as root) !!!!!\n",
-                dir.display()
-            );
-            return None;
-        }
-        let limit = CpuLimit { dir };
-        limit.write("cpu.cfs_period_us", &PERIOD_US.to_string());
-        Some(limit)
-    }
-
-    fn write(&self, file: &str, value: &str) {
-        let path = self.dir.join(file);
-        std::fs::write(&path, value).unwrap_or_else(|e| panic!("write {value} to {}: {e}", path.display()));
-    }
-
-    /// `percent` of one core; None lifts the limit.
-    fn set(&self, percent: Option<u32>) {
-        let quota = percent.map_or(-1, |p| i64::from(PERIOD_US * p / 100));
-        self.write("cpu.cfs_quota_us", &quota.to_string());
-    }
-
-    fn add_thread(&self, tid: u32) {
-        self.write("tasks", &tid.to_string());
-    }
-}
-
-impl Drop for CpuLimit {
-    fn drop(&mut self) {
-        let tasks = std::fs::read_to_string(self.dir.join("tasks")).unwrap_or_default();
-        for tid in tasks.split_whitespace() {
-            let _ = std::fs::write(Path::new(CGROUP_ROOT).join("tasks"), tid);
-        }
-        if let Err(e) = std::fs::remove_dir(&self.dir) {
-            eprintln!("could not remove {}: {e}", self.dir.display());
-        }
-    }
-}
-
-/// The TID of this process's thread named `name` (the pusher names its threads).
-fn thread_id(name: &str) -> Option<u32> {
-    std::fs::read_dir("/proc/self/task").ok()?.filter_map(|e| e.ok()).find_map(|e| {
-        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-        (comm.trim() == name).then(|| e.file_name().to_str()?.parse().ok()).flatten()
-    })
-}
 
 /// One poll of the stats, `at` seconds after the push started.
 #[derive(Debug, Clone, Copy)]

@@ -326,11 +326,8 @@ impl Ladder {
             }
         }
         let up_after = self.cfg.up_after;
-        let Some(target) = (0..self.current)
-            .find(|&j| self.room_since[j].is_some_and(|since| now.saturating_duration_since(since) >= up_after))
-        else {
-            return None;
-        };
+        let target = (0..self.current)
+            .find(|&j| self.room_since[j].is_some_and(|since| now.saturating_duration_since(since) >= up_after))?;
         let hold =
             self.cfg.min_gap.saturating_mul(1 << self.failed_ups.min(16)).min(self.cfg.max_hold.max(self.cfg.min_gap));
         if since_change < hold {

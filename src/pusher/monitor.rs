@@ -189,6 +189,8 @@ impl Monitor {
             let publishing = shared.destinations.iter().any(|d| d.state() == PusherState::KP_STATE_PUBLISHING);
             if publishing && secs >= 0.9 {
                 let divisor = shared.fps_divisor.load(Relaxed).max(1) as f32;
+                // The encode ladder's rate is the one to keep, not the configured one.
+                let fps = shared.ladder.status().map_or(fps, |(_, rung)| rung.fps);
                 let sample = AlertSample {
                     congestion: worst,
                     sent_fps,
