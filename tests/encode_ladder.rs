@@ -158,7 +158,7 @@ fn long() -> bool {
 #[test]
 fn a_starved_encoder_steps_down_keeps_its_rate_and_climbs_back_when_the_cpu_returns() {
     common::require_tool("nginx");
-    let percent = 10;
+    let percent = 5;
     // The ladder off: today's stutter, for comparison.
     let Some(off) = push("ladder-off", false, percent, None, 20.0, false) else {
         return;

@@ -210,7 +210,11 @@ impl EncodeWorker {
                     r
                 }
                 Input::Audio(pcm, ts) => {
+                    let started = Instant::now();
                     let r = self.encode_audio(&pcm, ts, &mut st);
+                    if let Some(ladder) = self.ladder.as_mut() {
+                        ladder.record_other(started.elapsed());
+                    }
                     self.shared.input.recycle(Input::Audio(pcm, ts));
                     r
                 }

@@ -181,6 +181,12 @@ impl LadderDriver {
         b.frames += 1;
     }
 
+    /// The worker spent `busy` on something else (audio): video waited that long too, so it is
+    /// part of the load the video rate has to fit in.
+    pub fn record_other(&mut self, busy: Duration) {
+        self.buckets[self.current].busy_ns += busy.as_nanos() as u64;
+    }
+
     /// Every [`TICK`]: the ladder looks at the last second. On a change the new rung is
     /// published (to `push_video` and the monitor) and reported; the encoder follows in
     /// [`LadderDriver::plan`].
