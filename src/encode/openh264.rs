@@ -432,6 +432,28 @@ mod tests {
     }
 
     #[test]
+    fn reconfigure_starts_over_at_an_idr_with_the_new_size() {
+        let mut enc = OpenH264Encoder::new(&config(500)).unwrap();
+        let before = encode_pattern(&mut enc, 5, |_, _| {});
+        let mut small = config(125);
+        (small.width, small.height, small.fps, small.keyframe_interval) = (160, 120, 15.0, 15);
+        enc.reconfigure(&small, Complexity::Low).unwrap();
+        let after = encode_pattern(&mut enc, 20, |_, _| {});
+        assert!(after.idr[0] && !after.idr[1] && after.idr[15], "{:?}", after.idr);
+        let sps = |au: &[u8]| {
+            let at = au.windows(5).position(|w| w[..4] == [0, 0, 0, 1] && w[4] & 0x1f == 7).unwrap();
+            au[at..at + 12].to_vec()
+        };
+        assert_ne!(sps(&before.aus[0]), sps(&after.aus[0]), "a new SPS for the new size");
+        // The old size is refused now, as any other size mismatch.
+        let r = enc.encode(&I420Buffer::new(320, 240), &mut Vec::new());
+        assert!(matches!(r, Err(Error::BadDimensions(_))), "{r:?}");
+        // And back up.
+        enc.reconfigure(&config(500), Complexity::Medium).unwrap();
+        assert!(encode_pattern(&mut enc, 1, |_, _| {}).idr[0]);
+    }
+
+    #[test]
     fn rejects_bad_input() {
         let bad = |w, h| {
             let mut c = config(500);

@@ -334,8 +334,14 @@ impl EncodeWorker {
         self.ladder.as_mut().map_or(Ok(Plan::Encode), |l| l.plan(pic, scaling))
     }
 
+    /// How pictures are fitted to the ladder's rung: as the app's frames are (scaling off only
+    /// refuses the app's frames of another size; a rung is always scaled to).
     fn scaling(&self) -> crate::encode::options::VideoScaling {
-        self.shared.config.video.as_ref().map(|v| v.scaling).unwrap_or_default()
+        use crate::encode::options::VideoScaling;
+        match self.shared.config.video.as_ref().map(|v| v.scaling).unwrap_or_default() {
+            VideoScaling::KP_VIDEO_SCALING_OFF => VideoScaling::KP_VIDEO_SCALING_FILL,
+            s => s,
+        }
     }
 
     /// Drains the access units a reordering encoder still holds at the end of the stream.

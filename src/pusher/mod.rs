@@ -351,7 +351,12 @@ impl Pusher {
             crate::encode::pixel::copy_to_picture(frame, &mut buf, self.semi_planar_ok)
         } else {
             let mut scaler = lock(&self.downscaler);
-            crate::encode::pixel::convert_scaled(frame, &mut buf, self.semi_planar_ok, size, v.scaling, &mut scaler)
+            // Scaling off refuses the app's frames of another size (checked above), not the ladder's rungs.
+            let scaling = match v.scaling {
+                VideoScaling::KP_VIDEO_SCALING_OFF => VideoScaling::KP_VIDEO_SCALING_FILL,
+                s => s,
+            };
+            crate::encode::pixel::convert_scaled(frame, &mut buf, self.semi_planar_ok, size, scaling, &mut scaler)
         };
         self.shared.ladder.convert_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
         if let Err(e) = copied {
