@@ -515,6 +515,25 @@ mod tests {
     }
 
     #[test]
+    fn reconfigure_changes_size_and_preset_and_keeps_the_apps() {
+        let opts = X264Options { preset: "faster".into(), ..X264Options::default() };
+        let mut enc = X264Encoder::new(&config(800), &opts).unwrap();
+        encode(&mut enc, 5, ChromaLayout::Planar, |_, _| {});
+        let mut small = config(200);
+        (small.width, small.height, small.fps, small.keyframe_interval) = (160, 120, 15.0, 15);
+        enc.reconfigure(&small, Complexity::Low).unwrap();
+        let e = encode(&mut enc, 20, ChromaLayout::Planar, |_, _| {});
+        assert!(e.timing[0].idr && e.timing[15].idr && !e.timing[1].idr);
+        assert!(nal_types(&e.aus[0]).contains(&7), "SPS with the first picture at the new size");
+        let probed = ffprobe_h264(&e.aus.concat(), "reconf");
+        assert!(probed.contains("160") && probed.contains("120"), "{probed}");
+        // The app's preset is kept for the way back up.
+        assert_eq!(enc.opts.preset, "faster");
+        enc.reconfigure(&config(800), Complexity::High).unwrap();
+        assert!(encode(&mut enc, 1, ChromaLayout::Planar, |_, _| {}).timing[0].idr);
+    }
+
+    #[test]
     fn forced_keyframe_and_live_bitrate() {
         let mut enc = X264Encoder::new(&config(1500), &X264Options::default()).unwrap();
         let e = encode(&mut enc, 240, ChromaLayout::Planar, |i, enc| match i {
