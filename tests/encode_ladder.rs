@@ -14,13 +14,17 @@
 mod common;
 
 use common::cpu_limit::{thread_id, CpuLimit};
-use common::pushing::{flv_tags, Harnessed, RealTimeSource, Spec};
+use common::pushing::{flv_tags, Harnessed, RealTimeSource, Source, Spec};
 use common::{decode_errors, tmp_dir, unique_key, Nginx, NginxOptions};
-use kitepush::pusher::{EventKind, LadderSettings};
+use kitepush::pusher::{EventKind, LadderSettings, PauseMode, PusherState};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The tests of this file one at a time: they share the CPU they limit, and each finds its
+/// pusher's encode thread by name.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// One poll of the stats, `at` seconds after the push started.
 #[derive(Debug, Clone, Copy)]
@@ -157,6 +161,7 @@ fn long() -> bool {
 
 #[test]
 fn a_starved_encoder_steps_down_keeps_its_rate_and_climbs_back_when_the_cpu_returns() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     common::require_tool("nginx");
     let percent = 5;
     // The ladder off: today's stutter, for comparison.
@@ -206,4 +211,61 @@ fn a_starved_encoder_steps_down_keeps_its_rate_and_climbs_back_when_the_cpu_retu
         assert!(n <= 2, "{n} changes in the minute from {:.1} s: {:?}", c.0, on.changes);
     }
     check_files(&on);
+}
+
+#[test]
+fn a_pause_on_a_lower_rung_repeats_its_picture_and_changes_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    common::require_tool("nginx");
+    let Some(limit) = CpuLimit::new("ladder-pause") else {
+        return;
+    };
+    limit.set(Some(5));
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("ladder-pause");
+    let spec = Spec { width: 1280, height: 720, fps: 30.0, seconds: 20.0, audio: true, bitrate_kbps: 2500 };
+    let mut config = spec.config(&nginx.url(&key));
+    config.ladder = LadderSettings { enabled: true, ..LadderSettings::default() };
+    let mut h = Harnessed::new(config);
+    h.pusher.start().unwrap();
+    let mut tid = None;
+    common::wait_until(Duration::from_secs(5), "the pusher's encode thread", || {
+        tid = thread_id("kp-encode");
+        tid.is_some()
+    });
+    limit.add_thread(tid.unwrap());
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(20));
+    let mut src = Source::new(&spec);
+    // The app's capture clock: it stands still while paused (its timestamps go on from before).
+    let mut push_for = |h: &Harnessed, seconds: f64| {
+        let (t0, first) = (Instant::now(), src.pts_us(src.next_frame));
+        while t0.elapsed().as_secs_f64() < seconds {
+            let due = t0 + Duration::from_micros((src.pts_us(src.next_frame) - first) as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            src.push_one_nowait(&h.pusher);
+        }
+    };
+    push_for(&h, 10.0);
+    let down = h.wait_for(EventKind::KP_EVENT_ENCODE_RUNG_CHANGED, Duration::from_secs(5));
+    let rung = (down.value >> 16, down.value & 0xffff);
+    assert_ne!(rung, (1280, 720), "a smaller size at 5 % of a core: {}", down.message);
+    h.pusher.pause(PauseMode::KP_PAUSE_STILL_IMAGE).unwrap();
+    h.wait_for(EventKind::KP_EVENT_PAUSED, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(4));
+    h.pusher.resume().unwrap();
+    h.wait_for(EventKind::KP_EVENT_RESUMED, Duration::from_secs(5));
+    push_for(&h, 5.0);
+    assert_ne!(h.pusher.state(), PusherState::KP_STATE_FAILED, "{:?}", h.pusher.failure());
+    h.pusher.stop(Duration::from_secs(10)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(10));
+    drop(limit);
+    let changes: Vec<_> = h.seen.iter().filter(|e| e.kind == EventKind::KP_EVENT_ENCODE_RUNG_CHANGED).collect();
+    assert_eq!(changes.len(), 1, "no change while paused nor in the seconds after: {changes:?}");
+    let file = nginx.recording(&key);
+    nginx.wait_recording_closed(&file, Duration::from_secs(20));
+    assert_eq!(decode_errors(&file), "", "{} decodes cleanly", file.display());
+    let (runs, headers) = size_runs_and_headers(&file);
+    // The pause repeats the last picture at the rung's size: one size change in all.
+    assert_eq!(runs, [(1280, 720), (rung.0 as u32, rung.1 as u32)], "{headers} sequence headers");
+    assert_eq!(headers, 2);
 }
