@@ -1102,7 +1102,9 @@ mod tests {
         const OLD_SIZE: usize = 136;
         assert_eq!(offset_of!(kp_stats, input_fps), OLD_SIZE);
         assert_eq!(offset_of!(kp_stats, video_timestamps_adjusted), 216);
-        assert_eq!(size_of::<kp_stats>(), 224, "no padding holes");
+        assert_eq!(offset_of!(kp_stats, encode_rung), 224);
+        assert_eq!(offset_of!(kp_stats, video_frames_skipped_ladder), 240);
+        assert_eq!(size_of::<kp_stats>(), 248, "no padding holes");
         // SAFETY: cfg and the pusher come from their constructors and are freed once; the buffers
         // are larger than the struct_size they declare.
         unsafe {
