@@ -9,8 +9,12 @@
 //!   the first picture of the new size: pictures queued before it are encoded at the old size,
 //!   not thrown away; a picture of another size (the pause image, the last picture repeated while
 //!   paused) is scaled to the encoder's size.
-//! - The monitor scales the adaptive bitrate's target and ceiling by the pixel rate (see
-//!   `PIXEL_RATE_SCALE`).
+//! - The bitrate follows the pixel rate (see [`SCALE_ONE`]): the worker sets the reconfigured
+//!   encoder's, and the monitor scales the adaptive bitrate's target, ceiling and maximum.
+//!
+//! The load the ladder sees is the encode worker's: per video frame, the wall time of its scaling
+//! and encoding, of the conversion in `push_video`, and of the audio encoded in between (video
+//! waits for that too), over the last second.
 
 use super::event::EventKind;
 use super::shared::{lock, Shared};
@@ -286,7 +290,7 @@ impl LadderDriver {
         if pic.width < w || pic.height < h {
             return Ok(Plan::Drop);
         }
-        let (pw, ph) = (pic.width as usize, pic.height as usize);
+        let pw = pic.width as usize;
         let frame = match pic.chroma {
             ChromaLayout::Planar => VideoFrame {
                 format: PixelFormat::KP_PIXEL_FORMAT_I420,
@@ -307,7 +311,6 @@ impl LadderDriver {
                 strides: [pw, pw, 0],
             },
         };
-        let _ = ph;
         crate::encode::pixel::convert_scaled(&frame, &mut self.scaled, false, (w, h), scaling, &mut self.scaler)?;
         Ok(Plan::Scaled)
     }
