@@ -15,6 +15,7 @@ mod common;
 
 use common::cpu_limit::{thread_id, CpuLimit};
 use common::pushing::{flv_tags, Harnessed, RealTimeSource, Source, Spec};
+use common::srt::{SrtListener, SrtOptions};
 use common::{decode_errors, tmp_dir, unique_key, Nginx, NginxOptions};
 use kitepush::pusher::{EventKind, LadderSettings, PauseMode, PusherState};
 use std::path::{Path, PathBuf};
@@ -226,6 +227,9 @@ fn a_pause_on_a_lower_rung_repeats_its_picture_and_changes_nothing() {
     let spec = Spec { width: 1280, height: 720, fps: 30.0, seconds: 20.0, audio: true, bitrate_kbps: 2500 };
     let mut config = spec.config(&nginx.url(&key));
     config.ladder = LadderSettings { enabled: true, ..LadderSettings::default() };
+    // And over SRT (MPEG-TS): the new size's parameter sets must reach that transport too.
+    let mut srt = SrtListener::srt_live_transmit(SrtOptions::latency_ms(200));
+    config.extra_destinations = vec![vec![srt.url()]];
     let mut h = Harnessed::new(config);
     h.pusher.start().unwrap();
     let mut tid = None;
@@ -266,6 +270,12 @@ fn a_pause_on_a_lower_rung_repeats_its_picture_and_changes_nothing() {
     assert_eq!(decode_errors(&file), "", "{} decodes cleanly", file.display());
     let (runs, headers) = size_runs_and_headers(&file);
     // The pause repeats the last picture at the rung's size: one size change in all.
-    assert_eq!(runs, [(1280, 720), (rung.0 as u32, rung.1 as u32)], "{headers} sequence headers");
+    let sizes = [(1280, 720), (rung.0 as u32, rung.1 as u32)];
+    assert_eq!(runs, sizes, "{headers} sequence headers");
     assert_eq!(headers, 2);
+    srt.stop();
+    assert_eq!(decode_errors(srt.output()), "", "the SRT listener's TS decodes cleanly");
+    let mut ts_runs = frame_sizes(srt.output());
+    ts_runs.dedup();
+    assert_eq!(ts_runs, sizes, "the TS changes size at the same place");
 }
