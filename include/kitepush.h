@@ -375,6 +375,14 @@ typedef enum kp_event_kind_values {
      * writer fell behind); the push goes on. What was written stays readable. `message`: why.
      */
     KP_EVENT_RECORDING_FAILED = 26,
+    /**
+     * The encode ladder (`kp_config_set_encode_ladder`) moved the video encoder to another rung:
+     * the CPU could not keep up (down) or has room again (up). `value`: the new size as
+     * width << 16 | height, `value2`: the new frame rate in thousandths of a frame per second.
+     * `message` names the rung and its complexity. A new size reaches the viewers with the next
+     * picture of that size, an IDR with new sequence headers.
+     */
+    KP_EVENT_ENCODE_RUNG_CHANGED = 27,
 } kp_event_kind_values;
 
 /**
@@ -516,6 +524,18 @@ typedef enum kp_capture_timestamps_values {
 } kp_capture_timestamps_values;
 
 /**
+ * An encode ladder rung's encoder complexity (see `core::ladder::Complexity`), as it crosses the
+ * C ABI. Values are stable. What each means per encoder: OpenH264's own complexity levels
+ * (it runs at MEDIUM unless the ladder says otherwise); for x264 HIGH is the configured preset,
+ * MEDIUM `superfast` and LOW `ultrafast` (never slower than the configured preset).
+ */
+typedef enum kp_encode_complexity_values {
+    KP_ENCODE_COMPLEXITY_HIGH = 0,
+    KP_ENCODE_COMPLEXITY_MEDIUM = 1,
+    KP_ENCODE_COMPLEXITY_LOW = 2,
+} kp_encode_complexity_values;
+
+/**
  * Pusher settings (opaque). Created by kp_config_new, owned by the app, released with
  * kp_config_free. kp_pusher_new copies it, so it may be changed or freed right after. Not
  * thread-safe: use one kp_config from one thread at a time.
@@ -592,7 +612,8 @@ typedef struct kp_event {
      * FAILOVER: value = URL index left, value2 = URL index moved to;
      * STOPPED: value = media frames queued and not sent;
      * RECORDING_STARTED: value = stream ms where the file begins;
-     * RECORDING_STOPPED: value = video frames written, value2 = audio frames written.
+     * RECORDING_STOPPED: value = video frames written, value2 = audio frames written;
+     * ENCODE_RUNG_CHANGED: value = new width << 16 | height, value2 = new fps in thousandths.
      */
     int64_t value;
     /**
@@ -786,6 +807,20 @@ typedef struct kp_stats {
      */
     uint64_t messages_sent;
     uint64_t messages_dropped;
+    /**
+     * The encode ladder (kp_config_set_encode_ladder): the rung in use (0 = the configured
+     * setting, then one per step down; 0 without a ladder) and the size and frame rate video is
+     * encoded at now (the configured ones without a ladder).
+     */
+    uint32_t encode_rung;
+    uint32_t encode_width;
+    uint32_t encode_height;
+    float encode_fps;
+    /**
+     * Raw frames the encode ladder's lower frame rates skipped on purpose in
+     * kp_pusher_push_video (KP_OK, not dropped; no timestamp is used up).
+     */
+    uint64_t video_frames_skipped_ladder;
 } kp_stats;
 
 /**
@@ -793,6 +828,11 @@ typedef struct kp_stats {
  * (valid only during the call; its struct_size is the library's sizeof(kp_stats)).
  */
 typedef void (*kp_stats_cb)(void *userdata, const struct kp_stats *stats);
+
+/**
+ * An encode ladder rung's encoder complexity: one of `kp_encode_complexity_values`.
+ */
+typedef int32_t kp_encode_complexity;
 
 /**
  * How kp_config_set_srt_stream_id builds an SRT stream id: one of
@@ -1286,6 +1326,44 @@ kp_result kp_config_set_abr(struct kp_config *cfg,
                             uint32_t min_kbps,
                             uint32_t max_kbps,
                             bool allow_fps_reduction);
+
+/**
+ * Turns the encode ladder on or off (off by default) and sets the floor of its default rungs.
+ * With it on, when the built-in encoder cannot keep up (encoding takes 90 % of the frame
+ * interval, or input frames are dropped, for 3 s) it steps down, in one change, to a rung
+ * predicted to need at most 75 % of the time: encoder complexity first, then the frame rate
+ * (30 → 20 → 15 fps: frames are skipped by timestamp in kp_pusher_push_video), then the size
+ * (3/4, 1/2, ... of the configured one, same aspect ratio; frames are scaled down in
+ * kp_pusher_push_video, and the stream goes on with new sequence headers at an IDR). After
+ * 20 s with room (and at least a minute after the last change; longer after a step up that
+ * failed) it climbs back. The video bitrate follows the pixel rate (the adaptive bitrate's
+ * target and bounds are scaled). Each change raises KP_EVENT_ENCODE_RUNG_CHANGED; kp_stats
+ * has the current rung. The default rungs go down to `lowest_height` (0 = 360) and
+ * `lowest_fps` (0 = 15). This call also forgets the rungs of kp_config_add_encode_rung.
+ * Pre-encoded video ignores the ladder. Values are checked by kp_pusher_new
+ * (KP_ERR_INVALID_ARGUMENT). Errors here: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+ * Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_encode_ladder(struct kp_config *cfg,
+                                      bool enabled,
+                                      uint32_t lowest_height,
+                                      float lowest_fps);
+
+/**
+ * Appends a rung of the app's own encode ladder (instead of the default rungs): below the
+ * configured video setting, which is always the first rung; each rung must be cheaper than
+ * the one before (width x height x fps x complexity) and no larger nor faster than the
+ * configured video; sizes even. `complexity`: kp_encode_complexity_values. At most 15 rungs.
+ * kp_config_set_encode_ladder(cfg, true, ...) turns the ladder on (call it first: it forgets
+ * the rungs added before it). The list is checked by kp_pusher_new (KP_ERR_INVALID_ARGUMENT).
+ * Errors here: KP_ERR_INVALID_ARGUMENT if cfg is NULL, the complexity is unknown or there are
+ * too many rungs. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_add_encode_rung(struct kp_config *cfg,
+                                    uint32_t width,
+                                    uint32_t height,
+                                    float fps,
+                                    kp_encode_complexity complexity);
 
 /**
  * Sets when the quality alerts fire (0 = the default of each): KP_EVENT_NET_BUSY when congestion

@@ -83,7 +83,11 @@ fn steady_state_push_allocates_nothing_per_frame() {
 
     // --- raw path (encoders) ---
     let spec = Spec { seconds: 8.0, ..Spec::default() };
-    let mut h = Harnessed::new(spec.config(&nginx.url(&unique_key("alloc-raw"))));
+    let mut config = spec.config(&nginx.url(&unique_key("alloc-raw")));
+    // With the encode ladder's measuring and asking, which run for every frame (320x240 needs a
+    // few % of a core: it never changes rung here, and only a change may allocate).
+    config.ladder.enabled = true;
+    let mut h = Harnessed::new(config);
     h.pusher.start().unwrap();
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
     let mut src = Source::new(&spec);

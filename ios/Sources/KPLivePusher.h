@@ -164,6 +164,21 @@ NS_SWIFT_NAME(LivePusherConfiguration)
                 allowFpsReduction:(BOOL)allowFpsReduction
                             error:(NSError **)error
     NS_SWIFT_NAME(setAdaptiveBitrate(enabled:minKbps:maxKbps:allowFpsReduction:));
+/// kp_config_set_encode_ladder: off by default. On, a built-in encoder that cannot keep up steps down
+/// (complexity, then frame rate, then size) instead of dropping frames and climbs back when the CPU has
+/// room; each change is a KP_EVENT_ENCODE_RUNG_CHANGED event, kp_stats.encode_rung the rung in use. The
+/// default rungs go down to lowestHeight (0 = 360) and lowestFps (0 = 15). Forgets added rungs.
+- (BOOL)setEncodeLadderEnabled:(BOOL)enabled
+                  lowestHeight:(uint32_t)lowestHeight
+                     lowestFps:(float)lowestFps
+                         error:(NSError **)error NS_SWIFT_NAME(setEncodeLadder(enabled:lowestHeight:lowestFps:));
+/// kp_config_add_encode_rung: one rung of the app's own ladder, below the configured video (the first
+/// rung), each cheaper than the one before; complexity is one of kp_encode_complexity_values.
+- (BOOL)addEncodeRungWidth:(uint32_t)width
+                    height:(uint32_t)height
+                       fps:(float)fps
+                complexity:(kp_encode_complexity)complexity
+                     error:(NSError **)error NS_SWIFT_NAME(addEncodeRung(width:height:fps:complexity:));
 /// kp_config_set_alert_thresholds: when NET_BUSY, LOW_FPS and ENCODER_OVERLOADED fire; 0 keeps a default.
 - (BOOL)setAlertNetBusyCongestion:(float)netBusyCongestion
                         netBusyMs:(uint32_t)netBusyMs

@@ -181,6 +181,21 @@ static BOOL KPCheck(kp_result result, NSError **error) {
                    error);
 }
 
+- (BOOL)setEncodeLadderEnabled:(BOOL)enabled
+                  lowestHeight:(uint32_t)lowestHeight
+                     lowestFps:(float)lowestFps
+                         error:(NSError **)error {
+    return KPCheck(kp_config_set_encode_ladder(_config, enabled ? true : false, lowestHeight, lowestFps), error);
+}
+
+- (BOOL)addEncodeRungWidth:(uint32_t)width
+                    height:(uint32_t)height
+                       fps:(float)fps
+                complexity:(kp_encode_complexity)complexity
+                     error:(NSError **)error {
+    return KPCheck(kp_config_add_encode_rung(_config, width, height, fps, complexity), error);
+}
+
 - (BOOL)setAlertNetBusyCongestion:(float)netBusyCongestion
                         netBusyMs:(uint32_t)netBusyMs
                       lowFpsRatio:(float)lowFpsRatio

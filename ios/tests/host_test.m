@@ -793,6 +793,13 @@ static void newer_bad_arguments(void) {
         CHECK([c setPauseFps:61 error:NULL], "set");
         CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
         c = raw_config(nowhere);
+        CHECK([c setEncodeLadderEnabled:YES lowestHeight:0 lowestFps:0 error:NULL] &&
+                  [c addEncodeRungWidth:W height:H fps:15 complexity:KP_ENCODE_COMPLEXITY_LOW error:NULL],
+              "encode ladder");
+        CHECK_ERROR([c addEncodeRungWidth:W height:H fps:15 complexity:7 error:&err_], KP_ERR_INVALID_ARGUMENT);
+        CHECK([c addEncodeRungWidth:W * 4 height:H fps:15 complexity:KP_ENCODE_COMPLEXITY_LOW error:NULL], "set");
+        CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
+        c = raw_config(nowhere);
         CHECK([c setSrtLatencyMs:120 passphrase:@"short" pbkeylen:0 error:NULL], "set");
         CHECK_ERROR([[KPLivePusher alloc] initWithConfiguration:c delegate:nil error:&err_] != nil, KP_ERR_INVALID_ARGUMENT);
         c = raw_config(nowhere);

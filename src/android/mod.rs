@@ -445,6 +445,33 @@ pub extern "system" fn Java_dev_kitepush_Native_configSetAbr(
 }
 
 #[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetEncodeLadder(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    enabled: jboolean,
+    lowest_height: jint,
+    lowest_fps: jfloat,
+) -> jint {
+    // SAFETY: cfg is live.
+    unsafe { c_config::kp_config_set_encode_ladder(config(cfg), enabled != 0, lowest_height as u32, lowest_fps) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configAddEncodeRung(
+    _: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    width: jint,
+    height: jint,
+    fps: jfloat,
+    complexity: jint,
+) -> jint {
+    // SAFETY: cfg is live; unknown complexities are refused by the C ABI.
+    unsafe { c_config::kp_config_add_encode_rung(config(cfg), width as u32, height as u32, fps, complexity) }
+}
+
+#[no_mangle]
 pub extern "system" fn Java_dev_kitepush_Native_configSetAlertThresholds(
     _: JNIEnv,
     _: JClass,
@@ -748,7 +775,7 @@ fn float_bits(f: f32) -> jlong {
 }
 
 /// Slots of `stats_values`: `LivePusher.Stats.FIELDS`.
-pub(crate) const STATS_FIELDS: usize = 40;
+pub(crate) const STATS_FIELDS: usize = 45;
 
 /// kp_stats in field order, after struct_size; the layout of `LivePusher.Stats` (floats as
 /// their bits, see `float_bits`). Used by getStats and by the stats callback.
@@ -794,6 +821,11 @@ pub(crate) fn stats_values(s: &kp_stats) -> [jlong; STATS_FIELDS] {
         s.messages_accepted as jlong,
         s.messages_sent as jlong,
         s.messages_dropped as jlong,
+        s.encode_rung as jlong,
+        s.encode_width as jlong,
+        s.encode_height as jlong,
+        float_bits(s.encode_fps),
+        s.video_frames_skipped_ladder as jlong,
     ]
 }
 

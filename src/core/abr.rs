@@ -96,6 +96,9 @@ pub struct Abr {
     last_up: Option<u64>,
     /// Inside a congestion episode (consecutive congested updates).
     in_episode: bool,
+    /// The encode ladder's pixel-rate scale (see `set_scale`) and the maximum before any.
+    scale: f64,
+    base_max: Option<u32>,
 }
 
 impl Abr {
@@ -115,6 +118,8 @@ impl Abr {
             ramp_steps: 0,
             last_up: None,
             in_episode: false,
+            scale: 1.0,
+            base_max: None,
         }
     }
 
@@ -124,6 +129,21 @@ impl Abr {
 
     pub fn fps_divisor(&self) -> u32 {
         self.fps_divisor
+    }
+
+    /// The encode ladder changed the picture size or rate: bits per second follow the pixel
+    /// rate, so the target, the ceiling and the maximum are `scale` times what they are at the
+    /// first rung (`scale` in (0, 1]; the minimum stays the app's floor). The state otherwise
+    /// carries on: a congestion episode or a probe is still one.
+    pub fn set_scale(&mut self, scale: f64) {
+        let scale = if scale.is_finite() { scale.clamp(1e-6, 1.0) } else { 1.0 };
+        let base_max = *self.base_max.get_or_insert(self.cfg.max_kbps);
+        let ratio = scale / self.scale;
+        self.scale = scale;
+        let by = |v: u32| (f64::from(v) * ratio).round() as u32;
+        self.cfg.max_kbps = ((f64::from(base_max) * scale).round() as u32).max(self.cfg.min_kbps);
+        self.target = by(self.target).clamp(self.cfg.min_kbps, self.cfg.max_kbps);
+        self.ceiling = self.ceiling.map(by);
     }
 
     /// True while the latency is over the congestion threshold long enough to act on.

@@ -16,7 +16,8 @@
 //!   `up_after` (20 s). 60 % against 90 % for down leaves room for a prediction 1.5x too
 //!   optimistic before a step up turns into a step down; 20 s keeps a brief lull (the app's UI
 //!   idle, the scene still) from pulling the stream up. The step goes to the highest rung predicted
-//!   under `up_load`, so a lifted CPU limit is recovered in one change.
+//!   under `up_load` in every sample of its own last `up_after` (a rung that fit only now and then
+//!   is not one to climb to), so a lifted CPU limit is recovered in one change.
 //! - No oscillation: a step up needs `min_gap` (60 s) since the last change, so with the step down
 //!   a failed probe causes, a steady load never makes more than 2 changes in a minute. A step down
 //!   within `confirm` (30 s) of a step up marks the probe failed; the next step up then waits
@@ -241,8 +242,10 @@ pub struct Ladder {
     cfg: LadderConfig,
     current: usize,
     over_since: Option<Instant>,
-    /// Since when, and the highest rung predicted under `up_load` in every sample since.
-    room_since: Option<(Instant, usize)>,
+    /// Per rung above the current one: since when it was predicted under `up_load` in every
+    /// sample. Per rung, so that a CPU that frees up during a stretch of room for a middle rung
+    /// starts the top rung's own 20 s rather than being held to the middle one.
+    room_since: [Option<Instant>; MAX_RUNGS],
     last_change: Instant,
     last_up: Option<Instant>,
     failed_ups: u32,
@@ -251,7 +254,15 @@ pub struct Ladder {
 impl Ladder {
     /// Starts on the first rung (the configured setting).
     pub fn new(cfg: LadderConfig, now: Instant) -> Ladder {
-        Ladder { cfg, current: 0, over_since: None, room_since: None, last_change: now, last_up: None, failed_ups: 0 }
+        Ladder {
+            cfg,
+            current: 0,
+            over_since: None,
+            room_since: [None; MAX_RUNGS],
+            last_change: now,
+            last_up: None,
+            failed_ups: 0,
+        }
     }
 
     pub fn index(&self) -> usize {
@@ -280,7 +291,7 @@ impl Ladder {
         let since_change = now.saturating_duration_since(self.last_change);
         if s.paused || since_change < self.cfg.settle || s.frame_interval.is_zero() {
             self.over_since = None;
-            self.room_since = None;
+            self.room_since = [None; MAX_RUNGS];
             return None;
         }
         if self.last_up.is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.confirm) {
@@ -289,7 +300,7 @@ impl Ladder {
         }
         let load = s.encode_time.as_secs_f64() / s.frame_interval.as_secs_f64();
         if load >= self.cfg.down_load || s.dropped > 0 {
-            self.room_since = None;
+            self.room_since = [None; MAX_RUNGS];
             let since = *self.over_since.get_or_insert(now);
             if now.saturating_duration_since(since) < self.cfg.down_after || self.current + 1 == self.cfg.rungs.len() {
                 return None;
@@ -305,20 +316,21 @@ impl Ladder {
             return Some(self.change(now, to, false));
         }
         self.over_since = None;
-        let Some(best) = (0..self.current).find(|&j| self.predict(load, j) <= self.cfg.up_load) else {
-            self.room_since = None;
-            return None;
-        };
-        // The target is the lowest of the stretch: a rung that had room only now and then is
-        // not the one to climb to.
-        let (since, target) = match self.room_since {
-            Some((since, target)) => (since, target.max(best)),
-            None => (now, best),
-        };
-        self.room_since = Some((since, target));
+        // A rung that had room only now and then is not one to climb to: each rung needs its
+        // own unbroken stretch.
+        for j in 0..self.current {
+            if self.predict(load, j) <= self.cfg.up_load {
+                self.room_since[j].get_or_insert(now);
+            } else {
+                self.room_since[j] = None;
+            }
+        }
+        let up_after = self.cfg.up_after;
+        let target = (0..self.current)
+            .find(|&j| self.room_since[j].is_some_and(|since| now.saturating_duration_since(since) >= up_after))?;
         let hold =
             self.cfg.min_gap.saturating_mul(1 << self.failed_ups.min(16)).min(self.cfg.max_hold.max(self.cfg.min_gap));
-        if now.saturating_duration_since(since) < self.cfg.up_after || since_change < hold {
+        if since_change < hold {
             return None;
         }
         self.last_up = Some(now);
@@ -330,7 +342,7 @@ impl Ladder {
         self.current = to;
         self.last_change = now;
         self.over_since = None;
-        self.room_since = None;
+        self.room_since = [None; MAX_RUNGS];
         LadderChange { from, to, rung: self.cfg.rungs[to], up }
     }
 }
@@ -567,6 +579,24 @@ mod tests {
         assert!(c.up && c.to > 0, "{c:?}");
         let predicted = s.ladder.predict(s.true_load(), c.to);
         assert!(s.true_load() < 0.75 && predicted <= 0.75, "{:?}: load {}", c.rung, s.true_load());
+    }
+
+    #[test]
+    fn a_cpu_freed_during_a_stretch_of_room_climbs_to_the_top() {
+        // 25 % of a core after the step down: the lowest rung has room for a middle one, from
+        // 10 s on; at 30 s the CPU is free. When the minute since the change is up (65 s), the
+        // top rung has had its own 20 s of room: the step goes there, not to the middle rung the
+        // stretch of room began with.
+        let mut s = Sim::new(ladder_720p30(), 0.05);
+        s.run(Duration::from_secs(10));
+        assert_eq!(s.changes.len(), 1, "{:?}", s.changes);
+        s.share = 0.25;
+        s.run(Duration::from_secs(20));
+        s.share = 1.0;
+        s.run(Duration::from_secs(40));
+        let (t, c) = s.changes[1];
+        assert!(c.up && c.to == 0, "{:?}", s.changes);
+        assert!(t - s.changes[0].0 <= Duration::from_millis(60_250), "{:?}", s.changes);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod x264;
 
 pub use frame::{ChromaLayout, I420Buffer, PixelFormat, VideoFrame};
 
+pub use crate::core::ladder::Complexity;
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +57,12 @@ pub trait VideoEncoder: Send {
     /// At the end of the stream: the next held access unit, or None when none is left.
     fn flush(&mut self, _out: &mut Vec<u8>) -> Result<Option<Encoded>> {
         Ok(None)
+    }
+    /// Starts over with another size, frame rate, bitrate or complexity (the encode ladder, see
+    /// `core::ladder`): the next picture is an IDR with new parameter sets. The caller flushes
+    /// held pictures first. May allocate (it is rare).
+    fn reconfigure(&mut self, _cfg: &VideoEncoderConfig, _complexity: Complexity) -> Result<()> {
+        Err(crate::error::Error::Unsupported("this video encoder cannot be reconfigured".into()))
     }
 }
 

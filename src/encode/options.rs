@@ -67,3 +67,28 @@ pub struct X264Options {
     /// the FLV tags carry composition times and the video is delayed by that many frames.
     pub bframes: u32,
 }
+
+/// An encode ladder rung's encoder complexity (see `core::ladder::Complexity`), as it crosses the
+/// C ABI. Values are stable. What each means per encoder: OpenH264's own complexity levels
+/// (it runs at MEDIUM unless the ladder says otherwise); for x264 HIGH is the configured preset,
+/// MEDIUM `superfast` and LOW `ultrafast` (never slower than the configured preset).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum EncodeComplexity {
+    KP_ENCODE_COMPLEXITY_HIGH = 0,
+    KP_ENCODE_COMPLEXITY_MEDIUM = 1,
+    KP_ENCODE_COMPLEXITY_LOW = 2,
+}
+
+impl EncodeComplexity {
+    pub fn from_raw(v: i64) -> Result<crate::core::ladder::Complexity> {
+        use crate::core::ladder::Complexity;
+        Ok(match v {
+            0 => Complexity::High,
+            1 => Complexity::Medium,
+            2 => Complexity::Low,
+            other => return Err(Error::InvalidArgument(format!("unknown encode complexity {other}"))),
+        })
+    }
+}

@@ -14,7 +14,7 @@ use std::ptr::{self, NonNull};
 
 use x264_sys as sys;
 
-use super::{ChromaLayout, Encoded, I420Buffer, VideoEncoder, VideoEncoderConfig};
+use super::{ChromaLayout, Complexity, Encoded, I420Buffer, VideoEncoder, VideoEncoderConfig};
 use crate::encode::options::{X264Options, X264Threading};
 use crate::error::{Error, Result};
 
@@ -325,6 +325,25 @@ impl VideoEncoder for X264Encoder {
         }
         self.call(None, out)
     }
+
+    fn reconfigure(&mut self, cfg: &VideoEncoderConfig, complexity: Complexity) -> Result<()> {
+        // High is the app's preset; the two cheaper rungs are the two fastest presets, unless
+        // the app's is already at least as fast. x264_encoder_reconfig cannot change the size.
+        let mut opts = self.opts.clone();
+        let preset = if opts.preset.is_empty() { "veryfast" } else { opts.preset.as_str() };
+        let rank = |p: &str| PRESETS.iter().position(|x| *x == p).unwrap_or(PRESETS.len());
+        let cheaper = match complexity {
+            Complexity::High => preset,
+            Complexity::Medium => "superfast",
+            Complexity::Low => "ultrafast",
+        };
+        opts.preset = PRESETS[rank(preset).min(rank(cheaper)).min(PRESETS.len() - 1)].to_owned();
+        let mut fresh = X264Encoder::new(cfg, &opts)?;
+        // The app's preset stays the one a later step up returns to.
+        fresh.opts.preset = self.opts.preset.clone();
+        *self = fresh;
+        Ok(())
+    }
 }
 
 impl X264Encoder {
@@ -493,6 +512,25 @@ mod tests {
         assert_eq!(pts, expected, "every input time comes out once");
         let info = ffprobe_h264(&e.aus.concat(), "bframes");
         assert!(info.contains("nb_read_frames=60") && !info.contains("has_b_frames=0"), "{info}");
+    }
+
+    #[test]
+    fn reconfigure_changes_size_and_preset_and_keeps_the_apps() {
+        let opts = X264Options { preset: "faster".into(), ..X264Options::default() };
+        let mut enc = X264Encoder::new(&config(800), &opts).unwrap();
+        encode(&mut enc, 5, ChromaLayout::Planar, |_, _| {});
+        let mut small = config(200);
+        (small.width, small.height, small.fps, small.keyframe_interval) = (160, 120, 15.0, 15);
+        enc.reconfigure(&small, Complexity::Low).unwrap();
+        let e = encode(&mut enc, 20, ChromaLayout::Planar, |_, _| {});
+        assert!(e.timing[0].idr && e.timing[15].idr && !e.timing[1].idr);
+        assert!(nal_types(&e.aus[0]).contains(&7), "SPS with the first picture at the new size");
+        let probed = ffprobe_h264(&e.aus.concat(), "reconf");
+        assert!(probed.contains("160") && probed.contains("120"), "{probed}");
+        // The app's preset is kept for the way back up.
+        assert_eq!(enc.opts.preset, "faster");
+        enc.reconfigure(&config(800), Complexity::High).unwrap();
+        assert!(encode(&mut enc, 1, ChromaLayout::Planar, |_, _| {}).timing[0].idr);
     }
 
     #[test]

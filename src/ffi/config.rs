@@ -561,6 +561,59 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Turns the encode ladder on or off (off by default) and sets the floor of its default rungs.
+    /// With it on, when the built-in encoder cannot keep up (encoding takes 90 % of the frame
+    /// interval, or input frames are dropped, for 3 s) it steps down, in one change, to a rung
+    /// predicted to need at most 75 % of the time: encoder complexity first, then the frame rate
+    /// (30 → 20 → 15 fps: frames are skipped by timestamp in kp_pusher_push_video), then the size
+    /// (3/4, 1/2, ... of the configured one, same aspect ratio; frames are scaled down in
+    /// kp_pusher_push_video, and the stream goes on with new sequence headers at an IDR). After
+    /// 20 s with room (and at least a minute after the last change; longer after a step up that
+    /// failed) it climbs back. The video bitrate follows the pixel rate (the adaptive bitrate's
+    /// target and bounds are scaled). Each change raises KP_EVENT_ENCODE_RUNG_CHANGED; kp_stats
+    /// has the current rung. The default rungs go down to `lowest_height` (0 = 360) and
+    /// `lowest_fps` (0 = 15). This call also forgets the rungs of kp_config_add_encode_rung.
+    /// Pre-encoded video ignores the ladder. Values are checked by kp_pusher_new
+    /// (KP_ERR_INVALID_ARGUMENT). Errors here: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
+    /// Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_encode_ladder(cfg: *mut kp_config, enabled: bool, lowest_height: u32, lowest_fps: f32) -> kp_result {
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, "kp_config_set_encode_ladder") }?;
+        cfg.inner.ladder = crate::pusher::LadderSettings { enabled, lowest_height, lowest_fps, rungs: Vec::new() };
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// Appends a rung of the app's own encode ladder (instead of the default rungs): below the
+    /// configured video setting, which is always the first rung; each rung must be cheaper than
+    /// the one before (width x height x fps x complexity) and no larger nor faster than the
+    /// configured video; sizes even. `complexity`: kp_encode_complexity_values. At most 15 rungs.
+    /// kp_config_set_encode_ladder(cfg, true, ...) turns the ladder on (call it first: it forgets
+    /// the rungs added before it). The list is checked by kp_pusher_new (KP_ERR_INVALID_ARGUMENT).
+    /// Errors here: KP_ERR_INVALID_ARGUMENT if cfg is NULL, the complexity is unknown or there are
+    /// too many rungs. Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_add_encode_rung(
+        cfg: *mut kp_config,
+        width: u32,
+        height: u32,
+        fps: f32,
+        complexity: super::kp_encode_complexity,
+    ) -> kp_result {
+        const F: &str = "kp_config_add_encode_rung";
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, F) }?;
+        let complexity = crate::encode::options::EncodeComplexity::from_raw(complexity.into())
+            .map_err(|e| Error::InvalidArgument(format!("{F}: {e}")))?;
+        if cfg.inner.ladder.rungs.len() + 1 >= crate::core::ladder::MAX_RUNGS {
+            return Err(Error::InvalidArgument(format!("{F}: at most {} rungs", crate::core::ladder::MAX_RUNGS - 1)));
+        }
+        cfg.inner.ladder.rungs.push(crate::core::ladder::Rung { width, height, fps, complexity });
+        Ok(())
+    }
+}
+
+ffi_fn! {
     /// Sets when the quality alerts fire (0 = the default of each): KP_EVENT_NET_BUSY when congestion
     /// stays at or above `net_busy_congestion` (0..1, default 0.5) for `net_busy_ms` (default 3000),
     /// KP_EVENT_NET_RECOVERED when it then stays under half of it as long; KP_EVENT_LOW_FPS when the

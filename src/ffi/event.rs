@@ -32,7 +32,8 @@ pub struct kp_event {
     /// FAILOVER: value = URL index left, value2 = URL index moved to;
     /// STOPPED: value = media frames queued and not sent;
     /// RECORDING_STARTED: value = stream ms where the file begins;
-    /// RECORDING_STOPPED: value = video frames written, value2 = audio frames written.
+    /// RECORDING_STOPPED: value = video frames written, value2 = audio frames written;
+    /// ENCODE_RUNG_CHANGED: value = new width << 16 | height, value2 = new fps in thousandths.
     pub value: i64,
     /// Second kind-specific figure; see `value`.
     pub value2: i64,

@@ -46,6 +46,10 @@ pub type kp_x264_threading = i32;
 #[allow(non_camel_case_types)]
 pub type kp_video_scaling = i32;
 
+/// An encode ladder rung's encoder complexity: one of `kp_encode_complexity_values`.
+#[allow(non_camel_case_types)]
+pub type kp_encode_complexity = i32;
+
 /// How kp_config_set_srt_stream_id builds an SRT stream id: one of
 /// `kp_srt_stream_id_preset_values`.
 #[allow(non_camel_case_types)]

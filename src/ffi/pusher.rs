@@ -171,6 +171,16 @@ pub struct kp_stats {
     /// destinations (see kp_destination_stats).
     pub messages_sent: u64,
     pub messages_dropped: u64,
+    /// The encode ladder (kp_config_set_encode_ladder): the rung in use (0 = the configured
+    /// setting, then one per step down; 0 without a ladder) and the size and frame rate video is
+    /// encoded at now (the configured ones without a ladder).
+    pub encode_rung: u32,
+    pub encode_width: u32,
+    pub encode_height: u32,
+    pub encode_fps: f32,
+    /// Raw frames the encode ladder's lower frame rates skipped on purpose in
+    /// kp_pusher_push_video (KP_OK, not dropped; no timestamp is used up).
+    pub video_frames_skipped_ladder: u64,
 }
 
 impl kp_stats {
@@ -217,6 +227,11 @@ impl kp_stats {
             messages_accepted: s.messages_accepted,
             messages_sent: s.messages_sent,
             messages_dropped: s.messages_dropped,
+            encode_rung: s.encode_rung,
+            encode_width: s.encode_width,
+            encode_height: s.encode_height,
+            encode_fps: s.encode_fps,
+            video_frames_skipped_ladder: s.video_frames_skipped_ladder,
         }
     }
 
@@ -272,7 +287,12 @@ impl kp_stats {
                     audio_frames_lost_outage,
                     messages_accepted,
                     messages_sent,
-                    messages_dropped
+                    messages_dropped,
+                    encode_rung,
+                    encode_width,
+                    encode_height,
+                    encode_fps,
+                    video_frames_skipped_ladder
                 ]
             )
         };
@@ -1147,7 +1167,9 @@ mod tests {
         assert_eq!(offset_of!(kp_stats, video_timestamps_adjusted), 216);
         assert_eq!(offset_of!(kp_stats, video_frames_lost_outage), 224);
         assert_eq!(offset_of!(kp_stats, messages_accepted), 240);
-        assert_eq!(size_of::<kp_stats>(), 264, "no padding holes");
+        assert_eq!(offset_of!(kp_stats, encode_rung), 264);
+        assert_eq!(offset_of!(kp_stats, video_frames_skipped_ladder), 280);
+        assert_eq!(size_of::<kp_stats>(), 288, "no padding holes");
         // SAFETY: cfg and the pusher come from their constructors and are freed once; the buffers
         // are larger than the struct_size they declare.
         unsafe {

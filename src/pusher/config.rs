@@ -133,6 +133,49 @@ pub struct PusherConfig {
     pub srt: SrtSettings,
     /// App messages (`Pusher::send_message`) and capture timestamps.
     pub messages: super::messages::MessageSettings,
+    /// The encode ladder: a software encoder that cannot keep up steps down (complexity, frame
+    /// rate, size) instead of dropping input frames at random.
+    pub ladder: LadderSettings,
+}
+
+/// The encode ladder (see `core::ladder`). Off by default: a size change mid-stream is visible to
+/// the ingest (some transcoders restart on new sequence headers, some players re-buffer), so an app
+/// turns it on knowing its ingest takes it; and a pusher that keeps up would never change anyway.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LadderSettings {
+    pub enabled: bool,
+    /// The floor of the default ladder: smallest height (0 = 360) and frame rate (0 = 15).
+    pub lowest_height: u32,
+    pub lowest_fps: f32,
+    /// The app's own rungs below the configured setting (which is always the first), each
+    /// cheaper than the one before; empty = the default ladder down to the floor.
+    pub rungs: Vec<crate::core::ladder::Rung>,
+}
+
+impl LadderSettings {
+    /// The ladder for a video configuration: from the configured size and rate at the encoder's
+    /// own complexity (OpenH264 runs at Medium, so its ladder has no High rung) down.
+    pub fn ladder_config(&self, v: &VideoConfig) -> Result<crate::core::ladder::LadderConfig> {
+        use crate::core::ladder::{default_rungs, Complexity, LadderConfig, Lowest, Rung};
+        let top_complexity = match v.encoder {
+            VideoEncoderKind::KP_ENCODER_OPENH264 => Complexity::Medium,
+            _ => Complexity::High,
+        };
+        let top = Rung { width: v.width, height: v.height, fps: v.fps, complexity: top_complexity };
+        let rungs = if self.rungs.is_empty() {
+            let d = crate::core::ladder::Lowest::default();
+            let lowest = Lowest {
+                height: if self.lowest_height == 0 { d.height } else { self.lowest_height },
+                fps: if self.lowest_fps == 0.0 { d.fps } else { self.lowest_fps },
+            };
+            let mut rungs = default_rungs(v.width, v.height, v.fps, lowest)?;
+            rungs.retain(|r| r.complexity >= top_complexity);
+            rungs
+        } else {
+            std::iter::once(top).chain(self.rungs.iter().copied()).collect()
+        };
+        LadderConfig::new(rungs)
+    }
 }
 
 /// SRT settings used where an `srt://` URL does not give its own (`latency=`, `passphrase=`,
@@ -206,6 +249,7 @@ impl std::fmt::Debug for PusherConfig {
             .field("pause_fps", &self.pause_fps)
             .field("srt", &self.srt)
             .field("messages", &self.messages)
+            .field("ladder", &self.ladder)
             .finish()
     }
 }
@@ -234,6 +278,7 @@ impl Default for PusherConfig {
             pause_fps: 5.0,
             srt: SrtSettings::default(),
             messages: Default::default(),
+            ladder: LadderSettings::default(),
         }
     }
 }
@@ -358,6 +403,9 @@ impl PusherConfig {
         }
         if !(self.pause_fps.is_finite() && self.pause_fps > 0.0 && self.pause_fps <= 60.0) {
             return bad(format!("pause frame rate {} is not in (0, 60]", self.pause_fps));
+        }
+        if let Some(v) = self.video.as_ref().filter(|v| self.ladder.enabled && !v.encoder.is_pre_encoded()) {
+            self.ladder.ladder_config(v)?;
         }
         self.validate_tls()?;
         Ok(())

@@ -5,6 +5,7 @@ use super::audio_clock::AudioClock;
 use super::control::Pause;
 use super::event::EventKind;
 use super::input::{Input, Next};
+use super::ladder_driver::{LadderDriver, Plan};
 use super::shared::{lock, Shared};
 use super::timeline::TimelineTrack;
 use crate::core::annexb;
@@ -110,6 +111,8 @@ pub struct EncodeWorker {
     pub applied_kbps: u32,
     /// Raw pictures seen, for the frame-rate step-down.
     pub pictures: u64,
+    /// The encode ladder, when it is on.
+    pub ladder: Option<LadderDriver>,
 }
 
 /// The worker's own state between inputs.
@@ -179,6 +182,9 @@ impl EncodeWorker {
             } else if st.next_tick.is_none() {
                 st.next_tick = Some(Instant::now());
             }
+            if let Some(ladder) = self.ladder.as_mut() {
+                ladder.tick(&self.shared, Instant::now(), pause.is_some());
+            }
             let input = match self.shared.input.next_until(st.next_tick) {
                 Next::Input(i) => i,
                 Next::Closed => break,
@@ -204,7 +210,11 @@ impl EncodeWorker {
                     r
                 }
                 Input::Audio(pcm, ts) => {
+                    let started = Instant::now();
                     let r = self.encode_audio(&pcm, ts, &mut st);
+                    if let Some(ladder) = self.ladder.as_mut() {
+                        ladder.record_other(started.elapsed());
+                    }
                     self.shared.input.recycle(Input::Audio(pcm, ts));
                     r
                 }
@@ -238,6 +248,18 @@ impl EncodeWorker {
     }
 
     fn encode_video(&mut self, pic: &I420Buffer, ts: u64, st: &mut State) -> Result<()> {
+        if self.video.is_none() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let pic = match self.ladder_plan(pic, st)? {
+            Plan::Encode => pic,
+            Plan::Scaled => self.ladder.as_ref().map_or(pic, |l| l.scaled()),
+            Plan::Drop => {
+                self.shared.ladder.frames_skipped.fetch_add(1, Relaxed);
+                return Ok(());
+            }
+        };
         let Some(enc) = self.video.as_mut() else {
             return Ok(());
         };
@@ -269,9 +291,12 @@ impl EncodeWorker {
         }
         st.annexb.clear();
         st.dts.first.get_or_insert(ts as i64);
-        let started = std::time::Instant::now();
+        let encode_started = Instant::now();
         let encoded = enc.encode_timed(pic, ts as i64, &mut st.annexb);
-        self.shared.counters.encode_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        self.shared.counters.encode_ns.fetch_add(encode_started.elapsed().as_nanos() as u64, Relaxed);
+        if let Some(ladder) = self.ladder.as_mut() {
+            ladder.record(started.elapsed());
+        }
         st.last_video_ms = Some(ts);
         match encoded? {
             Some(au) => self.queue_encoded(au, st)?,
@@ -284,6 +309,39 @@ impl EncodeWorker {
         }
         // A microphone that stopped while the camera goes on: keep the audio track flowing.
         self.fill_silence(ts, st)
+    }
+
+    /// Brings the encoder to the ladder's rung when `pic` calls for it, and says how `pic` gets
+    /// to the encoder's size.
+    fn ladder_plan(&mut self, pic: &I420Buffer, st: &mut State) -> Result<Plan> {
+        let scaling = self.scaling();
+        let Some(rung) = self.ladder.as_ref().and_then(|l| l.reconfigure_for((pic.width, pic.height))) else {
+            return self.ladder.as_mut().map_or(Ok(Plan::Encode), |l| l.plan(pic, scaling));
+        };
+        // What a reordering encoder holds belongs to the old settings.
+        self.flush_video(st)?;
+        let (Some(enc), Some(ladder), Some(v)) = (self.video.as_mut(), self.ladder.as_mut(), &self.shared.config.video)
+        else {
+            return Ok(Plan::Encode);
+        };
+        let (cfg, kbps) =
+            super::ladder_driver::encoder_config(&super::encoder_config(v), rung, ladder.applied(), self.applied_kbps);
+        enc.reconfigure(&cfg, rung.complexity)?;
+        ladder.set_applied(&self.shared, rung);
+        self.applied_kbps = kbps;
+        // Ahead of the monitor, which scales the ABR to the new rung on its next tick.
+        self.shared.video_target_kbps.store(kbps, Relaxed);
+        self.ladder.as_mut().map_or(Ok(Plan::Encode), |l| l.plan(pic, scaling))
+    }
+
+    /// How pictures are fitted to the ladder's rung: as the app's frames are (scaling off only
+    /// refuses the app's frames of another size; a rung is always scaled to).
+    fn scaling(&self) -> crate::encode::options::VideoScaling {
+        use crate::encode::options::VideoScaling;
+        match self.shared.config.video.as_ref().map(|v| v.scaling).unwrap_or_default() {
+            VideoScaling::KP_VIDEO_SCALING_OFF => VideoScaling::KP_VIDEO_SCALING_FILL,
+            s => s,
+        }
     }
 
     /// Drains the access units a reordering encoder still holds at the end of the stream.

@@ -92,6 +92,12 @@ pub enum EventKind {
     /// A local recording ended on an error (`code` KP_ERR_FILE: disk full, I/O error, or the
     /// writer fell behind); the push goes on. What was written stays readable. `message`: why.
     KP_EVENT_RECORDING_FAILED = 26,
+    /// The encode ladder (`kp_config_set_encode_ladder`) moved the video encoder to another rung:
+    /// the CPU could not keep up (down) or has room again (up). `value`: the new size as
+    /// width << 16 | height, `value2`: the new frame rate in thousandths of a frame per second.
+    /// `message` names the rung and its complexity. A new size reaches the viewers with the next
+    /// picture of that size, an IDR with new sequence headers.
+    KP_EVENT_ENCODE_RUNG_CHANGED = 27,
 }
 
 /// One event. `message` never contains the stream key.

@@ -7,6 +7,7 @@ mod control;
 mod encode_worker;
 pub mod event;
 mod input;
+mod ladder_driver;
 mod link;
 pub mod messages;
 mod monitor;
@@ -18,7 +19,7 @@ mod timeline;
 
 pub use crate::core::alerts::AlertThresholds;
 pub use config::{AbrSettings, AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
-pub use config::{SrtSettings, TlsConfig};
+pub use config::{LadderSettings, SrtSettings, TlsConfig};
 pub use config::{VideoScaling, X264Options, X264Threading};
 pub use control::PauseMode;
 pub use encode_worker::{AvcPacketizer, HevcPacketizer};
@@ -194,6 +195,7 @@ impl Pusher {
             recording: Mutex::new(Default::default()),
             control: control::Control::default(),
             messages: messages::MessageStore::new(config_messages),
+            ladder: Default::default(),
         });
         Ok(Pusher {
             callback_thread: callback.as_ref().map(|h| h.thread().id()),
@@ -231,6 +233,7 @@ impl Pusher {
                 audio: p.audio,
                 applied_kbps: start_kbps,
                 pictures: 0,
+                ladder: self.ladder_driver()?,
             };
             threads.encode = Some(spawn("kp-encode", move || worker.run())?);
         }
@@ -245,6 +248,16 @@ impl Pusher {
             threads.network.push(spawn("kp-network", move || worker.run())?);
         }
         Ok(())
+    }
+
+    /// The encode ladder for the built-in video encoder, when it is on.
+    fn ladder_driver(&self) -> Result<Option<ladder_driver::LadderDriver>> {
+        let cfg = &self.shared.config;
+        let Some(v) = cfg.video.as_ref().filter(|v| cfg.ladder.enabled && !v.encoder.is_pre_encoded()) else {
+            return Ok(None);
+        };
+        let ladder = cfg.ladder.ladder_config(v)?;
+        Ok(Some(ladder_driver::LadderDriver::new(ladder, &self.shared, Instant::now())))
     }
 
     /// Sets the callback asked for a fresh URL before each reconnect (signed URLs expire):
@@ -326,17 +339,30 @@ impl Pusher {
             return self.reject(e);
         }
         self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
+        // The encode ladder's lower frame rates: a frame it does not keep costs no copy.
+        if !self.shared.ladder.keep(pts_us) {
+            return Ok(());
+        }
         let Some(mut buf) = self.shared.input.video_buffer() else {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
+            self.shared.ladder.queue_full.fetch_add(1, Relaxed);
             return Err(Error::QueueFull("the encoder is behind; video frame dropped"));
         };
-        let copied = if (frame.width, frame.height) == (v.width, v.height) {
+        let started = Instant::now();
+        // The encode ladder's rung size, else the configured one.
+        let size = self.shared.ladder.size((v.width, v.height));
+        let copied = if (frame.width, frame.height) == size {
             crate::encode::pixel::copy_to_picture(frame, &mut buf, self.semi_planar_ok)
         } else {
             let mut scaler = lock(&self.downscaler);
-            let size = (v.width, v.height);
-            crate::encode::pixel::convert_scaled(frame, &mut buf, self.semi_planar_ok, size, v.scaling, &mut scaler)
+            // Scaling off refuses the app's frames of another size (checked above), not the ladder's rungs.
+            let scaling = match v.scaling {
+                VideoScaling::KP_VIDEO_SCALING_OFF => VideoScaling::KP_VIDEO_SCALING_FILL,
+                s => s,
+            };
+            crate::encode::pixel::convert_scaled(frame, &mut buf, self.semi_planar_ok, size, scaling, &mut scaler)
         };
+        self.shared.ladder.convert_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
         if let Err(e) = copied {
             self.shared.input.recycle(Input::Video(buf, 0));
             return self.reject(e);
@@ -358,6 +384,7 @@ impl Pusher {
         self.shared.messages.note_push(ts, ts);
         if !queued {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
+            self.shared.ladder.queue_full.fetch_add(1, Relaxed);
             return Err(Error::QueueFull("the encoder is behind; video frame dropped"));
         }
         Ok(())
@@ -878,6 +905,8 @@ fn stats_of(shared: &Shared) -> Stats {
     let video_target = shared.video_target_kbps.load(Relaxed);
     let messages_sent = sum(|d| d.messages_sent);
     let messages_dropped = sum(|d| d.messages_dropped) + shared.messages.unsent.load(Relaxed);
+    let rung = shared.ladder.status();
+    let configured = shared.config.video.as_ref().map_or((0, 0, 0.0), |v| (v.width, v.height, v.fps));
     Stats {
         video_frames_in: c.video_frames_in.load(Relaxed),
         audio_frames_in: c.audio_frames_in.load(Relaxed),
@@ -922,6 +951,11 @@ fn stats_of(shared: &Shared) -> Stats {
         messages_accepted: shared.messages.accepted.load(Relaxed),
         messages_sent,
         messages_dropped,
+        encode_rung: rung.map_or(0, |r| r.0),
+        encode_width: rung.map_or(configured.0, |r| r.1.width),
+        encode_height: rung.map_or(configured.1, |r| r.1.height),
+        encode_fps: rung.map_or(configured.2, |r| r.1.fps),
+        video_frames_skipped_ladder: shared.ladder.frames_skipped.load(Relaxed),
     }
 }
 
@@ -949,15 +983,19 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
     std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| Error::Internal(format!("spawn {name}: {e}")))
 }
 
-fn make_video_encoder(v: &VideoConfig) -> Result<Option<Box<dyn VideoEncoder>>> {
-    let cfg = crate::encode::VideoEncoderConfig {
+fn encoder_config(v: &VideoConfig) -> crate::encode::VideoEncoderConfig {
+    crate::encode::VideoEncoderConfig {
         width: v.width,
         height: v.height,
         fps: v.fps,
         bitrate_kbps: v.bitrate_kbps,
         keyframe_interval: v.keyframe_interval,
         threads: v.threads,
-    };
+    }
+}
+
+fn make_video_encoder(v: &VideoConfig) -> Result<Option<Box<dyn VideoEncoder>>> {
+    let cfg = encoder_config(v);
     match v.encoder {
         VideoEncoderKind::KP_ENCODER_PASSTHROUGH | VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC => Ok(None),
         #[cfg(feature = "openh264")]

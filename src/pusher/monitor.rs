@@ -80,6 +80,7 @@ impl Monitor {
         let mut history: VecDeque<Snapshot> = VecDeque::with_capacity(8);
         history.push_back(self.snapshot(Instant::now()));
         let mut applied = (start_kbps, 1u32);
+        let mut scale_seen = shared.ladder.scale.load(Relaxed);
         // Per destination: too-late drops counted so far, and when the count last grew (ms).
         let mut late_seen: Vec<(u64, Option<u64>)> = vec![(0, None); shared.destinations.len()];
         loop {
@@ -98,6 +99,22 @@ impl Monitor {
             history.push_back(snap);
             let secs = now.duration_since(old.at).as_secs_f64().max(0.001);
             let kbps = |bytes: u64| (bytes as f64 * 8.0 / 1000.0 / secs) as u32;
+
+            // The encode ladder changed the encoder's pixel rate: the bitrate follows.
+            let scale = shared.ladder.scale.load(Relaxed);
+            if scale != scale_seen {
+                scale_seen = scale;
+                let s = f64::from(scale) / 1e6;
+                abrs.iter_mut().for_each(|a| a.set_scale(s));
+                let k = match abrs.iter().map(Abr::target_kbps).min() {
+                    Some(k) if abr_on => k,
+                    _ => ((f64::from(start_kbps) * s).round() as u32).max(1),
+                };
+                if !passthrough {
+                    shared.video_target_kbps.store(k, Relaxed);
+                }
+                applied.0 = k;
+            }
 
             // Per destination: the network's figures, and its ABR.
             let (mut worst, mut worst_dest, mut worst_latency, mut sent_fps) = (0.0f32, 0u32, 0u64, 0.0f32);
@@ -175,6 +192,8 @@ impl Monitor {
             let publishing = shared.destinations.iter().any(|d| d.state() == PusherState::KP_STATE_PUBLISHING);
             if publishing && secs >= 0.9 {
                 let divisor = shared.fps_divisor.load(Relaxed).max(1) as f32;
+                // The encode ladder's rate is the one to keep, not the configured one.
+                let fps = shared.ladder.status().map_or(fps, |(_, rung)| rung.fps);
                 let sample = AlertSample {
                     congestion: worst,
                     sent_fps,

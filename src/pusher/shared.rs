@@ -207,6 +207,8 @@ pub struct Shared {
     pub control: super::control::Control,
     /// App messages waiting for the next video unit, and the capture-time clock.
     pub messages: super::messages::MessageStore,
+    /// The encode ladder's current rung and counters (see `ladder_driver`).
+    pub ladder: super::ladder_driver::LadderShared,
 }
 
 impl Shared {

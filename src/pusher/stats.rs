@@ -130,4 +130,12 @@ pub struct Stats {
     pub messages_accepted: u64,
     pub messages_sent: u64,
     pub messages_dropped: u64,
+    /// The encode ladder's rung (0: the configured setting, then one per step down; 0 without a
+    /// ladder), and the size and frame rate the video is encoded at now.
+    pub encode_rung: u32,
+    pub encode_width: u32,
+    pub encode_height: u32,
+    pub encode_fps: f32,
+    /// Raw frames the encode ladder's lower frame rates left out (skipped on purpose, not dropped).
+    pub video_frames_skipped_ladder: u64,
 }

@@ -268,6 +268,8 @@ static void check_static(void)
     CHECK_RC(kp_config_set_srt_stream_id(NULL, KP_SRT_STREAM_ID_SRS, "live/x"), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_set_audio_muted(NULL, true), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_config_set_pause_fps(NULL, 5.0), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_encode_ladder(NULL, true, 0, 0.0f), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_add_encode_rung(NULL, 640, 360, 15.0f, KP_ENCODE_COMPLEXITY_LOW), KP_ERR_INVALID_ARGUMENT);
     CHECK(kp_pusher_get_state(NULL) == KP_STATE_FAILED);
     memset(&stats, 0, sizeof stats);
     stats.struct_size = sizeof stats;
@@ -317,6 +319,18 @@ static void check_static(void)
     CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
     CHECK(strstr(kp_last_error_message(), "pause frame rate") != NULL);
     CHECK_RC(kp_config_set_pause_fps(cfg, 0.0), KP_OK); /* the default */
+    /* encode ladder: an unknown complexity at once; a rung larger than the configured video, and
+       one not cheaper than the one before it, at kp_pusher_new */
+    CHECK_RC(kp_config_set_encode_ladder(cfg, true, 0, 0.0f), KP_OK);
+    CHECK_RC(kp_config_add_encode_rung(cfg, W, H, FPS / 2, 7), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_add_encode_rung(cfg, W * 2, H, FPS / 2, KP_ENCODE_COMPLEXITY_LOW), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kp_last_error_message(), "ladder") != NULL);
+    CHECK_RC(kp_config_set_encode_ladder(cfg, true, 0, 0.0f), KP_OK); /* forgets that rung */
+    CHECK_RC(kp_config_add_encode_rung(cfg, W, H, FPS / 2, KP_ENCODE_COMPLEXITY_LOW), KP_OK);
+    CHECK_RC(kp_config_add_encode_rung(cfg, W, H, FPS / 2, KP_ENCODE_COMPLEXITY_LOW), KP_OK);
+    CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_config_set_encode_ladder(cfg, false, 0, 0.0f), KP_OK);
     /* SRT: FFmpeg's microseconds in a libsrt URL, a short passphrase, an unknown key length or preset */
     CHECK_RC(kp_config_set_url(cfg, "srt://127.0.0.1:9000?latency=120000"), KP_OK);
     CHECK_RC(kp_pusher_new(cfg, &p), KP_ERR_INVALID_URL);

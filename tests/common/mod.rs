@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod alloc_count;
+pub mod cpu_limit;
 mod media;
 mod nginx;
 pub mod packets;

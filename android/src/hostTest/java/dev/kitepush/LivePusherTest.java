@@ -725,6 +725,8 @@ class LivePusherTest {
             assertTrue(s.videoFramesSent >= 60 + 10, "video sent: " + s.videoFramesSent);
             assertTrue(s.videoFramesSent >= beforeStop.videoFramesSent);
             assertEquals(1, s.fpsDivisor);
+            assertEquals(0, s.encodeRung); // no encode ladder: the configured setting
+            assertTrue(s.encodeWidth > 0 && s.encodeFps > 0, "encoded at " + s.encodeWidth + " / " + s.encodeFps);
         }
         // Events and stats on one attached SDK thread.
         assertEquals(1, r.threads.size(), "callback threads: " + r.threads);
@@ -842,6 +844,12 @@ class LivePusherTest {
         assertCode(ResultCode.INVALID_ARGUMENT, () -> LivePusher.create(LivePusherConfig.builder(nowhere).latencyBudget(50).build(), null));
         assertCode(ResultCode.INVALID_ARGUMENT,
                 () -> LivePusher.create(LivePusherConfig.builder(nowhere).abr(true, 500, 100, false).build(), null));
+        LivePusher.create(LivePusherConfig.builder(nowhere).encodeLadder(true, 0, 0)
+                .addEncodeRung(640, 360, 15, EncodeComplexity.LOW).build(), null).close();
+        assertCode(ResultCode.INVALID_ARGUMENT, () -> LivePusher.create(LivePusherConfig.builder(nowhere).encodeLadder(true, 0, 0)
+                .addEncodeRung(2560, 1440, 15, EncodeComplexity.LOW).build(), null));
+        assertThrows(IllegalArgumentException.class,
+                () -> LivePusherConfig.builder(nowhere).addEncodeRung(640, 360, 15, null));
         assertThrows(IllegalArgumentException.class, () -> LivePusherConfig.builder(nowhere).statsInterval(-1));
         assertThrows(IllegalArgumentException.class, () -> LivePusherConfig.builder(nowhere).latencyBudget(-1));
         LivePusher.create(LivePusherConfig.builder(nowhere).latencyBudget(1000).abr(true, 200, 800, true)

@@ -30,12 +30,14 @@ public final class EventKind {
     public static final int RECORDING_STARTED = 24;
     public static final int RECORDING_STOPPED = 25;
     public static final int RECORDING_FAILED = 26;
+    /** The encode ladder changed rung: value = width << 16 | height, value2 = fps in thousandths. */
+    public static final int ENCODE_RUNG_CHANGED = 27;
 
     private static final String[] NAMES = {
         null, "CONNECTING", "CONNECTED", "PUBLISHING", "DISCONNECTED", "RECONNECTING", "RECONNECTED", "STALLED",
         "FAILOVER", "KEYFRAME_NEEDED", "FAILED", "STOPPED", "NET_BUSY", "NET_RECOVERED", "LOW_FPS",
         "ENCODER_OVERLOADED", "BITRATE_CHANGED", "BITRATE_SUGGESTED", null, null, "PAUSED", "RESUMED", null, null,
-        "RECORDING_STARTED", "RECORDING_STOPPED", "RECORDING_FAILED",
+        "RECORDING_STARTED", "RECORDING_STOPPED", "RECORDING_FAILED", "ENCODE_RUNG_CHANGED",
     };
 
     public static String name(int kind) {

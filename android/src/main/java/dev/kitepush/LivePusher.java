@@ -133,8 +133,17 @@ public final class LivePusher implements AutoCloseable {
         public final long messagesAccepted;
         public final long messagesSent;
         public final long messagesDropped;
+        /**
+         * The encode ladder: the rung in use (0 = as configured; 0 without a ladder), the size and
+         * frame rate video is encoded at now, and raw frames its lower rates skipped on purpose.
+         */
+        public final int encodeRung;
+        public final int encodeWidth;
+        public final int encodeHeight;
+        public final float encodeFps;
+        public final long videoFramesSkippedLadder;
 
-        static final int FIELDS = 40;
+        static final int FIELDS = 45;
 
         Stats(long[] v) {
             state = (int) v[0];
@@ -177,6 +186,11 @@ public final class LivePusher implements AutoCloseable {
             messagesAccepted = v[37];
             messagesSent = v[38];
             messagesDropped = v[39];
+            encodeRung = (int) v[40];
+            encodeWidth = (int) v[41];
+            encodeHeight = (int) v[42];
+            encodeFps = Float.intBitsToFloat((int) v[43]);
+            videoFramesSkippedLadder = v[44];
         }
 
         @Override

@@ -185,6 +185,31 @@ public final class LivePusherConfig {
             return add(cfg -> Native.configSetAbr(cfg, enabled, lo, hi, allowFpsReduction));
         }
 
+        /**
+         * kp_config_set_encode_ladder: off by default. On, a built-in encoder that cannot keep up
+         * steps down (complexity, then frame rate, then size) instead of dropping frames, and
+         * climbs back when the CPU has room; each change is an ENCODE_RUNG_CHANGED event. The
+         * default rungs go down to lowestHeight (0 = 360) and lowestFps (0 = 15). Forgets the rungs
+         * of {@link #addEncodeRung}.
+         */
+        public Builder encodeLadder(final boolean enabled, int lowestHeight, final float lowestFps) {
+            final int h = unsigned("lowestHeight", lowestHeight);
+            return add(cfg -> Native.configSetEncodeLadder(cfg, enabled, h, lowestFps));
+        }
+
+        /**
+         * kp_config_add_encode_rung: one rung of the app's own ladder, below the configured video
+         * (the first rung), each cheaper than the one before. Call {@link #encodeLadder} first.
+         */
+        public Builder addEncodeRung(int width, int height, final float fps, final EncodeComplexity complexity) {
+            final int w = unsigned("width", width);
+            final int h = unsigned("height", height);
+            if (complexity == null) {
+                throw new IllegalArgumentException("complexity is null");
+            }
+            return add(cfg -> Native.configAddEncodeRung(cfg, w, h, fps, complexity.value));
+        }
+
         /** kp_config_set_alert_thresholds: when NET_BUSY, LOW_FPS and ENCODER_OVERLOADED fire; 0 keeps a default. */
         public Builder alertThresholds(final float netBusyCongestion, int netBusyMs, final float lowFpsRatio, int lowFpsMs,
                 int encoderOverloadMs) {

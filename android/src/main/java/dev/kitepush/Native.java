@@ -56,6 +56,10 @@ final class Native {
     static native int configSetVideoScaling(long cfg, int mode);
     static native int configSetLatencyBudget(long cfg, int budgetMs);
     static native int configSetAbr(long cfg, boolean enabled, int minKbps, int maxKbps, boolean allowFpsReduction);
+
+    static native int configSetEncodeLadder(long cfg, boolean enabled, int lowestHeight, float lowestFps);
+
+    static native int configAddEncodeRung(long cfg, int width, int height, float fps, int complexity);
     static native int configSetAlertThresholds(long cfg, float netBusyCongestion, int netBusyMs, float lowFpsRatio,
             int lowFpsMs, int encoderOverloadMs);
 
