@@ -377,8 +377,9 @@ typedef enum kp_event_kind_values {
     KP_EVENT_RECORDING_FAILED = 26,
     /**
      * The encode ladder (`kp_config_set_encode_ladder`) moved the video encoder to another rung:
-     * the CPU could not keep up (down) or has room again (up). `value`: the new size as
-     * width << 16 | height, `value2`: the new frame rate in thousandths of a frame per second.
+     * the CPU could not keep up (down) or has room again (up). `value`, `value2`: the new width
+     * and height, `value3`: the new frame rate in thousandths of a frame per second, `value4`:
+     * the rung (0 = the configured setting, then one per step down).
      * `message` names the rung and its complexity. A new size reaches the viewers with the next
      * picture of that size, an IDR with new sequence headers.
      */
@@ -613,7 +614,8 @@ typedef struct kp_event {
      * STOPPED: value = media frames queued and not sent;
      * RECORDING_STARTED: value = stream ms where the file begins;
      * RECORDING_STOPPED: value = video frames written, value2 = audio frames written;
-     * ENCODE_RUNG_CHANGED: value = new width << 16 | height, value2 = new fps in thousandths.
+     * ENCODE_RUNG_CHANGED: value = new width, value2 = new height, value3 = new fps in thousandths,
+     * value4 = the rung (0 = the configured setting, then one per step down).
      */
     int64_t value;
     /**

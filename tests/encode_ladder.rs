@@ -102,7 +102,7 @@ fn push(name: &str, ladder: bool, percent: u32, lift_at: Option<f64>, seconds: f
         });
         while let Ok(ev) = events.try_recv() {
             if ev.kind == EventKind::KP_EVENT_ENCODE_RUNG_CHANGED {
-                changes.push((at, (ev.value >> 16, ev.value & 0xffff), ev.value2));
+                changes.push((at, (ev.value, ev.value2), ev.value3));
                 eprintln!("{at:5.1} s: {}", ev.message);
             }
             seen.push(ev);
@@ -268,7 +268,7 @@ fn a_pause_on_a_lower_rung_repeats_its_picture_and_changes_nothing() {
         "no change while paused: {changes:?}"
     );
     let mut sizes = vec![(1280, 720)];
-    sizes.extend(changes.iter().map(|e| ((e.value >> 16) as u32, (e.value & 0xffff) as u32)));
+    sizes.extend(changes.iter().map(|e| (e.value as u32, e.value2 as u32)));
     sizes.dedup();
     assert!(sizes.len() >= 2, "a smaller size at 5 % of a core: {changes:?}");
     let file = nginx.recording(&key);

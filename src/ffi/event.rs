@@ -33,7 +33,8 @@ pub struct kp_event {
     /// STOPPED: value = media frames queued and not sent;
     /// RECORDING_STARTED: value = stream ms where the file begins;
     /// RECORDING_STOPPED: value = video frames written, value2 = audio frames written;
-    /// ENCODE_RUNG_CHANGED: value = new width << 16 | height, value2 = new fps in thousandths.
+    /// ENCODE_RUNG_CHANGED: value = new width, value2 = new height, value3 = new fps in thousandths,
+    /// value4 = the rung (0 = the configured setting, then one per step down).
     pub value: i64,
     /// Second kind-specific figure; see `value`.
     pub value2: i64,

@@ -93,8 +93,9 @@ pub enum EventKind {
     /// writer fell behind); the push goes on. What was written stays readable. `message`: why.
     KP_EVENT_RECORDING_FAILED = 26,
     /// The encode ladder (`kp_config_set_encode_ladder`) moved the video encoder to another rung:
-    /// the CPU could not keep up (down) or has room again (up). `value`: the new size as
-    /// width << 16 | height, `value2`: the new frame rate in thousandths of a frame per second.
+    /// the CPU could not keep up (down) or has room again (up). `value`, `value2`: the new width
+    /// and height, `value3`: the new frame rate in thousandths of a frame per second, `value4`:
+    /// the rung (0 = the configured setting, then one per step down).
     /// `message` names the rung and its complexity. A new size reaches the viewers with the next
     /// picture of that size, an IDR with new sequence headers.
     KP_EVENT_ENCODE_RUNG_CHANGED = 27,

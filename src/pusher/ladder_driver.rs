@@ -251,13 +251,12 @@ impl LadderDriver {
             r.height,
             r.fps
         );
-        shared.emit_full(
+        shared.emit_values(
             EventKind::KP_EVENT_ENCODE_RUNG_CHANGED,
             ResultCode::KP_OK,
             format!("encode rung {} of {n} ({way}): {}x{} at {} fps, complexity {cx}", c.to, r.width, r.height, r.fps),
             0,
-            (i64::from(r.width) << 16) | i64::from(r.height),
-            (f64::from(r.fps) * 1000.0).round() as i64,
+            [i64::from(r.width), i64::from(r.height), (f64::from(r.fps) * 1000.0).round() as i64, c.to as i64],
         );
     }
 

@@ -30,7 +30,7 @@ public final class EventKind {
     public static final int RECORDING_STARTED = 24;
     public static final int RECORDING_STOPPED = 25;
     public static final int RECORDING_FAILED = 26;
-    /** The encode ladder changed rung: value = width << 16 | height, value2 = fps in thousandths. */
+    /** The encode ladder changed rung: value = width, value2 = height, value3 = fps in thousandths, value4 = rung. */
     public static final int ENCODE_RUNG_CHANGED = 27;
 
     private static final String[] NAMES = {
