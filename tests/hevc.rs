@@ -8,7 +8,7 @@ mod common;
 use common::pushing::Harnessed;
 use common::{require_tool, tmp_dir};
 use kitepush::core::flv::{self, FileReader, FOURCC_HEVC, TAG_SCRIPT, TAG_VIDEO};
-use kitepush::core::{annexb, hevc};
+use kitepush::core::hevc;
 use kitepush::pusher::{EventKind, PusherConfig, VideoConfig, VideoEncoderKind};
 use kitepush::receiver::{Receiver, ReceiverConfig};
 use kitepush::ResultCode;
@@ -100,23 +100,8 @@ fn encoded_hevc(dir: &Path) -> (Vec<Vec<u8>>, Vec<(i64, i64)>, Vec<bool>, Vec<u8
         *t = (t.0 + shift, t.1 + shift);
     }
     let stream = std::fs::read(&es).unwrap();
-    let mut cuts: Vec<usize> = annexb::nal_units(&stream)
-        .filter(|n| hevc::nal_type(n) == hevc::NAL_AUD)
-        .map(|n| {
-            let off = n.as_ptr() as usize - stream.as_ptr() as usize;
-            if off >= 4 && stream[off - 4..off] == [0, 0, 0, 1] {
-                off - 4
-            } else {
-                off - 3
-            }
-        })
-        .collect();
     // The first unit comes without a delimiter (the bitstream filter puts the parameter sets there).
-    if cuts.first() != Some(&0) {
-        cuts.insert(0, 0);
-    }
-    cuts.push(stream.len());
-    let aus: Vec<Vec<u8>> = cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect();
+    let aus = common::pushing::access_units(&stream, |n| hevc::nal_type(n) == hevc::NAL_AUD);
     (aus, times, keys, hvcc_of(&mp4))
 }
 

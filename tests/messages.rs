@@ -199,7 +199,7 @@ fn pre_encoded_h264_messages_with_their_amf_twins_in_both_recordings() {
 /// Annex-B HEVC access units from libx265 (no B-frames, an IDR every 25 frames, 25 fps), cut
 /// before each access unit delimiter.
 fn encoded_hevc(dir: &Path, frames: usize) -> Vec<Vec<u8>> {
-    use kitepush::core::{annexb, hevc};
+    use kitepush::core::hevc;
     require_tool("ffmpeg");
     let es = dir.join("in.hevc");
     let out = Command::new("ffmpeg")
@@ -212,22 +212,7 @@ fn encoded_hevc(dir: &Path, frames: usize) -> Vec<Vec<u8>> {
         .unwrap();
     assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
     let stream = std::fs::read(&es).unwrap();
-    let mut cuts: Vec<usize> = annexb::nal_units(&stream)
-        .filter(|n| hevc::nal_type(n) == hevc::NAL_AUD)
-        .map(|n| {
-            let off = n.as_ptr() as usize - stream.as_ptr() as usize;
-            if off >= 4 && stream[off - 4..off] == [0, 0, 0, 1] {
-                off - 4
-            } else {
-                off - 3
-            }
-        })
-        .collect();
-    if cuts.first() != Some(&0) {
-        cuts.insert(0, 0);
-    }
-    cuts.push(stream.len());
-    cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect()
+    common::pushing::access_units(&stream, |n| hevc::nal_type(n) == hevc::NAL_AUD)
 }
 
 /// The access units of an Annex-B elementary stream (cut at each delimiter), each as its NAL

@@ -485,7 +485,7 @@ const HEVC_FRAMES: usize = 75;
 
 /// libx265 access units (B-frames, an IDR every second) in Annex-B with their pts/dts (µs).
 fn encoded_hevc(dir: &Path) -> (Vec<Vec<u8>>, Vec<(i64, i64)>) {
-    use kitepush::core::{annexb, hevc};
+    use kitepush::core::hevc;
     require_tool("ffprobe");
     let mp4 = dir.join("in.mp4");
     let es = dir.join("in.hevc");
@@ -514,22 +514,7 @@ fn encoded_hevc(dir: &Path) -> (Vec<Vec<u8>>, Vec<(i64, i64)>) {
         *t = (t.0 + shift, t.1 + shift);
     }
     let stream = std::fs::read(&es).unwrap();
-    let mut cuts: Vec<usize> = annexb::nal_units(&stream)
-        .filter(|n| hevc::nal_type(n) == hevc::NAL_AUD)
-        .map(|n| {
-            let off = n.as_ptr() as usize - stream.as_ptr() as usize;
-            if off >= 4 && stream[off - 4..off] == [0, 0, 0, 1] {
-                off - 4
-            } else {
-                off - 3
-            }
-        })
-        .collect();
-    if cuts.first() != Some(&0) {
-        cuts.insert(0, 0);
-    }
-    cuts.push(stream.len());
-    (cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect(), times)
+    (common::pushing::access_units(&stream, |n| hevc::nal_type(n) == hevc::NAL_AUD), times)
 }
 
 #[test]

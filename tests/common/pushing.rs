@@ -329,6 +329,17 @@ pub fn start_codes_of(stream: &[u8], pick: impl Fn(&[u8]) -> bool) -> Vec<usize>
         .collect()
 }
 
+/// An Annex-B `stream` cut into access units before each NAL unit `is_delimiter` picks (an AUD);
+/// what comes before the first one (parameter sets a bitstream filter put there) starts the first.
+pub fn access_units(stream: &[u8], is_delimiter: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+    let mut cuts = start_codes_of(stream, is_delimiter);
+    if cuts.first() != Some(&0) {
+        cuts.insert(0, 0);
+    }
+    cuts.push(stream.len());
+    cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect()
+}
+
 impl Source {
     /// Push the next pattern frame alone (the caller handles audio), stamped `pts_us` (< 0: the
     /// SDK's clock). A full input queue drops it, as it would a camera frame.
