@@ -97,6 +97,11 @@ pub struct SendQueue {
 /// Arrival times kept at most (about a minute of 30 fps video with its audio).
 const MAX_ARRIVALS: usize = 4096;
 
+/// Stream time of the first media unit (not a header) in `d`.
+fn first_media(d: &VecDeque<MediaPacket>) -> Option<u64> {
+    d.iter().find(|p| !p.header).map(|p| p.timestamp_ms)
+}
+
 fn idx(t: Track) -> usize {
     match t {
         Track::Video => 0,
@@ -131,6 +136,11 @@ impl SendQueue {
             last_catch_up_ms: None,
             carry: MessageCarry::default(),
         }
+    }
+
+    /// The oldest media not sent yet: in flight (handed to the network) or queued.
+    fn oldest_unsent(&self) -> Option<u64> {
+        [self.in_flight_oldest, first_media(&self.video), first_media(&self.audio)].into_iter().flatten().min()
     }
 
     /// Now, in ms: the clock when one is set, else stream time.
@@ -185,8 +195,7 @@ impl SendQueue {
     /// asks for one at once, so the outage's media starts decodable. Nothing is skipped until the
     /// resume; the budget still bounds what is kept. Drops are `outage` losses.
     pub fn on_disconnect(&mut self) -> PushOutcome {
-        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
-        let oldest = [self.in_flight_oldest, front(&self.video), front(&self.audio)].into_iter().flatten().min();
+        let oldest = self.oldest_unsent();
         let from = match self.phase {
             Phase::Down { from } => from,
             // Everything had left: the outage loses media from the next one on.
@@ -208,8 +217,7 @@ impl SendQueue {
         };
         let mut out = self.restart_at_keyframe();
         out.outage = true;
-        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
-        let first_kept = if self.has_video { front(&self.video) } else { front(&self.audio) };
+        let first_kept = if self.has_video { first_media(&self.video) } else { first_media(&self.audio) };
         let newest = self.newest.unwrap_or(from);
         let figures = match first_kept {
             Some(k) => OutageFigures { kept_ms: newest.saturating_sub(k), lost_ms: k.saturating_sub(from) },
@@ -252,9 +260,7 @@ impl SendQueue {
     /// How far behind live the wire is: the newest media pushed minus the oldest media not sent
     /// yet (queued or in flight), in milliseconds.
     pub fn latency_ms(&self) -> u64 {
-        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
-        let oldest = [self.in_flight_oldest, front(&self.video), front(&self.audio)].into_iter().flatten().min();
-        oldest.map_or(0, |o| self.age(o))
+        self.oldest_unsent().map_or(0, |o| self.age(o))
     }
 
     /// Congestion 0..1 (the share of the latency budget in use).
@@ -388,9 +394,8 @@ impl SendQueue {
     /// Stream time between the oldest and the newest queued packet.
     pub fn duration_ms(&self) -> u64 {
         // Headers are excluded: they are kept through drops and would pin the oldest time.
-        let media = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
         let media_back = |d: &VecDeque<MediaPacket>| d.iter().rev().find(|p| !p.header).map(|p| p.timestamp_ms);
-        let oldest = [media(&self.video), media(&self.audio)].into_iter().flatten().min();
+        let oldest = [first_media(&self.video), first_media(&self.audio)].into_iter().flatten().min();
         let newest = [media_back(&self.video), media_back(&self.audio)].into_iter().flatten().max();
         match (oldest, newest) {
             (Some(o), Some(n)) => n.saturating_sub(o),
@@ -422,8 +427,7 @@ impl SendQueue {
 
     fn note_arrival(&mut self, ts: u64, now: u64) {
         // Only what is still unsent needs an arrival time.
-        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
-        let oldest = [self.in_flight_oldest, front(&self.video), front(&self.audio)].into_iter().flatten().min();
+        let oldest = self.oldest_unsent();
         while self.arrivals.front().is_some_and(|a| oldest.is_none_or(|o| a.0 < o))
             || self.arrivals.len() >= MAX_ARRIVALS
         {
@@ -439,8 +443,7 @@ impl SendQueue {
             return;
         }
         let t = self.policy.thresholds();
-        let front = |d: &VecDeque<MediaPacket>| d.iter().find(|p| !p.header).map(|p| p.timestamp_ms);
-        while front(&self.video).is_some_and(|f| self.age(f) > t.budget_ms) {
+        while first_media(&self.video).is_some_and(|f| self.age(f) > t.budget_ms) {
             let before = out.dropped_video;
             self.drop_oldest_gop(out);
             if out.dropped_video == before {
@@ -450,7 +453,7 @@ impl SendQueue {
         // Audio keeps flowing while video is dropped (a frozen picture with sound beats silence),
         // up to its own budget; alone (audio-only, or held for a keyframe) it has the plain one.
         let audio_budget = if self.has_video && !self.holding_audio { t.audio_budget_ms } else { t.budget_ms };
-        while front(&self.audio).is_some_and(|f| self.age(f) > audio_budget) {
+        while first_media(&self.audio).is_some_and(|f| self.age(f) > audio_budget) {
             if !self.drop_front_audio(out) {
                 break;
             }
