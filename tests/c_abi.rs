@@ -293,22 +293,28 @@ fn messages_from_c_reach_the_recording() {
     nginx.wait_recording_closed(&rec, Duration::from_secs(10));
     let uuid = *b"c-abi-messages!!";
     let mut found = Vec::new();
-    let mut capture_stamps = 0;
+    let (mut capture_stamps, mut keyframes, mut pictures) = (Vec::new(), Vec::new(), 0);
     for t in FileReader::new(std::io::BufReader::new(std::fs::File::open(&rec).unwrap())).unwrap() {
         let t = t.unwrap();
         if t.tag_type == TAG_VIDEO && t.body[1] == 1 {
+            pictures += 1;
+            if t.body[0] >> 4 == 1 {
+                keyframes.push(t.timestamp_ms);
+            }
             for u in sei::parse_length_prefixed(Codec::H264, &t.body[5..]) {
                 if u.uuid == uuid {
                     found.push(u.payload);
                 } else if u.uuid == sei::CAPTURE_TIME_UUID {
-                    capture_stamps += 1;
+                    capture_stamps.push(t.timestamp_ms);
                 }
             }
         }
     }
     let first: &[u8] = &[b'c', b'-', b'm', b's', b'g', b' ', b'1', 0, 0, 0, 1, 0, 0, 3];
     assert_eq!(found, vec![vec![0u8], first.to_vec(), b"c-msg 2: price 19.99".to_vec()]);
-    // Keyframes every 30 frames: 2 in 60 frames.
-    assert_eq!(capture_stamps, 2);
+    // Keyframes every 30 frames: 2 in 60 frames, each with its capture time.
+    assert_eq!(pictures, 60);
+    assert_eq!(capture_stamps, keyframes);
+    assert_eq!(keyframes.len(), 2, "keyframes at {keyframes:?}");
     assert_eq!(decode_errors(&rec), "");
 }

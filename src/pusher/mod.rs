@@ -377,11 +377,13 @@ impl Pusher {
                 return self.reject(e);
             }
         };
+        // Noted before the encoder can see the picture: it attaches the capture time (whose clock
+        // offset this sets) as soon as it has encoded it.
+        self.shared.messages.note_push(ts, ts);
         // Queued before the timeline is let go: a thread that stamps a later time cannot queue
         // its frame first (the encoder would get times going back).
         let queued = self.shared.input.push(Input::Video(buf, ts));
         drop(timeline);
-        self.shared.messages.note_push(ts, ts);
         if !queued {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             self.shared.ladder.queue_full.fetch_add(1, Relaxed);
