@@ -3,7 +3,8 @@
 //! `cargo run --release --example push` starts the built-in receiver on a free loopback port,
 //! pushes 10 s of 1280x720 30 fps to it and prints the path of the FLV it received.
 //! `cargo run --release --example push -- rtmp://host/app/key` pushes there instead; an
-//! `srt://host:port?streamid=...` URL pushes MPEG-TS over SRT.
+//! `srt://host:port?streamid=...` URL pushes MPEG-TS over SRT; a `whip+http(s)://host/path` URL
+//! publishes over WebRTC to that WHIP endpoint (`--bearer TOKEN` for its token).
 
 use kitepush::encode::{I420Buffer, PixelFormat, VideoFrame};
 use kitepush::pattern::{Tone, VideoPattern};
@@ -17,9 +18,11 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: push [URL] [--duration S] [--size WxH] [--fps N] [--bitrate KBPS] [--keyint FRAMES]
             [--no-audio] [--input FILE|-] [--realtime] [--quiet] [--ca PEMFILE] [--insecure]
+            [--bearer TOKEN]
 Without URL: push to the built-in receiver and write what it receives to an FLV file.
 URL: rtmp[s]://host[:port]/app/key, or srt://host:port[?streamid=..&latency=MS&passphrase=..] (libsrt's
-syntax, latency in milliseconds).
+syntax, latency in milliseconds), or whip+http[s]://host[:port]/path (a WHIP endpoint; --bearer sends
+its token as `Authorization: Bearer`, never printed).
 rtmps:// URLs verify the server against the bundled roots; --ca trusts a private CA too,
 --insecure accepts any certificate (lab use only: the stream key can be stolen).
 --input: raw I420 frames of --size (`-` = stdin), e.g. from `ffmpeg ... -f rawvideo -pix_fmt yuv420p -`.";
@@ -38,6 +41,7 @@ struct Args {
     quiet: bool,
     ca: Vec<String>,
     insecure: bool,
+    bearer: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
         quiet: false,
         ca: Vec::new(),
         insecure: false,
+        bearer: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -76,8 +81,9 @@ fn parse_args() -> Result<Args, String> {
             "--quiet" => a.quiet = true,
             "--ca" => a.ca.push(val("--ca")?),
             "--insecure" => a.insecure = true,
+            "--bearer" => a.bearer = Some(val("--bearer")?),
             "-h" | "--help" => return Err(USAGE.into()),
-            s if ["rtmp://", "rtmps://", "srt://"]
+            s if ["rtmp://", "rtmps://", "srt://", "whip+http://", "whip+https://"]
                 .iter()
                 .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p))) =>
             {
@@ -146,6 +152,7 @@ fn run(args: Args) -> Result<(), Error> {
         config.tls.extra_ca_pem.push(pem);
     }
     config.tls.danger_accept_invalid_certs = args.insecure;
+    config.whip.bearer_token = args.bearer.clone();
     let (tx, events) = mpsc::channel();
     let quiet = args.quiet;
     let pusher = Pusher::new(

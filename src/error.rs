@@ -122,6 +122,10 @@ pub enum Error {
     Connect(String),
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The server is up but asked us to come back later (HTTP 503/429 with `Retry-After`): the
+    /// reconnect waits at least `retry_after`. Reported as KP_ERR_CONNECT.
+    #[error("connect failed: {message} (retry after {} s)", retry_after.as_secs())]
+    Busy { retry_after: std::time::Duration, message: String },
     #[error("DNS: {0}")]
     Dns(String),
     #[error("I/O: {0}")]
@@ -161,7 +165,7 @@ impl Error {
             Error::QueueFull(_) => KP_ERR_QUEUE_FULL,
             Error::Encoder(_) => KP_ERR_ENCODER,
             Error::BadBitstream(_) => KP_ERR_BAD_BITSTREAM,
-            Error::Connect(_) => KP_ERR_CONNECT,
+            Error::Connect(_) | Error::Busy { .. } => KP_ERR_CONNECT,
             Error::Timeout(_) => KP_ERR_TIMEOUT,
             Error::Dns(_) => KP_ERR_DNS,
             Error::Io(_) => KP_ERR_IO,
@@ -181,6 +185,7 @@ impl Error {
         matches!(
             self,
             Error::Connect(_)
+                | Error::Busy { .. }
                 | Error::Timeout(_)
                 | Error::Dns(_)
                 | Error::Io(_)
@@ -195,6 +200,7 @@ impl Error {
     pub fn map_text(self, f: impl Fn(&str) -> String) -> Error {
         match self {
             Error::Connect(m) => Error::Connect(f(&m)),
+            Error::Busy { retry_after, message } => Error::Busy { retry_after, message: f(&message) },
             Error::Timeout(m) => Error::Timeout(f(&m)),
             Error::Dns(m) => Error::Dns(f(&m)),
             Error::Io(m) => Error::Io(f(&m)),

@@ -63,6 +63,10 @@ pub struct AbrSample {
     pub throughput_kbps: u32,
     /// The audio's share of it, kbit/s.
     pub audio_kbps: u32,
+    /// The transport's own bandwidth estimate (WebRTC's congestion control), kbit/s; 0 = none.
+    /// It sees a narrower link before any queue builds, so the target follows it at once, and
+    /// probes do not go past it (the transport probes for more itself).
+    pub estimate_kbps: u32,
 }
 
 /// A new setting for the encoder.
@@ -171,6 +175,9 @@ impl Abr {
             self.failed_probes = 0;
             self.ramp_steps = self.ramp_steps.max(1);
         }
+        if let Some(d) = self.follow_estimate(now_ms, s) {
+            return Some(d);
+        }
         if self.congested(now_ms, s.latency_ms) {
             return self.step_down(now_ms, s);
         }
@@ -231,9 +238,35 @@ impl Abr {
         Some(AbrDecision { video_kbps: next, fps_divisor, up: false })
     }
 
+    /// The video rate the transport's estimate leaves room for (10 % for RTP/RTCP, repairs and
+    /// the estimate's own error), if it gives one.
+    fn estimate_cap(&self, s: AbrSample) -> Option<u32> {
+        (s.estimate_kbps > 0).then(|| {
+            ((s.estimate_kbps as u64 * 90 / 100).saturating_sub(s.audio_kbps as u64) as u32).max(self.cfg.min_kbps)
+        })
+    }
+
+    /// A target over the transport's estimate steps down to it, once a second at most.
+    fn follow_estimate(&mut self, now_ms: u64, s: AbrSample) -> Option<AbrDecision> {
+        let cap = self.estimate_cap(s)?;
+        if self.target <= cap || self.last_down.is_some_and(|(at, _)| now_ms.saturating_sub(at) < 1000) {
+            return None;
+        }
+        self.target = cap;
+        self.last_down = Some((now_ms, s.latency_ms));
+        self.last_change = now_ms;
+        self.probe_at = None;
+        self.ramp_steps = 0;
+        Some(AbrDecision { video_kbps: cap, fps_divisor: self.fps_divisor, up: false })
+    }
+
     fn probe_up(&mut self, now_ms: u64, s: AbrSample) -> Option<AbrDecision> {
         let clean_since = self.clean_since?;
         if self.probe_at.is_some() || (self.target >= self.cfg.max_kbps && self.fps_divisor == 1) {
+            return None;
+        }
+        let limit = self.estimate_cap(s).unwrap_or(u32::MAX);
+        if self.target >= limit && self.fps_divisor == 1 {
             return None;
         }
         let c = &self.cfg;
@@ -254,6 +287,7 @@ impl Abr {
         } else {
             (ramped, c.probe_after_ms)
         };
+        let next = next.min(limit).max(self.target);
         let since = clean_since.max(self.last_change);
         if now_ms.saturating_sub(since) < wait {
             return None;
@@ -303,7 +337,12 @@ mod tests {
                 self.backlog_kbit = (self.backlog_kbit + (offered - capacity) * 0.25).max(0.0);
                 let sent = if self.backlog_kbit > 0.0 { capacity } else { offered };
                 let latency = (self.backlog_kbit / capacity * 1000.0) as u64 + 30;
-                let s = AbrSample { latency_ms: latency, throughput_kbps: sent as u32, audio_kbps: AUDIO };
+                let s = AbrSample {
+                    latency_ms: latency,
+                    throughput_kbps: sent as u32,
+                    audio_kbps: AUDIO,
+                    estimate_kbps: 0,
+                };
                 if let Some(d) = self.abr.update(self.now, s) {
                     self.changes.push((self.now, d.video_kbps, d.up));
                 }
@@ -370,7 +409,7 @@ mod tests {
     fn respects_min_and_halves_the_frame_rate_below_it_when_allowed() {
         let mut cfg = AbrConfig::new(1000, 300, 1000);
         let mut abr = Abr::new(cfg.clone(), 0);
-        let congested = AbrSample { latency_ms: 1500, throughput_kbps: 100, audio_kbps: 32 };
+        let congested = AbrSample { latency_ms: 1500, throughput_kbps: 100, audio_kbps: 32, estimate_kbps: 0 };
         let mut t = 0;
         while t < 20_000 {
             t += 250;
@@ -386,8 +425,34 @@ mod tests {
         }
         assert_eq!((abr.target_kbps(), abr.fps_divisor()), (300, 2));
         // The frame rate comes back first.
-        let clean = AbrSample { latency_ms: 10, throughput_kbps: 200, audio_kbps: 32 };
+        let clean = AbrSample { latency_ms: 10, throughput_kbps: 200, audio_kbps: 32, estimate_kbps: 0 };
         let d = (0..200).find_map(|i| abr.update(t + i * 250, clean)).unwrap();
         assert_eq!((d.video_kbps, d.fps_divisor, d.up), (300, 1, true));
+    }
+
+    #[test]
+    fn a_transport_estimate_caps_the_target_at_once_and_bounds_the_probes() {
+        let mut abr = Abr::new(AbrConfig::new(2000, 200, 2000), 0);
+        let clean = AbrSample { latency_ms: 20, throughput_kbps: 2100, audio_kbps: 64, estimate_kbps: 3000 };
+        for t in (0..20_000).step_by(250) {
+            assert_eq!(abr.update(t, clean), None, "{t}");
+        }
+        // The estimate falls to 1000 (a cut): the target follows within one update, no queue yet.
+        let cut = AbrSample { estimate_kbps: 1000, ..clean };
+        let d = abr.update(20_000, cut).expect("a step down");
+        assert_eq!((d.video_kbps, d.up), (836, false));
+        // Clean for a minute at that estimate: no probe past it, no oscillation.
+        for t in (20_250..80_000).step_by(250) {
+            assert_eq!(abr.update(t, cut), None, "{t}");
+        }
+        // The estimate grows: probes climb, never over what it leaves room for.
+        let mut t = 80_000;
+        let grown = AbrSample { estimate_kbps: 1500, ..clean };
+        while t < 140_000 {
+            abr.update(t, grown);
+            assert!(abr.target_kbps() <= 1286, "{}", abr.target_kbps());
+            t += 250;
+        }
+        assert_eq!(abr.target_kbps(), 1286);
     }
 }

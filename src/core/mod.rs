@@ -23,3 +23,4 @@ pub mod stall;
 pub mod text_data;
 pub mod ts;
 pub mod url;
+pub mod whip_url;

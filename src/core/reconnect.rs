@@ -217,7 +217,12 @@ impl Reconnector {
                 return;
             }
         }
-        let delay = self.jittered(self.backoff_step);
+        let mut delay = self.jittered(self.backoff_step);
+        if let Error::Busy { retry_after, .. } = error {
+            // The server said when: sooner would be refused again, and a herd of devices
+            // retrying on their own schedules is what the header asks to avoid.
+            delay = delay.max((*retry_after).min(MAX_SANE_DELAY));
+        }
         self.wait = Some((now + delay, delay));
     }
 

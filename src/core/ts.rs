@@ -484,7 +484,7 @@ fn write_packet(out: &mut Vec<u8>, pid: u16, start: bool, cc: u8, pcr: Option<u6
 
 /// Appends the access unit's NAL units with 4-byte start codes, leaving out access unit
 /// delimiters (the muxer writes its own). Err on a length that is zero or overruns the unit.
-fn length_prefixed_to_annexb(data: &[u8], kind: TsVideo, out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn length_prefixed_to_annexb(data: &[u8], kind: TsVideo, out: &mut Vec<u8>) -> Result<()> {
     let mut rest = data;
     while !rest.is_empty() {
         let Some((len, tail)) = rest.split_first_chunk::<4>() else {
@@ -527,7 +527,7 @@ fn record_nal(rec: &[u8], pos: usize) -> Result<(&[u8], usize)> {
 }
 
 /// SPS and PPS of an AVCDecoderConfigurationRecord (ISO 14496-15 5.3.3.1) in Annex-B form.
-fn avcc_parameter_sets(rec: &[u8], out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn avcc_parameter_sets(rec: &[u8], out: &mut Vec<u8>) -> Result<()> {
     if rec.len() < 7 || rec[0] != 1 {
         return Err(bad_record("not an AVCDecoderConfigurationRecord (version 1)"));
     }

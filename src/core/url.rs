@@ -111,11 +111,13 @@ impl RtmpUrl {
     }
 }
 
-/// A destination URL of any transport: the scheme picks it (`rtmp`, `rtmps`, `srt`).
+/// A destination URL of any transport: the scheme picks it (`rtmp`, `rtmps`, `srt`,
+/// `whip+http`, `whip+https`).
 #[derive(Clone, PartialEq, Eq)]
 pub enum DestUrl {
     Rtmp(RtmpUrl),
     Srt(super::srt_url::SrtUrl),
+    Whip(super::whip_url::WhipUrl),
 }
 
 impl DestUrl {
@@ -124,12 +126,18 @@ impl DestUrl {
         if scheme.eq_ignore_ascii_case("srt") {
             return super::srt_url::SrtUrl::parse(url).map(DestUrl::Srt);
         }
+        if scheme.to_ascii_lowercase().starts_with("whip") {
+            return super::whip_url::WhipUrl::parse(url).map(DestUrl::Whip);
+        }
         RtmpUrl::parse(url)
             .map_err(|e| match (e, scheme) {
                 (Error::InvalidUrl(m), s)
                     if !s.is_empty() && !s.eq_ignore_ascii_case("rtmp") && !s.eq_ignore_ascii_case("rtmps") =>
                 {
-                    Error::InvalidUrl(m.replace("scheme must be rtmp or rtmps", "scheme must be rtmp, rtmps or srt"))
+                    Error::InvalidUrl(m.replace(
+                        "scheme must be rtmp or rtmps",
+                        "scheme must be rtmp, rtmps, srt, whip+http or whip+https",
+                    ))
                 }
                 (e, _) => e,
             })
@@ -140,6 +148,7 @@ impl DestUrl {
         match self {
             DestUrl::Rtmp(u) => &u.host,
             DestUrl::Srt(u) => &u.host,
+            DestUrl::Whip(u) => &u.host,
         }
     }
 
@@ -147,6 +156,7 @@ impl DestUrl {
         match self {
             DestUrl::Rtmp(u) => u.port,
             DestUrl::Srt(u) => u.port,
+            DestUrl::Whip(u) => u.port,
         }
     }
 
@@ -155,6 +165,7 @@ impl DestUrl {
         match self {
             DestUrl::Rtmp(u) => u.redacted(),
             DestUrl::Srt(u) => u.redacted(),
+            DestUrl::Whip(u) => u.redacted(),
         }
     }
 
@@ -163,6 +174,7 @@ impl DestUrl {
         match self {
             DestUrl::Rtmp(u) => u.scrub(text),
             DestUrl::Srt(u) => u.scrub(text),
+            DestUrl::Whip(u) => u.scrub(text),
         }
     }
 }

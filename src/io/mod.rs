@@ -1,5 +1,7 @@
 //! Sockets: the only place that does network I/O.
 
+#[cfg(feature = "whip")]
+pub mod http;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod tls_config;

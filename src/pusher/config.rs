@@ -131,6 +131,8 @@ pub struct PusherConfig {
     pub pause_fps: f32,
     /// Settings of `srt://` destinations that their URLs do not give.
     pub srt: SrtSettings,
+    /// Settings of `whip+http(s)://` destinations.
+    pub whip: WhipSettings,
     /// App messages (`Pusher::send_message`) and capture timestamps.
     pub messages: super::messages::MessageSettings,
     /// The encode ladder: a software encoder that cannot keep up steps down (complexity, frame
@@ -206,6 +208,19 @@ impl std::fmt::Debug for SrtSettings {
     }
 }
 
+/// WHIP (`whip+http://`, `whip+https://`) settings.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct WhipSettings {
+    /// Sent as `Authorization: Bearer <token>` with the offer and the DELETE; never logged.
+    pub bearer_token: Option<String>,
+}
+
+impl std::fmt::Debug for WhipSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhipSettings").field("bearer_token", &self.bearer_token.as_ref().map(|_| "***")).finish()
+    }
+}
+
 /// Adaptive bitrate bounds. Zero means the default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AbrSettings {
@@ -248,6 +263,7 @@ impl std::fmt::Debug for PusherConfig {
             .field("alerts", &self.alerts)
             .field("pause_fps", &self.pause_fps)
             .field("srt", &self.srt)
+            .field("whip", &self.whip)
             .field("messages", &self.messages)
             .field("ladder", &self.ladder)
             .finish()
@@ -277,6 +293,7 @@ impl Default for PusherConfig {
             // Enough to keep players and servers from seeing a dead video track, cheap to encode.
             pause_fps: 5.0,
             srt: SrtSettings::default(),
+            whip: WhipSettings::default(),
             messages: Default::default(),
             ladder: LadderSettings::default(),
         }

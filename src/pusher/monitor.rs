@@ -143,8 +143,12 @@ impl Monitor {
                     continue;
                 }
                 let abr = &mut abrs[i];
-                let sample =
-                    AbrSample { latency_ms: abr_latency, throughput_kbps: throughput, audio_kbps: kbps(audio) };
+                let sample = AbrSample {
+                    latency_ms: abr_latency,
+                    throughput_kbps: throughput,
+                    audio_kbps: kbps(audio),
+                    estimate_kbps: d.counters.bandwidth_estimate_kbps.load(Relaxed),
+                };
                 if abr.update(now_ms, sample).is_some() {
                     d.counters.target_video_kbps.store(abr.target_kbps(), Relaxed);
                 }

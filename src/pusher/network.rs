@@ -6,6 +6,8 @@
 use super::event::{EventKind, PusherState};
 use super::link::rtmp::{RtmpLink, RtmpParams, TlsClient};
 use super::link::srt::{SrtLink, SrtParams};
+#[cfg(feature = "whip")]
+use super::link::whip::{WhipLink, WhipParams};
 use super::link::{Link, Opening, RepairStats};
 use super::shared::{lock, Destination, Shared};
 use crate::core::media::{Codec, Track};
@@ -296,6 +298,34 @@ impl NetworkWorker {
         let c = &self.shared.config;
         let url = match url {
             DestUrl::Rtmp(u) => u,
+            #[cfg(feature = "whip")]
+            DestUrl::Whip(u) => {
+                let video = c.video.as_ref().map(|v| {
+                    if v.encoder == super::VideoEncoderKind::KP_ENCODER_PASSTHROUGH_HEVC {
+                        Codec::Hevc
+                    } else {
+                        Codec::H264
+                    }
+                });
+                let video_kbps = c.video.as_ref().map_or(0, |v| v.bitrate_kbps);
+                let audio_kbps = c.audio.as_ref().map_or(0, |a| a.bitrate_kbps);
+                let ceiling = if c.abr.max_kbps > 0 { c.abr.max_kbps.max(video_kbps) } else { video_kbps };
+                let params = WhipParams {
+                    bearer_token: c.whip.bearer_token.clone(),
+                    video,
+                    audio: false,
+                    stall_timeout: c.stall_timeout,
+                    start_kbps: video_kbps + audio_kbps,
+                    max_kbps: ceiling + audio_kbps,
+                };
+                let mut cancel = || if cancellable { self.connect_cancelled() } else { None };
+                let wake = cancellable.then_some(&self.wake);
+                return Ok(Box::new(WhipLink::connect(u, params, deadline, tls_client, &c.tls, wake, &mut cancel)?));
+            }
+            #[cfg(not(feature = "whip"))]
+            DestUrl::Whip(_) => {
+                return Err(Error::Unsupported("whip+http(s):// needs the `whip` feature, not in this build".into()))
+            }
             DestUrl::Srt(u) => {
                 let s = &c.srt;
                 let video = c.video.as_ref().map(|v| {
@@ -483,6 +513,9 @@ impl NetworkWorker {
                     p
                 };
                 let Some(p) = popped else { break };
+                if !conn.link.carries(&p) {
+                    continue;
+                }
                 if p.header {
                     let slot = &mut conn.sent_header[track_idx(p.track)];
                     if slot.as_ref() == Some(&p.data) {
@@ -512,6 +545,10 @@ impl NetworkWorker {
             if let Some(rtt) = conn.link.rtt_ms() {
                 c.rtt_ms.store(rtt, Relaxed);
             }
+            if conn.link.take_keyframe_request(now) {
+                shared.want_keyframe(d.index);
+            }
+            c.bandwidth_estimate_kbps.store(conn.link.bandwidth_estimate_kbps().unwrap_or(0), Relaxed);
             if let Some(r) = conn.link.repair_stats() {
                 let old = std::mem::replace(&mut conn.repair, r);
                 c.packets_retransmitted.fetch_add(r.retransmitted.saturating_sub(old.retransmitted), Relaxed);
@@ -582,13 +619,15 @@ impl NetworkWorker {
         }
     }
 
-    /// Whether the primary accepts connections again: a TCP connect for RTMP, a whole handshake
-    /// for SRT (UDP has no connect of its own to answer).
+    /// Whether the primary accepts connections again: a TCP connect for RTMP (and WHIP's HTTP),
+    /// a whole handshake for SRT (UDP has no connect of its own to answer).
     fn probe_primary(&self) -> bool {
         let url = lock(&self.d().urls)[0].clone();
         let deadline = Instant::now() + PRIMARY_PROBE_TIMEOUT;
-        if let DestUrl::Rtmp(u) = &url {
-            return Transport::connect(&u.host, u.port, deadline).is_ok();
+        // WHIP: a whole session (an offer the server must answer, ICE, DTLS) to ask whether it
+        // is back would cost the server a session per probe; its HTTP port answering will do.
+        if let DestUrl::Rtmp(_) | DestUrl::Whip(_) = &url {
+            return Transport::connect(url.host(), url.port(), deadline).is_ok();
         }
         let Ok(mut link) = self.open_link(&url, deadline, &mut TlsClient::default(), false) else {
             return false;

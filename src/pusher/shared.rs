@@ -50,6 +50,8 @@ pub struct DestCounters {
     pub bytes_delivered: AtomicU64,
     pub throughput_kbps: AtomicU32,
     pub rtt_ms: AtomicU32,
+    /// The transport's own bandwidth estimate (WebRTC), kbit/s; 0 = none.
+    pub bandwidth_estimate_kbps: AtomicU32,
     pub video_dropped_congestion: AtomicU64,
     pub audio_dropped_congestion: AtomicU64,
     pub audio_gaps: AtomicU64,

@@ -6,6 +6,8 @@
 
 pub mod rtmp;
 pub mod srt;
+#[cfg(feature = "whip")]
+pub mod whip;
 
 use crate::core::media::MediaPacket;
 use crate::error::Result;
@@ -46,6 +48,12 @@ pub trait Link: Send {
         crate::error::Error::Timeout(format!("no publish reply within {ms} ms"))
     }
 
+    /// Whether this transport carries `p` (its codec): the worker skips, and does not count, what
+    /// it does not (AAC on WebRTC, Opus on RTMP and SRT).
+    fn carries(&self, _p: &MediaPacket) -> bool {
+        true
+    }
+
     /// Frames one unit for the wire and queues it at stream time `ts` (ms); returns the bytes it
     /// took (the unit's framed size).
     fn send(&mut self, ts: u64, p: &MediaPacket) -> Result<u64>;
@@ -78,6 +86,17 @@ pub trait Link: Send {
 
     /// Loss repair figures, for transports that repair (SRT); None for TCP.
     fn repair_stats(&self) -> Option<RepairStats> {
+        None
+    }
+
+    /// The peer asked for a keyframe (a WebRTC PLI/FIR), rate-limited by the link; taken once.
+    fn take_keyframe_request(&mut self, _now: Instant) -> bool {
+        false
+    }
+
+    /// The transport's own estimate of the bandwidth to the peer (WebRTC's transport-wide
+    /// congestion control), kbit/s: the shared ABR keeps the stream under it.
+    fn bandwidth_estimate_kbps(&self) -> Option<u32> {
         None
     }
 

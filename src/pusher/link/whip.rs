@@ -1,0 +1,535 @@
+//! WHIP (RFC 9725): the SDP offer is POSTed to the endpoint, the answer comes back with the
+//! session's `Location`, and media goes as RTP over DTLS-SRTP, by `str0m` (sans-IO: this link owns
+//! the UDP socket and the clock, like the SRT link). The session is DELETEd when the link closes.
+//!
+//! What the shared worker sees: progress is any datagram from the peer (consent answers, RTCP)
+//! within the stall timeout; the round trip is str0m's; NACKs the peer sent are the repair
+//! figure; a PLI/FIR becomes a keyframe request; the transport-wide (or REMB) bandwidth estimate
+//! is handed to the shared ABR. str0m paces and repairs inside itself, so this link has no
+//! backlog of its own: what it is given leaves at once or is str0m's to drop.
+//!
+//! ICE: one host candidate, the local address of the route to the endpoint's host (no STUN
+//! gathering, no TURN: str0m has no TURN client; see the README). The endpoint's answer gives
+//! the server's candidates, which is how WHIP servers with public addresses are reached.
+
+use super::{Link, Opening, RepairStats};
+use crate::core::media::{Codec, MediaPacket, Track};
+use crate::core::ts::{avcc_parameter_sets, length_prefixed_to_annexb, TsVideo};
+use crate::core::whip_url::WhipUrl;
+use crate::error::{Error, Result};
+use crate::io::http::{self, Request, Response};
+use crate::io::transport::WakeReceiver;
+use crate::io::udp::UdpPort;
+use std::time::{Duration, Instant};
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::SdpAnswer;
+use str0m::format::Codec as RtcCodec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+/// Redirects followed for one offer (307/308).
+const MAX_REDIRECTS: usize = 5;
+/// How long the DELETE at the end may take when stop() left no time of its own.
+const DELETE_GRACE: Duration = Duration::from_millis(1000);
+/// PLIs come in storms on a lossy link (91 in 7 s were seen at 30 % loss): one IDR a second
+/// repairs as well and does not double the bitrate.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// What the link needs from the pusher's configuration.
+pub struct WhipParams {
+    pub bearer_token: Option<String>,
+    pub video: Option<Codec>,
+    /// Opus audio is sent (the pusher encodes it); AAC units are not WebRTC's and are skipped.
+    pub audio: bool,
+    pub stall_timeout: Duration,
+    /// The bandwidth estimate starts here (the stream's configured bitrate).
+    pub start_kbps: u32,
+    /// What the estimator probes for (the ABR's ceiling plus audio).
+    pub max_kbps: u32,
+}
+
+pub struct WhipLink {
+    endpoint: WhipUrl,
+    /// The session's resource (the `Location` of the 201), DELETEd at the end.
+    session: Option<WhipUrl>,
+    auth: Vec<String>,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    udp: UdpPort,
+    rtc: Rtc,
+    video: Option<(Mid, Pt)>,
+    audio: Option<(Mid, Pt)>,
+    next_timeout: Instant,
+    connected: bool,
+    failed: Option<Error>,
+    /// SPS and PPS (Annex B), sent in front of every keyframe: a WebRTC receiver has no other
+    /// way to get them.
+    parameter_sets: Vec<u8>,
+    scratch: Vec<u8>,
+    rx: Vec<u8>,
+    written: u64,
+    last_heard: Instant,
+    stall_timeout: Duration,
+    rtt_ms: Option<u32>,
+    nacks: u64,
+    keyframe_request: bool,
+    last_keyframe_request: Option<Instant>,
+    estimate_kbps: Option<u32>,
+    /// Media time 0 as a wall clock (str0m's sender reports map one onto the other).
+    epoch: Instant,
+}
+
+impl WhipLink {
+    /// Makes the offer, POSTs it (following redirects) and applies the answer, by `deadline`;
+    /// ICE and DTLS follow in `poll_open`. `cancel` may end the HTTP connect early.
+    pub fn connect(
+        url: &WhipUrl,
+        p: WhipParams,
+        deadline: Instant,
+        tls_client: &mut super::rtmp::TlsClient,
+        tls_config: &crate::io::tls_config::TlsConfig,
+        wake: Option<&WakeReceiver>,
+        cancel: &mut dyn FnMut() -> Option<Error>,
+    ) -> Result<WhipLink> {
+        if url.tls && !cfg!(feature = "tls") {
+            return Err(Error::Unsupported("whip+https:// needs the TLS transport (feature `tls`)".into()));
+        }
+        match p.video {
+            Some(Codec::Hevc) => {
+                return Err(Error::Unsupported("WHIP carries H.264 video here; HEVC is not negotiated".into()))
+            }
+            None if !p.audio => return Err(Error::Unsupported("WHIP needs video or Opus audio".into())),
+            _ => {}
+        }
+        #[cfg(feature = "tls")]
+        let tls = if url.tls {
+            Some(match tls_client {
+                Some(c) => c.clone(),
+                None => tls_client.insert(crate::io::tls::client_config(tls_config)?).clone(),
+            })
+        } else {
+            None
+        };
+        #[cfg(not(feature = "tls"))]
+        let _ = (tls_client, tls_config);
+        let udp = UdpPort::toward(&url.host, url.port, deadline)?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_h264(p.video.is_some())
+            .enable_opus(p.audio, false)
+            .enable_bwe(Some(Bitrate::kbps(p.start_kbps.max(100) as u64)))
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(now);
+        let candidate = Candidate::host(udp.local(), "udp")
+            .map_err(|e| Error::Connect(format!("no usable local address for ICE ({}): {e}", udp.local())))?;
+        rtc.add_local_candidate(candidate);
+        rtc.bwe().set_bitrate(Bitrate::kbps(p.start_kbps.max(100) as u64), Bitrate::kbps(p.max_kbps.max(100) as u64));
+        let mut change = rtc.sdp_api();
+        let video_mid = p.video.map(|_| change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        let audio_mid = p.audio.then(|| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        let (offer, pending) = change.apply().ok_or_else(|| Error::Protocol("WebRTC made no offer".into()))?;
+        let auth: Vec<String> = p.bearer_token.iter().map(|t| format!("Authorization: Bearer {t}")).collect();
+        let mut link = WhipLink {
+            endpoint: url.clone(),
+            session: None,
+            auth,
+            #[cfg(feature = "tls")]
+            tls,
+            udp,
+            rtc,
+            video: None,
+            audio: None,
+            next_timeout: now,
+            connected: false,
+            failed: None,
+            parameter_sets: Vec::with_capacity(256),
+            scratch: Vec::with_capacity(256 * 1024),
+            rx: vec![0u8; 2048],
+            written: 0,
+            last_heard: now,
+            stall_timeout: p.stall_timeout,
+            rtt_ms: None,
+            nacks: 0,
+            keyframe_request: false,
+            last_keyframe_request: None,
+            estimate_kbps: None,
+            epoch: now,
+        };
+        let (resource, answer) = link.post_offer(&offer.to_sdp_string(), deadline, wake, cancel)?;
+        let answer = SdpAnswer::from_sdp_string(&answer)
+            .map_err(|e| Error::Protocol(format!("the WHIP endpoint's answer is not SDP: {e}")))?;
+        link.session = Some(resource);
+        link.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| Error::Protocol(format!("the WHIP endpoint's answer was refused: {e}")))?;
+        link.drain()?;
+        link.video = video_mid.and_then(|mid| link.payload_type(mid, RtcCodec::H264).map(|pt| (mid, pt)));
+        link.audio = audio_mid.and_then(|mid| link.payload_type(mid, RtcCodec::Opus).map(|pt| (mid, pt)));
+        if p.video.is_some() && link.video.is_none() {
+            link.delete_session(Instant::now() + DELETE_GRACE);
+            return Err(Error::ConnectRejected {
+                code: "WHIP".into(),
+                description: "the endpoint's answer accepts no H.264 (packetization mode 1)".into(),
+            });
+        }
+        Ok(link)
+    }
+
+    /// POSTs the offer; returns the session resource and the answer.
+    fn post_offer(
+        &mut self,
+        offer: &str,
+        deadline: Instant,
+        wake: Option<&WakeReceiver>,
+        cancel: &mut dyn FnMut() -> Option<Error>,
+    ) -> Result<(WhipUrl, String)> {
+        let mut target = self.endpoint.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let r = self.request(&target, "POST", Some("application/sdp"), offer.as_bytes(), deadline, wake, cancel)?;
+            match r.status {
+                201 => {
+                    let location = r
+                        .header("location")
+                        .ok_or_else(|| Error::Protocol("the WHIP endpoint answered 201 without a Location".into()))?;
+                    let resource = target.resolve(location)?;
+                    for link in r.headers("link") {
+                        ice_servers(link);
+                    }
+                    let answer = String::from_utf8(r.body)
+                        .map_err(|_| Error::Protocol("the WHIP endpoint's answer is not UTF-8".into()))?;
+                    return Ok((resource, answer));
+                }
+                307 | 308 => {
+                    let location = r.header("location").ok_or_else(|| {
+                        Error::Protocol(format!("the WHIP endpoint answered {} without a Location", r.status))
+                    })?;
+                    target = target.resolve(location)?;
+                    log::info!("WHIP endpoint moved to {}", target.redacted());
+                }
+                _ => return Err(self.refusal(&r)),
+            }
+        }
+        Err(Error::Protocol(format!("more than {MAX_REDIRECTS} redirects from the WHIP endpoint")))
+    }
+
+    /// An HTTP answer that is not a session, as this SDK's errors: 401/403 are final (a retry
+    /// cannot fix the token), 503 says when to come back, the rest may pass later.
+    fn refusal(&self, r: &Response) -> Error {
+        let body = String::from_utf8_lossy(&r.body[..r.body.len().min(200)]).trim().to_string();
+        let what = self.endpoint.scrub(&format!(
+            "the WHIP endpoint {} answered {} {}{}",
+            self.endpoint.host,
+            r.status,
+            r.reason,
+            if body.is_empty() { String::new() } else { format!(": {body}") }
+        ));
+        match r.status {
+            401 | 403 => Error::Auth(what),
+            503 | 429 => {
+                let after = r.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+                match after {
+                    Some(s) => Error::Busy { retry_after: Duration::from_secs(s.min(3600)), message: what },
+                    None => Error::Connect(what),
+                }
+            }
+            400..=499 => Error::ConnectRejected { code: format!("HTTP {}", r.status), description: what },
+            _ => Error::Connect(what),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &self,
+        url: &WhipUrl,
+        method: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        deadline: Instant,
+        wake: Option<&WakeReceiver>,
+        cancel: &mut dyn FnMut() -> Option<Error>,
+    ) -> Result<Response> {
+        let host_header = url.host_header();
+        let req = Request {
+            method,
+            host: &url.host,
+            port: url.port,
+            host_header: &host_header,
+            target: &url.target,
+            headers: &self.auth,
+            content_type,
+            body,
+        };
+        let conn = http::Connection {
+            #[cfg(feature = "tls")]
+            tls: if url.tls { self.tls.clone() } else { None },
+            wake,
+            cancel,
+        };
+        http::exchange(&req, conn, deadline).map_err(|e| match e {
+            Error::Auth(m) => Error::Auth(url.scrub(&m)),
+            e => e,
+        })
+    }
+
+    /// DELETEs the session resource, best effort: a server that never hears it ends the session
+    /// when consent checks stop.
+    fn delete_session(&mut self, deadline: Instant) {
+        if let Some(session) = self.session.take() {
+            match self.request(&session, "DELETE", None, &[], deadline, None, &mut || None) {
+                Ok(r) if r.status < 300 => {}
+                Ok(r) => log::info!("WHIP DELETE answered {}", r.status),
+                Err(e) => log::info!("WHIP DELETE failed: {}", session.scrub(&e.to_string())),
+            }
+        }
+    }
+
+    /// The negotiated payload type of `codec` on `mid` (H.264: packetization mode 1, which
+    /// carries our multi-slice, large keyframes).
+    fn payload_type(&mut self, mid: Mid, codec: RtcCodec) -> Option<Pt> {
+        let writer = self.rtc.writer(mid)?;
+        let pt = writer
+            .payload_params()
+            .filter(|p| p.spec().codec == codec)
+            .find(|p| codec != RtcCodec::H264 || p.spec().format.packetization_mode == Some(1))
+            .map(|p| p.pt());
+        pt
+    }
+
+    /// Runs str0m until it waits for time or input: sends what it has, takes its events.
+    fn drain(&mut self) -> Result<()> {
+        loop {
+            let out = self.rtc.poll_output().map_err(|e| Error::Protocol(format!("WebRTC: {e}")))?;
+            match out {
+                Output::Timeout(t) => {
+                    self.next_timeout = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => {
+                    // A full socket buffer drops the datagram, as the network would: RTP repairs.
+                    self.udp.send_to(&t.contents, t.destination)?;
+                }
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => self.connected = true,
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.failed = Some(Error::Io(format!(
+                    "the WHIP peer {} stopped answering ICE consent checks",
+                    self.endpoint.host
+                )));
+            }
+            Event::KeyframeRequest(_) => self.keyframe_request = true,
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. }) => {
+                self.estimate_kbps = Some((estimate.as_u64() / 1000).min(u32::MAX as u64) as u32);
+            }
+            Event::PeerStats(s) => {
+                if let Some(rtt) = s.rtt {
+                    self.rtt_ms = Some(rtt.as_millis().clamp(1, u32::MAX as u128) as u32);
+                }
+            }
+            Event::MediaEgressStats(s) if Some(s.mid) == self.video.map(|v| v.0) => {
+                self.nacks = self.nacks.max(s.nacks);
+            }
+            _ => {}
+        }
+    }
+
+    fn input(&mut self, input: Input<'_>) -> Result<()> {
+        self.rtc.handle_input(input).map_err(|e| Error::Protocol(format!("WebRTC: {e}")))?;
+        self.drain()
+    }
+
+    /// Reads what arrived and runs str0m's timers.
+    fn exchange(&mut self, now: Instant) -> Result<()> {
+        let local = self.udp.local();
+        while let Some((n, source)) = self.udp.recv_from(&mut self.rx)? {
+            self.last_heard = now;
+            let Ok(contents) = self.rx[..n].try_into() else { continue };
+            let r = Receive { proto: Protocol::Udp, source, destination: local, contents };
+            // A datagram str0m cannot use (a stray or damaged one) is not the session's failure.
+            if let Err(e) = self.rtc.handle_input(Input::Receive(now, r)) {
+                log::debug!("WHIP: datagram from {source} refused: {e}");
+            }
+            self.drain()?;
+        }
+        if now >= self.next_timeout {
+            self.input(Input::Timeout(now))?;
+        }
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn write(&mut self, mid: Mid, pt: Pt, media_time: MediaTime, ts: u64) -> Result<()> {
+        let wallclock = self.epoch + Duration::from_millis(ts);
+        let data: &[u8] = &self.scratch;
+        let Some(writer) = self.rtc.writer(mid) else { return Ok(()) };
+        writer.write(pt, wallclock, media_time, data).map_err(|e| Error::Protocol(format!("WebRTC write: {e}")))?;
+        self.drain()
+    }
+}
+
+/// Logs the ICE servers a `Link` header offers (RFC 9725 4.4): this build gathers host
+/// candidates only, so a STUN or TURN server is noted, not used.
+fn ice_servers(link: &str) {
+    for part in link.split(',') {
+        if part.contains("ice-server") {
+            let url = part.split(['<', '>']).nth(1).unwrap_or("").split('?').next().unwrap_or("");
+            let kind = url.split(':').next().unwrap_or("");
+            log::info!("WHIP endpoint offers an ICE server ({kind}); host candidates only are used");
+        }
+    }
+}
+
+impl Link for WhipLink {
+    fn poll_open(&mut self, now: Instant) -> Result<Opening> {
+        let was = self.connected;
+        self.exchange(now)?;
+        Ok(match (was, self.connected) {
+            (false, true) => Opening::Connected,
+            (true, true) => Opening::Publishing,
+            _ => Opening::Pending,
+        })
+    }
+
+    fn open_timeout(&self, ms: u128) -> Error {
+        Error::Timeout(format!(
+            "no ICE/DTLS connection with the WHIP peer {} within {ms} ms (is UDP blocked?)",
+            self.endpoint.host
+        ))
+    }
+
+    fn carries(&self, p: &MediaPacket) -> bool {
+        match p.track {
+            Track::Video => self.video.is_some() && p.codec == Codec::H264,
+            // AAC is not WebRTC's: only what the pusher encoded for it (Opus) goes.
+            Track::Audio => self.audio.is_some() && p.codec != Codec::Aac,
+        }
+    }
+
+    fn send(&mut self, ts: u64, p: &MediaPacket) -> Result<u64> {
+        match (p.track, p.header) {
+            (Track::Video, true) => {
+                self.parameter_sets.clear();
+                avcc_parameter_sets(&p.data, &mut self.parameter_sets)?;
+                Ok(0)
+            }
+            (Track::Audio, true) => Ok(0),
+            (Track::Video, false) => {
+                let Some((mid, pt)) = self.video else { return Ok(0) };
+                self.scratch.clear();
+                if p.keyframe {
+                    self.scratch.extend_from_slice(&self.parameter_sets);
+                }
+                length_prefixed_to_annexb(&p.data, TsVideo::H264, &mut self.scratch)?;
+                let pts = ts.saturating_add_signed(p.cts_ms.into());
+                self.write(mid, pt, MediaTime::new(pts * 90, Frequency::NINETY_KHZ), pts)?;
+                let n = self.scratch.len() as u64;
+                self.written += n;
+                Ok(n)
+            }
+            (Track::Audio, false) => {
+                let Some((mid, pt)) = self.audio else { return Ok(0) };
+                self.scratch.clear();
+                self.scratch.extend_from_slice(&p.data);
+                self.write(mid, pt, MediaTime::new(ts * 48, Frequency::FORTY_EIGHT_KHZ), ts)?;
+                let n = self.scratch.len() as u64;
+                self.written += n;
+                Ok(n)
+            }
+        }
+    }
+
+    fn backlog(&self) -> usize {
+        0
+    }
+
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn delivered(&self) -> u64 {
+        self.written
+    }
+
+    fn pump(&mut self, now: Instant) -> Result<()> {
+        self.exchange(now)
+    }
+
+    fn acked(&self) -> bool {
+        self.connected
+    }
+
+    fn stalled(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_heard) >= self.stall_timeout
+    }
+
+    fn next_stall_check(&self, now: Instant) -> Duration {
+        (self.last_heard + self.stall_timeout).saturating_duration_since(now)
+    }
+
+    fn rtt_ms(&self) -> Option<u32> {
+        self.rtt_ms
+    }
+
+    fn repair_stats(&self) -> Option<RepairStats> {
+        Some(RepairStats { retransmitted: self.nacks, ..RepairStats::default() })
+    }
+
+    fn take_keyframe_request(&mut self, now: Instant) -> bool {
+        if !std::mem::take(&mut self.keyframe_request) {
+            return false;
+        }
+        if self.last_keyframe_request.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
+            // Within the interval: remembered, answered when it has passed.
+            self.keyframe_request = true;
+            return false;
+        }
+        self.last_keyframe_request = Some(now);
+        true
+    }
+
+    fn bandwidth_estimate_kbps(&self) -> Option<u32> {
+        self.estimate_kbps
+    }
+
+    fn wait(&mut self, wake: Option<&WakeReceiver>, timeout: Duration) {
+        let now = Instant::now();
+        let t = timeout.min(self.next_timeout.saturating_duration_since(now));
+        if t.is_zero() {
+            return;
+        }
+        let t = Duration::from_millis(t.as_micros().div_ceil(1000) as u64);
+        self.udp.wait(false, wake, t);
+    }
+
+    fn abandon(&mut self, now: Instant) {
+        // The new route gets a new session; this one's consent checks stop, which ends it on the
+        // server within ~30 s (a DELETE here could block on the old route).
+        self.rtc.disconnect();
+        let _ = self.input(Input::Timeout(now));
+    }
+
+    fn close(&mut self, _last_video_ts: Option<u64>, deadline: Instant) -> Result<()> {
+        let now = Instant::now();
+        // RTP has no end of stream: what str0m still paces goes out for a moment, then BYE-less
+        // teardown and the DELETE.
+        let flush_until = (now + Duration::from_millis(100)).min(deadline.max(now));
+        while Instant::now() < flush_until {
+            let now = Instant::now();
+            self.exchange(now)?;
+            self.wait(None, flush_until.saturating_duration_since(now).min(Duration::from_millis(10)));
+        }
+        self.rtc.disconnect();
+        self.delete_session(deadline.max(Instant::now() + DELETE_GRACE));
+        Ok(())
+    }
+}
