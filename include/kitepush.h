@@ -1037,6 +1037,17 @@ typedef struct kp_destination_stats {
      * had in flight count as sent.
      */
     uint64_t messages_dropped;
+    /**
+     * WHIP: WebRTC's bandwidth estimate to the peer now, kbit/s (transport-wide congestion
+     * control, or the receiver's REMB); the ABR keeps the video under 90 % of it. 0 for other
+     * transports and before the first estimate.
+     */
+    uint32_t bandwidth_estimate_kbps;
+    /**
+     * WHIP: keyframes the receiver asked for (PLI/FIR) and was given (at most one a second;
+     * KP_EVENT_KEYFRAME_NEEDED for pre-encoded video).
+     */
+    uint32_t keyframe_requests;
 } kp_destination_stats;
 
 /**
@@ -1073,7 +1084,9 @@ void kp_config_free(struct kp_config *cfg);
  * Sets the ingest URL: `rtmp[s]://host[:port]/app[/instance]/stream-key[?query]`, or
  * `srt://host:port[?streamid=..&latency=MS&passphrase=..&pbkeylen=16|24|32&mode=caller]` in
  * libsrt's URI syntax (values percent-decoded; `latency` in milliseconds: a value over 60000,
- * FFmpeg's microseconds, is refused). The string is copied. It is checked by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
+ * FFmpeg's microseconds, is refused), or a WHIP endpoint `whip+http[s]://host[:port]/path`
+ * (WebRTC, RFC 9725: the offer is POSTed to `http[s]://host[:port]/path`; its bearer token:
+ * kp_config_set_whip_bearer_token). The string is copied. It is checked by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
  * Errors: KP_ERR_INVALID_ARGUMENT if cfg or url is NULL or url is not UTF-8.
  * Not thread-safe for the same cfg; non-blocking.
  */
@@ -1413,6 +1426,17 @@ kp_result kp_config_set_srt(struct kp_config *cfg,
 kp_result kp_config_set_srt_stream_id(struct kp_config *cfg,
                                       kp_srt_stream_id_preset preset,
                                       const char *resource);
+
+/**
+ * The bearer token `whip+http://` and `whip+https://` destinations send with their offer
+ * and DELETE (`Authorization: Bearer <token>`, RFC 9725 section 4.3). NULL or "" clears it.
+ * The string is copied; it is a secret: never logged. A token with control characters is
+ * refused here. An endpoint that answers 401 or 403 makes the destination fail with
+ * KP_ERR_AUTH after one attempt (no retries: a retry cannot fix a token). Errors:
+ * KP_ERR_INVALID_ARGUMENT if cfg is NULL or the token is not UTF-8 or has control
+ * characters. Not thread-safe for the same cfg; non-blocking.
+ */
+kp_result kp_config_set_whip_bearer_token(struct kp_config *cfg, const char *token);
 
 /**
  * x264 only (KP_ENCODER_X264): the preset (`ultrafast` .. `placebo`; NULL or "" = `veryfast`),

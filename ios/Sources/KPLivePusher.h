@@ -208,6 +208,10 @@ NS_SWIFT_NAME(LivePusherConfiguration)
 - (BOOL)setSrtStreamIdPreset:(KPSrtStreamIdPreset)preset
                     resource:(nullable NSString *)resource
                        error:(NSError **)error NS_SWIFT_NAME(setSrtStreamId(preset:resource:));
+/// kp_config_set_whip_bearer_token: the token whip+http(s):// destinations send as
+/// `Authorization: Bearer`; nil or @"" clears it. Never logged.
+- (BOOL)setWhipBearerToken:(nullable NSString *)token error:(NSError **)error
+    NS_SWIFT_NAME(setWhipBearerToken(_:));
 /// kp_config_set_x264_preset (KPVideoSourceX264 only): nil keeps a default; kp_pusher_new checks
 /// the names.
 - (BOOL)setX264Preset:(nullable NSString *)preset

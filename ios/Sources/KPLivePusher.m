@@ -239,6 +239,10 @@ static BOOL KPCheck(kp_result result, NSError **error) {
     return KPCheck(kp_config_set_srt_stream_id(_config, (kp_srt_stream_id_preset)preset, resource.UTF8String), error);
 }
 
+- (BOOL)setWhipBearerToken:(NSString *)token error:(NSError **)error {
+    return KPCheck(kp_config_set_whip_bearer_token(_config, token.UTF8String), error);
+}
+
 - (BOOL)setX264Preset:(NSString *)preset tune:(NSString *)tune profile:(NSString *)profile error:(NSError **)error {
     return KPCheck(kp_config_set_x264_preset(_config, preset.UTF8String, tune.UTF8String, profile.UTF8String), error);
 }

@@ -545,6 +545,24 @@ pub extern "system" fn Java_dev_kitepush_Native_configSetSrtStreamId(
 }
 
 #[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_configSetWhipBearerToken(
+    mut env: JNIEnv,
+    _: JClass,
+    cfg: jlong,
+    token: JString,
+) -> jint {
+    boundary("configSetWhipBearerToken", || {
+        let Ok(token) = optional_cstring(&mut env, &token)? else {
+            set_last_error("the token contains a NUL character");
+            return Ok(ResultCode::KP_ERR_INVALID_ARGUMENT as jint);
+        };
+        let ptr = token.as_ref().map_or(null(), |c| c.as_ptr());
+        // SAFETY: cfg is live; ptr is NULL or a string that outlives the call.
+        Ok(unsafe { c_config::kp_config_set_whip_bearer_token(config(cfg), ptr) })
+    })
+}
+
+#[no_mangle]
 pub extern "system" fn Java_dev_kitepush_Native_configSetX264Preset(
     mut env: JNIEnv,
     _: JClass,
@@ -902,6 +920,8 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
             d.catching_up as jlong,
             d.messages_sent as jlong,
             d.messages_dropped as jlong,
+            d.bandwidth_estimate_kbps as jlong,
+            d.keyframe_requests as jlong,
         ];
         if out.is_null() || (env.get_array_length(&out)? as usize) < values.len() {
             return Ok(OUT_OF_BOUNDS);

@@ -126,7 +126,9 @@ ffi_fn! {
     /// Sets the ingest URL: `rtmp[s]://host[:port]/app[/instance]/stream-key[?query]`, or
     /// `srt://host:port[?streamid=..&latency=MS&passphrase=..&pbkeylen=16|24|32&mode=caller]` in
     /// libsrt's URI syntax (values percent-decoded; `latency` in milliseconds: a value over 60000,
-    /// FFmpeg's microseconds, is refused). The string is copied. It is checked by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
+    /// FFmpeg's microseconds, is refused), or a WHIP endpoint `whip+http[s]://host[:port]/path`
+    /// (WebRTC, RFC 9725: the offer is POSTed to `http[s]://host[:port]/path`; its bearer token:
+    /// kp_config_set_whip_bearer_token). The string is copied. It is checked by kp_pusher_new (KP_ERR_INVALID_URL there), not here.
     /// Errors: KP_ERR_INVALID_ARGUMENT if cfg or url is NULL or url is not UTF-8.
     /// Not thread-safe for the same cfg; non-blocking.
     fn kp_config_set_url(cfg: *mut kp_config, url: *const c_char) -> kp_result {
@@ -692,6 +694,28 @@ ffi_fn! {
         // SAFETY: per the contract above, resource is NULL or NUL-terminated.
         let resource = unsafe { optional_str(resource, F, "resource") }?;
         cfg.inner.srt.stream_id = (!resource.is_empty()).then(|| preset.stream_id(&resource));
+        Ok(())
+    }
+}
+
+ffi_fn! {
+    /// The bearer token `whip+http://` and `whip+https://` destinations send with their offer
+    /// and DELETE (`Authorization: Bearer <token>`, RFC 9725 section 4.3). NULL or "" clears it.
+    /// The string is copied; it is a secret: never logged. A token with control characters is
+    /// refused here. An endpoint that answers 401 or 403 makes the destination fail with
+    /// KP_ERR_AUTH after one attempt (no retries: a retry cannot fix a token). Errors:
+    /// KP_ERR_INVALID_ARGUMENT if cfg is NULL or the token is not UTF-8 or has control
+    /// characters. Not thread-safe for the same cfg; non-blocking.
+    fn kp_config_set_whip_bearer_token(cfg: *mut kp_config, token: *const c_char) -> kp_result {
+        const F: &str = "kp_config_set_whip_bearer_token";
+        // SAFETY: per the contract above, cfg is NULL or a live kp_config.
+        let cfg = unsafe { config_mut(cfg, F) }?;
+        // SAFETY: per the contract above, token is NULL or NUL-terminated.
+        let token = unsafe { optional_str(token, F, "token") }?;
+        if token.bytes().any(|b| b.is_ascii_control()) {
+            return Err(Error::InvalidArgument(format!("{F}: the token has control characters")));
+        }
+        cfg.inner.whip.bearer_token = (!token.is_empty()).then_some(token);
         Ok(())
     }
 }

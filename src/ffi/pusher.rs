@@ -379,6 +379,13 @@ pub struct kp_destination_stats {
     /// waiting when this destination stopped or failed. Messages inside data a broken connection
     /// had in flight count as sent.
     pub messages_dropped: u64,
+    /// WHIP: WebRTC's bandwidth estimate to the peer now, kbit/s (transport-wide congestion
+    /// control, or the receiver's REMB); the ABR keeps the video under 90 % of it. 0 for other
+    /// transports and before the first estimate.
+    pub bandwidth_estimate_kbps: u32,
+    /// WHIP: keyframes the receiver asked for (PLI/FIR) and was given (at most one a second;
+    /// KP_EVENT_KEYFRAME_NEEDED for pre-encoded video).
+    pub keyframe_requests: u32,
 }
 
 impl kp_destination_stats {
@@ -417,6 +424,8 @@ impl kp_destination_stats {
             catching_up: d.catching_up as u32,
             messages_sent: d.messages_sent,
             messages_dropped: d.messages_dropped,
+            bandwidth_estimate_kbps: d.bandwidth_estimate_kbps,
+            keyframe_requests: d.keyframe_requests,
         }
     }
 
@@ -464,7 +473,9 @@ impl kp_destination_stats {
                     last_catch_up_ms,
                     catching_up,
                     messages_sent,
-                    messages_dropped
+                    messages_dropped,
+                    bandwidth_estimate_kbps,
+                    keyframe_requests
                 ]
             )
         };
@@ -1136,8 +1147,8 @@ mod tests {
             ..Default::default()
         };
         let full = kp_destination_stats::new(&d);
-        assert_eq!(size_of::<kp_destination_stats>(), 208, "no padding holes");
-        assert_eq!(full.struct_size, 208);
+        assert_eq!(size_of::<kp_destination_stats>(), 216, "no padding holes");
+        assert_eq!(full.struct_size, 216);
         // The outage figures, then the message counters, appended after the SRT figures.
         assert_eq!(offset_of!(kp_destination_stats, video_frames_lost_outage), 152);
         assert_eq!(offset_of!(kp_destination_stats, messages_sent), 192);

@@ -388,6 +388,11 @@ impl PusherConfig {
                 crate::core::srt_url::MAX_LATENCY_MS
             ));
         }
+        if self.whip.bearer_token.as_ref().is_some_and(|t| t.is_empty() || t.bytes().any(|b| b.is_ascii_control())) {
+            return bad(
+                "WHIP bearer token must be non-empty and free of control characters (it goes in an HTTP header)".into(),
+            );
+        }
         if s.passphrase.as_ref().is_some_and(|p| !crate::core::srt_url::PASSPHRASE_LEN.contains(&p.chars().count())) {
             return bad("SRT passphrase must be 10 to 79 characters (as libsrt requires)".into());
         }

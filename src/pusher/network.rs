@@ -546,6 +546,7 @@ impl NetworkWorker {
                 c.rtt_ms.store(rtt, Relaxed);
             }
             if conn.link.take_keyframe_request(now) {
+                c.keyframe_requests.fetch_add(1, Relaxed);
                 shared.want_keyframe(d.index);
             }
             c.bandwidth_estimate_kbps.store(conn.link.bandwidth_estimate_kbps().unwrap_or(0), Relaxed);

@@ -52,6 +52,8 @@ pub struct DestCounters {
     pub rtt_ms: AtomicU32,
     /// The transport's own bandwidth estimate (WebRTC), kbit/s; 0 = none.
     pub bandwidth_estimate_kbps: AtomicU32,
+    /// Keyframes the receiver asked for (WebRTC PLI/FIR) and was given.
+    pub keyframe_requests: AtomicU32,
     pub video_dropped_congestion: AtomicU64,
     pub audio_dropped_congestion: AtomicU64,
     pub audio_gaps: AtomicU64,
@@ -152,6 +154,8 @@ impl Destination {
             catching_up,
             messages_sent: messages.0,
             messages_dropped: messages.1,
+            bandwidth_estimate_kbps: c.bandwidth_estimate_kbps.load(Relaxed),
+            keyframe_requests: c.keyframe_requests.load(Relaxed),
         }
     }
 }

@@ -62,6 +62,11 @@ pub struct DestinationStats {
     /// sent.
     pub messages_sent: u64,
     pub messages_dropped: u64,
+    /// WebRTC (WHIP): the transport's bandwidth estimate now, kbit/s (0: none, or another
+    /// transport); the ABR keeps the video under 90 % of it.
+    pub bandwidth_estimate_kbps: u32,
+    /// WebRTC (WHIP): keyframes the receiver asked for (PLI/FIR) and was given, at most one a second.
+    pub keyframe_requests: u32,
 }
 
 /// A snapshot of the pusher's counters. With several destinations, the sent, dropped-network,

@@ -255,7 +255,12 @@ public final class LivePusher implements AutoCloseable {
         public final long messagesSent;
         public final long messagesDropped;
 
-        static final int FIELDS = 32;
+        /** WHIP: WebRTC's bandwidth estimate now, kbit/s (0: none); the ABR keeps the video under 90 % of it. */
+        public final int bandwidthEstimateKbps;
+        /** WHIP: keyframes the receiver asked for (PLI/FIR) and was given. */
+        public final int keyframeRequests;
+
+        static final int FIELDS = 34;
 
         DestinationStats(long[] v) {
             state = (int) v[0];
@@ -290,6 +295,8 @@ public final class LivePusher implements AutoCloseable {
             catchingUp = v[29] != 0;
             messagesSent = v[30];
             messagesDropped = v[31];
+            bandwidthEstimateKbps = (int) v[32];
+            keyframeRequests = (int) v[33];
         }
     }
 

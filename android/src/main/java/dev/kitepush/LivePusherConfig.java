@@ -272,6 +272,14 @@ public final class LivePusherConfig {
         }
 
         /**
+         * kp_config_set_whip_bearer_token: the token whip+http(s):// destinations send as
+         * {@code Authorization: Bearer}; null or "" clears it. Never logged.
+         */
+        public Builder whipBearerToken(final String token) {
+            return add(cfg -> Native.configSetWhipBearerToken(cfg, token));
+        }
+
+        /**
          * kp_config_set_x264_preset (x264 builds only, {@link VideoEncoder#X264}): null keeps a
          * default (veryfast, zerolatency, high); create() checks the names.
          */

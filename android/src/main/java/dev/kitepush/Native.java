@@ -76,6 +76,8 @@ final class Native {
     static native int pusherSendMessage(long handle, byte[] data, int offset, int length, int flags);
 
     static native int configSetSrtStreamId(long cfg, int preset, String resource);
+
+    static native int configSetWhipBearerToken(long cfg, String token);
     static native int configSetX264Vbv(long cfg, int maxrateKbps, int bufsizeKbit);
     static native int configSetX264Threading(long cfg, int threading);
     static native int configSetX264Bframes(long cfg, int bframes);

@@ -1,0 +1,138 @@
+//! WHIP output against a real WebRTC receiver: the aiortc endpoint (tests/peers/whip_endpoint.py),
+//! which decodes with PyAV and reads the test pattern's frame codes. Every test runs in a network
+//! namespace that has only loopback (`common::whip::in_loopback_netns`), so ICE never leaves
+//! 127.0.0.1.
+
+mod common;
+
+use common::pushing::{Harnessed, Source, Spec};
+use common::whip::{in_loopback_netns, WhipEndpoint, WhipOptions};
+use kitepush::pusher::{EventKind, PusherConfig};
+use kitepush::ResultCode;
+use std::time::{Duration, Instant};
+
+/// `spec` as a WHIP push: video only until the Opus encoder is wired in (AAC is not WebRTC's).
+fn config(url: &str, spec: &Spec) -> PusherConfig {
+    let mut c = spec.config(url);
+    c.audio = None;
+    c
+}
+
+/// Pushes `spec` in real time (a live source: WebRTC receivers play at the pace media arrives),
+/// then stops.
+fn push_paced(h: &mut Harnessed, spec: &Spec) {
+    let mut src = Source::new(spec);
+    let t0 = Instant::now();
+    for i in 0..spec.frames() {
+        let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        src.push_one(&h.pusher);
+    }
+}
+
+#[test]
+fn a_whip_push_is_decoded_frame_by_frame_and_the_session_deleted() {
+    if !in_loopback_netns("a_whip_push_is_decoded_frame_by_frame_and_the_session_deleted") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions::default());
+    let spec = Spec { seconds: 10.0, audio: false, ..Spec::default() };
+    let mut h = Harnessed::new(config(&ep.url("live"), &spec));
+    let started = Instant::now();
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    let publish_ms = started.elapsed().as_millis();
+    push_paced(&mut h, &spec);
+    let d = h.pusher.destination_stats(0).unwrap();
+    h.pusher.stop(Duration::from_secs(5)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(10));
+    let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);
+    let s = stats.session();
+    println!(
+        "WHIP: publishing after {publish_ms} ms; {} of {} frames decoded, {} decode errors, codes read {} \
+         (missing {}), latency p50 {:?} ms p95 {:?} ms; estimate {} kbit/s, rtt {} ms, NACKs {}",
+        s.video_frames,
+        spec.frames(),
+        stats.decode_errors,
+        s.codes.read,
+        s.codes.missing,
+        s.latency.p50,
+        s.latency.p95,
+        d.bandwidth_estimate_kbps,
+        d.rtt_ms,
+        d.packets_retransmitted
+    );
+    assert_eq!(stats.interfaces, ["lo"], "not in a loopback-only namespace");
+    assert_eq!(s.closed_by.as_deref(), Some("delete"), "{}", stats.raw);
+    assert!(
+        s.local_candidates.iter().chain(&s.remote_candidates).all(|c| c.starts_with("127.0.0.1:")),
+        "{}",
+        stats.raw
+    );
+    // 99 %: the last frame or two may still be in the jitter buffer when the DELETE arrives.
+    assert!(s.video_frames * 100 >= spec.frames() * 99, "{}", stats.raw);
+    assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
+    assert_eq!((s.width, s.height), (Some(320), Some(240)));
+    // The frame codes come through in order: nothing skipped, nothing repeated.
+    assert!(s.codes.read * 100 >= spec.frames() * 99, "{}", stats.raw);
+    assert_eq!((s.codes.first, s.codes.not_increasing), (Some(0), 0), "{}", stats.raw);
+    // Loopback; the limit is loose for a loaded CI machine (the benchmark holds the target).
+    assert!(s.latency.p50.is_some_and(|ms| ms < 400), "{}", stats.raw);
+    // The estimator ran and fed the stats; the round trip was measured.
+    assert!(d.bandwidth_estimate_kbps > 0 && d.rtt_ms > 0, "{d:?}");
+    let st = h.pusher.stats();
+    assert_eq!(st.video_frames_sent, spec.frames(), "{st:?}");
+}
+
+#[test]
+fn a_refused_token_fails_at_once_and_the_right_one_publishes() {
+    if !in_loopback_netns("a_refused_token_fails_at_once_and_the_right_one_publishes") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions { bearer: Some("s3cret-token".into()), ..WhipOptions::default() });
+    let spec = Spec { seconds: 1.0, audio: false, ..Spec::default() };
+    let mut c = config(&ep.url("auth"), &spec);
+    c.whip.bearer_token = Some("wrong-token".into());
+    let mut h = Harnessed::new(c);
+    h.pusher.start().unwrap();
+    let failed = h.wait_for_failure(Duration::from_secs(10), false);
+    assert_eq!(failed.code, ResultCode::KP_ERR_AUTH, "{failed:?}");
+    assert!(failed.message.contains("401"), "{failed:?}");
+    assert!(!failed.message.contains("wrong-token"), "the token leaked: {failed:?}");
+    h.drain_events(Duration::from_millis(500));
+    // One POST: a token a retry cannot fix is not retried.
+    assert_eq!(ep.stats().posts, 1);
+    assert!(!format!("{:?}", h.seen).contains("wrong-token"));
+
+    let mut c = config(&ep.url("auth"), &spec);
+    c.whip.bearer_token = Some("s3cret-token".into());
+    let mut h = Harnessed::new(c);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    push_paced(&mut h, &spec);
+    h.pusher.stop(Duration::from_secs(5)).unwrap();
+    let stats = ep.wait_for(Duration::from_secs(10), "frames of the second push", |s| s.video_frames() >= 25);
+    assert_eq!(stats.posts_by_status.get(&201), Some(&1), "{}", stats.raw);
+}
+
+#[test]
+fn busy_503_waits_for_retry_after_and_a_307_is_followed() {
+    if !in_loopback_netns("busy_503_waits_for_retry_after_and_a_307_is_followed") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions { busy: Some((1, 2)), redirect: true, ..WhipOptions::default() });
+    let spec = Spec { seconds: 1.0, audio: false, ..Spec::default() };
+    let mut h = Harnessed::new(config(&ep.url("busy"), &spec));
+    let t0 = Instant::now();
+    h.pusher.start().unwrap();
+    let wait = h.wait_for(EventKind::KP_EVENT_RECONNECTING, Duration::from_secs(10));
+    // The reconnect waits as long as the endpoint asked (2 s), not the first backoff step.
+    assert!(wait.value2 >= 2000, "{wait:?}");
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
+    push_paced(&mut h, &spec);
+    h.pusher.stop(Duration::from_secs(5)).unwrap();
+    let stats = ep.wait_for(Duration::from_secs(10), "frames after the redirect", |s| s.video_frames() >= 25);
+    assert_eq!(stats.posts_by_status.get(&503), Some(&1), "{}", stats.raw);
+    assert_eq!(stats.session().path, "/whip2/busy", "{}", stats.raw);
+}
