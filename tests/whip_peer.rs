@@ -140,6 +140,27 @@ fn bearer_token_is_checked() {
     assert!(stats.session().video_frames >= 50, "{}", stats.raw);
 }
 
+/// FFmpeg 9's WHIP muxer answers no ICE consent checks (RFC 7675) after it connected: with a short
+/// consent window the endpoint drops it within seconds and says why. The same check will catch a
+/// kitepush build that stops answering.
+#[test]
+fn a_publisher_that_ignores_consent_checks_is_dropped() {
+    if !in_loopback_netns("a_publisher_that_ignores_consent_checks_is_dropped") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions { consent: Some((1.0, 3)), ..WhipOptions::default() });
+    let input = ["-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "20"];
+    let mut ff = ffmpeg_whip(&input, &[], &ep.http_url("x"), Stdio::null());
+    let stats = ep.wait_for(Duration::from_secs(15), "the session dropped", |s| {
+        s.sessions.first().is_some_and(|s| s.closed_by.is_some())
+    });
+    let _ = ff.kill();
+    let _ = ff.wait();
+    let s = stats.session();
+    assert_eq!(s.closed_by.as_deref(), Some("consent"), "{}", stats.raw);
+    assert!(s.video_frames > 0, "{}", stats.raw);
+}
+
 /// The endpoint's HTTP answers, without media (and without a namespace: nothing but TCP on loopback).
 #[test]
 fn endpoint_answers_as_its_flags_say() {

@@ -89,6 +89,9 @@ pub struct WhipOptions {
     pub busy: Option<(u32, u32)>,
     /// POST /whip/NAME answers 307 to /whip2/NAME, which works.
     pub redirect: bool,
+    /// ICE consent freshness: a check every `.0` s, the session dropped ("consent") after `.1`
+    /// unanswered in a row. aiortc's default, 5 s x 6, takes half a minute to notice.
+    pub consent: Option<(f32, u32)>,
 }
 
 /// The aiortc endpoint on a loopback port; killed on drop (its stderr printed if the test failed).
@@ -138,6 +141,10 @@ impl WhipEndpoint {
             }
             if opts.redirect {
                 cmd.arg("--redirect");
+            }
+            if let Some((every_s, failures)) = opts.consent {
+                cmd.arg("--consent-interval").arg(every_s.to_string());
+                cmd.arg("--consent-failures").arg(failures.to_string());
             }
             let out = File::create(&log).expect("create endpoint log");
             let child = cmd
@@ -315,7 +322,8 @@ pub struct WhipSession {
     /// connectionState changes in order ("connecting", "connected", "closed" ...).
     pub states: Vec<String>,
     pub ice_states: Vec<String>,
-    /// `None` while open; "delete", "failed" (consent or connectivity lost) or "closed".
+    /// `None` while open; "delete", "consent" (the publisher stopped answering ICE consent
+    /// checks), "failed" (connectivity lost) or "closed" (anything else).
     pub closed_by: Option<String>,
     /// `ADDR:PORT/udp` of the answer's (endpoint's) and the offer's (publisher's) candidates.
     pub local_candidates: Vec<String>,

@@ -14,6 +14,10 @@ inside a network namespace that has only loopback (tests/common/whip.rs does bot
     --busy N          answer the first N POSTs with 503 and `Retry-After: S` (--retry-after S,
                       default 1), then work.
     --redirect        answer POST /whip/NAME with 307 to /whip2/NAME, which works.
+    --consent-interval S, --consent-failures N
+                      ICE consent freshness (RFC 7675): a check every S seconds (default 5,
+                      randomised by +-20 %), the session dropped after N unanswered in a row
+                      (default 6). Short values catch a publisher that stops answering in seconds.
 
 HTTP:
     POST /whip/NAME (and /whip2/NAME)   Content-Type application/sdp (415 otherwise): an aiortc
@@ -30,8 +34,10 @@ GET /stats:
      "sessions": [{"id", "name", "path", "post_ms" (wall clock of the POST),
                    "connected_after_ms" (POST to connectionState "connected", null before),
                    "connected_for_ms" (connected until closed or now), "states": connectionState
-                   changes, "ice_states": iceConnectionState changes, "closed_by": null | "delete" |
-                   "failed" (ICE consent or connectivity lost) | "closed", "local_candidates" and
+                   changes, "ice_states": iceConnectionState changes, "closed_by": null (open) |
+                   "delete" | "consent" (ICE consent expired: the publisher stopped answering
+                   checks) | "failed" (connectivity lost before or while connecting) | "closed"
+                   (anything else, e.g. the publisher's DTLS close), "local_candidates" and
                    "remote_candidates": candidate addresses from the SDP,
                    "video": {"frames", "decode_errors", "width", "height",
                              "codes": {"read", "unreadable", "first", "last", "missing",
@@ -268,6 +274,29 @@ class DecodeErrorCounter(logging.Handler):
         print(f"decode error: {record.name}: {record.getMessage()}", file=sys.stderr, flush=True)
 
 
+class ConsentWatch(logging.Handler):
+    """Notes the aioice connections that closed because consent expired: aioice logs it just before
+    it closes, and the peer connection then only says "closed"."""
+
+    def __init__(self, server):
+        super().__init__(level=logging.INFO)
+        self.server = server
+
+    def emit(self, record):
+        if "Consent to send expired" in str(record.msg) and record.args:
+            self.server.consent_expired.add(id(record.args[0]))
+
+
+def ice_connections(pc):
+    out = []
+    for t in pc.getTransceivers():
+        dtls = t.receiver.transport
+        conn = getattr(getattr(dtls, "transport", None), "_connection", None)
+        if conn is not None:
+            out.append(conn)
+    return out
+
+
 class Server:
     def __init__(self, args):
         self.args = args
@@ -276,6 +305,7 @@ class Server:
         self.posts_by_status = {}
         self.deletes = 0
         self.decode_errors = 0
+        self.consent_expired = set()
         # The log handler runs on decoder threads.
         self.lock = threading.Lock()
 
@@ -336,7 +366,8 @@ class Server:
                 session.close("failed")
                 await pc.close()
             elif state == "closed":
-                session.close("closed")
+                expired = any(id(c) in self.consent_expired for c in ice_connections(pc))
+                session.close("consent" if expired else "closed")
 
         @pc.on("iceconnectionstatechange")
         def on_ice_state():
@@ -430,14 +461,24 @@ def main():
     p.add_argument("--busy", type=int, default=0)
     p.add_argument("--retry-after", type=int, default=1)
     p.add_argument("--redirect", action="store_true")
+    p.add_argument("--consent-interval", type=float)
+    p.add_argument("--consent-failures", type=int)
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
+    # aioice reads these module globals at every check.
+    if args.consent_interval is not None:
+        aioice.ice.CONSENT_INTERVAL = args.consent_interval
+    if args.consent_failures is not None:
+        aioice.ice.CONSENT_FAILURES = args.consent_failures
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
     server = Server(args)
     counter = DecodeErrorCounter(server)
     logging.getLogger("aiortc.rtcrtpreceiver").addHandler(counter)
     logging.getLogger("libav").addHandler(counter)
+    aioice_log = logging.getLogger("aioice.ice")
+    aioice_log.setLevel(logging.INFO)
+    aioice_log.addHandler(ConsentWatch(server))
     # PyAV silences libav unless a level is set; errors are what concealed damage looks like.
     av.logging.set_level(av.logging.ERROR)
     # Count every report, not one per run of identical lines.
