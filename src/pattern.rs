@@ -2,9 +2,15 @@
 //!
 //! Used by examples, benchmarks and end-to-end tests: the moving parts keep the encoder honest
 //! (a static picture compresses to nothing and hides rate-control bugs), and the counter makes
-//! dropped or repeated frames visible in a recording and checkable by a test.
+//! dropped or repeated frames visible in a recording and checkable by a test. The [`frame_code`]
+//! strip at the top left carries the frame number and the wall-clock time the picture was drawn in a
+//! form machines read back from a decoded picture ([`read_frame_code`]): lost frames and latency.
 
 use std::f64::consts::TAU;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub mod frame_code;
+pub use frame_code::read_frame_code;
 
 use crate::encode::I420Buffer;
 
@@ -47,8 +53,9 @@ const GLYPH_H: usize = 7;
 const ADVANCE: usize = GLYPH_W + 1;
 
 /// A moving test picture: colour bars scrolling horizontally, a band of grey texture along the
-/// bottom that changes unpredictably every frame, a white box bouncing around, and the frame
-/// number in large digits at the top left.
+/// bottom that changes unpredictably every frame, a white box bouncing around, the frame code
+/// (frame number and drawing time as black and white blocks) at the top left, and the frame number
+/// in large digits under it.
 ///
 /// The texture is what makes the rate control work for its money: bars and a box alone are so
 /// cheap to code that an encoder stays far below any realistic bitrate and a broken rate control
@@ -97,8 +104,16 @@ impl VideoPattern {
     }
 
     /// Renders frame `frame_index` into `out` (resized to the pattern size, reusing its
-    /// allocation). The output depends only on the size and `frame_index`.
+    /// allocation), its frame code stamped with the wall-clock time now.
     pub fn fill(&mut self, frame_index: u64, out: &mut I420Buffer) {
+        // A clock before 1970 only spoils the latency a reader computes, not the picture.
+        let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        self.fill_at(frame_index, unix_ms, out);
+    }
+
+    /// [`fill`](Self::fill) with the frame code's time given: the output depends only on the size,
+    /// `frame_index` and `unix_ms`.
+    pub fn fill_at(&mut self, frame_index: u64, unix_ms: u64, out: &mut I420Buffer) {
         out.resize(self.width, self.height);
         let (w, h) = (self.width as usize, self.height as usize);
         if w == 0 || h == 0 {
@@ -142,12 +157,15 @@ impl VideoPattern {
         }
 
         self.draw_counter(frame_index, y, u, v);
+        // Truncation is the layout: 16 bits of frame number, the low 32 bits of the ms.
+        frame_code::draw(frame_index as u16, unix_ms as u32, w, h, y, u, v);
     }
 
-    /// Top-left corner and cell size of the counter: (x, y, scale).
+    /// Top-left corner and cell size of the counter: (x, y, scale). It sits under the frame code.
     fn counter_origin(&self) -> (usize, usize, usize) {
         let s = self.scale;
-        ((2 * s) & !1, (2 * s) & !1, s)
+        let code_h = frame_code::height(self.width as usize, self.height as usize);
+        ((2 * s) & !1, (code_h + 2 * s) & !1, s)
     }
 
     fn draw_counter(&self, n: u64, y: &mut [u8], u: &mut [u8], v: &mut [u8]) {
@@ -359,16 +377,36 @@ mod tests {
         let mut p1 = VideoPattern::new(640, 360);
         let mut p2 = VideoPattern::new(640, 360);
         let (mut a, mut b) = (I420Buffer::default(), I420Buffer::default());
-        p1.fill(77, &mut a);
+        p1.fill_at(77, 1_000, &mut a);
         for n in 0..10 {
             p2.fill(n, &mut b);
         }
-        p2.fill(77, &mut b);
+        p2.fill_at(77, 1_000, &mut b);
         assert_eq!(a, b);
         assert_eq!(a.data.len(), I420Buffer::size(640, 360));
         // Both chroma planes carry colour, not a flat grey.
         assert!(a.u().iter().any(|&c| c != NEUTRAL));
         assert!(a.v().iter().any(|&c| c != NEUTRAL));
+    }
+
+    #[test]
+    fn frame_code_is_readable_and_stamped_now() {
+        for (w, h) in [(320, 240), (1280, 720), (1920, 1080)] {
+            let mut p = VideoPattern::new(w, h);
+            let mut pic = I420Buffer::default();
+            for n in [0, 1, 65_535, 65_536 + 7] {
+                p.fill_at(n, (1u64 << 40) + n, &mut pic);
+                let code = read_frame_code(pic.y(), w as usize, w as usize, h as usize);
+                assert_eq!(code, Some((n as u16, n as u32)), "{w}x{h} frame {n}");
+                // The counter still reads under the code.
+                assert_eq!(read_counter(&p, &pic), n, "{w}x{h}");
+            }
+            let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u32;
+            p.fill(5, &mut pic);
+            let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u32;
+            let (_, ms) = read_frame_code(pic.y(), w as usize, w as usize, h as usize).unwrap();
+            assert!(ms.wrapping_sub(before) <= after.wrapping_sub(before), "{before} <= {ms} <= {after}");
+        }
     }
 
     #[test]

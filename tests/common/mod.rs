@@ -1,5 +1,6 @@
 //! Shared support for the integration tests: a real nginx-rtmp server, ffmpeg/ffprobe checks of the
-//! recordings, TCP and UDP fault proxies, real SRT listeners (`srt`), and small polling helpers. Each
+//! recordings, TCP and UDP fault proxies, real SRT listeners (`srt`), a WHIP endpoint in a loopback-only
+//! network namespace (`whip`), and small polling helpers. Each
 //! test file does `mod common;`; not every file uses every item, hence the `dead_code` allowances.
 #![allow(dead_code)]
 
@@ -13,6 +14,7 @@ pub mod pushing;
 pub mod srt;
 pub mod tls;
 pub mod udp_proxy;
+pub mod whip;
 
 #[allow(unused_imports)]
 pub use media::{decode_errors, ffmpeg_push, probe, video_packet_times, Probe, StreamInfo};

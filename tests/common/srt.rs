@@ -364,7 +364,7 @@ pub fn ffmpeg9() -> PathBuf {
 }
 
 fn find_ffmpeg9() -> Result<PathBuf, String> {
-    let hint = "run scripts/test (step \"FFmpeg 9 for the SRT tests\": a venv at target/kp-venv with \
+    let hint = "run scripts/test (step \"Python test peers\": a venv at target/kp-venv with \
                 imageio-ffmpeg==0.8.1), or set KP_FFMPEG9 to an FFmpeg ≥ 6 with libsrt";
     if let Some(p) = std::env::var_os("KP_FFMPEG9") {
         let p = PathBuf::from(p);

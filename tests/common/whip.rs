@@ -1,0 +1,439 @@
+//! WHIP (RFC 9725) test peers: the aiortc endpoint in `tests/peers/whip_endpoint.py` (aiohttp +
+//! aiortc from the venv scripts/test makes at `target/kp-venv`), and a way to run a test inside a
+//! network namespace that has only loopback, where every WebRTC stack gathers 127.0.0.1 alone and
+//! ICE cannot wander onto the machine's other interfaces.
+//!
+//! The endpoint's `GET /stats` is the test's view of what arrived: sessions, ICE and connection
+//! states, frames decoded, decode errors, the frame codes of kitepush's test pattern (frame number
+//! and wall-clock ms, see `kitepush::pattern::frame_code`) and the latency they give.
+
+use super::{free_port, tmp_dir};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs the calling test inside a fresh network namespace with only loopback up. Outside one (env
+/// `KP_NETNS` not "1"), re-runs this test binary as
+/// `unshare -n -- sh -c 'ip link set lo up && exec "$0" "$@"' EXE --exact TEST --nocapture
+/// --test-threads=1` with `KP_NETNS=1`, streams its output, asserts that it ran exactly that test
+/// and passed, and returns false: the caller returns at once. Inside, returns true: the caller runs
+/// the test body.
+///
+/// `test_name` is the name libtest knows the test by: the function name for a test at the top of
+/// the file, `module::name` inside a module. Needs root (CI runs as root) or unprivileged user
+/// namespaces; a failing `unshare` panics, it never skips.
+pub fn in_loopback_netns(test_name: &str) -> bool {
+    if std::env::var("KP_NETNS").as_deref() == Ok("1") {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut child = Command::new("unshare")
+        .args(["-n", "--", "sh", "-c", r#"ip link set lo up && exec "$0" "$@""#])
+        .arg(&exe)
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env("KP_NETNS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn `unshare -n` (util-linux) for {test_name}: {e}"));
+    // Both streams are echoed live (through io handles, which libtest's capture does not take) and
+    // kept to check what ran.
+    let echo = |r: Box<dyn Read + Send>, err: bool| {
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(r).lines().map_while(Result::ok) {
+                let line = format!("[netns] {line}\n");
+                let _ = if err {
+                    std::io::stderr().write_all(line.as_bytes())
+                } else {
+                    std::io::stdout().write_all(line.as_bytes())
+                };
+                all += &line;
+            }
+            all
+        })
+    };
+    let out = echo(Box::new(child.stdout.take().unwrap()), false);
+    let err = echo(Box::new(child.stderr.take().unwrap()), true);
+    let status = child.wait().expect("wait for the netns test run");
+    let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    if err.contains("unshare:") || err.contains("RTNETLINK") {
+        panic!(
+            "could not make a loopback-only network namespace for {test_name} (`unshare -n` needs root \
+             or unprivileged user namespaces; `ip` is Debian's iproute2): {status}\n{err}"
+        );
+    }
+    assert!(status.success(), "{test_name} failed inside the loopback-only namespace ({status}); its output is above");
+    // --exact with a name libtest does not know runs nothing and succeeds: that must not pass.
+    assert!(
+        out.contains("running 1 test") && out.contains("1 passed"),
+        "{test_name}: the namespace run did not run exactly this test (is the name libtest's full path?)"
+    );
+    false
+}
+
+/// How the endpoint misbehaves; `Default` is a well-behaved endpoint without authentication.
+#[derive(Clone, Debug, Default)]
+pub struct WhipOptions {
+    /// POSTs must carry `Authorization: Bearer TOKEN` (401 otherwise).
+    pub bearer: Option<String>,
+    /// Every POST is answered with this status and nothing else happens.
+    pub status: Option<u16>,
+    /// The first `.0` POSTs get 503 with `Retry-After: .1` (seconds).
+    pub busy: Option<(u32, u32)>,
+    /// POST /whip/NAME answers 307 to /whip2/NAME, which works.
+    pub redirect: bool,
+    /// ICE consent freshness: a check every `.0` s, the session dropped ("consent") after `.1`
+    /// unanswered in a row. aiortc's default, 5 s x 6, takes half a minute to notice.
+    pub consent: Option<(f32, u32)>,
+}
+
+/// The aiortc endpoint on a loopback port; killed on drop (its stderr printed if the test failed).
+pub struct WhipEndpoint {
+    port: u16,
+    dir: PathBuf,
+    log: PathBuf,
+    child: Child,
+}
+
+const START_DEADLINE: Duration = Duration::from_secs(20);
+const PORT_ATTEMPTS: usize = 5;
+/// What GET /health answers: tells our endpoint from anything else that grabbed the port.
+const HEALTH: &str = "kitepush whip endpoint";
+
+fn venv_python() -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kp-venv/bin/python");
+    if !python.exists() {
+        panic!(
+            "no {}: run scripts/test (step \"Python test peers\": a venv at target/kp-venv with aiortc and \
+             aiohttp)",
+            python.display()
+        );
+    }
+    python
+}
+
+impl WhipEndpoint {
+    pub fn start(opts: WhipOptions) -> WhipEndpoint {
+        let python = venv_python();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/whip_endpoint.py");
+        let dir = tmp_dir("whip-endpoint");
+        let mut last_log = String::new();
+        for attempt in 0..PORT_ATTEMPTS {
+            let port = free_port();
+            let log = dir.join(format!("endpoint-{attempt}.log"));
+            let mut cmd = Command::new(&python);
+            cmd.arg(&script).arg("--port").arg(port.to_string());
+            if let Some(t) = &opts.bearer {
+                cmd.arg("--bearer").arg(t);
+            }
+            if let Some(s) = opts.status {
+                cmd.arg("--status").arg(s.to_string());
+            }
+            if let Some((n, s)) = opts.busy {
+                cmd.arg("--busy").arg(n.to_string()).arg("--retry-after").arg(s.to_string());
+            }
+            if opts.redirect {
+                cmd.arg("--redirect");
+            }
+            if let Some((every_s, failures)) = opts.consent {
+                cmd.arg("--consent-interval").arg(every_s.to_string());
+                cmd.arg("--consent-failures").arg(failures.to_string());
+            }
+            let out = File::create(&log).expect("create endpoint log");
+            let child = cmd
+                .env("PYTHONUNBUFFERED", "1")
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().expect("dup endpoint log"))
+                .stderr(out)
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", python.display()));
+            let mut ep = WhipEndpoint { port, dir: dir.clone(), log, child };
+            let start = Instant::now();
+            while start.elapsed() < START_DEADLINE {
+                if let Ok(Some(_)) = ep.child.try_wait() {
+                    break;
+                }
+                if matches!(http(port, "GET", "/health", &[], b""), Ok(r) if r.status == 200 && r.body.starts_with(HEALTH))
+                {
+                    return ep;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            last_log = fs::read_to_string(&ep.log).unwrap_or_default();
+            // Drop kills it; a port taken in between (its log says "address already in use") gets
+            // another try, anything else will fail the same way again.
+            let port_taken = last_log.contains("address already in use");
+            drop(ep);
+            if !port_taken {
+                break;
+            }
+        }
+        panic!("the WHIP endpoint did not come up within {START_DEADLINE:?}:\n{last_log}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The kitepush URL form: `whip+http://127.0.0.1:PORT/whip/NAME`.
+    pub fn url(&self, name: &str) -> String {
+        format!("whip+{}", self.http_url(name))
+    }
+
+    /// What FFmpeg's WHIP muxer takes: `http://127.0.0.1:PORT/whip/NAME`.
+    pub fn http_url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/whip/{name}", self.port)
+    }
+
+    /// One HTTP/1.1 request to the endpoint (a test's own probe: busy, redirect, wrong type ...).
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
+        http(self.port, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    pub fn stats(&self) -> WhipStats {
+        let reply = self.request("GET", "/stats", &[], b"");
+        assert_eq!(reply.status, 200, "GET /stats: {}", reply.body);
+        WhipStats::parse(&reply.body)
+    }
+
+    /// Waits until the sessions together have decoded at least `n` video frames; panics with the
+    /// last stats after `timeout`.
+    pub fn wait_frames(&self, n: u64, timeout: Duration) -> WhipStats {
+        self.wait_for(timeout, &format!("{n} decoded video frames"), |s| s.video_frames() >= n)
+    }
+
+    /// Polls the stats until `f` holds; panics with the last stats after `timeout`.
+    pub fn wait_for(&self, timeout: Duration, what: &str, mut f: impl FnMut(&WhipStats) -> bool) -> WhipStats {
+        let start = Instant::now();
+        loop {
+            let s = self.stats();
+            if f(&s) {
+                return s;
+            }
+            if start.elapsed() >= timeout {
+                panic!("timed out after {timeout:?} waiting for {what}; endpoint stats: {}", s.raw);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The endpoint's stderr so far (aiortc warnings, decode errors it counted).
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WhipEndpoint {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let from = lines.len().saturating_sub(40);
+            eprintln!(
+                "--- WHIP endpoint on port {} ({}) ---\n{}",
+                self.port,
+                self.dir.display(),
+                lines[from..].join("\n")
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::env::var_os("KP_KEEP_TMP").is_some() {
+            eprintln!("KP_KEEP_TMP: keeping {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// An HTTP response: status, headers (names lower-cased), body.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.1 client (`Connection: close`, body read to EOF): enough for a loopback peer,
+/// and no HTTP crate in the test dependencies.
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<HttpReply, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req += &format!("{n}: {v}\r\n");
+    }
+    req += &format!("Content-Length: {}\r\n\r\n", body.len());
+    s.write_all(req.as_bytes()).and_then(|_| s.write_all(body)).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| format!("no header end in {raw:?}"))?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(HttpReply { status, headers, body: body.to_string() })
+}
+
+/// GET /stats, parsed. `raw` keeps the JSON for failure messages and fields not mapped here.
+#[derive(Clone, Debug)]
+pub struct WhipStats {
+    pub posts: u64,
+    pub posts_by_status: BTreeMap<u16, u64>,
+    pub deletes: u64,
+    /// Decoder failures over all sessions (aiortc's "failed to decode" and libav H.264 errors).
+    pub decode_errors: u64,
+    /// Network interfaces the endpoint sees: `["lo"]` alone inside the loopback-only namespace.
+    pub interfaces: Vec<String>,
+    pub sessions: Vec<WhipSession>,
+    pub raw: Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct WhipSession {
+    pub id: String,
+    pub name: String,
+    /// The path the offer was POSTed to (`/whip/NAME`, or `/whip2/NAME` after a redirect).
+    pub path: String,
+    /// From the POST to connectionState "connected".
+    pub connected_after_ms: Option<u64>,
+    /// How long it has been (or was) connected.
+    pub connected_for_ms: Option<u64>,
+    /// connectionState changes in order ("connecting", "connected", "closed" ...).
+    pub states: Vec<String>,
+    pub ice_states: Vec<String>,
+    /// `None` while open; "delete", "consent" (the publisher stopped answering ICE consent
+    /// checks), "failed" (connectivity lost) or "closed" (anything else).
+    pub closed_by: Option<String>,
+    /// `ADDR:PORT/udp` of the answer's (endpoint's) and the offer's (publisher's) candidates.
+    pub local_candidates: Vec<String>,
+    pub remote_candidates: Vec<String>,
+    pub video_frames: u64,
+    pub video_decode_errors: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub codes: FrameCodes,
+    pub latency: Latency,
+    pub audio_frames: u64,
+}
+
+/// Frame codes read from the decoded pictures.
+#[derive(Clone, Debug)]
+pub struct FrameCodes {
+    pub read: u64,
+    /// Decoded pictures whose code was absent, smeared or failed its CRC.
+    pub unreadable: u64,
+    pub first: Option<u16>,
+    pub last: Option<u16>,
+    /// Frame numbers skipped between consecutive readable codes.
+    pub missing: u64,
+    /// Codes that repeated or went backwards.
+    pub not_increasing: u64,
+}
+
+/// Decode wall clock minus the code's wall clock, in ms.
+#[derive(Clone, Debug)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: Option<i64>,
+    pub p95: Option<i64>,
+    pub max: Option<i64>,
+}
+
+fn u(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("stats: `{key}` is not a count in {v}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+impl WhipStats {
+    pub fn parse(json: &str) -> WhipStats {
+        let raw: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("stats JSON: {e}: {json}"));
+        let posts_by_status = raw["posts_by_status"]
+            .as_object()
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.parse().ok()?, v.as_u64()?))).collect())
+            .unwrap_or_default();
+        let sessions =
+            raw["sessions"].as_array().map(|a| a.iter().map(WhipSession::parse).collect()).unwrap_or_default();
+        WhipStats {
+            posts: u(&raw, "posts"),
+            posts_by_status,
+            deletes: u(&raw, "deletes"),
+            decode_errors: u(&raw, "decode_errors"),
+            interfaces: strings(&raw["interfaces"]),
+            sessions,
+            raw,
+        }
+    }
+
+    pub fn video_frames(&self) -> u64 {
+        self.sessions.iter().map(|s| s.video_frames).sum()
+    }
+
+    /// The only session; panics (with the stats) when there is not exactly one.
+    pub fn session(&self) -> &WhipSession {
+        assert_eq!(self.sessions.len(), 1, "expected one WHIP session: {}", self.raw);
+        &self.sessions[0]
+    }
+}
+
+impl WhipSession {
+    fn parse(v: &Value) -> WhipSession {
+        let video = &v["video"];
+        let codes = &video["codes"];
+        let lat = &video["latency_ms"];
+        WhipSession {
+            id: v["id"].as_str().unwrap_or_default().to_string(),
+            name: v["name"].as_str().unwrap_or_default().to_string(),
+            path: v["path"].as_str().unwrap_or_default().to_string(),
+            connected_after_ms: v["connected_after_ms"].as_u64(),
+            connected_for_ms: v["connected_for_ms"].as_u64(),
+            states: strings(&v["states"]),
+            ice_states: strings(&v["ice_states"]),
+            closed_by: v["closed_by"].as_str().map(String::from),
+            local_candidates: strings(&v["local_candidates"]),
+            remote_candidates: strings(&v["remote_candidates"]),
+            video_frames: u(video, "frames"),
+            video_decode_errors: u(video, "decode_errors"),
+            width: video["width"].as_u64().map(|w| w as u32),
+            height: video["height"].as_u64().map(|h| h as u32),
+            codes: FrameCodes {
+                read: u(codes, "read"),
+                unreadable: u(codes, "unreadable"),
+                first: codes["first"].as_u64().map(|c| c as u16),
+                last: codes["last"].as_u64().map(|c| c as u16),
+                missing: u(codes, "missing"),
+                not_increasing: u(codes, "not_increasing"),
+            },
+            latency: Latency {
+                count: u(lat, "count"),
+                p50: lat["p50"].as_i64(),
+                p95: lat["p95"].as_i64(),
+                max: lat["max"].as_i64(),
+            },
+            audio_frames: u(&v["audio"], "frames"),
+        }
+    }
+}
