@@ -43,7 +43,7 @@ fn a_whip_push_is_decoded_frame_by_frame_and_the_session_deleted() {
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
     let publish_ms = started.elapsed().as_millis();
     push_paced(&mut h, &spec);
-    let d = h.pusher.destination_stats(0).unwrap();
+    let d = h.pusher.stats().destinations[0].clone();
     h.pusher.stop(Duration::from_secs(5)).unwrap();
     h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(10));
     let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);

@@ -119,7 +119,9 @@ impl WhipLink {
             .clear_codecs()
             .enable_h264(p.video.is_some())
             .enable_opus(p.audio, false)
-            .enable_bwe(Some(Bitrate::kbps(p.start_kbps.max(100) as u64)))
+            // Starts a little over the stream's rate: an estimate that begins at exactly the
+            // configured rate would have the ABR step down before anything was measured.
+            .enable_bwe(Some(Bitrate::kbps((p.start_kbps.max(100) as u64) * 5 / 4)))
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         let candidate = Candidate::host(udp.local(), "udp")
@@ -334,8 +336,15 @@ impl WhipLink {
                     self.rtt_ms = Some(rtt.as_millis().clamp(1, u32::MAX as u128) as u32);
                 }
             }
-            Event::MediaEgressStats(s) if Some(s.mid) == self.video.map(|v| v.0) => {
-                self.nacks = self.nacks.max(s.nacks);
+            Event::MediaEgressStats(s) => {
+                // The receiver's reports give the round trip per stream (str0m's peer figure
+                // needs its own STUN timing, which not every peer allows).
+                if let Some(rtt) = s.rtt {
+                    self.rtt_ms = Some(rtt.as_millis().clamp(1, u32::MAX as u128) as u32);
+                }
+                if Some(s.mid) == self.video.map(|v| v.0) {
+                    self.nacks = self.nacks.max(s.nacks);
+                }
             }
             _ => {}
         }
