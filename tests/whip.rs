@@ -6,9 +6,12 @@
 mod common;
 
 use common::pushing::{Harnessed, Source, Spec};
+use common::udp_proxy::{UdpFaults, UdpProxy};
 use common::whip::{in_loopback_netns, WhipEndpoint, WhipOptions};
 use kitepush::pusher::{EventKind, PusherConfig};
 use kitepush::ResultCode;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// `spec` as a WHIP push: video only until the Opus encoder is wired in (AAC is not WebRTC's).
@@ -198,4 +201,150 @@ fn network_changed_makes_a_new_session_at_once() {
     // One timeline: the second session's pictures continue where the first stopped.
     assert!(second.codes.first > first.codes.last, "{}", stats.raw);
     assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
+}
+
+/// An endpoint whose media goes through a UDP fault proxy: the answer names the proxy, and a
+/// thread points the proxy at the newest session's real candidate (a reconnect makes a new
+/// session on a new port) until `done`.
+fn behind_proxy<R>(test: impl FnOnce(&WhipEndpoint, &UdpProxy) -> R) -> R {
+    let proxy = UdpProxy::start("127.0.0.1:9".parse().unwrap());
+    let ep = WhipEndpoint::start(WhipOptions {
+        media_via: Some(proxy.addr()),
+        offer_via: Some(proxy.upstream_side_addr()),
+        ..WhipOptions::default()
+    });
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut current = None;
+            while !done.load(Ordering::SeqCst) {
+                let newest = ep.stats().sessions.last().and_then(|s| s.local_candidates.first().cloned());
+                if let Some(c) = newest.filter(|c| current.as_ref() != Some(c)) {
+                    let addr: SocketAddr = c.trim_end_matches("/udp").parse().expect("candidate address");
+                    proxy.set_upstream(addr);
+                    current = Some(c);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        // Set on the way out even when the test panics: the scope waits for the thread.
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let _done = Done(&done);
+        test(&ep, &proxy)
+    })
+}
+
+#[test]
+fn five_percent_loss_is_repaired_with_nacks() {
+    if !in_loopback_netns("five_percent_loss_is_repaired_with_nacks") {
+        return;
+    }
+    behind_proxy(|ep, proxy| {
+        let spec = Spec { seconds: 10.0, audio: false, ..Spec::default() };
+        let mut h = Harnessed::new(config(&ep.url("loss"), &spec));
+        h.pusher.start().unwrap();
+        h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+        proxy.set(UdpFaults::PASS.with_loss(5.0));
+        push_paced(&mut h, &spec);
+        let d = h.pusher.stats().destinations[0].clone();
+        proxy.set(UdpFaults::PASS);
+        h.pusher.stop(Duration::from_secs(5)).unwrap();
+        let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);
+        let s = stats.session();
+        println!(
+            "5 % loss: {} of {} frames decoded, {} decode errors, {} NACKs, {} keyframe requests; dropped {:?}",
+            s.video_frames,
+            spec.frames(),
+            stats.decode_errors,
+            d.packets_retransmitted,
+            d.keyframe_requests,
+            proxy.c2s()
+        );
+        assert!(proxy.c2s().dropped > 0, "the proxy dropped nothing");
+        assert!(d.packets_retransmitted > 0, "no NACKs counted: {d:?}");
+        assert!(s.video_frames * 100 >= spec.frames() * 98, "{}", stats.raw);
+        assert!(!h.kinds().contains(&EventKind::KP_EVENT_DISCONNECTED), "{:?}", h.seen);
+    });
+}
+
+#[test]
+fn a_rate_cut_brings_the_bitrate_under_the_link_within_3_s() {
+    if !in_loopback_netns("a_rate_cut_brings_the_bitrate_under_the_link_within_3_s") {
+        return;
+    }
+    behind_proxy(|ep, proxy| {
+        let spec = Spec { seconds: 14.0, audio: false, bitrate_kbps: 1000, ..Spec::default() };
+        let mut h = Harnessed::new(config(&ep.url("cut"), &spec));
+        h.pusher.start().unwrap();
+        h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+        let mut src = Source::new(&spec);
+        let t0 = Instant::now();
+        let (mut cut_at, mut under_after) = (None, None);
+        let mut targets = Vec::new();
+        for i in 0..spec.frames() {
+            let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            src.push_one(&h.pusher);
+            if i == 4 * 30 {
+                proxy.set(UdpFaults::PASS.with_rate_kbps(500));
+                cut_at = Some(Instant::now());
+            }
+            if let Some(at) = cut_at.filter(|_| i % 3 == 0) {
+                let d = h.pusher.stats().destinations[0].clone();
+                targets.push((at.elapsed().as_millis(), d.target_video_kbps, d.bandwidth_estimate_kbps));
+                if under_after.is_none() && d.target_video_kbps < 500 {
+                    under_after = Some(at.elapsed());
+                }
+            }
+        }
+        h.pusher.stop(Duration::from_secs(5)).unwrap();
+        println!("rate cut to 500 kbit/s: target under it after {under_after:?}; (ms, target, estimate): {targets:?}");
+        assert!(under_after.is_some_and(|t| t <= Duration::from_secs(3)), "{targets:?}");
+        let last = targets.last().unwrap();
+        assert!(last.1 < 500, "{targets:?}");
+    });
+}
+
+#[test]
+fn a_black_hole_ends_the_session_and_a_new_one_follows() {
+    if !in_loopback_netns("a_black_hole_ends_the_session_and_a_new_one_follows") {
+        return;
+    }
+    behind_proxy(|ep, proxy| {
+        let spec = Spec { seconds: 16.0, audio: false, ..Spec::default() };
+        let mut h = Harnessed::new(config(&ep.url("hole"), &spec));
+        h.pusher.start().unwrap();
+        h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+        let mut src = Source::new(&spec);
+        let t0 = Instant::now();
+        for i in 0..spec.frames() {
+            let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            src.push_one(&h.pusher);
+            if i == 2 * 30 {
+                proxy.set(UdpFaults::BLACK_HOLE);
+            } else if i == 12 * 30 {
+                proxy.set(UdpFaults::PASS);
+            }
+        }
+        let back = h.wait_for(EventKind::KP_EVENT_RECONNECTED, Duration::from_secs(20));
+        h.pusher.stop(Duration::from_secs(5)).unwrap();
+        h.drain_events(Duration::from_millis(200));
+        let stats = ep.stats();
+        println!(
+            "black hole 10 s: back after {} ms; {} sessions; events {:?}",
+            back.value,
+            stats.sessions.len(),
+            h.kinds()
+        );
+        assert!(h.kinds().contains(&EventKind::KP_EVENT_STALLED), "{:?}", h.seen);
+        assert!(stats.sessions.len() >= 2, "{}", stats.raw);
+        let last = stats.sessions.last().unwrap();
+        assert!(last.video_frames > 0, "{}", stats.raw);
+    });
 }

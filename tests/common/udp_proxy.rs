@@ -101,6 +101,8 @@ const DEFAULT_SEED: u64 = 0x6b69_7465_7075_7368; // "kitepush"
 pub struct UdpProxy {
     shared: Arc<Shared>,
     port: u16,
+    /// The port the proxy sends to its upstream from (and takes replies on).
+    upstream_port: u16,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -160,6 +162,7 @@ impl UdpProxy {
             s.set_nonblocking(true).expect("udp proxy: set non-blocking");
         }
         let port = client_side.local_addr().expect("udp proxy address").port();
+        let upstream_port = upstream_side.local_addr().expect("udp proxy address").port();
         let shared = Arc::new(Shared {
             upstream: Mutex::new(upstream),
             faults: Mutex::new(UdpFaults::PASS),
@@ -183,7 +186,13 @@ impl UdpProxy {
                 .expect("udp proxy: spawn thread");
             threads.push(t);
         }
-        UdpProxy { shared, port, threads }
+        UdpProxy { shared, port, upstream_port, threads }
+    }
+
+    /// `127.0.0.1:PORT` the proxy sends to its upstream from: what the upstream sees as the client.
+    /// A peer that must reach the client only through the proxy (ICE) is told this address.
+    pub fn upstream_side_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.upstream_port))
     }
 
     pub fn port(&self) -> u16 {

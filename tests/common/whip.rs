@@ -92,6 +92,12 @@ pub struct WhipOptions {
     /// ICE consent freshness: a check every `.0` s, the session dropped ("consent") after `.1`
     /// unanswered in a row. aiortc's default, 5 s x 6, takes half a minute to notice.
     pub consent: Option<(f32, u32)>,
+    /// The answer names this address as the endpoint's only media address (a UDP fault proxy,
+    /// which the test points at the session's real candidate: `WhipSession::local_candidates`).
+    pub media_via: Option<std::net::SocketAddr>,
+    /// The offer's candidates are replaced with this address before aiortc sees them (the proxy's
+    /// upstream side), so aiortc reaches the publisher only through the proxy too.
+    pub offer_via: Option<std::net::SocketAddr>,
 }
 
 /// The aiortc endpoint on a loopback port; killed on drop (its stderr printed if the test failed).
@@ -138,6 +144,12 @@ impl WhipEndpoint {
             }
             if let Some((n, s)) = opts.busy {
                 cmd.arg("--busy").arg(n.to_string()).arg("--retry-after").arg(s.to_string());
+            }
+            if let Some(via) = opts.media_via {
+                cmd.arg("--media-via").arg(via.to_string());
+            }
+            if let Some(via) = opts.offer_via {
+                cmd.arg("--offer-via").arg(via.to_string());
             }
             if opts.redirect {
                 cmd.arg("--redirect");

@@ -14,6 +14,12 @@ inside a network namespace that has only loopback (tests/common/whip.rs does bot
     --busy N          answer the first N POSTs with 503 and `Retry-After: S` (--retry-after S,
                       default 1), then work.
     --redirect        answer POST /whip/NAME with 307 to /whip2/NAME, which works.
+    --media-via H:P   every candidate of the answer says H:P instead of aiortc's own address: a UDP
+                      fault proxy listens there and forwards to the session's real candidate (its
+                      "local_candidates" in GET /stats stay the real ones).
+    --offer-via H:P   every candidate of the offer is read as H:P (the proxy's upstream side), so
+                      aiortc reaches the publisher only through the proxy too ("remote_candidates"
+                      stay the offer's own).
     --consent-interval S, --consent-failures N
                       ICE consent freshness (RFC 7675): a check every S seconds (default 5,
                       randomised by +-20 %), the session dropped after N unanswered in a row
@@ -61,6 +67,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -381,7 +388,8 @@ class Server:
             else:
                 asyncio.ensure_future(self.consume_audio(session, track))
 
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        remote = via(offer_sdp, self.args.offer_via) if self.args.offer_via else offer_sdp
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=remote, type="offer"))
         for t in pc.getTransceivers():
             t.direction = "recvonly"
         await pc.setLocalDescription(await pc.createAnswer())
@@ -389,6 +397,8 @@ class Server:
         # candidate, so the publisher needs no trickle ICE.
         answer = pc.localDescription.sdp
         session.local_candidates = candidates(answer)
+        if self.args.media_via:
+            answer = via(answer, self.args.media_via)
         with self.lock:
             self.sessions[session.id] = session
         return answer, session
@@ -453,6 +463,17 @@ class Server:
             await s.pc.close()
 
 
+def via(sdp, address):
+    """`sdp` with every candidate's address replaced by `address` (HOST:PORT): a fault proxy's."""
+    host, port = address.rsplit(":", 1)
+    return re.sub(
+        r"^(a=candidate:\S+ \d+ \S+ \d+) \S+ \d+ (typ .*)$",
+        lambda m: f"{m.group(1)} {host} {port} {m.group(2)}",
+        sdp,
+        flags=re.M,
+    )
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, required=True)
@@ -461,6 +482,8 @@ def main():
     p.add_argument("--busy", type=int, default=0)
     p.add_argument("--retry-after", type=int, default=1)
     p.add_argument("--redirect", action="store_true")
+    p.add_argument("--media-via")
+    p.add_argument("--offer-via")
     p.add_argument("--consent-interval", type=float)
     p.add_argument("--consent-failures", type=int)
     p.add_argument("--verbose", action="store_true")
