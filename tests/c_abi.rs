@@ -142,6 +142,25 @@ fn the_c_example_publishes_over_srt() {
     assert_eq!(decode_errors(ts), "");
 }
 
+/// The C example over WHIP, with its bearer token, to the aiortc endpoint (in a loopback-only
+/// network namespace, like every WebRTC test).
+#[test]
+fn the_c_example_publishes_over_whip() {
+    use common::whip::{in_loopback_netns, WhipEndpoint, WhipOptions};
+    if !in_loopback_netns("the_c_example_publishes_over_whip") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions { bearer: Some("c-token-123".into()), ..WhipOptions::default() });
+    let out = run(&c_programs().push, &[&ep.url("c"), "5", "--realtime", "--bearer", "c-token-123"]);
+    assert!(out.contains("PUBLISHING"), "{out}");
+    assert!(!out.contains("c-token-123"), "the token was printed: {out}");
+    let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);
+    let s = stats.session();
+    assert_eq!((s.width, s.height), (Some(640), Some(360)), "{}", stats.raw);
+    assert!(s.video_frames >= 148, "{}", stats.raw);
+    assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
+}
+
 #[test]
 fn misuse_from_c_gets_documented_codes_and_the_live_stream_survives() {
     let bad_inputs = &c_programs().bad_inputs;

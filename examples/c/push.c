@@ -141,13 +141,15 @@ static kp_result push_audio(kp_pusher *p, const int16_t *pcm, int64_t pts, int r
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s rtmp://host[:port]/app/key [seconds] [--realtime]\n", argv0);
+    fprintf(stderr, "usage: %s URL [seconds] [--realtime] [--bearer TOKEN]\n"
+                    "URL: rtmp[s]://host[:port]/app/key, srt://host:port?streamid=..., or a WHIP endpoint\n"
+                    "whip+http[s]://host[:port]/path (--bearer: its token)\n", argv0);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *url = NULL;
+    const char *url = NULL, *bearer = NULL;
     double seconds = 10.0;
     int realtime = 0, i, ok = 0;
     struct status st;
@@ -165,6 +167,8 @@ int main(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--realtime") == 0)
             realtime = 1;
+        else if (strcmp(argv[i], "--bearer") == 0 && i + 1 < argc)
+            bearer = argv[++i];
         else if (!url)
             url = argv[i];
         else if ((seconds = atof(argv[i])) <= 0)
@@ -189,6 +193,7 @@ int main(int argc, char **argv)
     if ((r = kp_config_set_url(cfg, url)) != KP_OK ||
         (r = kp_config_set_video(cfg, WIDTH, HEIGHT, FPS, 800, 0)) != KP_OK ||
         (r = kp_config_set_audio(cfg, SAMPLE_RATE, CHANNELS, 128)) != KP_OK ||
+        (r = kp_config_set_whip_bearer_token(cfg, bearer)) != KP_OK ||
         (r = kp_config_set_event_callback(cfg, on_event, &st)) != KP_OK ||
         (r = kp_pusher_new(cfg, &p)) != KP_OK) {
         fprintf(stderr, "setup: %s: %s\n", kp_result_str(r), kp_last_error_message());
