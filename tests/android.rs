@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const JUNIT_CONSOLE: &str = "/usr/share/java/junit-platform-console-standalone.jar";
 /// The @Test methods of LivePusherTest: the run must find and pass exactly these.
-const JUNIT_TESTS: u32 = 11;
+const JUNIT_TESTS: u32 = 12;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -74,6 +74,10 @@ fn summary_count(output: &str, label: &str) -> u32 {
 
 #[test]
 fn the_java_api_pushes_through_jni_to_the_receiver_and_nginx() {
+    // Every server here is on loopback; the WHIP test's WebRTC must not see any other interface.
+    if !common::whip::in_loopback_netns("the_java_api_pushes_through_jni_to_the_receiver_and_nginx") {
+        return;
+    }
     require_tool("java");
     require_tool("javac");
     assert!(
@@ -106,6 +110,10 @@ fn the_java_api_pushes_through_jni_to_the_receiver_and_nginx() {
     let close_key = unique_key("android-close");
     let pause_key = unique_key("android-pause");
     let controls_key = unique_key("android-controls");
+    let whip = common::whip::WhipEndpoint::start(common::whip::WhipOptions {
+        bearer: Some("java-token-42".into()),
+        ..Default::default()
+    });
     let local_recording = work.join("local-recording.flv");
     let media = work.join("media");
     std::fs::create_dir_all(&media).unwrap();
@@ -128,6 +136,8 @@ fn the_java_api_pushes_through_jni_to_the_receiver_and_nginx() {
         .arg(format!("-Dkp.nginx.url.close={}", nginx.url(&close_key)))
         .arg(format!("-Dkp.nginx.url.pause={}", nginx.url(&pause_key)))
         .arg(format!("-Dkp.nginx.url.controls={}", nginx.url(&controls_key)))
+        .arg(format!("-Dkp.whip.url={}", whip.url("java")))
+        .arg("-Dkp.whip.token=java-token-42")
         .arg(format!("-Dkp.record.path={}", local_recording.display()))
         .arg(format!("-Dkp.media.dir={}", media.display()))
         .args(["-jar", JUNIT_CONSOLE, "--disable-banner", "--details=tree", "--fail-if-no-tests"])
@@ -147,6 +157,10 @@ fn the_java_api_pushes_through_jni_to_the_receiver_and_nginx() {
     // -Xcheck:jni reports misuse of JNI (a call inside a critical region, a pending exception,
     // a bad reference) as warnings and carries on: any is a failure here.
     assert!(!text.contains("in native method"), "-Xcheck:jni complained:\n{text}");
+
+    // What the WHIP endpoint decoded from the Java push.
+    let w = whip.wait_for(Duration::from_secs(10), "the Java push's DELETE", |s| s.deletes == 1);
+    assert!(w.session().video_frames >= 59 && w.decode_errors == 0, "{}", w.raw);
 
     // What the built-in receiver recorded from the byte[] pushes.
     let (ended, report) = rx.wait_sessions_ended(1, Duration::from_secs(20));

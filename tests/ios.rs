@@ -20,6 +20,10 @@ fn root() -> PathBuf {
 
 #[test]
 fn the_objective_c_wrapper_pushes_to_the_receiver_and_nginx() {
+    // Every server here is on loopback; the WHIP push's WebRTC must not see any other interface.
+    if !common::whip::in_loopback_netns("the_objective_c_wrapper_pushes_to_the_receiver_and_nginx") {
+        return;
+    }
     for tool in ["make", "clang", "gcc", "gnustep-config"] {
         require_tool(tool);
     }
@@ -53,6 +57,10 @@ fn the_objective_c_wrapper_pushes_to_the_receiver_and_nginx() {
     let close_key = unique_key("ios-close");
     let pause_key = unique_key("ios-pause");
     let controls_key = unique_key("ios-controls");
+    let whip = common::whip::WhipEndpoint::start(common::whip::WhipOptions {
+        bearer: Some("objc-token-7".into()),
+        ..Default::default()
+    });
     let local_recording = work.join("local-recording.flv");
     let (aus, adts) = encoded_test_media(&work, 3, 30);
     assert_eq!(aus.len(), 90);
@@ -73,12 +81,17 @@ fn the_objective_c_wrapper_pushes_to_the_receiver_and_nginx() {
         .arg(nginx.url(&pause_key))
         .arg(nginx.url(&controls_key))
         .arg(&local_recording)
+        .arg(whip.url("objc"))
+        .arg("objc-token-7")
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
     assert!(out.status.success(), "host_test failed ({}):\n{text}", out.status);
     assert!(text.contains(", 0 failed"), "{text}");
+
+    let w = whip.wait_for(Duration::from_secs(10), "the WHIP push's DELETE", |s| s.deletes == 1);
+    assert!(w.session().video_frames >= 59 && w.decode_errors == 0, "{}", w.raw);
 
     let (ended, report) = rx.wait_sessions_ended(1, Duration::from_secs(20));
     assert!(ended, "the receiver's session did not end: {report:?}");

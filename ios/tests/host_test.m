@@ -314,6 +314,31 @@ static void raw_to(NSString *url, int frames, BOOL nv12) {
     }
 }
 
+/// 60 raw frames (and PCM, which WHIP skips until Opus is wired) to a WHIP endpoint with its token.
+static void whip_to(NSString *url, NSString *token) {
+    @autoreleasepool {
+        Recorder *r = [[[Recorder alloc] init] autorelease];
+        NSError *e = nil;
+        KPLivePusherConfiguration *c = raw_config(url);
+        CHECK([c setWhipBearerToken:token error:&e], "%s", e.description.UTF8String);
+        KPLivePusher *p = [[KPLivePusher alloc] initWithConfiguration:c delegate:r error:&e];
+        CHECK(p != nil, "%s", e.description.UTF8String);
+        if (!p) {
+            return;
+        }
+        CHECK([p start:&e], "%s", e.description.UTF8String);
+        [r await:KP_EVENT_PUBLISHING seconds:30];
+        push_raw(p, 60, NO);
+        CHECK([p stopWithTimeout:10000 error:&e], "%s", e.description.UTF8String);
+        [r await:KP_EVENT_STOPPED seconds:30];
+        kp_destination_stats d;
+        CHECK([p getStatistics:&d forDestination:0 error:&e], "%s", e.description.UTF8String);
+        CHECK(d.video_frames_sent == 60, "sent %llu", (unsigned long long)d.video_frames_sent);
+        [p release];
+        check_publish_sequence(r);
+    }
+}
+
 static NSData *read_file(NSString *path) {
     NSData *d = [NSData dataWithContentsOfFile:path];
     CHECK(d != nil, "cannot read %s", path.UTF8String);
@@ -871,10 +896,10 @@ static void newer_bad_arguments(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 9) {
+    if (argc != 11) {
         fprintf(stderr,
                 "usage: %s RECEIVER_URL NGINX_RAW_URL NGINX_AVCC_URL NGINX_CLOSE_URL MEDIA_DIR NGINX_PAUSE_URL "
-                "NGINX_CONTROLS_URL RECORDING_PATH\n",
+                "NGINX_CONTROLS_URL RECORDING_PATH WHIP_URL WHIP_TOKEN\n",
                 argv[0]);
         return 2;
     }
@@ -887,6 +912,7 @@ int main(int argc, char **argv) {
         newer_bad_arguments();
         pause_resume_with_stats([NSString stringWithUTF8String:argv[6]]);
         controls_and_recording([NSString stringWithUTF8String:argv[7]], [NSString stringWithUTF8String:argv[8]]);
+        whip_to([NSString stringWithUTF8String:argv[9]], [NSString stringWithUTF8String:argv[10]]);
     }
     printf("objc checks: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

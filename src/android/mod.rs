@@ -887,7 +887,7 @@ pub extern "system" fn Java_dev_kitepush_Native_pusherGetDestinationStats(
         if rc != 0 {
             return Ok(rc);
         }
-        let values: [jlong; 32] = [
+        let values: [jlong; 34] = [
             d.state as jlong,
             d.url_index as jlong,
             d.video_bitrate_kbps as jlong,

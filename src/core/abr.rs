@@ -64,8 +64,10 @@ pub struct AbrSample {
     /// The audio's share of it, kbit/s.
     pub audio_kbps: u32,
     /// The transport's own bandwidth estimate (WebRTC's congestion control), kbit/s; 0 = none.
-    /// It sees a narrower link before any queue builds, so the target follows it at once, and
-    /// probes do not go past it (the transport probes for more itself).
+    /// It sees a narrower link before any queue builds (and WebRTC's queue is inside its pacer,
+    /// where the latency here cannot see it): an estimate clearly under what is sent brings the
+    /// target under it at once, and probes go at most to it. A receiver's REMB is mostly what
+    /// arrived plus a margin, so following every dip would spiral down: only a clear drop counts.
     pub estimate_kbps: u32,
 }
 
@@ -246,10 +248,12 @@ impl Abr {
         })
     }
 
-    /// A target over the transport's estimate steps down to it, once a second at most.
+    /// An estimate clearly under what is sent (under 85 % of target + audio) brings the target
+    /// to the cap, once a second at most.
     fn follow_estimate(&mut self, now_ms: u64, s: AbrSample) -> Option<AbrDecision> {
         let cap = self.estimate_cap(s)?;
-        if self.target <= cap || self.last_down.is_some_and(|(at, _)| now_ms.saturating_sub(at) < 1000) {
+        let clear_drop = (s.estimate_kbps as u64) * 100 < (self.target as u64 + s.audio_kbps as u64) * 85;
+        if self.target <= cap || !clear_drop || self.last_down.is_some_and(|(at, _)| now_ms.saturating_sub(at) < 1000) {
             return None;
         }
         self.target = cap;
@@ -265,7 +269,10 @@ impl Abr {
         if self.probe_at.is_some() || (self.target >= self.cfg.max_kbps && self.fps_divisor == 1) {
             return None;
         }
-        let limit = self.estimate_cap(s).unwrap_or(u32::MAX);
+        // Up to the estimate (what the transport says the link carries), not past it.
+        let limit = (s.estimate_kbps > 0)
+            .then(|| s.estimate_kbps.saturating_sub(s.audio_kbps).max(self.cfg.min_kbps))
+            .unwrap_or(u32::MAX);
         if self.target >= limit && self.fps_divisor == 1 {
             return None;
         }
@@ -441,18 +448,26 @@ mod tests {
         let cut = AbrSample { estimate_kbps: 1000, ..clean };
         let d = abr.update(20_000, cut).expect("a step down");
         assert_eq!((d.video_kbps, d.up), (836, false));
-        // Clean for a minute at that estimate: no probe past it, no oscillation.
+        // Clean for a minute at that estimate: probes up to it, never past it, and no step down
+        // (what is sent stays within the estimate).
+        let mut changes = 0;
         for t in (20_250..80_000).step_by(250) {
-            assert_eq!(abr.update(t, cut), None, "{t}");
+            if let Some(d) = abr.update(t, cut) {
+                assert!(d.up && d.video_kbps <= 936, "{t}: {d:?}");
+                changes += 1;
+            }
         }
-        // The estimate grows: probes climb, never over what it leaves room for.
-        let mut t = 80_000;
+        assert!(changes <= 2, "{changes} changes");
+        // A dip that is no clear drop (REMB follows what arrives) changes nothing.
+        assert_eq!(abr.update(80_000, AbrSample { estimate_kbps: 900, ..clean }), None);
+        // The estimate grows: probes climb, never over it.
+        let mut t = 80_250;
         let grown = AbrSample { estimate_kbps: 1500, ..clean };
         while t < 140_000 {
             abr.update(t, grown);
-            assert!(abr.target_kbps() <= 1286, "{}", abr.target_kbps());
+            assert!(abr.target_kbps() <= 1436, "{}", abr.target_kbps());
             t += 250;
         }
-        assert_eq!(abr.target_kbps(), 1286);
+        assert_eq!(abr.target_kbps(), 1436);
     }
 }

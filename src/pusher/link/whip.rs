@@ -36,6 +36,10 @@ const DELETE_GRACE: Duration = Duration::from_millis(1000);
 /// repairs as well and does not double the bitrate.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(1000);
 
+/// A receiver's estimator starts from what it has seen so far (aiortc's REMB says ~70 % of the
+/// stream 1.5 s in, then climbs): the estimate is passed on once it has had this long.
+const ESTIMATE_WARMUP: Duration = Duration::from_secs(4);
+
 /// What the link needs from the pusher's configuration.
 pub struct WhipParams {
     pub bearer_token: Option<String>,
@@ -76,6 +80,9 @@ pub struct WhipLink {
     keyframe_request: bool,
     last_keyframe_request: Option<Instant>,
     estimate_kbps: Option<u32>,
+    /// The estimate as the WebRTC stack last gave it (passed on after the warm-up).
+    raw_estimate_kbps: Option<u32>,
+    connected_at: Option<Instant>,
     /// Media time 0 as a wall clock (str0m's sender reports map one onto the other).
     epoch: Instant,
 }
@@ -157,6 +164,8 @@ impl WhipLink {
             keyframe_request: false,
             last_keyframe_request: None,
             estimate_kbps: None,
+            raw_estimate_kbps: None,
+            connected_at: None,
             epoch: now,
         };
         let (resource, answer) = link.post_offer(&offer.to_sdp_string(), deadline, wake, cancel)?;
@@ -329,7 +338,7 @@ impl WhipLink {
             }
             Event::KeyframeRequest(_) => self.keyframe_request = true,
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. }) => {
-                self.estimate_kbps = Some((estimate.as_u64() / 1000).min(u32::MAX as u64) as u32);
+                self.raw_estimate_kbps = Some((estimate.as_u64() / 1000).min(u32::MAX as u64) as u32);
             }
             Event::PeerStats(s) => {
                 if let Some(rtt) = s.rtt {
@@ -370,6 +379,12 @@ impl WhipLink {
         }
         if now >= self.next_timeout {
             self.input(Input::Timeout(now))?;
+        }
+        if self.connected {
+            let since = *self.connected_at.get_or_insert(now);
+            if now.duration_since(since) >= ESTIMATE_WARMUP {
+                self.estimate_kbps = self.raw_estimate_kbps;
+            }
         }
         match self.failed.take() {
             Some(e) => Err(e),

@@ -247,6 +247,32 @@ class LivePusherTest {
         assertPublishSequence(r);
     }
 
+    /** WHIP with a bearer token, to the aiortc endpoint tests/android.rs started (which counts what it decoded). */
+    @Test
+    void rawFramesReachAWhipEndpointWithItsBearerToken() throws Exception {
+        String url = prop("kp.whip.url");
+        Recorder r = new Recorder();
+        LivePusherConfig cfg = LivePusherConfig.builder(url).video(W, H, 30, 500, 30).disableAudio().whipBearerToken(prop("kp.whip.token")).build();
+        try (LivePusher p = LivePusher.create(cfg, r)) {
+            p.start();
+            r.await(EventKind.PUBLISHING, WAIT_MS);
+            long start = System.nanoTime();
+            int[] offsets = {0, W * H, W * H + W * H / 4};
+            int[] strides = {W, W / 2, W / 2};
+            for (int i = 0; i < 60; i++) {
+                pace(start, videoPts(i));
+                final byte[] picture = i420(i);
+                final long pts = videoPts(i);
+                retrying(() -> p.pushVideo(PixelFormat.I420, W, H, picture, offsets, strides, pts));
+            }
+            p.stop(10_000);
+            r.await(EventKind.STOPPED, WAIT_MS);
+            LivePusher.Stats s = p.getStats();
+            assertEquals(60, s.videoFramesSent);
+        }
+        assertPublishSequence(r);
+    }
+
     @Test
     void nv12FromDirectBuffersReachesNginx() throws Exception {
         String url = prop("kp.nginx.url.direct");
