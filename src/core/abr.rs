@@ -270,9 +270,11 @@ impl Abr {
             return None;
         }
         // Up to the estimate (what the transport says the link carries), not past it.
-        let limit = (s.estimate_kbps > 0)
-            .then(|| s.estimate_kbps.saturating_sub(s.audio_kbps).max(self.cfg.min_kbps))
-            .unwrap_or(u32::MAX);
+        let limit = if s.estimate_kbps > 0 {
+            s.estimate_kbps.saturating_sub(s.audio_kbps).max(self.cfg.min_kbps)
+        } else {
+            u32::MAX
+        };
         if self.target >= limit && self.fps_divisor == 1 {
             return None;
         }
