@@ -59,7 +59,6 @@ code's ms, so it is glass-to-glass on one machine.
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 import threading
