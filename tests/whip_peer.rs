@@ -105,6 +105,29 @@ fn ffmpeg_push_is_decoded_by_the_endpoint() {
     assert_eq!(s.codes.read, 0, "{}", stats.raw);
 }
 
+/// Damage the endpoint must see: FFmpeg's `noise` bitstream filter garbles two P-frames (1 byte in
+/// 40) before they are packetised. The endpoint counts decode errors for that session, so a
+/// kitepush test asserting none would catch a broken packetiser.
+#[test]
+fn damaged_frames_are_counted_as_decode_errors() {
+    if !in_loopback_netns("damaged_frames_are_counted_as_decode_errors") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions::default());
+    let input = ["-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "4"];
+    let noise = ["-bsf:v", r"noise=amount=if(eq(n\,45)+eq(n\,75)\,40\,0)"];
+    let (status, log) = finish(ffmpeg_whip(&input, &noise, &ep.http_url("x"), Stdio::null()));
+    assert!(status.success(), "FFmpeg WHIP push failed ({status}):\n{log}");
+    let stats = ep.wait_for(ENDPOINT_DEADLINE, "the session closed by DELETE", |s| {
+        s.sessions.first().is_some_and(|s| s.closed_by.is_some())
+    });
+    let s = stats.session();
+    assert!(s.video_decode_errors > 0, "no decode errors counted: {}", stats.raw);
+    assert_eq!(s.video_decode_errors, stats.decode_errors, "errors not attributed to the session: {}", stats.raw);
+    // The rest of the stream still decodes: the damage is two frames and what refers to them.
+    assert!(s.video_frames >= 60, "{}", stats.raw);
+}
+
 #[test]
 fn refused_push_makes_exactly_the_posts_ffmpeg_sent() {
     if !in_loopback_netns("refused_push_makes_exactly_the_posts_ffmpeg_sent") {
