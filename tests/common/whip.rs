@@ -147,6 +147,8 @@ impl WhipEndpoint {
             let log = dir.join(format!("endpoint-{attempt}.log"));
             let mut cmd = Command::new(&python);
             cmd.arg(&script).arg("--port").arg(port.to_string());
+            // It exits by itself if this process dies before Drop could kill it.
+            cmd.arg("--parent-pid").arg(std::process::id().to_string());
             if let Some(t) = &opts.bearer {
                 cmd.arg("--bearer").arg(t);
             }
