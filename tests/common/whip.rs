@@ -6,6 +6,23 @@
 //! The endpoint's `GET /stats` is the test's view of what arrived: sessions, ICE and connection
 //! states, frames decoded, decode errors, the frame codes of kitepush's test pattern (frame number
 //! and wall-clock ms, see `kitepush::pattern::frame_code`) and the latency they give.
+//!
+//! A test pushing to it (tests/whip_peer.rs has FFmpeg as the publisher):
+//!
+//! ```ignore
+//! #[test]
+//! fn pushes_over_whip() {
+//!     if !in_loopback_netns("pushes_over_whip") {
+//!         return; // ran (and passed) in a child process inside the namespace
+//!     }
+//!     let ep = WhipEndpoint::start(WhipOptions::default());
+//!     // ... publish to ep.url("x") (whip+http://127.0.0.1:PORT/whip/x) ...
+//!     let stats = ep.wait_frames(140, Duration::from_secs(15));
+//!     let s = stats.session();
+//!     assert_eq!(stats.decode_errors, 0, "{}", ep.log());
+//!     assert_eq!(s.codes.not_increasing, 0);
+//! }
+//! ```
 
 use super::{free_port, tmp_dir};
 use serde_json::Value;
@@ -136,6 +153,8 @@ impl WhipEndpoint {
             let log = dir.join(format!("endpoint-{attempt}.log"));
             let mut cmd = Command::new(&python);
             cmd.arg(&script).arg("--port").arg(port.to_string());
+            // It exits by itself if this process dies before Drop could kill it.
+            cmd.arg("--parent-pid").arg(std::process::id().to_string());
             if let Some(t) = &opts.bearer {
                 cmd.arg("--bearer").arg(t);
             }

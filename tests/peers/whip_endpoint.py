@@ -24,6 +24,8 @@ inside a network namespace that has only loopback (tests/common/whip.rs does bot
                       ICE consent freshness (RFC 7675): a check every S seconds (default 5,
                       randomised by +-20 %), the session dropped after N unanswered in a row
                       (default 6). Short values catch a publisher that stops answering in seconds.
+    --parent-pid PID  exit once PID is no longer this process's parent: a test binary killed before
+                      its cleanup ran (SIGKILL, a namespace child torn down) leaves nothing running.
 
 HTTP:
     POST /whip/NAME (and /whip2/NAME)   Content-Type application/sdp (415 otherwise): an aiortc
@@ -65,7 +67,6 @@ code's ms, so it is glass-to-glass on one machine.
 
 import argparse
 import asyncio
-import json
 import logging
 import re
 import sys
@@ -141,6 +142,15 @@ def read_frame_code(luma, stride, w, h):
 
 
 # ---- sessions -------------------------------------------------------------------------------
+
+
+async def exit_with_parent(parent_pid):
+    import os
+
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(0.5)
+    print(f"parent {parent_pid} gone: exiting", file=sys.stderr, flush=True)
+    os._exit(0)
 
 
 def now_ms():
@@ -487,6 +497,7 @@ def main():
     p.add_argument("--consent-interval", type=float)
     p.add_argument("--consent-failures", type=int)
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--parent-pid", type=int)
     args = p.parse_args()
     # aioice reads these module globals at every check.
     if args.consent_interval is not None:
@@ -515,6 +526,12 @@ def main():
     app.router.add_get("/stats", server.stats)
     app.router.add_get("/health", server.health)
     app.on_shutdown.append(server.shutdown)
+    if args.parent_pid is not None:
+
+        async def watch_parent(app):
+            app["parent_watch"] = asyncio.ensure_future(exit_with_parent(args.parent_pid))
+
+        app.on_startup.append(watch_parent)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None, handle_signals=True)
 
 
