@@ -587,3 +587,72 @@ mod dts_tests {
         }
     }
 }
+
+#[cfg(all(test, feature = "opus", feature = "aac"))]
+mod opus_tests {
+    use super::super::input::Input;
+    use super::super::{AudioConfig, Pusher, PusherConfig};
+    use super::*;
+    use crate::core::media::Track;
+
+    /// The worker, run on this thread over 1 s of 44.1 kHz PCM in 10 ms chunks from stream time
+    /// 1000 ms, with the destination taking Opus (as a WebRTC one will): it gets 20 ms Opus
+    /// packets on the AAC timeline and no AAC, and AAC frames are what `audio_frames_encoded`
+    /// counts.
+    #[test]
+    fn opus_units_reach_an_opus_destination_on_the_shared_timeline() {
+        let config = PusherConfig {
+            url: "rtmp://127.0.0.1:9/app/key".into(),
+            video: None,
+            audio: Some(AudioConfig { also_opus: true, ..AudioConfig::default() }),
+            send_queue_ms: 60_000,
+            ..Default::default()
+        };
+        let mut pusher = Pusher::new(config, None).unwrap();
+        Arc::get_mut(&mut pusher.shared).expect("not started").destinations[0].audio_codec = Codec::Opus;
+        let pending = lock(&pusher.pending).take().unwrap();
+        assert!(pending.audio.is_some() && pending.opus.is_some(), "both encoded");
+        let shared = pusher.shared.clone();
+        let mut tone = crate::pattern::Tone::new(44100, 2, 1000.0);
+        let worker = EncodeWorker {
+            shared: shared.clone(),
+            video: None,
+            audio: pending.audio,
+            opus: pending.opus,
+            applied_kbps: 0,
+            pictures: 0,
+            ladder: None,
+        };
+        // The input queue holds 100 chunks: all of them, then the end.
+        for i in 0..100u64 {
+            let mut buf = vec![0i16; 882];
+            tone.fill(&mut buf);
+            assert!(shared.input.push(Input::Audio(buf, 1000 + i * 10)));
+        }
+        shared.input.close();
+        worker.run();
+        let mut q = lock(&shared.destinations[0].queue);
+        let mut units = Vec::new();
+        while let Some(p) = q.pop() {
+            units.push(p);
+        }
+        assert!(units.iter().all(|p| p.codec == Codec::Opus && p.track == Track::Audio && !p.header));
+        // 50 packets of 20 ms, and one more that the flush fills with the encoder's lookahead.
+        assert_eq!(units.len(), 51);
+        // The first sample (1000 ms) lies 6.5 ms (libopus's lookahead) into the first packet.
+        assert_eq!(units[0].timestamp_ms, 993);
+        for w in units.windows(2) {
+            let step = w[1].timestamp_ms - w[0].timestamp_ms;
+            assert!((19..=21).contains(&step), "{} after {}", w[1].timestamp_ms, w[0].timestamp_ms);
+        }
+        assert_eq!(units[50].timestamp_ms, 1993);
+        let mut dec = opus::Decoder::new(48000, opus::Channels::Stereo).unwrap();
+        let mut pcm = vec![0i16; 960 * 2];
+        for p in &units {
+            assert_eq!(dec.decode(&p.data, &mut pcm, false).unwrap(), 960);
+        }
+        // About 1 s of AAC frames (1024 samples) plus the flushed delay: not the 51 Opus packets.
+        let aac = shared.counters.audio_frames_encoded.load(Relaxed);
+        assert!((43..=46).contains(&aac), "{aac} frames counted");
+    }
+}
