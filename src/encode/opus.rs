@@ -66,7 +66,7 @@ impl OpusEncoder {
             2 => (2, Channels::Stereo),
             n => return Err(Error::Unsupported(format!("{n} audio channels (mono or stereo only)"))),
         };
-        if cfg.sample_rate == 0 || cfg.sample_rate % PACKETS_PER_SECOND != 0 {
+        if cfg.sample_rate == 0 || !cfg.sample_rate.is_multiple_of(PACKETS_PER_SECOND) {
             return Err(Error::Unsupported(format!("sample rate {} Hz for Opus", cfg.sample_rate)));
         }
         let (enc_rate, resampler) = if NATIVE_RATES.contains(&cfg.sample_rate) {
