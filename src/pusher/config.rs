@@ -123,7 +123,9 @@ impl AudioCodecs {
     }
 }
 
-/// The audio codec a destination's stream carries.
+/// The audio codec a destination's stream carries. Exhaustive on purpose: a new transport must
+/// say (WebRTC/WHIP: `Codec::Opus`, which also makes `audio_codecs` encode Opus, and AAC no more
+/// when every destination is WebRTC).
 pub(crate) fn destination_audio_codec(url: &DestUrl) -> Codec {
     match url {
         DestUrl::Rtmp(_) | DestUrl::Srt(_) => Codec::Aac,
