@@ -1,5 +1,6 @@
 //! Hot-path timings: raw-frame conversion, the test pattern, muxing (Annex-B → AVCC, FLV tags,
-//! RTMP chunking) and the software encoders.
+//! RTMP chunking) and the software encoders (Opus: CPU per second of audio, with and without
+//! the 44.1 -> 48 kHz resampler, beside FDK AAC on the same PCM).
 //!
 //! `cargo bench --bench hot_paths`. A plain `main` (no criterion) timing thread CPU time: every
 //! figure is printed next to a baseline measured in the same run, as CONVENTIONS.md asks, since
@@ -128,6 +129,8 @@ fn main() {
     openh264_bench(budget);
     #[cfg(feature = "aac")]
     aac_bench();
+    #[cfg(feature = "opus")]
+    opus_bench();
 }
 
 /// A 720p test-pattern picture (planar), so the scaler sees real detail rather than flat planes.
@@ -366,4 +369,59 @@ fn aac_bench() {
         ms(took) / aus as f64,
         f64::from(seconds) / took.as_secs_f64()
     );
+}
+
+/// CPU per second of audio: Opus (the WebRTC output's audio) at the shipped complexity and at
+/// libopus's default 10, from 48 kHz and from 44.1 kHz (resampled), and the resampler alone;
+/// FDK AAC on the same PCM as the baseline.
+#[cfg(feature = "opus")]
+fn opus_bench() {
+    use kitepush::encode::opus::{OpusEncoder, COMPLEXITY};
+    use kitepush::encode::resample::Resampler;
+    use kitepush::encode::{AudioEncoder, AudioEncoderConfig};
+    use kitepush::pattern::Tone;
+
+    let seconds = 20u32;
+    let pcm_at = |rate: u32| {
+        let mut pcm = vec![0i16; (rate * 2 * seconds) as usize];
+        Tone::new(rate, 2, 440.0).fill(&mut pcm);
+        pcm
+    };
+    // CPU ms per second of audio, fed in 10 ms chunks as a capture callback delivers them.
+    let per_second = |rate: u32, enc: &mut dyn AudioEncoder| {
+        let pcm = pcm_at(rate);
+        let mut packets = 0usize;
+        let start = thread_cpu_time();
+        for chunk in pcm.chunks((rate / 100 * 2) as usize) {
+            enc.encode(black_box(chunk), &mut |p| packets += black_box(p).len().min(1)).unwrap();
+        }
+        enc.flush(&mut |_| packets += 1).unwrap();
+        (ms(thread_cpu_time() - start) / f64::from(seconds), packets)
+    };
+    let cfg = |rate| AudioEncoderConfig { sample_rate: rate, channels: 2, bitrate_kbps: 128 };
+
+    #[cfg(feature = "aac")]
+    {
+        let mut aac = kitepush::encode::fdk_aac::FdkAacEncoder::new(&cfg(44100)).unwrap();
+        let (cpu, _) = per_second(44100, &mut aac);
+        println!("fdk-aac 44.1k stereo 128k      {cpu:8.3} ms CPU per s of audio  (baseline)");
+    }
+    for (rate, complexity) in [(48000, COMPLEXITY), (44100, COMPLEXITY), (48000, 10), (44100, 10)] {
+        let mut enc = OpusEncoder::with_complexity(&cfg(rate), complexity).unwrap();
+        let (cpu, packets) = per_second(rate, &mut enc);
+        let path = if rate == 48000 { "48k     " } else { "44.1k rs" };
+        println!(
+            "opus {path} stereo 128k c{complexity:<2}  {cpu:8.3} ms CPU per s of audio  {:6.0}x real time ({packets} packets)",
+            1000.0 / cpu
+        );
+    }
+    let pcm = pcm_at(44100);
+    let mut r = Resampler::new(44100, 48000, 2).unwrap();
+    let mut out = 0usize;
+    let start = thread_cpu_time();
+    for chunk in pcm.chunks(441 * 2) {
+        r.process(black_box(chunk), &mut |o| out += black_box(o).len());
+    }
+    let cpu = ms(thread_cpu_time() - start) / f64::from(seconds);
+    println!("resample 44.1k -> 48k stereo   {cpu:8.3} ms CPU per s of audio  ({} frames out)", out / 2);
 }

@@ -3,7 +3,8 @@
 //!
 //! Pre-encoded path (push_h264 + push_aac → packetizer → send queue → RTMP session → socket): no
 //! encoder involved, so every allocation counted is SDK code; the bar is zero.
-//! Raw path (push_video + push_audio → input pool → OpenH264 / FDK AAC → the same path): the
+//! Raw path (push_video + push_audio → input pool → OpenH264 / FDK AAC, and libopus from the same
+//! PCM at 44.1 kHz through the resampler (the WebRTC output's audio, `also_opus`) → the same path): the
 //! encode worker thread runs both SDK code and the encoders, which cannot be told apart here; the
 //! bar of zero is applied to it anyway, encoder internals included (they allocate nothing per
 //! frame either, as measured). The app thread is left out on this path: the test's pacing helper
@@ -87,6 +88,7 @@ fn steady_state_push_allocates_nothing_per_frame() {
     // With the encode ladder's measuring and asking, which run for every frame (320x240 needs a
     // few % of a core: it never changes rung here, and only a change may allocate).
     config.ladder.enabled = true;
+    config.audio.as_mut().expect("the spec has audio").also_opus = true;
     let mut h = Harnessed::new(config);
     h.pusher.start().unwrap();
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));

@@ -14,11 +14,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// `spec` as a WHIP push: video only until the Opus encoder is wired in (AAC is not WebRTC's).
+/// `spec` as a WHIP push (its audio, when it has some, goes as Opus encoded from the same PCM).
 fn config(url: &str, spec: &Spec) -> PusherConfig {
-    let mut c = spec.config(url);
-    c.audio = None;
-    c
+    spec.config(url)
 }
 
 /// Pushes `spec` in real time (a live source: WebRTC receivers play at the pace media arrives),
@@ -39,7 +37,8 @@ fn a_whip_push_is_decoded_frame_by_frame_and_the_session_deleted() {
         return;
     }
     let ep = WhipEndpoint::start(WhipOptions::default());
-    let spec = Spec { seconds: 10.0, audio: false, ..Spec::default() };
+    // 44.1 kHz stereo PCM in: Opus at 48 kHz out.
+    let spec = Spec { seconds: 10.0, audio: true, ..Spec::default() };
     let mut h = Harnessed::new(config(&ep.url("live"), &spec));
     let started = Instant::now();
     h.pusher.start().unwrap();
@@ -53,7 +52,7 @@ fn a_whip_push_is_decoded_frame_by_frame_and_the_session_deleted() {
     let s = stats.session();
     println!(
         "WHIP: publishing after {publish_ms} ms; {} of {} frames decoded, {} decode errors, codes read {} \
-         (missing {}), latency p50 {:?} ms p95 {:?} ms; estimate {} kbit/s, rtt {} ms, NACKs {}",
+         (missing {}), latency p50 {:?} ms p95 {:?} ms; {} audio frames; estimate {} kbit/s, rtt {} ms, NACKs {}",
         s.video_frames,
         spec.frames(),
         stats.decode_errors,
@@ -61,6 +60,7 @@ fn a_whip_push_is_decoded_frame_by_frame_and_the_session_deleted() {
         s.codes.missing,
         s.latency.p50,
         s.latency.p95,
+        s.audio_frames,
         d.bandwidth_estimate_kbps,
         d.rtt_ms,
         d.packets_retransmitted
@@ -85,6 +85,9 @@ fn a_whip_push_is_decoded_frame_by_frame_and_the_session_deleted() {
     assert!(d.bandwidth_estimate_kbps > 0 && d.rtt_ms > 0, "{d:?}");
     let st = h.pusher.stats();
     assert_eq!(st.video_frames_sent, spec.frames(), "{st:?}");
+    // Opus: 50 packets a second, all sent, nearly all played (the last few may be in flight).
+    assert!(st.audio_frames_sent >= 495, "{st:?}");
+    assert!(s.audio_frames >= 480, "{}", stats.raw);
 }
 
 #[test]

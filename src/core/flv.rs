@@ -14,6 +14,9 @@ const AVC_INTER: u8 = 0x27;
 /// AAC, 44 kHz, 16-bit, stereo: the spec says AAC always uses these flags; the real parameters
 /// are in the AudioSpecificConfig.
 const AAC_FLAGS: u8 = 0xAF;
+/// Enhanced RTMP v2: SoundFormat "ExHeader" and its AudioPacketType "CodedFrames".
+const EX_AUDIO_FORMAT: u8 = 9;
+const EX_AUDIO_CODED_FRAMES: u8 = 1;
 
 /// Size of the AVC video tag header (flags, packet type, composition time).
 pub const AVC_HEADER_LEN: usize = 5;
@@ -156,6 +159,14 @@ pub fn unit_prefix(p: &MediaPacket) -> (u8, [u8; EX_VIDEO_HEADER_MAX], usize) {
             h[0] = AAC_FLAGS;
             h[1] = if header { 0 } else { 1 };
             (TAG_AUDIO, h, AAC_HEADER_LEN)
+        }
+        // Enhanced RTMP v2's ExAudioTagHeader (SoundFormat 9, CodedFrames, FourCC "Opus"), for
+        // completeness: no destination or recording muxes Opus into FLV today (nginx-rtmp and
+        // most ingests take AAC only), they skip Opus units before getting here.
+        (Codec::Opus, _) => {
+            h[0] = EX_AUDIO_FORMAT << 4 | EX_AUDIO_CODED_FRAMES;
+            h[1..5].copy_from_slice(b"Opus");
+            (TAG_AUDIO, h, 5)
         }
     }
 }

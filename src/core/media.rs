@@ -6,7 +6,8 @@
 //! ISO 14496-15 form) without parameter sets or access unit delimiters: the parameter sets travel
 //! as the decoder configuration record in a header unit, and each muxer puts them where its wire
 //! wants them (FLV: a sequence header tag; MPEG-TS: in-band before every keyframe). Audio units are
-//! raw AAC frames (no ADTS header), with the AudioSpecificConfig as their header unit. The data is
+//! raw AAC frames (no ADTS header), with the AudioSpecificConfig as their header unit, or Opus
+//! packets (no header unit) for the destinations that take Opus. The data is
 //! `Bytes`: one unit is shared by every destination without a copy.
 
 use bytes::Bytes;
@@ -22,6 +23,9 @@ pub enum Codec {
     H264,
     Hevc,
     Aac,
+    /// 20 ms Opus packets for the WebRTC output; no header unit. FLV, MPEG-TS and the recording
+    /// carry AAC only: those destinations are never queued Opus units.
+    Opus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +69,20 @@ impl MediaPacket {
             cts_ms,
             keyframe,
             header,
+            data,
+            messages: MessageSpan::default(),
+        }
+    }
+
+    /// One Opus packet (20 ms), stamped like AAC frames: the stream time of its first sample.
+    pub fn opus(timestamp_ms: u64, data: Bytes) -> Self {
+        MediaPacket {
+            track: Track::Audio,
+            codec: Codec::Opus,
+            timestamp_ms,
+            cts_ms: 0,
+            keyframe: true,
+            header: false,
             data,
             messages: MessageSpan::default(),
         }

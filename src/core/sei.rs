@@ -37,7 +37,7 @@ fn nal_header(codec: Codec) -> Option<&'static [u8]> {
     match codec {
         Codec::H264 => Some(&[0x06]),
         Codec::Hevc => Some(&[0x4e, 0x01]),
-        Codec::Aac => None,
+        Codec::Aac | Codec::Opus => None,
     }
 }
 

@@ -9,6 +9,10 @@ pub mod scale;
 pub mod fdk_aac;
 #[cfg(feature = "openh264")]
 pub mod openh264;
+#[cfg(feature = "opus")]
+pub mod opus;
+#[cfg(feature = "opus")]
+pub mod resample;
 #[cfg(feature = "x264")]
 pub mod x264;
 
@@ -81,7 +85,7 @@ pub struct AudioEncoderConfig {
     pub bitrate_kbps: u32,
 }
 
-/// An audio encoder producing raw AAC access units (no ADTS).
+/// An audio encoder producing raw AAC access units (no ADTS), or Opus packets.
 pub trait AudioEncoder: Send {
     /// The AudioSpecificConfig for the FLV sequence header.
     fn audio_specific_config(&self) -> &[u8];

@@ -1,5 +1,5 @@
-//! The audio track's clock: which PCM goes into the encoder, and what stream time each AAC access
-//! unit gets.
+//! The audio track's clock: which PCM goes into the encoders, and what stream time each access
+//! unit (AAC frame, Opus packet) gets.
 //!
 //! AAC needs an unbroken run of samples (1024 per access unit), while the app's capture timestamps
 //! are the truth for A/V sync (video is stamped by them too). Counting samples alone drifts when
@@ -10,6 +10,9 @@
 //! is done, so capture jitter does not chop the audio. Every access unit is then stamped from its
 //! position in the run, minus the encoder's priming delay, so decoded audio lines up with the
 //! capture time of its samples and not `delay` samples later.
+//!
+//! Every encoder of the track (AAC, Opus) is fed the same run, so they share one clock and one
+//! timeline; each has its own [`UnitStamps`] (frame size and priming differ).
 //!
 //! Pure state machine: stream milliseconds in, decisions out; no clock, no encoder.
 
@@ -23,16 +26,28 @@ pub const FILL_LAG_MS: u64 = 300;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioClock {
     rate: u64,
-    frame_samples: u64,
-    /// Samples the encoder holds back before the first input sample comes out.
-    priming: u64,
     /// Stream time of the first sample fed.
     origin_ms: Option<u64>,
     /// Samples per channel fed to the encoder since the origin (silence included).
     fed: u64,
+    largest_chunk: u64,
+}
+
+/// One encoder's access units on the clock's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitStamps {
+    /// Input samples per channel in one access unit.
+    frame_samples: u64,
+    /// Samples the encoder holds back before the first input sample comes out.
+    priming: u64,
     /// Access units stamped so far.
     units: u64,
-    largest_chunk: u64,
+}
+
+impl UnitStamps {
+    pub fn new(frame_samples: usize, priming: usize) -> Self {
+        UnitStamps { frame_samples: frame_samples.max(1) as u64, priming: priming as u64, units: 0 }
+    }
 }
 
 /// What to feed the encoder for one app chunk.
@@ -45,16 +60,8 @@ pub struct Plan {
 }
 
 impl AudioClock {
-    pub fn new(rate: u32, frame_samples: usize, priming: usize) -> Self {
-        AudioClock {
-            rate: u64::from(rate.max(1)),
-            frame_samples: frame_samples.max(1) as u64,
-            priming: priming as u64,
-            origin_ms: None,
-            fed: 0,
-            units: 0,
-            largest_chunk: 0,
-        }
+    pub fn new(rate: u32) -> Self {
+        AudioClock { rate: u64::from(rate.max(1)), origin_ms: None, fed: 0, largest_chunk: 0 }
     }
 
     /// Stream time (µs) the next fed sample stands for.
@@ -106,14 +113,13 @@ impl AudioClock {
         n
     }
 
-    /// Stream time of the next access unit the encoder emits, or None when it holds only the
+    /// Stream time of the next access unit the encoder of `s` emits, or None when it holds only the
     /// encoder's priming (it would fall before the stream's start: drop it).
-    pub fn stamp_unit(&mut self) -> Option<u64> {
-        let k = self.units;
-        self.units += 1;
+    pub fn stamp_unit(&self, s: &mut UnitStamps) -> Option<u64> {
+        let k = s.units;
+        s.units += 1;
         let origin = self.origin_ms.unwrap_or(0) as i128 * 1000;
-        let us =
-            origin + (k as i128 * self.frame_samples as i128 - self.priming as i128) * 1_000_000 / self.rate as i128;
+        let us = origin + (k as i128 * s.frame_samples as i128 - s.priming as i128) * 1_000_000 / self.rate as i128;
         (us >= 0).then_some((us / 1000) as u64)
     }
 }
@@ -124,7 +130,7 @@ mod tests {
 
     #[test]
     fn continuous_chunks_with_jitter_are_fed_unchanged() {
-        let mut c = AudioClock::new(48000, 1024, 2048);
+        let mut c = AudioClock::new(48000);
         let mut fed = 0;
         for i in 0..1000u64 {
             // 10 ms chunks whose timestamps wobble by up to ±8 ms.
@@ -139,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_later_chunk_is_preceded_by_silence_and_an_earlier_one_is_trimmed() {
-        let mut c = AudioClock::new(48000, 1024, 0);
+        let mut c = AudioClock::new(48000);
         c.plan(0, 480);
         // The mic paused: 500 ms of nothing, then capture resumes.
         let p = c.plan(510, 480);
@@ -158,7 +164,7 @@ mod tests {
     fn slow_drift_is_corrected_within_the_tolerance() {
         // The mic delivers 0.5 % fewer samples than its timestamps say (a slow clock): without
         // correction audio would fall 3 s behind in 10 minutes.
-        let mut c = AudioClock::new(44100, 1024, 0);
+        let mut c = AudioClock::new(44100);
         let mut worst = 0i64;
         for i in 0..60_000u64 {
             let ts = i * 10;
@@ -171,7 +177,7 @@ mod tests {
 
     #[test]
     fn silence_fills_a_stalled_mic_behind_the_stream() {
-        let mut c = AudioClock::new(44100, 1024, 0);
+        let mut c = AudioClock::new(44100);
         assert_eq!(c.silence_until(5000), 0, "nothing before the first audio");
         c.plan(0, 441);
         assert_eq!(c.silence_until(200), 0);
@@ -182,7 +188,7 @@ mod tests {
         // The mic comes back at 1200 ms: fed continues at 1010 ms, so 190 ms more silence.
         assert_eq!(c.plan(1200, 441).silence, 190 * 441 / 10);
         // Big chunks stretch the lag: 500 ms chunks must not be mistaken for a stalled mic.
-        let mut c = AudioClock::new(44100, 1024, 0);
+        let mut c = AudioClock::new(44100);
         c.plan(0, 22050);
         assert_eq!(c.silence_until(2000), 0);
         assert!(c.silence_until(2100) > 0);
@@ -190,14 +196,31 @@ mod tests {
 
     #[test]
     fn units_are_stamped_from_the_run_minus_the_priming() {
-        let mut c = AudioClock::new(44100, 1024, 2048);
+        let mut c = AudioClock::new(44100);
         c.plan(1000, 1024);
-        let stamps: Vec<_> = (0..4).map(|_| c.stamp_unit()).collect();
+        let mut aac = UnitStamps::new(1024, 2048);
+        let stamps: Vec<_> = (0..4).map(|_| c.stamp_unit(&mut aac)).collect();
         assert_eq!(stamps, vec![Some(953), Some(976), Some(1000), Some(1023)]);
         // At the very start of the stream the priming units would be negative: dropped.
-        let mut c = AudioClock::new(44100, 1024, 2048);
+        let mut c = AudioClock::new(44100);
         c.plan(0, 1024);
-        let stamps: Vec<_> = (0..3).map(|_| c.stamp_unit()).collect();
+        let mut aac = UnitStamps::new(1024, 2048);
+        let stamps: Vec<_> = (0..3).map(|_| c.stamp_unit(&mut aac)).collect();
         assert_eq!(stamps, vec![None, None, Some(0)]);
+    }
+
+    #[test]
+    fn aac_and_opus_units_share_the_timeline() {
+        // 44.1 kHz in: AAC frames of 1024 samples, Opus packets of 20 ms (882 input samples) with
+        // libopus's 6.5 ms lookahead (286 input samples).
+        let mut c = AudioClock::new(44100);
+        c.plan(1000, 441);
+        let mut aac = UnitStamps::new(1024, 2048);
+        let mut opus = UnitStamps::new(882, 286);
+        let a: Vec<_> = (0..4).map(|_| c.stamp_unit(&mut aac)).collect();
+        let o: Vec<_> = (0..4).map(|_| c.stamp_unit(&mut opus)).collect();
+        assert_eq!(a, vec![Some(953), Some(976), Some(1000), Some(1023)]);
+        // First input sample (1000 ms) sits 286 samples into the first packet: 993.5 ms.
+        assert_eq!(o, vec![Some(993), Some(1013), Some(1033), Some(1053)]);
     }
 }

@@ -1,7 +1,9 @@
 //! What the app configures before `start`. Zero/None fields mean "the default".
 
 use crate::core::alerts::AlertThresholds;
+use crate::core::media::Codec;
 use crate::core::reconnect::ReconnectPolicy;
+use crate::core::url::DestUrl;
 pub use crate::encode::options::{VideoScaling, X264Options, X264Threading};
 use crate::error::{Error, Result};
 pub use crate::io::tls_config::TlsConfig;
@@ -79,7 +81,12 @@ pub struct AudioConfig {
     pub encoder: AudioEncoderKind,
     pub sample_rate: u32,
     pub channels: u32,
+    /// AAC's bitrate, and Opus's (within libopus's 6-510 kbit/s) when Opus is encoded too.
     pub bitrate_kbps: u32,
+    /// Test switch, Rust only: also encode Opus from the PCM (as a WebRTC destination will
+    /// make the pusher do), with no destination to take it. Not in the C ABI.
+    #[doc(hidden)]
+    pub also_opus: bool,
 }
 
 impl Default for AudioConfig {
@@ -89,7 +96,61 @@ impl Default for AudioConfig {
             sample_rate: 44100,
             channels: 2,
             bitrate_kbps: 128,
+            also_opus: false,
         }
+    }
+}
+
+/// The audio codecs the pusher encodes from the app's PCM: each once, whatever the number of
+/// destinations that take it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AudioCodecs {
+    pub aac: bool,
+    pub opus: bool,
+}
+
+impl AudioCodecs {
+    /// The codec whose frames `audio_frames_encoded` counts: AAC when it is encoded (the codec
+    /// of RTMP, SRT and the recording), else Opus. Counting both would double the figure.
+    pub fn counted(&self) -> Option<Codec> {
+        if self.aac {
+            Some(Codec::Aac)
+        } else if self.opus {
+            Some(Codec::Opus)
+        } else {
+            None
+        }
+    }
+}
+
+/// The audio codec a destination's stream carries. Exhaustive on purpose: a new transport must
+/// say (WebRTC/WHIP: `Codec::Opus`, which also makes `audio_codecs` encode Opus, and AAC no more
+/// when every destination is WebRTC).
+pub(crate) fn destination_audio_codec(url: &DestUrl) -> Codec {
+    match url {
+        DestUrl::Rtmp(_) | DestUrl::Srt(_) => Codec::Aac,
+        DestUrl::Whip(_) => Codec::Opus,
+    }
+}
+
+/// Which codecs are encoded from PCM: AAC when a destination carries AAC, Opus when one carries
+/// Opus (or the test switch `also_opus` is on). None with pre-encoded audio (no PCM) or no
+/// audio track.
+pub(crate) fn audio_codecs(config: &PusherConfig) -> AudioCodecs {
+    let Some(a) = config.audio.as_ref().filter(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC) else {
+        return AudioCodecs::default();
+    };
+    // A URL that does not parse fails `Pusher::new` anyway; a destination is known by its
+    // primary URL (its backups are of the same kind).
+    let codecs: Vec<Codec> = config
+        .destinations()
+        .iter()
+        .filter_map(|urls| DestUrl::parse(urls.first()?).ok())
+        .map(|u| destination_audio_codec(&u))
+        .collect();
+    AudioCodecs {
+        aac: codecs.contains(&Codec::Aac) || codecs.is_empty(),
+        opus: a.also_opus || codecs.contains(&Codec::Opus),
     }
 }
 
@@ -467,5 +528,25 @@ mod tests {
         let text = format!("{cfg:?}");
         assert!(text.contains("rtmp://h"), "{text}");
         assert!(!text.contains("SECRET"), "{text}");
+    }
+
+    #[test]
+    fn aac_for_rtmp_and_srt_opus_only_when_asked_and_nothing_without_pcm() {
+        let mut cfg = PusherConfig {
+            url: "rtmp://h/app/k".into(),
+            extra_destinations: vec![vec!["srt://h:9000".into()]],
+            audio: Some(AudioConfig::default()),
+            ..Default::default()
+        };
+        assert_eq!(audio_codecs(&cfg), AudioCodecs { aac: true, opus: false });
+        assert_eq!(audio_codecs(&cfg).counted(), Some(Codec::Aac));
+        cfg.audio.as_mut().unwrap().also_opus = true;
+        assert_eq!(audio_codecs(&cfg), AudioCodecs { aac: true, opus: true });
+        assert_eq!(audio_codecs(&cfg).counted(), Some(Codec::Aac), "AAC frames counted, not both");
+        assert_eq!(AudioCodecs { aac: false, opus: true }.counted(), Some(Codec::Opus));
+        cfg.audio.as_mut().unwrap().encoder = AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH;
+        assert_eq!(audio_codecs(&cfg), AudioCodecs::default(), "pre-encoded AAC: no PCM to encode");
+        cfg.audio = None;
+        assert_eq!(audio_codecs(&cfg), AudioCodecs::default());
     }
 }

@@ -1,7 +1,7 @@
 //! The encode worker: raw pictures and PCM in, codec-level units (see `crate::core::media`) into
 //! the send queues.
 
-use super::audio_clock::AudioClock;
+use super::audio_clock::{AudioClock, UnitStamps};
 use super::control::Pause;
 use super::event::EventKind;
 use super::input::{Input, Next};
@@ -106,7 +106,10 @@ impl HevcPacketizer {
 pub struct EncodeWorker {
     pub shared: Arc<Shared>,
     pub video: Option<Box<dyn VideoEncoder>>,
+    /// AAC, when a destination takes it.
     pub audio: Option<Box<dyn AudioEncoder>>,
+    /// Opus from the same PCM, when a destination takes it.
+    pub opus: Option<Box<dyn AudioEncoder>>,
     /// The bitrate the video encoder runs at (the ABR's target, once applied).
     pub applied_kbps: u32,
     /// Raw pictures seen, for the frame-rate step-down.
@@ -134,14 +137,31 @@ struct State {
     dts: DtsClamp,
 }
 
-/// The audio encoder's clock, FLV sequence header and a block of silence.
+/// The audio track: one clock over the PCM run, the encoders fed from it, a block of silence.
 struct AudioTrack {
     clock: AudioClock,
-    asc: Vec<u8>,
     channels: usize,
-    header_sent: bool,
     zeros: Vec<i16>,
-    /// Tag bodies, reused: no allocation per access unit.
+    /// AAC first (when encoded), then Opus.
+    outs: Vec<AudioOut>,
+}
+
+/// One audio encoder and what becomes of its access units.
+struct AudioOut {
+    enc: Box<dyn AudioEncoder>,
+    units: AudioUnits,
+}
+
+/// An encoder's access units on their way to the send queues.
+struct AudioUnits {
+    codec: Codec,
+    stamps: UnitStamps,
+    /// The AudioSpecificConfig (AAC), sent before the first frame; empty for Opus.
+    header: Vec<u8>,
+    header_sent: bool,
+    /// This codec's frames are the ones `audio_frames_encoded` counts.
+    counted: bool,
+    /// Unit bodies, reused: no allocation per access unit.
     bodies: BodyPool,
 }
 
@@ -150,19 +170,7 @@ const AUDIO_ONLY_TICK: Duration = Duration::from_millis(100);
 
 impl EncodeWorker {
     pub fn run(mut self) {
-        let audio = self.audio.as_ref().map(|enc| {
-            let cfg = self.shared.config.audio.as_ref();
-            let rate = cfg.map_or(44100, |a| a.sample_rate);
-            let channels = cfg.map_or(2, |a| a.channels) as usize;
-            AudioTrack {
-                clock: AudioClock::new(rate, enc.frame_samples(), enc.priming_samples()),
-                asc: enc.audio_specific_config().to_vec(),
-                channels,
-                header_sent: false,
-                zeros: vec![0; enc.frame_samples().max(1) * channels],
-                bodies: BodyPool::default(),
-            }
-        });
+        let audio = self.audio_track();
         let mut st = State {
             annexb: Vec::with_capacity(256 * 1024),
             avc: AvcPacketizer::default(),
@@ -231,14 +239,40 @@ impl EncodeWorker {
                 log::warn!("video encoder flush: {e}");
             }
         }
-        if let (Some(enc), Some(track)) = (self.audio.as_mut(), st.audio.as_mut()) {
-            let shared = &self.shared;
-            let mut emit = |au: &[u8]| track.emit(shared, au);
-            if let Err(e) = enc.flush(&mut emit) {
-                log::warn!("audio encoder flush: {e}");
+        if let Some(track) = st.audio.as_mut() {
+            for out in &mut track.outs {
+                let (clock, units, shared) = (&track.clock, &mut out.units, &self.shared);
+                if let Err(e) = out.enc.flush(&mut |au| units.emit(shared, clock, au)) {
+                    log::warn!("{:?} encoder flush: {e}", units.codec);
+                }
             }
         }
         self.shared.finish_input();
+    }
+
+    /// The audio encoders (moved out of the worker) on one clock; None without any.
+    fn audio_track(&mut self) -> Option<AudioTrack> {
+        let cfg = self.shared.config.audio.as_ref();
+        let rate = cfg.map_or(44100, |a| a.sample_rate);
+        let channels = cfg.map_or(2, |a| a.channels) as usize;
+        let counted = super::config::audio_codecs(&self.shared.config).counted();
+        let outs: Vec<AudioOut> = [(Codec::Aac, self.audio.take()), (Codec::Opus, self.opus.take())]
+            .into_iter()
+            .filter_map(|(codec, enc)| {
+                let enc = enc?;
+                let units = AudioUnits {
+                    codec,
+                    stamps: UnitStamps::new(enc.frame_samples(), enc.priming_samples()),
+                    header: enc.audio_specific_config().to_vec(),
+                    header_sent: false,
+                    counted: counted == Some(codec),
+                    bodies: BodyPool::default(),
+                };
+                Some(AudioOut { enc, units })
+            })
+            .collect();
+        let block = outs.iter().map(|o| o.enc.frame_samples()).max()?;
+        Some(AudioTrack { clock: AudioClock::new(rate), channels, zeros: vec![0; block.max(1) * channels], outs })
     }
 
     /// An encoder that fails takes every destination down with it.
@@ -365,27 +399,31 @@ impl EncodeWorker {
         Ok(())
     }
 
+    /// One app chunk into every audio encoder: the same samples, the same silence and skips.
     fn encode_audio(&mut self, pcm: &[i16], ts: u64, st: &mut State) -> Result<()> {
-        let (Some(enc), Some(track)) = (self.audio.as_mut(), st.audio.as_mut()) else {
+        let Some(track) = st.audio.as_mut() else {
             return Ok(());
         };
         let ch = track.channels.max(1);
         let plan = track.clock.plan(ts, (pcm.len() / ch) as u64);
         let shared = &self.shared;
-        track.encode_silence(enc.as_mut(), shared, plan.silence)?;
+        track.encode_silence(shared, plan.silence)?;
         let skip = (plan.skip as usize * ch).min(pcm.len());
-        let AudioTrack { clock, asc, header_sent, bodies, .. } = track;
-        let mut emit = |au: &[u8]| emit_audio(shared, clock, asc, header_sent, bodies, au);
-        enc.encode(&pcm[skip..], &mut emit)
+        let AudioTrack { clock, outs, .. } = track;
+        for out in outs {
+            let units = &mut out.units;
+            out.enc.encode(&pcm[skip..], &mut |au| units.emit(shared, clock, au))?;
+        }
+        Ok(())
     }
 
     /// Silence up to `now_ms` (minus the fill lag) when the app's audio stopped coming.
     fn fill_silence(&mut self, now_ms: u64, st: &mut State) -> Result<()> {
-        let (Some(enc), Some(track)) = (self.audio.as_mut(), st.audio.as_mut()) else {
+        let Some(track) = st.audio.as_mut() else {
             return Ok(());
         };
         let n = track.clock.silence_until(now_ms);
-        track.encode_silence(enc.as_mut(), &self.shared, n)
+        track.encode_silence(&self.shared, n)
     }
 
     /// One step of a pause: a still frame when due, and silence when the app's audio stopped.
@@ -491,43 +529,43 @@ impl DtsClamp {
 }
 
 impl AudioTrack {
-    fn encode_silence(&mut self, enc: &mut dyn AudioEncoder, shared: &Shared, samples: u64) -> Result<()> {
-        let mut left = samples as usize * self.channels;
-        let AudioTrack { clock, asc, header_sent, zeros, bodies, .. } = self;
-        let mut emit = |au: &[u8]| emit_audio(shared, clock, asc, header_sent, bodies, au);
-        while left > 0 {
-            let n = left.min(zeros.len());
-            enc.encode(&zeros[..n], &mut emit)?;
-            left -= n;
+    /// `samples` per channel of silence into every encoder.
+    fn encode_silence(&mut self, shared: &Shared, samples: u64) -> Result<()> {
+        let AudioTrack { clock, zeros, outs, channels } = self;
+        for out in outs {
+            let mut left = samples as usize * *channels;
+            let units = &mut out.units;
+            while left > 0 {
+                let n = left.min(zeros.len());
+                out.enc.encode(&zeros[..n], &mut |au| units.emit(shared, clock, au))?;
+                left -= n;
+            }
         }
         Ok(())
     }
-
-    fn emit(&mut self, shared: &Shared, au: &[u8]) {
-        emit_audio(shared, &mut self.clock, &self.asc, &mut self.header_sent, &mut self.bodies, au)
-    }
 }
 
-/// Queues one AAC access unit, stamped by the audio clock (the first sends the sequence header;
-/// units holding only the encoder's priming before the stream start are dropped).
-fn emit_audio(
-    shared: &Shared,
-    clock: &mut AudioClock,
-    asc: &[u8],
-    header_sent: &mut bool,
-    bodies: &mut BodyPool,
-    au: &[u8],
-) {
-    let Some(ts) = clock.stamp_unit() else {
-        return;
-    };
-    if !*header_sent {
-        *header_sent = true;
-        shared.queue_media(MediaPacket::aac(ts, true, Bytes::copy_from_slice(asc)));
+impl AudioUnits {
+    /// Queues one access unit, stamped by the audio clock (the first AAC frame sends the
+    /// sequence header first; units holding only the encoder's priming before the stream start
+    /// are dropped).
+    fn emit(&mut self, shared: &Shared, clock: &AudioClock, au: &[u8]) {
+        let Some(ts) = clock.stamp_unit(&mut self.stamps) else {
+            return;
+        };
+        if !self.header_sent && !self.header.is_empty() {
+            self.header_sent = true;
+            shared.queue_media(MediaPacket::aac(ts, true, Bytes::copy_from_slice(&self.header)));
+        }
+        let data = self.bodies.concat(&[au]);
+        if self.counted {
+            shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
+        }
+        shared.queue_media(match self.codec {
+            Codec::Opus => MediaPacket::opus(ts, data),
+            _ => MediaPacket::aac(ts, false, data),
+        });
     }
-    let data = bodies.concat(&[au]);
-    shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
-    shared.queue_media(MediaPacket::aac(ts, false, data));
 }
 
 #[cfg(test)]
@@ -547,5 +585,74 @@ mod dts_tests {
             assert!(cts >= 0);
             last = Some(d);
         }
+    }
+}
+
+#[cfg(all(test, feature = "opus", feature = "aac"))]
+mod opus_tests {
+    use super::super::input::Input;
+    use super::super::{AudioConfig, Pusher, PusherConfig};
+    use super::*;
+    use crate::core::media::Track;
+
+    /// The worker, run on this thread over 1 s of 44.1 kHz PCM in 10 ms chunks from stream time
+    /// 1000 ms, with the destination taking Opus (as a WebRTC one will): it gets 20 ms Opus
+    /// packets on the AAC timeline and no AAC, and AAC frames are what `audio_frames_encoded`
+    /// counts.
+    #[test]
+    fn opus_units_reach_an_opus_destination_on_the_shared_timeline() {
+        let config = PusherConfig {
+            url: "rtmp://127.0.0.1:9/app/key".into(),
+            video: None,
+            audio: Some(AudioConfig { also_opus: true, ..AudioConfig::default() }),
+            send_queue_ms: 60_000,
+            ..Default::default()
+        };
+        let mut pusher = Pusher::new(config, None).unwrap();
+        Arc::get_mut(&mut pusher.shared).expect("not started").destinations[0].audio_codec = Codec::Opus;
+        let pending = lock(&pusher.pending).take().unwrap();
+        assert!(pending.audio.is_some() && pending.opus.is_some(), "both encoded");
+        let shared = pusher.shared.clone();
+        let mut tone = crate::pattern::Tone::new(44100, 2, 1000.0);
+        let worker = EncodeWorker {
+            shared: shared.clone(),
+            video: None,
+            audio: pending.audio,
+            opus: pending.opus,
+            applied_kbps: 0,
+            pictures: 0,
+            ladder: None,
+        };
+        // The input queue holds 100 chunks: all of them, then the end.
+        for i in 0..100u64 {
+            let mut buf = vec![0i16; 882];
+            tone.fill(&mut buf);
+            assert!(shared.input.push(Input::Audio(buf, 1000 + i * 10)));
+        }
+        shared.input.close();
+        worker.run();
+        let mut q = lock(&shared.destinations[0].queue);
+        let mut units = Vec::new();
+        while let Some(p) = q.pop() {
+            units.push(p);
+        }
+        assert!(units.iter().all(|p| p.codec == Codec::Opus && p.track == Track::Audio && !p.header));
+        // 50 packets of 20 ms, and one more that the flush fills with the encoder's lookahead.
+        assert_eq!(units.len(), 51);
+        // The first sample (1000 ms) lies 6.5 ms (libopus's lookahead) into the first packet.
+        assert_eq!(units[0].timestamp_ms, 993);
+        for w in units.windows(2) {
+            let step = w[1].timestamp_ms - w[0].timestamp_ms;
+            assert!((19..=21).contains(&step), "{} after {}", w[1].timestamp_ms, w[0].timestamp_ms);
+        }
+        assert_eq!(units[50].timestamp_ms, 1993);
+        let mut dec = opus::Decoder::new(48000, opus::Channels::Stereo).unwrap();
+        let mut pcm = vec![0i16; 960 * 2];
+        for p in &units {
+            assert_eq!(dec.decode(&p.data, &mut pcm, false).unwrap(), 960);
+        }
+        // About 1 s of AAC frames (1024 samples) plus the flushed delay: not the 51 Opus packets.
+        let aac = shared.counters.audio_frames_encoded.load(Relaxed);
+        assert!((43..=46).contains(&aac), "{aac} frames counted");
     }
 }

@@ -70,6 +70,8 @@ struct Threads {
 struct Pending {
     video: Option<Box<dyn VideoEncoder>>,
     audio: Option<Box<dyn AudioEncoder>>,
+    /// Opus from the same PCM, for the destinations that take it.
+    opus: Option<Box<dyn AudioEncoder>>,
     /// One per destination.
     wakes: Vec<crate::io::transport::WakeReceiver>,
 }
@@ -106,14 +108,21 @@ impl Pusher {
             None => None,
         };
         let semi_planar_ok = video.as_ref().is_some_and(|v| v.takes_semi_planar());
+        let codecs = config::audio_codecs(&config);
         let audio = match &config.audio {
-            Some(a) => make_audio_encoder(a)?,
-            None => None,
+            // Pre-encoded AAC still goes through here (it makes no encoder).
+            Some(a) if codecs.aac || !codecs.opus => make_audio_encoder(a)?,
+            _ => None,
+        };
+        let opus = match &config.audio {
+            Some(a) if codecs.opus => Some(make_opus_encoder(a)?),
+            _ => None,
         };
         let mut destinations = Vec::new();
         let mut wakes = Vec::new();
         for (i, urls) in config.destinations().into_iter().enumerate() {
             let urls = urls.iter().map(|u| DestUrl::parse(u)).collect::<Result<Vec<_>>>()?;
+            let audio_codec = urls.first().map_or(Codec::Aac, config::destination_audio_codec);
             let (waker, wake) = crate::io::transport::wake_pair()?;
             let queue = SendQueue::new(
                 config.video.is_some(),
@@ -131,6 +140,7 @@ impl Pusher {
                 counters: DestCounters::default(),
                 unsent_at_stop: AtomicU64::new(0),
                 route_changes: AtomicU64::new(0),
+                audio_codec,
             });
             wakes.push(wake);
         }
@@ -200,7 +210,7 @@ impl Pusher {
         Ok(Pusher {
             callback_thread: callback.as_ref().map(|h| h.thread().id()),
             shared,
-            pending: Mutex::new(Some(Pending { video, audio, wakes })),
+            pending: Mutex::new(Some(Pending { video, audio, opus, wakes })),
             threads: Mutex::new(Threads { encode: None, network: Vec::new(), monitor: None }),
             callback: Mutex::new(callback),
             avc: Mutex::new(Default::default()),
@@ -226,11 +236,12 @@ impl Pusher {
         let (stop_tx, stop_rx) = mpsc::channel();
         let monitor = monitor::Monitor { shared: self.shared.clone(), stop: stop_rx };
         threads.monitor = Some((stop_tx, spawn("kp-monitor", move || monitor.run())?));
-        if p.video.is_some() || p.audio.is_some() {
+        if p.video.is_some() || p.audio.is_some() || p.opus.is_some() {
             let worker = encode_worker::EncodeWorker {
                 shared: self.shared.clone(),
                 video: p.video,
                 audio: p.audio,
+                opus: p.opus,
                 applied_kbps: start_kbps,
                 pictures: 0,
                 ladder: self.ladder_driver()?,
@@ -1015,6 +1026,23 @@ fn make_video_encoder(v: &VideoConfig) -> Result<Option<Box<dyn VideoEncoder>>> 
         VideoEncoderKind::KP_ENCODER_X264 => Err(Error::Unsupported(
             "the x264 encoder is not in this build (rebuild kitepush with cargo feature `x264`; GPL)".into(),
         )),
+    }
+}
+
+fn make_opus_encoder(a: &AudioConfig) -> Result<Box<dyn AudioEncoder>> {
+    #[cfg(feature = "opus")]
+    {
+        let cfg = crate::encode::AudioEncoderConfig {
+            sample_rate: a.sample_rate,
+            channels: a.channels,
+            bitrate_kbps: a.bitrate_kbps,
+        };
+        Ok(Box::new(crate::encode::opus::OpusEncoder::new(&cfg)?))
+    }
+    #[cfg(not(feature = "opus"))]
+    {
+        let _ = a;
+        Err(Error::Unsupported("the Opus encoder is not in this build (cargo feature `opus`)".into()))
     }
 }
 

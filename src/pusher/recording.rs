@@ -17,7 +17,7 @@
 use super::event::EventKind;
 use super::shared::Shared;
 use crate::core::flv::{self, TAG_SCRIPT};
-use crate::core::media::{MediaPacket, Track};
+use crate::core::media::{Codec, MediaPacket, Track};
 use crate::error::{Error, ResultCode};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -127,6 +127,10 @@ pub struct RecordingTap {
 impl RecordingTap {
     /// Called for every packet on its way to the destinations. Never blocks.
     pub fn on_packet(&mut self, shared: &Shared, p: &MediaPacket) {
+        // The file is FLV with AAC: Opus units (for WebRTC) are not recorded, nor counted.
+        if p.codec == Codec::Opus {
+            return;
+        }
         let idx = match p.track {
             Track::Video => 0,
             Track::Audio => 1,

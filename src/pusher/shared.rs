@@ -5,7 +5,7 @@ use super::input::InputQueue;
 use super::stats::DestinationStats;
 use super::timeline::Timeline;
 use super::PusherConfig;
-use crate::core::media::{Codec, MediaPacket};
+use crate::core::media::{Codec, MediaPacket, Track};
 use crate::core::send_queue::{PushOutcome, SendQueue};
 use crate::core::url::DestUrl;
 use crate::error::{Error, ResultCode};
@@ -94,6 +94,9 @@ pub struct Destination {
     pub unsent_at_stop: AtomicU64,
     /// How many times the app reported a network change (see `Pusher::network_changed`).
     pub route_changes: AtomicU64,
+    /// The audio codec its stream carries: audio units of another codec are not queued to it
+    /// (so they are neither sent nor dropped nor counted there).
+    pub audio_codec: Codec,
 }
 
 impl Destination {
@@ -314,7 +317,7 @@ impl Shared {
     pub fn queue_media(&self, p: MediaPacket) {
         lock(&self.recording).on_packet(self, &p);
         for d in &self.destinations {
-            if d.state() == PusherState::KP_STATE_FAILED {
+            if d.state() == PusherState::KP_STATE_FAILED || (p.track == Track::Audio && p.codec != d.audio_codec) {
                 continue;
             }
             let out = {

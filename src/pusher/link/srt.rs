@@ -196,6 +196,11 @@ impl Link for SrtLink {
     }
 
     fn send(&mut self, ts: u64, p: &MediaPacket) -> Result<u64> {
+        // MPEG-TS here carries AAC (ADTS); Opus units are for WebRTC and are not queued here
+        // (`Shared::queue_media`). Should one arrive anyway, it is not sent.
+        if p.codec == Codec::Opus {
+            return Ok(0);
+        }
         if self.ts_pos > 0 {
             // Keep the buffer from creeping: move the unsent tail to the front (no allocation).
             self.ts.drain(..self.ts_pos);

@@ -435,7 +435,7 @@ impl Link for WhipLink {
         match p.track {
             Track::Video => self.video.is_some() && p.codec == Codec::H264,
             // AAC is not WebRTC's: only what the pusher encoded for it (Opus) goes.
-            Track::Audio => self.audio.is_some() && p.codec != Codec::Aac,
+            Track::Audio => self.audio.is_some() && p.codec == Codec::Opus,
         }
     }
 
