@@ -351,3 +351,39 @@ fn a_black_hole_ends_the_session_and_a_new_one_follows() {
         assert!(last.video_frames > 0, "{}", stats.raw);
     });
 }
+
+/// Pre-encoded H.264 (a hardware encoder's output, here libx264 baseline from FFmpeg, IDR every
+/// second) over WHIP: every access unit decodes at the receiver; the app's AAC has no Opus twin, so
+/// the WHIP destination carries the video alone.
+#[test]
+fn pre_encoded_h264_is_decoded_frame_by_frame() {
+    use common::pushing::encoded_test_media;
+    use kitepush::pusher::{VideoConfig, VideoEncoderKind};
+    if !in_loopback_netns("pre_encoded_h264_is_decoded_frame_by_frame") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions::default());
+    let (aus, _) = encoded_test_media(&common::tmp_dir("whip-encoded"), 4, 30);
+    let mut c = Spec::default().config(&ep.url("encoded"));
+    c.video = Some(VideoConfig {
+        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
+        width: 320,
+        height: 240,
+        ..VideoConfig::default()
+    });
+    c.audio = None;
+    let mut h = Harnessed::new(c);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    let t0 = Instant::now();
+    for (i, au) in aus.iter().enumerate() {
+        let pts = i as i64 * 1_000_000 / 30;
+        std::thread::sleep((t0 + Duration::from_micros(pts as u64)).saturating_duration_since(Instant::now()));
+        h.pusher.push_h264(au, pts, pts).unwrap();
+    }
+    h.pusher.stop(Duration::from_secs(5)).unwrap();
+    let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);
+    let s = stats.session();
+    assert!(s.video_frames + 1 >= aus.len() as u64, "{} units: {}", aus.len(), stats.raw);
+    assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
+}
