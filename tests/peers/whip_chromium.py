@@ -28,6 +28,9 @@ GET /stats, in whip_endpoint.py's shape where Chromium has the numbers:
      "sessions": [{"id", "name", "path", "post_ms", "connected_after_ms", "connected_for_ms",
                    "states", "ice_states", "closed_by": null | "delete" | "failed",
                    "local_candidates", "remote_candidates",
+                   "ice_checks": the selected candidate pair's STUN counts (getStats()):
+                       {"requests_sent", "responses_received", "consent_requests_sent",
+                        "requests_received", "responses_sent"},
                    "video": {"frames": getStats() framesDecoded, "frames_received",
                              "frames_dropped", "key_frames_decoded", "packets_received",
                              "packets_lost", "nack_count", "pli_count", "fir_count",
@@ -125,12 +128,14 @@ class Server:
             self.count_post(415)
             return web.Response(status=415)
         offer = await request.text()
+        # On stderr for the test's failure output: what Chromium was given.
+        print(f"--- offer (POST {request.path}) ---\n{offer}--- end ---", file=sys.stderr, flush=True)
         session = Session(request.match_info["name"], request.path, offer)
         try:
             answer = await self.page.evaluate("([id, offer]) => window.kp.answer(id, offer)", [session.id, offer])
         except PlaywrightError as exc:
             # What the lead needs to fix the link: Chromium's own words and the offer it refused.
-            print(f"offer refused by Chromium: {exc.message}\n--- offer ---\n{offer}--- end ---", file=sys.stderr)
+            print(f"offer refused by Chromium: {exc.message}", file=sys.stderr, flush=True)
             self.count_post(400)
             return web.Response(status=400, text=f"bad offer: {exc.message}\n")
         session.local_candidates = candidates(answer)
@@ -176,6 +181,7 @@ class Server:
                     "states": p.get("states", []),
                     "ice_states": p.get("ice_states", []),
                     "closed_by": p.get("closed_by"),
+                    "ice_checks": p.get("ice_checks", {}),
                     "local_candidates": s.local_candidates,
                     "remote_candidates": s.remote_candidates,
                     "video": video,
