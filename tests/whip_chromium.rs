@@ -112,4 +112,24 @@ fn chromium_decodes_a_40_s_push_frame_by_frame_and_keeps_consent() {
     // Loopback; loose for a loaded CI machine.
     assert!(s.latency.p50.is_some_and(|ms| ms < 400), "{}", stats.raw);
     assert_eq!(h.pusher.stats().video_frames_sent, spec.frames());
+
+    // Chromium refuses an offer whose `ssrc-group:FID` names an SSRC without its own `a=ssrc`
+    // lines (FFmpeg's WHIP muxer once wrote such offers): kitepush's has them for both, and the
+    // same offer without the RTX SSRC's lines is refused, so the check above means something.
+    let offer = stats.raw["sessions"][0]["offer"].as_str().expect("the offer in the stats").to_string();
+    let fid: Vec<&str> = offer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ssrc-group:FID "))
+        .unwrap_or_else(|| panic!("no ssrc-group:FID in the offer:\n{offer}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(fid.len(), 2, "{offer}");
+    for ssrc in &fid {
+        assert!(offer.lines().any(|l| l.starts_with(&format!("a=ssrc:{ssrc} cname:"))), "{ssrc}: {offer}");
+    }
+    let rtx_lines = format!("a=ssrc:{} ", fid[1]);
+    let without: String = offer.split_inclusive('\n').filter(|l| !l.starts_with(&rtx_lines)).collect();
+    let refused = ep.request("POST", "/whip/fid", &[("Content-Type", "application/sdp")], without.as_bytes());
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("Failed to add remote stream ssrc"), "{}", refused.body);
 }

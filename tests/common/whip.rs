@@ -1,7 +1,9 @@
 //! WHIP (RFC 9725) test peers: the aiortc endpoint in `tests/peers/whip_endpoint.py` (aiohttp +
-//! aiortc from the venv scripts/test makes at `target/kp-venv`), and a way to run a test inside a
-//! network namespace that has only loopback, where every WebRTC stack gathers 127.0.0.1 alone and
-//! ICE cannot wander onto the machine's other interfaces.
+//! aiortc from the venv scripts/test makes at `target/kp-venv`), headless Chromium as a second,
+//! independent receiver (`tests/peers/whip_chromium.py`: Debian's chromium driven by playwright
+//! from the same venv), and a way to run a test inside a network namespace that has only loopback,
+//! where every WebRTC stack gathers 127.0.0.1 alone and ICE cannot wander onto the machine's other
+//! interfaces.
 //!
 //! The endpoint's `GET /stats` is the test's view of what arrived: sessions, ICE and connection
 //! states, frames decoded, decode errors, the frame codes of kitepush's test pattern (frame number
@@ -100,7 +102,9 @@ pub struct WhipOptions {
     pub offer_via: Option<std::net::SocketAddr>,
 }
 
-/// The aiortc endpoint on a loopback port; killed on drop (its stderr printed if the test failed).
+/// The aiortc or the Chromium endpoint on a loopback port; killed on drop (its stderr printed if
+/// the test failed). Killing the Python process is enough for Chromium too: playwright's driver
+/// sees its pipe close and takes the browser down with it.
 pub struct WhipEndpoint {
     port: u16,
     dir: PathBuf,
@@ -122,8 +126,8 @@ fn venv_python() -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kp-venv/bin/python");
     if !python.exists() {
         panic!(
-            "no {}: run scripts/test (step \"Python test peers\": a venv at target/kp-venv with aiortc and \
-             aiohttp)",
+            "no {}: run scripts/test (step \"Python test peers\": a venv at target/kp-venv with aiortc, \
+             aiohttp and playwright)",
             python.display()
         );
     }

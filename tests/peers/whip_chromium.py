@@ -27,7 +27,7 @@ GET /stats, in whip_endpoint.py's shape where Chromium has the numbers:
      "decode_errors": frames Chromium dropped over all sessions (see below),
      "sessions": [{"id", "name", "path", "post_ms", "connected_after_ms", "connected_for_ms",
                    "states", "ice_states", "closed_by": null | "delete" | "failed",
-                   "local_candidates", "remote_candidates",
+                   "local_candidates", "remote_candidates", "offer": the SDP as POSTed,
                    "ice_checks": the selected candidate pair's STUN counts (getStats()):
                        {"requests_sent", "responses_received", "consent_requests_sent",
                         "requests_received", "responses_sent"},
@@ -106,6 +106,7 @@ class Session:
         self.name = name
         self.path = path
         self.post_ms = now_ms()
+        self.offer = offer
         self.remote_candidates = candidates(offer)
         self.local_candidates = []
 
@@ -184,6 +185,7 @@ class Server:
                     "ice_checks": p.get("ice_checks", {}),
                     "local_candidates": s.local_candidates,
                     "remote_candidates": s.remote_candidates,
+                    "offer": s.offer,
                     "video": video,
                     "audio": audio,
                 }
