@@ -1,7 +1,9 @@
 //! WHIP (RFC 9725) test peers: the aiortc endpoint in `tests/peers/whip_endpoint.py` (aiohttp +
-//! aiortc from the venv scripts/test makes at `target/kp-venv`), and a way to run a test inside a
-//! network namespace that has only loopback, where every WebRTC stack gathers 127.0.0.1 alone and
-//! ICE cannot wander onto the machine's other interfaces.
+//! aiortc from the venv scripts/test makes at `target/kp-venv`), headless Chromium as a second,
+//! independent receiver (`tests/peers/whip_chromium.py`: Debian's chromium driven by playwright
+//! from the same venv), and a way to run a test inside a network namespace that has only loopback,
+//! where every WebRTC stack gathers 127.0.0.1 alone and ICE cannot wander onto the machine's other
+//! interfaces.
 //!
 //! The endpoint's `GET /stats` is the test's view of what arrived: sessions, ICE and connection
 //! states, frames decoded, decode errors, the frame codes of kitepush's test pattern (frame number
@@ -117,7 +119,9 @@ pub struct WhipOptions {
     pub offer_via: Option<std::net::SocketAddr>,
 }
 
-/// The aiortc endpoint on a loopback port; killed on drop (its stderr printed if the test failed).
+/// The aiortc or the Chromium endpoint on a loopback port; killed on drop (its stderr printed if
+/// the test failed). Killing the Python process is enough for Chromium too: playwright's driver
+/// sees its pipe close and takes the browser down with it.
 pub struct WhipEndpoint {
     port: u16,
     dir: PathBuf,
@@ -129,13 +133,18 @@ const START_DEADLINE: Duration = Duration::from_secs(20);
 const PORT_ATTEMPTS: usize = 5;
 /// What GET /health answers: tells our endpoint from anything else that grabbed the port.
 const HEALTH: &str = "kitepush whip endpoint";
+/// Debian's package; playwright drives it and never downloads a browser of its own.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMIUM_HEALTH: &str = "kitepush whip endpoint (chromium)";
+/// Browser start and page load: ~7 s on an idle machine, more on a loaded 2-core CI.
+const CHROMIUM_START_DEADLINE: Duration = Duration::from_secs(60);
 
 fn venv_python() -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kp-venv/bin/python");
     if !python.exists() {
         panic!(
-            "no {}: run scripts/test (step \"Python test peers\": a venv at target/kp-venv with aiortc and \
-             aiohttp)",
+            "no {}: run scripts/test (step \"Python test peers\": a venv at target/kp-venv with aiortc, \
+             aiohttp and playwright)",
             python.display()
         );
     }
@@ -144,41 +153,66 @@ fn venv_python() -> PathBuf {
 
 impl WhipEndpoint {
     pub fn start(opts: WhipOptions) -> WhipEndpoint {
+        // It exits by itself if this process dies before Drop could kill it.
+        let mut args: Vec<String> = vec!["--parent-pid".into(), std::process::id().to_string()];
+        if let Some(t) = &opts.bearer {
+            args.extend(["--bearer".into(), t.clone()]);
+        }
+        if let Some(s) = opts.status {
+            args.extend(["--status".into(), s.to_string()]);
+        }
+        if let Some((n, s)) = opts.busy {
+            args.extend(["--busy".into(), n.to_string(), "--retry-after".into(), s.to_string()]);
+        }
+        if let Some(via) = opts.media_via {
+            args.extend(["--media-via".into(), via.to_string()]);
+        }
+        if let Some(via) = opts.offer_via {
+            args.extend(["--offer-via".into(), via.to_string()]);
+        }
+        if opts.redirect {
+            args.push("--redirect".into());
+        }
+        if let Some((every_s, failures)) = opts.consent {
+            args.extend(["--consent-interval".into(), every_s.to_string()]);
+            args.extend(["--consent-failures".into(), failures.to_string()]);
+        }
+        Self::spawn("whip_endpoint.py", &args, HEALTH, START_DEADLINE)
+    }
+
+    /// The Chromium endpoint (`tests/peers/whip_chromium.py`): Debian's headless Chromium
+    /// receives in a page, driven by playwright from the venv; the same HTTP interface and
+    /// `GET /stats` shape, with Chromium's getStats() numbers (its "decode_errors" are
+    /// framesDropped: Chromium reports no decoder failures as such). Well-behaved only: no
+    /// `WhipOptions`.
+    pub fn start_chromium() -> WhipEndpoint {
+        if !Path::new(CHROMIUM).exists() {
+            panic!("no {CHROMIUM}: scripts/test installs Debian's `chromium` (apt step)");
+        }
+        Self::spawn(
+            "whip_chromium.py",
+            &["--chromium".into(), CHROMIUM.into()],
+            CHROMIUM_HEALTH,
+            CHROMIUM_START_DEADLINE,
+        )
+    }
+
+    /// Starts `tests/peers/SCRIPT --port P ARGS` from the venv and waits until `GET /health`
+    /// answers `health`; another port when the first was taken in between.
+    fn spawn(script: &str, args: &[String], health: &str, deadline: Duration) -> WhipEndpoint {
         let python = venv_python();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/whip_endpoint.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(script);
         let dir = tmp_dir("whip-endpoint");
         let mut last_log = String::new();
         for attempt in 0..PORT_ATTEMPTS {
             let port = free_port();
             let log = dir.join(format!("endpoint-{attempt}.log"));
-            let mut cmd = Command::new(&python);
-            cmd.arg(&script).arg("--port").arg(port.to_string());
-            // It exits by itself if this process dies before Drop could kill it.
-            cmd.arg("--parent-pid").arg(std::process::id().to_string());
-            if let Some(t) = &opts.bearer {
-                cmd.arg("--bearer").arg(t);
-            }
-            if let Some(s) = opts.status {
-                cmd.arg("--status").arg(s.to_string());
-            }
-            if let Some((n, s)) = opts.busy {
-                cmd.arg("--busy").arg(n.to_string()).arg("--retry-after").arg(s.to_string());
-            }
-            if let Some(via) = opts.media_via {
-                cmd.arg("--media-via").arg(via.to_string());
-            }
-            if let Some(via) = opts.offer_via {
-                cmd.arg("--offer-via").arg(via.to_string());
-            }
-            if opts.redirect {
-                cmd.arg("--redirect");
-            }
-            if let Some((every_s, failures)) = opts.consent {
-                cmd.arg("--consent-interval").arg(every_s.to_string());
-                cmd.arg("--consent-failures").arg(failures.to_string());
-            }
             let out = File::create(&log).expect("create endpoint log");
-            let child = cmd
+            let child = Command::new(&python)
+                .arg(&script)
+                .arg("--port")
+                .arg(port.to_string())
+                .args(args)
                 .env("PYTHONUNBUFFERED", "1")
                 .stdin(Stdio::null())
                 .stdout(out.try_clone().expect("dup endpoint log"))
@@ -187,11 +221,11 @@ impl WhipEndpoint {
                 .unwrap_or_else(|e| panic!("spawn {}: {e}", python.display()));
             let mut ep = WhipEndpoint { port, dir: dir.clone(), log, child };
             let start = Instant::now();
-            while start.elapsed() < START_DEADLINE {
+            while start.elapsed() < deadline {
                 if let Ok(Some(_)) = ep.child.try_wait() {
                     break;
                 }
-                if matches!(http(port, "GET", "/health", &[], b""), Ok(r) if r.status == 200 && r.body.starts_with(HEALTH))
+                if matches!(http(port, "GET", "/health", &[], b""), Ok(r) if r.status == 200 && r.body.starts_with(health))
                 {
                     return ep;
                 }
@@ -206,7 +240,7 @@ impl WhipEndpoint {
                 break;
             }
         }
-        panic!("the WHIP endpoint did not come up within {START_DEADLINE:?}:\n{last_log}");
+        panic!("the WHIP endpoint ({}) did not come up within {deadline:?}:\n{last_log}", script.display());
     }
 
     pub fn port(&self) -> u16 {
