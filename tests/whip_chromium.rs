@@ -21,11 +21,9 @@ fn chromium_decodes_a_40_s_push_frame_by_frame_and_keeps_consent() {
     let t0 = Instant::now();
     let ep = WhipEndpoint::start_chromium();
     let browser_ms = t0.elapsed().as_millis();
-    // Video only: kitepush's Opus is not wired into the WHIP output yet (AAC is not WebRTC's).
-    let spec = Spec { seconds: 40.0, audio: false, ..Spec::default() };
-    let mut c = spec.config(&ep.url("live"));
-    c.audio = None;
-    let mut h = Harnessed::new(c);
+    // Audio: 44.1 kHz PCM in, Opus at 48 kHz to Chromium.
+    let spec = Spec { seconds: 40.0, audio: true, ..Spec::default() };
+    let mut h = Harnessed::new(spec.config(&ep.url("live")));
     let started = Instant::now();
     h.pusher.start().unwrap();
     // PUBLISHING needs the 201: Chromium took the offer as kitepush wrote it (a refusal is a 400
@@ -112,6 +110,8 @@ fn chromium_decodes_a_40_s_push_frame_by_frame_and_keeps_consent() {
     // Loopback; loose for a loaded CI machine.
     assert!(s.latency.p50.is_some_and(|ms| ms < 400), "{}", stats.raw);
     assert_eq!(h.pusher.stats().video_frames_sent, spec.frames());
+    // Opus: 50 packets a second reached Chromium (a few at the end may still be in flight).
+    assert!(s.audio_frames as f64 >= spec.seconds * 50.0 * 0.97, "{}", stats.raw);
 
     // Chromium refuses an offer whose `ssrc-group:FID` names an SSRC without its own `a=ssrc`
     // lines (FFmpeg's WHIP muxer once wrote such offers): kitepush's has them for both, and the
