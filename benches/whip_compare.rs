@@ -10,7 +10,10 @@
 //!    `examples/push_file` takes no WHIP URLs) and by `ffmpeg -re -i FILE -c copy -f whip URL`, one
 //!    after the other. Each pusher is a child process measured with `wait4`: CPU is user+system of
 //!    the whole process, peak RSS its maximum resident set (kitepush's includes the file read into
-//!    memory, ~5 MB). Frames are those the endpoint decoded. Target: CPU kitepush / FFmpeg <= 0.8.
+//!    memory, ~5 MB). The kitepush child also prints its CPU and wake-ups by thread just before
+//!    `stop` (from /proc/self/task). Frames are those the endpoint decoded. Target: CPU kitepush /
+//!    FFmpeg <= 0.8. FFmpeg's muxer only packetises, encrypts and sends (no congestion control, no
+//!    NACK repair, no pacing); kitepush runs str0m's bandwidth estimation, pacer and RTX cache too.
 //!    Then kitepush from raw frames (`examples/push` with the test pattern, openh264, 1280x720 real
 //!    time): the endpoint reads the pattern's frame code in each decoded picture, latency p50/p95
 //!    (targets <= 150 / 300 ms).
@@ -22,7 +25,10 @@
 //!    SRT and RTMP the listener decodes (`-threads 1`, gray rawvideo, packets flushed) to a pipe read
 //!    here; each picture's frame code is read with `kitepush::pattern::frame_code` and its latency is
 //!    the wall clock when its last byte was read minus the code's. All three: drawn -> encoded ->
-//!    sent -> received -> decoded, on one clock.
+//!    sent -> received -> decoded, on one clock. The listeners probe little and drop what they
+//!    probed (`-fflags nobuffer`), so they start decoding at the second IDR (frame 60): a startup
+//!    backlog would otherwise be a queue they take seconds to drain. SRT's figure holds its TSBPD
+//!    latency (120 ms), and FFmpeg's TS demuxer ends a video PES only when the next one begins.
 //!
 //! Run it through `scripts/bench`, or `cargo build --release --example push &&
 //! cargo bench --bench whip_compare -- [--quick] [--runs N] [--no-cpu] [--no-loss] [--no-latency]`
@@ -59,6 +65,8 @@ const TARGET_DELIVERED_PERCENT: f64 = 98.0;
 const LOSS_PERCENT: f32 = 5.0;
 /// How long past real time a push may take before the watchdog kills it.
 const RUN_SLACK: Duration = Duration::from_secs(40);
+/// How the pusher child's stderr line with its CPU by thread begins.
+const THREADS_LINE: &str = "CPU by thread before stop (user+sys, voluntary context switches):";
 /// The argument that makes this binary a kitepush pusher child: `--kp-push-h264 URL FILE`.
 const PUSHER_MODE: &str = "--kp-push-h264";
 
@@ -223,6 +231,8 @@ struct Run {
     decode_errors: u64,
     ok: bool,
     note: String,
+    /// kitepush's own account of where its CPU went (the child's last stderr line), else empty.
+    threads: String,
 }
 
 /// The pusher child: the file's access units with `push_h264` at their real-time instants, once
@@ -263,7 +273,7 @@ fn push_h264_file(url: &str, file: &Path) -> ExitCode {
     pusher.stop(Duration::from_secs(10)).expect("stop");
     let s = pusher.stats();
     eprintln!("{} units; sent {}, dropped {}", units.len(), s.video_frames_sent, s.frames_dropped_network);
-    eprintln!("CPU by thread before stop (user+sys, voluntary context switches): {threads}");
+    eprintln!("{THREADS_LINE} {threads}");
     ExitCode::SUCCESS
 }
 
@@ -344,7 +354,12 @@ fn one_push(who: Who, dir: &Path, h264: &Path, secs: u64, tag: &str, ep: &WhipEn
     } else {
         note += " no session";
     }
-    Run { who, cpu_s, wall_s, rss_mb, frames, decode_errors: stats.decode_errors, ok: exit_ok, note }
+    let threads = fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(THREADS_LINE).map(str::trim).map(String::from))
+        .unwrap_or_default();
+    Run { who, cpu_s, wall_s, rss_mb, frames, decode_errors: stats.decode_errors, ok: exit_ok, note, threads }
 }
 
 /// Part 1; returns the WHIP latency (p50, p95, count) of the pattern push for part 3.
@@ -373,6 +388,9 @@ fn cpu_compare(dir: &Path, h264: &Path, push: &Path, secs: u64, runs_each: usize
                 if r.ok { "ok" } else { "FAIL" },
                 r.note.trim()
             );
+            if !r.threads.is_empty() {
+                println!("        by thread: {}", r.threads);
+            }
             runs.push(r);
         }
     }
