@@ -11,7 +11,9 @@
 //!    after the other. Each pusher is a child process measured with `wait4`: CPU is user+system of
 //!    the whole process, peak RSS its maximum resident set (kitepush's includes the file read into
 //!    memory, ~5 MB). The kitepush child also prints its CPU and wake-ups by thread just before
-//!    `stop` (from /proc/self/task). Frames are those the endpoint decoded. Target: CPU kitepush /
+//!    `stop` (from /proc/self/task), and both pushers' CPU over a window of the connected session
+//!    (2 s after ICE connected, for the clip's length less 6 s) is read from /proc/PID/stat: the
+//!    steady state, setup and teardown left out. Frames are those the endpoint decoded. Target: CPU kitepush /
 //!    FFmpeg <= 0.8. FFmpeg's muxer only packetises, encrypts and sends (no congestion control, no
 //!    NACK repair, no pacing); kitepush runs str0m's bandwidth estimation, pacer and RTX cache too.
 //!    Then kitepush from raw frames (`examples/push` with the test pattern, openh264, 1280x720 real
@@ -51,7 +53,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{measure, median};
+use support::{measure, measure_sampled, median, process_cpu_s};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
@@ -65,6 +67,8 @@ const TARGET_DELIVERED_PERCENT: f64 = 98.0;
 const LOSS_PERCENT: f32 = 5.0;
 /// How long past real time a push may take before the watchdog kills it.
 const RUN_SLACK: Duration = Duration::from_secs(40);
+/// How long after ICE connected the steady-state CPU window opens.
+const STEADY_AFTER: Duration = Duration::from_secs(2);
 /// How the pusher child's stderr line with its CPU by thread begins.
 const THREADS_LINE: &str = "CPU by thread before stop (user+sys, voluntary context switches):";
 /// The argument that makes this binary a kitepush pusher child: `--kp-push-h264 URL FILE`.
@@ -231,6 +235,10 @@ struct Run {
     decode_errors: u64,
     ok: bool,
     note: String,
+    /// CPU ms per second of media over a window of the connected session (from 2 s after ICE
+    /// connected to 4 s before the clip's end), read from /proc: each pusher's setup (process start,
+    /// HTTP, ICE, DTLS, crypto library initialisation) and teardown left out.
+    steady_ms_per_s: Option<f64>,
     /// kitepush's own account of where its CPU went (the child's last stderr line), else empty.
     threads: String,
 }
@@ -346,7 +354,23 @@ fn settled(ep: &WhipEndpoint, timeout: Duration) -> WhipStats {
 fn one_push(who: Who, dir: &Path, h264: &Path, secs: u64, tag: &str, ep: &WhipEndpoint) -> Run {
     let log = dir.join(format!("{}-{tag}.stderr", if who == Who::Kitepush { "kitepush" } else { "ffmpeg" }));
     let deadline = Duration::from_secs(secs) + RUN_SLACK;
-    let (cpu_s, wall_s, rss_mb, exit_ok, mut note) = measure(who.command(h264, ep, tag), &log, deadline);
+    let window = Duration::from_secs(window_s(secs));
+    let sample = |pid: u32| {
+        let up = Instant::now();
+        while !ep.stats().sessions.last().is_some_and(|s| s.connected_after_ms.is_some()) {
+            if up.elapsed() > Duration::from_secs(15) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(STEADY_AFTER);
+        let (c0, t0) = (process_cpu_s(pid)?, Instant::now());
+        std::thread::sleep(window);
+        let (c1, t1) = (process_cpu_s(pid)?, Instant::now());
+        Some((c1 - c0) * 1000.0 / (t1 - t0).as_secs_f64())
+    };
+    let ((cpu_s, wall_s, rss_mb, exit_ok, mut note), steady_ms_per_s) =
+        measure_sampled(who.command(h264, ep, tag), &log, deadline, sample);
     let stats = settled(ep, Duration::from_secs(15));
     let frames = stats.video_frames();
     if let Some(s) = stats.sessions.last() {
@@ -359,7 +383,18 @@ fn one_push(who: Who, dir: &Path, h264: &Path, secs: u64, tag: &str, ep: &WhipEn
         .lines()
         .find_map(|l| l.strip_prefix(THREADS_LINE).map(str::trim).map(String::from))
         .unwrap_or_default();
-    Run { who, cpu_s, wall_s, rss_mb, frames, decode_errors: stats.decode_errors, ok: exit_ok, note, threads }
+    Run {
+        who,
+        cpu_s,
+        wall_s,
+        rss_mb,
+        frames,
+        decode_errors: stats.decode_errors,
+        ok: exit_ok,
+        note,
+        steady_ms_per_s,
+        threads,
+    }
 }
 
 /// Part 1; returns the WHIP latency (p50, p95, count) of the pattern push for part 3.
@@ -377,10 +412,12 @@ fn cpu_compare(dir: &Path, h264: &Path, push: &Path, secs: u64, runs_each: usize
             let ep = WhipEndpoint::start(WhipOptions::default());
             let r = one_push(who, dir, h264, secs, &format!("cpu{round}"), &ep);
             println!(
-                "round {} {:<22} cpu {:6.3} s  wall {:6.2} s  rss {:6.1} MB  decoded {:4}/{want}  decode errors {:3}  {} {}",
+                "round {} {:<22} cpu {:6.3} s  steady {} ms/s  wall {:6.2} s  rss {:6.1} MB  decoded {:4}/{want}  decode \
+                 errors {:3}  {} {}",
                 round + 1,
                 r.who.name(),
                 r.cpu_s,
+                r.steady_ms_per_s.map_or("-".into(), |v| format!("{v:5.2}")),
                 r.wall_s,
                 r.rss_mb,
                 r.frames,
@@ -395,18 +432,20 @@ fn cpu_compare(dir: &Path, h264: &Path, push: &Path, secs: u64, runs_each: usize
         }
     }
     println!("\nmedians of {runs_each} run(s)");
-    println!("{:<22} {:>8} {:>8} {:>12} {:>9}", "", "CPU s", "wall s", "peak RSS MB", "decoded");
+    println!("{:<22} {:>8} {:>14} {:>8} {:>12} {:>9}", "", "CPU s", "steady ms/s", "wall s", "peak RSS MB", "decoded");
     let summary = |who: Who| {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.who == who).collect();
         let m = |f: fn(&Run) -> f64| median(mine.iter().map(|r| f(r)).collect());
-        (m(|r| r.cpu_s), m(|r| r.wall_s), m(|r| r.rss_mb), m(|r| r.frames as f64), mine.iter().all(|r| r.ok))
+        let steady = median(mine.iter().filter_map(|r| r.steady_ms_per_s).collect());
+        (m(|r| r.cpu_s), m(|r| r.wall_s), m(|r| r.rss_mb), m(|r| r.frames as f64), mine.iter().all(|r| r.ok), steady)
     };
     for who in [Who::Kitepush, Who::Ffmpeg] {
-        let (cpu, wall, rss, frames, ok) = summary(who);
+        let (cpu, wall, rss, frames, ok, steady) = summary(who);
         println!(
-            "{:<22} {:>8.3} {:>8.2} {:>12.1} {:>9.0}  {}",
+            "{:<22} {:>8.3} {:>14.2} {:>8.2} {:>12.1} {:>9.0}  {}",
             who.name(),
             cpu,
+            steady,
             wall,
             rss,
             frames,
@@ -421,6 +460,12 @@ fn cpu_compare(dir: &Path, h264: &Path, push: &Path, secs: u64, runs_each: usize
         (true, false) => "MISSED",
     };
     println!("  CPU kitepush / ffmpeg = {ratio:.3} (target <= {TARGET_CPU_RATIO}) -> {verdict}");
+    println!(
+        "  steady-state CPU (a {}-s window of the connected session) kitepush / ffmpeg = {:.3} (beside the target; \
+         setup and teardown left out)",
+        window_s(secs),
+        k.5 / f.5
+    );
     println!("  peak RSS kitepush / ffmpeg = {:.3}", k.2 / f.2);
     println!("  decoded kitepush {:.0} / ffmpeg {:.0} of {want}", k.3, f.3);
 
@@ -455,6 +500,11 @@ fn cpu_compare(dir: &Path, h264: &Path, push: &Path, secs: u64, runs_each: usize
         s.latency.max
     );
     Some((p50, p95, s.latency.count))
+}
+
+/// The steady-state window: from `STEADY_AFTER` past ICE connected to ~4 s before the end.
+fn window_s(secs: u64) -> u64 {
+    secs.saturating_sub(6).max(2)
 }
 
 fn pattern_push(push: &Path, url: &str, secs: u64) -> Command {
