@@ -357,7 +357,7 @@ fn one_push(who: Who, dir: &Path, h264: &Path, secs: u64, tag: &str, ep: &WhipEn
     let window = Duration::from_secs(window_s(secs));
     let sample = |pid: u32| {
         let up = Instant::now();
-        while !ep.stats().sessions.last().is_some_and(|s| s.connected_after_ms.is_some()) {
+        while ep.stats().sessions.last().is_none_or(|s| s.connected_after_ms.is_none()) {
             if up.elapsed() > Duration::from_secs(15) {
                 return None;
             }
