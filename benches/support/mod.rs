@@ -14,12 +14,37 @@ use std::time::{Duration, Instant};
 
 /// Spawns `cmd`, reaps it with `wait4` and returns (CPU s, wall s, peak RSS in MB = 10^6 bytes,
 /// exit ok, a note on failure). A watchdog kills it after `deadline`.
-pub fn measure(mut cmd: Command, stderr_log: &Path, deadline: Duration) -> (f64, f64, f64, bool, String) {
+pub fn measure(cmd: Command, stderr_log: &Path, deadline: Duration) -> (f64, f64, f64, bool, String) {
+    measure_sampled(cmd, stderr_log, deadline, |_| {}).0
+}
+
+/// [`measure`], with `sample` run on a thread of its own with the child's pid while the child
+/// runs (e.g. reading its CPU over a window from [`process_cpu_s`]); its result is returned beside.
+pub fn measure_sampled<T: Send>(
+    mut cmd: Command,
+    stderr_log: &Path,
+    deadline: Duration,
+    sample: impl FnOnce(u32) -> T + Send,
+) -> ((f64, f64, f64, bool, String), T) {
     let log = fs::File::create(stderr_log).expect("create stderr log");
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     let start = Instant::now();
     let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
     let pid = child.id() as libc::pid_t;
+    std::thread::scope(|scope| {
+        let sampler = scope.spawn(move || sample(pid as u32));
+        let measured = reap(child, pid, start, stderr_log, deadline);
+        (measured, sampler.join().expect("sampler thread"))
+    })
+}
+
+fn reap(
+    child: std::process::Child,
+    pid: libc::pid_t,
+    start: Instant,
+    stderr_log: &Path,
+    deadline: Duration,
+) -> (f64, f64, f64, bool, String) {
     let reaped = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let watchdog = {
@@ -64,6 +89,16 @@ pub fn measure(mut cmd: Command, stderr_log: &Path, deadline: Duration) -> (f64,
         note = format!("exit status {status:#x}: {tail}");
     }
     (cpu, wall, rss_mb, exited_ok, note)
+}
+
+/// User+system CPU seconds a live process has used so far, all its threads (/proc/PID/stat, in
+/// clock ticks of 1/100 s); `None` once it is gone.
+pub fn process_cpu_s(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name is in parentheses and may hold spaces: fields 3.. follow the last ')'.
+    let f: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// What nginx recorded of one publish.
