@@ -312,7 +312,7 @@ mod tests {
         let mut out = Encoded { aus: Vec::new(), idr: Vec::new() };
         for i in 0..n {
             before(i, enc);
-            pattern.fill(i, &mut pic);
+            pattern.fill_at(i, 0, &mut pic);
             let mut au = Vec::new();
             let idr = enc.encode(&pic, &mut au).unwrap().unwrap_or_else(|| panic!("frame {i} was skipped"));
             assert!(!au.is_empty());

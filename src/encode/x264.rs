@@ -377,7 +377,7 @@ mod tests {
     /// The pattern's picture `i` in `layout` (the semi-planar ones interleaved from the I420 one).
     fn picture(pattern: &mut VideoPattern, i: u64, layout: ChromaLayout) -> I420Buffer {
         let mut pic = I420Buffer::default();
-        pattern.fill(i, &mut pic);
+        pattern.fill_at(i, 0, &mut pic);
         if layout == ChromaLayout::Planar {
             return pic;
         }
