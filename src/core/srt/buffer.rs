@@ -282,6 +282,19 @@ impl SendBuffer {
         }
     }
 
+    /// The newest transmitted packet's sequence number, origin and last (re)transmission, if it
+    /// is not already waiting for retransmission.
+    pub fn tail_last_tx(&self) -> Option<(u32, Instant, Instant)> {
+        if self.sent == 0 {
+            return None;
+        }
+        let m = &self.meta[self.idx(self.sent - 1)];
+        if m.lost || m.given_up {
+            return None;
+        }
+        Some((seq_add(self.base_seq, self.sent as u32 - 1), m.origin, m.last_tx?))
+    }
+
     /// Drops packets queued before `cutoff` from the front.
     pub fn drop_older_than(&mut self, cutoff: Instant) -> Option<Dropped> {
         let mut n = 0;

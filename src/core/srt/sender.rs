@@ -101,6 +101,10 @@ pub struct SrtSender {
     head_missing: Option<u32>,
     /// When the last ACK emptied the send buffer.
     drained_at: Instant,
+    /// When an ACK last released packets (or the connection started).
+    ack_progress_at: Instant,
+    /// Tail-loss probes sent since then: each waits twice as long as the one before.
+    tail_probes: u32,
 
     /// Input rate sampling (libsrt's CSndBuffer::updateInputRate): 0.5 s first, then 1 s.
     rate_start: Instant,
@@ -209,6 +213,8 @@ impl SrtSender {
             last_ack: None,
             last_ack_seq: initial_seq,
             drained_at: now,
+            ack_progress_at: now,
+            tail_probes: 0,
             head_missing: None,
             rate_start: now,
             rate_bytes: 0,
@@ -338,6 +344,9 @@ impl SrtSender {
                 if let Some(due) = self.head_resend_due() {
                     t = t.min(due);
                 }
+                if let Some((_, due)) = self.tail_probe_due() {
+                    t = t.min(due);
+                }
                 Some(t)
             }
             State::Closed if self.shutdown_due => Some(self.now),
@@ -383,7 +392,7 @@ impl SrtSender {
         match c.ctype {
             CTRL_HANDSHAKE => self.on_handshake(now, c.cif),
             CTRL_ACK if self.state == State::Connected => self.on_ack(now, c.info, c.cif),
-            CTRL_NAK if self.state == State::Connected => self.on_nak(c.cif),
+            CTRL_NAK if self.state == State::Connected => self.on_nak(now, c.cif),
             CTRL_SHUTDOWN => {
                 if matches!(self.state, State::Connected | State::Conclusion { .. }) {
                     self.state = State::Closed;
@@ -470,6 +479,34 @@ impl SrtSender {
         if self.head_resend_due().is_some_and(|due| self.now >= due) {
             self.buf.mark_lost(base, base);
         }
+        if let Some((seq, due)) = self.tail_probe_due() {
+            if self.now >= due {
+                self.buf.mark_lost(seq, seq);
+                self.tail_probes += 1;
+            }
+        }
+    }
+
+    /// Tail-loss probe (as TCP's): when the newest packets are lost, no later packet shows the
+    /// receiver the gap, so no NAK comes and the ACK just stops moving; the stream's last
+    /// packets (a close, a pause, the end of a burst) would wait for the too-late drop. When
+    /// nothing new can go out and no ACK released anything for RTT + min(4 × RTTVar, RTT) +
+    /// 10 ms after the newest packet left, that packet is sent again: its arrival either is
+    /// acknowledged or shows the receiver every gap before it, which it then NAKs. Backs off
+    /// (doubling, up to 16 ×) while nothing answers, so a dead link costs a few packets a
+    /// second. Not while the head is being resent for ACKs that name it (that already probes),
+    /// nor once the packet's play time has passed (the probe would only be given up).
+    fn tail_probe_due(&self) -> Option<(u32, Instant)> {
+        if self.buf.lost() > 0 || self.can_send_new() || self.head_missing == Some(self.buf.base_seq()) {
+            return None;
+        }
+        let (seq, origin, tx) = self.buf.tail_last_tx()?;
+        let rtt = Duration::from_micros(u64::from(self.rtt_us));
+        let var = Duration::from_micros(4 * u64::from(self.rtt_var_us)).min(rtt);
+        let wait = (rtt + var + ACK_PERIOD) * (1u32 << self.tail_probes.min(4));
+        let due = tx.max(self.ack_progress_at) + wait;
+        let plays_at = origin + self.play_deadline();
+        (due < plays_at && self.now < plays_at).then_some((seq, due))
     }
 
     /// When the oldest packet, confirmed missing by an ACK, is due to be sent again.
@@ -638,8 +675,12 @@ impl SrtSender {
         let Some(released) = self.buf.acknowledge(ack.ack_seq) else {
             return; // acknowledges packets never sent: not from our peer's receiver
         };
-        if released > 0 && self.buf.is_empty() {
-            self.drained_at = now;
+        if released > 0 {
+            self.ack_progress_at = now;
+            self.tail_probes = 0;
+            if self.buf.is_empty() {
+                self.drained_at = now;
+            }
         }
         if !light {
             // Answer at once: the receiver measures the RTT from the ACK to this ACKACK.
@@ -675,7 +716,9 @@ impl SrtSender {
         }
     }
 
-    fn on_nak(&mut self, cif: &[u8]) {
+    fn on_nak(&mut self, now: Instant, cif: &[u8]) {
+        // The receiver is repairing the flight: the probe waits while that runs.
+        self.ack_progress_at = now;
         for (lo, hi) in nak_ranges(cif) {
             self.stats.packets_lost += self.buf.mark_lost(lo, hi) as u64;
         }
