@@ -25,6 +25,8 @@ struct Inner {
     audio: VecDeque<(Vec<i16>, u64)>,
     video_pool: Vec<I420Buffer>,
     audio_pool: Vec<Vec<i16>>,
+    /// Video buffers made so far: the pool only grows, to the most pictures ever in flight.
+    video_made: usize,
     closed: bool,
     woken: bool,
 }
@@ -44,6 +46,7 @@ impl InputQueue {
                 audio: VecDeque::with_capacity(audio_cap),
                 video_pool: Vec::with_capacity(video_cap + 2),
                 audio_pool: Vec::with_capacity(audio_cap + 2),
+                video_made: 0,
                 closed: false,
                 woken: false,
             }),
@@ -64,7 +67,14 @@ impl InputQueue {
         if g.closed || g.video.len() >= self.video_cap {
             return None;
         }
-        Some(g.video_pool.pop().unwrap_or_default())
+        let b = g.video_pool.pop();
+        g.video_made += usize::from(b.is_none());
+        Some(b.unwrap_or_default())
+    }
+
+    /// How many video buffers the pool has made (each holds one raw picture once filled).
+    pub fn video_buffers_made(&self) -> usize {
+        self.lock().video_made
     }
 
     pub fn audio_buffer(&self) -> Option<Vec<i16>> {
@@ -175,8 +185,13 @@ impl InputQueue {
     pub fn clear(&self) -> usize {
         let mut g = self.lock();
         let n = g.video.len();
-        g.video.clear();
-        g.audio.clear();
+        // Back to the pools: the next pictures reuse them instead of allocating.
+        while let Some((b, _)) = g.video.pop_front() {
+            g.video_pool.push(b);
+        }
+        while let Some((b, _)) = g.audio.pop_front() {
+            g.audio_pool.push(b);
+        }
         n
     }
 }
@@ -205,6 +220,14 @@ mod tests {
             })
             .collect();
         assert_eq!(order, vec![0, 10, 33]);
+        assert_eq!(q.video_buffers_made(), 2);
+        let b = q.video_buffer().unwrap();
+        assert!(q.push(Input::Video(b, 66)));
+        assert_eq!(q.clear(), 1);
+        let b = q.video_buffer().unwrap();
+        assert!(q.push(Input::Video(b, 99)));
+        assert_eq!(q.video_buffers_made(), 2, "recycled and cleared buffers are reused");
+        q.clear();
         q.close();
         assert!(q.next().is_none());
         assert!(q.video_buffer().is_none());

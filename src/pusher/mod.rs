@@ -884,6 +884,15 @@ impl Pusher {
         lock(&self.shared.failure).clone()
     }
 
+    /// Raw picture buffers the input pool has made so far (each width × height × 1.5 bytes once
+    /// filled). The pool keeps them for reuse and grows to the most pictures ever in flight at
+    /// once (at most `input_queue_frames` + 2): memory checks (the soak test) subtract it from
+    /// the growth they call a leak. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn raw_video_buffers(&self) -> usize {
+        self.shared.input.video_buffers_made()
+    }
+
     pub fn stats(&self) -> Stats {
         stats_of(&self.shared)
     }
