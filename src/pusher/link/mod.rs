@@ -37,6 +37,42 @@ pub enum Opening {
     Publishing,
 }
 
+impl Opening {
+    /// For the datagram transports, which finish opening in one step once the handshake is
+    /// through: `was` and `is` connected before and after the latest exchange.
+    pub fn from_connected(was: bool, is: bool) -> Opening {
+        match (was, is) {
+            (false, true) => Opening::Connected,
+            (true, true) => Opening::Publishing,
+            _ => Opening::Pending,
+        }
+    }
+}
+
+/// How long the peer of a datagram transport has been silent: UDP has no connection whose
+/// failure says the path is dead, so silence past the stall timeout is the sign.
+#[derive(Debug, Clone, Copy)]
+pub struct Silence {
+    last_heard: Instant,
+    timeout: Duration,
+}
+
+impl Silence {
+    pub fn new(now: Instant, timeout: Duration) -> Silence {
+        Silence { last_heard: now, timeout }
+    }
+    /// A datagram arrived from the peer.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_heard = now;
+    }
+    pub fn stalled(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_heard) >= self.timeout
+    }
+    pub fn next_check(&self, now: Instant) -> Duration {
+        (self.last_heard + self.timeout).saturating_duration_since(now)
+    }
+}
+
 pub trait Link: Send {
     /// Advances connecting and publishing without blocking; call it until `Publishing` (the worker
     /// waits with [`Link::wait`] in between and enforces the connect deadline).
@@ -49,9 +85,11 @@ pub trait Link: Send {
     }
 
     /// Whether this transport carries `p` (its codec): the worker skips, and does not count, what
-    /// it does not (AAC on WebRTC, Opus on RTMP and SRT).
-    fn carries(&self, _p: &MediaPacket) -> bool {
-        true
+    /// it does not. The default is FLV's and MPEG-TS's: everything but Opus, which the pusher
+    /// encodes only for WebRTC (`Shared::queue_media` does not even queue it for the others).
+    /// WebRTC carries H.264 and Opus only.
+    fn carries(&self, p: &MediaPacket) -> bool {
+        p.codec != crate::core::media::Codec::Opus
     }
 
     /// Frames one unit for the wire and queues it at stream time `ts` (ms); returns the bytes it

@@ -2,7 +2,7 @@
 
 use super::{Link, Opening};
 use crate::core::flv;
-use crate::core::media::{Codec, MediaPacket, Track};
+use crate::core::media::{MediaPacket, Track};
 use crate::core::metadata::StreamMetadata;
 use crate::core::session::{PublishSession, SessionEvent, SessionState};
 use crate::core::stall::StallDetector;
@@ -177,11 +177,6 @@ impl Link for RtmpLink {
     }
 
     fn send(&mut self, ts: u64, p: &MediaPacket) -> Result<u64> {
-        // FLV over RTMP carries AAC; Opus units are for WebRTC and are not queued here
-        // (`Shared::queue_media`). Should one arrive anyway, it is not sent.
-        if p.codec == Codec::Opus {
-            return Ok(0);
-        }
         // RTMP timestamps are 32-bit milliseconds: they wrap after 49.7 days, as the spec intends.
         let ts = ts as u32;
         let (_, prefix, n) = flv::unit_prefix(p);

@@ -5,7 +5,7 @@
 //! buffer), and a peer that sends nothing back for the stall timeout (no ACK, no keepalive) is a
 //! stall, as on RTMP.
 
-use super::{Link, Opening, RepairStats};
+use super::{Link, Opening, RepairStats, Silence};
 use crate::core::media::{Codec, MediaPacket, Track};
 use crate::core::srt::{SrtConfig, SrtEvent, SrtSender, MAX_DATAGRAM};
 use crate::core::srt_url::SrtUrl;
@@ -52,8 +52,7 @@ pub struct SrtLink {
     written: u64,
     unacked: VecDeque<u16>,
     delivered: u64,
-    last_heard: Instant,
-    stall_timeout: Duration,
+    silence: Silence,
     connected: bool,
     /// The socket may hold datagrams: set when a wait saw it readable, cleared once drained, so
     /// the paced wake-ups between packets cost no receive call that finds nothing.
@@ -93,8 +92,7 @@ impl SrtLink {
             written: 0,
             unacked: VecDeque::with_capacity(8192),
             delivered: 0,
-            last_heard: now,
-            stall_timeout: p.stall_timeout,
+            silence: Silence::new(now, p.stall_timeout),
             connected: false,
             readable: true,
         })
@@ -104,7 +102,7 @@ impl SrtLink {
     fn exchange(&mut self, now: Instant) -> Result<()> {
         if self.readable {
             while let Some(n) = self.udp.recv(&mut self.rx)? {
-                self.last_heard = now;
+                self.silence.heard(now);
                 self.sender.handle_datagram(now, &self.rx[..n]);
             }
             self.readable = false;
@@ -184,11 +182,7 @@ impl Link for SrtLink {
     fn poll_open(&mut self, now: Instant) -> Result<Opening> {
         let was = self.connected;
         self.exchange(now)?;
-        Ok(match (was, self.connected) {
-            (false, true) => Opening::Connected,
-            (true, true) => Opening::Publishing,
-            _ => Opening::Pending,
-        })
+        Ok(Opening::from_connected(was, self.connected))
     }
 
     fn open_timeout(&self, ms: u128) -> Error {
@@ -196,11 +190,6 @@ impl Link for SrtLink {
     }
 
     fn send(&mut self, ts: u64, p: &MediaPacket) -> Result<u64> {
-        // MPEG-TS here carries AAC (ADTS); Opus units are for WebRTC and are not queued here
-        // (`Shared::queue_media`). Should one arrive anyway, it is not sent.
-        if p.codec == Codec::Opus {
-            return Ok(0);
-        }
         if self.ts_pos > 0 {
             // Keep the buffer from creeping: move the unsent tail to the front (no allocation).
             self.ts.drain(..self.ts_pos);
@@ -239,11 +228,11 @@ impl Link for SrtLink {
     }
 
     fn stalled(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_heard) >= self.stall_timeout
+        self.silence.stalled(now)
     }
 
     fn next_stall_check(&self, now: Instant) -> Duration {
-        (self.last_heard + self.stall_timeout).saturating_duration_since(now)
+        self.silence.next_check(now)
     }
 
     fn rtt_ms(&self) -> Option<u32> {

@@ -12,7 +12,7 @@
 //! gathering, no TURN: str0m has no TURN client; see the README). The endpoint's answer gives
 //! the server's candidates, which is how WHIP servers with public addresses are reached.
 
-use super::{Link, Opening, RepairStats};
+use super::{Link, Opening, RepairStats, Silence};
 use crate::core::media::{Codec, MediaPacket, Track};
 use crate::core::ts::{avcc_parameter_sets, length_prefixed_to_annexb, TsVideo};
 use crate::core::whip_url::WhipUrl;
@@ -73,8 +73,7 @@ pub struct WhipLink {
     scratch: Vec<u8>,
     rx: Vec<u8>,
     written: u64,
-    last_heard: Instant,
-    stall_timeout: Duration,
+    silence: Silence,
     rtt_ms: Option<u32>,
     nacks: u64,
     keyframe_request: bool,
@@ -157,8 +156,7 @@ impl WhipLink {
             scratch: Vec::with_capacity(256 * 1024),
             rx: vec![0u8; 2048],
             written: 0,
-            last_heard: now,
-            stall_timeout: p.stall_timeout,
+            silence: Silence::new(now, p.stall_timeout),
             rtt_ms: None,
             nacks: 0,
             keyframe_request: false,
@@ -368,7 +366,7 @@ impl WhipLink {
     fn exchange(&mut self, now: Instant) -> Result<()> {
         let local = self.udp.local();
         while let Some((n, source)) = self.udp.recv_from(&mut self.rx)? {
-            self.last_heard = now;
+            self.silence.heard(now);
             let Ok(contents) = self.rx[..n].try_into() else { continue };
             let r = Receive { proto: Protocol::Udp, source, destination: local, contents };
             // A datagram str0m cannot use (a stray or damaged one) is not the session's failure.
@@ -417,11 +415,7 @@ impl Link for WhipLink {
     fn poll_open(&mut self, now: Instant) -> Result<Opening> {
         let was = self.connected;
         self.exchange(now)?;
-        Ok(match (was, self.connected) {
-            (false, true) => Opening::Connected,
-            (true, true) => Opening::Publishing,
-            _ => Opening::Pending,
-        })
+        Ok(Opening::from_connected(was, self.connected))
     }
 
     fn open_timeout(&self, ms: u128) -> Error {
@@ -493,11 +487,11 @@ impl Link for WhipLink {
     }
 
     fn stalled(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_heard) >= self.stall_timeout
+        self.silence.stalled(now)
     }
 
     fn next_stall_check(&self, now: Instant) -> Duration {
-        (self.last_heard + self.stall_timeout).saturating_duration_since(now)
+        self.silence.next_check(now)
     }
 
     fn rtt_ms(&self) -> Option<u32> {
