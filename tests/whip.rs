@@ -218,6 +218,53 @@ fn network_changed_makes_a_new_session_at_once() {
     assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
 }
 
+/// A receiver that lost its reference pictures sends a PLI: the encoder makes one of the next
+/// pictures an IDR (for pre-encoded video, KEYFRAME_NEEDED: `pre_encoded_h264_is_decoded_frame_by_frame`).
+#[test]
+fn a_pli_from_the_receiver_brings_a_keyframe_at_once() {
+    if !in_loopback_netns("a_pli_from_the_receiver_brings_a_keyframe_at_once") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions::default());
+    let spec = Spec { seconds: 6.0, audio: false, ..Spec::default() };
+    let mut c = config(&ep.url("pli"), &spec);
+    // One IDR at the start and none by schedule: any other is an answer to a request.
+    c.video.as_mut().unwrap().keyframe_interval = 3000;
+    let mut h = Harnessed::new(c);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    let mut src = Source::new(&spec);
+    let t0 = Instant::now();
+    let pli_after = spec.frames() / 2;
+    for i in 0..spec.frames() {
+        let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        src.push_one(&h.pusher);
+        if i == pli_after {
+            let id = ep.wait_frames(1, Duration::from_secs(5)).session().id.clone();
+            ep.send_pli(&id);
+        }
+    }
+    let_the_receiver_catch_up(&ep, spec.frames(), Duration::from_secs(2));
+    let d = h.pusher.stats().destinations[0].clone();
+    h.pusher.stop(Duration::from_secs(5)).unwrap();
+    let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);
+    let s = stats.session();
+    println!(
+        "PLI after picture {pli_after}: keyframes decoded at pictures {:?}; keyframe requests {}",
+        s.keyframe_codes, d.keyframe_requests
+    );
+    assert!(s.plis_sent >= 1, "{}", stats.raw);
+    assert!(d.keyframe_requests >= 1, "{d:?}");
+    assert_eq!(s.keyframe_codes.first(), Some(&0), "{}", stats.raw);
+    // Loopback: the request is back in milliseconds; a few pictures wait in the encoder's queue.
+    let answer = s.keyframe_codes.iter().find(|&&k| u64::from(k) > pli_after);
+    assert!(answer.is_some_and(|&k| u64::from(k) <= pli_after + 10), "{}", stats.raw);
+    // No keyframe but the first and the requested ones.
+    assert!(s.keyframe_codes.len() as u32 <= 1 + d.keyframe_requests, "{}", stats.raw);
+    assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
+}
+
 /// An endpoint whose media goes through a UDP fault proxy: the answer names the proxy, and a
 /// thread points the proxy at the newest session's real candidate (a reconnect makes a new
 /// session on a new port) until `done`.
@@ -393,14 +440,24 @@ fn pre_encoded_h264_is_decoded_frame_by_frame() {
     h.pusher.start().unwrap();
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
     let t0 = Instant::now();
+    let pli_after = aus.len() / 2;
     for (i, au) in aus.iter().enumerate() {
         let pts = i as i64 * 1_000_000 / 30;
         std::thread::sleep((t0 + Duration::from_micros(pts as u64)).saturating_duration_since(Instant::now()));
         h.pusher.push_h264(au, pts, pts).unwrap();
+        if i == pli_after {
+            // The encoder is the app's: a PLI becomes a KEYFRAME_NEEDED event for it.
+            let id = ep.wait_frames(1, Duration::from_secs(5)).session().id.clone();
+            ep.send_pli(&id);
+        }
     }
+    let d = h.pusher.stats().destinations[0].clone();
     h.pusher.stop(Duration::from_secs(5)).unwrap();
     let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);
     let s = stats.session();
     assert!(s.video_frames + 1 >= aus.len() as u64, "{} units: {}", aus.len(), stats.raw);
     assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
+    assert!(d.keyframe_requests >= 1, "{d:?}");
+    let kinds = h.drain_events(Duration::from_millis(200)).iter().map(|e| e.kind).collect::<Vec<_>>();
+    assert!(kinds.contains(&EventKind::KP_EVENT_KEYFRAME_NEEDED), "{kinds:?}");
 }

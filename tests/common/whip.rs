@@ -262,6 +262,13 @@ impl WhipEndpoint {
         http(self.port, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
+    /// Makes the endpoint send a PLI for session `id`'s video (RTCP, as a receiver that lost its
+    /// reference pictures does); panics unless the session has a video track.
+    pub fn send_pli(&self, id: &str) {
+        let r = self.request("POST", &format!("/pli/{id}"), &[], b"");
+        assert_eq!(r.status, 200, "PLI for session {id}: {r:?}");
+    }
+
     pub fn stats(&self) -> WhipStats {
         let reply = self.request("GET", "/stats", &[], b"");
         assert_eq!(reply.status, 200, "GET /stats: {}", reply.body);
@@ -400,6 +407,10 @@ pub struct WhipSession {
     pub codes: FrameCodes,
     pub latency: Latency,
     pub audio_frames: u64,
+    /// Frame codes of the decoded keyframes, in order.
+    pub keyframe_codes: Vec<u16>,
+    /// PLIs the endpoint sent when asked ([`WhipEndpoint::send_pli`]).
+    pub plis_sent: u64,
 }
 
 /// Frame codes read from the decoded pictures.
@@ -499,6 +510,11 @@ impl WhipSession {
                 max: lat["max"].as_i64(),
             },
             audio_frames: u(&v["audio"], "frames"),
+            keyframe_codes: v["keyframe_codes"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|c| c.as_u64().map(|c| c as u16)).collect())
+                .unwrap_or_default(),
+            plis_sent: u(v, "plis_sent"),
         }
     }
 }

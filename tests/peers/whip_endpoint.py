@@ -201,6 +201,10 @@ class Session:
         self.missing = 0
         self.not_increasing = 0
         self.latencies = []
+        # Frame codes of the decoded keyframes, and PLIs sent on the test's request (/pli).
+        self.keyframe_codes = []
+        self.plis_sent = 0
+        self.video_receiver = None
         # Idents of this session's decoder threads, to attribute decoder log lines.
         self.decoder_threads = set()
 
@@ -261,6 +265,8 @@ class Session:
                 },
             },
             "audio": {"frames": self.audio_frames},
+            "keyframe_codes": self.keyframe_codes,
+            "plis_sent": self.plis_sent,
         }
 
 
@@ -394,6 +400,7 @@ class Server:
         def on_track(track):
             receiver = next((t.receiver for t in pc.getTransceivers() if t.receiver.track is track), None)
             if track.kind == "video":
+                session.video_receiver = receiver
                 asyncio.ensure_future(self.consume_video(session, track, receiver))
             else:
                 asyncio.ensure_future(self.consume_audio(session, track))
@@ -432,6 +439,8 @@ class Server:
                 session.codes_unreadable += 1
             else:
                 session.on_code(code[0], code[1], received_ms & 0xFFFFFFFF)
+                if frame.key_frame:
+                    session.keyframe_codes.append(code[0])
 
     async def consume_audio(self, session, track):
         while True:
@@ -449,6 +458,21 @@ class Server:
         session.close("delete")
         await session.pc.close()
         return web.Response(status=200)
+
+    async def pli(self, request):
+        """Test control: a Picture Loss Indication (RFC 4585) for the session's video, as a
+        receiver sends when it lost the reference pictures; the publisher owes a keyframe."""
+        session = self.sessions.get(request.match_info["id"])
+        receiver = session and session.video_receiver
+        if receiver is None:
+            return web.Response(status=404)
+        rtx = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
+        streams = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
+        ssrcs = [ssrc for ssrc in list(streams) if ssrc not in rtx]
+        for ssrc in ssrcs:
+            await receiver._send_rtcp_pli(ssrc)
+        session.plis_sent += len(ssrcs)
+        return web.json_response({"ssrcs": ssrcs})
 
     async def patch(self, request):
         return web.Response(status=405, headers={"Allow": "DELETE"})
@@ -523,6 +547,7 @@ def main():
         app.router.add_post(prefix + "/{name}", server.post)
         app.router.add_delete(prefix + "/{name}/session/{id}", server.delete)
         app.router.add_patch(prefix + "/{name}/session/{id}", server.patch)
+    app.router.add_post("/pli/{id}", server.pli)
     app.router.add_get("/stats", server.stats)
     app.router.add_get("/health", server.health)
     app.on_shutdown.append(server.shutdown)
