@@ -416,6 +416,97 @@ fn a_black_hole_ends_the_session_and_a_new_one_follows() {
     });
 }
 
+/// One state machine for every transport: a WHIP primary whose media path is black-holed fails
+/// over to an RTMP backup (nginx-rtmp) after one failed attempt, which gets AAC audio (encoded
+/// beside the primary's Opus from the same PCM) as well as video; once UDP passes again the
+/// primary is found and taken back, with one encoder and one timeline throughout.
+#[test]
+fn a_dead_whip_path_fails_over_to_rtmp_with_its_aac_and_comes_back() {
+    use common::{decode_errors, probe, unique_key, Nginx, NginxOptions};
+    use kitepush::core::reconnect::ReconnectPolicy;
+    if !in_loopback_netns("a_dead_whip_path_fails_over_to_rtmp_with_its_aac_and_comes_back") {
+        return;
+    }
+    behind_proxy(|ep, proxy| {
+        proxy.set(UdpFaults::BLACK_HOLE);
+        let nginx = Nginx::start(NginxOptions::default());
+        let key = unique_key("whip-failover");
+        let spec = Spec { seconds: 14.0, audio: true, ..Spec::default() };
+        let mut c = config(&ep.url("failover"), &spec);
+        c.backup_urls = vec![nginx.url(&key)];
+        c.connect_timeout = Duration::from_millis(2000);
+        c.reconnect = ReconnectPolicy {
+            failover_after: 1,
+            primary_retry_interval: Duration::from_secs(3),
+            max_delay: Duration::from_secs(2),
+            ..ReconnectPolicy::default()
+        };
+        let mut h = Harnessed::new(c);
+        h.pusher.start().unwrap();
+        let mut src = Source::new(&spec);
+        let t0 = Instant::now();
+        let (mut on_backup, mut lifted, mut back): (_, Option<Instant>, _) = (None, None, None);
+        for i in 0..spec.frames() {
+            let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            src.push_one(&h.pusher);
+            let url_index = h.pusher.stats().destinations[0].url_index;
+            if on_backup.is_none() && url_index == 1 {
+                on_backup = Some(t0.elapsed());
+            }
+            if let (Some(t), None, 0) = (lifted, back, url_index) {
+                back = Some(t.elapsed());
+            }
+            if i == 8 * 30 {
+                assert!(on_backup.is_some(), "not on the backup after 8 s: {:?}", h.drain_events(Duration::ZERO));
+                proxy.set(UdpFaults::PASS);
+                lifted = Some(Instant::now());
+            }
+        }
+        let_the_receiver_catch_up(ep, 1, Duration::from_secs(5));
+        let st = h.pusher.stats();
+        h.pusher.stop(Duration::from_secs(5)).unwrap();
+        h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(10));
+        let failovers: Vec<(u64, u64)> = h
+            .seen
+            .iter()
+            .filter(|e| e.kind == EventKind::KP_EVENT_FAILOVER)
+            .map(|e| (e.value as u64, e.value2 as u64))
+            .collect();
+        // Every session is deleted: the failed probes' and the last one at the stop.
+        let stats = ep.wait_for(Duration::from_secs(10), "the DELETEs", |s| s.deletes == s.posts);
+        let rec = nginx.recording(&key);
+        nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+        let flv = probe(&rec);
+        let whip = stats.sessions.last().expect("a WHIP session once UDP passed");
+        println!(
+            "WHIP primary black-holed: on the RTMP backup after {on_backup:?}; failovers {failovers:?}; back on WHIP \
+             {:?} after UDP passed; backup recorded {:?} video / {:?} audio frames; WHIP session {} video, {} audio \
+             frames, first picture {:?}",
+            back,
+            flv.video.as_ref().map(|v| v.frames),
+            flv.audio.as_ref().map(|a| a.frames),
+            whip.video_frames,
+            whip.audio_frames,
+            whip.codes.first
+        );
+        // Away once, back once: the primary is probed with a whole session (its HTTP port answers
+        // all along), so the stream does not leave the backup for a primary whose media path is dead.
+        assert_eq!(failovers, [(0, 1), (1, 0)], "{:?}", h.seen);
+        assert_eq!(st.destinations[0].url_index, 0, "{st:?}");
+        // The backup: video and AAC audio, decodable.
+        assert!(flv.video.as_ref().is_some_and(|v| v.frames > 30), "{flv:?}");
+        assert!(flv.audio.as_ref().is_some_and(|a| a.codec == "aac" && a.frames > 50), "{flv:?}");
+        assert_eq!(decode_errors(&rec), "", "backup recording");
+        // The primary: Opus and video, continuing the timeline where the backup was.
+        assert!(whip.video_frames > 30 && whip.audio_frames > 50, "{}", stats.raw);
+        assert!(whip.codes.first.is_some_and(|f| u64::from(f) > 8 * 30), "{}", stats.raw);
+        assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
+        // One encoder throughout (the last picture may still be in it when the stats are read).
+        assert!(st.video_frames_encoded + 3 >= spec.frames() && st.video_frames_encoded <= spec.frames(), "{st:?}");
+    });
+}
+
 /// Pre-encoded H.264 (a hardware encoder's output, here libx264 baseline from FFmpeg, IDR every
 /// second) over WHIP: every access unit decodes at the receiver; the app's AAC has no Opus twin, so
 /// the WHIP destination carries the video alone.

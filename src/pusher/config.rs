@@ -110,6 +110,28 @@ pub(crate) struct AudioCodecs {
 }
 
 impl AudioCodecs {
+    /// The audio codecs a destination's URL list carries (a primary and its backups may be of
+    /// different transports).
+    pub fn carried_by(urls: &[DestUrl]) -> AudioCodecs {
+        let mut c = AudioCodecs::default();
+        for u in urls {
+            match destination_audio_codec(u) {
+                Codec::Opus => c.opus = true,
+                Codec::Aac | Codec::H264 | Codec::Hevc => c.aac = true,
+            }
+        }
+        c
+    }
+
+    /// Whether `codec` is one of these.
+    pub fn has(&self, codec: Codec) -> bool {
+        match codec {
+            Codec::Aac => self.aac,
+            Codec::Opus => self.opus,
+            Codec::H264 | Codec::Hevc => false,
+        }
+    }
+
     /// The codec whose frames `audio_frames_encoded` counts: AAC when it is encoded (the codec
     /// of RTMP, SRT and the recording), else Opus. Counting both would double the figure.
     pub fn counted(&self) -> Option<Codec> {
@@ -133,25 +155,18 @@ pub(crate) fn destination_audio_codec(url: &DestUrl) -> Codec {
     }
 }
 
-/// Which codecs are encoded from PCM: AAC when a destination carries AAC, Opus when one carries
-/// Opus (or the test switch `also_opus` is on). None with pre-encoded audio (no PCM) or no
-/// audio track.
+/// Which codecs are encoded from PCM: AAC when a URL carries AAC, Opus when one carries Opus
+/// (or the test switch `also_opus` is on), backups included: a WHIP primary with an RTMP backup
+/// needs both, so that the backup has its AAC the moment it takes over. None with pre-encoded
+/// audio (no PCM) or no audio track.
 pub(crate) fn audio_codecs(config: &PusherConfig) -> AudioCodecs {
     let Some(a) = config.audio.as_ref().filter(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC) else {
         return AudioCodecs::default();
     };
-    // A URL that does not parse fails `Pusher::new` anyway; a destination is known by its
-    // primary URL (its backups are of the same kind).
-    let codecs: Vec<Codec> = config
-        .destinations()
-        .iter()
-        .filter_map(|urls| DestUrl::parse(urls.first()?).ok())
-        .map(|u| destination_audio_codec(&u))
-        .collect();
-    AudioCodecs {
-        aac: codecs.contains(&Codec::Aac) || codecs.is_empty(),
-        opus: a.also_opus || codecs.contains(&Codec::Opus),
-    }
+    // A URL that does not parse fails `Pusher::new` anyway.
+    let urls: Vec<DestUrl> = config.destinations().iter().flatten().filter_map(|u| DestUrl::parse(u).ok()).collect();
+    let carried = AudioCodecs::carried_by(&urls);
+    AudioCodecs { aac: carried.aac || urls.is_empty(), opus: a.also_opus || carried.opus }
 }
 
 /// `Debug` shows every URL redacted (the stream key and query never reach an app's logs).
@@ -548,5 +563,20 @@ mod tests {
         assert_eq!(audio_codecs(&cfg), AudioCodecs::default(), "pre-encoded AAC: no PCM to encode");
         cfg.audio = None;
         assert_eq!(audio_codecs(&cfg), AudioCodecs::default());
+    }
+
+    #[test]
+    fn a_whip_primary_with_an_rtmp_backup_needs_both_audio_codecs() {
+        let whip_only = PusherConfig {
+            url: "whip+http://h:8080/whip/live".into(),
+            audio: Some(AudioConfig::default()),
+            ..Default::default()
+        };
+        assert_eq!(audio_codecs(&whip_only), AudioCodecs { aac: false, opus: true });
+        let cfg = PusherConfig { backup_urls: vec!["rtmp://h/app/k".into()], ..whip_only };
+        assert_eq!(audio_codecs(&cfg), AudioCodecs { aac: true, opus: true });
+        let urls: Vec<DestUrl> = cfg.destinations()[0].iter().map(|u| DestUrl::parse(u).unwrap()).collect();
+        let carried = AudioCodecs::carried_by(&urls);
+        assert!(carried.has(Codec::Aac) && carried.has(Codec::Opus) && !carried.has(Codec::H264));
     }
 }

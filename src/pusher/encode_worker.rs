@@ -609,7 +609,8 @@ mod opus_tests {
             ..Default::default()
         };
         let mut pusher = Pusher::new(config, None).unwrap();
-        Arc::get_mut(&mut pusher.shared).expect("not started").destinations[0].audio_codec = Codec::Opus;
+        Arc::get_mut(&mut pusher.shared).expect("not started").destinations[0].audio_codecs =
+            crate::pusher::config::AudioCodecs { aac: false, opus: true };
         let pending = lock(&pusher.pending).take().unwrap();
         assert!(pending.audio.is_some() && pending.opus.is_some(), "both encoded");
         let shared = pusher.shared.clone();

@@ -122,7 +122,7 @@ impl Pusher {
         let mut wakes = Vec::new();
         for (i, urls) in config.destinations().into_iter().enumerate() {
             let urls = urls.iter().map(|u| DestUrl::parse(u)).collect::<Result<Vec<_>>>()?;
-            let audio_codec = urls.first().map_or(Codec::Aac, config::destination_audio_codec);
+            let audio_codecs = config::AudioCodecs::carried_by(&urls);
             let (waker, wake) = crate::io::transport::wake_pair()?;
             let queue = SendQueue::new(
                 config.video.is_some(),
@@ -140,7 +140,7 @@ impl Pusher {
                 counters: DestCounters::default(),
                 unsent_at_stop: AtomicU64::new(0),
                 route_changes: AtomicU64::new(0),
-                audio_codec,
+                audio_codecs,
             });
             wakes.push(wake);
         }

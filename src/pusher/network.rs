@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 /// Stop moving packets into the link once this much is waiting for the socket: the rest
 /// stays in the send queue, where it is measured and can be dropped.
 const MAX_LINK_BACKLOG: usize = 8 * 1024;
-/// The TCP probe of the primary while publishing on a backup blocks sending for at most this.
+/// The probe of the primary while publishing on a backup blocks sending for at most this (plus,
+/// for WHIP, the probe session's DELETE).
 const PRIMARY_PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
 pub struct NetworkWorker {
@@ -401,6 +402,7 @@ impl NetworkWorker {
             }
             let now = Instant::now();
             if now >= deadline {
+                conn.link.opening_abandoned(now);
                 return Err(lost(conn.link.open_timeout(shared.config.connect_timeout.as_millis())));
             }
             self.check_route().map_err(lost)?;
@@ -621,14 +623,16 @@ impl NetworkWorker {
         }
     }
 
-    /// Whether the primary accepts connections again: a TCP connect for RTMP (and WHIP's HTTP),
-    /// a whole handshake for SRT (UDP has no connect of its own to answer).
+    /// Whether the primary accepts connections again: a TCP connect for RTMP, a whole
+    /// handshake for SRT (UDP has no connect of its own to answer) and a whole session for WHIP
+    /// (offer, ICE, DTLS, then DELETE): its HTTP port answering says nothing of the media path
+    /// (UDP is often blocked where TCP passes), and switching to a primary whose ICE then fails
+    /// cost the backup's session and two outages every interval. One short extra session per
+    /// interval (default 30 s) costs the server little.
     fn probe_primary(&self) -> bool {
         let url = lock(&self.d().urls)[0].clone();
         let deadline = Instant::now() + PRIMARY_PROBE_TIMEOUT;
-        // WHIP: a whole session (an offer the server must answer, ICE, DTLS) to ask whether it
-        // is back would cost the server a session per probe; its HTTP port answering will do.
-        if let DestUrl::Rtmp(_) | DestUrl::Whip(_) = &url {
+        if let DestUrl::Rtmp(_) = &url {
             return Transport::connect(url.host(), url.port(), deadline).is_ok();
         }
         let Ok(mut link) = self.open_link(&url, deadline, &mut TlsClient::default(), false) else {
@@ -638,7 +642,10 @@ impl NetworkWorker {
             let now = Instant::now();
             match link.poll_open(now) {
                 Ok(Opening::Pending) if now < deadline => link.wait(None, deadline - now),
-                Ok(Opening::Pending) | Err(_) => return false,
+                Ok(Opening::Pending) | Err(_) => {
+                    link.opening_abandoned(now);
+                    return false;
+                }
                 Ok(Opening::Connected | Opening::Publishing) => {
                     let _ = link.close(None, now);
                     return true;

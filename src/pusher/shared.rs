@@ -94,9 +94,10 @@ pub struct Destination {
     pub unsent_at_stop: AtomicU64,
     /// How many times the app reported a network change (see `Pusher::network_changed`).
     pub route_changes: AtomicU64,
-    /// The audio codec its stream carries: audio units of another codec are not queued to it
-    /// (so they are neither sent nor dropped nor counted there).
-    pub audio_codec: Codec,
+    /// The audio codecs its URLs carry (both when a primary and a backup differ): audio units
+    /// of another codec are not queued to it (so they are neither sent nor dropped nor counted
+    /// there); of a mixed queue, each link sends what it `carries`.
+    pub audio_codecs: super::config::AudioCodecs,
 }
 
 impl Destination {
@@ -317,7 +318,7 @@ impl Shared {
     pub fn queue_media(&self, p: MediaPacket) {
         lock(&self.recording).on_packet(self, &p);
         for d in &self.destinations {
-            if d.state() == PusherState::KP_STATE_FAILED || (p.track == Track::Audio && p.codec != d.audio_codec) {
+            if d.state() == PusherState::KP_STATE_FAILED || (p.track == Track::Audio && !d.audio_codecs.has(p.codec)) {
                 continue;
             }
             let out = {

@@ -151,4 +151,10 @@ pub trait Link: Send {
     /// taking one publisher per stream frees it for the new session now rather than at its idle
     /// timeout. TCP needs nothing here: dropping the socket sends its FIN.
     fn abandon(&mut self, _now: Instant) {}
+
+    /// Opening did not finish in time: release what the server already set up for it, waiting
+    /// at most a moment. WHIP deletes the session its endpoint answered (else it lingers there
+    /// until its ICE gives up); an RTMP socket closes with the link, and an SRT handshake that
+    /// did not finish leaves no session.
+    fn opening_abandoned(&mut self, _now: Instant) {}
 }

@@ -536,6 +536,11 @@ impl Link for WhipLink {
         let _ = self.input(Input::Timeout(now));
     }
 
+    fn opening_abandoned(&mut self, now: Instant) {
+        self.rtc.disconnect();
+        self.delete_session(now + DELETE_GRACE);
+    }
+
     fn close(&mut self, _last_video_ts: Option<u64>, deadline: Instant) -> Result<()> {
         let now = Instant::now();
         // RTP has no end of stream: what str0m still paces goes out for a moment, then BYE-less
