@@ -445,7 +445,8 @@ fn a_dead_whip_path_fails_over_to_rtmp_with_its_aac_and_comes_back() {
         h.pusher.start().unwrap();
         let mut src = Source::new(&spec);
         let t0 = Instant::now();
-        let (mut on_backup, mut lifted, mut back): (_, Option<Instant>, _) = (None, None, None);
+        let (mut on_backup, mut lifted, mut back): (Option<Duration>, Option<Duration>, Option<Duration>) =
+            (None, None, None);
         for i in 0..spec.frames() {
             let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
@@ -454,13 +455,13 @@ fn a_dead_whip_path_fails_over_to_rtmp_with_its_aac_and_comes_back() {
             if on_backup.is_none() && url_index == 1 {
                 on_backup = Some(t0.elapsed());
             }
-            if let (Some(t), None, 0) = (lifted, back, url_index) {
-                back = Some(t.elapsed());
+            if let (Some(_), None, 0) = (lifted, back, url_index) {
+                back = Some(t0.elapsed());
             }
             if i == 8 * 30 {
                 assert!(on_backup.is_some(), "not on the backup after 8 s: {:?}", h.drain_events(Duration::ZERO));
                 proxy.set(UdpFaults::PASS);
-                lifted = Some(Instant::now());
+                lifted = Some(t0.elapsed());
             }
         }
         let_the_receiver_catch_up(ep, 1, Duration::from_secs(5));
@@ -482,20 +483,25 @@ fn a_dead_whip_path_fails_over_to_rtmp_with_its_aac_and_comes_back() {
         println!(
             "WHIP primary black-holed: on the RTMP backup after {on_backup:?}; failovers {failovers:?}; back on WHIP \
              {:?} after UDP passed; backup recorded {:?} video / {:?} audio frames; WHIP session {} video, {} audio \
-             frames, first picture {:?}",
-            back,
+             frames, first picture {:?}; congestion drops {} video / {} audio",
+            back.zip(lifted).map(|(b, l)| b.saturating_sub(l)),
             flv.video.as_ref().map(|v| v.frames),
             flv.audio.as_ref().map(|a| a.frames),
             whip.video_frames,
             whip.audio_frames,
-            whip.codes.first
+            whip.codes.first,
+            st.video_frames_dropped_congestion,
+            st.audio_frames_dropped_congestion
         );
         // Away once, back once: the primary is probed with a whole session (its HTTP port answers
         // all along), so the stream does not leave the backup for a primary whose media path is dead.
         assert_eq!(failovers, [(0, 1), (1, 0)], "{:?}", h.seen);
         assert_eq!(st.destinations[0].url_index, 0, "{st:?}");
-        // The backup: video and AAC audio, decodable.
-        assert!(flv.video.as_ref().is_some_and(|v| v.frames > 30), "{flv:?}");
+        // The backup: video and AAC audio, decodable, and the checks of the primary did not hold
+        // its sending (it has nearly every picture of its time).
+        let (from, to) = (on_backup.unwrap(), back.expect("back on the primary while pushing"));
+        let backup_pictures = (to.saturating_sub(from).as_secs_f64() * 30.0) as u64;
+        assert!(flv.video.as_ref().is_some_and(|v| v.frames * 10 >= backup_pictures * 9), "{backup_pictures}: {flv:?}");
         assert!(flv.audio.as_ref().is_some_and(|a| a.codec == "aac" && a.frames > 50), "{flv:?}");
         assert_eq!(decode_errors(&rec), "", "backup recording");
         // The primary: Opus and video, continuing the timeline where the backup was.

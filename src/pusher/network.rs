@@ -23,9 +23,39 @@ use std::time::{Duration, Instant};
 /// Stop moving packets into the link once this much is waiting for the socket: the rest
 /// stays in the send queue, where it is measured and can be dropped.
 const MAX_LINK_BACKLOG: usize = 8 * 1024;
-/// The probe of the primary while publishing on a backup blocks sending for at most this (plus,
-/// for WHIP, the probe session's DELETE).
+/// The part of a check of the primary that holds the backup's sending (RTMP's TCP connect,
+/// WHIP's POST) takes at most this.
 const PRIMARY_PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// While a check of the primary runs, the send loop comes round at least this often to poll it.
+const PROBE_POLL: Duration = Duration::from_millis(10);
+
+/// A check of the primary running beside the session on a backup (SRT, WHIP): its handshake is
+/// polled on each pass of the send loop rather than holding the backup's sending while it runs.
+struct PrimaryProbe {
+    link: Box<dyn Link>,
+    deadline: Instant,
+}
+
+impl PrimaryProbe {
+    /// Advances the handshake: `Some(true)` once the primary answered (the probe session is
+    /// closed: WHIP's is DELETEd), `Some(false)` when it failed or ran out of time, `None` while
+    /// it runs.
+    fn step(&mut self, now: Instant) -> Option<bool> {
+        // No wait: this only lets the link read what its socket already holds.
+        self.link.wait(None, Duration::ZERO);
+        match self.link.poll_open(now) {
+            Ok(Opening::Pending) if now < self.deadline => None,
+            Ok(Opening::Connected | Opening::Publishing) => {
+                let _ = self.link.close(None, now);
+                Some(true)
+            }
+            Ok(Opening::Pending) | Err(_) => {
+                self.link.opening_abandoned(now);
+                Some(false)
+            }
+        }
+    }
+}
 
 pub struct NetworkWorker {
     pub shared: Arc<Shared>,
@@ -496,6 +526,9 @@ impl NetworkWorker {
         let c = &d.counters;
         let mut window_start = Instant::now();
         let mut window_bytes = (c.video_bytes_sent.load(Relaxed), c.audio_bytes_sent.load(Relaxed));
+        // A check of the primary in progress (SRT, WHIP), polled on each pass. Dropped without a
+        // word when the session ends with an error: a WHIP probe session then expires on the server.
+        let mut probe: Option<PrimaryProbe> = None;
         loop {
             self.check_route()?;
             // Feed the link from the queue while the socket keeps up.
@@ -604,12 +637,30 @@ impl NetworkWorker {
                     "stalled: no write progress or server acknowledgement for {ms} ms"
                 )));
             }
-            if !shared.stopping() && rc.primary_probe_due(now) {
-                let ok = self.probe_primary();
-                rc.on_primary_probe(Instant::now(), ok);
-                if ok {
-                    let _ = self.unpublish(conn);
-                    return Ok(Ended::BackToPrimary);
+            if shared.stopping() {
+                if let Some(mut p) = probe.take() {
+                    p.link.opening_abandoned(now);
+                }
+            } else {
+                let mut verdict = None;
+                if probe.is_none() && rc.primary_probe_due(now) {
+                    match self.start_primary_probe() {
+                        Ok(p) => probe = Some(p),
+                        Err(answered) => verdict = Some(answered),
+                    }
+                }
+                if let Some(p) = probe.as_mut() {
+                    verdict = p.step(Instant::now());
+                    if verdict.is_some() {
+                        probe = None;
+                    }
+                }
+                if let Some(ok) = verdict {
+                    rc.on_primary_probe(Instant::now(), ok);
+                    if ok {
+                        let _ = self.unpublish(conn);
+                        return Ok(Ended::BackToPrimary);
+                    }
                 }
             }
             if fed_to_cap && !backlog {
@@ -618,39 +669,33 @@ impl NetworkWorker {
                 // capful per wake-up instead of the link's speed.
                 continue;
             }
-            let timeout = Duration::from_millis(250).min(conn.link.next_stall_check(now) + Duration::from_millis(1));
+            let mut timeout =
+                Duration::from_millis(250).min(conn.link.next_stall_check(now) + Duration::from_millis(1));
+            if probe.is_some() {
+                // The probe's socket is not in this wait: come back soon enough for its handshake.
+                timeout = timeout.min(PROBE_POLL);
+            }
             conn.link.wait(Some(&self.wake), timeout);
         }
     }
 
-    /// Whether the primary accepts connections again: a TCP connect for RTMP, a whole
-    /// handshake for SRT (UDP has no connect of its own to answer) and a whole session for WHIP
-    /// (offer, ICE, DTLS, then DELETE): its HTTP port answering says nothing of the media path
-    /// (UDP is often blocked where TCP passes), and switching to a primary whose ICE then fails
-    /// cost the backup's session and two outages every interval. One short extra session per
-    /// interval (default 30 s) costs the server little.
-    fn probe_primary(&self) -> bool {
+    /// Starts checking whether the primary accepts connections again. RTMP: a TCP connect,
+    /// answered here (`Err(answered)`). SRT: a whole handshake; WHIP: a whole session (offer,
+    /// ICE, DTLS, then DELETE), as its HTTP port answering says nothing of the media path (UDP
+    /// is often blocked where TCP passes): switching to a primary whose ICE then fails cost the
+    /// backup's session and two outages every interval. Those run beside the session on the
+    /// backup ([`PrimaryProbe::step`]), up to the connect timeout; only WHIP's POST blocks here,
+    /// for at most `PRIMARY_PROBE_TIMEOUT`. One short extra session per interval (default 30 s)
+    /// costs the server little.
+    fn start_primary_probe(&self) -> std::result::Result<PrimaryProbe, bool> {
         let url = lock(&self.d().urls)[0].clone();
-        let deadline = Instant::now() + PRIMARY_PROBE_TIMEOUT;
+        let now = Instant::now();
         if let DestUrl::Rtmp(_) = &url {
-            return Transport::connect(url.host(), url.port(), deadline).is_ok();
+            return Err(Transport::connect(url.host(), url.port(), now + PRIMARY_PROBE_TIMEOUT).is_ok());
         }
-        let Ok(mut link) = self.open_link(&url, deadline, &mut TlsClient::default(), false) else {
-            return false;
-        };
-        loop {
-            let now = Instant::now();
-            match link.poll_open(now) {
-                Ok(Opening::Pending) if now < deadline => link.wait(None, deadline - now),
-                Ok(Opening::Pending) | Err(_) => {
-                    link.opening_abandoned(now);
-                    return false;
-                }
-                Ok(Opening::Connected | Opening::Publishing) => {
-                    let _ = link.close(None, now);
-                    return true;
-                }
-            }
+        match self.open_link(&url, now + PRIMARY_PROBE_TIMEOUT, &mut TlsClient::default(), false) {
+            Ok(link) => Ok(PrimaryProbe { link, deadline: now + self.shared.config.connect_timeout }),
+            Err(_) => Err(false),
         }
     }
 
