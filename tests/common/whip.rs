@@ -409,7 +409,7 @@ pub struct WhipSession {
     pub audio_frames: u64,
     /// Frame codes of the decoded keyframes, in order.
     pub keyframe_codes: Vec<u16>,
-    /// PLIs the endpoint sent when asked ([`WhipEndpoint::send_pli`]).
+    /// PLIs the endpoint sent when asked ([`WhipEndpoint::send_pli`]; 0 from the Chromium peer).
     pub plis_sent: u64,
 }
 
@@ -514,7 +514,8 @@ impl WhipSession {
                 .as_array()
                 .map(|a| a.iter().filter_map(|c| c.as_u64().map(|c| c as u16)).collect())
                 .unwrap_or_default(),
-            plis_sent: u(v, "plis_sent"),
+            // The aiortc endpoint's only (the Chromium page does not send PLIs on request).
+            plis_sent: v["plis_sent"].as_u64().unwrap_or(0),
         }
     }
 }
