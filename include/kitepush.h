@@ -1264,8 +1264,9 @@ kp_result kp_config_set_reconnect(struct kp_config *cfg,
  * While a destination publishes on a backup URL, how often (milliseconds) to check whether its
  * primary answers again; when it does, the stream moves back to the primary (FAILOVER event).
  * The check: a TCP connect for RTMP, a handshake for SRT, a whole session for WHIP (offer,
- * ICE, DTLS, then DELETE: its HTTP port answering says nothing of UDP). It holds the
- * backup's sending for at most about a second (the send queue keeps the media meanwhile).
+ * ICE, DTLS, then DELETE: its HTTP port answering says nothing of UDP). RTMP's connect and
+ * WHIP's POST hold the backup's sending for at most a second; the SRT handshake and WHIP's
+ * ICE/DTLS run beside the backup's session.
  * Default 30000. 0 disables the return: the stream stays on the backup until that fails.
  * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL. Not thread-safe for the same cfg; non-blocking.
  */
