@@ -1,9 +1,12 @@
 //! Notices a connection that is open but no longer carries data.
 //!
-//! Two signals, because neither is enough alone: on a dead link the kernel's socket buffer (up
+//! Three signals, because none is enough alone: on a dead link the kernel's socket buffer (up
 //! to megabytes) keeps accepting writes for a long time, so write progress stops only once that
 //! buffer is full; the server's RTMP acknowledgements stop at once. But some servers never send
-//! acknowledgements, so acks count only once the server has shown that it sends them.
+//! acknowledgements, so acks count only once the server has shown that it sends them. And the
+//! sender may stop writing altogether (the congestion policy drops every frame once what is in
+//! the socket is old; a video-only stream then writes nothing): the kernel's own count of bytes
+//! the peer has not acknowledged still shows the stall, where the platform reports it.
 //!
 //! Pure: time is passed in. One detector per connection.
 
@@ -18,6 +21,10 @@ pub struct StallDetector {
     total_acked: u64,
     last_ack_progress: Instant,
     ack_seen: bool,
+    /// Bytes the peer's TCP acknowledged (written less the kernel's unacknowledged count), once
+    /// the link reports them.
+    total_delivered: Option<u64>,
+    last_delivery_progress: Instant,
 }
 
 impl StallDetector {
@@ -31,6 +38,8 @@ impl StallDetector {
             total_acked: 0,
             last_ack_progress: now,
             ack_seen: false,
+            total_delivered: None,
+            last_delivery_progress: now,
         }
     }
 
@@ -38,6 +47,11 @@ impl StallDetector {
     /// connection, counted the same way as the server's acknowledgements.
     pub fn on_write(&mut self, now: Instant, total_written: u64) {
         if total_written > self.total_written {
+            if self.total_delivered.is_some_and(|d| d >= self.total_written) {
+                // Everything before had left: the wait for this write's delivery starts now,
+                // not at the last delivery before a quiet spell.
+                self.last_delivery_progress = now;
+            }
             self.total_written = total_written;
             self.last_write_progress = now;
         }
@@ -60,13 +74,25 @@ impl StallDetector {
         self.ack_seen = true;
     }
 
+    /// The peer's TCP has acknowledged `total_delivered` bytes of those written (the kernel's
+    /// unacknowledged count, e.g. Linux `SIOCOUTQ`, taken from the total written). A link that
+    /// cannot tell never calls this, and the rule stays off.
+    pub fn on_delivered(&mut self, now: Instant, total_delivered: u64) {
+        if self.total_delivered.is_none_or(|d| total_delivered > d) {
+            self.total_delivered = Some(total_delivered);
+            self.last_delivery_progress = now;
+        }
+    }
+
     /// Whether the connection is stalled now:
     /// - `pending_output` (the session holds bytes the socket did not take) and no write
     ///   progress for `timeout`; or
     /// - once the server has acknowledged at least once, more than `2 × ack_window` bytes written
     ///   beyond the last acknowledgement and no acknowledgement progress for `timeout`.
     ///   `ack_window` is the server's Window Acknowledgement Size; 0 (not announced) turns
-    ///   this rule off.
+    ///   this rule off; or
+    /// - bytes written that the peer's TCP has not acknowledged (see [`Self::on_delivered`]) and
+    ///   no delivery progress for `timeout`.
     ///
     /// An idle connection with nothing pending is never stalled. Call it after every write
     /// attempt as well as on timer wake-ups: a stall can begin with a write that the socket
@@ -76,7 +102,9 @@ impl StallDetector {
     pub fn is_stalled(&self, now: Instant, pending_output: bool, ack_window: u64) -> bool {
         let write_stalled = pending_output && self.since(now, self.last_write_progress);
         let ack_stalled = self.ack_rule_armed(ack_window) && self.since(now, self.last_ack_progress);
-        write_stalled || ack_stalled
+        let delivery_stalled = self.total_delivered.is_some_and(|d| d < self.total_written)
+            && self.since(now, self.last_delivery_progress);
+        write_stalled || ack_stalled || delivery_stalled
     }
 
     /// How long until the detector could first report a stall, for the worker's poll timeout.
@@ -86,7 +114,8 @@ impl StallDetector {
     pub fn next_check(&self, now: Instant) -> Duration {
         let write = Some(self.last_write_progress + self.timeout);
         let ack = self.ack_seen.then(|| self.last_ack_progress + self.timeout);
-        [write, ack].into_iter().flatten().filter(|d| *d > now).map(|d| d - now).min().unwrap_or(self.timeout)
+        let delivery = self.total_delivered.map(|_| self.last_delivery_progress + self.timeout);
+        [write, ack, delivery].into_iter().flatten().filter(|d| *d > now).map(|d| d - now).min().unwrap_or(self.timeout)
     }
 
     /// Bytes written that the server has not acknowledged yet.
@@ -272,5 +301,45 @@ mod tests {
         let wake = t0 + ms(700) + s.next_check(t0 + ms(700));
         assert!(!s.is_stalled(wake - ms(1), true, WINDOW));
         assert!(s.is_stalled(wake, true, WINDOW));
+    }
+
+    #[test]
+    fn undelivered_bytes_stall_even_when_nothing_more_is_written() {
+        let t0 = Instant::now();
+        let mut d = StallDetector::new(TIMEOUT, t0);
+        d.on_write(t0, 100_000);
+        d.on_delivered(t0, 60_000);
+        // The sender stops writing (its congestion policy drops everything); the socket keeps
+        // 40 KB the peer never acknowledges. No backlog, no RTMP acks: only this rule sees it.
+        d.on_delivered(t0 + ms(2000), 90_000);
+        assert!(!d.is_stalled(t0 + ms(6999), false, 0));
+        assert!(d.is_stalled(t0 + ms(7000), false, 0));
+        assert_eq!(d.next_check(t0 + ms(3000)), ms(2000));
+        // Delivered at last: no longer stalled.
+        d.on_delivered(t0 + ms(7100), 100_000);
+        assert!(!d.is_stalled(t0 + ms(20_000), false, 0));
+    }
+
+    #[test]
+    fn a_write_after_a_quiet_spell_waits_its_own_timeout_for_delivery() {
+        let t0 = Instant::now();
+        let mut d = StallDetector::new(TIMEOUT, t0);
+        d.on_write(t0, 1000);
+        d.on_delivered(t0 + ms(10), 1000);
+        // Idle for a minute, everything delivered; then a write the peer has not acknowledged yet.
+        let t1 = t0 + ms(60_000);
+        d.on_write(t1, 2000);
+        d.on_delivered(t1, 1000);
+        assert!(!d.is_stalled(t1 + ms(1), false, 0));
+        assert!(!d.is_stalled(t1 + ms(4999), false, 0));
+        assert!(d.is_stalled(t1 + ms(5000), false, 0));
+    }
+
+    #[test]
+    fn links_that_cannot_count_deliveries_never_use_the_rule() {
+        let t0 = Instant::now();
+        let mut d = StallDetector::new(TIMEOUT, t0);
+        d.on_write(t0, 100_000);
+        assert!(!d.is_stalled(t0 + ms(60_000), false, 0));
     }
 }

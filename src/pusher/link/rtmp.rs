@@ -130,6 +130,9 @@ impl RtmpLink {
             self.written += n as u64;
             self.stall.on_write(Instant::now(), self.written);
         }
+        if let Some(unsent) = self.transport.unsent_bytes() {
+            self.stall.on_delivered(Instant::now(), self.written.saturating_sub(unsent as u64));
+        }
         while let Some(n) = self.transport.read_some(&mut self.buf)? {
             self.session.handle_input(&self.buf[..n], &mut self.events)?;
         }
