@@ -297,8 +297,10 @@ typedef enum kp_event_kind_values {
      */
     KP_EVENT_RECONNECTED = 6,
     /**
-     * No write progress and no server acknowledgement for the stall timeout: the connection is
-     * dropped and reconnected. `value`: milliseconds without progress.
+     * No progress for the stall timeout (the socket takes no writes, or the server acknowledges
+     * nothing: not its RTMP acknowledgements, not the TCP acknowledgements of bytes waiting in the
+     * socket; SRT and WHIP: no packet from the peer): the connection is dropped and
+     * reconnected. `value`: milliseconds without progress.
      */
     KP_EVENT_STALLED = 7,
     /**
@@ -1181,12 +1183,14 @@ kp_result kp_config_disable_audio(struct kp_config *cfg);
 
 /**
  * Sets the connect deadline (TCP connect + RTMP handshake + publish; 0 = default 10000 ms) and
- * the stall timeout (no write progress and no server acknowledgement this long: STALLED event,
+ * the stall timeout (no write progress, or no server acknowledgement of bytes sent, this long: STALLED event,
  * the connection is dropped and reconnected; 0 = default 5000 ms), in milliseconds.
  * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
  * Not thread-safe for the same cfg; non-blocking.
  */
-kp_result kp_config_set_timeouts(struct kp_config *cfg, uint32_t connect_ms, uint32_t stall_ms);
+kp_result kp_config_set_timeouts(struct kp_config *cfg,
+                                 uint32_t connect_ms,
+                                 uint32_t stall_ms);
 
 /**
  * Sets the function that receives the pusher's events (NULL: no events). It is called on the
@@ -1519,7 +1523,10 @@ kp_result kp_set_log_callback(kp_log_cb cb, void *userdata, kp_log_level max_lev
  * NAL unit of type user_data_unregistered (H.264 NAL type 6, HEVC prefix SEI type 39; SEI
  * payload type 5): a 16-byte UUID, then the message bytes, with emulation prevention
  * applied. It is placed after the access unit delimiter and parameter sets and before the
- * first slice, on every transport (RTMP, SRT) and in the local recording. The UUID is
+ * first slice, on every transport (RTMP, SRT, WHIP) and in the local recording. With x264
+ * B-frames, frames leave the encoder in decode order and the message rides on the first to
+ * leave whose time is not before that frame's: at most `bframes` frames later in display
+ * order. The UUID is
  * kp_config_set_message_uuid's, by default the ASCII bytes of "kitepush-message"
  * (6b697465-7075-7368-2d6d-657373616765). Players hand such SEIs to apps (FFmpeg exports them
  * as side data; the player SDKs of the large CDNs have an SEI callback).
@@ -1528,8 +1535,11 @@ kp_result kp_set_log_callback(kp_log_cb cb, void *userdata, kp_log_level max_lev
  * in the local recording; the message must then be UTF-8 text. SRT ignores the flag (MPEG-TS
  * has no such message; the SEI still goes). nginx-rtmp passes no data message on.
  * At most 16 messages wait for a frame at once. A destination that drops the frame for
- * congestion sends the message with the next frame it sends; the stats count the messages
- * sent and those given up (kp_stats / kp_destination_stats messages_*).
+ * congestion sends the message with the next frame it sends; one whose connection breaks
+ * before the server's TCP acknowledged the frame sends it again on the next session's first
+ * frame (a server that received it but had not acknowledged it yet then gets it twice: put
+ * a counter in the message if repeats matter). The stats count the messages sent and those
+ * given up (kp_stats / kp_destination_stats messages_*).
  * Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or data, empty, over 4096 bytes, unknown flags,
  * a KP_MESSAGE_AMF message that is not UTF-8), KP_ERR_QUEUE_FULL (16 messages already wait:
  * no video frame has been pushed since), KP_ERR_NOT_STARTED (before start or after stop),

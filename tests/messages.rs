@@ -134,6 +134,64 @@ fn messages_ride_on_the_next_encoded_frame_to_nginx() {
     assert_eq!(decode_errors(&rec), "");
 }
 
+/// x264 with B-frames (feature `x264`; run by scripts/test's x264 step): pictures leave the encoder
+/// in decode order, and a message rides on the first one whose presentation time follows the
+/// call. In presentation order that is the picture pushed next or, when that one is a B-frame
+/// still held for reordering, a later one, at most `bframes` pictures later. Each message still
+/// arrives once and in order.
+#[cfg(feature = "x264")]
+#[test]
+fn x264_b_frames_carry_each_message_once_within_the_reorder_depth() {
+    use kitepush::pusher::X264Options;
+    const BFRAMES: u32 = 2;
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("messages-x264");
+    let spec = Spec::default();
+    let mut config = spec.config(&nginx.url(&key));
+    let video = config.video.as_mut().unwrap();
+    video.encoder = VideoEncoderKind::KP_ENCODER_X264;
+    video.x264 =
+        X264Options { bframes: BFRAMES, preset: "faster".into(), profile: "main".into(), ..X264Options::default() };
+    let mut h = Harnessed::new(config);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    let mut src = Source::new(&spec);
+    let mut sent_on = Vec::new();
+    for i in 0..spec.frames() {
+        if i % 7 == 3 {
+            h.pusher.send_message(&message(sent_on.len() as u32), 0).unwrap();
+            sent_on.push(i as i64);
+        }
+        src.push_one(&h.pusher);
+    }
+    h.pusher.stop(Duration::from_secs(20)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    let stats = h.pusher.stats();
+    let n = sent_on.len() as u64;
+    assert_eq!((stats.messages_accepted, stats.messages_sent, stats.messages_dropped), (n, n, 0), "{stats:?}");
+
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let (frames, _) = read_flv(&rec);
+    assert_eq!(frames.len() as u64, spec.frames());
+    let pts_step = |f: &VideoFrame| (f.pts_ms * 30 + 500) / 1000;
+    let out_of_order = frames.windows(2).filter(|w| w[1].pts_ms < w[0].pts_ms).count();
+    assert!(out_of_order > 0, "no B-frames were made: the test would not exercise reordering");
+    let got = messages_by_frame(&frames, &sei::MESSAGE_UUID);
+    let counters: Vec<u32> =
+        got.iter().map(|(_, m)| u32::from_be_bytes(m[m.len() - 4..].try_into().unwrap())).collect();
+    assert_eq!(counters, (0..n as u32).collect::<Vec<_>>(), "each message once, in order");
+    let mut later = 0;
+    for ((i, m), &k) in got.iter().zip(&counters) {
+        assert_eq!(m, &message(k));
+        let (planned, on) = (sent_on[k as usize], pts_step(&frames[*i]));
+        assert!((planned..=planned + BFRAMES as i64).contains(&on), "message {k}: planned for {planned}, on {on}");
+        later += (on > planned) as u32;
+    }
+    eprintln!("x264 with {BFRAMES} B-frames: {n} messages, {later} on a picture after the planned one");
+    assert_eq!(decode_errors(&rec), "");
+}
+
 fn pre_encoded_config(url: &str, kind: VideoEncoderKind) -> PusherConfig {
     let mut config = Spec::default().config(url);
     config.video = Some(VideoConfig { encoder: kind, width: 320, height: 240, ..VideoConfig::default() });
@@ -422,6 +480,101 @@ fn messages_of_frames_dropped_for_congestion_move_on_or_are_counted() {
     eprintln!("{moved} messages moved past dropped frames");
     assert!(moved > 0, "no message had to move: the test did not exercise the carry");
     assert_eq!(decode_errors(&rec), "");
+}
+
+/// A connection that stalls with messages in its socket buffer (written, never acknowledged):
+/// when the stall ends it, those messages go back to the queue and ride on the new session's
+/// first picture. Every message is in one of the two recordings exactly once, in order; none is
+/// counted sent and missing.
+#[test]
+fn messages_a_broken_connection_had_in_flight_ride_on_the_next_session() {
+    use common::proxy::{Fault, Proxy};
+    use kitepush::core::reconnect::ReconnectPolicy;
+    use kitepush::pusher::PusherState;
+    let dir = tmp_dir("messages-in-flight");
+    let (aus, _) = encoded_test_media(&dir, 10, 30);
+    let nginx = Nginx::start(NginxOptions { record_unique: true, ..NginxOptions::default() });
+    let proxy = Proxy::start(([127, 0, 0, 1], nginx.port()).into());
+    let key = unique_key("messages-in-flight");
+    let mut config = pre_encoded_config(&proxy.url(nginx.app(), &key), VideoEncoderKind::KP_ENCODER_PASSTHROUGH);
+    config.stall_timeout = Duration::from_secs(3);
+    config.reconnect = ReconnectPolicy { first_delay: Duration::from_millis(100), ..ReconnectPolicy::default() };
+    let mut h = Harnessed::new(config);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    // The stall begins at frame 90 (3 s). The proxy's own socket buffer takes (and acknowledges)
+    // a few tens of KB before the pusher's writes back up: messages in that stretch would be
+    // lost with the proxy's connection without either side knowing, as with a server that dies
+    // holding unread data, so none is sent in the stall's first 1.5 s. The messages sent after
+    // it wait unacknowledged in the pusher's socket until the stall timeout (frame ~180) ends
+    // the connection: those are what this test is about.
+    const STALL_AT: usize = 90;
+    let ambiguous = STALL_AT..STALL_AT + 45;
+    let mut sent_on = Vec::new();
+    let mut in_flight_on = Vec::new();
+    let mut cut = false;
+    push_real_time(&h.pusher, &aus, |i| {
+        if i == STALL_AT {
+            proxy.set(Fault::Stall);
+        }
+        let state = h.pusher.stats().destinations[0].state;
+        if i > STALL_AT && !cut && state != Some(PusherState::KP_STATE_PUBLISHING) {
+            // The stall was seen: the dead connection goes, the path is back for the next one.
+            proxy.set(Fault::Cut);
+            cut = true;
+        }
+        if i % 10 == 5 && !ambiguous.contains(&i) {
+            if i > STALL_AT && !cut {
+                in_flight_on.push(i);
+            }
+            h.pusher.send_message(&message(sent_on.len() as u32), 0).unwrap();
+            sent_on.push(i);
+        }
+    });
+    if !cut {
+        let events: Vec<_> = h.events.try_iter().map(|e| (e.timestamp_ms, e.kind)).collect();
+        panic!("the stall was never detected: {events:?} {:?}", h.pusher.stats().destinations[0]);
+    }
+    h.pusher.stop(Duration::from_secs(20)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    let stats = h.pusher.stats();
+    eprintln!(
+        "in flight: messages accepted {}, sent {}, dropped {}; {} sent while the connection was stalled \
+         (frames {in_flight_on:?}); video lost to the outage {}",
+        stats.messages_accepted,
+        stats.messages_sent,
+        stats.messages_dropped,
+        in_flight_on.len(),
+        stats.video_frames_lost_outage
+    );
+    assert!(in_flight_on.len() >= 3, "too few messages sent into the stalled connection: {in_flight_on:?}");
+    assert_eq!(stats.messages_accepted, sent_on.len() as u64);
+    assert_eq!((stats.messages_sent, stats.messages_dropped), (stats.messages_accepted, 0), "{stats:?}");
+
+    let recs = nginx.recordings_of(&key);
+    assert_eq!(recs.len(), 2, "one recording per session: {recs:?}");
+    let mut counters = Vec::new();
+    let mut first_of_second = Vec::new();
+    for (n, rec) in recs.iter().enumerate() {
+        nginx.wait_recording_closed(rec, Duration::from_secs(10));
+        assert_eq!(decode_errors(rec), "", "{}", rec.display());
+        let (frames, _) = read_flv(rec);
+        for (i, m) in messages_by_frame(&frames, &sei::MESSAGE_UUID) {
+            let k = u32::from_be_bytes(m[m.len() - 4..].try_into().unwrap());
+            assert_eq!(m, message(k), "message {k} intact");
+            if n == 1 && i == 0 {
+                first_of_second.push(k);
+            }
+            counters.push(k);
+        }
+    }
+    eprintln!("messages on the second session's first picture: {first_of_second:?}");
+    let want: Vec<u32> = (0..sent_on.len() as u32).collect();
+    assert_eq!(counters, want, "every message exactly once, in order, across both sessions");
+    // The stalled connection's messages came over on the new session's first picture (with the
+    // ones of the frames skipped to reach its keyframe).
+    let stalled: Vec<u32> = in_flight_on.iter().map(|i| sent_on.iter().position(|s| s == i).unwrap() as u32).collect();
+    assert!(stalled.iter().all(|k| first_of_second.contains(k)), "{stalled:?} not in {first_of_second:?}");
 }
 
 #[test]

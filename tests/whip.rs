@@ -265,6 +265,60 @@ fn a_pli_from_the_receiver_brings_a_keyframe_at_once() {
     assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
 }
 
+/// App messages (issue 15) ride inside the H.264 access units, so WHIP carries them with no
+/// code of its own: every message reaches the WebRTC receiver once, in order, byte-identical,
+/// with the picture pushed right after the call.
+#[test]
+fn app_messages_reach_the_webrtc_receiver_with_their_pictures() {
+    if !in_loopback_netns("app_messages_reach_the_webrtc_receiver_with_their_pictures") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions::default());
+    let spec = Spec { seconds: 5.0, audio: false, ..Spec::default() };
+    let mut h = Harnessed::new(config(&ep.url("messages"), &spec));
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    let mut src = Source::new(&spec);
+    let t0 = Instant::now();
+    // Bytes emulation prevention must escape, a counter at the end.
+    let message = |k: u32| [format!("card {k} ").as_bytes(), &[0, 0, 0, 0, 0, 1, 0, 0, 3], &k.to_be_bytes()].concat();
+    let mut sent_on = Vec::new();
+    for i in 0..spec.frames() {
+        let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if i % 10 == 4 {
+            h.pusher.send_message(&message(sent_on.len() as u32), 0).unwrap();
+            sent_on.push(i as u16);
+        }
+        src.push_one(&h.pusher);
+    }
+    let_the_receiver_catch_up(&ep, spec.frames(), Duration::from_secs(2));
+    h.pusher.stop(Duration::from_secs(5)).unwrap();
+    let st = h.pusher.stats();
+    let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);
+    let got: Vec<(Option<u16>, Vec<u8>)> = stats
+        .session()
+        .messages
+        .iter()
+        .filter(|m| m.uuid == kitepush::core::sei::MESSAGE_UUID)
+        .map(|m| (m.code, m.data.clone()))
+        .collect();
+    println!(
+        "WHIP messages: {} sent, {} received, on pictures {:?}",
+        sent_on.len(),
+        got.len(),
+        got.iter().map(|g| g.0).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (st.messages_accepted, st.messages_sent, st.messages_dropped),
+        (sent_on.len() as u64, sent_on.len() as u64, 0)
+    );
+    let want: Vec<(Option<u16>, Vec<u8>)> =
+        sent_on.iter().enumerate().map(|(k, &i)| (Some(i), message(k as u32))).collect();
+    assert_eq!(got, want, "{}", stats.raw);
+    assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
+}
+
 /// An endpoint whose media goes through a UDP fault proxy: the answer names the proxy, and a
 /// thread points the proxy at the newest session's real candidate (a reconnect makes a new
 /// session on a new port) until `done`.

@@ -36,12 +36,7 @@ impl MessageCarry {
         }
         self.held.push((p.data.slice(..span.len as usize), span));
         self.held_count += span.count as usize;
-        while self.held_count > MAX_CARRIED {
-            // Whole units at a time: their NAL units are one slice.
-            let (_, old) = self.held.remove(0);
-            self.held_count -= old.count as usize;
-            self.dropped += old.count as u64;
-        }
+        self.give_up_beyond_limit();
     }
 
     /// A unit leaves the queue: the next video picture takes what is held.
@@ -70,6 +65,29 @@ impl MessageCarry {
         }
         self.sent += p.messages.count as u64;
         p
+    }
+
+    /// Messages handed out in a unit that a broken connection never delivered (`sei` is the
+    /// unit's leading SEI bytes, `span` its messages): they go first in line again, ahead of
+    /// anything carried since (the unit left before those were dropped), and no longer count as
+    /// sent. Over a new session they ride on its first picture, the keyframe it starts with.
+    pub fn on_undelivered(&mut self, sei: Bytes, span: MessageSpan) {
+        if span.count == 0 || span.len as usize > sei.len() {
+            return;
+        }
+        self.sent = self.sent.saturating_sub(span.count as u64);
+        self.held.insert(0, (sei, span));
+        self.held_count += span.count as usize;
+        self.give_up_beyond_limit();
+    }
+
+    fn give_up_beyond_limit(&mut self) {
+        while self.held_count > MAX_CARRIED {
+            // Whole units at a time: their NAL units are one slice.
+            let (_, old) = self.held.remove(0);
+            self.held_count -= old.count as usize;
+            self.dropped += old.count as u64;
+        }
     }
 
     /// Messages handed out so far.
@@ -162,6 +180,25 @@ mod tests {
         let p = q.pop().unwrap();
         assert_eq!((p.timestamp_ms, payloads(&p)), (133, vec![b"c".to_vec()]));
         assert_eq!((q.messages().sent(), q.messages().dropped(), q.messages_waiting()), (3, 0, 0));
+    }
+
+    #[test]
+    fn undelivered_messages_go_first_and_stop_counting_as_sent() {
+        let mut c = MessageCarry::default();
+        let a = c.on_pop(unit(&[b"a"], &[0x41, 1], 0b1));
+        let b = c.on_pop(unit(&[b"b", b"c"], &[0x41, 2], 0));
+        assert_eq!(c.sent(), 3);
+        // A unit dropped from the queue after those two left (it is newer).
+        c.on_drop(&unit(&[b"d"], &[0x41, 3], 0));
+        // The connection breaks with both undelivered: handed back newest first.
+        for p in [&b, &a] {
+            c.on_undelivered(p.data.slice(..p.messages.len as usize), p.messages);
+        }
+        assert_eq!((c.sent(), c.held()), (0, 4));
+        let out = c.on_pop(unit(&[], &[0x65, 4], 0));
+        assert_eq!(payloads(&out), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]);
+        assert_eq!((out.messages.count, out.messages.amf_mask), (4, 0b1));
+        assert_eq!((c.sent(), c.dropped(), c.held()), (4, 0, 0));
     }
 
     #[test]

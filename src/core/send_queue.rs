@@ -16,7 +16,9 @@
 //! Pure data structure: no clock, no locks (the pusher wraps it in one).
 
 use super::drop_policy::{DropPolicy, DropThresholds, VideoVerdict};
+use super::media::MessageSpan;
 use super::message_carry::MessageCarry;
+use bytes::Bytes;
 use std::collections::VecDeque;
 
 pub use super::media::{MediaPacket, Track};
@@ -401,6 +403,12 @@ impl SendQueue {
             (Some(o), Some(n)) => n.saturating_sub(o),
             _ => 0,
         }
+    }
+
+    /// A connection broke with this unit's messages handed to it and not delivered: they ride on
+    /// the next picture sent (see [`MessageCarry::on_undelivered`]).
+    pub fn requeue_undelivered_messages(&mut self, sei: Bytes, span: MessageSpan) {
+        self.carry.on_undelivered(sei, span);
     }
 
     /// App messages handed out and given up (see [`MessageCarry`]).

@@ -288,7 +288,7 @@ ffi_fn! {
 
 ffi_fn! {
     /// Sets the connect deadline (TCP connect + RTMP handshake + publish; 0 = default 10000 ms) and
-    /// the stall timeout (no write progress and no server acknowledgement this long: STALLED event,
+    /// the stall timeout (no write progress, or no server acknowledgement of bytes sent, this long: STALLED event,
     /// the connection is dropped and reconnected; 0 = default 5000 ms), in milliseconds.
     /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL.
     /// Not thread-safe for the same cfg; non-blocking.

@@ -45,8 +45,10 @@ pub enum EventKind {
     /// (sent now, from the keyframe the session starts on, draining at link speed), `value4`: ms
     /// lost (in flight on the lost connection, before that keyframe, or past the latency budget).
     KP_EVENT_RECONNECTED = 6,
-    /// No write progress and no server acknowledgement for the stall timeout: the connection is
-    /// dropped and reconnected. `value`: milliseconds without progress.
+    /// No progress for the stall timeout (the socket takes no writes, or the server acknowledges
+    /// nothing: not its RTMP acknowledgements, not the TCP acknowledgements of bytes waiting in the
+    /// socket; SRT and WHIP: no packet from the peer): the connection is dropped and
+    /// reconnected. `value`: milliseconds without progress.
     KP_EVENT_STALLED = 7,
     /// Switched ingest URL. `value`: the index it left, `value2`: the index it moves to
     /// (0 = primary, then the backups in order). `message`: the new URL, redacted.

@@ -10,7 +10,7 @@ use super::link::srt::{SrtLink, SrtParams};
 use super::link::whip::{WhipLink, WhipParams};
 use super::link::{Link, Opening, RepairStats};
 use super::shared::{lock, Destination, Shared};
-use crate::core::media::{Codec, Track};
+use crate::core::media::{Codec, MessageSpan, Track};
 use crate::core::reconnect::{Decision, Reconnector};
 use crate::core::url::DestUrl;
 use crate::error::{Error, Result, ResultCode};
@@ -75,14 +75,24 @@ struct Conn {
     last_video_ts: Option<u64>,
     /// When publishing began, until the publish counts as working (see STABLE_PUBLISH).
     unproven_since: Option<Instant>,
-    /// Media handed to the link: (end offset in the connection's byte stream, timestamp,
-    /// track), until it has left.
-    in_flight: std::collections::VecDeque<(u64, u64, Track)>,
+    /// Media handed to the link, until it has left.
+    in_flight: std::collections::VecDeque<InFlight>,
     /// Bytes of this connection that have left, and that the counters have seen written.
     delivered: u64,
     counted: u64,
     /// The link's repair figures the destination's counters have seen.
     repair: RepairStats,
+}
+
+/// A unit handed to the link and not yet delivered.
+struct InFlight {
+    /// End offset in the connection's byte stream.
+    end: u64,
+    timestamp_ms: u64,
+    track: Track,
+    /// The unit's app messages (its leading SEI bytes, a slice of its data: no copy), given back
+    /// to the send queue if the connection breaks before they are delivered.
+    messages: Option<(Bytes, MessageSpan)>,
 }
 
 fn track_idx(t: Track) -> usize {
@@ -509,13 +519,14 @@ impl NetworkWorker {
             // Handed to the connection and not delivered: lost with it (the kernel may have
             // sent some of it, but nothing says the server got it).
             let c = &d.counters;
-            for (_, _, track) in conn.in_flight.drain(..) {
-                match track {
+            for f in &conn.in_flight {
+                match f.track {
                     Track::Video => c.video_lost_outage.fetch_add(1, Relaxed),
                     Track::Audio => c.audio_lost_outage.fetch_add(1, Relaxed),
                 };
                 c.frames_dropped_network.fetch_add(1, Relaxed);
             }
+            self.requeue_undelivered_messages(&mut conn);
         }
         result.map_err(|error| Lost { error, was_publishing: true, was_stable: conn.unproven_since.is_none() })
     }
@@ -565,7 +576,9 @@ impl NetworkWorker {
                         conn.last_video_ts = Some(p.timestamp_ms);
                     }
                     let end = conn.link.written() + conn.link.backlog() as u64;
-                    conn.in_flight.push_back((end, p.timestamp_ms, p.track));
+                    let messages = (p.messages.count > 0 && p.messages.len as usize <= p.data.len())
+                        .then(|| (p.data.slice(..p.messages.len as usize), p.messages));
+                    conn.in_flight.push_back(InFlight { end, timestamp_ms: p.timestamp_ms, track: p.track, messages });
                     let (frames, bytes) = match p.track {
                         Track::Video => (&c.video_frames_sent, &c.video_bytes_sent),
                         Track::Audio => (&c.audio_frames_sent, &c.audio_bytes_sent),
@@ -622,6 +635,9 @@ impl NetworkWorker {
                 let unsent = lock(&d.queue).len();
                 log::warn!("destination {}: stop deadline passed with {unsent} packets unsent", d.index);
                 let _ = self.unpublish(conn);
+                // Messages the close did not deliver wait with the queue's, counted as lost.
+                self.update_in_flight(conn);
+                self.requeue_undelivered_messages(conn);
                 return Ok(Ended::Stopped(unsent));
             }
             if conn.link.stalled(now) {
@@ -717,12 +733,28 @@ impl NetworkWorker {
             d.counters.bytes_delivered.fetch_add(delivered - conn.delivered, Relaxed);
             conn.delivered = delivered;
         }
-        while conn.in_flight.front().is_some_and(|(end, _, _)| *end <= delivered) {
+        while conn.in_flight.front().is_some_and(|f| f.end <= delivered) {
             conn.in_flight.pop_front();
         }
         let mut q = lock(&d.queue);
         q.set_clock(self.shared.created.elapsed().as_millis() as u64);
-        q.set_in_flight(conn.in_flight.front().map(|f| f.1));
+        q.set_in_flight(conn.in_flight.front().map(|f| f.timestamp_ms));
+    }
+
+    /// The connection is gone with media undelivered: its app messages go back to the queue, to
+    /// ride on the next session's first picture (or to be counted lost if none comes). A message
+    /// the server's kernel had acknowledged is not resent; one it received but had not yet
+    /// acknowledged can arrive twice (once in each session), never zero times uncounted.
+    fn requeue_undelivered_messages(&self, conn: &mut Conn) {
+        let undelivered: Vec<(Bytes, MessageSpan)> = conn.in_flight.drain(..).filter_map(|f| f.messages).collect();
+        if undelivered.is_empty() {
+            return;
+        }
+        let mut q = lock(&self.d().queue);
+        // Newest first: each goes to the front of the line, so the oldest ends up first.
+        for (sei, span) in undelivered.into_iter().rev() {
+            q.requeue_undelivered_messages(sei, span);
+        }
     }
 
     fn unpublish(&self, conn: &mut Conn) -> Result<()> {

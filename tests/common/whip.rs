@@ -411,6 +411,23 @@ pub struct WhipSession {
     pub keyframe_codes: Vec<u16>,
     /// PLIs the endpoint sent when asked ([`WhipEndpoint::send_pli`]; 0 from the Chromium peer).
     pub plis_sent: u64,
+    /// The user data SEIs of the H.264 access units, in arrival order (none from the Chromium
+    /// peer, whose page sees decoded pictures only).
+    pub messages: Vec<SeiMessage>,
+}
+
+/// A user_data_unregistered SEI message the aiortc endpoint found in an access unit.
+#[derive(Clone, Debug)]
+pub struct SeiMessage {
+    /// Frame code of the picture it came with (None if the code was unreadable).
+    pub code: Option<u16>,
+    pub uuid: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+fn unhex(v: &Value) -> Vec<u8> {
+    let s = v.as_str().unwrap_or_default();
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex")).collect()
 }
 
 /// Frame codes read from the decoded pictures.
@@ -516,6 +533,18 @@ impl WhipSession {
                 .unwrap_or_default(),
             // The aiortc endpoint's only (the Chromium page does not send PLIs on request).
             plis_sent: v["plis_sent"].as_u64().unwrap_or(0),
+            messages: v["messages"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|m| SeiMessage {
+                            code: m["code"].as_u64().map(|c| c as u16),
+                            uuid: unhex(&m["uuid"]),
+                            data: unhex(&m["data"]),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

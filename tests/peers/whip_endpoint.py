@@ -51,7 +51,10 @@ GET /stats:
                              "codes": {"read", "unreadable", "first", "last", "missing",
                                        "not_increasing"},
                              "latency_ms": {"count", "p50", "p95", "max"}},
-                   "audio": {"frames"}}]}
+                   "audio": {"frames"},
+                   "messages": [{"code": frame code of the picture it came with (null if
+                                 unreadable), "uuid": hex, "data": hex}, ...] in arrival order:
+                                 the user_data_unregistered SEIs of the H.264 access units}]}
 
 Decode errors: aiortc logs a warning when PyAV raises on a frame ("failed to decode"), and FFmpeg's
 H.264 decoder reports concealed damage (corrupt macroblocks ...) only through its log at error level;
@@ -75,6 +78,7 @@ import time
 import uuid
 
 import aioice.ice
+import aiortc.codecs.h264 as aiortc_h264
 import av
 import ifaddr
 from aiohttp import web
@@ -153,6 +157,59 @@ async def exit_with_parent(parent_pid):
     os._exit(0)
 
 
+# ---- SEI user data (src/core/sei.rs writes it) ---------------------------------------------------
+# aiortc hands the app decoded pictures only; the access units pass through H264Decoder.decode,
+# which is wrapped here to note each unit's user_data_unregistered SEIs by (decoder thread, RTP
+# timestamp). The decoded picture carries the same timestamp as its pts, so consume_video puts each
+# message beside the frame code of the picture it came with.
+SEI_BY_FRAME = {}
+SEI_LOCK = threading.Lock()
+
+
+def user_data_seis(annexb):
+    """(uuid, data) of every user_data_unregistered SEI message in an Annex B access unit."""
+    out = []
+    for nal in re.split(b"\x00\x00\x01", bytes(annexb)):
+        # A 4-byte start code leaves its leading zero at the end of the previous NAL unit.
+        nal = nal.rstrip(b"\x00")
+        if not nal or nal[0] & 0x1F != 6:
+            continue
+        rbsp = nal[1:].replace(b"\x00\x00\x03", b"\x00\x00")
+        i = 0
+        try:
+            while i < len(rbsp) and not (i == len(rbsp) - 1 and rbsp[i] == 0x80):
+                values = []
+                for _ in range(2):  # payload type, then payload size: runs of 0xFF plus a last byte
+                    v = 0
+                    while rbsp[i] == 0xFF:
+                        v += 255
+                        i += 1
+                    values.append(v + rbsp[i])
+                    i += 1
+                ptype, size = values
+                payload = rbsp[i : i + size]
+                i += size
+                if ptype == 5 and len(payload) >= 16:
+                    out.append((payload[:16], payload[16:]))
+        except IndexError:
+            pass  # a truncated SEI: what was read stands
+    return out
+
+
+_aiortc_h264_decode = aiortc_h264.H264Decoder.decode
+
+
+def decode_noting_seis(self, encoded_frame):
+    seis = user_data_seis(encoded_frame.data)
+    if seis:
+        with SEI_LOCK:
+            SEI_BY_FRAME.setdefault((threading.get_ident(), encoded_frame.timestamp), []).extend(seis)
+    return _aiortc_h264_decode(self, encoded_frame)
+
+
+aiortc_h264.H264Decoder.decode = decode_noting_seis
+
+
 def now_ms():
     return time.time_ns() // 1_000_000
 
@@ -204,6 +261,7 @@ class Session:
         # Frame codes of the decoded keyframes, and PLIs sent on the test's request (/pli).
         self.keyframe_codes = []
         self.plis_sent = 0
+        self.messages = []
         self.video_receiver = None
         # Idents of this session's decoder threads, to attribute decoder log lines.
         self.decoder_threads = set()
@@ -267,6 +325,7 @@ class Session:
             "audio": {"frames": self.audio_frames},
             "keyframe_codes": self.keyframe_codes,
             "plis_sent": self.plis_sent,
+            "messages": self.messages,
         }
 
 
@@ -435,6 +494,10 @@ class Server:
             session.width, session.height = frame.width, frame.height
             plane = frame.planes[0]
             code = read_frame_code(memoryview(plane).cast("B"), plane.line_size, frame.width, frame.height)
+            with SEI_LOCK:
+                for t in session.decoder_threads:
+                    for u, d in SEI_BY_FRAME.pop((t, frame.pts), []):
+                        session.messages.append({"code": None if code is None else code[0], "uuid": u.hex(), "data": d.hex()})
             if code is None:
                 session.codes_unreadable += 1
             else:
