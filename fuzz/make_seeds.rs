@@ -102,9 +102,9 @@ fn main() {
     s.consume_output(usize::MAX);
     s.handle_input(&replies[..replies.len() - 40], &mut ev).ok();
     assert_eq!(s.state(), SessionState::Publishing);
-    s.send_video(0, bytes::Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1e, 0xff])).unwrap();
-    s.send_video(33, bytes::Bytes::from(vec![0x27u8; 300])).unwrap();
-    s.send_audio(20, bytes::Bytes::from_static(&[0xaf, 1, 1, 2, 3])).unwrap();
+    s.send_video(0, &[0x17, 0, 0, 0, 0], &[1, 0x42, 0, 0x1e, 0xff]).unwrap();
+    s.send_video(33, &[], &[0x27u8; 300]).unwrap();
+    s.send_audio(20, &[0xaf, 1], &[1, 2, 3]).unwrap();
     s.unpublish().unwrap();
     client.extend_from_slice(s.pending_output());
     write("receiver_guard", "publish", &[&[0u8][..], &client].concat());
