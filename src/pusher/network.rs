@@ -532,14 +532,33 @@ impl NetworkWorker {
     }
 
     fn stream(&self, conn: &mut Conn, rc: &mut Reconnector) -> Result<Ended> {
+        // A check of the primary in progress (SRT, WHIP), polled on each pass of the loop.
+        let mut probe: Option<PrimaryProbe> = None;
+        let ended = self.stream_with_probe(conn, rc, &mut probe);
+        if let Some(mut p) = probe {
+            // The session ended (stop, failure, stall) while the primary was being checked: end
+            // the check's session too, or a WHIP server holds it until its own timeout. Not on a
+            // lost route, where the DELETE could only wait for the old path.
+            if self.route_lost.get() {
+                p.link.abandon(Instant::now());
+            } else {
+                p.link.opening_abandoned(Instant::now());
+            }
+        }
+        ended
+    }
+
+    fn stream_with_probe(
+        &self,
+        conn: &mut Conn,
+        rc: &mut Reconnector,
+        probe: &mut Option<PrimaryProbe>,
+    ) -> Result<Ended> {
         let shared = &self.shared;
         let d = self.d();
         let c = &d.counters;
         let mut window_start = Instant::now();
         let mut window_bytes = (c.video_bytes_sent.load(Relaxed), c.audio_bytes_sent.load(Relaxed));
-        // A check of the primary in progress (SRT, WHIP), polled on each pass. Dropped without a
-        // word when the session ends with an error: a WHIP probe session then expires on the server.
-        let mut probe: Option<PrimaryProbe> = None;
         loop {
             self.check_route()?;
             // Feed the link from the queue while the socket keeps up.
@@ -661,14 +680,14 @@ impl NetworkWorker {
                 let mut verdict = None;
                 if probe.is_none() && rc.primary_probe_due(now) {
                     match self.start_primary_probe() {
-                        Ok(p) => probe = Some(p),
+                        Ok(p) => *probe = Some(p),
                         Err(answered) => verdict = Some(answered),
                     }
                 }
                 if let Some(p) = probe.as_mut() {
                     verdict = p.step(Instant::now());
                     if verdict.is_some() {
-                        probe = None;
+                        *probe = None;
                     }
                 }
                 if let Some(ok) = verdict {
