@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#define WIDTH 640
-#define HEIGHT 360
+/* The picture size; --size WxH changes it (even numbers). */
+static int width = 640, height = 360;
 #define FPS 30
 #define SAMPLE_RATE 44100
 #define CHANNELS 2
@@ -71,22 +71,22 @@ static void on_log(void *userdata, kp_log_level level, const char *target, const
 static void draw_frame(uint8_t *y, uint8_t *u, uint8_t *v, int64_t n)
 {
     int row, col;
-    int side = HEIGHT / 4;
-    int span_x = WIDTH - side, span_y = HEIGHT - side;
+    int side = height / 4;
+    int span_x = width - side, span_y = height - side;
     int sx = (int)((n * 7) % (2 * span_x));
     int sy = (int)((n * 3) % (2 * span_y));
     if (sx > span_x)
         sx = 2 * span_x - sx;
     if (sy > span_y)
         sy = 2 * span_y - sy;
-    memset(y, 96, (size_t)WIDTH * HEIGHT);
+    memset(y, 96, (size_t)width * height);
     for (row = sy; row < sy + side; row++)
-        memset(y + (size_t)row * WIDTH + sx, 235, (size_t)side);
-    for (row = 0; row < HEIGHT / 2; row++) {
-        for (col = 0; col < WIDTH / 2; col++) {
+        memset(y + (size_t)row * width + sx, 235, (size_t)side);
+    for (row = 0; row < height / 2; row++) {
+        for (col = 0; col < width / 2; col++) {
             int bar = (int)(((col + n) / 40) % 4);
-            u[row * (WIDTH / 2) + col] = (uint8_t)(64 + bar * 40);
-            v[row * (WIDTH / 2) + col] = (uint8_t)(208 - bar * 40);
+            u[row * (width / 2) + col] = (uint8_t)(64 + bar * 40);
+            v[row * (width / 2) + col] = (uint8_t)(208 - bar * 40);
         }
     }
 }
@@ -141,7 +141,7 @@ static kp_result push_audio(kp_pusher *p, const int16_t *pcm, int64_t pts, int r
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s URL [seconds] [--realtime] [--bearer TOKEN]\n"
+    fprintf(stderr, "usage: %s URL [seconds] [--realtime] [--bearer TOKEN] [--size WxH]\n"
                     "URL: rtmp[s]://host[:port]/app/key, srt://host:port?streamid=..., or a WHIP endpoint\n"
                     "whip+http[s]://host[:port]/path (--bearer: its token)\n", argv0);
     return 2;
@@ -169,6 +169,11 @@ int main(int argc, char **argv)
             realtime = 1;
         else if (strcmp(argv[i], "--bearer") == 0 && i + 1 < argc)
             bearer = argv[++i];
+        else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
+            if (sscanf(argv[++i], "%dx%d", &width, &height) != 2 || width < 16 || height < 16 ||
+                width > 4096 || height > 4096 || width % 2 || height % 2)
+                return usage(argv[0]);
+        }
         else if (!url)
             url = argv[i];
         else if ((seconds = atof(argv[i])) <= 0)
@@ -191,7 +196,7 @@ int main(int argc, char **argv)
     if (!cfg)
         return 1;
     if ((r = kp_config_set_url(cfg, url)) != KP_OK ||
-        (r = kp_config_set_video(cfg, WIDTH, HEIGHT, FPS, 800, 0)) != KP_OK ||
+        (r = kp_config_set_video(cfg, width, height, FPS, 800, 0)) != KP_OK ||
         (r = kp_config_set_audio(cfg, SAMPLE_RATE, CHANNELS, 128)) != KP_OK ||
         (r = kp_config_set_whip_bearer_token(cfg, bearer)) != KP_OK ||
         (r = kp_config_set_event_callback(cfg, on_event, &st)) != KP_OK ||
@@ -202,22 +207,22 @@ int main(int argc, char **argv)
     }
     kp_config_free(cfg); /* the pusher took a copy */
 
-    pixels = (uint8_t *)malloc((size_t)WIDTH * HEIGHT * 3 / 2);
+    pixels = (uint8_t *)malloc((size_t)width * height * 3 / 2);
     if (!pixels) {
         kp_pusher_free(p);
         return 1;
     }
     memset(&frame, 0, sizeof frame);
     frame.format = KP_PIXEL_FORMAT_I420;
-    frame.width = WIDTH;
-    frame.height = HEIGHT;
+    frame.width = width;
+    frame.height = height;
     frame.planes[0] = pixels;
-    frame.planes[1] = pixels + WIDTH * HEIGHT;
-    frame.planes[2] = pixels + WIDTH * HEIGHT * 5 / 4;
-    frame.strides[0] = WIDTH;
-    frame.strides[1] = frame.strides[2] = WIDTH / 2;
-    frame.plane_sizes[0] = (size_t)WIDTH * HEIGHT;
-    frame.plane_sizes[1] = frame.plane_sizes[2] = (size_t)WIDTH * HEIGHT / 4;
+    frame.planes[1] = pixels + width * height;
+    frame.planes[2] = pixels + width * height * 5 / 4;
+    frame.strides[0] = width;
+    frame.strides[1] = frame.strides[2] = width / 2;
+    frame.plane_sizes[0] = (size_t)width * height;
+    frame.plane_sizes[1] = frame.plane_sizes[2] = (size_t)width * height / 4;
 
     if ((r = kp_pusher_start(p)) != KP_OK) {
         fprintf(stderr, "start: %s: %s\n", kp_result_str(r), kp_last_error_message());
