@@ -123,8 +123,6 @@ struct State {
     annexb: Vec<u8>,
     avc: AvcPacketizer,
     audio: Option<AudioTrack>,
-    /// The last picture pushed, kept (instead of returned to the pool) for pause modes.
-    last_picture: Option<I420Buffer>,
     /// The app's pause picture, copied from the control when its version changes.
     pause_image: (u64, Option<I420Buffer>),
     /// Video stream time of the last picture encoded.
@@ -175,7 +173,6 @@ impl EncodeWorker {
             annexb: Vec::with_capacity(256 * 1024),
             avc: AvcPacketizer::default(),
             audio,
-            last_picture: None,
             pause_image: (0, None),
             last_video_ms: None,
             next_tick: None,
@@ -212,9 +209,8 @@ impl EncodeWorker {
             let result = match input {
                 Input::Video(pic, ts) => {
                     let r = self.encode_video(&pic, ts, &mut st);
-                    if let Some(old) = st.last_picture.replace(pic) {
-                        self.shared.input.recycle(Input::Video(old, 0));
-                    }
+                    // Kept for pause frames, in the input pool (see `InputQueue::keep_last_video`).
+                    self.shared.input.keep_last_video(pic);
                     r
                 }
                 Input::Audio(pcm, ts) => {
@@ -455,25 +451,40 @@ impl EncodeWorker {
                 st.pause_image = image.clone();
             }
         }
+        if let Some(img) = st.pause_image.1.take() {
+            let r = if self.pause_frame_due(now_ms, fps, st) { self.encode_video(&img, now_ms, st) } else { Ok(()) };
+            st.pause_image.1 = Some(img);
+            return r;
+        }
+        // Taken before the frame is stamped: new input may have taken its buffer meanwhile (a
+        // push that raced the pause), and a stamped frame must be sent.
+        let Some(last) = self.shared.input.take_last_video() else {
+            // Nothing was ever shown: there is no picture to repeat.
+            return Ok(());
+        };
+        let r = if self.pause_frame_due(now_ms, fps, st) { self.encode_video(&last, now_ms, st) } else { Ok(()) };
+        self.shared.input.keep_last_video(last);
+        r
+    }
+
+    /// Whether a pause frame goes out now; when it does, its time is stamped and the keyframe
+    /// cadence advanced.
+    fn pause_frame_due(&self, now_ms: u64, fps: f64, st: &mut State) -> bool {
         // Stamped under the pause lock: a resume cannot slip between the check and the stamp,
         // so no pause frame follows the app's first frame after it.
         {
             let pause = lock(&self.shared.control.pause);
             if !pause.is_some_and(|p| p.mode.has_video()) {
-                return Ok(());
-            }
-            if st.pause_image.1.is_none() && st.last_picture.is_none() {
-                // Nothing was ever shown: there is no picture to repeat.
-                return Ok(());
+                return false;
             }
             // Not closer than a frame interval to the app's last frame: players and muxers
             // that bucket frames by the nominal rate would see two frames in one slot.
             let gap_ms = self.shared.config.video.as_ref().map_or(0.0, |v| 1000.0 / f64::from(v.fps)).ceil() as u64;
             if st.last_video_ms.is_some_and(|l| now_ms < l + gap_ms) {
-                return Ok(());
+                return false;
             }
             if !lock(&self.shared.timeline).stamp_generated(TimelineTrack::Video, now_ms) {
-                return Ok(());
+                return false;
             }
         }
         // Viewers who join during a long pause need keyframes at about the usual interval in
@@ -486,20 +497,7 @@ impl EncodeWorker {
             st.pause_frames = 0;
             self.shared.keyframe_wanted.store(true, Relaxed);
         }
-        match (st.pause_image.1.take(), st.last_picture.take()) {
-            (Some(img), last) => {
-                st.last_picture = last;
-                let r = self.encode_video(&img, now_ms, st);
-                st.pause_image.1 = Some(img);
-                r
-            }
-            (None, Some(last)) => {
-                let r = self.encode_video(&last, now_ms, st);
-                st.last_picture = Some(last);
-                r
-            }
-            (None, None) => Ok(()),
-        }
+        true
     }
 }
 
