@@ -356,21 +356,21 @@ fn a_lost_tail_is_probed_then_backs_off() {
     // 700 and 701 arrive; 702 and 703 are lost, and no later packet shows the receiver the gap.
     r.feed(30, &full_ack(1, 702, 20_000, 2000));
     assert!(data_seqs(r.all_out(30)).is_empty());
-    // RTT 20 ms, var 2 ms: the newest packet goes again 20 + 8 + 10 ms after the last progress.
-    assert_eq!(r.s.poll_timeout(), Some(r.at(68)));
-    r.s.handle_timeout(r.at(67));
-    assert!(data_seqs(r.all_out(67)).is_empty());
-    r.s.handle_timeout(r.at(68));
-    assert_eq!(data_seqs(r.all_out(68)), vec![(703, true)]);
+    // RTT 20 ms, var 2 ms: the newest packet goes again 20 + 8 + 2 × 10 ms after the last progress.
+    assert_eq!(r.s.poll_timeout(), Some(r.at(78)));
+    r.s.handle_timeout(r.at(77));
+    assert!(data_seqs(r.all_out(77)).is_empty());
+    r.s.handle_timeout(r.at(78));
+    assert_eq!(data_seqs(r.all_out(78)), vec![(703, true)]);
     // Nothing answers: the next probe waits twice as long (from the probe's own departure).
-    assert_eq!(r.s.poll_timeout(), Some(r.at(68 + 76)));
-    r.s.handle_timeout(r.at(144));
-    assert_eq!(data_seqs(r.all_out(144)), vec![(703, true)]);
-    assert_eq!(r.s.poll_timeout(), Some(r.at(144 + 152)));
+    assert_eq!(r.s.poll_timeout(), Some(r.at(78 + 96)));
+    r.s.handle_timeout(r.at(174));
+    assert_eq!(data_seqs(r.all_out(174)), vec![(703, true)]);
+    assert_eq!(r.s.poll_timeout(), Some(r.at(174 + 192)));
     // The probe arrived: the receiver NAKs the gap before it, then acknowledges everything.
-    r.feed(160, &nak(&[(702, 702)]));
-    assert_eq!(data_seqs(r.all_out(160)), vec![(702, true)]);
-    r.feed(185, &full_ack(2, 704, 20_000, 2000));
+    r.feed(190, &nak(&[(702, 702)]));
+    assert_eq!(data_seqs(r.all_out(190)), vec![(702, true)]);
+    r.feed(215, &full_ack(2, 704, 20_000, 2000));
     r.s.handle_timeout(r.at(2000));
     assert!(data_seqs(r.all_out(2000)).is_empty());
     assert!(r.s.is_flushed(r.at(2000)));
@@ -382,7 +382,7 @@ fn no_tail_probe_once_the_tail_is_too_late_to_play() {
     r.s.send(r.at(10), &[1; 10]).unwrap();
     assert_eq!(r.all_out(10).len(), 1);
     // No ACK yet, so RTT 100 ms and var 50 (the defaults): a probe would be due 100 + 100 +
-    // 10 ms after the send, past the 120 + 20 ms play deadline, so there is none.
+    // 20 ms after the send, past the 120 + 20 ms play deadline, so there is none.
     r.s.handle_timeout(r.at(300));
     assert!(r.all_out(300).iter().all(|p| parse_data_header(p).is_none()));
     assert_eq!(r.s.stats().packets_too_late, 0);
