@@ -36,6 +36,11 @@ const MIN_PACING_BPS: u64 = 1_000_000;
 /// their timer's granularity (a socket receive timeout is rounded to scheduler ticks, 4-8 ms
 /// here); without this credit every late wake-up would lower the rate below the input's.
 const PACING_CATCH_UP: Duration = Duration::from_millis(20);
+/// A wake-up for a packet that is due also sends those due within this much after it: the
+/// pacing clock keeps its rate, packets leave in small groups (≤ 10 ms of the pacing rate, a few
+/// packets at a few Mbit/s) instead of one wake-up of the driver each, which on a loaded host
+/// cost more CPU than the sends (scheduler switches, ~2.5 per 30 fps frame at 4 Mbit/s).
+const PACING_SEND_AHEAD: Duration = Duration::from_millis(10);
 /// libsrt's initial RTT estimate before the first ACK.
 const INITIAL_RTT_US: u32 = 100_000;
 const INITIAL_RTT_VAR_US: u32 = 50_000;
@@ -752,7 +757,7 @@ impl SrtSender {
             self.last_tx = now;
             return Some(n);
         }
-        if now >= self.next_data_at {
+        if now + PACING_SEND_AHEAD >= self.next_data_at {
             if self.peer_tlpktdrop && self.buf.lost() > 0 {
                 if let Some(cutoff) = now.checked_sub(self.play_deadline()) {
                     self.stats.packets_too_late += self.buf.give_up_lost_before(cutoff) as u64;
