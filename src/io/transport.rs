@@ -1,5 +1,5 @@
 //! A TCP connection with deadlines on everything: DNS, connect and writes. The socket is
-//! non-blocking and waited on with `poll(2)` together with a wake-up pipe, so the network worker
+//! non-blocking and waited on with `poll(2)` together with a wake-up fd, so the network worker
 //! can sleep until the socket is ready *or* new media is queued, without a polling interval.
 
 use crate::error::{Error, Result};
