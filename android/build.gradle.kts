@@ -44,6 +44,8 @@ val cargoNdk by tasks.registering(Exec::class) {
     inputs.dir(rootDir.parentFile.resolve("src"))
     inputs.file(rootDir.parentFile.resolve("Cargo.toml"))
     inputs.file(rootDir.parentFile.resolve("Cargo.lock"))
+    // Its [env] sets how aws-lc is built (AWS_LC_SYS_NO_JITTER_ENTROPY).
+    inputs.file(rootDir.parentFile.resolve(".cargo/config.toml"))
     outputs.dir(rustJniLibs)
 }
 

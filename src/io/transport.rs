@@ -1,11 +1,12 @@
 //! A TCP connection with deadlines on everything: DNS, connect and writes. The socket is
-//! non-blocking and waited on with `poll(2)` together with a wake-up pipe, so the network worker
+//! non-blocking and waited on with `poll(2)` together with a wake-up fd, so the network worker
 //! can sleep until the socket is ready *or* new media is queued, without a polling interval.
 
 use crate::error::{Error, Result};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -33,17 +34,71 @@ pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAdd
 }
 
 /// Wakes a thread blocked in [`Transport::wait`] from another thread.
+///
+/// Linux/Android: an eventfd shared by both ends. A wake-up is one 8-byte write to a counter and
+/// one read that empties it, where a socket pair allocated a buffer per wake-up and took two reads
+/// to drain (the WHIP worker is woken for every frame). Elsewhere (Apple): a Unix socket pair.
 #[derive(Debug)]
 pub struct Waker {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fd: std::sync::Arc<std::os::fd::OwnedFd>,
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
     tx: UnixStream,
 }
 
-/// Linux/Android: a send flag. Apple has none; `SO_NOSIGPIPE` is set on the socket instead.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const NO_SIGPIPE: libc::c_int = libc::MSG_NOSIGNAL;
+impl Waker {
+    pub fn wake(&self) {
+        // An eventfd has no SIGPIPE and no reader to lose (the fd lives while either end does);
+        // EAGAIN (a counter at its maximum) already means "wake up": every error is fine to ignore.
+        // SAFETY: a valid eventfd owned by self; 8 readable bytes.
+        unsafe {
+            libc::write(self.fd.as_raw_fd(), (&1u64 as *const u64).cast(), 8);
+        }
+    }
+}
+
+/// The receiving end of a [`Waker`].
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[derive(Debug)]
+pub struct WakeReceiver {
+    fd: std::sync::Arc<std::os::fd::OwnedFd>,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn wake_pair() -> Result<(Waker, WakeReceiver)> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscall; the result is checked before it is owned.
+    let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(Error::Internal(format!("wake eventfd: {}", io::Error::last_os_error())));
+    }
+    // SAFETY: a new fd that nothing else owns.
+    let fd = std::sync::Arc::new(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) });
+    Ok((Waker { fd: fd.clone() }, WakeReceiver { fd }))
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl WakeReceiver {
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn drain(&self) {
+        let mut count = 0u64;
+        // SAFETY: a valid eventfd owned by self; 8 writable bytes. One read empties the counter
+        // (EAGAIN when it was empty).
+        unsafe {
+            libc::read(self.fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8);
+        }
+    }
+}
+
+/// No send flag outside Linux/Android: `SO_NOSIGPIPE` is set on the socket instead (Apple).
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 const NO_SIGPIPE: libc::c_int = 0;
 
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 impl Waker {
     pub fn wake(&self) {
         // Not `write(2)`: once the worker owning the receiver has ended, the write fails with
@@ -59,11 +114,13 @@ impl Waker {
 }
 
 /// The receiving end of a [`Waker`].
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 #[derive(Debug)]
 pub struct WakeReceiver {
     rx: UnixStream,
 }
 
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub fn wake_pair() -> Result<(Waker, WakeReceiver)> {
     let (tx, rx) = UnixStream::pair().map_err(|e| Error::Internal(format!("wake pipe: {e}")))?;
     tx.set_nonblocking(true)
@@ -89,15 +146,22 @@ pub fn wake_pair() -> Result<(Waker, WakeReceiver)> {
     Ok((Waker { tx }, WakeReceiver { rx }))
 }
 
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 impl WakeReceiver {
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.rx.as_raw_fd()
+    }
+
     fn drain(&self) {
         let mut buf = [0u8; 64];
         while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
     }
+}
 
+impl WakeReceiver {
     /// Sleep until woken or `timeout` passes (for when there is no socket to wait on).
     pub fn wait(&self, timeout: Duration) {
-        let mut fds = [libc::pollfd { fd: self.rx.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        let mut fds = [libc::pollfd { fd: self.raw_fd(), events: libc::POLLIN, revents: 0 }];
         poll(&mut fds, timeout);
         self.drain();
     }
@@ -308,7 +372,7 @@ pub(crate) fn wait_socket(
 ) -> Readiness {
     let mut fds = [
         libc::pollfd { fd, events, revents: 0 },
-        libc::pollfd { fd: waker.map_or(-1, |w| w.rx.as_raw_fd()), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: waker.map_or(-1, |w| w.raw_fd()), events: libc::POLLIN, revents: 0 },
     ];
     poll(&mut fds, timeout);
     let r = fds[0].revents;

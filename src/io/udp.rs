@@ -1,5 +1,6 @@
 //! A connected, non-blocking UDP socket for datagram transports (SRT): resolved with the same
-//! deadline as a TCP connect, waited on together with the worker's wake-up pipe.
+//! deadline as a TCP connect, waited on together with the worker's wake-up fd
+//! ([`super::transport::Waker`]).
 
 use super::transport::{resolve, wait_socket, Readiness, WakeReceiver};
 use crate::error::{Error, Result};

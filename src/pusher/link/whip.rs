@@ -26,7 +26,7 @@ use str0m::change::SdpAnswer;
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Reason, Rtc};
 
 /// Redirects followed for one offer (307/308).
 const MAX_REDIRECTS: usize = 5;
@@ -39,6 +39,35 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(1000);
 /// A receiver's estimator starts from what it has seen so far (aiortc's REMB says ~70 % of the
 /// stream 1.5 s in, then climbs): the estimate is passed on once it has had this long.
 const ESTIMATE_WARMUP: Duration = Duration::from_secs(4);
+
+/// At most this many due timeouts are run in one [`WhipLink::drain`] (more than a burst's packets;
+/// a bound, not a figure that is reached: the rest waits for the worker's next pass).
+const MAX_DUE_TIMEOUTS: usize = 256;
+
+/// How much later than str0m asks its housekeeping timers may run (see [`lazy_timer`]), so they
+/// ride on the wake-up of the next frame instead of waking the network worker themselves.
+const TIMER_SLACK: Duration = Duration::from_millis(15);
+
+/// Whether a timeout str0m asks for is housekeeping that can run up to [`TIMER_SLACK`] late. The
+/// delay controller of its bandwidth estimator asks every 25 ms (without transport-wide feedback,
+/// as from aiortc, only to ask again): at 30 fps that was two wake-ups of the network worker in
+/// three, each a poll, a context switch and a pass over str0m's state. Statistics, RTCP reports,
+/// probe scheduling and ICE consent keep-alives (seconds apart) do not mind 15 ms either. The pacer
+/// and the packetizer do, and so does anything before the session is connected: those run on
+/// time. A pacer timer due behind a lazy one is at most `TIMER_SLACK` late (the reason given is
+/// the soonest timer's only); any wake-up in between (a frame, a datagram) runs everything due.
+/// str0m calls `Reason` unstable across its minor versions: a new variant is simply not lazy.
+fn lazy_timer(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::BweDelayControl
+            | Reason::BweProbeControl
+            | Reason::BweProbeEstimator
+            | Reason::Stats
+            | Reason::Feedback
+            | Reason::Ice
+    )
+}
 
 /// What the link needs from the pusher's configuration.
 pub struct WhipParams {
@@ -65,6 +94,8 @@ pub struct WhipLink {
     video: Option<(Mid, Pt)>,
     audio: Option<(Mid, Pt)>,
     next_timeout: Instant,
+    /// Whether str0m's next timeout is housekeeping that may wait [`TIMER_SLACK`] longer.
+    next_timeout_lazy: bool,
     connected: bool,
     failed: Option<Error>,
     /// SPS and PPS (Annex B), sent in front of every keyframe: a WebRTC receiver has no other
@@ -150,6 +181,7 @@ impl WhipLink {
             video: None,
             audio: None,
             next_timeout: now,
+            next_timeout_lazy: false,
             connected: false,
             failed: None,
             parameter_sets: Vec::with_capacity(256),
@@ -307,13 +339,28 @@ impl WhipLink {
         pt
     }
 
-    /// Runs str0m until it waits for time or input: sends what it has, takes its events.
+    /// Runs str0m until it waits for time or input: sends what it has, takes its events. A
+    /// timeout already due is run here: str0m's pacer asks for one (1 µs on) after every packet
+    /// it releases, and its packetizer one after every frame written, so a frame's packets leave
+    /// in one call instead of one pass of the network worker each.
     fn drain(&mut self) -> Result<()> {
+        let mut due_timeouts = 0;
         loop {
             let out = self.rtc.poll_output().map_err(|e| Error::Protocol(format!("WebRTC: {e}")))?;
             match out {
                 Output::Timeout(t) => {
                     self.next_timeout = t;
+                    if due_timeouts < MAX_DUE_TIMEOUTS {
+                        let now = Instant::now();
+                        if t <= now {
+                            due_timeouts += 1;
+                            self.rtc
+                                .handle_input(Input::Timeout(now))
+                                .map_err(|e| Error::Protocol(format!("WebRTC: {e}")))?;
+                            continue;
+                        }
+                    }
+                    self.next_timeout_lazy = lazy_timer(self.rtc.last_timeout_reason());
                     return Ok(());
                 }
                 Output::Transmit(t) => {
@@ -521,7 +568,11 @@ impl Link for WhipLink {
 
     fn wait(&mut self, wake: Option<&WakeReceiver>, timeout: Duration) {
         let now = Instant::now();
-        let t = timeout.min(self.next_timeout.saturating_duration_since(now));
+        let mut due = self.next_timeout;
+        if self.connected && self.next_timeout_lazy {
+            due += TIMER_SLACK;
+        }
+        let t = timeout.min(due.saturating_duration_since(now));
         if t.is_zero() {
             return;
         }
