@@ -1035,8 +1035,11 @@ typedef struct kp_destination_stats {
     uint64_t messages_sent;
     /**
      * Messages given up: more than 64 carried past dropped frames (the oldest go), or still
-     * waiting when this destination stopped or failed. Messages inside data a broken connection
-     * had in flight count as sent.
+     * waiting when this destination stopped or failed. Messages in data a broken connection had
+     * written but the server had not acknowledged are not counted sent: they ride on the next
+     * session's first picture (one the server received but had not acknowledged yet can arrive
+     * twice), or count here when stop's deadline passes (bytes the kernel still held may yet
+     * reach the server after the stop).
      */
     uint64_t messages_dropped;
     /**

@@ -577,6 +577,70 @@ fn messages_a_broken_connection_had_in_flight_ride_on_the_next_session() {
     assert!(stalled.iter().all(|k| first_of_second.contains(k)), "{stalled:?} not in {first_of_second:?}");
 }
 
+/// stop() whose deadline passes while the connection is stalled: the messages the connection had
+/// written but the server never acknowledged count as dropped, not sent, and what counts as sent
+/// is exactly what the recording has. (With the requeue at the stop deadline left out, the
+/// stalled messages count as sent and are missing from the recording.)
+#[test]
+fn messages_undelivered_when_the_stop_deadline_passes_count_as_dropped() {
+    use common::proxy::{Fault, Proxy};
+    let dir = tmp_dir("messages-stop-deadline");
+    let (aus, _) = encoded_test_media(&dir, 6, 30);
+    let nginx = Nginx::start(NginxOptions::default());
+    let proxy = Proxy::start(([127, 0, 0, 1], nginx.port()).into());
+    let key = unique_key("messages-stop-deadline");
+    let mut config = pre_encoded_config(&proxy.url(nginx.app(), &key), VideoEncoderKind::KP_ENCODER_PASSTHROUGH);
+    // Longer than the test: the stop, not the stall detector, ends this connection.
+    config.stall_timeout = Duration::from_secs(30);
+    let mut h = Harnessed::new(config);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    // As in the in-flight test above: no message in the stall's first 1.5 s, which the proxy's own
+    // socket buffer acknowledges and loses with it.
+    const STALL_AT: usize = 60;
+    let ambiguous = STALL_AT..STALL_AT + 45;
+    let mut sent_on = Vec::new();
+    let mut stalled = 0;
+    push_real_time(&h.pusher, &aus, |i| {
+        if i == STALL_AT {
+            proxy.set(Fault::Stall);
+        }
+        if i % 10 == 5 && !ambiguous.contains(&i) {
+            stalled += usize::from(i > STALL_AT);
+            h.pusher.send_message(&message(sent_on.len() as u32), 0).unwrap();
+            sent_on.push(i);
+        }
+    });
+    h.pusher.stop(Duration::from_millis(1500)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    // The dead path stays dead: what the pusher's kernel still held dies with the proxy's sockets.
+    proxy.set(Fault::Cut);
+    let stats = h.pusher.stats();
+    eprintln!(
+        "stop deadline: messages accepted {}, sent {}, dropped {}; {stalled} sent into the stalled connection",
+        stats.messages_accepted, stats.messages_sent, stats.messages_dropped
+    );
+    assert!(stalled >= 3, "too few messages sent into the stalled connection: {sent_on:?}");
+    assert_eq!(stats.messages_accepted, sent_on.len() as u64);
+    assert_eq!(stats.messages_sent + stats.messages_dropped, stats.messages_accepted, "{stats:?}");
+
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    assert_eq!(decode_errors(&rec), "");
+    let (frames, _) = read_flv(&rec);
+    let got = messages_by_frame(&frames, &sei::MESSAGE_UUID);
+    let counters: Vec<u32> =
+        got.iter().map(|(_, m)| u32::from_be_bytes(m[m.len() - 4..].try_into().unwrap())).collect();
+    eprintln!(
+        "recording: {} frames, messages {:?}; sent on {sent_on:?}",
+        frames.len(),
+        got.iter().map(|(i, _)| *i).zip(&counters).collect::<Vec<_>>()
+    );
+    assert!(stats.messages_dropped >= stalled as u64, "the stalled connection's messages count as dropped: {stats:?}");
+    let want: Vec<u32> = (0..stats.messages_sent as u32).collect();
+    assert_eq!(counters, want, "the recording holds exactly the messages counted sent");
+}
+
 #[test]
 fn capture_timestamps_measure_the_push_to_receive_latency_over_srt() {
     use common::srt::{SrtListener, SrtOptions};

@@ -376,8 +376,11 @@ pub struct kp_destination_stats {
     /// frame this destination drops for congestion rides on the next frame it sends.
     pub messages_sent: u64,
     /// Messages given up: more than 64 carried past dropped frames (the oldest go), or still
-    /// waiting when this destination stopped or failed. Messages inside data a broken connection
-    /// had in flight count as sent.
+    /// waiting when this destination stopped or failed. Messages in data a broken connection had
+    /// written but the server had not acknowledged are not counted sent: they ride on the next
+    /// session's first picture (one the server received but had not acknowledged yet can arrive
+    /// twice), or count here when stop's deadline passes (bytes the kernel still held may yet
+    /// reach the server after the stop).
     pub messages_dropped: u64,
     /// WHIP: WebRTC's bandwidth estimate to the peer now, kbit/s (transport-wide congestion
     /// control, or the receiver's REMB); the ABR keeps the video under 90 % of it. 0 for other

@@ -648,7 +648,12 @@ impl NetworkWorker {
             }
             let backlog = conn.link.backlog() > 0;
             if finished_and_empty && !backlog {
-                return self.unpublish(conn).map(|_| Ended::Stopped(0));
+                let closed = self.unpublish(conn);
+                // A close that ran out of time (a server that stopped reading) leaves data in the
+                // socket: its messages were not delivered and are not counted sent.
+                self.update_in_flight(conn);
+                self.requeue_undelivered_messages(conn);
+                return closed.map(|_| Ended::Stopped(0));
             }
             if shared.stopping() && shared.stop_deadline_passed(now) {
                 let unsent = lock(&d.queue).len();

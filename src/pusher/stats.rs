@@ -58,8 +58,11 @@ pub struct DestinationStats {
     /// App messages (`Pusher::send_message`) handed to this destination's connection, and given
     /// up: too many carried past frames dropped for congestion (see `core::message_carry`), or
     /// still waiting when the destination stopped or failed (no later video frame to ride on, or
-    /// the stop deadline passed). Messages inside data a broken connection had in flight count as
-    /// sent.
+    /// the stop deadline passed). Sent means delivered: messages in data a broken connection had
+    /// written but the peer had not acknowledged go back to the queue and ride on the next
+    /// session's first picture (one the server received but had not acknowledged yet can arrive
+    /// twice); when the stop deadline passes, they count as dropped (bytes the kernel still held
+    /// may yet reach the server after the stop).
     pub messages_sent: u64,
     pub messages_dropped: u64,
     /// WebRTC (WHIP): the transport's bandwidth estimate now, kbit/s (0: none, or another

@@ -37,6 +37,8 @@ pub struct RtmpLink {
     buf: Vec<u8>,
     events: Vec<SessionEvent>,
     written: u64,
+    /// `written` less what the kernel still held at the last [`Self::exchange`].
+    delivered: u64,
     stall: StallDetector,
     acked: bool,
     /// The server answered `connect`, not yet reported by `poll_open`.
@@ -102,6 +104,7 @@ impl RtmpLink {
             buf: vec![0u8; 16 * 1024],
             events: Vec::new(),
             written: 0,
+            delivered: 0,
             stall: StallDetector::new(p.stall_timeout, now),
             acked: false,
             just_connected: false,
@@ -130,8 +133,11 @@ impl RtmpLink {
             self.written += n as u64;
             self.stall.on_write(Instant::now(), self.written);
         }
-        if let Some(unsent) = self.transport.unsent_bytes() {
-            self.stall.on_delivered(Instant::now(), self.written.saturating_sub(unsent as u64));
+        // One SIOCOUTQ per pass, kept for `delivered()`, which the worker asks right after.
+        let unsent = self.transport.unsent_bytes();
+        self.delivered = self.written.saturating_sub(unsent.unwrap_or(0) as u64);
+        if unsent.is_some() {
+            self.stall.on_delivered(Instant::now(), self.delivered);
         }
         while let Some(n) = self.transport.read_some(&mut self.buf)? {
             self.session.handle_input(&self.buf[..n], &mut self.events)?;
@@ -205,8 +211,7 @@ impl Link for RtmpLink {
     }
 
     fn delivered(&self) -> u64 {
-        let unsent = self.transport.unsent_bytes().unwrap_or(0) as u64;
-        self.written.saturating_sub(unsent)
+        self.delivered
     }
 
     fn pump(&mut self, now: Instant) -> Result<()> {
@@ -255,6 +260,11 @@ impl Link for RtmpLink {
         }
         // A server that does not close when we do must not hold stop() for its whole timeout.
         self.transport.finish(deadline.min(Instant::now() + FINISH_GRACE));
+        // What the close delivered, for the messages of what it did not. Our FIN takes one
+        // sequence number, which the kernel's count includes until the server acknowledges it.
+        if let Some(unsent) = self.transport.unsent_bytes() {
+            self.delivered = self.written.saturating_sub(unsent.saturating_sub(1) as u64);
+        }
         Ok(())
     }
 }
