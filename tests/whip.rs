@@ -42,6 +42,36 @@ fn let_the_receiver_catch_up(ep: &WhipEndpoint, frames: u64, timeout: Duration) 
     }
 }
 
+/// What the offer must hold: only H.264 this link can send (packetization mode 1, each with
+/// its RTX twin), Opus, no trickle promise (every candidate is in the offer; none follows by
+/// PATCH), and an `a=ssrc` line for every SSRC an `ssrc-group:FID` names (Chromium refuses an
+/// offer without them).
+fn check_offer(offer: &str) {
+    let lines: Vec<&str> = offer.lines().collect();
+    assert!(!lines.contains(&"a=ice-options:trickle"), "{offer}");
+    let rtpmap = |codec: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+            .filter(|l| l.contains(codec))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let h264 = rtpmap("H264/90000");
+    assert_eq!(h264.len(), 4, "{offer}");
+    for pt in &h264 {
+        let fmtp = lines.iter().find(|l| l.starts_with(&format!("a=fmtp:{pt} "))).expect("H.264 fmtp");
+        assert!(fmtp.contains("packetization-mode=1"), "{fmtp}");
+        assert!(lines.iter().any(|l| l.starts_with("a=fmtp:") && l.ends_with(&format!("apt={pt}"))), "RTX of {pt}");
+    }
+    assert_eq!(rtpmap("opus/48000/2").len(), 1, "{offer}");
+    for group in lines.iter().filter_map(|l| l.strip_prefix("a=ssrc-group:FID ")) {
+        for ssrc in group.split(' ') {
+            assert!(lines.iter().any(|l| l.starts_with(&format!("a=ssrc:{ssrc} "))), "no a=ssrc for {ssrc}: {offer}");
+        }
+    }
+}
+
 #[test]
 fn a_whip_push_is_decoded_frame_by_frame_and_the_session_deleted() {
     if !in_loopback_netns("a_whip_push_is_decoded_frame_by_frame_and_the_session_deleted") {
@@ -84,6 +114,7 @@ fn a_whip_push_is_decoded_frame_by_frame_and_the_session_deleted() {
         "{}",
         stats.raw
     );
+    check_offer(&s.offer);
     // 99 %: the last frame or two may still be in the jitter buffer when the DELETE arrives.
     assert!(s.video_frames * 100 >= spec.frames() * 99, "{}", stats.raw);
     assert_eq!(stats.decode_errors, 0, "{}", stats.raw);

@@ -400,6 +400,8 @@ pub struct WhipSession {
     /// `ADDR:PORT/udp` of the answer's (endpoint's) and the offer's (publisher's) candidates.
     pub local_candidates: Vec<String>,
     pub remote_candidates: Vec<String>,
+    /// The offer's SDP as POSTed.
+    pub offer: String,
     pub video_frames: u64,
     pub video_decode_errors: u64,
     pub width: Option<u32>,
@@ -508,6 +510,7 @@ impl WhipSession {
             closed_by: v["closed_by"].as_str().map(String::from),
             local_candidates: strings(&v["local_candidates"]),
             remote_candidates: strings(&v["remote_candidates"]),
+            offer: v["offer"].as_str().unwrap_or_default().to_string(),
             video_frames: u(video, "frames"),
             video_decode_errors: u(video, "decode_errors"),
             width: video["width"].as_u64().map(|w| w as u32),

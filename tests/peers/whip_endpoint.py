@@ -47,6 +47,7 @@ GET /stats:
                    checks) | "failed" (connectivity lost before or while connecting) | "closed"
                    (anything else, e.g. the publisher's DTLS close), "local_candidates" and
                    "remote_candidates": candidate addresses from the SDP,
+                   "offer": the offer's SDP as POSTed,
                    "video": {"frames", "decode_errors", "width", "height",
                              "codes": {"read", "unreadable", "first", "last", "missing",
                                        "not_increasing"},
@@ -243,6 +244,7 @@ class Session:
         self.states = []
         self.ice_states = []
         self.closed_by = None
+        self.offer = offer_sdp
         self.remote_candidates = candidates(offer_sdp)
         self.local_candidates = []
         self.pc = None
@@ -302,6 +304,7 @@ class Session:
             "closed_by": self.closed_by,
             "local_candidates": self.local_candidates,
             "remote_candidates": self.remote_candidates,
+            "offer": self.offer,
             "video": {
                 "frames": self.video_frames,
                 "decode_errors": self.video_decode_errors,

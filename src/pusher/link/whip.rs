@@ -28,6 +28,12 @@ use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Reason, Rtc};
 
+/// The H.264 payload types offered (payload type, its RTX twin, profile-level-id), all
+/// packetization mode 1, str0m's numbers: constrained baseline first (what OpenH264 makes and
+/// every WebRTC receiver decodes), then baseline, main and high for pre-encoded video, level 3.1.
+const H264_OFFER: [(u8, u8, u32); 4] =
+    [(108, 109, 0x42e01f), (127, 121, 0x42001f), (123, 119, 0x4d001f), (114, 115, 0x64001f)];
+
 /// Redirects followed for one offer (307/308).
 const MAX_REDIRECTS: usize = 5;
 /// How long the DELETE at the end may take when stop() left no time of its own.
@@ -152,15 +158,22 @@ impl WhipLink {
         let _ = (tls_client, tls_config);
         let udp = UdpPort::toward(&url.host, url.port, deadline)?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder()
+        let mut config = Rtc::builder()
             .clear_codecs()
-            .enable_h264(p.video.is_some())
             .enable_opus(p.audio, false)
             // Starts a little over the stream's rate: an estimate that begins at exactly the
             // configured rate would have the ABR step down before anything was measured.
             .enable_bwe(Some(Bitrate::kbps((p.start_kbps.max(100) as u64) * 5 / 4)))
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            .build(now);
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        if p.video.is_some() {
+            // Only what this link can send: packetization mode 1 (FU-A: our keyframes are larger
+            // than a datagram, and slices come several to a picture). str0m's own list adds three
+            // mode-0 variants an answer could pick and that we would then refuse.
+            for (pt, rtx, profile_level_id) in H264_OFFER {
+                config.codec_config().add_h264(pt.into(), Some(rtx.into()), true, profile_level_id);
+            }
+        }
+        let mut rtc = config.build(now);
         let candidate = Candidate::host(udp.local(), "udp")
             .map_err(|e| Error::Connect(format!("no usable local address for ICE ({}): {e}", udp.local())))?;
         rtc.add_local_candidate(candidate);
@@ -198,7 +211,7 @@ impl WhipLink {
             connected_at: None,
             epoch: now,
         };
-        let (resource, answer) = link.post_offer(&offer.to_sdp_string(), deadline, wake, cancel)?;
+        let (resource, answer) = link.post_offer(&without_trickle(&offer.to_sdp_string()), deadline, wake, cancel)?;
         let answer = SdpAnswer::from_sdp_string(&answer)
             .map_err(|e| Error::Protocol(format!("the WHIP endpoint's answer is not SDP: {e}")))?;
         link.session = Some(resource);
@@ -444,6 +457,13 @@ impl WhipLink {
         writer.write(pt, wallclock, media_time, data).map_err(|e| Error::Protocol(format!("WebRTC write: {e}")))?;
         self.drain()
     }
+}
+
+/// The offer without `a=ice-options:trickle` (str0m writes it in every offer): every candidate
+/// this link has is in the offer and none follows by PATCH (RFC 9725 4.3), so the endpoint must
+/// not wait for more.
+fn without_trickle(sdp: &str) -> String {
+    sdp.split_inclusive('\n').filter(|line| line.trim_end() != "a=ice-options:trickle").collect()
 }
 
 /// Logs the ICE servers a `Link` header offers (RFC 9725 4.4): this build gathers host
