@@ -8,7 +8,7 @@ mod common;
 use common::pushing::{Harnessed, Source, Spec};
 use common::udp_proxy::{UdpFaults, UdpProxy};
 use common::whip::{in_loopback_netns, WhipEndpoint, WhipOptions};
-use kitepush::pusher::{EventKind, PusherConfig};
+use kitepush::pusher::{EventKind, PusherConfig, PusherState};
 use kitepush::ResultCode;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -595,6 +595,79 @@ fn a_dead_whip_path_fails_over_to_rtmp_with_its_aac_and_comes_back() {
         assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
         // One encoder throughout (the last picture may still be in it when the stats are read).
         assert!(st.video_frames_encoded + 3 >= spec.frames() && st.video_frames_encoded <= spec.frames(), "{st:?}");
+    });
+}
+
+/// A check of the primary (a whole WHIP session: POSTed, waiting for ICE through a dead path)
+/// still running when the backup's session ends is ended with it: its session is DELETEd at the
+/// endpoint, not left there until the endpoint's own ICE timeout. Once when the backup dies
+/// (the session ends by failure), once at the stop.
+#[test]
+fn a_primary_check_running_when_the_backup_ends_is_deleted_too() {
+    use common::{unique_key, Nginx, NginxOptions};
+    use kitepush::core::reconnect::ReconnectPolicy;
+    if !in_loopback_netns("a_primary_check_running_when_the_backup_ends_is_deleted_too") {
+        return;
+    }
+    behind_proxy(|ep, proxy| {
+        proxy.set(UdpFaults::BLACK_HOLE);
+        let mut nginx = Nginx::start(NginxOptions::default());
+        let spec = Spec { seconds: 20.0, ..Spec::default() };
+        let mut c = config(&ep.url("probe"), &spec);
+        c.backup_urls = vec![nginx.url(&unique_key("whip-probe"))];
+        // A check waits this long for ICE: each end below comes well inside it.
+        c.connect_timeout = Duration::from_millis(2000);
+        c.reconnect = ReconnectPolicy {
+            failover_after: 1,
+            primary_retry_interval: Duration::from_secs(1),
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+            ..ReconnectPolicy::default()
+        };
+        let mut h = Harnessed::new(c);
+        h.pusher.start().unwrap();
+        let mut src = Source::new(&spec);
+        let t0 = Instant::now();
+        // Pushes until the stream is on the backup and a check of the primary has been POSTed
+        // since; returns the next frame and the check's session index.
+        let mut push_until_checking = |h: &mut Harnessed, from: u64| {
+            let mut on_backup_at_posts = None;
+            for i in from..spec.frames() {
+                let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                src.push_one(&h.pusher);
+                let d = &h.pusher.stats().destinations[0];
+                let posts = ep.stats().posts as usize;
+                match on_backup_at_posts {
+                    None if d.url_index == 1 && d.state == Some(PusherState::KP_STATE_PUBLISHING) => {
+                        on_backup_at_posts = Some(posts)
+                    }
+                    Some(p) if posts > p => return (i + 1, p),
+                    _ => {}
+                }
+            }
+            panic!("no check of the primary from the backup: {:?}", h.drain_events(Duration::ZERO));
+        };
+        let deleted_within = |index: usize, what: &str| {
+            let t = Instant::now();
+            let stats = ep.wait_for(Duration::from_millis(1500), what, |s| {
+                s.sessions.get(index).is_some_and(|c| c.closed_by.as_deref() == Some("delete"))
+            });
+            assert_eq!(stats.sessions[index].connected_after_ms, None, "a check that connected: {}", stats.raw);
+            t.elapsed()
+        };
+
+        // The first attempt and its failover, then a check while on the backup; the backup dies.
+        let (next, check) = push_until_checking(&mut h, 0);
+        nginx.kill();
+        let on_failure = deleted_within(check, "the DELETE of the check running when the backup failed");
+        nginx.restart();
+        // Back on the backup (the primary's path is still dead), a new check; the app stops.
+        let (_, check) = push_until_checking(&mut h, next);
+        h.pusher.stop(Duration::from_secs(5)).unwrap();
+        h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(10));
+        let on_stop = deleted_within(check, "the DELETE of the check running at the stop");
+        println!("primary checks DELETEd {on_failure:?} after the backup failed, {on_stop:?} after the stop");
     });
 }
 
