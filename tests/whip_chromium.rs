@@ -6,13 +6,14 @@
 mod common;
 
 use common::pushing::{Harnessed, Source, Spec};
-use common::whip::{in_loopback_netns, WhipEndpoint};
+use common::whip::{consent_run_seconds, in_loopback_netns, WhipEndpoint};
 use kitepush::pusher::EventKind;
 use std::time::{Duration, Instant};
 
 /// One push does both: every frame decoded in order, and a session that outlives Chromium's ICE
 /// consent timeout (30 s without an answer to its checks marks the pair failed, RFC 7675), so
-/// kitepush answers Chromium's checks for the whole push. 40 s keeps the test under a minute.
+/// kitepush answers Chromium's checks for the whole push. 40 s keeps the test under a minute;
+/// `KP_WHIP_SECONDS=120` is the long local mode.
 #[test]
 fn chromium_decodes_a_40_s_push_frame_by_frame_and_keeps_consent() {
     if !in_loopback_netns("chromium_decodes_a_40_s_push_frame_by_frame_and_keeps_consent") {
@@ -22,7 +23,7 @@ fn chromium_decodes_a_40_s_push_frame_by_frame_and_keeps_consent() {
     let ep = WhipEndpoint::start_chromium();
     let browser_ms = t0.elapsed().as_millis();
     // Audio: 44.1 kHz PCM in, Opus at 48 kHz to Chromium.
-    let spec = Spec { seconds: 40.0, audio: true, ..Spec::default() };
+    let spec = Spec { seconds: consent_run_seconds(40.0), audio: true, ..Spec::default() };
     let mut h = Harnessed::new(spec.config(&ep.url("live")));
     let started = Instant::now();
     h.pusher.start().unwrap();

@@ -36,6 +36,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How long the WHIP tests that hold a session for its consent checks push: `default` in the CI
+/// run, `KP_WHIP_SECONDS` in the long local mode (the 120 s:
+/// `KP_WHIP_SECONDS=120 cargo test --release --test whip --test whip_chromium consent`).
+pub fn consent_run_seconds(default: f64) -> f64 {
+    std::env::var("KP_WHIP_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
 /// Runs the calling test inside a fresh network namespace with only loopback up. Outside one (env
 /// `KP_NETNS` not "1"), re-runs this test binary as
 /// `unshare -n -- sh -c 'ip link set lo up && exec "$0" "$@"' EXE --exact TEST --nocapture
