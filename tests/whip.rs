@@ -399,23 +399,37 @@ fn five_percent_loss_is_repaired_with_nacks() {
         return;
     }
     behind_proxy(|ep, proxy| {
-        let spec = Spec { seconds: 10.0, audio: false, ..Spec::default() };
+        // The first 10 s are measured; the stream goes on for one more under the same loss. aiortc
+        // asks for a lost packet only when a new gap appears (its NackGenerator), so a loss among
+        // the last packets of a stream that then goes quiet is never asked for and holds every
+        // later picture in its jitter buffer: what that would count is the receiver's strategy at
+        // the very end, not the repair (before this, 289-294 of 300 in 4 runs of 14, every
+        // missing picture at the tail, none in the middle).
+        let measured = 300u64;
+        let spec = Spec { seconds: 11.0, audio: false, ..Spec::default() };
         let mut h = Harnessed::new(config(&ep.url("loss"), &spec));
         h.pusher.start().unwrap();
         h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
         proxy.set(UdpFaults::PASS.with_loss(5.0));
         push_paced(&mut h, &spec);
         let d = h.pusher.stats().destinations[0].clone();
-        // Repairs of the last pictures still in flight complete (the loss stays on meanwhile).
-        let_the_receiver_catch_up(ep, spec.frames(), Duration::from_secs(3));
+        let_the_receiver_catch_up(ep, measured, Duration::from_secs(3));
         proxy.set(UdpFaults::PASS);
         h.pusher.stop(Duration::from_secs(5)).unwrap();
         let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);
         let s = stats.session();
+        // Pictures of the measured stretch that never decoded: the gaps in the frame codes, and
+        // what is missing at its end.
+        let last = s.codes.last.map_or(0, u64::from);
+        let lost = s.codes.missing + (measured - 1).saturating_sub(last);
         println!(
-            "5 % loss: {} of {} frames decoded, {} decode errors, {} NACKs, {} keyframe requests; dropped {:?}",
+            "5 % loss: {} of the first {measured} frames decoded ({} in all, codes {:?}..{:?}, {} missing), {} decode \
+             errors, {} NACKs, {} keyframe requests; dropped {:?}",
+            measured.saturating_sub(lost),
             s.video_frames,
-            spec.frames(),
+            s.codes.first,
+            s.codes.last,
+            s.codes.missing,
             stats.decode_errors,
             d.packets_retransmitted,
             d.keyframe_requests,
@@ -423,10 +437,9 @@ fn five_percent_loss_is_repaired_with_nacks() {
         );
         assert!(proxy.c2s().dropped > 0, "the proxy dropped nothing");
         assert!(d.packets_retransmitted > 0, "no NACKs counted: {d:?}");
-        // The issue's target is 98 % (the benchmark's 720p run: 599/600); at this test's 320x240 a
-        // burst of 7-11 pictures is sometimes not repaired (289-299 of 300 seen over 8 runs), so the
-        // test holds 93 % (unrepaired, 5 % packet loss costs ~12 % of the pictures) and prints the figure.
-        assert!(s.video_frames * 100 >= spec.frames() * 93, "{}", stats.raw);
+        assert_eq!(s.codes.first, Some(0), "{}", stats.raw);
+        // The issue's bar: 98 % of the frames decode.
+        assert!(lost * 100 <= measured * 2, "{}", stats.raw);
         assert!(!h.kinds().contains(&EventKind::KP_EVENT_DISCONNECTED), "{:?}", h.seen);
     });
 }
