@@ -16,10 +16,10 @@ mod support;
 
 use common::{require_tool, tmp_dir, unique_key, Nginx, NginxOptions};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{measure, median, recorded};
+use support::{example_binary, measure, median, recorded};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
@@ -165,27 +165,6 @@ fn summarize(runs: &[Run], who: Who) -> Summary {
     }
 }
 
-/// The `push` example next to this bench binary: target/<profile>/deps/push_compare-* →
-/// target/release/examples/push (`cargo build --release --example push`). `KP_PUSH_BIN` overrides.
-fn push_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("KP_PUSH_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let target = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .and_then(|profile| profile.parent())
-        .expect("bench binary lives in target/<profile>/deps");
-    let bin = target.join("release").join("examples").join("push");
-    assert!(
-        bin.is_file(),
-        "{} not found: run `cargo build --release --example push` first (scripts/bench does)",
-        bin.display()
-    );
-    bin
-}
-
 fn main() {
     // `cargo test --all-targets` builds and runs bench targets too, without `--bench`: building
     // them is the check there; measuring is `cargo bench`'s (scripts/bench) job.
@@ -207,7 +186,7 @@ fn main() {
         }
     }
 
-    let push_bin = push_binary();
+    let push_bin = example_binary("push", "KP_PUSH_BIN", "cargo build --release --example push");
     for tool in ["ffmpeg", "ffprobe", "gst-launch-1.0", "gst-inspect-1.0"] {
         require_tool(tool);
     }

@@ -41,13 +41,13 @@ use rml_rtmp::chunk_io::ChunkDeserializer;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use support::{measure, median};
+use support::{access_units, example_binary, ffmpeg, measure, median};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
@@ -110,26 +110,6 @@ struct Run {
     frames: u64,
     ok: bool,
     note: String,
-}
-
-fn push_file_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("KP_PUSH_FILE_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let target = exe.parent().and_then(|d| d.parent()).and_then(|p| p.parent()).expect("target/<profile>/deps");
-    let bin = target.join("release").join("examples").join("push_file");
-    assert!(
-        bin.is_file(),
-        "{} not found: run `cargo build --release --example push_file` first (scripts/bench does)",
-        bin.display()
-    );
-    bin
-}
-
-fn ffmpeg(args: &[&str]) {
-    let st = Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-y"]).args(args).status().expect("run ffmpeg");
-    assert!(st.success(), "ffmpeg {args:?} failed");
 }
 
 fn main() {
@@ -210,7 +190,7 @@ fn main() {
 // CPU per MB over SRT
 
 fn cpu_compare(dir: &Path, h264: &Path, secs: u64, runs_each: usize, realtime: bool) {
-    let push_file = push_file_binary();
+    let push_file = example_binary("push_file", "KP_PUSH_FILE_BIN", "cargo build --release --example push_file");
     ffmpeg9();
     let want = secs * u64::from(FPS);
     let clip_mb = fs::metadata(h264).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
@@ -420,32 +400,6 @@ fn push_real_time(url: &str, units: &[&[u8]]) -> Vec<Instant> {
 
 fn is_idr(unit: &[u8]) -> bool {
     unit.windows(4).any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 5)
-}
-
-/// Splits an Annex-B stream at each SPS or at each slice with first_mb_in_slice = 0 that follows a
-/// slice (x264 ultrafast without B-frames: one slice per picture, SPS+PPS before each IDR).
-fn access_units(data: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut has_slice = false;
-    let mut i = 0;
-    while i + 4 < data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            let t = data[i + 3] & 0x1f;
-            let first_mb0 = data.get(i + 4).is_some_and(|b| b & 0x80 != 0);
-            let begins = t == 7 || ((t == 1 || t == 5) && first_mb0 && has_slice);
-            if begins && (has_slice || starts.is_empty()) {
-                let at = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
-                starts.push(at);
-                has_slice = false;
-            }
-            has_slice |= t == 1 || t == 5;
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    starts.push(data.len());
-    starts.windows(2).map(|w| &data[w[0]..w[1]]).collect()
 }
 
 /// Forwards one TCP connection to `upstream`, timestamping each video message of the publisher's

@@ -53,7 +53,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{measure, measure_sampled, median, process_cpu_s};
+use support::{access_units, measure, measure_sampled, median, process_cpu_s};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
@@ -303,32 +303,6 @@ fn thread_cpu() -> String {
         out.push(format!("{}={:.2}s/{wakeups}wakeups", &stat[open + 1..close], ticks as f64 / 100.0));
     }
     out.join(" ")
-}
-
-/// Splits an Annex-B stream at each SPS or at each slice with first_mb_in_slice = 0 that follows a
-/// slice (x264 without B-frames: one slice per picture, SPS+PPS before each IDR).
-fn access_units(data: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut has_slice = false;
-    let mut i = 0;
-    while i + 4 < data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            let t = data[i + 3] & 0x1f;
-            let first_mb0 = data.get(i + 4).is_some_and(|b| b & 0x80 != 0);
-            let begins = t == 7 || ((t == 1 || t == 5) && first_mb0 && has_slice);
-            if begins && (has_slice || starts.is_empty()) {
-                let at = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
-                starts.push(at);
-                has_slice = false;
-            }
-            has_slice |= t == 1 || t == 5;
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    starts.push(data.len());
-    starts.windows(2).map(|w| &data[w[0]..w[1]]).collect()
 }
 
 /// Waits until the newest session has closed (a DELETE, or consent lost) or its decoded frames

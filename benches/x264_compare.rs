@@ -24,10 +24,10 @@ mod support;
 
 use common::{require_tool, tmp_dir, unique_key, Nginx, NginxOptions};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::{measure, median, recorded};
+use support::{example_binary, ffmpeg, measure, median, recorded};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
@@ -110,26 +110,6 @@ struct Run {
     note: String,
 }
 
-fn push_file_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("KP_PUSH_FILE_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let target = exe.parent().and_then(|d| d.parent()).and_then(|p| p.parent()).expect("target/<profile>/deps");
-    let bin = target.join("release").join("examples").join("push_file");
-    assert!(
-        bin.is_file(),
-        "{} not found: run `cargo build --release --features x264 --example push_file` first (scripts/bench does)",
-        bin.display()
-    );
-    bin
-}
-
-fn ffmpeg(args: &[&str]) {
-    let st = Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-y"]).args(args).status().expect("run ffmpeg");
-    assert!(st.success(), "ffmpeg {args:?} failed");
-}
-
 fn main() {
     // Built and run by `cargo test --all-targets` without `--bench`: building is the check there.
     if !std::env::args().any(|a| a == "--bench") {
@@ -151,7 +131,8 @@ fn main() {
             _ => {}
         }
     }
-    let push_file = push_file_binary();
+    let push_file =
+        example_binary("push_file", "KP_PUSH_FILE_BIN", "cargo build --release --features x264 --example push_file");
     require_tool("ffmpeg");
     require_tool("ffprobe");
 

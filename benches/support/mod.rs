@@ -5,7 +5,7 @@
 
 use crate::common::{probe, Nginx};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -144,4 +144,54 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// An example binary of this crate next to the running bench: target/<profile>/deps/<bench>-* →
+/// target/release/examples/`name`. `env` (e.g. `KP_PUSH_BIN`) overrides; `build` is the command
+/// that makes it, said when it is missing (scripts/bench runs it first).
+pub fn example_binary(name: &str, env: &str, build: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let target = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .and_then(|profile| profile.parent())
+        .expect("bench binary lives in target/<profile>/deps");
+    let bin = target.join("release").join("examples").join(name);
+    assert!(bin.is_file(), "{} not found: run `{build}` first (scripts/bench does)", bin.display());
+    bin
+}
+
+/// Runs FFmpeg quietly (test media generation); panics if it fails.
+pub fn ffmpeg(args: &[&str]) {
+    let st = Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-y"]).args(args).status().expect("run ffmpeg");
+    assert!(st.success(), "ffmpeg {args:?} failed");
+}
+
+/// Splits an Annex-B stream at each SPS or at each slice with first_mb_in_slice = 0 that follows a
+/// slice (x264 without B-frames: one slice per picture, SPS+PPS before each IDR).
+pub fn access_units(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut has_slice = false;
+    let mut i = 0;
+    while i + 4 < data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            let t = data[i + 3] & 0x1f;
+            let first_mb0 = data.get(i + 4).is_some_and(|b| b & 0x80 != 0);
+            let begins = t == 7 || ((t == 1 || t == 5) && first_mb0 && has_slice);
+            if begins && (has_slice || starts.is_empty()) {
+                let at = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
+                starts.push(at);
+                has_slice = false;
+            }
+            has_slice |= t == 1 || t == 5;
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    starts.push(data.len());
+    starts.windows(2).map(|w| &data[w[0]..w[1]]).collect()
 }
