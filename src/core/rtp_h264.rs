@@ -114,16 +114,16 @@ impl H264Packetizer {
         1
     }
 
-    /// Splits one NAL unit into FU-A fragments of near-equal size.
+    /// Splits one NAL unit into FU-A fragments of near-equal size: all of one size but the last,
+    /// which is at most that (a run the UDP socket can send as one GSO message).
     fn fragment(&mut self, nal: &[u8], last_nal: bool, emit: &mut impl FnMut(&[u8], bool)) -> usize {
         let (header, body) = (nal[0], &nal[1..]);
         let room = self.max_payload - FU_A_HEADER;
         let count = body.len().div_ceil(room);
-        let (base, extra) = (body.len() / count, body.len() % count);
+        let size = body.len().div_ceil(count);
         let mut at = 0;
         for i in 0..count {
-            // The first `extra` fragments carry one byte more.
-            let size = base + usize::from(i < extra);
+            let size = size.min(body.len() - at);
             let mut fu_header = header & 0x1f;
             if i == 0 {
                 fu_header |= 0x80;
@@ -270,6 +270,10 @@ mod tests {
         assert_eq!(packets(&mut p, &[], &avcc(&[nal(0x41, 1120)])).len(), 1);
         let two = packets(&mut p, &[], &avcc(&[nal(0x41, 1121)]));
         assert_eq!(two.iter().map(|(p, _)| p.len()).collect::<Vec<_>>(), [562, 562]);
+        // Only the last fragment may be shorter, and by less than a fragment.
+        let three = packets(&mut p, &[], &avcc(&[nal(0x41, 2240)]));
+        assert_eq!(three.iter().map(|(p, _)| p.len() - FU_A_HEADER).collect::<Vec<_>>(), [747, 747, 745]);
+        assert_eq!(reassemble(&three), vec![nal(0x41, 2240)]);
     }
 
     #[test]
