@@ -47,6 +47,10 @@ const ESTIMATE_WARMUP: Duration = Duration::from_secs(4);
 /// a bound, not a figure that is reached: the rest waits for the worker's next pass).
 const MAX_DUE_TIMEOUTS: usize = 256;
 
+/// Datagrams gathered before they are sent even though the drain goes on (a keyframe's burst is
+/// more), so a batch never waits long behind str0m's work.
+const OUTBOX_LIMIT: usize = 64;
+
 /// How much later than str0m asks its housekeeping timers may run (see [`lazy_timer`]), so they
 /// ride on the wake-up of the next frame instead of waking the network worker themselves.
 const TIMER_SLACK: Duration = Duration::from_millis(15);
@@ -108,6 +112,8 @@ pub struct WhipLink {
     /// allocates a Vec per packet; ours works from the AVCC lengths in one reused buffer.
     packetizer: H264Packetizer,
     rx: Vec<u8>,
+    /// What one [`WhipLink::drain`] made str0m send, sent together at its end.
+    outbox: Vec<(std::net::SocketAddr, Vec<u8>)>,
     written: u64,
     silence: Silence,
     rtt_ms: Option<u32>,
@@ -208,6 +214,7 @@ impl WhipLink {
             parameter_sets: Vec::with_capacity(256),
             packetizer: H264Packetizer::new(MAX_RTP_PAYLOAD),
             rx: vec![0u8; 2048],
+            outbox: Vec::with_capacity(OUTBOX_LIMIT),
             written: 0,
             silence: Silence::new(now, p.stall_timeout),
             rtt_ms: None,
@@ -389,15 +396,25 @@ impl WhipLink {
                         }
                     }
                     self.next_timeout_lazy = lazy_timer(self.rtc.last_timeout_reason());
-                    return Ok(());
+                    return self.flush();
                 }
                 Output::Transmit(t) => {
-                    // A full socket buffer drops the datagram, as the network would: RTP repairs.
-                    self.udp.send_to(&t.contents, t.destination)?;
+                    self.outbox.push((t.destination, t.contents.into()));
+                    if self.outbox.len() >= OUTBOX_LIMIT {
+                        self.flush()?;
+                    }
                 }
                 Output::Event(e) => self.on_event(e),
             }
         }
+    }
+
+    /// Sends what the drain gathered. A full socket buffer drops datagrams, as the network
+    /// would: RTP repairs.
+    fn flush(&mut self) -> Result<()> {
+        let r = self.udp.send_all(&self.outbox);
+        self.outbox.clear();
+        r
     }
 
     fn on_event(&mut self, e: Event) {
