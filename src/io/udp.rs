@@ -26,6 +26,7 @@ pub struct UdpPort {
     local: SocketAddr,
     /// The kernel takes UDP_SEGMENT (Linux 4.18+): a run of equal-size datagrams to one
     /// destination goes down the stack as one.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     gso: bool,
 }
 
@@ -47,8 +48,12 @@ impl UdpPort {
         socket.set_nonblocking(true).map_err(|e| Error::from_io("set non-blocking", &e))?;
         set_buffers(&socket);
         let local = socket.local_addr().map_err(|e| Error::from_io("local address", &e))?;
-        let gso = gso_supported(&socket);
-        Ok(UdpPort { socket, local, gso })
+        Ok(UdpPort {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            gso: gso_supported(&socket),
+            socket,
+            local,
+        })
     }
 
     pub fn local(&self) -> SocketAddr {
@@ -214,11 +219,6 @@ fn gso_supported(socket: &UdpSocket) -> bool {
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn gso_supported(_: &UdpSocket) -> bool {
-    false
-}
-
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn raw_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     let sa = socket2::SockAddr::from(addr);
@@ -312,6 +312,7 @@ mod tests {
             .collect()
     }
 
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn a_batch_arrives_datagram_by_datagram_in_order_with_and_without_gso() {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
