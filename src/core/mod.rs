@@ -14,6 +14,7 @@ pub mod media;
 pub mod message_carry;
 pub mod metadata;
 pub mod reconnect;
+pub mod rtp_h264;
 pub mod sei;
 pub mod send_queue;
 pub mod session;

@@ -24,7 +24,19 @@ pub struct Udp {
 pub struct UdpPort {
     socket: UdpSocket,
     local: SocketAddr,
+    /// The kernel takes UDP_SEGMENT (Linux 4.18+): a run of equal-size datagrams to one
+    /// destination goes down the stack as one.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    gso: bool,
 }
+
+/// Datagrams per `sendmmsg` call, and segments per GSO message (the kernel's UDP_MAX_SEGMENTS
+/// was 64 before Linux 6.x raised it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const BATCH: usize = 64;
+/// Bytes in one GSO message: the UDP length field's 64 KiB less headers, with room to spare.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const GSO_MAX_BYTES: usize = 60_000;
 
 impl UdpPort {
     /// Binds on the address the kernel would send from toward `host` (resolved by `deadline`).
@@ -36,7 +48,12 @@ impl UdpPort {
         socket.set_nonblocking(true).map_err(|e| Error::from_io("set non-blocking", &e))?;
         set_buffers(&socket);
         let local = socket.local_addr().map_err(|e| Error::from_io("local address", &e))?;
-        Ok(UdpPort { socket, local })
+        Ok(UdpPort {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            gso: gso_supported(&socket),
+            socket,
+            local,
+        })
     }
 
     pub fn local(&self) -> SocketAddr {
@@ -52,6 +69,117 @@ impl UdpPort {
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(true),
             Err(e) => Err(Error::from_io(&format!("send to {to}"), &e)),
         }
+    }
+
+    /// Sends datagrams in order, as [`UdpPort::send_to`] would one by one (a full kernel buffer
+    /// drops what does not fit), in as few system calls as the platform allows: per-packet
+    /// `sendto` was the largest single cost of a WHIP push.
+    pub fn send_all<D: AsRef<[u8]>>(&mut self, datagrams: &[(SocketAddr, D)]) -> Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if datagrams.len() > 1 {
+            for chunk in datagrams.chunks(BATCH) {
+                self.send_chunk(chunk)?;
+            }
+            return Ok(());
+        }
+        for (to, d) in datagrams {
+            self.send_to(d.as_ref(), *to)?;
+        }
+        Ok(())
+    }
+
+    /// One `sendmmsg` (repeated only past a datagram the kernel refused) for at most [`BATCH`]
+    /// datagrams; with GSO a run of equal sizes to one destination (the last may be shorter) is
+    /// one message.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn send_chunk<D: AsRef<[u8]>>(&mut self, chunk: &[(SocketAddr, D)]) -> Result<()> {
+        use std::mem::zeroed;
+        debug_assert!(chunk.len() <= BATCH);
+        // SAFETY: plain C structs for which all-zero is a valid value.
+        let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
+        // One cmsghdr (16 bytes) and its u16 payload, 8-byte aligned.
+        let mut controls = [[0u64; 4]; BATCH];
+        // Each message's first datagram and datagram count (for the fallback).
+        let mut runs = [(0usize, 0usize); BATCH];
+        for (i, (_, d)) in chunk.iter().enumerate() {
+            let d = d.as_ref();
+            iov[i] = libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() };
+        }
+        let mut n = 0;
+        let mut i = 0;
+        while i < chunk.len() {
+            let (to, first) = (chunk[i].0, chunk[i].1.as_ref().len());
+            let mut run = 1;
+            let mut bytes = first;
+            if self.gso {
+                while i + run < chunk.len() {
+                    let (next_to, next) = (chunk[i + run].0, chunk[i + run].1.as_ref().len());
+                    if next_to != to || next > first || bytes + next > GSO_MAX_BYTES {
+                        break;
+                    }
+                    run += 1;
+                    bytes += next;
+                    if next < first {
+                        break; // a shorter datagram can only end a run
+                    }
+                }
+            }
+            let (addr, addr_len) = raw_addr(to);
+            addrs[n] = addr;
+            let hdr = &mut msgs[n].msg_hdr;
+            hdr.msg_name = (&mut addrs[n] as *mut libc::sockaddr_storage).cast();
+            hdr.msg_namelen = addr_len;
+            hdr.msg_iov = iov[i..].as_mut_ptr();
+            hdr.msg_iovlen = run as _;
+            if run > 1 {
+                hdr.msg_control = controls[n].as_mut_ptr().cast();
+                // SAFETY: CMSG_SPACE(2) = 24 <= 32 bytes of 8-byte-aligned storage.
+                unsafe {
+                    hdr.msg_controllen = libc::CMSG_SPACE(2) as _;
+                    let cmsg = libc::CMSG_FIRSTHDR(hdr);
+                    (*cmsg).cmsg_level = libc::SOL_UDP;
+                    (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+                    (*cmsg).cmsg_len = libc::CMSG_LEN(2) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), first as u16);
+                }
+            }
+            runs[n] = (i, run);
+            n += 1;
+            i += run;
+        }
+        let fd = self.socket.as_raw_fd();
+        let mut at = 0;
+        while at < n {
+            // SAFETY: msgs[at..n] point into iov, addrs and controls, all alive until we return,
+            // and at the datagrams the caller lends us.
+            let sent = unsafe { libc::sendmmsg(fd, msgs[at..].as_mut_ptr(), (n - at) as _, 0) };
+            if sent >= 0 {
+                at += (sent as usize).max(1);
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            let (first, run) = runs[at];
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                // A full buffer drops the message, as the network would: RTP repairs. A refused
+                // candidate is ICE's business (see send_to).
+                io::ErrorKind::WouldBlock | io::ErrorKind::ConnectionRefused => at += 1,
+                // No GSO after all (EIO: no checksum offload on the route's device; EINVAL: the
+                // kernel refuses the segment size): this message and all later ones one by one.
+                _ if run > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) => {
+                    log::debug!("UDP GSO refused ({e}); sending datagrams one by one");
+                    self.gso = false;
+                    for (to, d) in &chunk[first..] {
+                        self.send_to(d.as_ref(), *to)?;
+                    }
+                    return Ok(());
+                }
+                _ => return Err(Error::from_io(&format!("send to {}", chunk[first].0), &e)),
+            }
+        }
+        Ok(())
     }
 
     /// One datagram and its source, or None when nothing is waiting.
@@ -71,6 +199,38 @@ impl UdpPort {
     pub fn wait(&self, want_write: bool, waker: Option<&WakeReceiver>, timeout: Duration) -> Readiness {
         let events = if want_write { libc::POLLIN | libc::POLLOUT } else { libc::POLLIN };
         wait_socket(self.socket.as_raw_fd(), events, waker, timeout)
+    }
+}
+
+/// Whether the kernel knows UDP_SEGMENT (reading it fails on kernels before 4.18).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn gso_supported(socket: &UdpSocket) -> bool {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid fd owned by `socket`, pointer and length of one c_int.
+    unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        ) == 0
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn raw_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    let sa = socket2::SockAddr::from(addr);
+    // SAFETY: all-zero is a valid sockaddr_storage; `sa` holds `len` bytes of a sockaddr, which fit.
+    unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        std::ptr::copy_nonoverlapping(
+            sa.as_ptr().cast::<u8>(),
+            (&mut storage as *mut libc::sockaddr_storage).cast::<u8>(),
+            sa.len() as usize,
+        );
+        (storage, sa.len())
     }
 }
 
@@ -140,6 +300,44 @@ impl Udp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn receive_all(socket: &UdpSocket, count: usize) -> Vec<Vec<u8>> {
+        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 2048];
+        (0..count)
+            .map(|_| {
+                let n = socket.recv(&mut buf).unwrap();
+                buf[..n].to_vec()
+            })
+            .collect()
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_batch_arrives_datagram_by_datagram_in_order_with_and_without_gso() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        for gso in [true, false] {
+            let mut port = UdpPort::toward("127.0.0.1", to_a.port(), Instant::now() + Duration::from_secs(2)).unwrap();
+            port.gso &= gso;
+            // Equal runs, a shorter one ending a run, a longer one, another destination between,
+            // and more than one chunk's worth.
+            let sizes = [1000, 1000, 1000, 600, 1000, 1200, 1200, 50, 1000, 1000];
+            let mut batch: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+            for round in 0..8u8 {
+                for (i, &n) in sizes.iter().enumerate() {
+                    let to = if i == 7 { to_b } else { to_a };
+                    batch.push((to, vec![round * 16 + i as u8; n]));
+                }
+            }
+            port.send_all(&batch).unwrap();
+            let want = |to| batch.iter().filter(|(t, _)| *t == to).map(|(_, d)| d.clone()).collect::<Vec<_>>();
+            let (want_a, want_b) = (want(to_a), want(to_b));
+            assert_eq!(receive_all(&a, want_a.len()), want_a, "gso {gso}");
+            assert_eq!(receive_all(&b, want_b.len()), want_b, "gso {gso}");
+        }
+    }
 
     #[test]
     fn datagrams_both_ways_and_a_refused_port() {

@@ -13,8 +13,10 @@
 //! the server's candidates, which is how WHIP servers with public addresses are reached.
 
 use super::{Link, Opening, RepairStats, Silence};
+use crate::core::annexb::nal_units;
 use crate::core::media::{Codec, MediaPacket, Track};
-use crate::core::ts::{avcc_parameter_sets, length_prefixed_to_annexb, TsVideo};
+use crate::core::rtp_h264::H264Packetizer;
+use crate::core::ts::avcc_parameter_sets;
 use crate::core::whip_url::WhipUrl;
 use crate::error::{Error, Result};
 use crate::io::http::{self, Request, Response};
@@ -24,8 +26,9 @@ use std::time::{Duration, Instant};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpAnswer;
 use str0m::format::Codec as RtcCodec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Reason, Rtc};
 
 /// The H.264 payload types offered (payload type, its RTX twin, profile-level-id), all
@@ -49,6 +52,10 @@ const ESTIMATE_WARMUP: Duration = Duration::from_secs(4);
 /// At most this many due timeouts are run in one [`WhipLink::drain`] (more than a burst's packets;
 /// a bound, not a figure that is reached: the rest waits for the worker's next pass).
 const MAX_DUE_TIMEOUTS: usize = 256;
+
+/// Datagrams gathered before they are sent even though the drain goes on (a keyframe's burst is
+/// more), so a batch never waits long behind str0m's work.
+const OUTBOX_LIMIT: usize = 64;
 
 /// How much later than str0m asks its housekeeping timers may run (see [`lazy_timer`]), so they
 /// ride on the wake-up of the next frame instead of waking the network worker themselves.
@@ -97,18 +104,22 @@ pub struct WhipLink {
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     udp: UdpPort,
     rtc: Rtc,
-    video: Option<(Mid, Pt)>,
-    audio: Option<(Mid, Pt)>,
+    video: Option<Outgoing>,
+    audio: Option<Outgoing>,
     next_timeout: Instant,
     /// Whether str0m's next timeout is housekeeping that may wait [`TIMER_SLACK`] longer.
     next_timeout_lazy: bool,
     connected: bool,
     failed: Option<Error>,
-    /// SPS and PPS (Annex B), sent in front of every keyframe: a WebRTC receiver has no other
-    /// way to get them.
+    /// SPS and PPS (AVCC: 4-byte lengths), sent in front of every keyframe: a WebRTC receiver
+    /// has no other way to get them.
     parameter_sets: Vec<u8>,
-    scratch: Vec<u8>,
+    /// str0m runs in RTP mode: its frame packetizer scans every access unit for start codes and
+    /// allocates a Vec per packet; ours works from the AVCC lengths in one reused buffer.
+    packetizer: H264Packetizer,
     rx: Vec<u8>,
+    /// What one [`WhipLink::drain`] made str0m send, sent together at its end.
+    outbox: Vec<(std::net::SocketAddr, Vec<u8>)>,
     written: u64,
     silence: Silence,
     rtt_ms: Option<u32>,
@@ -122,6 +133,21 @@ pub struct WhipLink {
     /// Media time 0 as a wall clock (str0m's sender reports map one onto the other).
     epoch: Instant,
 }
+
+/// One negotiated send stream: RTP mode leaves its sequence numbers to us.
+struct Outgoing {
+    mid: Mid,
+    pt: Pt,
+    ssrc: Ssrc,
+    seq_no: SeqNo,
+}
+
+/// The largest RTP payload str0m's own packetizer would make: its datagram target less the SRTP
+/// tag, rounded down to whole cipher blocks.
+const MAX_RTP_PAYLOAD: usize = {
+    let rtp = str0m::DATAGRAM_MTU_TARGET - 16;
+    rtp - rtp % 16
+};
 
 impl WhipLink {
     /// Makes the offer, POSTs it (following redirects) and applies the answer, by `deadline`;
@@ -164,7 +190,8 @@ impl WhipLink {
             // Starts a little over the stream's rate: an estimate that begins at exactly the
             // configured rate would have the ABR step down before anything was measured.
             .enable_bwe(Some(Bitrate::kbps((p.start_kbps.max(100) as u64) * 5 / 4)))
-            .set_stats_interval(Some(Duration::from_secs(1)));
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .set_rtp_mode(true);
         if p.video.is_some() {
             // Only what this link can send: packetization mode 1 (FU-A: our keyframes are larger
             // than a datagram, and slices come several to a picture). str0m's own list adds three
@@ -198,8 +225,9 @@ impl WhipLink {
             connected: false,
             failed: None,
             parameter_sets: Vec::with_capacity(256),
-            scratch: Vec::with_capacity(256 * 1024),
+            packetizer: H264Packetizer::new(MAX_RTP_PAYLOAD),
             rx: vec![0u8; 2048],
+            outbox: Vec::with_capacity(OUTBOX_LIMIT),
             written: 0,
             silence: Silence::new(now, p.stall_timeout),
             rtt_ms: None,
@@ -220,8 +248,11 @@ impl WhipLink {
             .accept_answer(pending, answer)
             .map_err(|e| Error::Protocol(format!("the WHIP endpoint's answer was refused: {e}")))?;
         link.drain()?;
-        link.video = video_mid.and_then(|mid| link.payload_type(mid, RtcCodec::H264).map(|pt| (mid, pt)));
-        link.audio = audio_mid.and_then(|mid| link.payload_type(mid, RtcCodec::Opus).map(|pt| (mid, pt)));
+        link.video = video_mid.and_then(|mid| link.outgoing(mid, RtcCodec::H264));
+        link.audio = audio_mid.and_then(|mid| link.outgoing(mid, RtcCodec::Opus));
+        if p.audio && link.audio.is_none() {
+            log::info!("the WHIP endpoint's answer accepts no Opus: video only");
+        }
         if p.video.is_some() && link.video.is_none() {
             link.delete_session(Instant::now() + DELETE_GRACE);
             return Err(Error::ConnectRejected {
@@ -340,16 +371,20 @@ impl WhipLink {
         }
     }
 
-    /// The negotiated payload type of `codec` on `mid` (H.264: packetization mode 1, which
-    /// carries our multi-slice, large keyframes).
-    fn payload_type(&mut self, mid: Mid, codec: RtcCodec) -> Option<Pt> {
-        let writer = self.rtc.writer(mid)?;
-        let pt = writer
-            .payload_params()
-            .filter(|p| p.spec().codec == codec)
+    /// The send stream of `codec` on `mid` after the answer: its payload type (H.264:
+    /// packetization mode 1, which carries our multi-slice, large keyframes) and SSRC.
+    fn outgoing(&mut self, mid: Mid, codec: RtcCodec) -> Option<Outgoing> {
+        let remote_pts = self.rtc.media(mid)?.remote_pts();
+        let pt = self
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .filter(|p| remote_pts.contains(&p.pt()) && p.spec().codec == codec)
             .find(|p| codec != RtcCodec::H264 || p.spec().format.packetization_mode == Some(1))
-            .map(|p| p.pt());
-        pt
+            .map(|p| p.pt())?;
+        let ssrc = self.rtc.direct_api().stream_tx_by_mid(mid, None)?.ssrc();
+        Some(Outgoing { mid, pt, ssrc, seq_no: SeqNo::default() })
     }
 
     /// Runs str0m until it waits for time or input: sends what it has, takes its events. A
@@ -374,15 +409,25 @@ impl WhipLink {
                         }
                     }
                     self.next_timeout_lazy = lazy_timer(self.rtc.last_timeout_reason());
-                    return Ok(());
+                    return self.flush();
                 }
                 Output::Transmit(t) => {
-                    // A full socket buffer drops the datagram, as the network would: RTP repairs.
-                    self.udp.send_to(&t.contents, t.destination)?;
+                    self.outbox.push((t.destination, t.contents.into()));
+                    if self.outbox.len() >= OUTBOX_LIMIT {
+                        self.flush()?;
+                    }
                 }
                 Output::Event(e) => self.on_event(e),
             }
         }
+    }
+
+    /// Sends what the drain gathered. A full socket buffer drops datagrams, as the network
+    /// would: RTP repairs.
+    fn flush(&mut self) -> Result<()> {
+        let r = self.udp.send_all(&self.outbox);
+        self.outbox.clear();
+        r
     }
 
     fn on_event(&mut self, e: Event) {
@@ -409,7 +454,7 @@ impl WhipLink {
                 if let Some(rtt) = s.rtt {
                     self.rtt_ms = Some(rtt.as_millis().clamp(1, u32::MAX as u128) as u32);
                 }
-                if Some(s.mid) == self.video.map(|v| v.0) {
+                if Some(s.mid) == self.video.as_ref().map(|v| v.mid) {
                     self.nacks = self.nacks.max(s.nacks);
                 }
             }
@@ -450,12 +495,48 @@ impl WhipLink {
         }
     }
 
-    fn write(&mut self, mid: Mid, pt: Pt, media_time: MediaTime, ts: u64) -> Result<()> {
+    /// Packetizes an H.264 access unit (AVCC) into the video stream: the parameter sets go
+    /// ahead of a keyframe. Returns the payload bytes written.
+    fn write_video(&mut self, pts: u64, unit: &[u8], keyframe: bool) -> Result<u64> {
+        let Some(out) = self.video.as_mut() else { return Ok(0) };
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx(&out.ssrc) else { return Ok(0) };
+        let prefix: &[u8] = if keyframe { &self.parameter_sets } else { &[] };
+        let wallclock = self.epoch + Duration::from_millis(pts);
+        let rtp_time = pts.wrapping_mul(90) as u32;
+        let mut bytes = 0;
+        // Video answers NACKs from str0m's RTX cache.
+        self.packetizer.packetize(prefix, unit, |payload, marker| {
+            bytes += payload.len() as u64;
+            let write = RtpWrite::new(out.pt, out.seq_no.inc(), rtp_time, wallclock, payload);
+            stream.write_rtp(write.marker(marker).nackable(true));
+        })?;
+        Ok(bytes)
+    }
+
+    /// One Opus frame, one packet (an Opus frame is never split across packets). Not nackable,
+    /// as str0m's own Opus packetizer has it: a late audio frame is no use to the receiver.
+    fn write_audio(&mut self, ts: u64, frame: &[u8]) -> u64 {
+        let Some(out) = self.audio.as_mut() else { return 0 };
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx(&out.ssrc) else { return 0 };
         let wallclock = self.epoch + Duration::from_millis(ts);
-        let data: &[u8] = &self.scratch;
-        let Some(writer) = self.rtc.writer(mid) else { return Ok(()) };
-        writer.write(pt, wallclock, media_time, data).map_err(|e| Error::Protocol(format!("WebRTC write: {e}")))?;
-        self.drain()
+        stream.write_rtp(RtpWrite::new(out.pt, out.seq_no.inc(), ts.wrapping_mul(48) as u32, wallclock, frame));
+        frame.len() as u64
+    }
+}
+
+impl WhipLink {
+    /// Keeps the SPS and PPS of a decoder configuration record in AVCC form.
+    fn set_parameter_sets(&mut self, record: &[u8]) -> Result<()> {
+        let mut annexb = Vec::with_capacity(record.len() + 8);
+        avcc_parameter_sets(record, &mut annexb)?;
+        self.parameter_sets.clear();
+        for nal in nal_units(&annexb) {
+            self.parameter_sets.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            self.parameter_sets.extend_from_slice(nal);
+        }
+        Ok(())
     }
 }
 
@@ -501,36 +582,23 @@ impl Link for WhipLink {
     }
 
     fn send(&mut self, ts: u64, p: &MediaPacket) -> Result<u64> {
-        match (p.track, p.header) {
+        let n = match (p.track, p.header) {
             (Track::Video, true) => {
-                self.parameter_sets.clear();
-                avcc_parameter_sets(&p.data, &mut self.parameter_sets)?;
-                Ok(0)
+                self.set_parameter_sets(&p.data)?;
+                return Ok(0);
             }
-            (Track::Audio, true) => Ok(0),
+            (Track::Audio, true) => return Ok(0),
             (Track::Video, false) => {
-                let Some((mid, pt)) = self.video else { return Ok(0) };
-                self.scratch.clear();
-                if p.keyframe {
-                    self.scratch.extend_from_slice(&self.parameter_sets);
-                }
-                length_prefixed_to_annexb(&p.data, TsVideo::H264, &mut self.scratch)?;
                 let pts = ts.saturating_add_signed(p.cts_ms.into());
-                self.write(mid, pt, MediaTime::new(pts * 90, Frequency::NINETY_KHZ), pts)?;
-                let n = self.scratch.len() as u64;
-                self.written += n;
-                Ok(n)
+                self.write_video(pts, &p.data, p.keyframe)?
             }
-            (Track::Audio, false) => {
-                let Some((mid, pt)) = self.audio else { return Ok(0) };
-                self.scratch.clear();
-                self.scratch.extend_from_slice(&p.data);
-                self.write(mid, pt, MediaTime::new(ts * 48, Frequency::FORTY_EIGHT_KHZ), ts)?;
-                let n = self.scratch.len() as u64;
-                self.written += n;
-                Ok(n)
-            }
+            (Track::Audio, false) => self.write_audio(ts, &p.data),
+        };
+        if n > 0 {
+            self.written += n;
+            self.drain()?;
         }
+        Ok(n)
     }
 
     fn backlog(&self) -> usize {
