@@ -15,6 +15,29 @@ pub fn nal_type(nal: &[u8]) -> u8 {
     nal.first().map_or(0, |b| b & 0x1f)
 }
 
+/// The NAL units of a 4-byte length-prefixed access unit (AVCC, or HEVC's the same way) as
+/// ranges into it, in order: an error, and nothing after it, for a length that is zero or overruns
+/// the unit, or for trailing bytes too few to hold a length.
+pub fn length_prefixed_nals(data: &[u8]) -> impl Iterator<Item = Result<std::ops::Range<usize>>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let rest = data.get(at..).filter(|r| !r.is_empty())?;
+        let r = match rest.split_first_chunk::<4>() {
+            None => Err(Error::BadBitstream(format!("{} trailing bytes after the last NAL unit", rest.len()))),
+            Some((len, tail)) => match u32::from_be_bytes(*len) as usize {
+                len if len == 0 || len > tail.len() => Err(Error::BadBitstream(format!(
+                    "NAL unit length {len} with {} bytes left in the access unit",
+                    tail.len()
+                ))),
+                len => Ok(at + 4..at + 4 + len),
+            },
+        };
+        // After an error nothing more: the rest of the unit cannot be framed.
+        at = r.as_ref().map_or(data.len(), |r| r.end);
+        Some(r)
+    })
+}
+
 /// Iterates over the NAL units of an Annex-B buffer, start codes removed. Bytes before the first
 /// start code are ignored; the trailing zero of a 4-byte start code is not part of the NAL before it.
 pub fn nal_units(data: &[u8]) -> NalUnits<'_> {

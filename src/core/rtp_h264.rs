@@ -8,9 +8,10 @@
 //! The marker bit is on the access unit's last packet. Access unit delimiters are left out: RTP's
 //! marker and timestamp already say where a picture ends.
 
-use crate::error::{Error, Result};
+use crate::core::annexb::{length_prefixed_nals, NAL_AUD};
+use crate::error::Result;
+use std::ops::Range;
 
-const NAL_AUD: u8 = 9;
 const STAP_A: u8 = 24;
 const FU_A: u8 = 28;
 /// FU indicator and FU header.
@@ -62,7 +63,7 @@ impl H264Packetizer {
         // Bytes the pending NAL units take in one STAP-A.
         let mut aggregated = STAP_A_HEADER;
         for (source, data) in [(Source::Prefix, prefix), (Source::Unit, unit)] {
-            for (start, end) in nal_ranges(data) {
+            for Range { start, end } in nal_ranges(data) {
                 seen += 1;
                 let last = seen == nals;
                 let len = end - start;
@@ -143,39 +144,13 @@ impl H264Packetizer {
 }
 
 /// The NAL units of an AVCC buffer to be sent (delimiters left out), after [`count_nals`] passed.
-fn nal_ranges(data: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || loop {
-        let len = u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?) as usize;
-        let start = at + 4;
-        at = start + len;
-        if data[start] & 0x1f != NAL_AUD {
-            return Some((start, at));
-        }
-    })
+fn nal_ranges(data: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    length_prefixed_nals(data).filter_map(Result::ok).filter(|r| data[r.start] & 0x1f != NAL_AUD)
 }
 
 /// The NAL units to be sent in an AVCC buffer; Err on a length that is zero or overruns it.
 fn count_nals(data: &[u8]) -> Result<usize> {
-    let mut rest = data;
-    let mut n = 0;
-    while !rest.is_empty() {
-        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-            return Err(Error::BadBitstream(format!("{} trailing bytes after the last NAL unit", rest.len())));
-        };
-        let len = u32::from_be_bytes(*len) as usize;
-        if len == 0 || len > tail.len() {
-            return Err(Error::BadBitstream(format!(
-                "NAL unit length {len} with {} bytes left in the access unit",
-                tail.len()
-            )));
-        }
-        if tail[0] & 0x1f != NAL_AUD {
-            n += 1;
-        }
-        rest = &tail[len..];
-    }
-    Ok(n)
+    length_prefixed_nals(data).try_fold(0, |n, r| r.map(|r| n + usize::from(data[r.start] & 0x1f != NAL_AUD)))
 }
 
 #[cfg(test)]

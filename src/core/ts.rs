@@ -485,19 +485,8 @@ fn write_packet(out: &mut Vec<u8>, pid: u16, start: bool, cc: u8, pcr: Option<u6
 /// Appends the access unit's NAL units with 4-byte start codes, leaving out access unit
 /// delimiters (the muxer writes its own). Err on a length that is zero or overruns the unit.
 pub(crate) fn length_prefixed_to_annexb(data: &[u8], kind: TsVideo, out: &mut Vec<u8>) -> Result<()> {
-    let mut rest = data;
-    while !rest.is_empty() {
-        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-            return Err(Error::BadBitstream(format!("{} trailing bytes after the last NAL unit", rest.len())));
-        };
-        let len = u32::from_be_bytes(*len) as usize;
-        if len == 0 || len > tail.len() {
-            return Err(Error::BadBitstream(format!(
-                "NAL unit length {len} with {} bytes left in the access unit",
-                tail.len()
-            )));
-        }
-        let (nal, next) = tail.split_at(len);
+    for nal in crate::core::annexb::length_prefixed_nals(data) {
+        let nal = &data[nal?];
         let aud = match kind {
             TsVideo::H264 => nal[0] & 0x1f == 9,
             TsVideo::Hevc => (nal[0] >> 1) & 0x3f == 35,
@@ -506,7 +495,6 @@ pub(crate) fn length_prefixed_to_annexb(data: &[u8], kind: TsVideo, out: &mut Ve
             out.extend_from_slice(&[0, 0, 0, 1]);
             out.extend_from_slice(nal);
         }
-        rest = next;
     }
     Ok(())
 }
