@@ -371,6 +371,19 @@ impl<'a> BitReader<'a> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn length_prefixed_nals_are_ranges_and_stop_at_a_bad_length() {
+        let unit = [0, 0, 0, 2, 0x09, 0xf0, 0, 0, 0, 3, 0x65, 1, 2];
+        let got: Vec<_> = length_prefixed_nals(&unit).collect::<Result<_>>().unwrap();
+        assert_eq!(got, [4..6, 10..13]);
+        assert_eq!(length_prefixed_nals(&[]).count(), 0);
+        for bad in [&[0, 0, 0, 9, 0x65, 1][..], &[0, 0, 0, 0, 0x65], &[0, 0, 0, 1, 0x65, 0, 0]] {
+            let got: Vec<_> = length_prefixed_nals(bad).collect();
+            assert!(got.last().is_some_and(|r| r.is_err()), "{bad:?}: {got:?}");
+            assert_eq!(got.iter().filter(|r| r.is_err()).count(), 1, "nothing after the error: {got:?}");
+        }
+    }
+
     // SPS of a 1280x720 Constrained Baseline and of a 320x240 High stream, both from x264.
     const SPS_720P_BASELINE: &[u8] = &[
         0x67, 0x42, 0xc0, 0x1f, 0xd9, 0x00, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00,
