@@ -515,7 +515,16 @@ fn record_nal(rec: &[u8], pos: usize) -> Result<(&[u8], usize)> {
 }
 
 /// SPS and PPS of an AVCDecoderConfigurationRecord (ISO 14496-15 5.3.3.1) in Annex-B form.
-pub(crate) fn avcc_parameter_sets(rec: &[u8], out: &mut Vec<u8>) -> Result<()> {
+fn avcc_parameter_sets(rec: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    avcc_parameter_set_nals(rec, |nal| {
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+    })
+}
+
+/// Hands each SPS, then each PPS, of an AVCDecoderConfigurationRecord to `emit`; Err on a
+/// malformed record (after some may have been handed out).
+pub(crate) fn avcc_parameter_set_nals(rec: &[u8], mut emit: impl FnMut(&[u8])) -> Result<()> {
     if rec.len() < 7 || rec[0] != 1 {
         return Err(bad_record("not an AVCDecoderConfigurationRecord (version 1)"));
     }
@@ -532,8 +541,7 @@ pub(crate) fn avcc_parameter_sets(rec: &[u8], out: &mut Vec<u8>) -> Result<()> {
             if nal[0] & 0x1f != want {
                 return Err(bad_record("parameter set of the wrong type"));
             }
-            out.extend_from_slice(&[0, 0, 0, 1]);
-            out.extend_from_slice(nal);
+            emit(nal);
             pos = next;
         }
         count_at = pos;

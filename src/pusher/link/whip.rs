@@ -13,10 +13,9 @@
 //! the server's candidates, which is how WHIP servers with public addresses are reached.
 
 use super::{Link, Opening, RepairStats, Silence};
-use crate::core::annexb::nal_units;
 use crate::core::media::{Codec, MediaPacket, Track};
 use crate::core::rtp_h264::H264Packetizer;
-use crate::core::ts::avcc_parameter_sets;
+use crate::core::ts::avcc_parameter_set_nals;
 use crate::core::whip_url::WhipUrl;
 use crate::error::{Error, Result};
 use crate::io::http::{self, Request, Response};
@@ -527,16 +526,20 @@ impl WhipLink {
 }
 
 impl WhipLink {
-    /// Keeps the SPS and PPS of a decoder configuration record in AVCC form.
+    /// Keeps the SPS and PPS of a decoder configuration record in AVCC form; a malformed record
+    /// keeps the previous ones.
     fn set_parameter_sets(&mut self, record: &[u8]) -> Result<()> {
-        let mut annexb = Vec::with_capacity(record.len() + 8);
-        avcc_parameter_sets(record, &mut annexb)?;
-        self.parameter_sets.clear();
-        for nal in nal_units(&annexb) {
-            self.parameter_sets.extend_from_slice(&(nal.len() as u32).to_be_bytes());
-            self.parameter_sets.extend_from_slice(nal);
+        let old = self.parameter_sets.len();
+        let sets = &mut self.parameter_sets;
+        let r = avcc_parameter_set_nals(record, |nal| {
+            sets.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            sets.extend_from_slice(nal);
+        });
+        match r {
+            Ok(()) => drop(self.parameter_sets.drain(..old)),
+            Err(_) => self.parameter_sets.truncate(old),
         }
-        Ok(())
+        r
     }
 }
 
