@@ -259,9 +259,13 @@ fn a_pause_on_a_lower_rung_repeats_its_picture_and_changes_nothing() {
     push_for(&h, 5.0);
     assert_ne!(h.pusher.state(), PusherState::KP_STATE_FAILED, "{:?}", h.pusher.failure());
     h.pusher.stop(Duration::from_secs(10)).unwrap();
-    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(10));
+    let stopped = h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(10)).timestamp_ms;
     drop(limit);
     let changes: Vec<_> = h.seen.iter().filter(|e| e.kind == EventKind::KP_EVENT_ENCODE_RUNG_CHANGED).collect();
+    println!(
+        "rung changes (ms, size): {:?}; paused {paused}, resumed {resumed}, stopped {stopped}",
+        changes.iter().map(|e| (e.timestamp_ms, e.value, e.value2)).collect::<Vec<_>>()
+    );
     assert!(!changes.is_empty() && changes[0].timestamp_ms < paused, "stepped down before the pause: {changes:?}");
     assert!(
         changes.iter().all(|e| e.timestamp_ms < paused || e.timestamp_ms > resumed),
@@ -275,6 +279,14 @@ fn a_pause_on_a_lower_rung_repeats_its_picture_and_changes_nothing() {
     nginx.wait_recording_closed(&file, Duration::from_secs(20));
     assert_eq!(decode_errors(&file), "", "{} decodes cleanly", file.display());
     let (runs, headers) = size_runs_and_headers(&file);
+    // A step announced just before the stop may have had no picture left to apply to: the
+    // encoder takes a new rung with its next picture, which at 5 % of a core (less on a loaded
+    // CI machine) can be a second or more away. Seen once in CI: a third step, no 640x360 picture.
+    let last = changes.last().unwrap();
+    if runs.len() + 1 == sizes.len() && stopped.saturating_sub(last.timestamp_ms) < 3000 {
+        println!("the last step ({} ms before the stop) had no picture", stopped - last.timestamp_ms);
+        sizes.pop();
+    }
     // The pause repeats the last picture at the rung's size: the file changes size with the
     // ladder only, each time with a sequence header.
     assert_eq!(runs, sizes, "{headers} sequence headers");
