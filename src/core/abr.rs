@@ -7,12 +7,15 @@
 //!   after `hold_ms` and only if the latency has not started to fall.
 //! - Up slowly: after `probe_after_ms` clean (latency under `clean_ms`), +10 %. A probe that holds
 //!   for `ramp_interval_ms` lets the next one come sooner and larger (recovering from a deep cut
-//!   should not take minutes), but only below 90 % of the *ceiling*: the throughput measured the
-//!   last time the link was congested.
+//!   should not take minutes), but only below 90 % of the *ceiling*: the mean throughput read
+//!   while the link was full (backlogged), over the congestion episodes that found the same link.
 //! - No oscillation: a probe above the ceiling goes 20 % past it and waits `probe_after_ms` ×
-//!   2^(probes that failed there, less one), up to `max_probe_wait_ms`; at a steady bandwidth the target settles below the ceiling
-//!   and tries above it less and less often. Throughput 15 % over the ceiling (a probe above it
-//!   held, or the link got faster while a backlog drained) forgets the ceiling.
+//!   2^(probes that failed there, less one), up to `max_probe_wait_ms`, counted from the failed
+//!   probe's step down: at a steady bandwidth the target settles below the ceiling and tries above
+//!   it once a wait (with the default 60 s, two direction changes a minute). A probe above it that
+//!   holds for three ramp intervals with the throughput 10 % over it forgets the ceiling (the link
+//!   got faster). Only a probe can show that: a link that came back is found within the longest
+//!   wait plus the probe's hold and the ramp (~73 s with the defaults; half that typically).
 //! - Below `min_kbps`, optionally halve the frame rate instead (`allow_fps_reduction`).
 
 /// Settings; `AbrConfig::new` gives the defaults for a start bitrate and bounds.
@@ -102,6 +105,16 @@ pub struct Abr {
     last_up: Option<u64>,
     /// Inside a congestion episode (consecutive congested updates).
     in_episode: bool,
+    /// When the episode started.
+    episode_start: u64,
+    /// The readings behind the ceiling (sum, count): throughput while the queue was backlogged,
+    /// after each episode's first second, over the episodes that found the same link (within
+    /// 0.7-1.4 times the mean: a probe that failed again). What a full link delivers is its
+    /// capacity; a second's reading swings by a quarter either way, so the mean of many says it
+    /// far better than one (a ceiling a tenth low lets a probe pass that overruns the link).
+    ceiling_readings: (u64, u32),
+    /// Throughput readings smoothed (EWMA, a quarter of each new one), kbit/s.
+    throughput_avg: f64,
     /// The encode ladder's pixel-rate scale (see `set_scale`) and the maximum before any.
     scale: f64,
     base_max: Option<u32>,
@@ -124,6 +137,9 @@ impl Abr {
             ramp_steps: 0,
             last_up: None,
             in_episode: false,
+            episode_start: 0,
+            ceiling_readings: (0, 0),
+            throughput_avg: 0.0,
             scale: 1.0,
             base_max: None,
         }
@@ -150,6 +166,7 @@ impl Abr {
         self.cfg.max_kbps = ((f64::from(base_max) * scale).round() as u32).max(self.cfg.min_kbps);
         self.target = by(self.target).clamp(self.cfg.min_kbps, self.cfg.max_kbps);
         self.ceiling = self.ceiling.map(by);
+        self.ceiling_readings.0 = (self.ceiling_readings.0 as f64 * ratio).round() as u64;
     }
 
     /// True while the latency is over the congestion threshold long enough to act on.
@@ -170,13 +187,9 @@ impl Abr {
         } else {
             self.clean_since = None;
         }
-        if self.ceiling.is_some_and(|ceiling| s.throughput_kbps as u64 * 100 > ceiling as u64 * 115) {
-            // The network delivered well over what it managed when congested: it got faster, so
-            // ramp up from here without the long wait.
-            self.ceiling = None;
-            self.failed_probes = 0;
-            self.ramp_steps = self.ramp_steps.max(1);
-        }
+        let reading = f64::from(s.throughput_kbps);
+        self.throughput_avg =
+            if self.throughput_avg > 0.0 { 0.75 * self.throughput_avg + 0.25 * reading } else { reading };
         if let Some(d) = self.follow_estimate(now_ms, s) {
             return Some(d);
         }
@@ -185,9 +198,21 @@ impl Abr {
         }
         self.in_episode = false;
         if let Some((at, ramp)) = self.probe_at {
-            if now_ms.saturating_sub(at) >= self.cfg.ramp_interval_ms {
+            // A probe past the ceiling overruns a link that is still as slow by a fifth: given
+            // three ramp intervals the queue shows it (or the step down above has happened).
+            let hold = if ramp { self.cfg.ramp_interval_ms } else { 3 * self.cfg.ramp_interval_ms };
+            if now_ms.saturating_sub(at) >= hold {
                 self.probe_at = None;
-                // A ramp step held, or a probe past the ceiling held and cleared it: keep climbing.
+                // It held, and the network carried clearly more than when congested: the link got
+                // faster, so ramp on from here without the long wait. (Throughput alone would
+                // not do: a second's reading swings by a quarter either way, and a draining
+                // backlog reads as the link's full rate.)
+                let proven = self.ceiling.is_some_and(|c| self.throughput_avg > f64::from(c) * 1.1);
+                if proven {
+                    self.ceiling = None;
+                    self.ceiling_readings = (0, 0);
+                    self.failed_probes = 0;
+                }
                 self.ramp_steps = if ramp || self.ceiling.is_none() { self.ramp_steps + 1 } else { 0 };
             }
         }
@@ -202,15 +227,28 @@ impl Abr {
             self.failed_probes += 1;
         }
         self.ramp_steps = 0;
+        if !self.in_episode {
+            self.episode_start = now_ms;
+        }
         if s.throughput_kbps > 0 {
-            // The lowest throughput of the episode: its first second may still hold traffic from
-            // before the link slowed.
-            let low = if self.in_episode {
-                self.ceiling.map_or(s.throughput_kbps, |c| c.min(s.throughput_kbps))
-            } else {
-                s.throughput_kbps
-            };
-            self.ceiling = Some(low);
+            // The episode's first second may still hold traffic from before the link slowed:
+            // its readings are left out (the smoothed one stands in when there is no ceiling).
+            if now_ms.saturating_sub(self.episode_start) >= 1000 {
+                let r = u64::from(s.throughput_kbps);
+                let (sum, n) = &mut self.ceiling_readings;
+                let same_link = *n > 0 && r * 10 >= *sum * 7 / u64::from(*n) && r * 10 <= *sum * 14 / u64::from(*n);
+                if !same_link {
+                    (*sum, *n) = (0, 0);
+                } else if *n >= 16 {
+                    *sum -= *sum / u64::from(*n);
+                    *n -= 1;
+                }
+                *sum += r;
+                *n += 1;
+                self.ceiling = Some((*sum / u64::from(*n)) as u32);
+            } else if self.ceiling.is_none() {
+                self.ceiling = Some(self.throughput_avg as u32);
+            }
         }
         self.in_episode = true;
         let c = &self.cfg;
@@ -297,7 +335,11 @@ impl Abr {
             (ramped, c.probe_after_ms)
         };
         let next = next.min(limit).max(self.target);
-        let since = clean_since.max(self.last_change);
+        // The wait past the ceiling runs from the step down (the failed probe), not from the
+        // last ramp step: at a steady link that is one probe per wait, so a 60 s wait is at most
+        // two direction changes a minute, and a link that got faster is found that much sooner.
+        let from = if above_ceiling { self.last_down.map_or(self.last_change, |(at, _)| at) } else { self.last_change };
+        let since = clean_since.max(from);
         if now_ms.saturating_sub(since) < wait {
             return None;
         }
@@ -324,6 +366,11 @@ mod tests {
         backlog_kbit: f64,
         changes: Vec<(u64, u32, bool)>,
         now: u64,
+        /// Relative error of each throughput reading (0.2: anything from 80 % to 120 % of what
+        /// was sent), from a seeded xorshift: a real second's reading swings that much (a proxy's
+        /// or a radio's bursts, 1 s windows sampled every 250 ms).
+        noise: f64,
+        rng: u64,
     }
 
     const AUDIO: u32 = 64;
@@ -332,7 +379,26 @@ mod tests {
 
     impl Link {
         fn new(start: u32) -> Link {
-            Link { abr: Abr::new(AbrConfig::new(start, 150, start), 0), backlog_kbit: 0.0, changes: Vec::new(), now: 0 }
+            Link {
+                abr: Abr::new(AbrConfig::new(start, 150, start), 0),
+                backlog_kbit: 0.0,
+                changes: Vec::new(),
+                now: 0,
+                noise: 0.0,
+                rng: 0x9e37_79b9_7f4a_7c15,
+            }
+        }
+
+        fn noisy(start: u32, noise: f64, seed: u64) -> Link {
+            Link { noise, rng: seed.max(1), ..Link::new(start) }
+        }
+
+        /// Uniform in [-1, 1].
+        fn jitter(&mut self) -> f64 {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            (self.rng >> 11) as f64 / (1u64 << 52) as f64 - 1.0
         }
 
         fn run(&mut self, ms: u64, kbps: u32) {
@@ -346,9 +412,10 @@ mod tests {
                 self.backlog_kbit = (self.backlog_kbit + (offered - capacity) * 0.25).max(0.0);
                 let sent = if self.backlog_kbit > 0.0 { capacity } else { offered };
                 let latency = (self.backlog_kbit / capacity * 1000.0) as u64 + 30;
+                let measured = sent * (1.0 + self.noise * self.jitter());
                 let s = AbrSample {
                     latency_ms: latency,
-                    throughput_kbps: sent as u32,
+                    throughput_kbps: measured as u32,
                     audio_kbps: AUDIO,
                     estimate_kbps: 0,
                 };
@@ -393,6 +460,57 @@ mod tests {
             let t = l.abr.target_kbps() + AUDIO;
             assert!(t as f64 >= 0.7 * kbps as f64 && t <= kbps + kbps / 5, "{kbps}: settled at {t}: {:?}", l.changes);
         }
+    }
+
+    #[test]
+    fn noisy_throughput_readings_do_not_make_it_oscillate() {
+        // Seen through the throttling proxy: per-second readings of 264 to 630 kbit/s at a
+        // 564 kbit/s link. A low reading must not become the ceiling (the next ordinary reading
+        // would then look like a faster link and restart the ramp) and a high one must not look
+        // like a faster link.
+        for kbps in [564, 900, 1500] {
+            for seed in 1..=8u64 {
+                let mut l = Link::noisy(1000, 0.25, seed * 0x2545_f491_4f6c_dd1d);
+                l.run(10 * 60_000, kbps);
+                for from in (3 * 60_000..9 * 60_000).step_by(10_000) {
+                    let n = l.direction_changes(from, from + 60_000);
+                    assert!(n <= 3, "{kbps}/{seed}: {n} changes in the minute from {from} ms: {:?}", l.changes);
+                }
+                let t = l.abr.target_kbps() + AUDIO;
+                assert!(t as f64 >= 0.6 * kbps as f64, "{kbps}/{seed}: settled at {t}: {:?}", l.changes);
+            }
+        }
+    }
+
+    #[test]
+    fn a_restored_link_is_found_within_one_full_probe_wait() {
+        // Nothing but a probe shows that a link got faster (the queue is as empty as before), and
+        // a steady link allows one probe a minute at most (two direction changes): so the bound
+        // is the longest wait, from the last failed probe, plus the probe's hold and the ramp,
+        // whatever the phase of the probing when the link comes back.
+        let cfg = AbrConfig::new(1000, 150, 1000);
+        let bound = cfg.max_probe_wait_ms + 3 * cfg.ramp_interval_ms + 6 * cfg.ramp_interval_ms;
+        let mut times = Vec::new();
+        for throttle_s in (30..=120).step_by(5) {
+            for seed in 1..=6u64 {
+                let mut l = Link::noisy(1000, 0.25, seed * 0x2545_f491_4f6c_dd1d);
+                l.run(8000, 5000);
+                l.run(throttle_s * 1000, 564);
+                let restored = l.now;
+                while l.abr.target_kbps() < 1000 && l.now - restored <= bound {
+                    l.run(250, 5000);
+                }
+                assert_eq!(l.abr.target_kbps(), 1000, "throttled {throttle_s} s, seed {seed}: {:?}", l.changes);
+                times.push((l.now - restored) / 1000);
+            }
+        }
+        times.sort_unstable();
+        eprintln!(
+            "back {} s median, {} s worst (bound {} s)",
+            times[times.len() / 2],
+            times[times.len() - 1],
+            bound / 1000
+        );
     }
 
     #[test]
