@@ -339,6 +339,39 @@ mod tests {
         }
     }
 
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_kernel_that_refuses_gso_gets_the_batch_one_datagram_at_a_time() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = a.local_addr().unwrap();
+        let mut port = UdpPort::toward("127.0.0.1", to.port(), Instant::now() + Duration::from_secs(2)).unwrap();
+        assert!(port.gso, "this kernel has UDP GSO (Linux 4.18+): the refusal below needs it on");
+        // Without UDP checksums the kernel refuses a GSO message with EINVAL (udp_send_skb), as
+        // a device without checksum offload does with EIO.
+        let one: libc::c_int = 1;
+        // SAFETY: valid fd owned by the port, pointer and length of one c_int.
+        let r = unsafe {
+            libc::setsockopt(
+                port.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NO_CHECK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        // A single datagram, then runs of equal sizes (each would be one GSO message).
+        let mut batch: Vec<(SocketAddr, Vec<u8>)> = vec![(to, vec![0xee; 300])];
+        batch.extend((0..24u8).map(|i| (to, vec![i; if i % 8 == 7 { 500 } else { 1100 }])));
+        port.send_all(&batch).unwrap();
+        assert!(!port.gso, "the refusal turned GSO off");
+        let want: Vec<Vec<u8>> = batch.iter().map(|(_, d)| d.clone()).collect();
+        assert_eq!(receive_all(&a, want.len()), want);
+        // And it stays off: the next batch goes datagram by datagram from the start.
+        port.send_all(&batch).unwrap();
+        assert_eq!(receive_all(&a, want.len()), want);
+    }
+
     #[test]
     fn datagrams_both_ways_and_a_refused_port() {
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
