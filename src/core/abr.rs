@@ -235,8 +235,8 @@ impl Abr {
             // its readings are left out (the smoothed one stands in when there is no ceiling).
             if now_ms.saturating_sub(self.episode_start) >= 1000 {
                 let r = u64::from(s.throughput_kbps);
+                let same_link = self.same_link(r).is_some();
                 let (sum, n) = &mut self.ceiling_readings;
-                let same_link = *n > 0 && r * 10 >= *sum * 7 / u64::from(*n) && r * 10 <= *sum * 14 / u64::from(*n);
                 if !same_link {
                     (*sum, *n) = (0, 0);
                 } else if *n >= 16 {
@@ -261,7 +261,12 @@ impl Abr {
         self.last_down = Some((now_ms, s.latency_ms));
         let mut next = self.target as u64 * 85 / 100;
         if s.throughput_kbps > 0 {
-            next = next.min((s.throughput_kbps as u64 * 85 / 100).saturating_sub(s.audio_kbps as u64));
+            // What the link carries: the ceiling's mean when this reading agrees with it (a
+            // probe that failed at the same link; one reading alone may be a quarter low and cut
+            // far too deep), else the reading (the link changed).
+            let r = u64::from(s.throughput_kbps);
+            let capacity = self.same_link(r).unwrap_or(r);
+            next = next.min((capacity * 85 / 100).saturating_sub(s.audio_kbps as u64));
         }
         let mut next = (next as u32).max(c.min_kbps);
         let mut fps_divisor = self.fps_divisor;
@@ -276,6 +281,14 @@ impl Abr {
         self.fps_divisor = fps_divisor;
         self.last_change = now_ms;
         Some(AbrDecision { video_kbps: next, fps_divisor, up: false })
+    }
+
+    /// The ceiling's mean if a throughput reading of a full link agrees with it (0.7 to 1.4
+    /// times it: the same link, read with a second's noise).
+    fn same_link(&self, reading: u64) -> Option<u64> {
+        let (sum, n) = self.ceiling_readings;
+        let mean = sum.checked_div(u64::from(n))?;
+        (reading * 10 >= mean * 7 && reading * 10 <= mean * 14).then_some(mean)
     }
 
     /// The video rate the transport's estimate leaves room for (10 % for RTP/RTCP, repairs and
@@ -478,6 +491,9 @@ mod tests {
                 }
                 let t = l.abr.target_kbps() + AUDIO;
                 assert!(t as f64 >= 0.6 * kbps as f64, "{kbps}/{seed}: settled at {t}: {:?}", l.changes);
+                let lowest = l.changes.iter().filter(|c| c.0 >= 3 * 60_000).map(|c| c.1 + AUDIO).min().unwrap_or(t);
+                // A failed probe steps down from the ceiling's mean, not from one low reading.
+                assert!(lowest as f64 >= 0.7 * kbps as f64, "{kbps}/{seed}: down to {lowest}: {:?}", l.changes);
             }
         }
     }
