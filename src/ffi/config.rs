@@ -570,7 +570,7 @@ ffi_fn! {
     /// Turns the encode ladder on or off (off by default) and sets the floor of its default rungs.
     /// With it on, when the built-in encoder cannot keep up (encoding takes 90 % of the frame
     /// interval, or input frames are dropped, for 3 s) it steps down, in one change, to a rung
-    /// predicted to need at most 75 % of the time: encoder complexity first, then the frame rate
+    /// predicted to need at most 65 % of the time: encoder complexity first, then the frame rate
     /// (30 → 20 → 15 fps: frames are skipped by timestamp in kp_pusher_push_video), then the size
     /// (3/4, 1/2, ... of the configured one, same aspect ratio; frames are scaled down in
     /// kp_pusher_push_video, and the stream goes on with new sequence headers at an IDR). After
