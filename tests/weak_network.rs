@@ -66,6 +66,16 @@ fn next_stats(rx: &Receiver<Stats>) -> Stats {
     rx.recv_timeout(Duration::from_secs(10)).expect("no stats callback within 10 s")
 }
 
+/// The BITRATE_CHANGED events as (ms after `since_ms`, kbit/s); events are stamped in ms since
+/// the pusher was created, like uptime_ms.
+fn bitrate_changes(events: &[Event], since_ms: u64) -> Vec<(i64, i64)> {
+    events
+        .iter()
+        .filter(|e| e.kind == EventKind::KP_EVENT_BITRATE_CHANGED)
+        .map(|e| (e.timestamp_ms as i64 - since_ms as i64, e.value))
+        .collect()
+}
+
 #[test]
 fn throttled_to_half_the_bitrate_then_restored() {
     const VIDEO_KBPS: u32 = 1000;
@@ -125,11 +135,7 @@ fn throttled_to_half_the_bitrate_then_restored() {
         .unwrap_or_else(|| panic!("no step down in {THROTTLED_S} s: {seen:?}"));
     let step_down_after = first_down.timestamp_ms.saturating_sub(throttled_ms);
     let mid = next_stats(&stats_rx);
-    let throttled_changes: Vec<_> = seen
-        .iter()
-        .filter(|e| e.kind == EventKind::KP_EVENT_BITRATE_CHANGED)
-        .map(|e| (e.timestamp_ms.saturating_sub(throttled_ms), e.value))
-        .collect();
+    let throttled_changes = bitrate_changes(&seen, throttled_ms);
     eprintln!(
         "throttled to {link_kbps} kbit/s: first step down after {step_down_after} ms to {} kbit/s, lowest {lowest_target}, \
          queue p99 {} ms (max {}), RSS {} -> max {} KiB, dropped {} video / {} audio, congestion now {:.2}, \
@@ -171,11 +177,7 @@ fn throttled_to_half_the_bitrate_then_restored() {
         }
     }
     let after: Vec<Event> = events.try_iter().collect();
-    let changes: Vec<_> = after
-        .iter()
-        .filter(|e| e.kind == EventKind::KP_EVENT_BITRATE_CHANGED)
-        .map(|e| (e.timestamp_ms as i64 - restored_ms as i64, e.value))
-        .collect();
+    let changes = bitrate_changes(&after, restored_ms);
     let back = back.unwrap_or_else(|| {
         panic!(
             "not back at {VIDEO_KBPS} kbit/s within {BACK_WITHIN:?} of the restore; changes (ms, kbit/s): {changes:?}"
