@@ -77,6 +77,8 @@ pub struct SendQueue {
     awaiting_keyframe: bool,
     /// After a restart without a queued keyframe, audio waits for the keyframe too.
     holding_audio: bool,
+    /// A video picture (not a header) has been pushed, kept or not.
+    video_seen: bool,
     bytes: usize,
     finished: bool,
     policy: DropPolicy,
@@ -125,6 +127,7 @@ impl SendQueue {
             latest_header: [None, None],
             awaiting_keyframe: false,
             holding_audio: false,
+            video_seen: false,
             bytes: 0,
             finished: false,
             policy: DropPolicy::new(DropThresholds::for_budget(budget_ms)),
@@ -289,7 +292,9 @@ impl SendQueue {
                 self.note_arrival(p.timestamp_ms, now);
             }
             if p.track == Track::Video {
+                let first = !std::mem::replace(&mut self.video_seen, true);
                 let skip = if self.awaiting_keyframe && !p.keyframe {
+                    out.keyframe_wanted = first;
                     true
                 } else if let VideoVerdict::Skip { want_keyframe } =
                     self.policy.on_video(latency, p.timestamp_ms, p.keyframe)
@@ -332,8 +337,8 @@ impl SendQueue {
     /// A new session starts: its video must begin with a keyframe. Queued video before the first
     /// queued keyframe is dropped, and the audio older than that keyframe with it so the tracks
     /// resume together. With no keyframe queued, all queued video goes, inter frames are refused
-    /// until one arrives (`keyframe_wanted` asks the encoder for it), and audio is held back and
-    /// then trimmed to that keyframe.
+    /// until one arrives (`keyframe_wanted` asks the encoder for it once video has flowed), and
+    /// audio is held back and then trimmed to that keyframe.
     pub fn restart_at_keyframe(&mut self) -> PushOutcome {
         let mut out = PushOutcome::default();
         // What the lost connection had in flight is gone; the new session starts on a keyframe.
@@ -347,7 +352,10 @@ impl SendQueue {
         } else if self.has_video {
             self.awaiting_keyframe = true;
             self.holding_audio = self.has_audio;
-            out.keyframe_wanted = true;
+            // Before any video, the first picture is a keyframe by itself (an encoder starts with
+            // an IDR): asking would make the second one an IDR too when the first is still being
+            // encoded. Pre-encoded video that starts otherwise is asked for at its first refusal.
+            out.keyframe_wanted = self.video_seen;
         }
         out
     }
@@ -751,6 +759,26 @@ mod tests {
         assert_eq!(q.push(v(2033, true)).dropped_video, 0);
         let out = drain(&mut q);
         assert_eq!(out, vec![(Track::Video, 2033)]);
+    }
+
+    /// CI at a509e6d: the first session began while the encoder was still encoding picture 0 (an
+    /// IDR); asking for a keyframe then made picture 1 an IDR too.
+    #[test]
+    fn a_first_session_before_any_video_asks_only_when_an_inter_frame_comes_first() {
+        let mut q = SendQueue::new(true, false, 10_000, 500);
+        q.push(hdr(Track::Video, 0));
+        let out = q.restart_at_keyframe();
+        assert!(!out.keyframe_wanted, "the encoder's first picture is a keyframe: {out:?}");
+        assert_eq!(q.push(v(0, true)).dropped_video, 0);
+        assert_eq!(drain(&mut q), vec![(Track::Video, 0), (Track::Video, 0)]);
+
+        // Pre-encoded video whose first picture is not a keyframe: refused, and one is asked for.
+        let mut q = SendQueue::new(true, false, 10_000, 500);
+        assert!(!q.restart_at_keyframe().keyframe_wanted);
+        let out = q.push(v(0, false));
+        assert_eq!((out.dropped_video, out.keyframe_wanted), (1, true));
+        assert_eq!(q.push(v(33, true)).dropped_video, 0);
+        assert_eq!(drain(&mut q), vec![(Track::Video, 33)]);
     }
 
     #[test]
