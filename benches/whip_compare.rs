@@ -1,7 +1,8 @@
 //! kitepush's WHIP output against FFmpeg 9's WHIP muxer, and glass-to-glass latency over WHIP, SRT
 //! and RTMP side by side. The whole body runs in a network namespace that has only loopback (the
 //! bench re-runs itself under `unshare -n`, as `common::whip::in_loopback_netns` does for tests), so
-//! ICE never leaves 127.0.0.1. Video only: kitepush's Opus encoder is not wired into WHIP yet.
+//! ICE never leaves 127.0.0.1. Video only: kitepush takes no pre-encoded Opus (it encodes Opus from
+//! PCM), so with audio the two pushers would not be doing the same work.
 //!
 //! 1. CPU: one pre-encoded H.264 file (FFmpeg `testsrc2` 1280x720 30 fps, libx264 baseline, no
 //!    B-frames, GOP 60, 2000 kbit/s, Annex B) pushed in real time to the aiortc endpoint

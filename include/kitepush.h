@@ -680,7 +680,8 @@ typedef struct kp_stats {
     uint64_t video_frames_in;
     /**
      * Audio input in the unit it was pushed in: kp_pusher_push_audio calls (PCM chunks of any
-     * length, including those refused with KP_ERR_QUEUE_FULL), or AAC frames for push_aac.
+     * length, including those refused with KP_ERR_QUEUE_FULL), or AAC frames for push_aac (then
+     * the PCM given beside them for Opus destinations is not counted).
      */
     uint64_t audio_frames_in;
     /**
@@ -1625,10 +1626,15 @@ kp_result kp_pusher_push_video(struct kp_pusher *p,
  * Queues signed 16-bit PCM for encoding: `frames_per_channel` frames of interleaved samples with
  * the configured channel count (so frames_per_channel * channels values, 2-byte aligned), any
  * number of frames per call, with the presentation time of the first frame in microseconds (< 0:
- * stamped by the SDK). Copied before the call returns. Errors: KP_ERR_INVALID_ARGUMENT (NULL
- * pusher or samples, misaligned samples, length overflow), KP_ERR_INVALID_STATE (no audio track
- * or not PCM input), KP_ERR_NON_MONOTONIC_TIMESTAMP, KP_ERR_NOT_STARTED, KP_ERR_QUEUE_FULL.
- * Thread-safe; non-blocking.
+ * stamped by the SDK). Copied before the call returns.
+ * With pre-encoded AAC (KP_AUDIO_ENCODER_PASSTHROUGH, kp_pusher_push_aac), WebRTC (WHIP)
+ * destinations cannot take the AAC: the PCM of the same capture, given here beside it with the
+ * same timestamps and the configured sample rate and channel count, becomes their Opus (and
+ * goes nowhere else). Without such PCM they carry the video alone.
+ * Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or samples, misaligned samples, length
+ * overflow), KP_ERR_INVALID_STATE (no audio track, or pre-encoded audio and no destination that
+ * takes Opus, or a build without the opus feature), KP_ERR_NON_MONOTONIC_TIMESTAMP,
+ * KP_ERR_NOT_STARTED, KP_ERR_QUEUE_FULL. Thread-safe; non-blocking.
  */
 kp_result kp_pusher_push_audio(struct kp_pusher *p,
                                const int16_t *samples,
@@ -1665,12 +1671,16 @@ kp_result kp_pusher_push_hevc(struct kp_pusher *p,
 
 /**
  * Queues AAC for a KP_AUDIO_ENCODER_PASSTHROUGH config: one raw AAC frame, or any number of ADTS
- * frames. pts in microseconds. Copied before the call returns. Errors: KP_ERR_INVALID_ARGUMENT
+ * frames. pts in microseconds. Copied before the call returns. WebRTC (WHIP) destinations take
+ * Opus instead, from the PCM given beside it (kp_pusher_push_audio). Errors: KP_ERR_INVALID_ARGUMENT
  * (NULL pusher or data), KP_ERR_BAD_BITSTREAM, KP_ERR_NON_MONOTONIC_TIMESTAMP,
  * KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not a passthrough config), KP_ERR_QUEUE_FULL.
  * Thread-safe; non-blocking.
  */
-kp_result kp_pusher_push_aac(struct kp_pusher *p, const uint8_t *data, size_t len, int64_t pts_us);
+kp_result kp_pusher_push_aac(struct kp_pusher *p,
+                             const uint8_t *data,
+                             size_t len,
+                             int64_t pts_us);
 
 /**
  * Starts writing the stream to a local FLV file at `path` (UTF-8, NUL-terminated; copied)

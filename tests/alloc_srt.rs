@@ -18,7 +18,6 @@ use common::pushing::{encoded_test_media, Harnessed, Spec};
 use common::srt::{SrtListener, SrtOptions};
 use common::tmp_dir;
 use common::udp_proxy::{UdpFaults, UdpProxy};
-use kitepush::core::adts;
 use kitepush::pusher::{AudioConfig, AudioEncoderKind, EventKind, VideoConfig, VideoEncoderKind};
 use std::time::{Duration, Instant};
 
@@ -30,13 +29,7 @@ fn steady_state_srt_push_allocates_nothing_per_frame() {
     let dir = tmp_dir("alloc-srt");
     // 20 s of 320x240 H.264 with an IDR every second (SPS/PPS in each), and AAC.
     let (aus, aac) = encoded_test_media(&dir, 20, 30);
-    let frames: Vec<&[u8]> = adts::adts_frames(&aac)
-        .map(|f| {
-            let (hd, raw) = f.unwrap();
-            let start = raw.as_ptr() as usize - aac.as_ptr() as usize - hd.header_len;
-            &aac[start..start + hd.frame_len]
-        })
-        .collect();
+    let frames: Vec<&[u8]> = common::pushing::adts_frames_of(&aac);
     let mut listener = SrtListener::srt_live_transmit(SrtOptions::latency_ms(200));
     let proxy = UdpProxy::start(listener.addr());
     proxy.set(UdpFaults::PASS.with_loss(2.0).with_delay_ms(10));

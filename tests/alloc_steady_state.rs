@@ -18,7 +18,6 @@ mod common;
 use common::alloc_count::{measure, this_thread, Counting};
 use common::pushing::{encoded_test_media, Harnessed, Source, Spec};
 use common::{tmp_dir, unique_key, Nginx, NginxOptions};
-use kitepush::core::adts;
 use kitepush::pusher::{AudioConfig, AudioEncoderKind, EventKind, VideoConfig, VideoEncoderKind};
 use std::time::{Duration, Instant};
 
@@ -30,13 +29,7 @@ fn steady_state_push_allocates_nothing_per_frame() {
     let dir = tmp_dir("alloc");
     // 20 s of 320x240 H.264 with an IDR every second (SPS/PPS in each), and AAC.
     let (aus, aac) = encoded_test_media(&dir, 20, 30);
-    let frames: Vec<&[u8]> = adts::adts_frames(&aac)
-        .map(|f| {
-            let (hd, raw) = f.unwrap();
-            let start = raw.as_ptr() as usize - aac.as_ptr() as usize - hd.header_len;
-            &aac[start..start + hd.frame_len]
-        })
-        .collect();
+    let frames: Vec<&[u8]> = common::pushing::adts_frames_of(&aac);
     let nginx = Nginx::start(NginxOptions::default());
 
     // --- pre-encoded path ---

@@ -5,7 +5,6 @@ mod common;
 
 use common::pushing::{encoded_test_media, push_all, Harnessed, Spec};
 use common::*;
-use kitepush::core::adts;
 use kitepush::pusher::{AudioConfig, AudioEncoderKind, EventKind, PusherState, VideoConfig, VideoEncoderKind};
 use kitepush::receiver::{Receiver, ReceiverConfig};
 use kitepush::ResultCode;
@@ -130,13 +129,7 @@ fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8], config_apart: bool) 
     let mut h = Harnessed::new(config);
     h.pusher.start().unwrap();
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
-    let frames: Vec<&[u8]> = adts::adts_frames(aac)
-        .map(|f| {
-            let (hd, raw) = f.unwrap();
-            let start = raw.as_ptr() as usize - aac.as_ptr() as usize - hd.header_len;
-            &aac[start..start + hd.frame_len]
-        })
-        .collect();
+    let frames: Vec<&[u8]> = common::pushing::adts_frames_of(aac);
     let mut a = 0usize;
     for (i, au) in aus.iter().enumerate() {
         let pts = i as i64 * 1_000_000 / 30;

@@ -736,3 +736,93 @@ fn pre_encoded_h264_is_decoded_frame_by_frame() {
     let kinds = h.drain_events(Duration::from_millis(200)).iter().map(|e| e.kind).collect::<Vec<_>>();
     assert!(kinds.contains(&EventKind::KP_EVENT_KEYFRAME_NEEDED), "{kinds:?}");
 }
+
+/// A phone app with hardware encoders pushes pre-encoded H.264 and AAC. AAC cannot go over
+/// WebRTC: the PCM the app gives beside it (the capture it fed its AAC encoder) becomes the WHIP
+/// destination's Opus. Before the PCM starts, the destination's video is not held back waiting for
+/// audio that may never come (it used to wait the whole 500 ms interleave window: the queue said
+/// 500 ms all along).
+#[test]
+fn pre_encoded_aac_gets_its_webrtc_opus_from_the_pcm_beside_it() {
+    use common::pushing::{adts_frames_of, encoded_test_media};
+    use kitepush::pattern::Tone;
+    use kitepush::pusher::{AudioConfig, AudioEncoderKind, VideoConfig, VideoEncoderKind};
+    if !in_loopback_netns("pre_encoded_aac_gets_its_webrtc_opus_from_the_pcm_beside_it") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions::default());
+    let (aus, aac) = encoded_test_media(&common::tmp_dir("whip-aac-pcm"), 6, 30);
+    let frames = adts_frames_of(&aac);
+    let mut c = Spec::default().config(&ep.url("aac-pcm"));
+    c.video = Some(VideoConfig {
+        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
+        width: 320,
+        height: 240,
+        ..VideoConfig::default()
+    });
+    c.audio = Some(AudioConfig {
+        encoder: AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH,
+        sample_rate: 44100,
+        channels: 2,
+        ..AudioConfig::default()
+    });
+    let mut h = Harnessed::new(c);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    // The PCM starts 2 s in (an app that gives it late, or not at all for a while).
+    let pcm_from_us = 2_000_000i64;
+    let mut tone = Tone::new(44100, 2, 440.0);
+    let mut chunk = vec![0i16; 441 * 2];
+    let (mut a, mut p) = (0usize, 0i64);
+    let mut queue_ms = (0u32, 0u32);
+    let t0 = Instant::now();
+    for (i, au) in aus.iter().enumerate() {
+        let pts = i as i64 * 1_000_000 / 30;
+        std::thread::sleep((t0 + Duration::from_micros(pts as u64)).saturating_duration_since(Instant::now()));
+        while a < frames.len() && (a as i64 * 1024 * 1_000_000 / 44100) <= pts {
+            h.pusher.push_aac(frames[a], a as i64 * 1024 * 1_000_000 / 44100).unwrap();
+            a += 1;
+        }
+        // 10 ms chunks, the same capture clock as the AAC frames.
+        while p * 10_000 <= pts {
+            if p * 10_000 >= pcm_from_us {
+                tone.fill(&mut chunk);
+                h.pusher.push_audio(&chunk, p * 10_000).unwrap();
+            }
+            p += 1;
+        }
+        h.pusher.push_h264(au, pts, pts).unwrap();
+        // The destination's queue, sampled after a first second of settling in, before and
+        // after the PCM starts.
+        if pts >= 1_000_000 && i % 5 == 0 {
+            let q = h.pusher.stats().destinations[0].queue_ms;
+            let slot = if pts < pcm_from_us { &mut queue_ms.0 } else { &mut queue_ms.1 };
+            *slot = (*slot).max(q);
+        }
+    }
+    let stats_before_stop = h.pusher.stats();
+    h.pusher.stop(Duration::from_secs(5)).unwrap();
+    let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);
+    let s = stats.session();
+    let pcm_seconds = (aus.len() as f64 / 30.0) - pcm_from_us as f64 / 1e6;
+    println!(
+        "video {} of {} decoded; Opus frames decoded {} for {pcm_seconds:.1} s of PCM; queue at most {} ms before the PCM, {} ms after; AAC frames in {} encoded {}",
+        s.video_frames,
+        aus.len(),
+        s.audio_frames,
+        queue_ms.0,
+        queue_ms.1,
+        stats_before_stop.audio_frames_in,
+        stats_before_stop.audio_frames_encoded
+    );
+    assert!(s.video_frames + 1 >= aus.len() as u64, "{}", stats.raw);
+    assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
+    // 20 ms Opus frames: 50 a second of PCM (the last few may still be in flight at the stop).
+    assert!(s.audio_frames as f64 >= 0.9 * 50.0 * pcm_seconds, "{}", stats.raw);
+    assert!(s.audio_frames as f64 <= 50.0 * pcm_seconds + 5.0, "Opus from the PCM only: {}", stats.raw);
+    // Video waits for audio only once audio comes, and then by no more than the chunks' spacing.
+    assert!(queue_ms.0 < 200 && queue_ms.1 < 200, "{queue_ms:?}");
+    // The counters stay the AAC frames' (the PCM beside them is not counted again).
+    assert_eq!(stats_before_stop.audio_frames_in, a as u64);
+    assert_eq!(stats_before_stop.audio_frames_encoded, a as u64);
+}

@@ -333,6 +333,8 @@ NS_SWIFT_NAME(LivePusher)
                       error:(NSError **)error
     NS_SWIFT_NAME(pushVideo(format:width:height:planeCount:planes:strides:planeSizes:ptsUs:));
 /// kp_pusher_push_audio: interleaved 16-bit PCM, `framesPerChannel` frames of the configured channels.
+/// With pre-encoded AAC (-pushAAC:…), the same capture's PCM given here becomes the Opus of WHIP
+/// destinations.
 - (BOOL)pushPCM:(const int16_t *_Nullable)samples
     framesPerChannel:(size_t)framesPerChannel
                ptsUs:(int64_t)ptsUs
@@ -402,7 +404,9 @@ NS_SWIFT_NAME(LivePusher)
 /// kp_pusher_stop_recording: blocks until the file is written and closed.
 - (BOOL)stopRecordingWithError:(NSError **)error NS_SWIFT_NAME(stopRecording());
 
-/// kp_pusher_push_aac: one raw AAC packet (AudioConverter output) or ADTS frames.
+/// kp_pusher_push_aac: one raw AAC packet (AudioConverter output) or ADTS frames. WebRTC (WHIP)
+/// destinations take Opus instead, from the PCM the app gives beside it (the same capture, with the
+/// same timestamps) through -pushPCM:….
 - (BOOL)pushAAC:(const uint8_t *_Nullable)data
          length:(size_t)length
           ptsUs:(int64_t)ptsUs

@@ -282,6 +282,9 @@ impl SendQueue {
 
     pub fn push(&mut self, p: MediaPacket) -> PushOutcome {
         let mut out = PushOutcome { outage: self.is_down(), ..PushOutcome::default() };
+        // Audio the queue was not made for (it may or may not come: PCM an app gives beside its
+        // pre-encoded AAC) is interleaved with from its first packet on.
+        self.has_audio |= p.track == Track::Audio;
         if p.header {
             self.latest_header[idx(p.track)] = Some(p.clone());
         } else {
@@ -759,6 +762,22 @@ mod tests {
         assert_eq!(q.push(v(2033, true)).dropped_video, 0);
         let out = drain(&mut q);
         assert_eq!(out, vec![(Track::Video, 2033)]);
+    }
+
+    #[test]
+    fn video_waits_for_audio_only_once_audio_has_come() {
+        // Made without audio: video goes at once, not a window later.
+        let mut q = SendQueue::new(true, false, 10_000, 500);
+        q.push(v(0, true));
+        q.push(v(33, false));
+        assert_eq!(drain(&mut q), vec![(Track::Video, 0), (Track::Video, 33)]);
+        // Audio shows up: from then on the tracks are interleaved as usual.
+        q.push(a(40));
+        q.push(v(66, false));
+        q.push(v(100, false));
+        assert_eq!(drain(&mut q), vec![(Track::Audio, 40)], "video past the audio waits for more of it");
+        q.push(a(110));
+        assert_eq!(drain(&mut q), vec![(Track::Video, 66), (Track::Video, 100)]);
     }
 
     /// CI at a509e6d: the first session began while the encoder was still encoding picture 0 (an

@@ -157,16 +157,24 @@ pub(crate) fn destination_audio_codec(url: &DestUrl) -> Codec {
 
 /// Which codecs are encoded from PCM: AAC when a URL carries AAC, Opus when one carries Opus
 /// (or the test switch `also_opus` is on), backups included: a WHIP primary with an RTMP backup
-/// needs both, so that the backup has its AAC the moment it takes over. None with pre-encoded
-/// audio (no PCM) or no audio track.
+/// needs both, so that the backup has its AAC the moment it takes over. With pre-encoded AAC,
+/// AAC is never encoded, and Opus is (in a build with it) from the PCM the app gives beside its
+/// AAC (`push_audio`), when a URL carries Opus. None without an audio track.
 pub(crate) fn audio_codecs(config: &PusherConfig) -> AudioCodecs {
-    let Some(a) = config.audio.as_ref().filter(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC) else {
+    let Some(a) = config.audio.as_ref() else {
         return AudioCodecs::default();
     };
     // A URL that does not parse fails `Pusher::new` anyway.
     let urls: Vec<DestUrl> = config.destinations().iter().flatten().filter_map(|u| DestUrl::parse(u).ok()).collect();
     let carried = AudioCodecs::carried_by(&urls);
-    AudioCodecs { aac: carried.aac || urls.is_empty(), opus: a.also_opus || carried.opus }
+    let opus = a.also_opus || carried.opus;
+    match a.encoder {
+        AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC => AudioCodecs { aac: carried.aac || urls.is_empty(), opus },
+        // Without the Opus encoder a WebRTC destination carries the video alone, as before.
+        AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH => {
+            AudioCodecs { aac: false, opus: opus && cfg!(feature = "opus") }
+        }
+    }
 }
 
 /// `Debug` shows every URL redacted (the stream key and query never reach an app's logs).
@@ -546,7 +554,7 @@ mod tests {
     }
 
     #[test]
-    fn aac_for_rtmp_and_srt_opus_only_when_asked_and_nothing_without_pcm() {
+    fn aac_for_rtmp_and_srt_opus_only_when_asked_and_never_aac_from_pre_encoded_audio() {
         let mut cfg = PusherConfig {
             url: "rtmp://h/app/k".into(),
             extra_destinations: vec![vec!["srt://h:9000".into()]],
@@ -560,7 +568,11 @@ mod tests {
         assert_eq!(audio_codecs(&cfg).counted(), Some(Codec::Aac), "AAC frames counted, not both");
         assert_eq!(AudioCodecs { aac: false, opus: true }.counted(), Some(Codec::Opus));
         cfg.audio.as_mut().unwrap().encoder = AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH;
-        assert_eq!(audio_codecs(&cfg), AudioCodecs::default(), "pre-encoded AAC: no PCM to encode");
+        // Pre-encoded AAC: AAC is never encoded; Opus (asked for here) from the app's PCM beside it.
+        let opus = cfg!(feature = "opus");
+        assert_eq!(audio_codecs(&cfg), AudioCodecs { aac: false, opus });
+        cfg.audio.as_mut().unwrap().also_opus = false;
+        assert_eq!(audio_codecs(&cfg), AudioCodecs::default(), "pre-encoded AAC to RTMP/SRT: nothing to encode");
         cfg.audio = None;
         assert_eq!(audio_codecs(&cfg), AudioCodecs::default());
     }

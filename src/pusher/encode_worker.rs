@@ -262,7 +262,9 @@ impl EncodeWorker {
         let cfg = self.shared.config.audio.as_ref();
         let rate = cfg.map_or(44100, |a| a.sample_rate);
         let channels = cfg.map_or(2, |a| a.channels) as usize;
-        let counted = super::config::audio_codecs(&self.shared.config).counted();
+        // Beside pre-encoded AAC, `audio_frames_encoded` counts the app's AAC frames, not Opus.
+        let pre_encoded = cfg.is_some_and(|a| a.encoder == super::AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH);
+        let counted = super::config::audio_codecs(&self.shared.config).counted().filter(|_| !pre_encoded);
         let outs: Vec<AudioOut> = [(Codec::Aac, self.audio.take()), (Codec::Opus, self.opus.take())]
             .into_iter()
             .filter_map(|(codec, enc)| {

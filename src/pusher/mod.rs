@@ -93,6 +93,8 @@ pub struct Pusher {
     passthrough_needs_key: AtomicBool,
     /// The video encoder reads NV12/NV21 itself: such frames are copied, not de-interleaved.
     semi_planar_ok: bool,
+    /// Pre-encoded AAC and a destination that takes Opus: push_audio's PCM is encoded to Opus.
+    pcm_beside_aac: bool,
     /// Weights and buffers for frames larger than the configured size; locked only for those.
     downscaler: Mutex<crate::encode::pixel::Downscaler>,
 }
@@ -118,15 +120,21 @@ impl Pusher {
             Some(a) if codecs.opus => Some(make_opus_encoder(a)?),
             _ => None,
         };
+        let pre_encoded_audio =
+            config.audio.as_ref().is_some_and(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH);
+        let pcm_beside_aac = pre_encoded_audio && opus.is_some();
         let mut destinations = Vec::new();
         let mut wakes = Vec::new();
         for (i, urls) in config.destinations().into_iter().enumerate() {
             let urls = urls.iter().map(|u| DestUrl::parse(u)).collect::<Result<Vec<_>>>()?;
             let audio_codecs = config::AudioCodecs::carried_by(&urls);
             let (waker, wake) = crate::io::transport::wake_pair()?;
+            // With pre-encoded AAC, a destination that takes only Opus gets audio only if the
+            // app gives PCM beside it: its queue waits for audio once some arrives, not before
+            // (else its video would wait the whole interleave window for audio that never comes).
             let queue = SendQueue::new(
                 config.video.is_some(),
-                config.audio.is_some(),
+                config.audio.is_some() && (!pre_encoded_audio || audio_codecs.aac),
                 config.send_queue_ms as u64,
                 INTERLEAVE_WINDOW_MS,
             );
@@ -219,6 +227,7 @@ impl Pusher {
             started: AtomicBool::new(false),
             passthrough_needs_key: AtomicBool::new(false),
             semi_planar_ok,
+            pcm_beside_aac,
             downscaler: Mutex::default(),
         })
     }
@@ -405,14 +414,25 @@ impl Pusher {
 
     /// Interleaved s16 PCM with the configured channel count (any number of samples). Copied
     /// before returning.
+    /// With pre-encoded AAC (`push_aac`), a destination that takes Opus (WHIP) gets its audio from
+    /// PCM given here beside the AAC: the same capture, with the same timestamps, at the
+    /// configured sample rate and channel count; it is encoded to Opus only. Without such a
+    /// destination (or without the `opus` feature) it is refused (`InvalidState`), and without
+    /// the PCM such a destination carries the video alone.
     pub fn push_audio(&self, pcm: &[i16], pts_us: i64) -> Result<()> {
         self.accepting()?;
         let Some(a) = self.shared.config.audio.as_ref() else {
             return self.reject(Error::InvalidState("audio is disabled in the configuration".into()));
         };
-        if a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH {
-            return self.reject(Error::InvalidState("audio is configured as pre-encoded: use push_aac".into()));
+        let pre_encoded = a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH;
+        if pre_encoded && !self.pcm_beside_aac {
+            return self.reject(Error::InvalidState(
+                "audio is configured as pre-encoded: use push_aac (PCM is taken beside it only for destinations that take Opus)"
+                    .into(),
+            ));
         }
+        // Beside pre-encoded AAC the PCM has the same capture times as the AAC frames: its own track.
+        let track = if pre_encoded { TimelineTrack::AudioPcm } else { TimelineTrack::Audio };
         if pcm.is_empty() || !pcm.len().is_multiple_of(a.channels as usize) {
             return self.reject(Error::BadFrameSize(format!(
                 "{} samples is not a whole number of {}-channel frames",
@@ -426,10 +446,13 @@ impl Pusher {
         // Checked first, committed only once the chunk has room: a chunk refused with QueueFull
         // leaves the clock alone, so the app may push it again with the same timestamp.
         let pts_us = self.pts(pts_us);
-        if let Err(e) = lock(&self.shared.timeline).peek(TimelineTrack::Audio, pts_us) {
+        if let Err(e) = lock(&self.shared.timeline).peek(track, pts_us) {
             return self.reject(e);
         }
-        self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
+        if !pre_encoded {
+            // Beside pre-encoded AAC, audio_frames_in counts the AAC frames.
+            self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
+        }
         let Some(mut buf) = self.shared.input.audio_buffer() else {
             return Err(Error::QueueFull("the encoder is behind; audio dropped"));
         };
@@ -442,7 +465,7 @@ impl Pusher {
             buf.fill(0);
         }
         let mut timeline = lock(&self.shared.timeline);
-        let ts = match timeline.stamp(TimelineTrack::Audio, pts_us) {
+        let ts = match timeline.stamp(track, pts_us) {
             Ok(ts) => ts,
             Err(e) => {
                 drop(timeline);

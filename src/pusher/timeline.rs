@@ -14,8 +14,8 @@ pub struct Timeline {
     origin_us: Option<i64>,
     /// Added to every mapped time; grows when a resume re-bases the app's clock.
     offset_us: i64,
-    /// Last stream time (µs) per track: video, audio.
-    last: [Option<i64>; 2],
+    /// Last stream time (µs) per track: video, audio, the PCM beside pre-encoded audio.
+    last: [Option<i64>; 3],
     /// Set by a resume: the earliest stream time (µs) the app's media may land on, and the
     /// frame interval (µs, 0 = none) the clock's move is rounded up to.
     resume_at_us: Option<i64>,
@@ -30,6 +30,9 @@ pub struct Timeline {
 pub enum TimelineTrack {
     Video,
     Audio,
+    /// The PCM an app gives beside its pre-encoded AAC, for the destinations that take Opus:
+    /// the same capture times as the AAC frames, so it moves forward on its own.
+    AudioPcm,
 }
 
 impl TimelineTrack {
@@ -37,6 +40,7 @@ impl TimelineTrack {
         match self {
             TimelineTrack::Video => 0,
             TimelineTrack::Audio => 1,
+            TimelineTrack::AudioPcm => 2,
         }
     }
 }
@@ -80,7 +84,7 @@ impl Timeline {
             if s <= l {
                 let name = match track {
                     TimelineTrack::Video => "video",
-                    TimelineTrack::Audio => "audio",
+                    TimelineTrack::Audio | TimelineTrack::AudioPcm => "audio",
                 };
                 let last_us = l - s + ts_us;
                 return Err(Error::NonMonotonicTimestamp { track: name, ts_us, last_us });
@@ -183,6 +187,20 @@ mod tests {
         let mut t = Timeline::default();
         t.stamp(Video, 1_000_000).unwrap();
         assert_eq!(t.stamp(Audio, 999_000).unwrap(), 0, "slightly older audio clamps to 0");
+    }
+
+    #[test]
+    fn pcm_beside_pre_encoded_audio_moves_forward_on_its_own() {
+        let mut t = Timeline::default();
+        // AAC frames of 1024 samples at 44.1 kHz, and the app's 10 ms PCM chunks of the same
+        // capture, interleaved as the app hands them over.
+        assert_eq!(t.stamp(Audio, 1_000_000).unwrap(), 0);
+        assert_eq!(t.stamp(AudioPcm, 1_000_000).unwrap(), 0);
+        assert_eq!(t.stamp(AudioPcm, 1_010_000).unwrap(), 10);
+        assert_eq!(t.stamp(Audio, 1_023_219).unwrap(), 23);
+        assert_eq!(t.stamp(AudioPcm, 1_020_000).unwrap(), 20, "behind the AAC, ahead of its own last");
+        assert_eq!(t.stamp(AudioPcm, 1_020_000).unwrap_err().code(), crate::ResultCode::KP_ERR_NON_MONOTONIC_TIMESTAMP);
+        assert_eq!(t.latest_ms(), 23);
     }
 
     #[test]

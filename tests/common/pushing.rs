@@ -313,6 +313,18 @@ pub fn encoded_test_media(dir: &std::path::Path, seconds: u32, gop: u32) -> (Vec
     (aus, std::fs::read(&aac).unwrap())
 }
 
+/// The ADTS frames of `aac` (as `encoded_test_media` returns it), each with its header: one
+/// `push_aac` call each.
+pub fn adts_frames_of(aac: &[u8]) -> Vec<&[u8]> {
+    kitepush::core::adts::adts_frames(aac)
+        .map(|f| {
+            let (hd, raw) = f.unwrap();
+            let start = raw.as_ptr() as usize - aac.as_ptr() as usize - hd.header_len;
+            &aac[start..start + hd.frame_len]
+        })
+        .collect()
+}
+
 /// Where the start codes of the NAL units `pick` chooses begin in an Annex-B `stream` (the 4-byte
 /// form's leading zero included): cutting there splits it into access units.
 pub fn start_codes_of(stream: &[u8], pick: impl Fn(&[u8]) -> bool) -> Vec<usize> {

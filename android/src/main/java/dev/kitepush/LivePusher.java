@@ -476,7 +476,9 @@ public final class LivePusher implements AutoCloseable {
 
     /**
      * kp_pusher_push_audio: {@code framesPerChannel} frames of interleaved 16-bit PCM with the
-     * configured channel count, from the start of the array.
+     * configured channel count, from the start of the array. With pre-encoded AAC (MediaCodec's,
+     * {@link #pushAac}), the same AudioRecord PCM given here with the same timestamps becomes the
+     * Opus of WebRTC (WHIP) destinations, which cannot take AAC.
      */
     public void pushAudio(short[] samples, int framesPerChannel, long ptsUs) {
         long h = acquire();
@@ -726,7 +728,10 @@ public final class LivePusher implements AutoCloseable {
         }
     }
 
-    /** kp_pusher_push_aac: one raw AAC frame, or any number of ADTS frames. */
+    /**
+     * kp_pusher_push_aac: one raw AAC frame, or any number of ADTS frames. WHIP destinations take
+     * Opus from the PCM given beside it ({@link #pushAudio(short[], int, long)}).
+     */
     public void pushAac(byte[] data, long ptsUs) {
         pushAac(data, 0, data == null ? 0 : data.length, ptsUs);
     }
