@@ -691,25 +691,30 @@ fn a_primary_check_running_when_the_backup_ends_is_deleted_too() {
     });
 }
 
-/// Pre-encoded H.264 (a hardware encoder's output, here libx264 baseline from FFmpeg, IDR every
-/// second) over WHIP: every access unit decodes at the receiver; the app's AAC has no Opus twin, so
-/// the WHIP destination carries the video alone.
-#[test]
-fn pre_encoded_h264_is_decoded_frame_by_frame() {
-    use common::pushing::encoded_test_media;
+/// A WHIP push of pre-encoded 320x240 H.264 (`encoded_test_media`'s), with the spec's audio settings.
+fn pre_encoded_h264_config(ep: &WhipEndpoint, name: &str) -> PusherConfig {
     use kitepush::pusher::{VideoConfig, VideoEncoderKind};
-    if !in_loopback_netns("pre_encoded_h264_is_decoded_frame_by_frame") {
-        return;
-    }
-    let ep = WhipEndpoint::start(WhipOptions::default());
-    let (aus, _) = encoded_test_media(&common::tmp_dir("whip-encoded"), 4, 30);
-    let mut c = Spec::default().config(&ep.url("encoded"));
+    let mut c = Spec::default().config(&ep.url(name));
     c.video = Some(VideoConfig {
         encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
         width: 320,
         height: 240,
         ..VideoConfig::default()
     });
+    c
+}
+
+/// Pre-encoded H.264 (a hardware encoder's output, here libx264 baseline from FFmpeg, IDR every
+/// second) over WHIP, video alone: every access unit decodes at the receiver.
+#[test]
+fn pre_encoded_h264_is_decoded_frame_by_frame() {
+    use common::pushing::encoded_test_media;
+    if !in_loopback_netns("pre_encoded_h264_is_decoded_frame_by_frame") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions::default());
+    let (aus, _) = encoded_test_media(&common::tmp_dir("whip-encoded"), 4, 30);
+    let mut c = pre_encoded_h264_config(&ep, "encoded");
     c.audio = None;
     let mut h = Harnessed::new(c);
     h.pusher.start().unwrap();
@@ -746,20 +751,14 @@ fn pre_encoded_h264_is_decoded_frame_by_frame() {
 fn pre_encoded_aac_gets_its_webrtc_opus_from_the_pcm_beside_it() {
     use common::pushing::{adts_frames_of, encoded_test_media};
     use kitepush::pattern::Tone;
-    use kitepush::pusher::{AudioConfig, AudioEncoderKind, VideoConfig, VideoEncoderKind};
+    use kitepush::pusher::{AudioConfig, AudioEncoderKind};
     if !in_loopback_netns("pre_encoded_aac_gets_its_webrtc_opus_from_the_pcm_beside_it") {
         return;
     }
     let ep = WhipEndpoint::start(WhipOptions::default());
     let (aus, aac) = encoded_test_media(&common::tmp_dir("whip-aac-pcm"), 6, 30);
     let frames = adts_frames_of(&aac);
-    let mut c = Spec::default().config(&ep.url("aac-pcm"));
-    c.video = Some(VideoConfig {
-        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
-        width: 320,
-        height: 240,
-        ..VideoConfig::default()
-    });
+    let mut c = pre_encoded_h264_config(&ep, "aac-pcm");
     c.audio = Some(AudioConfig {
         encoder: AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH,
         sample_rate: 44100,

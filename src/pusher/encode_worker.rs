@@ -620,6 +620,32 @@ mod opus_tests {
     use super::*;
     use crate::core::media::Track;
 
+    /// Pre-encoded AAC with a destination that takes Opus: PCM beside it is taken when an Opus
+    /// encoder can be made for the configured rate and channels; 5.1 AAC still makes a pusher
+    /// (WebRTC gets its video alone), with no Opus and no PCM taken.
+    #[test]
+    fn pcm_beside_pre_encoded_aac_is_taken_when_opus_can_be_made() {
+        use crate::pusher::AudioEncoderKind;
+        let config = |channels| PusherConfig {
+            url: "rtmp://127.0.0.1:9/app/key".into(),
+            video: None,
+            audio: Some(AudioConfig {
+                encoder: AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH,
+                channels,
+                also_opus: true,
+                ..AudioConfig::default()
+            }),
+            ..Default::default()
+        };
+        let stereo = Pusher::new(config(2), None).unwrap();
+        assert!(stereo.pcm_beside_aac);
+        let pending = lock(&stereo.pending).take().unwrap();
+        assert!(pending.audio.is_none() && pending.opus.is_some(), "Opus only: the AAC is the app's");
+        let surround = Pusher::new(config(6), None).unwrap();
+        assert!(!surround.pcm_beside_aac);
+        assert!(lock(&surround.pending).as_ref().unwrap().opus.is_none());
+    }
+
     /// The worker, run on this thread over 1 s of 44.1 kHz PCM in 10 ms chunks from stream time
     /// 1000 ms, with the destination taking Opus (as a WebRTC one will): it gets 20 ms Opus
     /// packets on the AAC timeline and no AAC, and AAC frames are what `audio_frames_encoded`

@@ -116,12 +116,21 @@ impl Pusher {
             Some(a) if codecs.aac || !codecs.opus => make_audio_encoder(a)?,
             _ => None,
         };
-        let opus = match &config.audio {
-            Some(a) if codecs.opus => Some(make_opus_encoder(a)?),
-            _ => None,
-        };
         let pre_encoded_audio =
             config.audio.as_ref().is_some_and(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH);
+        let opus = match &config.audio {
+            Some(a) if codecs.opus => match make_opus_encoder(a) {
+                Ok(enc) => Some(enc),
+                // Beside pre-encoded AAC (whose configured rate and channels may be ones Opus
+                // cannot take, e.g. 5.1) the Opus is an extra: WebRTC still gets the video.
+                Err(e) if pre_encoded_audio => {
+                    log::warn!("no Opus for WebRTC destinations from PCM beside the AAC: {e}");
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            _ => None,
+        };
         let pcm_beside_aac = pre_encoded_audio && opus.is_some();
         let mut destinations = Vec::new();
         let mut wakes = Vec::new();
