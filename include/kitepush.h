@@ -309,8 +309,10 @@ typedef enum kp_event_kind_values {
      */
     KP_EVENT_FAILOVER = 8,
     /**
-     * Pre-encoded video: the stream needs a keyframe (a new session starts, or the queue dropped
-     * up to one). Ask the hardware encoder for an IDR; inter frames are dropped until it comes.
+     * Pre-encoded video: the stream needs a keyframe (a new session starts after video has
+     * flowed, the queue dropped up to one, the receiver asked, or the first pictures came without
+     * their parameter sets or keyframe). Ask the hardware encoder for an IDR; inter frames are
+     * dropped until it comes. Sent once until a keyframe is pushed.
      */
     KP_EVENT_KEYFRAME_NEEDED = 9,
     /**

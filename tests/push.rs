@@ -182,6 +182,47 @@ fn pre_encoded_h264_and_adts_to_nginx_and_the_receiver() {
     verify(&out, 320, 240, 30.0, 120, true);
 }
 
+/// An app whose hardware encoder was already running joins mid-GOP: its first access units carry
+/// no parameter sets and cannot be decoded anywhere. They are dropped and counted, and the app is
+/// asked for a keyframe at once (KEYFRAME_NEEDED, once) instead of being left to its next IDR; the
+/// stream starts at the IDR it sends.
+#[test]
+fn pre_encoded_video_joined_mid_gop_asks_for_a_keyframe_at_once() {
+    let dir = tmp_dir("mid-gop");
+    let (aus, _) = encoded_test_media(&dir, 2, 30);
+    let out = dir.join("received.flv");
+    let receiver = Receiver::start(ReceiverConfig::new(&out)).unwrap();
+    let mut config = Spec::default().config(&receiver.url("live", "k"));
+    config.video = Some(VideoConfig {
+        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
+        width: 320,
+        height: 240,
+        ..VideoConfig::default()
+    });
+    config.audio = None;
+    let mut h = Harnessed::new(config);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    // Pictures 10..29 of the first GOP, then the second GOP from its IDR (picture 30).
+    for (i, au) in aus.iter().enumerate().skip(10) {
+        let pts = i as i64 * 1_000_000 / 30;
+        h.pusher.push_h264(au, pts, pts).unwrap();
+        if i == 10 {
+            let ev = h.wait_for(EventKind::KP_EVENT_KEYFRAME_NEEDED, Duration::from_secs(2));
+            assert_eq!(ev.code, ResultCode::KP_OK);
+        }
+    }
+    h.pusher.stop(Duration::from_secs(10)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    let asked = h.kinds().iter().filter(|&&k| k == EventKind::KP_EVENT_KEYFRAME_NEEDED).count();
+    assert_eq!(asked, 1, "asked once until the keyframe came: {:?}", h.kinds());
+    let stats = h.pusher.stats();
+    assert_eq!((stats.video_frames_dropped_encoder, stats.video_frames_sent), (20, 30));
+    assert!(receiver.wait_sessions_ended(1, Duration::from_secs(10)).0);
+    receiver.stop();
+    verify(&out, 320, 240, 30.0, 30, false);
+}
+
 /// Frames less than a millisecond apart (bursts stamped by the SDK's clock, or explicit times that
 /// close) must not put two video tags on one millisecond: FFmpeg reports "non monotonically
 /// increasing dts" for each. The rule moves them forward and counts them.

@@ -53,8 +53,10 @@ pub enum EventKind {
     /// Switched ingest URL. `value`: the index it left, `value2`: the index it moves to
     /// (0 = primary, then the backups in order). `message`: the new URL, redacted.
     KP_EVENT_FAILOVER = 8,
-    /// Pre-encoded video: the stream needs a keyframe (a new session starts, or the queue dropped
-    /// up to one). Ask the hardware encoder for an IDR; inter frames are dropped until it comes.
+    /// Pre-encoded video: the stream needs a keyframe (a new session starts after video has
+    /// flowed, the queue dropped up to one, the receiver asked, or the first pictures came without
+    /// their parameter sets or keyframe). Ask the hardware encoder for an IDR; inter frames are
+    /// dropped until it comes. Sent once until a keyframe is pushed.
     KP_EVENT_KEYFRAME_NEEDED = 9,
     /// The destination gave up. `code`: why (e.g. `KP_ERR_CONNECT_REJECTED`, `KP_ERR_AUTH`, or
     /// the last error when the attempt limit was reached).

@@ -345,9 +345,12 @@ impl Shared {
                 self.queue_media(MediaPacket { messages, ..p });
             }
             None if tags.no_picture => {}
-            // Nothing decodable yet (no parameter sets): the frame is lost, and counted.
+            // Nothing decodable yet (no parameter sets): the frame is lost, and counted. Only
+            // pre-encoded video gets here (an encoder's first unit carries them): its app is asked
+            // for a keyframe (KEYFRAME_NEEDED) rather than left to its next scheduled IDR.
             None => {
                 self.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
+                self.want_keyframe(0);
             }
         }
     }
