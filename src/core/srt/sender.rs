@@ -497,9 +497,12 @@ impl SrtSender {
     /// packets (a close, a pause, the end of a burst) would wait for the too-late drop. When
     /// nothing new can go out and no ACK released anything for RTT + min(4 × RTTVar, RTT) +
     /// 20 ms after the newest packet left, that packet is sent again: its arrival either is
-    /// acknowledged or shows the receiver every gap before it, which it then NAKs. Backs off
-    /// (doubling, up to 16 ×) while nothing answers, so a dead link costs a few packets a
-    /// second. Not while the head is being resent for ACKs that name it (that already probes),
+    /// acknowledged or shows the receiver every gap before it, which it then NAKs. The second
+    /// probe waits as long as the first, then they back off (doubling, up to 16 ×) while nothing
+    /// answers, so a dead link costs a few packets a second: with the usual 4 × RTT latency the
+    /// tail gets two probes before it plays, not one (CI at f10a207, 5 % loss, RTT 41 ms, latency
+    /// 160 ms: the last packet and its only probe were both lost, and the stream ended a packet
+    /// short). Not while the head is being resent for ACKs that name it (that already probes),
     /// nor once the packet's play time has passed (the probe would only be given up).
     /// Two ACK periods, not one: the receiver acknowledges on its 10 ms timer, so the ACK for
     /// a packet comes up to 10 ms + RTT after it left, later still when the receiver's thread
@@ -512,7 +515,7 @@ impl SrtSender {
         let (seq, origin, tx) = self.buf.tail_last_tx()?;
         let rtt = Duration::from_micros(u64::from(self.rtt_us));
         let var = Duration::from_micros(4 * u64::from(self.rtt_var_us)).min(rtt);
-        let wait = (rtt + var + 2 * ACK_PERIOD) * (1u32 << self.tail_probes.min(4));
+        let wait = (rtt + var + 2 * ACK_PERIOD) * (1u32 << self.tail_probes.saturating_sub(1).min(4));
         let due = tx.max(self.ack_progress_at) + wait;
         let plays_at = origin + self.play_deadline();
         (due < plays_at && self.now < plays_at).then_some((seq, due))

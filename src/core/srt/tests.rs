@@ -362,11 +362,12 @@ fn a_lost_tail_is_probed_then_backs_off() {
     assert!(data_seqs(r.all_out(77)).is_empty());
     r.s.handle_timeout(r.at(78));
     assert_eq!(data_seqs(r.all_out(78)), vec![(703, true)]);
-    // Nothing answers: the next probe waits twice as long (from the probe's own departure).
-    assert_eq!(r.s.poll_timeout(), Some(r.at(78 + 96)));
-    r.s.handle_timeout(r.at(174));
-    assert_eq!(data_seqs(r.all_out(174)), vec![(703, true)]);
-    assert_eq!(r.s.poll_timeout(), Some(r.at(174 + 192)));
+    // Nothing answers: the second probe waits as long (from the probe's own departure), the
+    // third twice as long.
+    assert_eq!(r.s.poll_timeout(), Some(r.at(78 + 48)));
+    r.s.handle_timeout(r.at(126));
+    assert_eq!(data_seqs(r.all_out(126)), vec![(703, true)]);
+    assert_eq!(r.s.poll_timeout(), Some(r.at(126 + 96)));
     // The probe arrived: the receiver NAKs the gap before it, then acknowledges everything.
     r.feed(190, &nak(&[(702, 702)]));
     assert_eq!(data_seqs(r.all_out(190)), vec![(702, true)]);
@@ -374,6 +375,32 @@ fn a_lost_tail_is_probed_then_backs_off() {
     r.s.handle_timeout(r.at(2000));
     assert!(data_seqs(r.all_out(2000)).is_empty());
     assert!(r.s.is_flushed(r.at(2000)));
+}
+
+/// CI at f10a207 (5 % loss, RTT 41 ms, latency 160 ms): the stream's last packet and its one
+/// probe were both lost. With the second probe as soon as the first, a tail has two probes
+/// before it plays: at RTT 30 ms (var 3) and 160 ms latency, 40 + 62 and 40 + 124 ms after the
+/// last ACK moved, both before the play deadline (10 + 160 + 20 ms); doubling at once left one.
+#[test]
+fn a_lost_tail_gets_two_probes_within_a_four_rtt_latency() {
+    let cfg = SrtConfig { latency: ms(160), ..SrtConfig::default() };
+    let mut r = Run::connect(cfg, 300, 8192);
+    r.s.send(r.at(10), &[1; 10]).unwrap();
+    r.s.send(r.at(10), &[2; 10]).unwrap();
+    assert_eq!(r.all_out(10).len(), 2);
+    // 300 arrives; 301, the last packet of the stream, is lost.
+    r.feed(40, &full_ack(1, 301, 30_000, 2000));
+    let mut probes = Vec::new();
+    for t in 41..=400 {
+        r.s.handle_timeout(r.at(t));
+        for p in r.all_out(t) {
+            if let Some(h) = parse_data_header(&p) {
+                assert_eq!((h.seq, h.retransmitted), (301, true));
+                probes.push(t);
+            }
+        }
+    }
+    assert_eq!(probes, vec![102, 164], "two probes, both before the play deadline at 190 ms");
 }
 
 #[test]
