@@ -156,6 +156,19 @@ fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8], config_apart: bool) 
     h
 }
 
+/// Pre-encoded 320x240 H.264 (`encoded_test_media`'s) to `url`, no audio track.
+fn pre_encoded_video_only(url: &str) -> kitepush::pusher::PusherConfig {
+    let mut config = Spec::default().config(url);
+    config.video = Some(VideoConfig {
+        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
+        width: 320,
+        height: 240,
+        ..VideoConfig::default()
+    });
+    config.audio = None;
+    config
+}
+
 #[test]
 fn pre_encoded_h264_and_adts_to_nginx_and_the_receiver() {
     let dir = tmp_dir("pre-encoded");
@@ -192,14 +205,7 @@ fn pre_encoded_video_joined_mid_gop_asks_for_a_keyframe_at_once() {
     let (aus, _) = encoded_test_media(&dir, 2, 30);
     let out = dir.join("received.flv");
     let receiver = Receiver::start(ReceiverConfig::new(&out)).unwrap();
-    let mut config = Spec::default().config(&receiver.url("live", "k"));
-    config.video = Some(VideoConfig {
-        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
-        width: 320,
-        height: 240,
-        ..VideoConfig::default()
-    });
-    config.audio = None;
+    let config = pre_encoded_video_only(&receiver.url("live", "k"));
     let mut h = Harnessed::new(config);
     h.pusher.start().unwrap();
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
@@ -232,14 +238,7 @@ fn video_bursts_and_sub_millisecond_steps_keep_dts_strictly_increasing() {
     let (aus, _) = encoded_test_media(&dir, 2, 30);
     let nginx = Nginx::start(NginxOptions::default());
     let key = unique_key("bursts");
-    let mut config = Spec::default().config(&nginx.url(&key));
-    config.video = Some(VideoConfig {
-        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
-        width: 320,
-        height: 240,
-        ..VideoConfig::default()
-    });
-    config.audio = None;
+    let config = pre_encoded_video_only(&nginx.url(&key));
     let mut h = Harnessed::new(config);
     h.pusher.start().unwrap();
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
