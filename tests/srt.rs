@@ -40,12 +40,31 @@ fn check_ts(path: &Path, frames: u64) {
     let a = p.audio.as_ref().unwrap_or_else(|| panic!("no audio in {}: {p:?}", path.display()));
     assert_eq!(v.codec, "h264");
     assert_eq!((v.width, v.height), (320, 240));
-    assert_eq!(v.frames, frames, "{}", path.display());
+    assert_eq!(v.frames, frames, "{}: {}", path.display(), where_frames_went(path));
     assert_eq!(a.codec, "aac");
     let skew_ms = (v.start_time - a.start_time).abs() * 1000.0;
     assert!(skew_ms <= 50.0, "audio and video start {skew_ms:.1} ms apart: {p:?}");
     assert_eq!(decode_errors(path), "", "{}", path.display());
     assert!(video_packet_times(path)[0].1, "{} does not start with a keyframe", path.display());
+}
+
+/// For a frame count that does not match: the video packets the file holds, the gaps in their
+/// times (frames that never arrived) and what the decoder said (frames that arrived damaged).
+fn where_frames_went(path: &Path) -> String {
+    let times = video_packet_times(path);
+    let gaps: Vec<String> = times
+        .windows(2)
+        .filter(|w| w[1].0 - w[0].0 > 1.5 / 30.0)
+        .map(|w| format!("{:.3}..{:.3}", w[0].0, w[1].0))
+        .collect();
+    let errors = decode_errors(path);
+    format!(
+        "{} video packets, {:.3}..{:.3} s, gaps {gaps:?}; decoder: {}",
+        times.len(),
+        times.first().map_or(0.0, |t| t.0),
+        times.last().map_or(0.0, |t| t.0),
+        &errors[..errors.len().min(1500)]
+    )
 }
 
 #[test]

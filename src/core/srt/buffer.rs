@@ -91,6 +91,11 @@ impl SendBuffer {
         (self.len > 0).then(|| self.meta[self.head].origin)
     }
 
+    /// When the oldest packet not sent yet was queued.
+    pub fn next_unsent_origin(&self) -> Option<Instant> {
+        (self.sent < self.len).then(|| self.meta[self.idx(self.sent)].origin)
+    }
+
     fn idx(&self, i: usize) -> usize {
         (self.head + i) % self.meta.len()
     }

@@ -41,9 +41,13 @@ const PACING_CATCH_UP: Duration = Duration::from_millis(20);
 /// packets at a few Mbit/s) instead of one wake-up of the driver each, which on a loaded host
 /// cost more CPU than the sends (scheduler switches, ~2.5 per 30 fps frame at 4 Mbit/s).
 const PACING_SEND_AHEAD: Duration = Duration::from_millis(10);
-/// libsrt's initial RTT estimate before the first ACK.
+/// libsrt's initial RTT estimate: what its receiver puts in ACKs until its first ACK/ACKACK
+/// sample, and ours until the handshake gives one.
 const INITIAL_RTT_US: u32 = 100_000;
 const INITIAL_RTT_VAR_US: u32 = 50_000;
+/// Least RTT taken from the handshake (loopback answers in microseconds; the timers built on
+/// it must still span a receiver's 10 ms ACK period).
+const MIN_HANDSHAKE_RTT_US: u32 = 1_000;
 /// Largest send buffer in packets (libsrt's SRTO_SNDBUF default, 8192 × 1456 bytes).
 const MAX_SEND_SLOTS: usize = 8192;
 /// Pending control replies kept (ACKACKs, DROPREQs); more are dropped, which only costs an
@@ -85,6 +89,10 @@ pub struct SrtSender {
     flight_window: u32,
 
     hs_next: Instant,
+    /// When the latest handshake packet left, and how many of this phase's have: the answer
+    /// to a conclusion sent once times the first RTT sample.
+    hs_sent_at: Instant,
+    hs_sends: u32,
     peer_latency_ms: u32,
     peer_tlpktdrop: bool,
     peer_flow_window: u32,
@@ -100,6 +108,8 @@ pub struct SrtSender {
 
     rtt_us: u32,
     rtt_var_us: u32,
+    /// Whether an ACK has carried the receiver's own RTT measurement (not libsrt's initial guess).
+    peer_rtt_measured: bool,
     last_ack: Option<Instant>,
     last_ack_seq: u32,
     /// The oldest packet's sequence number once an ACK confirmed the receiver lacks it.
@@ -202,6 +212,8 @@ impl SrtSender {
             max_bw_bps: cfg.max_bw_bps.filter(|b| *b > 0),
             flight_window,
             hs_next: now,
+            hs_sent_at: now,
+            hs_sends: 0,
             peer_latency_ms: u32::from(latency_ms),
             peer_tlpktdrop: true,
             peer_flow_window: flight_window,
@@ -215,6 +227,7 @@ impl SrtSender {
             events: VecDeque::with_capacity(8),
             rtt_us: INITIAL_RTT_US,
             rtt_var_us: INITIAL_RTT_VAR_US,
+            peer_rtt_measured: false,
             last_ack: None,
             last_ack_seq: initial_seq,
             drained_at: now,
@@ -346,6 +359,9 @@ impl SrtSender {
                 if self.buf.lost() > 0 || self.can_send_new() {
                     t = t.min(self.next_data_at);
                 }
+                if let Some(due) = self.overdue_at() {
+                    t = t.min(due);
+                }
                 if let Some(due) = self.head_resend_due() {
                     t = t.min(due);
                 }
@@ -372,6 +388,8 @@ impl SrtSender {
                     return None;
                 }
                 self.hs_next = now + HANDSHAKE_RESEND;
+                self.hs_sent_at = now;
+                self.hs_sends += 1;
                 Some(self.write_handshake(now, buf))
             }
             State::Connected => self.transmit_connected(now, buf),
@@ -521,6 +539,21 @@ impl SrtSender {
         (due < plays_at && self.now < plays_at).then_some((seq, due))
     }
 
+    /// When the next new packet goes out whatever the pacing clock says: once it has waited a
+    /// quarter of the receiver's latency. The pacer spreads bursts at the input rate + 25 %
+    /// (at least 1 Mbit/s), which is right for a keyframe but not for the backlog of a sender
+    /// that was starved of CPU: after 120 ms without a wake-up (a loaded 2-core host) a 300
+    /// kbit/s stream's packets left up to 110 ms late, half of a 200 ms latency, and a loss
+    /// among them had no time left for a second repair. Not with a `max_bw` cap: that is the
+    /// app's limit, kept.
+    fn overdue_at(&self) -> Option<Instant> {
+        if self.max_bw_bps.is_some() || !self.can_send_new() {
+            return None;
+        }
+        let hold = Duration::from_millis(u64::from(self.peer_latency_ms)) / 4;
+        Some(self.buf.next_unsent_origin()? + hold)
+    }
+
     /// When the oldest packet, confirmed missing by an ACK, is due to be sent again.
     fn head_resend_due(&self) -> Option<Instant> {
         let tx = self.buf.head_last_tx()?;
@@ -620,6 +653,7 @@ impl SrtSender {
                 }
                 self.state = State::Conclusion { cookie: hs.cookie };
                 self.hs_next = now;
+                self.hs_sends = 0;
             }
             (State::Conclusion { .. }, HS_TYPE_CONCLUSION) => self.on_conclusion(now, &hs, &cif[HS_CIF_LEN..]),
             _ => {}
@@ -669,6 +703,7 @@ impl SrtSender {
             self.peer_flow_window = hs.flow_window;
         }
         self.state = State::Connected;
+        self.sample_handshake_rtt(now);
         self.last_tx = now;
         self.next_data_at = now;
         self.rate_start = now;
@@ -704,9 +739,13 @@ impl SrtSender {
             self.last_ack_seq = ack.ack_seq;
         }
         if let (Some(rtt), Some(var)) = (ack.rtt_us, ack.rtt_var_us) {
-            if rtt > 0 {
+            // libsrt's receiver reports its initial 100 ms guess until its first ACKACK comes
+            // back; our handshake sample is a measurement, so it stays until the peer has one.
+            let guess = !self.peer_rtt_measured && rtt == INITIAL_RTT_US && var == INITIAL_RTT_VAR_US;
+            if rtt > 0 && !guess {
                 self.rtt_us = rtt;
                 self.rtt_var_us = var;
+                self.peer_rtt_measured = true;
             }
         }
         if fresh {
@@ -731,8 +770,31 @@ impl SrtSender {
     fn on_nak(&mut self, now: Instant, cif: &[u8]) {
         // The receiver is repairing the flight: the probe waits while that runs.
         self.ack_progress_at = now;
+        let base = self.buf.base_seq();
         for (lo, hi) in nak_ranges(cif) {
             self.stats.packets_lost += self.buf.mark_lost(lo, hi) as u64;
+            if seq_diff(base, lo) >= 0 && seq_diff(hi, base) >= 0 {
+                // The receiver lacks our oldest packet: if this copy is lost too, its ACK stays
+                // stuck and no ACK arrives to show it, so the head-resend timer watches it.
+                self.head_missing = Some(base);
+            }
+        }
+    }
+
+    /// The first RTT sample: the handshake's round trip, as the receiver's first ACK/ACKACK
+    /// sample would be (RTT = sample, RTTVar = sample / 2). Until the receiver measures one it
+    /// reports libsrt's 100 ms / 50 ms guess, and every repair timer built on it (head resend,
+    /// tail probe) waited RTT + 4 × RTTVar ≈ 200 ms: a whole 200 ms latency budget, so a packet
+    /// lost twice in a stream's first half second was dropped by the receiver (a libsrt receiver
+    /// also spaces its periodic NAKs by (RTT + 4 × RTTVar) / 2 = 150 ms then, and sends no ACK
+    /// while the lost packet holds its ACK back).
+    fn sample_handshake_rtt(&mut self, now: Instant) {
+        let sample = now.saturating_duration_since(self.hs_sent_at);
+        if self.hs_sends == 1 && sample < HANDSHAKE_RESEND {
+            // Resent: the answer may be to the earlier copy; keep the guess.
+            let us = (sample.as_micros() as u32).max(MIN_HANDSHAKE_RTT_US);
+            self.rtt_us = us;
+            self.rtt_var_us = us / 2;
         }
     }
 
@@ -760,7 +822,8 @@ impl SrtSender {
             self.last_tx = now;
             return Some(n);
         }
-        if now + PACING_SEND_AHEAD >= self.next_data_at {
+        let overdue = self.overdue_at().is_some_and(|due| now >= due);
+        if overdue || now + PACING_SEND_AHEAD >= self.next_data_at {
             if self.peer_tlpktdrop && self.buf.lost() > 0 {
                 if let Some(cutoff) = now.checked_sub(self.play_deadline()) {
                     self.stats.packets_too_late += self.buf.give_up_lost_before(cutoff) as u64;
@@ -784,8 +847,13 @@ impl SrtSender {
                 } else {
                     self.stats.packets_sent += 1;
                 }
-                self.next_data_at =
-                    self.next_data_at.max(now.checked_sub(PACING_CATCH_UP).unwrap_or(now)) + self.pacing_period;
+                self.next_data_at = if overdue {
+                    // The clock restarts from now: left far ahead, it would hold every later
+                    // packet for the whole quarter latency.
+                    now + self.pacing_period
+                } else {
+                    self.next_data_at.max(now.checked_sub(PACING_CATCH_UP).unwrap_or(now)) + self.pacing_period
+                };
                 self.last_tx = now;
                 self.keepalive_due = false;
                 return Some(n);

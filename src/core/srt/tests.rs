@@ -243,9 +243,11 @@ fn full_ack_releases_and_is_answered_light_ack_is_not() {
         r.s.send(r.at(10), &[1; 50]).unwrap();
     }
     assert_eq!(r.all_out(10).len(), 5);
-    r.feed(30, &control(CTRL_ACK, 0, &102u32.to_be_bytes()));
+    // Within the handshake's RTT (1 ms) + an ACK period of the sends: an ACK naming 102 later
+    // than that would mean 102's copy was lost, and 102 would be resent.
+    r.feed(20, &control(CTRL_ACK, 0, &102u32.to_be_bytes()));
     assert_eq!(r.s.unacked(), 3);
-    assert!(r.all_out(30).is_empty(), "no ACKACK for a light ACK");
+    assert!(r.all_out(20).is_empty(), "no ACKACK for a light ACK");
     r.feed(40, &full_ack(7, 105, 30_000, 5000));
     assert_eq!(r.s.unacked(), 0);
     let out = r.all_out(40);
@@ -341,6 +343,94 @@ fn head_is_resent_when_acks_keep_naming_it() {
     assert_eq!(r.s.stats().packets_lost, 0, "not counted as reported losses");
 }
 
+/// CI at 7b775a3 (tests/srt.rs, 5 % loss, RTT 42 ms, latency 200 ms): the stream's third frame
+/// never played. Its first packet was lost, NAKed and resent at once; the copy was lost too.
+/// A libsrt receiver sends no ACK while that packet holds its ACK back and, still on its
+/// initial RTT guess, spaces its periodic NAKs 150 ms apart: nothing came until the packet's
+/// play time had passed. A NAK naming our oldest packet now arms the head-resend timer.
+#[test]
+fn a_nak_for_the_head_keeps_it_resent_while_the_ack_stays_stuck() {
+    let mut r = Run::connect(SrtConfig { latency: ms(200), ..SrtConfig::default() }, 920, 8192);
+    for k in 0..8u8 {
+        r.s.send(r.at(10 + u64::from(k / 4) * 30), &[k; 10]).unwrap();
+        r.all_out(10 + u64::from(k / 4) * 30);
+    }
+    let data_seqs = |out: Vec<Vec<u8>>| -> Vec<(u32, bool)> {
+        out.iter().filter_map(|p| parse_data_header(p)).map(|h| (h.seq, h.retransmitted)).collect()
+    };
+    // 920..=923 arrive; 924 (the next frame's first packet) is lost. RTT 40 ms, var 4 ms.
+    r.feed(45, &full_ack(1, 924, 40_000, 8000));
+    r.all_out(45);
+    r.feed(70, &nak(&[(924, 924)]));
+    assert_eq!(data_seqs(r.all_out(70)), vec![(924, true)]);
+    // That copy is lost too, and the receiver goes quiet: 924 again after 40 + 16 + 10 ms, and
+    // again after as long while nothing moves; never another packet.
+    let mut resent = Vec::new();
+    for t in 71..=230 {
+        r.s.handle_timeout(r.at(t));
+        for (seq, re) in data_seqs(r.all_out(t)) {
+            assert_eq!((seq, re), (924, true), "at {t} ms");
+            resent.push(t);
+        }
+    }
+    assert_eq!(resent, vec![136, 202], "both before its play deadline (40 + 200 + 20 ms)");
+    // It arrived: the ACK moves past everything, and nothing more is sent.
+    r.feed(240, &full_ack(2, 928, 40_000, 8000));
+    r.s.handle_timeout(r.at(400));
+    assert!(data_seqs(r.all_out(400)).is_empty());
+}
+
+/// The handshake's round trip is the RTT (RTTVar half of it) until the receiver reports a
+/// measured one: libsrt's receiver puts its initial 100 ms / 50 ms guess in its ACKs until its
+/// first ACK/ACKACK sample, and that guess is not taken over the measurement.
+#[test]
+fn the_handshake_times_the_rtt_until_the_receiver_measures_one() {
+    let ack = |no: u32, seq: u32, rtt_us: u32, var_us: u32| {
+        let mut cif = [0u8; 28];
+        Ack {
+            ack_seq: seq,
+            rtt_us: Some(rtt_us),
+            rtt_var_us: Some(var_us),
+            buffer_available: Some(8000),
+            ..Ack::default()
+        }
+        .write(&mut cif);
+        control(CTRL_ACK, no, &cif)
+    };
+    let mut r = Run::new(SrtConfig::default(), 10);
+    r.out(0).unwrap();
+    r.feed(20, &induction_response());
+    r.out(20).unwrap();
+    r.feed(62, &conclusion_response(120, 8192, &[]));
+    assert_eq!(r.events(), vec![SrtEvent::Connected]);
+    let rtt = |r: &Run| (r.s.stats().rtt_ms, r.s.stats().rtt_var_ms);
+    assert_eq!(rtt(&r), (42.0, 21.0), "the conclusion's round trip");
+    r.feed(80, &ack(1, 10, 100_000, 50_000));
+    assert_eq!(rtt(&r), (42.0, 21.0), "the receiver's initial guess does not replace it");
+    r.feed(90, &ack(2, 10, 43_000, 21_500));
+    assert_eq!(rtt(&r), (43.0, 21.5));
+    // Once the receiver has measured, whatever it reports is taken, even those numbers.
+    r.feed(100, &ack(3, 10, 100_000, 50_000));
+    assert_eq!(rtt(&r), (100.0, 50.0));
+
+    // A conclusion answered after our resend may answer the first copy: no sample.
+    let mut r = Run::new(SrtConfig::default(), 10);
+    r.out(0).unwrap();
+    r.feed(1, &induction_response());
+    r.out(1).unwrap();
+    r.out(251).unwrap();
+    r.feed(252, &conclusion_response(120, 8192, &[]));
+    assert!(r.s.is_connected());
+    assert_eq!(rtt(&r), (100.0, 50.0), "1 ms after the resend: the guess stays");
+    let mut r = Run::new(SrtConfig::default(), 10);
+    r.out(0).unwrap();
+    r.feed(1, &induction_response());
+    r.out(1).unwrap();
+    r.feed(400, &conclusion_response(120, 8192, &[]));
+    assert!(r.s.is_connected());
+    assert_eq!(rtt(&r), (100.0, 50.0), "no resend polled, 399 ms: the guess stays");
+}
+
 #[test]
 fn a_lost_tail_is_probed_then_backs_off() {
     // 500 ms latency: room for several probes before the packets' play time.
@@ -379,7 +469,7 @@ fn a_lost_tail_is_probed_then_backs_off() {
 
 /// CI at f10a207 (5 % loss, RTT 41 ms, latency 160 ms): the stream's last packet and its one
 /// probe were both lost. With the second probe as soon as the first, a tail has two probes
-/// before it plays: at RTT 30 ms (var 3) and 160 ms latency, 40 + 62 and 40 + 124 ms after the
+/// before it plays: at RTT 30 ms (var 3) and 160 ms latency, 30 + 62 and 30 + 124 ms after the
 /// last ACK moved, both before the play deadline (10 + 160 + 20 ms); doubling at once left one.
 #[test]
 fn a_lost_tail_gets_two_probes_within_a_four_rtt_latency() {
@@ -388,10 +478,11 @@ fn a_lost_tail_gets_two_probes_within_a_four_rtt_latency() {
     r.s.send(r.at(10), &[1; 10]).unwrap();
     r.s.send(r.at(10), &[2; 10]).unwrap();
     assert_eq!(r.all_out(10).len(), 2);
-    // 300 arrives; 301, the last packet of the stream, is lost.
-    r.feed(40, &full_ack(1, 301, 30_000, 2000));
+    // 300 arrives; 301, the last packet of the stream, is lost. (The ACK comes within the
+    // handshake's 1 ms RTT + 2 ACK periods of the sends: no probe before it.)
+    r.feed(30, &full_ack(1, 301, 30_000, 2000));
     let mut probes = Vec::new();
-    for t in 41..=400 {
+    for t in 31..=400 {
         r.s.handle_timeout(r.at(t));
         for p in r.all_out(t) {
             if let Some(h) = parse_data_header(&p) {
@@ -400,7 +491,7 @@ fn a_lost_tail_gets_two_probes_within_a_four_rtt_latency() {
             }
         }
     }
-    assert_eq!(probes, vec![102, 164], "two probes, both before the play deadline at 190 ms");
+    assert_eq!(probes, vec![92, 154], "two probes, both before the play deadline at 190 ms");
 }
 
 #[test]
@@ -408,8 +499,8 @@ fn no_tail_probe_once_the_tail_is_too_late_to_play() {
     let mut r = Run::connect(SrtConfig::default(), 900, 8192);
     r.s.send(r.at(10), &[1; 10]).unwrap();
     assert_eq!(r.all_out(10).len(), 1);
-    // No ACK yet, so RTT 100 ms and var 50 (the defaults): a probe would be due 100 + 100 +
-    // 20 ms after the send, past the 120 + 20 ms play deadline, so there is none.
+    // The sender is next woken at 300 ms (a stalled thread), past the packet's play deadline
+    // (10 + 120 + 20 ms): the probe that was due long before is not sent any more.
     r.s.handle_timeout(r.at(300));
     assert!(r.all_out(300).iter().all(|p| parse_data_header(p).is_none()));
     assert_eq!(r.s.stats().packets_too_late, 0);
@@ -423,14 +514,16 @@ fn lost_packets_past_their_play_time_are_given_up_not_retransmitted() {
         r.s.send(r.at(100), &[k; 20]).unwrap();
     }
     assert_eq!(r.all_out(100).len(), 4);
-    r.feed(150, &nak(&[(500, 501)]));
-    let seqs: Vec<_> = r.all_out(150).iter().map(|p| data(p).seq).collect();
+    r.feed(120, &nak(&[(500, 501)]));
+    let seqs: Vec<_> = r.all_out(120).iter().map(|p| data(p).seq).collect();
     assert_eq!(seqs, vec![500, 501], "young enough: retransmitted");
     // The retransmissions were lost too; the periodic report comes past the play time.
     r.feed(241, &nak(&[(500, 502)]));
     assert!(r.all_out(241).is_empty(), "nothing the receiver could still play");
     assert_eq!(r.s.stats().packets_too_late, 3);
-    assert_eq!(r.s.stats().packets_lost, 5);
+    // 500 and 501 at 120 ms, 501 and 502 now: 500 was already marked for resending, its ACK
+    // stuck since the NAK at 120 ms named it (the sender was not woken in between).
+    assert_eq!(r.s.stats().packets_lost, 4);
     // Asked again: still not sent, not counted twice.
     r.feed(300, &nak(&[(500, 502)]));
     assert!(r.all_out(300).is_empty());
@@ -520,6 +613,44 @@ fn pacing_from_the_input_rate_plus_25_percent() {
     let want = 200 * 1360 * 8 * 125 / 100;
     assert!(bps.abs_diff(want) < want / 20, "pacing {bps} bit/s, want ≈ {want}");
     assert!(sent >= 198, "the sender keeps up with its input: {sent}");
+}
+
+/// CI-like load (tests/srt.rs under 4 busy loops on 2 cores): a 300 kbit/s stream's sender got
+/// no CPU for 120 ms, then its backlog left one packet per 10.9 ms (the 1 Mbit/s pacing floor),
+/// up to 110 ms late; a loss among them had no time for a second repair within the 200 ms
+/// latency. A new packet now waits at most a quarter of the latency for the pacer.
+#[test]
+fn a_starved_senders_backlog_waits_at_most_a_quarter_of_the_latency() {
+    for max_bw in [None, Some(1_088_000)] {
+        let cfg = SrtConfig { latency: ms(200), max_bw_bps: max_bw, ..SrtConfig::default() };
+        let mut r = Run::connect(cfg, 0, 8192);
+        // 0.6 s of a slow input (one packet per 40 ms): pacing settles at its 1 Mbit/s floor.
+        for k in 0..15u64 {
+            r.s.send(r.at(100 + k * 40), &[0; 1316]).unwrap();
+            assert_eq!(r.all_out(100 + k * 40).len(), 1);
+            r.feed(110 + k * 40, &full_ack(k as u32 + 1, k as u32 + 1, 20_000, 8000));
+            r.all_out(110 + k * 40);
+        }
+        // The app was starved: 20 packets come at once at 800 ms.
+        for _ in 0..20 {
+            r.s.send(r.at(800), &[0; 1316]).unwrap();
+        }
+        let mut left_at = Vec::new();
+        for t in 800..=1100 {
+            r.s.handle_timeout(r.at(t));
+            let fresh = r.all_out(t).iter().filter(|p| parse_data_header(p).is_some_and(|h| !h.retransmitted)).count();
+            left_at.extend(std::iter::repeat_n(t, fresh));
+        }
+        assert_eq!(left_at.len(), 20);
+        let last = left_at[19] - 800;
+        if max_bw.is_none() {
+            assert!(last <= 50, "the backlog is out within a quarter latency (50 ms): {left_at:?}");
+            assert!(left_at.iter().filter(|&&t| t == 800).count() < 20, "paced at first: {left_at:?}");
+        } else {
+            // One packet per 10 ms at the app's cap: 20 take ~190 ms, as the cap says.
+            assert!(last >= 150, "max_bw is the app's limit: {left_at:?}");
+        }
+    }
 }
 
 #[test]
