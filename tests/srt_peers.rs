@@ -118,6 +118,7 @@ fn check_recording(path: &Path, video_frames: u64, audio_frames: u64) {
 
 #[test]
 fn srt_live_transmit_receives_every_frame_through_5_percent_loss() {
+    let _alone = common::one_at_a_time();
     let listener = SrtListener::srt_live_transmit(SrtOptions::latency_ms(LATENCY_MS));
     let (listener, _) = push_through_faults(listener, None, true);
     assert!(listener.log().contains("Accepted SRT source connection"), "log:\n{}", listener.log());
@@ -125,6 +126,7 @@ fn srt_live_transmit_receives_every_frame_through_5_percent_loss() {
 
 #[test]
 fn ffmpeg9_listener_receives_every_frame_through_5_percent_loss_and_sees_the_streamid() {
+    let _alone = common::one_at_a_time();
     let listener = SrtListener::ffmpeg9(SrtOptions::latency_ms(LATENCY_MS));
     let (listener, _) = push_through_faults(listener, Some(STREAMID), false);
     assert_eq!(listener.streamid_seen().as_deref(), Some(STREAMID), "streamid as FFmpeg 9 accepted it");
@@ -132,6 +134,7 @@ fn ffmpeg9_listener_receives_every_frame_through_5_percent_loss_and_sees_the_str
 
 #[test]
 fn wrong_passphrase_is_refused_with_its_reason_and_the_right_one_decodes() {
+    let _alone = common::one_at_a_time();
     let opts = SrtOptions::latency_ms(120).with_passphrase("kitepush-test-secret", Some(16));
     let mut listener = SrtListener::srt_live_transmit(opts.clone());
     let wrong = SrtOptions { passphrase: Some("not-the-right-secret".to_string()), ..opts.clone() };

@@ -26,6 +26,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Serialises the tests of one test binary that take it: a test whose repair budget is a few
+/// hundred milliseconds (loss through the UDP proxy) must not share CI's 2 cores with tests that
+/// encode as fast as they can. Hold the guard for the whole test.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A loopback port that was free a moment ago. Another process may grab it before we bind it again;
 /// `Nginx::start` retries with a fresh port when that happens.
 pub fn free_port() -> u16 {
