@@ -9,9 +9,9 @@
 mod common;
 
 use common::alloc_count::{measure, this_thread, Counting};
-use common::pushing::{encoded_test_media, Harnessed, Spec};
+use common::pushing::{encoded_test_media, pre_encoded_h264_320x240, Harnessed};
 use common::{tmp_dir, unique_key, Nginx, NginxOptions};
-use kitepush::pusher::{CaptureTimestamps, EventKind, MessageFlag, VideoConfig, VideoEncoderKind};
+use kitepush::pusher::{CaptureTimestamps, EventKind, MessageFlag};
 use std::time::{Duration, Instant};
 
 #[global_allocator]
@@ -22,13 +22,7 @@ fn messages_and_capture_times_allocate_nothing_per_frame() {
     let dir = tmp_dir("alloc-messages");
     let (aus, _) = encoded_test_media(&dir, 12, 30);
     let nginx = Nginx::start(NginxOptions::default());
-    let mut config = Spec::default().config(&nginx.url(&unique_key("alloc-messages")));
-    config.video = Some(VideoConfig {
-        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
-        width: 320,
-        height: 240,
-        ..VideoConfig::default()
-    });
+    let mut config = pre_encoded_h264_320x240(&nginx.url(&unique_key("alloc-messages")));
     config.audio = None;
     config.messages.capture_timestamps = CaptureTimestamps::KP_CAPTURE_TIMESTAMPS_EVERY_FRAME;
     let mut h = Harnessed::new(config);

@@ -6,21 +6,19 @@
 mod common;
 
 use common::proxy::{Fault, Proxy};
-use common::pushing::{is, shared_harness, RealTimeSource, Spec};
+use common::pushing::{is, pre_encoded_h264_320x240, shared_harness, RealTimeSource, Spec};
 use common::*;
 use kitepush::encode::openh264::OpenH264Encoder;
 use kitepush::encode::{I420Buffer, VideoEncoder, VideoEncoderConfig};
-use kitepush::pusher::{Event, EventKind, Pusher, VideoConfig, VideoEncoderKind};
+use kitepush::pusher::{Event, EventKind, Pusher};
 use std::sync::mpsc::Receiver;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// One real-time push at a time in this binary: the checks are about what the network did, and
-/// encoders starved of CPU by a parallel test would drop frames for reasons of their own.
-static SERIAL: Mutex<()> = Mutex::new(());
-
+/// One real-time push at a time in this binary (`one_at_a_time`): the checks are about what the
+/// network did, and encoders starved of CPU by a parallel test would drop frames for reasons of
+/// their own.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    one_at_a_time()
 }
 
 fn wait_event(rx: &Receiver<Event>, seen: &mut Vec<Event>, timeout: Duration, kind: EventKind) -> Event {
@@ -248,13 +246,7 @@ fn pre_encoded_video_gets_keyframe_needed_at_the_disconnect() {
     let _serial = serial();
     let mut nginx = Nginx::start(NginxOptions { record_unique: true, ..NginxOptions::default() });
     let key = unique_key("hw-outage");
-    let mut config = Spec::default().config(&nginx.url(&key));
-    config.video = Some(VideoConfig {
-        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
-        width: 320,
-        height: 240,
-        ..VideoConfig::default()
-    });
+    let mut config = pre_encoded_h264_320x240(&nginx.url(&key));
     config.audio = None;
     let (pusher, rx) = shared_harness(config);
     let mut keyframe_needed = false;

@@ -5,7 +5,7 @@ mod common;
 
 use common::pushing::{encoded_test_media, push_all, Harnessed, Spec};
 use common::*;
-use kitepush::pusher::{AudioConfig, AudioEncoderKind, EventKind, PusherState, VideoConfig, VideoEncoderKind};
+use kitepush::pusher::{AudioConfig, AudioEncoderKind, EventKind, PusherState};
 use kitepush::receiver::{Receiver, ReceiverConfig};
 use kitepush::ResultCode;
 use std::path::Path;
@@ -117,13 +117,7 @@ fn video_only_and_audio_only_streams() {
 /// `config_apart`: the first unit's parameter sets go in a call of their own with the first
 /// picture's time, as Android's MediaCodec hands out its codec-config buffer.
 fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8], config_apart: bool) -> Harnessed {
-    let mut config = Spec::default().config(url);
-    config.video = Some(VideoConfig {
-        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
-        width: 320,
-        height: 240,
-        ..VideoConfig::default()
-    });
+    let mut config = common::pushing::pre_encoded_h264_320x240(url);
     config.audio =
         Some(AudioConfig { encoder: AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH, ..AudioConfig::default() });
     let mut h = Harnessed::new(config);
@@ -158,13 +152,7 @@ fn push_pre_encoded(url: &str, aus: &[Vec<u8>], aac: &[u8], config_apart: bool) 
 
 /// Pre-encoded 320x240 H.264 (`encoded_test_media`'s) to `url`, no audio track.
 fn pre_encoded_video_only(url: &str) -> kitepush::pusher::PusherConfig {
-    let mut config = Spec::default().config(url);
-    config.video = Some(VideoConfig {
-        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
-        width: 320,
-        height: 240,
-        ..VideoConfig::default()
-    });
+    let mut config = common::pushing::pre_encoded_h264_320x240(url);
     config.audio = None;
     config
 }

@@ -693,15 +693,7 @@ fn a_primary_check_running_when_the_backup_ends_is_deleted_too() {
 
 /// A WHIP push of pre-encoded 320x240 H.264 (`encoded_test_media`'s), with the spec's audio settings.
 fn pre_encoded_h264_config(ep: &WhipEndpoint, name: &str) -> PusherConfig {
-    use kitepush::pusher::{VideoConfig, VideoEncoderKind};
-    let mut c = Spec::default().config(&ep.url(name));
-    c.video = Some(VideoConfig {
-        encoder: VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
-        width: 320,
-        height: 240,
-        ..VideoConfig::default()
-    });
-    c
+    common::pushing::pre_encoded_h264_320x240(&ep.url(name))
 }
 
 /// Pre-encoded H.264 (a hardware encoder's output, here libx264 baseline from FFmpeg, IDR every

@@ -158,6 +158,19 @@ impl Source {
 }
 
 /// Start, wait for PUBLISHING, push the whole spec, stop. Returns the harness and final stats.
+/// The default spec's config to `url` for pre-encoded 320x240 H.264 (a hardware encoder's output,
+/// e.g. `encoded_test_media`'s); audio as the spec's, for the caller to change.
+pub fn pre_encoded_h264_320x240(url: &str) -> PusherConfig {
+    let mut config = Spec::default().config(url);
+    config.video = Some(VideoConfig {
+        encoder: kitepush::pusher::VideoEncoderKind::KP_ENCODER_PASSTHROUGH,
+        width: 320,
+        height: 240,
+        ..VideoConfig::default()
+    });
+    config
+}
+
 pub fn push_all(url: &str, spec: &Spec) -> (Harnessed, Stats) {
     let mut h = Harnessed::new(spec.config(url));
     h.pusher.start().expect("start");
