@@ -120,6 +120,19 @@ fn main() {
     {
         write("url", &format!("url{i}"), u.as_bytes());
     }
+    // opus_packet: one packet of each framing code (RFC 6716 section 3.2), padding and VBR lengths.
+    let two_byte_length = [&[(31u8 << 3) | 2, 252, 1][..], &[5u8; 260]].concat();
+    let opus: [(&str, &[u8]); 6] = [
+        ("celt-fb-20ms", &[31 << 3, 1, 2, 3]),
+        ("silk-nb-60ms-two-equal", &[(3 << 3) | 1, 1, 2]),
+        ("hybrid-two-coded", &[(14 << 3) | 2, 2, 9, 9, 9]),
+        ("celt-cbr-six", &[(16 << 3) | 3, 6, 1, 1, 1, 1, 1, 1]),
+        ("celt-vbr-padded", &[(18 << 3) | 3, 0xc0 | 3, 2, 2, 1, 7, 7, 8, 9, 9, 9, 0, 0]),
+        ("two-byte-length", &two_byte_length),
+    ];
+    for (name, p) in opus {
+        write("opus_packet", name, p);
+    }
 
     let tmp = std::env::temp_dir().join(format!("kitepush-seeds-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();

@@ -239,6 +239,12 @@ typedef enum kp_audio_encoder_values {
      * The app pushes AAC frames (raw or ADTS).
      */
     KP_AUDIO_ENCODER_PASSTHROUGH = 1,
+    /**
+     * The app pushes Opus packets (`push_opus`), which the destinations that take Opus (WebRTC)
+     * carry; the others (RTMP, SRT, the recording) get AAC encoded from PCM the app pushes beside
+     * them (`push_audio`, feature `aac`), or carry the video alone.
+     */
+    KP_AUDIO_ENCODER_PASSTHROUGH_OPUS = 2,
 } kp_audio_encoder_values;
 
 /**
@@ -1175,7 +1181,9 @@ kp_result kp_config_set_audio(struct kp_config *cfg,
 
 /**
  * Enables audio and chooses where it comes from: KP_AUDIO_ENCODER_FDK_AAC (push PCM with
- * kp_pusher_push_audio) or KP_AUDIO_ENCODER_PASSTHROUGH (push AAC with kp_pusher_push_aac).
+ * kp_pusher_push_audio), KP_AUDIO_ENCODER_PASSTHROUGH (push AAC with kp_pusher_push_aac) or
+ * KP_AUDIO_ENCODER_PASSTHROUGH_OPUS (push Opus with kp_pusher_push_opus, for WebRTC; PCM
+ * pushed beside it with kp_pusher_push_audio is encoded to AAC for RTMP, SRT and recording).
  * Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or the value is unknown.
  * Not thread-safe for the same cfg; non-blocking.
  */
@@ -1632,10 +1640,12 @@ kp_result kp_pusher_push_video(struct kp_pusher *p,
  * With pre-encoded AAC (KP_AUDIO_ENCODER_PASSTHROUGH, kp_pusher_push_aac), WebRTC (WHIP)
  * destinations cannot take the AAC: the PCM of the same capture, given here beside it with the
  * same timestamps and the configured sample rate and channel count, becomes their Opus (and
- * goes nowhere else). Without such PCM they carry the video alone.
+ * goes nowhere else). Without such PCM they carry the video alone. With pre-encoded Opus
+ * (KP_AUDIO_ENCODER_PASSTHROUGH_OPUS, kp_pusher_push_opus) the same holds the other way round:
+ * PCM given here becomes the AAC of the RTMP and SRT destinations and of the recording.
  * Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or samples, misaligned samples, length
- * overflow), KP_ERR_INVALID_STATE (no audio track, or pre-encoded audio and no destination that
- * takes Opus, or a build without the opus feature), KP_ERR_NON_MONOTONIC_TIMESTAMP,
+ * overflow), KP_ERR_INVALID_STATE (no audio track, or pre-encoded AAC (Opus) and no destination
+ * that takes Opus (AAC), or a build without the opus (aac) feature), KP_ERR_NON_MONOTONIC_TIMESTAMP,
  * KP_ERR_NOT_STARTED, KP_ERR_QUEUE_FULL. Thread-safe; non-blocking.
  */
 kp_result kp_pusher_push_audio(struct kp_pusher *p,
@@ -1683,6 +1693,19 @@ kp_result kp_pusher_push_aac(struct kp_pusher *p,
                              const uint8_t *data,
                              size_t len,
                              int64_t pts_us);
+
+/**
+ * Queues one Opus packet (RFC 6716: the TOC byte and its frames, as an Opus encoder returns it
+ * or an Ogg/WebM demuxer gives it; 48 kHz, mono or stereo, 2.5 to 120 ms) for a
+ * KP_AUDIO_ENCODER_PASSTHROUGH_OPUS config, with its presentation time in microseconds (< 0:
+ * stamped by the SDK). WebRTC (WHIP) destinations carry it as it is; RTMP and SRT destinations
+ * and the recording take AAC, made from PCM given beside it (kp_pusher_push_audio). Copied
+ * before the call returns. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or data),
+ * KP_ERR_BAD_BITSTREAM (breaks one of RFC 6716's framing rules: the message names it),
+ * KP_ERR_NON_MONOTONIC_TIMESTAMP, KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not a pre-encoded
+ * Opus config). Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_push_opus(struct kp_pusher *p, const uint8_t *data, size_t len, int64_t pts_us);
 
 /**
  * Starts writing the stream to a local FLV file at `path` (UTF-8, NUL-terminated; copied)

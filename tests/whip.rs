@@ -817,3 +817,96 @@ fn pre_encoded_aac_gets_its_webrtc_opus_from_the_pcm_beside_it() {
     assert_eq!(stats_before_stop.audio_frames_in, a as u64);
     assert_eq!(stats_before_stop.audio_frames_encoded, a as u64);
 }
+
+/// A phone app whose hardware gives Opus (MediaCodec audio/opus, AudioToolbox kAudioFormatOpus)
+/// and H.264 pushes both as they are: the WebRTC destination carries the app's Opus packets
+/// untouched (here made by libopus in the test, 20 ms each, a -12 dBFS tone), while an RTMP
+/// destination beside it gets AAC encoded from the PCM of the same capture. Nothing is encoded
+/// twice and nothing the app did not ask for: no Opus from the PCM, no AAC from the Opus.
+#[cfg(feature = "opus")]
+#[test]
+fn pre_encoded_opus_goes_to_webrtc_as_it_is_and_rtmp_gets_aac_from_the_pcm_beside_it() {
+    use common::pushing::encoded_test_media;
+    use common::{decode_errors, probe, unique_key, Nginx, NginxOptions};
+    use kitepush::pattern::Tone;
+    use kitepush::pusher::{AudioConfig, AudioEncoderKind};
+    if !in_loopback_netns("pre_encoded_opus_goes_to_webrtc_as_it_is_and_rtmp_gets_aac_from_the_pcm_beside_it") {
+        return;
+    }
+    let ep = WhipEndpoint::start(WhipOptions::default());
+    let nginx = Nginx::start(NginxOptions::default());
+    let key = unique_key("whip-opus");
+    let seconds = 6u32;
+    let (aus, _) = encoded_test_media(&common::tmp_dir("whip-opus"), seconds, 30);
+    let mut c = pre_encoded_h264_config(&ep, "opus");
+    c.audio = Some(AudioConfig {
+        encoder: AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS,
+        sample_rate: 48000,
+        channels: 2,
+        ..AudioConfig::default()
+    });
+    c.extra_destinations = vec![vec![nginx.url(&key)]];
+    let mut h = Harnessed::new(c);
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    let mut enc = opus::Encoder::new(48000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
+    let mut tone = Tone::new(48000, 2, 440.0);
+    let mut pcm = vec![0i16; 960 * 2];
+    let mut packet = vec![0u8; 1500];
+    let mut opus_packets = 0u64;
+    let t0 = Instant::now();
+    for (i, au) in aus.iter().enumerate() {
+        let pts = i as i64 * 1_000_000 / 30;
+        std::thread::sleep((t0 + Duration::from_micros(pts as u64)).saturating_duration_since(Instant::now()));
+        // 20 ms of capture: the app's Opus packet, and the same PCM beside it for the AAC.
+        while opus_packets as i64 * 20_000 <= pts {
+            let at = opus_packets as i64 * 20_000;
+            tone.fill(&mut pcm);
+            let n = enc.encode(&pcm, &mut packet).unwrap();
+            h.pusher.push_opus(&packet[..n], at).unwrap();
+            h.pusher.push_audio(&pcm, at).unwrap();
+            opus_packets += 1;
+        }
+        h.pusher.push_h264(au, pts, pts).unwrap();
+    }
+    // A packet that breaks RFC 6716 (code 1, two equal frames in an odd number of bytes) is
+    // refused with the rule it breaks, and the stream goes on.
+    let err = h.pusher.push_opus(&[0xf9, 1, 2, 3], opus_packets as i64 * 20_000).unwrap_err();
+    assert_eq!(err.code(), ResultCode::KP_ERR_BAD_BITSTREAM, "{err}");
+    let_the_receiver_catch_up(&ep, aus.len() as u64 - 1, Duration::from_secs(5));
+    let st = h.pusher.stats();
+    h.pusher.stop(Duration::from_secs(5)).unwrap();
+    let stats = ep.wait_for(Duration::from_secs(10), "the DELETE", |s| s.deletes == 1);
+    let s = stats.session();
+    let rec = nginx.recording(&key);
+    nginx.wait_recording_closed(&rec, Duration::from_secs(10));
+    let flv = probe(&rec);
+    println!(
+        "{opus_packets} Opus packets pushed: WebRTC decoded {} frames, {} samples, peak {}; RTMP recorded {:?}; \
+         video {} of {}; stats audio in {} encoded {} sent {}",
+        s.audio_frames,
+        s.audio_samples,
+        s.audio_peak,
+        flv.audio,
+        s.video_frames,
+        aus.len(),
+        st.audio_frames_in,
+        st.audio_frames_encoded,
+        st.audio_frames_sent
+    );
+    // WebRTC: the app's packets, all of them but the last few still in flight at the stop, each
+    // 20 ms (960 samples), carrying the tone at its level (-12 dBFS: 8225).
+    assert!(s.audio_frames + 5 >= opus_packets && s.audio_frames <= opus_packets, "{}", stats.raw);
+    assert_eq!(s.audio_samples, s.audio_frames * 960, "{}", stats.raw);
+    assert!((6000..=11000).contains(&s.audio_peak), "{}", stats.raw);
+    assert!(s.video_frames + 1 >= aus.len() as u64, "{}", stats.raw);
+    assert_eq!(stats.decode_errors, 0, "{}", stats.raw);
+    // RTMP: AAC from the PCM beside, 48 kHz stereo, ~47 frames a second, decodable.
+    let a = flv.audio.as_ref().expect("AAC in the RTMP recording");
+    assert_eq!((a.codec.as_str(), a.sample_rate, a.channels), ("aac", 48000, 2), "{flv:?}");
+    let aac_expected = f64::from(seconds) * 48000.0 / 1024.0;
+    assert!(a.frames as f64 >= 0.9 * aac_expected && a.frames as f64 <= aac_expected + 5.0, "{flv:?}");
+    assert_eq!(decode_errors(&rec), "", "RTMP recording");
+    // The counters are the app's Opus packets (the AAC made beside them is not counted again).
+    assert_eq!((st.audio_frames_in, st.audio_frames_encoded), (opus_packets, opus_packets), "{st:?}");
+}

@@ -97,6 +97,9 @@ typedef NS_ENUM(NSInteger, KPPauseMode) {
 typedef NS_ENUM(NSInteger, KPAudioSource) {
     KPAudioSourceFdkAac = KP_AUDIO_ENCODER_FDK_AAC,           ///< PCM, encoded by the SDK
     KPAudioSourcePassthrough = KP_AUDIO_ENCODER_PASSTHROUGH,  ///< AAC from AudioToolbox
+    /// Opus packets (AudioToolbox's kAudioFormatOpus, or any encoder) for WebRTC; PCM given beside
+    /// them becomes the AAC of RTMP, SRT and the recording.
+    KPAudioSourcePassthroughOpus = KP_AUDIO_ENCODER_PASSTHROUGH_OPUS,
 } NS_SWIFT_NAME(AudioSource);
 
 /// Pusher settings: each method is one kp_config_* call (same defaults, 0 = default). Not
@@ -411,6 +414,13 @@ NS_SWIFT_NAME(LivePusher)
          length:(size_t)length
           ptsUs:(int64_t)ptsUs
           error:(NSError **)error NS_SWIFT_NAME(pushAAC(_:length:ptsUs:));
+/// kp_pusher_push_opus: one Opus packet (RFC 6716) for KPAudioSourcePassthroughOpus; WebRTC (WHIP)
+/// destinations carry it as it is, RTMP and SRT take AAC from the PCM given beside it through
+/// -pushPCM:…. A packet breaking RFC 6716's framing rules fails with KP_ERR_BAD_BITSTREAM.
+- (BOOL)pushOpus:(const uint8_t *_Nullable)data
+          length:(size_t)length
+           ptsUs:(int64_t)ptsUs
+           error:(NSError **)error NS_SWIFT_NAME(pushOpus(_:length:ptsUs:));
 
 #ifdef KP_HAVE_COREMEDIA
 /// A camera frame (420f/420v: NV12; y420: I420), planes mapped onto -pushVideoWithFormat:...

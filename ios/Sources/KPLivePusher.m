@@ -749,6 +749,12 @@ static kp_video_frame KPFrame(KPPixelFormat format, uint32_t width, uint32_t hei
     return KPCheck(rc, error);
 }
 
+- (BOOL)pushOpus:(const uint8_t *)data length:(size_t)length ptsUs:(int64_t)ptsUs error:(NSError **)error {
+    kp_result rc = kp_pusher_push_opus([self enter], data, length, ptsUs);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
 #ifdef KP_HAVE_COREMEDIA
 static int64_t KPMicroseconds(CMTime t) {
     return CMTIME_IS_VALID(t) ? CMTimeConvertScale(t, 1000000, kCMTimeRoundingMethod_RoundHalfAwayFromZero).value : -1;

@@ -520,6 +520,25 @@ static void bad_arguments(void) {
         const uint8_t idr[] = {0, 0, 0, 1, 0x65, 0x88};
         CHECK_ERROR([p pushH264AnnexB:idr length:sizeof idr ptsUs:0 dtsUs:0 error:&err_], KP_ERR_INVALID_STATE);
         CHECK_ERROR([p pushAAC:idr length:2 ptsUs:0 error:&err_], KP_ERR_INVALID_STATE);
+        CHECK_ERROR([p pushOpus:idr length:2 ptsUs:0 error:&err_], KP_ERR_INVALID_STATE);
+        {
+            // Pre-encoded Opus (no server needed: pushes are taken while it connects): a 20 ms CELT
+            // packet is queued; a code 1 packet of odd length breaks RFC 6716's R3.
+            KPLivePusherConfiguration *oc = raw_config(@"rtmp://127.0.0.1:1/live/opus");
+            CHECK([oc setAudioSource:KPAudioSourcePassthroughOpus error:NULL], "Opus source");
+            KPLivePusher *q = [[KPLivePusher alloc] initWithConfiguration:oc delegate:nil error:NULL];
+            CHECK(q != nil, "create");
+            CHECK([q start:NULL], "start");
+            const uint8_t celt[] = {0xf8, 1, 2, 3};
+            CHECK([q pushOpus:celt length:sizeof celt ptsUs:0 error:NULL], "an Opus packet");
+            const uint8_t odd[] = {0xf9, 1, 2, 3};
+            CHECK_ERROR([q pushOpus:odd length:sizeof odd ptsUs:20000 error:&err_], KP_ERR_BAD_BITSTREAM);
+            CHECK_ERROR([q pushAAC:idr length:2 ptsUs:20000 error:&err_], KP_ERR_INVALID_STATE);
+            kp_stats st;
+            CHECK([q getStatistics:&st error:NULL] && st.audio_frames_in == 1, "one Opus packet in");
+            [q close];
+            [q release];
+        }
         // The AVCC conversion's own checks.
         const uint8_t overrun[] = {0, 0, 0, 9, 0x65, 0x88};
         CHECK_ERROR([p pushH264AVCC:overrun length:sizeof overrun nalLengthSize:4 parameterSets:nil ptsUs:0 dtsUs:0

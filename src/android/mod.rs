@@ -1076,6 +1076,40 @@ pub extern "system" fn Java_dev_kitepush_Native_pushHevcBuffer(
     })
 }
 
+/// kp_pusher_push_aac or kp_pusher_push_opus: one buffer of encoded audio and its time.
+type PushEncodedAudio = unsafe extern "C" fn(*mut kp_pusher, *const u8, usize, i64) -> kp_result;
+
+/// `push` of `len` bytes of a Java array from `offset`.
+fn push_audio_array(
+    env: &mut JNIEnv,
+    handle: jlong,
+    data: &JByteArray,
+    offset: jint,
+    len: jint,
+    pts_us: jlong,
+    push: PushEncodedAudio,
+) -> GlueResult {
+    // SAFETY: NULL or live (handle guard); the bytes are readable during the call.
+    with_bytes(env, data, offset, len, |p, n| unsafe { push(pusher(handle), p, n, pts_us) })
+}
+
+/// `push` of `len` bytes of a direct buffer from `pos`.
+fn push_audio_buffer(
+    env: &JNIEnv,
+    handle: jlong,
+    data: &JByteBuffer,
+    pos: jint,
+    len: jint,
+    pts_us: jlong,
+    push: PushEncodedAudio,
+) -> GlueResult {
+    Ok(match buffer_range(env, data, pos, len)? {
+        // SAFETY: NULL or live (handle guard); `len` bytes are readable at p.
+        Some(p) => unsafe { push(pusher(handle), p, len as usize, pts_us) },
+        None => OUT_OF_BOUNDS,
+    })
+}
+
 #[no_mangle]
 pub extern "system" fn Java_dev_kitepush_Native_pushAacArray(
     mut env: JNIEnv,
@@ -1087,10 +1121,7 @@ pub extern "system" fn Java_dev_kitepush_Native_pushAacArray(
     pts_us: jlong,
 ) -> jint {
     boundary("pushAacArray", || {
-        // SAFETY: NULL or live (handle guard); the bytes are readable during the call.
-        with_bytes(&mut env, &data, offset, len, |p, n| unsafe {
-            c_pusher::kp_pusher_push_aac(pusher(handle), p, n, pts_us)
-        })
+        push_audio_array(&mut env, handle, &data, offset, len, pts_us, c_pusher::kp_pusher_push_aac)
     })
 }
 
@@ -1104,12 +1135,36 @@ pub extern "system" fn Java_dev_kitepush_Native_pushAacBuffer(
     len: jint,
     pts_us: jlong,
 ) -> jint {
-    boundary("pushAacBuffer", || {
-        Ok(match buffer_range(&env, &data, pos, len)? {
-            // SAFETY: NULL or live (handle guard); `len` bytes are readable at p.
-            Some(p) => unsafe { c_pusher::kp_pusher_push_aac(pusher(handle), p, len as usize, pts_us) },
-            None => OUT_OF_BOUNDS,
-        })
+    boundary("pushAacBuffer", || push_audio_buffer(&env, handle, &data, pos, len, pts_us, c_pusher::kp_pusher_push_aac))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushOpusArray(
+    mut env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    data: JByteArray,
+    offset: jint,
+    len: jint,
+    pts_us: jlong,
+) -> jint {
+    boundary("pushOpusArray", || {
+        push_audio_array(&mut env, handle, &data, offset, len, pts_us, c_pusher::kp_pusher_push_opus)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_pushOpusBuffer(
+    env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    data: JByteBuffer,
+    pos: jint,
+    len: jint,
+    pts_us: jlong,
+) -> jint {
+    boundary("pushOpusBuffer", || {
+        push_audio_buffer(&env, handle, &data, pos, len, pts_us, c_pusher::kp_pusher_push_opus)
     })
 }
 

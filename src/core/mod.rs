@@ -13,6 +13,7 @@ pub mod ladder;
 pub mod media;
 pub mod message_carry;
 pub mod metadata;
+pub mod opus_packet;
 pub mod reconnect;
 pub mod rtp_h264;
 pub mod sei;

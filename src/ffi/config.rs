@@ -84,7 +84,7 @@ pub(crate) fn video_encoder_from_raw(raw: kp_video_encoder) -> Result<VideoEncod
 
 pub(crate) fn audio_encoder_from_raw(raw: kp_audio_encoder) -> Result<AudioEncoderKind, Error> {
     use AudioEncoderKind::*;
-    [KP_AUDIO_ENCODER_FDK_AAC, KP_AUDIO_ENCODER_PASSTHROUGH]
+    [KP_AUDIO_ENCODER_FDK_AAC, KP_AUDIO_ENCODER_PASSTHROUGH, KP_AUDIO_ENCODER_PASSTHROUGH_OPUS]
         .into_iter()
         .find(|k| *k as kp_audio_encoder == raw)
         .ok_or_else(|| Error::InvalidArgument(format!("unknown audio encoder {raw}")))
@@ -264,7 +264,9 @@ ffi_fn! {
 
 ffi_fn! {
     /// Enables audio and chooses where it comes from: KP_AUDIO_ENCODER_FDK_AAC (push PCM with
-    /// kp_pusher_push_audio) or KP_AUDIO_ENCODER_PASSTHROUGH (push AAC with kp_pusher_push_aac).
+    /// kp_pusher_push_audio), KP_AUDIO_ENCODER_PASSTHROUGH (push AAC with kp_pusher_push_aac) or
+    /// KP_AUDIO_ENCODER_PASSTHROUGH_OPUS (push Opus with kp_pusher_push_opus, for WebRTC; PCM
+    /// pushed beside it with kp_pusher_push_audio is encoded to AAC for RTMP, SRT and recording).
     /// Errors: KP_ERR_INVALID_ARGUMENT if cfg is NULL or the value is unknown.
     /// Not thread-safe for the same cfg; non-blocking.
     fn kp_config_set_audio_encoder(cfg: *mut kp_config, encoder: kp_audio_encoder) -> kp_result {

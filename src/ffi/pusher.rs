@@ -667,10 +667,12 @@ ffi_fn! {
     /// With pre-encoded AAC (KP_AUDIO_ENCODER_PASSTHROUGH, kp_pusher_push_aac), WebRTC (WHIP)
     /// destinations cannot take the AAC: the PCM of the same capture, given here beside it with the
     /// same timestamps and the configured sample rate and channel count, becomes their Opus (and
-    /// goes nowhere else). Without such PCM they carry the video alone.
+    /// goes nowhere else). Without such PCM they carry the video alone. With pre-encoded Opus
+    /// (KP_AUDIO_ENCODER_PASSTHROUGH_OPUS, kp_pusher_push_opus) the same holds the other way round:
+    /// PCM given here becomes the AAC of the RTMP and SRT destinations and of the recording.
     /// Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or samples, misaligned samples, length
-    /// overflow), KP_ERR_INVALID_STATE (no audio track, or pre-encoded audio and no destination that
-    /// takes Opus, or a build without the opus feature), KP_ERR_NON_MONOTONIC_TIMESTAMP,
+    /// overflow), KP_ERR_INVALID_STATE (no audio track, or pre-encoded AAC (Opus) and no destination
+    /// that takes Opus (AAC), or a build without the opus (aac) feature), KP_ERR_NON_MONOTONIC_TIMESTAMP,
     /// KP_ERR_NOT_STARTED, KP_ERR_QUEUE_FULL. Thread-safe; non-blocking.
     fn kp_pusher_push_audio(
         p: *mut kp_pusher,
@@ -757,6 +759,25 @@ ffi_fn! {
         // SAFETY: the app vouches for `len` readable bytes at a non-NULL data.
         let aac = unsafe { bytes(data, len, "kp_pusher_push_aac", "data") }?;
         p.inner.push_aac(aac, pts_us)
+    }
+}
+
+ffi_fn! {
+    /// Queues one Opus packet (RFC 6716: the TOC byte and its frames, as an Opus encoder returns it
+    /// or an Ogg/WebM demuxer gives it; 48 kHz, mono or stereo, 2.5 to 120 ms) for a
+    /// KP_AUDIO_ENCODER_PASSTHROUGH_OPUS config, with its presentation time in microseconds (< 0:
+    /// stamped by the SDK). WebRTC (WHIP) destinations carry it as it is; RTMP and SRT destinations
+    /// and the recording take AAC, made from PCM given beside it (kp_pusher_push_audio). Copied
+    /// before the call returns. Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or data),
+    /// KP_ERR_BAD_BITSTREAM (breaks one of RFC 6716's framing rules: the message names it),
+    /// KP_ERR_NON_MONOTONIC_TIMESTAMP, KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (not a pre-encoded
+    /// Opus config). Thread-safe; non-blocking.
+    fn kp_pusher_push_opus(p: *mut kp_pusher, data: *const u8, len: usize, pts_us: i64) -> kp_result {
+        // SAFETY: per the contract above, p is NULL or live.
+        let p = unsafe { pusher_ref(p, "kp_pusher_push_opus") }?;
+        // SAFETY: the app vouches for `len` readable bytes at a non-NULL data.
+        let packet = unsafe { bytes(data, len, "kp_pusher_push_opus", "data") }?;
+        p.inner.push_opus(packet, pts_us)
     }
 }
 
@@ -1040,6 +1061,7 @@ mod tests {
             assert_eq!(kp_pusher_push_audio(null_mut(), samples.as_ptr(), 2, 0), INVALID);
             assert_eq!(kp_pusher_push_h264(null_mut(), [0u8].as_ptr(), 1, 0, 0), INVALID);
             assert_eq!(kp_pusher_push_aac(null_mut(), [0u8].as_ptr(), 1, 0), INVALID);
+            assert_eq!(kp_pusher_push_opus(null_mut(), [0u8].as_ptr(), 1, 0), INVALID);
             assert_eq!(kp_pusher_push_hevc(null_mut(), [0u8].as_ptr(), 1, 0, 0), INVALID);
             assert_eq!(kp_pusher_start_recording(null_mut(), c"/tmp/x.flv".as_ptr()), INVALID);
             assert_eq!(kp_pusher_stop_recording(null_mut()), INVALID);

@@ -41,6 +41,21 @@ pub enum AudioEncoderKind {
     KP_AUDIO_ENCODER_FDK_AAC = 0,
     /// The app pushes AAC frames (raw or ADTS).
     KP_AUDIO_ENCODER_PASSTHROUGH = 1,
+    /// The app pushes Opus packets (`push_opus`), which the destinations that take Opus (WebRTC)
+    /// carry; the others (RTMP, SRT, the recording) get AAC encoded from PCM the app pushes beside
+    /// them (`push_audio`, feature `aac`), or carry the video alone.
+    KP_AUDIO_ENCODER_PASSTHROUGH_OPUS = 2,
+}
+
+impl AudioEncoderKind {
+    /// The app pushes encoded audio (AAC or Opus); PCM is taken only beside it, for the codec the
+    /// app does not give.
+    pub fn is_pre_encoded(self) -> bool {
+        matches!(
+            self,
+            AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH | AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -159,7 +174,8 @@ pub(crate) fn destination_audio_codec(url: &DestUrl) -> Codec {
 /// (or the test switch `also_opus` is on), backups included: a WHIP primary with an RTMP backup
 /// needs both, so that the backup has its AAC the moment it takes over. With pre-encoded AAC,
 /// AAC is never encoded, and Opus is (in a build with it) from the PCM the app gives beside its
-/// AAC (`push_audio`), when a URL carries Opus. None without an audio track.
+/// AAC (`push_audio`), when a URL carries Opus; pre-encoded Opus is the mirror image. None
+/// without an audio track.
 pub(crate) fn audio_codecs(config: &PusherConfig) -> AudioCodecs {
     let Some(a) = config.audio.as_ref() else {
         return AudioCodecs::default();
@@ -174,7 +190,19 @@ pub(crate) fn audio_codecs(config: &PusherConfig) -> AudioCodecs {
         AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH => {
             AudioCodecs { aac: false, opus: opus && cfg!(feature = "opus") }
         }
+        // The Opus is the app's; AAC (in a build with it) from the PCM beside it, for the
+        // destinations that carry AAC. Without the AAC encoder they carry the video alone.
+        AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS => {
+            AudioCodecs { aac: (carried.aac || urls.is_empty()) && cfg!(feature = "aac"), opus: false }
+        }
     }
+}
+
+/// Whether the stream has Opus for the destinations that take it (WebRTC): encoded from the PCM
+/// (with pre-encoded AAC only from PCM given beside it), or the app's own (`push_opus`).
+pub(crate) fn has_opus(config: &PusherConfig) -> bool {
+    audio_codecs(config).opus
+        || config.audio.as_ref().is_some_and(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS)
 }
 
 /// `Debug` shows every URL redacted (the stream key and query never reach an app's logs).
@@ -420,7 +448,12 @@ impl PusherConfig {
             }
         }
         if let Some(a) = &self.audio {
-            if a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC {
+            // Pre-encoded Opus: the rate, channels and bitrate are those of the AAC made from the
+            // PCM beside it.
+            if matches!(
+                a.encoder,
+                AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC | AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS
+            ) {
                 if ![8000, 16000, 22050, 24000, 32000, 44100, 48000].contains(&a.sample_rate) {
                     return bad(format!("audio sample rate {} is not supported", a.sample_rate));
                 }

@@ -262,8 +262,9 @@ impl EncodeWorker {
         let cfg = self.shared.config.audio.as_ref();
         let rate = cfg.map_or(44100, |a| a.sample_rate);
         let channels = cfg.map_or(2, |a| a.channels) as usize;
-        // Beside pre-encoded AAC, `audio_frames_encoded` counts the app's AAC frames, not Opus.
-        let pre_encoded = cfg.is_some_and(|a| a.encoder == super::AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH);
+        // Beside pre-encoded AAC (Opus), `audio_frames_encoded` counts the app's AAC frames (Opus
+        // packets), not what is made from the PCM beside them.
+        let pre_encoded = cfg.is_some_and(|a| a.encoder.is_pre_encoded());
         let counted = super::config::audio_codecs(&self.shared.config).counted().filter(|_| !pre_encoded);
         let outs: Vec<AudioOut> = [(Codec::Aac, self.audio.take()), (Codec::Opus, self.opus.take())]
             .into_iter()
@@ -638,11 +639,11 @@ mod opus_tests {
             ..Default::default()
         };
         let stereo = Pusher::new(config(2), None).unwrap();
-        assert!(stereo.pcm_beside_aac);
+        assert!(stereo.pcm_beside);
         let pending = lock(&stereo.pending).take().unwrap();
         assert!(pending.audio.is_none() && pending.opus.is_some(), "Opus only: the AAC is the app's");
         let surround = Pusher::new(config(6), None).unwrap();
-        assert!(!surround.pcm_beside_aac);
+        assert!(!surround.pcm_beside);
         assert!(lock(&surround.pending).as_ref().unwrap().opus.is_none());
     }
 

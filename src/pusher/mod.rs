@@ -86,15 +86,16 @@ pub struct Pusher {
     /// Pre-encoded H.264 (or HEVC) turns into tags on the caller's thread: no encoder in between.
     avc: Mutex<(AvcPacketizer, HevcPacketizer)>,
     aac_header_sent: Mutex<Option<[u8; 2]>>,
-    /// Bodies of pre-encoded AAC frames (push_aac), reused.
+    /// Bodies of pre-encoded AAC frames (push_aac) or Opus packets (push_opus), reused.
     aac_bodies: Mutex<BodyPool>,
     started: AtomicBool,
     /// Pre-encoded video after a resume: inter frames are dropped until the app's next IDR.
     passthrough_needs_key: AtomicBool,
     /// The video encoder reads NV12/NV21 itself: such frames are copied, not de-interleaved.
     semi_planar_ok: bool,
-    /// Pre-encoded AAC and a destination that takes Opus: push_audio's PCM is encoded to Opus.
-    pcm_beside_aac: bool,
+    /// Pre-encoded AAC and a destination that takes Opus, or pre-encoded Opus and one that takes
+    /// AAC: push_audio's PCM is encoded to the codec the app does not give.
+    pcm_beside: bool,
     /// Weights and buffers for frames larger than the configured size; locked only for those.
     downscaler: Mutex<crate::encode::pixel::Downscaler>,
 }
@@ -112,12 +113,13 @@ impl Pusher {
         let semi_planar_ok = video.as_ref().is_some_and(|v| v.takes_semi_planar());
         let codecs = config::audio_codecs(&config);
         let audio = match &config.audio {
+            // Pre-encoded Opus: AAC from the PCM beside it, only for destinations that take AAC.
+            Some(a) if a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS && !codecs.aac => None,
             // Pre-encoded AAC still goes through here (it makes no encoder).
             Some(a) if codecs.aac || !codecs.opus => make_audio_encoder(a)?,
             _ => None,
         };
-        let pre_encoded_audio =
-            config.audio.as_ref().is_some_and(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH);
+        let pre_encoded_audio = config.audio.as_ref().is_some_and(|a| a.encoder.is_pre_encoded());
         let opus = match &config.audio {
             Some(a) if codecs.opus => match make_opus_encoder(a) {
                 Ok(enc) => Some(enc),
@@ -131,19 +133,26 @@ impl Pusher {
             },
             _ => None,
         };
-        let pcm_beside_aac = pre_encoded_audio && opus.is_some();
+        let pcm_beside = pre_encoded_audio && (opus.is_some() || audio.is_some());
         let mut destinations = Vec::new();
         let mut wakes = Vec::new();
         for (i, urls) in config.destinations().into_iter().enumerate() {
             let urls = urls.iter().map(|u| DestUrl::parse(u)).collect::<Result<Vec<_>>>()?;
             let audio_codecs = config::AudioCodecs::carried_by(&urls);
             let (waker, wake) = crate::io::transport::wake_pair()?;
-            // With pre-encoded AAC, a destination that takes only Opus gets audio only if the
-            // app gives PCM beside it: its queue waits for audio once some arrives, not before
-            // (else its video would wait the whole interleave window for audio that never comes).
+            // With pre-encoded AAC (Opus), a destination that takes only Opus (AAC) gets audio
+            // only if the app gives PCM beside it: its queue waits for audio once some arrives,
+            // not before (else its video would wait the whole interleave window for audio that
+            // never comes).
+            let expects_audio = match config.audio.as_ref().map(|a| a.encoder) {
+                None => false,
+                Some(AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC) => true,
+                Some(AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH) => audio_codecs.aac,
+                Some(AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS) => audio_codecs.opus,
+            };
             let queue = SendQueue::new(
                 config.video.is_some(),
-                config.audio.is_some() && (!pre_encoded_audio || audio_codecs.aac),
+                expects_audio,
                 config.send_queue_ms as u64,
                 INTERLEAVE_WINDOW_MS,
             );
@@ -236,7 +245,7 @@ impl Pusher {
             started: AtomicBool::new(false),
             passthrough_needs_key: AtomicBool::new(false),
             semi_planar_ok,
-            pcm_beside_aac,
+            pcm_beside,
             downscaler: Mutex::default(),
         })
     }
@@ -427,17 +436,22 @@ impl Pusher {
     /// PCM given here beside the AAC: the same capture, with the same timestamps, at the
     /// configured sample rate and channel count; it is encoded to Opus only. Without such a
     /// destination (or without the `opus` feature) it is refused (`InvalidState`), and without
-    /// the PCM such a destination carries the video alone.
+    /// the PCM such a destination carries the video alone. With pre-encoded Opus (`push_opus`),
+    /// the same for the destinations that take AAC (RTMP, SRT, the recording; feature `aac`).
     pub fn push_audio(&self, pcm: &[i16], pts_us: i64) -> Result<()> {
         self.accepting()?;
         let Some(a) = self.shared.config.audio.as_ref() else {
             return self.reject(Error::InvalidState("audio is disabled in the configuration".into()));
         };
-        let pre_encoded = a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH;
-        if pre_encoded && !self.pcm_beside_aac {
+        let pre_encoded = a.encoder.is_pre_encoded();
+        if pre_encoded && !self.pcm_beside {
             return self.reject(Error::InvalidState(
-                "audio is configured as pre-encoded: use push_aac (PCM is taken beside it only for destinations that take Opus)"
-                    .into(),
+                if a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH {
+                    "audio is configured as pre-encoded AAC: use push_aac (PCM is taken beside it only for destinations that take Opus)"
+                } else {
+                    "audio is configured as pre-encoded Opus: use push_opus (PCM is taken beside it only for destinations that take AAC)"
+                }
+                .into(),
             ));
         }
         // Beside pre-encoded AAC the PCM has the same capture times as the AAC frames: its own track.
@@ -656,6 +670,43 @@ impl Pusher {
         Ok(())
     }
 
+    /// One Opus packet (RFC 6716: a TOC byte and its frames, as an Opus encoder returns it or an
+    /// Ogg/WebM demuxer gives it) for a `KP_AUDIO_ENCODER_PASSTHROUGH_OPUS` config, 48 kHz like
+    /// every Opus stream, mono or stereo, 2.5 to 120 ms long. The destinations that take Opus
+    /// (WebRTC) carry it as it is; the packet is checked against RFC 6716's framing rules first
+    /// (`BadBitstream` naming the rule, nothing queued). Copied before returning.
+    pub fn push_opus(&self, packet: &[u8], pts_us: i64) -> Result<()> {
+        self.accepting()?;
+        if !self
+            .shared
+            .config
+            .audio
+            .as_ref()
+            .is_some_and(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS)
+        {
+            return self.reject(Error::InvalidState(
+                "audio is not configured as pre-encoded Opus (KP_AUDIO_ENCODER_PASSTHROUGH_OPUS)".into(),
+            ));
+        }
+        if let Err(e) = crate::core::opus_packet::packet_samples(packet) {
+            return self.reject(e);
+        }
+        // Held until the packet is queued, as in push_video.
+        let mut timeline = lock(&self.shared.timeline);
+        let ts = match timeline.stamp(TimelineTrack::Audio, self.pts(pts_us)) {
+            Ok(ts) => ts,
+            Err(e) => {
+                drop(timeline);
+                return self.reject(e);
+            }
+        };
+        let data = lock(&self.aac_bodies).concat(&[packet]);
+        self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
+        self.shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
+        self.shared.queue_media(MediaPacket::opus(ts, data));
+        Ok(())
+    }
+
     fn not_paused(&self, what: &str) -> Result<()> {
         match *lock(&self.shared.control.pause) {
             Some(p) => Err(Error::Paused(format!("{what}: video is paused ({:?}); frame ignored", p.mode))),
@@ -668,7 +719,7 @@ impl Pusher {
     }
 
     fn passthrough_audio(&self) -> bool {
-        self.shared.config.audio.as_ref().is_some_and(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH)
+        self.shared.config.audio.as_ref().is_some_and(|a| a.encoder.is_pre_encoded())
     }
 
     /// Background mode: keeps the connection and the server's recording alive while the app
@@ -1095,12 +1146,13 @@ fn make_audio_encoder(a: &AudioConfig) -> Result<Option<Box<dyn AudioEncoder>>> 
     };
     match a.encoder {
         AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH => Ok(None),
+        // Beside pre-encoded Opus, the AAC is made from the app's PCM.
         #[cfg(feature = "aac")]
-        AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC => {
+        AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC | AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS => {
             Ok(Some(Box::new(crate::encode::fdk_aac::FdkAacEncoder::new(&cfg)?)))
         }
         #[cfg(not(feature = "aac"))]
-        AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC => {
+        AudioEncoderKind::KP_AUDIO_ENCODER_FDK_AAC | AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS => {
             let _ = cfg;
             Err(Error::Unsupported("the AAC encoder is not in this build (cargo feature `aac`)".into()))
         }

@@ -354,8 +354,7 @@ impl NetworkWorker {
                 let params = WhipParams {
                     bearer_token: c.whip.bearer_token.clone(),
                     video,
-                    // Opus when the pusher encodes it from PCM; pre-encoded AAC has no Opus twin.
-                    audio: super::config::audio_codecs(c).opus,
+                    audio: super::config::has_opus(c),
                     stall_timeout: c.stall_timeout,
                     start_kbps: video_kbps + audio_kbps,
                     max_kbps: ceiling + audio_kbps,

@@ -179,6 +179,7 @@ static void push_bad_pointers(kp_pusher *p)
     CHECK_RC(kp_pusher_push_audio(p, pcm, (size_t)-1, 0), KP_ERR_INVALID_ARGUMENT); /* overflow */
     CHECK_RC(kp_pusher_push_h264(p, NULL, 10, 0, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_push_aac(p, NULL, 10, 0), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_push_opus(p, NULL, 10, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_get_stats(p, NULL), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_get_destination_stats(p, 0, NULL), KP_ERR_INVALID_ARGUMENT);
 }
@@ -256,6 +257,7 @@ static void check_static(void)
     CHECK_RC(kp_pusher_push_audio(NULL, pcm, CHUNK, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_push_h264(NULL, pixels, 4, 0, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_push_aac(NULL, pixels, 4, 0), KP_ERR_INVALID_ARGUMENT);
+    CHECK_RC(kp_pusher_push_opus(NULL, pixels, 4, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_stop(NULL, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_pause(NULL, KP_PAUSE_STILL_IMAGE), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_resume(NULL), KP_ERR_INVALID_ARGUMENT);

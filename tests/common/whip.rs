@@ -416,6 +416,10 @@ pub struct WhipSession {
     pub codes: FrameCodes,
     pub latency: Latency,
     pub audio_frames: u64,
+    /// Decoded audio samples per channel (48 kHz) and the largest sample's magnitude (s16); 0
+    /// from the Chromium peer.
+    pub audio_samples: u64,
+    pub audio_peak: u64,
     /// Frame codes of the decoded keyframes, in order.
     pub keyframe_codes: Vec<u16>,
     /// PLIs the endpoint sent when asked ([`WhipEndpoint::send_pli`]; 0 from the Chromium peer).
@@ -537,6 +541,9 @@ impl WhipSession {
                 max: lat["max"].as_i64(),
             },
             audio_frames: u(&v["audio"], "frames"),
+            // The aiortc endpoint's only (the Chromium page counts frames).
+            audio_samples: v["audio"]["samples"].as_u64().unwrap_or(0),
+            audio_peak: v["audio"]["peak"].as_u64().unwrap_or(0),
             keyframe_codes: v["keyframe_codes"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|c| c.as_u64().map(|c| c as u16)).collect())

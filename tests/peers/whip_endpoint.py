@@ -253,6 +253,8 @@ class Session:
         self.width = None
         self.height = None
         self.audio_frames = 0
+        self.audio_samples = 0
+        self.audio_peak = 0
         self.codes_read = 0
         self.codes_unreadable = 0
         self.first_code = None
@@ -325,7 +327,7 @@ class Session:
                     "max": lat[-1] if lat else None,
                 },
             },
-            "audio": {"frames": self.audio_frames},
+            "audio": {"frames": self.audio_frames, "samples": self.audio_samples, "peak": self.audio_peak},
             "keyframe_codes": self.keyframe_codes,
             "plis_sent": self.plis_sent,
             "messages": self.messages,
@@ -511,10 +513,16 @@ class Server:
     async def consume_audio(self, session, track):
         while True:
             try:
-                await track.recv()
+                frame = await track.recv()
             except MediaStreamError:
                 return
             session.audio_frames += 1
+            # Decoded samples per channel, and the loudest (s16, interleaved): silence or a
+            # garbled stream would not carry the publisher's tone.
+            session.audio_samples += frame.samples
+            pcm = memoryview(bytes(frame.planes[0])).cast("h")
+            if len(pcm):
+                session.audio_peak = max(session.audio_peak, max(pcm), -min(pcm))
 
     async def delete(self, request):
         session = self.sessions.get(request.match_info["id"])

@@ -480,6 +480,22 @@ class LivePusherTest {
         }
         assertCode(ResultCode.INVALID_STATE, () -> p.pushH264(new byte[] {0, 0, 0, 1, 0x65, 1}, 0, 0));
         assertCode(ResultCode.INVALID_STATE, () -> p.pushAac(new byte[] {1, 2}, 0));
+        assertCode(ResultCode.INVALID_STATE, () -> p.pushOpus(new byte[] {(byte) 0xf8, 1}, 0));
+        // Pre-encoded Opus (no server needed: pushes are taken while it connects): a 20 ms CELT
+        // packet goes through the array and the direct-buffer paths; a code 1 packet of odd length
+        // breaks RFC 6716's R3 and is refused with its reason.
+        try (LivePusher opus = LivePusher.create(LivePusherConfig.builder("rtmp://127.0.0.1:1/live/opus")
+                .video(W, H, 30, 500, 30).audioEncoder(AudioEncoder.PASSTHROUGH_OPUS).build(), null)) {
+            opus.start();
+            opus.pushOpus(new byte[] {(byte) 0xf8, 1, 2, 3}, 0);
+            ByteBuffer packet = ByteBuffer.allocateDirect(8);
+            packet.put(new byte[] {0, 0, (byte) 0xf8, 4, 5}).flip().position(2);
+            opus.pushOpus(packet, 20_000);
+            assertCode(ResultCode.BAD_BITSTREAM, () -> opus.pushOpus(new byte[] {(byte) 0xf9, 1, 2, 3}, 40_000));
+            assertThrows(IndexOutOfBoundsException.class, () -> opus.pushOpus(new byte[4], 2, 3, 40_000));
+            assertCode(ResultCode.INVALID_STATE, () -> opus.pushAac(new byte[] {1, 2}, 40_000));
+            assertEquals(2, opus.getStats().audioFramesIn);
+        }
         assertThrows(IndexOutOfBoundsException.class, () -> p.pushH264(new byte[4], 2, 3, 0, 0));
         assertThrows(IndexOutOfBoundsException.class, () -> p.pushAudio(new short[1024 * CHANNELS - 1], 1024, 50_000));
         assertThrows(IndexOutOfBoundsException.class, () -> p.pushAudio(new short[16], -1, 50_000));

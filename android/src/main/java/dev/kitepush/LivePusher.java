@@ -761,6 +761,39 @@ public final class LivePusher implements AutoCloseable {
     }
 
     /**
+     * kp_pusher_push_opus: one Opus packet (RFC 6716) for {@link AudioEncoder#PASSTHROUGH_OPUS};
+     * WHIP destinations carry it as it is. RTMP and SRT take AAC from the PCM given beside it
+     * ({@link #pushAudio(short[], int, long)}).
+     */
+    public void pushOpus(byte[] data, long ptsUs) {
+        pushOpus(data, 0, data == null ? 0 : data.length, ptsUs);
+    }
+
+    /** kp_pusher_push_opus of {@code length} bytes from {@code offset}. */
+    public void pushOpus(byte[] data, int offset, int length, long ptsUs) {
+        long h = acquire();
+        try {
+            Native.check(Native.pushOpusArray(h, data, offset, length, ptsUs));
+        } finally {
+            release(h);
+        }
+    }
+
+    /** kp_pusher_push_opus of a buffer's position..limit (direct: in place; array-backed: its array). */
+    public void pushOpus(ByteBuffer data, long ptsUs) {
+        if (data != null && !data.isDirect()) {
+            pushOpus(backingArray(data), data.arrayOffset() + data.position(), data.remaining(), ptsUs);
+            return;
+        }
+        long h = acquire();
+        try {
+            Native.check(Native.pushOpusBuffer(h, data, pos(data), len(data), ptsUs));
+        } finally {
+            release(h);
+        }
+    }
+
+    /**
      * kp_pusher_free: stops at once if still running (call {@link #stop} first for a clean end)
      * and releases the pusher. Waits for calls in flight on other threads, then blocks until the
      * SDK's threads have exited: afterwards the listener is never called again. Idempotent.

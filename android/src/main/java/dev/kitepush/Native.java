@@ -108,6 +108,8 @@ final class Native {
     static native int pushHevcBuffer(long handle, ByteBuffer data, int position, int length, long ptsUs, long dtsUs);
     static native int pushAacArray(long handle, byte[] data, int offset, int length, long ptsUs);
     static native int pushAacBuffer(long handle, ByteBuffer data, int position, int length, long ptsUs);
+    static native int pushOpusArray(long handle, byte[] data, int offset, int length, long ptsUs);
+    static native int pushOpusBuffer(long handle, ByteBuffer data, int position, int length, long ptsUs);
     static native int pushAudioArray(long handle, short[] samples, int framesPerChannel, long ptsUs);
     static native int pushAudioBuffer(long handle, ByteBuffer pcm, int position, int length, int framesPerChannel, long ptsUs);
     static native int pushVideoArray(long handle, int format, int width, int height, byte[] data, int planes,
