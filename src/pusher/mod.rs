@@ -40,7 +40,7 @@ use input::{Input, InputQueue};
 use shared::{lock, Callback, Counters, DestCounters, Destination, Shared};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 use timeline::{Timeline, TimelineTrack};
@@ -346,6 +346,20 @@ impl Pusher {
         Err(e)
     }
 
+    /// The stream time of pre-encoded audio (push_aac, push_opus), with the timeline held: the
+    /// caller queues its units before letting it go, as in push_video (a thread that stamps a
+    /// later time cannot queue first).
+    fn stamp_encoded_audio(&self, pts_us: i64) -> Result<(MutexGuard<'_, Timeline>, u64)> {
+        let mut timeline = lock(&self.shared.timeline);
+        match timeline.stamp(TimelineTrack::Audio, self.pts(pts_us)) {
+            Ok(ts) => Ok((timeline, ts)),
+            Err(e) => {
+                drop(timeline);
+                self.reject(e)
+            }
+        }
+    }
+
     fn pts(&self, pts_us: i64) -> i64 {
         if pts_us < 0 {
             self.shared.clock_us()
@@ -634,15 +648,7 @@ impl Pusher {
             },
         };
         let rate = adts::parse_audio_specific_config(&asc).map(|(r, _)| r).unwrap_or(a.sample_rate) as u64;
-        // Held until the frames are queued, as in push_video.
-        let mut timeline = lock(&self.shared.timeline);
-        let ts = match timeline.stamp(TimelineTrack::Audio, self.pts(pts_us)) {
-            Ok(ts) => ts,
-            Err(e) => {
-                drop(timeline);
-                return self.reject(e);
-            }
-        };
+        let (_timeline, ts) = self.stamp_encoded_audio(pts_us)?;
         {
             let mut sent = lock(&self.aac_header_sent);
             if *sent != Some(asc) {
@@ -691,15 +697,7 @@ impl Pusher {
         if let Err(e) = crate::core::opus_packet::packet_samples(packet) {
             return self.reject(e);
         }
-        // Held until the packet is queued, as in push_video.
-        let mut timeline = lock(&self.shared.timeline);
-        let ts = match timeline.stamp(TimelineTrack::Audio, self.pts(pts_us)) {
-            Ok(ts) => ts,
-            Err(e) => {
-                drop(timeline);
-                return self.reject(e);
-            }
-        };
+        let (_timeline, ts) = self.stamp_encoded_audio(pts_us)?;
         let data = lock(&self.aac_bodies).concat(&[packet]);
         self.shared.counters.audio_frames_in.fetch_add(1, Relaxed);
         self.shared.counters.audio_frames_encoded.fetch_add(1, Relaxed);
