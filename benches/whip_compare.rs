@@ -1,15 +1,16 @@
 //! kitepush's WHIP output against FFmpeg 9's WHIP muxer, and glass-to-glass latency over WHIP, SRT
 //! and RTMP side by side. The whole body runs in a network namespace that has only loopback (the
 //! bench re-runs itself under `unshare -n`, as `common::whip::in_loopback_netns` does for tests), so
-//! ICE never leaves 127.0.0.1. Video only: kitepush takes no pre-encoded Opus (it encodes Opus from
-//! PCM), so with audio the two pushers would not be doing the same work.
+//! ICE never leaves 127.0.0.1.
 //!
 //! 1. CPU: one pre-encoded H.264 file (FFmpeg `testsrc2` 1280x720 30 fps, libx264 baseline, no
-//!    B-frames, GOP 60, 2000 kbit/s, Annex B) pushed in real time to the aiortc endpoint
-//!    (tests/peers/whip_endpoint.py) by kitepush (this bench binary re-run as a child in its pusher
-//!    mode: a `Pusher` with the passthrough encoder, one access unit every 1/30 s with `push_h264`;
-//!    `examples/push_file` takes no WHIP URLs) and by `ffmpeg -re -i FILE -c copy -f whip URL`, one
-//!    after the other. Each pusher is a child process measured with `wait4`: CPU is user+system of
+//!    B-frames, GOP 60, 2000 kbit/s, Annex B) and one pre-encoded Opus file of the same length
+//!    (FFmpeg `sine` 440 Hz, libopus 48 kHz stereo 64 kbit/s, 20 ms packets, Ogg) pushed in real time
+//!    to the aiortc endpoint (tests/peers/whip_endpoint.py) by kitepush (this bench binary re-run as
+//!    a child in its pusher mode: a `Pusher` with the passthrough encoders, one access unit every
+//!    1/30 s with `push_h264` and one Opus packet every 20 ms with `push_opus`; `examples/push_file`
+//!    takes no WHIP URLs) and by `ffmpeg -re -i MKV -c copy -f whip URL` (the same packets muxed into
+//!    one Matroska file), one after the other. Each pusher is a child process measured with `wait4`: CPU is user+system of
 //!    the whole process, peak RSS its maximum resident set (kitepush's includes the file read into
 //!    memory, ~5 MB). The kitepush child also prints its CPU and wake-ups by thread just before
 //!    `stop` (from /proc/self/task), and both pushers' CPU over a window of the connected session
@@ -46,7 +47,9 @@ use common::udp_proxy::{UdpFaults, UdpProxy};
 use common::whip::{WhipEndpoint, WhipOptions, WhipStats};
 use common::{free_port, require_tool, tmp_dir, wait_until};
 use kitepush::pattern::frame_code;
-use kitepush::pusher::{Pusher, PusherConfig, PusherState, VideoConfig, VideoEncoderKind};
+use kitepush::pusher::{
+    AudioConfig, AudioEncoderKind, Pusher, PusherConfig, PusherState, VideoConfig, VideoEncoderKind,
+};
 use std::fs;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -72,16 +75,20 @@ const RUN_SLACK: Duration = Duration::from_secs(40);
 const STEADY_AFTER: Duration = Duration::from_secs(2);
 /// How the pusher child's stderr line with its CPU by thread begins.
 const THREADS_LINE: &str = "CPU by thread before stop (user+sys, voluntary context switches):";
-/// The argument that makes this binary a kitepush pusher child: `--kp-push-h264 URL FILE`.
+/// The argument that makes this binary a kitepush pusher child: `--kp-push-h264 URL H264 OGG`.
 const PUSHER_MODE: &str = "--kp-push-h264";
+/// The Opus clip's packets: 20 ms, 48 kHz stereo.
+const OPUS_PACKET_US: i64 = 20_000;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(PUSHER_MODE) {
-        return match (args.get(1), args.get(2)) {
-            (Some(url), Some(file)) => push_h264_file(url, Path::new(file)),
+        return match (args.get(1), args.get(2), args.get(3)) {
+            (Some(url), Some(h264), Some(ogg)) => {
+                push_files(url, &Clip { h264: h264.into(), ogg: ogg.into(), mkv: PathBuf::new() })
+            }
             _ => {
-                eprintln!("usage: {PUSHER_MODE} URL FILE");
+                eprintln!("usage: {PUSHER_MODE} URL H264 OGG");
                 ExitCode::from(2)
             }
         };
@@ -115,16 +122,16 @@ fn main() -> ExitCode {
     println!("load average before: {}", load_average());
 
     let dir = tmp_dir("whip-bench");
-    let h264 = dir.join("clip.h264");
+    let clip = Clip { h264: dir.join("clip.h264"), ogg: dir.join("clip.ogg"), mkv: dir.join("clip.mkv") };
     println!(
         "generating {secs} s of {BITRATE_KBPS} kbit/s {WIDTH}x{HEIGHT}@{FPS} H.264 (testsrc2, libx264 baseline, GOP 60, \
-         no B-frames)"
+         no B-frames) and of Opus (sine 440 Hz, libopus 48 kHz stereo 64 kbit/s, 20 ms packets)"
     );
-    make_clip(&h264, secs);
+    make_clip(&clip, secs);
 
-    let whip_latency = if cpu { cpu_compare(&dir, &h264, &push, secs, runs_each) } else { None };
+    let whip_latency = if cpu { cpu_compare(&dir, &clip, &push, secs, runs_each) } else { None };
     if loss {
-        loss_compare(&dir, &h264, secs);
+        loss_compare(&dir, &clip, secs);
     }
     if latency {
         latency_side_by_side(&dir, &push, secs, whip_latency);
@@ -164,7 +171,16 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
-fn make_clip(h264: &Path, secs: u64) {
+/// The pre-encoded media both pushers send: kitepush's child reads the two elementary files,
+/// FFmpeg the same packets muxed into one Matroska file (with two `-re` inputs its muxer fell
+/// behind real time and the endpoint dropped it for missed consent checks).
+struct Clip {
+    h264: PathBuf,
+    ogg: PathBuf,
+    mkv: PathBuf,
+}
+
+fn make_clip(clip: &Clip, secs: u64) {
     let src = format!("testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}");
     let frames = (secs * u64::from(FPS)).to_string();
     let rate = format!("{BITRATE_KBPS}k");
@@ -172,10 +188,52 @@ fn make_clip(h264: &Path, secs: u64) {
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &src, "-frames:v", &frames])
         .args(["-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast", "-b:v", &rate, "-maxrate", &rate])
         .args(["-bufsize", &rate, "-bf", "0", "-g", "60", "-pix_fmt", "yuv420p", "-f", "h264"])
-        .arg(h264)
+        .arg(&clip.h264)
         .status()
         .expect("run ffmpeg");
-    assert!(st.success(), "ffmpeg could not make the clip");
+    assert!(st.success(), "ffmpeg could not make the video clip");
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &secs.to_string(), "-ac", "2", "-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20"])
+        .args(["-f", "ogg"])
+        .arg(&clip.ogg)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success(), "ffmpeg could not make the Opus clip");
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "h264", "-framerate", &FPS.to_string(), "-i"])
+        .arg(&clip.h264)
+        .arg("-i")
+        .arg(&clip.ogg)
+        .args(["-map", "0:v", "-map", "1:a", "-c", "copy", "-f", "matroska"])
+        .arg(&clip.mkv)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success(), "ffmpeg could not mux the clip");
+}
+
+/// The packets of an Ogg stream in order (RFC 3533: each page's segment table laces them; a
+/// segment of 255 bytes continues the packet, on the next page if it is the page's last), the
+/// Opus header packets (OpusHead, OpusTags) left out. Hand-written for the bench: the one-stream
+/// file FFmpeg wrote, no CRC check or seeking needed.
+fn ogg_opus_packets(data: &[u8]) -> Vec<Vec<u8>> {
+    let (mut packets, mut packet, mut i) = (Vec::new(), Vec::new(), 0usize);
+    while i + 27 <= data.len() && &data[i..i + 4] == b"OggS" {
+        let segments = usize::from(data[i + 26]);
+        let Some(table) = data.get(i + 27..i + 27 + segments) else { break };
+        let mut at = i + 27 + segments;
+        for &len in table {
+            let Some(segment) = data.get(at..at + usize::from(len)) else { break };
+            packet.extend_from_slice(segment);
+            at += usize::from(len);
+            if len < 255 {
+                packets.push(std::mem::take(&mut packet));
+            }
+        }
+        i = at;
+    }
+    packets.retain(|p: &Vec<u8>| !p.starts_with(b"OpusHead") && !p.starts_with(b"OpusTags"));
+    packets
 }
 
 fn push_example_binary() -> PathBuf {
@@ -207,20 +265,22 @@ impl Who {
         }
     }
 
-    fn command(self, h264: &Path, ep: &WhipEndpoint, name: &str) -> Command {
+    fn command(self, clip: &Clip, ep: &WhipEndpoint, name: &str) -> Command {
         match self {
             Who::Kitepush => {
                 let mut c = Command::new(std::env::current_exe().expect("current_exe"));
-                c.arg(PUSHER_MODE).arg(ep.url(name)).arg(h264);
+                c.arg(PUSHER_MODE).arg(ep.url(name)).arg(&clip.h264).arg(&clip.ogg);
                 c
             }
             Who::Ffmpeg => {
                 let mut c = Command::new(ffmpeg9());
-                c.args(["-nostdin", "-hide_banner", "-v", "error", "-re", "-f", "h264"])
-                    .args(["-framerate", &FPS.to_string()])
-                    .arg("-i")
-                    .arg(h264)
-                    .args(["-c", "copy", "-f", "whip", &ep.http_url(name)]);
+                c.args(["-nostdin", "-hide_banner", "-v", "error", "-re", "-i"]).arg(&clip.mkv).args([
+                    "-c",
+                    "copy",
+                    "-f",
+                    "whip",
+                    &ep.http_url(name),
+                ]);
                 c
             }
         }
@@ -233,6 +293,8 @@ struct Run {
     wall_s: f64,
     rss_mb: f64,
     frames: u64,
+    /// Opus frames the endpoint decoded.
+    audio: u64,
     decode_errors: u64,
     ok: bool,
     note: String,
@@ -244,11 +306,13 @@ struct Run {
     threads: String,
 }
 
-/// The pusher child: the file's access units with `push_h264` at their real-time instants, once
-/// the session is publishing (FFmpeg's muxer too sends nothing before its session is up).
-fn push_h264_file(url: &str, file: &Path) -> ExitCode {
-    let data = fs::read(file).expect("read clip");
+/// The pusher child: the files' access units with `push_h264` and Opus packets with `push_opus`
+/// at their real-time instants, once the session is publishing (FFmpeg's muxer too sends nothing
+/// before its session is up).
+fn push_files(url: &str, clip: &Clip) -> ExitCode {
+    let data = fs::read(&clip.h264).expect("read the H.264 clip");
     let units = access_units(&data);
+    let opus = ogg_opus_packets(&fs::read(&clip.ogg).expect("read the Opus clip"));
     let config = PusherConfig {
         url: url.to_string(),
         video: Some(VideoConfig {
@@ -260,20 +324,39 @@ fn push_h264_file(url: &str, file: &Path) -> ExitCode {
             keyframe_interval: 60,
             ..VideoConfig::default()
         }),
-        audio: None,
+        audio: Some(AudioConfig {
+            encoder: AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS,
+            sample_rate: 48000,
+            channels: 2,
+            ..AudioConfig::default()
+        }),
         ..PusherConfig::default()
     };
     let pusher = Pusher::new(config, None).expect("pusher");
     pusher.start().expect("start");
     wait_until(Duration::from_secs(15), "PUBLISHING", || pusher.state() == PusherState::KP_STATE_PUBLISHING);
-    let period = Duration::from_secs(1) / FPS;
     let start = Instant::now();
-    for (i, unit) in units.iter().enumerate() {
-        let due = start + period * i as u32;
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        let pts = (i as i64) * 1_000_000 / i64::from(FPS);
-        if let Err(e) = pusher.push_h264(unit, pts, -1) {
-            eprintln!("push_h264: {e}");
+    let (mut v, mut a) = (0usize, 0usize);
+    // Video and audio interleaved by time, each unit at its instant.
+    while v < units.len() || a < opus.len() {
+        let video_pts = (v < units.len()).then(|| v as i64 * 1_000_000 / i64::from(FPS));
+        let audio_pts = (a < opus.len()).then(|| a as i64 * OPUS_PACKET_US);
+        let audio_next = match (video_pts, audio_pts) {
+            (Some(vp), Some(ap)) => ap < vp,
+            (None, _) => true,
+            (_, None) => false,
+        };
+        let pts = if audio_next { audio_pts } else { video_pts }.unwrap_or(0);
+        std::thread::sleep((start + Duration::from_micros(pts as u64)).saturating_duration_since(Instant::now()));
+        let r = if audio_next {
+            a += 1;
+            pusher.push_opus(&opus[a - 1], pts)
+        } else {
+            v += 1;
+            pusher.push_h264(units[v - 1], pts, -1)
+        };
+        if let Err(e) = r {
+            eprintln!("{}: {e}", if audio_next { "push_opus" } else { "push_h264" });
             return ExitCode::FAILURE;
         }
     }
@@ -281,7 +364,14 @@ fn push_h264_file(url: &str, file: &Path) -> ExitCode {
     let threads = thread_cpu();
     pusher.stop(Duration::from_secs(10)).expect("stop");
     let s = pusher.stats();
-    eprintln!("{} units; sent {}, dropped {}", units.len(), s.video_frames_sent, s.frames_dropped_network);
+    eprintln!(
+        "{} units, {} Opus packets; sent {} / {}, dropped {}",
+        units.len(),
+        opus.len(),
+        s.video_frames_sent,
+        s.audio_frames_sent,
+        s.frames_dropped_network
+    );
     eprintln!("{THREADS_LINE} {threads}");
     ExitCode::SUCCESS
 }
@@ -326,7 +416,7 @@ fn settled(ep: &WhipEndpoint, timeout: Duration) -> WhipStats {
     }
 }
 
-fn one_push(who: Who, dir: &Path, h264: &Path, secs: u64, tag: &str, ep: &WhipEndpoint) -> Run {
+fn one_push(who: Who, dir: &Path, clip: &Clip, secs: u64, tag: &str, ep: &WhipEndpoint) -> Run {
     let log = dir.join(format!("{}-{tag}.stderr", if who == Who::Kitepush { "kitepush" } else { "ffmpeg" }));
     let deadline = Duration::from_secs(secs) + RUN_SLACK;
     let window = Duration::from_secs(window_s(secs));
@@ -345,9 +435,10 @@ fn one_push(who: Who, dir: &Path, h264: &Path, secs: u64, tag: &str, ep: &WhipEn
         Some((c1 - c0) * 1000.0 / (t1 - t0).as_secs_f64())
     };
     let ((cpu_s, wall_s, rss_mb, exit_ok, mut note), steady_ms_per_s) =
-        measure_sampled(who.command(h264, ep, tag), &log, deadline, sample);
+        measure_sampled(who.command(clip, ep, tag), &log, deadline, sample);
     let stats = settled(ep, Duration::from_secs(15));
     let frames = stats.video_frames();
+    let audio = stats.sessions.iter().map(|s| s.audio_frames).sum();
     if let Some(s) = stats.sessions.last() {
         note += &format!(" closed_by {:?}", s.closed_by);
     } else {
@@ -364,6 +455,7 @@ fn one_push(who: Who, dir: &Path, h264: &Path, secs: u64, tag: &str, ep: &WhipEn
         wall_s,
         rss_mb,
         frames,
+        audio,
         decode_errors: stats.decode_errors,
         ok: exit_ok,
         note,
@@ -373,9 +465,10 @@ fn one_push(who: Who, dir: &Path, h264: &Path, secs: u64, tag: &str, ep: &WhipEn
 }
 
 /// Part 1; returns the WHIP latency (p50, p95, count) of the pattern push for part 3.
-fn cpu_compare(dir: &Path, h264: &Path, push: &Path, secs: u64, runs_each: usize) -> Option<(i64, i64, u64)> {
+fn cpu_compare(dir: &Path, clip: &Clip, push: &Path, secs: u64, runs_each: usize) -> Option<(i64, i64, u64)> {
     let want = secs * u64::from(FPS);
-    let clip_mb = fs::metadata(h264).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    let want_audio = secs as i64 * 1_000_000 / OPUS_PACKET_US;
+    let clip_mb = fs::metadata(&clip.h264).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!(
         "\n== WHIP push of the pre-encoded file ({clip_mb:.2} MB, {want} frames) in real time to the aiortc endpoint, \
          one after the other; {runs_each} run(s) each; CPU = user+sys of the whole pusher process"
@@ -385,10 +478,10 @@ fn cpu_compare(dir: &Path, h264: &Path, push: &Path, secs: u64, runs_each: usize
         let order = if round % 2 == 0 { [Who::Kitepush, Who::Ffmpeg] } else { [Who::Ffmpeg, Who::Kitepush] };
         for who in order {
             let ep = WhipEndpoint::start(WhipOptions::default());
-            let r = one_push(who, dir, h264, secs, &format!("cpu{round}"), &ep);
+            let r = one_push(who, dir, clip, secs, &format!("cpu{round}"), &ep);
             println!(
-                "round {} {:<22} cpu {:6.3} s  steady {} ms/s  wall {:6.2} s  rss {:6.1} MB  decoded {:4}/{want}  decode \
-                 errors {:3}  {} {}",
+                "round {} {:<22} cpu {:6.3} s  steady {} ms/s  wall {:6.2} s  rss {:6.1} MB  decoded {:4}/{want}  \
+                 Opus {:4}/{want_audio}  decode errors {:3}  {} {}",
                 round + 1,
                 r.who.name(),
                 r.cpu_s,
@@ -396,6 +489,7 @@ fn cpu_compare(dir: &Path, h264: &Path, push: &Path, secs: u64, runs_each: usize
                 r.wall_s,
                 r.rss_mb,
                 r.frames,
+                r.audio,
                 r.decode_errors,
                 if r.ok { "ok" } else { "FAIL" },
                 r.note.trim()
@@ -407,23 +501,36 @@ fn cpu_compare(dir: &Path, h264: &Path, push: &Path, secs: u64, runs_each: usize
         }
     }
     println!("\nmedians of {runs_each} run(s)");
-    println!("{:<22} {:>8} {:>14} {:>8} {:>12} {:>9}", "", "CPU s", "steady ms/s", "wall s", "peak RSS MB", "decoded");
+    println!(
+        "{:<22} {:>8} {:>14} {:>8} {:>12} {:>9} {:>6}",
+        "", "CPU s", "steady ms/s", "wall s", "peak RSS MB", "decoded", "Opus"
+    );
     let summary = |who: Who| {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.who == who).collect();
         let m = |f: fn(&Run) -> f64| median(mine.iter().map(|r| f(r)).collect());
         let steady = median(mine.iter().filter_map(|r| r.steady_ms_per_s).collect());
-        (m(|r| r.cpu_s), m(|r| r.wall_s), m(|r| r.rss_mb), m(|r| r.frames as f64), mine.iter().all(|r| r.ok), steady)
+        let all_ok = mine.iter().all(|r| r.ok);
+        (
+            m(|r| r.cpu_s),
+            m(|r| r.wall_s),
+            m(|r| r.rss_mb),
+            m(|r| r.frames as f64),
+            all_ok,
+            steady,
+            m(|r| r.audio as f64),
+        )
     };
     for who in [Who::Kitepush, Who::Ffmpeg] {
-        let (cpu, wall, rss, frames, ok, steady) = summary(who);
+        let (cpu, wall, rss, frames, ok, steady, audio) = summary(who);
         println!(
-            "{:<22} {:>8.3} {:>14.2} {:>8.2} {:>12.1} {:>9.0}  {}",
+            "{:<22} {:>8.3} {:>14.2} {:>8.2} {:>12.1} {:>9.0} {:>6.0}  {}",
             who.name(),
             cpu,
             steady,
             wall,
             rss,
             frames,
+            audio,
             if ok { "ok" } else { "FAIL" }
         );
     }
@@ -442,7 +549,10 @@ fn cpu_compare(dir: &Path, h264: &Path, push: &Path, secs: u64, runs_each: usize
         k.5 / f.5
     );
     println!("  peak RSS kitepush / ffmpeg = {:.3}", k.2 / f.2);
-    println!("  decoded kitepush {:.0} / ffmpeg {:.0} of {want}", k.3, f.3);
+    println!(
+        "  decoded kitepush {:.0} / ffmpeg {:.0} of {want}; Opus {:.0} / {:.0} of {want_audio}",
+        k.3, f.3, k.6, f.6
+    );
 
     // kitepush from raw frames with the test pattern: the endpoint's latency.
     println!("\n== kitepush from raw frames (examples/push, pattern, openh264, {WIDTH}x{HEIGHT}@{FPS}, real time) to the endpoint");
@@ -536,13 +646,13 @@ fn behind_lossy_proxy<R>(test: impl FnOnce(&WhipEndpoint) -> R) -> (R, u64) {
     (r, proxy.c2s().dropped)
 }
 
-fn loss_compare(dir: &Path, h264: &Path, secs: u64) {
+fn loss_compare(dir: &Path, clip: &Clip, secs: u64) {
     let want = secs * u64::from(FPS);
     println!(
         "\n== {LOSS_PERCENT} % loss both ways (UDP fault proxy), the same file in real time; frames decoded of {want}"
     );
     for who in [Who::Kitepush, Who::Ffmpeg] {
-        let (r, dropped) = behind_lossy_proxy(|ep| one_push(who, dir, h264, secs, "loss", ep));
+        let (r, dropped) = behind_lossy_proxy(|ep| one_push(who, dir, clip, secs, "loss", ep));
         let pct = r.frames as f64 * 100.0 / want as f64;
         let verdict = match who {
             Who::Kitepush if pct >= TARGET_DELIVERED_PERCENT => {
@@ -552,10 +662,11 @@ fn loss_compare(dir: &Path, h264: &Path, secs: u64) {
             Who::Ffmpeg => String::new(),
         };
         println!(
-            "  {:<22} decoded {:4}/{want} = {pct:5.1} % {verdict}  decode errors {}  proxy dropped {dropped} datagrams \
-             publisher->endpoint  cpu {:.3} s  {} {}",
+            "  {:<22} decoded {:4}/{want} = {pct:5.1} % {verdict}  Opus {}  decode errors {}  proxy dropped {dropped} \
+             datagrams publisher->endpoint  cpu {:.3} s  {} {}",
             r.who.name(),
             r.frames,
+            r.audio,
             r.decode_errors,
             r.cpu_s,
             if r.ok { "ok" } else { "FAIL" },
