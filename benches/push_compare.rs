@@ -1,6 +1,8 @@
 //! Side-by-side push benchmark: the same raw 720p30 clip pushed to a real nginx-rtmp as fast as
-//! possible by kitepush (the `push` example), GStreamer (openh264enc ! flvmux ! rtmp2sink) and
-//! FFmpeg (libx264), each measured as a child process with `wait4` (user+system CPU, peak RSS) and
+//! possible by kitepush (the `push` example, reading each frame straight into a picture the pusher
+//! lends; and with `--copy`, into its own buffer that `push_video` copies, as a camera app's frames
+//! go), GStreamer (openh264enc ! flvmux ! rtmp2sink, reading the file into its buffers) and FFmpeg
+//! (libx264), each measured as a child process with `wait4` (user+system CPU, peak RSS) and
 //! a wall clock.
 //!
 //! Run it through `scripts/bench` (installs what is missing, builds the `push` example, then runs
@@ -36,17 +38,22 @@ const TARGET_KITEPUSH_RSS_MB: f64 = 16.0;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Who {
+    /// The example reading each frame straight into a picture the pusher lends (video slots).
     Kitepush,
+    /// The same reading into its own buffer and pushing that (`push_video` copies it), as a
+    /// camera app's frames go: beside the headline, for what the copy costs.
+    KitepushCopy,
     Gstreamer,
     Ffmpeg,
 }
 
-const ALL: [Who; 3] = [Who::Kitepush, Who::Gstreamer, Who::Ffmpeg];
+const ALL: [Who; 4] = [Who::Kitepush, Who::KitepushCopy, Who::Gstreamer, Who::Ffmpeg];
 
 impl Who {
     fn name(self) -> &'static str {
         match self {
             Who::Kitepush => "kitepush",
+            Who::KitepushCopy => "kitepush --copy",
             Who::Gstreamer => "gstreamer",
             Who::Ffmpeg => "ffmpeg",
         }
@@ -55,6 +62,7 @@ impl Who {
     /// What each side is configured with, printed with the results so nobody has to guess.
     fn settings(self) -> &'static str {
         match self {
+            Who::KitepushCopy => "as kitepush; frames read into the app's buffer and copied by push_video",
             Who::Kitepush => {
                 "OpenH264 bundled by openh264-sys2 0.9 (2.7.0 when written; built from source, nasm \
                  asm with the AVX2 kernels, see .cargo/config.toml), set in src/encode/openh264.rs: \
@@ -78,8 +86,11 @@ impl Who {
     fn command(self, push_bin: &Path, clip: &Path, url: &str) -> Command {
         let size = format!("{WIDTH}x{HEIGHT}");
         match self {
-            Who::Kitepush => {
+            Who::Kitepush | Who::KitepushCopy => {
                 let mut c = Command::new(push_bin);
+                if self == Who::KitepushCopy {
+                    c.arg("--copy");
+                }
                 c.arg(url)
                     .arg("--input")
                     .arg(clip)
@@ -255,6 +266,7 @@ fn main() {
 
 fn report(runs: &[Run], runs_each: usize) {
     let k = summarize(runs, Who::Kitepush);
+    let kc = summarize(runs, Who::KitepushCopy);
     let g = summarize(runs, Who::Gstreamer);
     let f = summarize(runs, Who::Ffmpeg);
 
@@ -263,17 +275,17 @@ fn report(runs: &[Run], runs_each: usize) {
          as fast as possible; median of {runs_each} run(s); MB = 10^6 bytes"
     );
     println!(
-        "{:<10} {:>8} {:>8} {:>13} {:>10} {:>12}  status",
+        "{:<16} {:>8} {:>8} {:>13} {:>10} {:>12}  status",
         "", "CPU s", "wall s", "peak RSS MB", "frames", "rec kbit/s"
     );
-    for (who, s) in [(Who::Kitepush, &k), (Who::Gstreamer, &g), (Who::Ffmpeg, &f)] {
+    for (who, s) in [(Who::Kitepush, &k), (Who::KitepushCopy, &kc), (Who::Gstreamer, &g), (Who::Ffmpeg, &f)] {
         let status = if s.all_ok {
             "ok".to_string()
         } else {
             format!("FAIL (worst run {}/{FRAMES} frames or bad exit)", s.frames_min)
         };
         println!(
-            "{:<10} {:>8.2} {:>8.2} {:>13.1} {:>10} {:>12.0}  {status}",
+            "{:<16} {:>8.2} {:>8.2} {:>13.1} {:>10} {:>12.0}  {status}",
             who.name(),
             s.cpu,
             s.wall,
@@ -286,6 +298,13 @@ fn report(runs: &[Run], runs_each: usize) {
     println!("\nratios (lower is better for kitepush):");
     println!("{:<22} {:>8} {:>8} {:>8}", "", "CPU", "wall", "RSS");
     println!("{:<22} {:>8.2} {:>8.2} {:>8.2}", "kitepush / gstreamer", k.cpu / g.cpu, k.wall / g.wall, k.rss / g.rss);
+    println!(
+        "{:<22} {:>8.2} {:>8.2} {:>8.2}   (frames copied by push_video, as a camera app's are)",
+        "kitepush --copy / gst",
+        kc.cpu / g.cpu,
+        kc.wall / g.wall,
+        kc.rss / g.rss
+    );
     println!(
         "{:<22} {:>8.2} {:>8.2} {:>8.2}   (reference: x264 is a different encoder)",
         "kitepush / ffmpeg",

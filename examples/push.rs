@@ -18,14 +18,16 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: push [URL] [--duration S] [--size WxH] [--fps N] [--bitrate KBPS] [--keyint FRAMES]
             [--no-audio] [--input FILE|-] [--realtime] [--quiet] [--ca PEMFILE] [--insecure]
-            [--bearer TOKEN]
+            [--bearer TOKEN] [--copy]
 Without URL: push to the built-in receiver and write what it receives to an FLV file.
 URL: rtmp[s]://host[:port]/app/key, or srt://host:port[?streamid=..&latency=MS&passphrase=..] (libsrt's
 syntax, latency in milliseconds), or whip+http[s]://host[:port]/path (a WHIP endpoint; --bearer sends
 its token as `Authorization: Bearer`, never printed).
 rtmps:// URLs verify the server against the bundled roots; --ca trusts a private CA too,
 --insecure accepts any certificate (lab use only: the stream key can be stolen).
---input: raw I420 frames of --size (`-` = stdin), e.g. from `ffmpeg ... -f rawvideo -pix_fmt yuv420p -`.";
+--input: raw I420 frames of --size (`-` = stdin), e.g. from `ffmpeg ... -f rawvideo -pix_fmt yuv420p -`.
+Frames are read or drawn straight into pictures the pusher lends (video slots); --copy reads them
+into the app's own buffer and pushes that (push_video copies it), as a camera app does.";
 
 struct Args {
     url: Option<String>,
@@ -42,6 +44,7 @@ struct Args {
     ca: Vec<String>,
     insecure: bool,
     bearer: Option<String>,
+    copy: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -60,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         ca: Vec::new(),
         insecure: false,
         bearer: None,
+        copy: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -82,6 +86,7 @@ fn parse_args() -> Result<Args, String> {
             "--ca" => a.ca.push(val("--ca")?),
             "--insecure" => a.insecure = true,
             "--bearer" => a.bearer = Some(val("--bearer")?),
+            "--copy" => a.copy = true,
             "-h" | "--help" => return Err(USAGE.into()),
             s if ["rtmp://", "rtmps://", "srt://", "whip+http://", "whip+https://"]
                 .iter()
@@ -99,6 +104,29 @@ fn parse_args() -> Result<Args, String> {
         a.keyint = (a.fps * 2.0).round() as u32;
     }
     Ok(a)
+}
+
+/// The next frame into `y`, `u`, `v`: read from the input file, or the pattern drawn. False at the
+/// end of the input.
+fn read_or_draw(
+    input: Option<&mut Box<dyn Read>>,
+    pattern: Option<&mut VideoPattern>,
+    i: u64,
+    y: &mut [u8],
+    u: &mut [u8],
+    v: &mut [u8],
+) -> Result<bool, Error> {
+    match input {
+        Some(r) => match r.read_exact(y).and_then(|()| r.read_exact(u)).and_then(|()| r.read_exact(v)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(Error::Io(format!("reading input: {e}"))),
+        },
+        None => {
+            pattern.expect("no input: pattern").fill_planes(i, y, u, v);
+            Ok(true)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -177,7 +205,8 @@ fn run(args: Args) -> Result<(), Error> {
     let frames = (args.duration * args.fps).round() as u64;
     // The pattern's tables are sized to the picture: only made when there is no input to read.
     let mut pattern = input.is_none().then(|| VideoPattern::new(args.width, args.height));
-    let mut picture = I420Buffer::new(args.width, args.height);
+    // --copy: the app's own picture, copied by push_video.
+    let mut picture = args.copy.then(|| I420Buffer::new(args.width, args.height));
     let sample_rate = 44100u64;
     let mut tone = Tone::new(sample_rate as u32, 2, 440.0);
     let mut pcm = vec![0i16; 1024 * 2];
@@ -191,17 +220,6 @@ fn run(args: Args) -> Result<(), Error> {
             break;
         }
         let pts_us = (i as f64 * 1e6 / args.fps) as i64;
-        match input.as_mut() {
-            Some(r) => {
-                if let Err(e) = r.read_exact(&mut picture.data) {
-                    if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                        return Err(Error::Io(format!("reading input: {e}")));
-                    }
-                    break;
-                }
-            }
-            None => pattern.as_mut().expect("no input: pattern").fill(i, &mut picture),
-        }
         if realtime {
             let due = start + Duration::from_micros(pts_us as u64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
@@ -220,21 +238,42 @@ fn run(args: Args) -> Result<(), Error> {
                 .map_err(|e| pusher.failure().unwrap_or(e))?;
             samples_pushed += 1024;
         }
-        let (w, h) = (args.width as usize, args.height as usize);
-        let (y, rest) = picture.data.split_at(w * h);
-        let (u, v) = rest.split_at(w * h / 4);
-        let frame = VideoFrame {
-            format: PixelFormat::KP_PIXEL_FORMAT_I420,
-            width: args.width,
-            height: args.height,
-            planes: [y, u, v],
-            strides: [w, w / 2, w / 2],
+        pushed += 1;
+        let pushed_one = match picture.as_mut() {
+            Some(picture) => {
+                let (y, u, v) = picture.planes_mut();
+                if !read_or_draw(input.as_mut(), pattern.as_mut(), i, y, u, v)? {
+                    pushed -= 1;
+                    break;
+                }
+                let w = args.width as usize;
+                let frame = VideoFrame {
+                    format: PixelFormat::KP_PIXEL_FORMAT_I420,
+                    width: args.width,
+                    height: args.height,
+                    planes: [picture.y(), picture.u(), picture.v()],
+                    strides: [w, w.div_ceil(2), w.div_ceil(2)],
+                };
+                pusher.push_video(&frame, pts_us)
+            }
+            // Read or drawn straight into a picture the pusher lends: no copy of the frame is made.
+            None => match pusher.video_slot() {
+                Ok(mut slot) => {
+                    let (y, u, v) = slot.planes_mut();
+                    if !read_or_draw(input.as_mut(), pattern.as_mut(), i, y, u, v)? {
+                        pushed -= 1;
+                        break;
+                    }
+                    pusher.push_video_slot(slot, pts_us)
+                }
+                Err(e) => Err(e),
+            },
         };
-        match pusher.push_video(&frame, pts_us) {
+        match pushed_one {
+            // The encoder is behind: this frame is dropped (and counted).
             Ok(()) | Err(Error::QueueFull(_)) => {}
             Err(e) => return Err(pusher.failure().unwrap_or(e)),
         }
-        pushed += 1;
         if !args.quiet && last_progress.elapsed() >= Duration::from_millis(500) {
             last_progress = Instant::now();
             let s = pusher.stats();

@@ -561,6 +561,15 @@ typedef struct kp_config kp_config;
 typedef struct kp_pusher kp_pusher;
 
 /**
+ * An I420 picture of the configured size lent by a pusher (opaque), from
+ * kp_pusher_acquire_video_slot. The app owns it until kp_pusher_submit_video_slot or
+ * kp_video_slot_free, each of which takes it whatever it returns; afterwards the pointer and the
+ * plane pointers of its layout are invalid. A slot stays valid memory even after its pusher is
+ * freed (it can then only be freed).
+ */
+typedef struct kp_video_slot kp_video_slot;
+
+/**
  * A result code: one of `kp_result_values` (`KP_OK` = 0, `KP_ERR_*` > 0). Values are stable and
  * never reused; new codes may be added, so treat unknown non-zero values as errors.
  */
@@ -1068,6 +1077,35 @@ typedef struct kp_destination_stats {
  * What a paused pusher sends: one of `kp_pause_mode_values`.
  */
 typedef int32_t kp_pause_mode;
+
+/**
+ * Where to write the frame, filled by kp_pusher_acquire_video_slot. Set `struct_size` to
+ * sizeof(kp_video_slot_layout) first: fields are only ever appended.
+ */
+typedef struct kp_video_slot_layout {
+    /**
+     * Set by the caller; never written by the library.
+     */
+    uint32_t struct_size;
+    /**
+     * The configured video size, in pixels.
+     */
+    uint32_t width;
+    uint32_t height;
+    /**
+     * First byte of the Y, U and V planes (I420), writable until the slot is submitted or freed.
+     * Their previous content is undefined: every byte is the app's to write.
+     */
+    uint8_t *planes[3];
+    /**
+     * Bytes per row of each plane: width, and half of it rounded up for U and V.
+     */
+    uint32_t strides[3];
+    /**
+     * Bytes of each plane (stride times its rows).
+     */
+    size_t plane_sizes[3];
+} kp_video_slot_layout;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1883,6 +1921,40 @@ kp_result kp_config_set_tls_platform_roots(struct kp_config *cfg, bool enable);
  * without TLS. Not thread-safe for the same cfg; non-blocking.
  */
 kp_result kp_config_set_tls_danger_accept_invalid_certs(struct kp_config *cfg, bool accept);
+
+/**
+ * Lends a picture of the configured size to write the next frame into in place, instead of
+ * handing a frame to kp_pusher_push_video, which copies it: for frames made in software (a
+ * renderer, a decoder, a file), whose copy is then saved. Writes the slot to `*slot` and its
+ * planes to `*layout` (set layout->struct_size = sizeof(kp_video_slot_layout) first) on
+ * success only. Give it back with kp_pusher_submit_video_slot (encoded) or kp_video_slot_free
+ * (not). At most 2 slots per pusher are out at once.
+ * Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher, slot or layout, struct_size too small),
+ * KP_ERR_NOT_STARTED, KP_ERR_INVALID_STATE (no video track, pre-encoded video, or 2 slots out
+ * already), KP_ERR_PAUSED, KP_ERR_QUEUE_FULL (the encoder is behind: the frame is counted in
+ * and dropped, as kp_pusher_push_video counts a refused frame). Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_acquire_video_slot(struct kp_pusher *p,
+                                       struct kp_video_slot **slot,
+                                       struct kp_video_slot_layout *layout);
+
+/**
+ * Queues the frame written into `slot` for encoding with its presentation time in
+ * microseconds (< 0: stamped by the SDK), as kp_pusher_push_video queues its copy. Takes the
+ * slot whatever it returns (a NULL pusher included): `slot` is invalid afterwards.
+ * Errors: KP_ERR_INVALID_ARGUMENT (NULL pusher or slot, a slot of another pusher),
+ * KP_ERR_NOT_STARTED, KP_ERR_PAUSED, KP_ERR_NON_MONOTONIC_TIMESTAMP, KP_ERR_QUEUE_FULL.
+ * Thread-safe; non-blocking.
+ */
+kp_result kp_pusher_submit_video_slot(struct kp_pusher *p,
+                                      struct kp_video_slot *slot,
+                                      int64_t pts_us);
+
+/**
+ * Gives a slot back unsubmitted (its picture returns to the pusher's pool); NULL is a no-op.
+ * `slot` is invalid afterwards. Thread-safe; non-blocking.
+ */
+void kp_video_slot_free(struct kp_video_slot *slot);
 
 #ifdef __cplusplus
 }  // extern "C"

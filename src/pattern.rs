@@ -77,6 +77,12 @@ pub struct VideoPattern {
     box_size: usize,
 }
 
+/// The frame code's clock. A clock before 1970 only spoils the latency a reader computes, not
+/// the picture.
+fn unix_ms_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 impl VideoPattern {
     /// A pattern for `width` x `height` pictures. Odd sizes are rounded down to even (I420 has
     /// whole chroma samples only).
@@ -106,21 +112,31 @@ impl VideoPattern {
     /// Renders frame `frame_index` into `out` (resized to the pattern size, reusing its
     /// allocation), its frame code stamped with the wall-clock time now.
     pub fn fill(&mut self, frame_index: u64, out: &mut I420Buffer) {
-        // A clock before 1970 only spoils the latency a reader computes, not the picture.
-        let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        self.fill_at(frame_index, unix_ms, out);
+        self.fill_at(frame_index, unix_ms_now(), out);
     }
 
     /// [`fill`](Self::fill) with the frame code's time given: the output depends only on the size,
     /// `frame_index` and `unix_ms`.
     pub fn fill_at(&mut self, frame_index: u64, unix_ms: u64, out: &mut I420Buffer) {
         out.resize(self.width, self.height);
+        let (y, u, v) = out.planes_mut();
+        self.fill_planes_at(frame_index, unix_ms, y, u, v);
+    }
+
+    /// [`fill`](Self::fill) into unpadded I420 planes of the pattern's size (a video slot's,
+    /// `Pusher::video_slot`). Panics if a plane has another size.
+    pub fn fill_planes(&mut self, frame_index: u64, y: &mut [u8], u: &mut [u8], v: &mut [u8]) {
+        self.fill_planes_at(frame_index, unix_ms_now(), y, u, v);
+    }
+
+    fn fill_planes_at(&mut self, frame_index: u64, unix_ms: u64, y: &mut [u8], u: &mut [u8], v: &mut [u8]) {
         let (w, h) = (self.width as usize, self.height as usize);
+        let chroma = (w / 2) * (h / 2);
+        assert!(y.len() == w * h && u.len() == chroma && v.len() == chroma, "planes of another size");
         if w == 0 || h == 0 {
             return;
         }
         let cw = w / 2;
-        let (y, u, v) = out.planes_mut();
 
         let off = ((frame_index % w as u64) * SCROLL_STEP % w as u64) as usize & !1;
         let coff = off / 2;

@@ -10,6 +10,9 @@
 //! frame either, as measured). The app thread is left out on this path: the test's pacing helper
 //! (`Source::push_one`) polls `stats()`, which builds a `Vec`.
 //!
+//! In-place path (video_slot → pattern drawn into the lent picture → push_video_slot → the same
+//! encoders): the bar of zero holds for every thread, the app's included.
+//!
 //! One test per binary: the counters are process-wide, another test running alongside would
 //! count too.
 
@@ -104,4 +107,35 @@ fn steady_state_push_allocates_nothing_per_frame() {
     println!("raw path, {frames_raw} frames, allocations per thread: {table:?} (app thread: {me})");
     let sdk_threads: Vec<_> = table.iter().filter(|t| !t.0.starts_with(&me)).collect();
     assert!(sdk_threads.is_empty(), "heap allocations on SDK threads: {table:?}");
+
+    // --- written in place (video slots: the pattern drawn straight into the lent picture) ---
+    // The app thread counts too: borrowing a slot, drawing and pushing it allocate nothing (the
+    // slot's cell and picture come back to the pusher and are reused).
+    let spec = Spec { seconds: 8.0, audio: false, ..Spec::default() };
+    let mut h = Harnessed::new(spec.config(&nginx.url(&unique_key("alloc-slots"))));
+    h.pusher.start().unwrap();
+    h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+    let mut pattern = kitepush::pattern::VideoPattern::new(spec.width, spec.height);
+    let t0 = Instant::now();
+    let mut next = 0u64;
+    let mut push_in_place = |n: u64| {
+        for _ in 0..n {
+            let pts = (next as f64 * 1e6 / spec.fps) as i64;
+            std::thread::sleep((t0 + Duration::from_micros(pts as u64)).saturating_duration_since(Instant::now()));
+            let mut slot = h.pusher.video_slot().unwrap();
+            let (y, u, v) = slot.planes_mut();
+            pattern.fill_planes(next, y, u, v);
+            h.pusher.push_video_slot(slot, pts).unwrap();
+            next += 1;
+        }
+    };
+    push_in_place(90);
+    let in_place = spec.frames() - 90;
+    let table = measure(|| push_in_place(in_place));
+    let sent = h.pusher.stats().video_frames_sent;
+    h.pusher.stop(Duration::from_secs(10)).unwrap();
+    h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(5));
+    println!("in-place path, {in_place} frames, allocations per thread: {table:?} (app thread: {me})");
+    assert!(sent >= 90, "{sent} sent");
+    assert!(table.is_empty(), "heap allocations, app thread included: {table:?}");
 }

@@ -272,7 +272,7 @@ fn valgrind_memcheck_of_the_example_and_the_threads_suite() {
 }
 
 #[test]
-fn packed_and_rgb_frames_from_c_reach_nginx_and_x264_is_configurable() {
+fn packed_rgb_and_in_place_frames_from_c_reach_nginx_and_x264_is_configurable() {
     let formats = &c_programs().formats;
     let nginx = Nginx::start(NginxOptions::default());
     let key = unique_key("c-formats");
@@ -282,8 +282,9 @@ fn packed_and_rgb_frames_from_c_reach_nginx_and_x264_is_configurable() {
     nginx.wait_recording_closed(&rec, Duration::from_secs(10));
     let p = probe(&rec);
     let v = p.video.expect("video");
-    // 20 frames each of YUY2, UYVY, RGBA, BGRA and NV21, in one stream.
-    assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 320, 240, 100));
+    // 20 frames each of YUY2, UYVY, RGBA, BGRA and NV21, then 20 written in place into video
+    // slots, in one stream.
+    assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("h264", 320, 240, 120));
     assert!(p.audio.is_none());
     assert_eq!(decode_errors(&rec), "");
 }

@@ -407,6 +407,20 @@ NS_SWIFT_NAME(LivePusher)
 /// kp_pusher_stop_recording: blocks until the file is written and closed.
 - (BOOL)stopRecordingWithError:(NSError **)error NS_SWIFT_NAME(stopRecording());
 
+/// kp_pusher_acquire_video_slot: lends a picture of the configured size (I420, unpadded planes,
+/// previous content undefined) to write the next frame into in place, for frames made in software
+/// (a renderer, a decoder): the copy -pushVideoWithFormat:… makes is saved. Fills *layout (its
+/// struct_size is set here) and returns the slot, or NULL with *error set. Give it back with
+/// -submitVideoSlot:ptsUs:error: or kp_video_slot_free(); its planes are invalid afterwards. At
+/// most 2 are out at once; KP_ERR_QUEUE_FULL when the encoder is behind.
+- (nullable kp_video_slot *)acquireVideoSlotWithLayout:(kp_video_slot_layout *)layout
+                                                 error:(NSError **)error NS_SWIFT_NAME(acquireVideoSlot(layout:));
+/// kp_pusher_submit_video_slot: queues the frame written into `slot` for encoding; takes the slot
+/// whatever the outcome.
+- (BOOL)submitVideoSlot:(kp_video_slot *)slot
+                  ptsUs:(int64_t)ptsUs
+                  error:(NSError **)error NS_SWIFT_NAME(submitVideoSlot(_:ptsUs:));
+
 /// kp_pusher_push_aac: one raw AAC packet (AudioConverter output) or ADTS frames. WebRTC (WHIP)
 /// destinations take Opus instead, from the PCM the app gives beside it (the same capture, with the
 /// same timestamps) through -pushPCM:….

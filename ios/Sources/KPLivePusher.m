@@ -743,6 +743,22 @@ static kp_video_frame KPFrame(KPPixelFormat format, uint32_t width, uint32_t hei
     return [self pushH264AnnexB:annexB.bytes length:annexB.length ptsUs:ptsUs dtsUs:dtsUs error:error];
 }
 
+- (kp_video_slot *)acquireVideoSlotWithLayout:(kp_video_slot_layout *)layout error:(NSError **)error {
+    kp_video_slot *slot = NULL;
+    if (layout) {
+        layout->struct_size = sizeof *layout;
+    }
+    kp_result rc = kp_pusher_acquire_video_slot([self enter], &slot, layout);
+    [self leave];
+    return KPCheck(rc, error) ? slot : NULL;
+}
+
+- (BOOL)submitVideoSlot:(kp_video_slot *)slot ptsUs:(int64_t)ptsUs error:(NSError **)error {
+    kp_result rc = kp_pusher_submit_video_slot([self enter], slot, ptsUs);
+    [self leave];
+    return KPCheck(rc, error);
+}
+
 - (BOOL)pushAAC:(const uint8_t *)data length:(size_t)length ptsUs:(int64_t)ptsUs error:(NSError **)error {
     kp_result rc = kp_pusher_push_aac([self enter], data, length, ptsUs);
     [self leave];

@@ -240,7 +240,24 @@ static KPLivePusherConfiguration *raw_config(NSString *url) {
     return c;
 }
 
-/// Pushes `frames` frames of I420 (or NV12 made from it) with PCM, paced to real time.
+/// One I420 frame written into a video slot the pusher lends (-acquireVideoSlotWithLayout:), then
+/// submitted.
+static BOOL push_in_place(KPLivePusher *p, const uint8_t *frame, int64_t pts, NSError **e) {
+    kp_video_slot_layout layout;
+    kp_video_slot *slot = [p acquireVideoSlotWithLayout:&layout error:e];
+    if (!slot) {
+        return NO;
+    }
+    CHECK(layout.width == W && layout.height == H && layout.strides[1] == W / 2, "slot layout %ux%u",
+          layout.width, layout.height);
+    memcpy(layout.planes[0], frame, W * H);
+    memcpy(layout.planes[1], frame + W * H, W * H / 4);
+    memcpy(layout.planes[2], frame + W * H * 5 / 4, W * H / 4);
+    return [p submitVideoSlot:slot ptsUs:pts error:e];
+}
+
+/// Pushes `frames` frames of I420 (the last 10 written in place into video slots; or NV12 made
+/// from it) with PCM, paced to real time.
 static void push_raw(KPLivePusher *p, int frames, BOOL nv12) {
     uint8_t *frame = malloc(W * H * 3 / 2);
     uint8_t *uv = malloc(W * H / 2);
@@ -262,6 +279,8 @@ static void push_raw(KPLivePusher *p, int frames, BOOL nv12) {
             size_t sizes[2] = {W * H, W * H / 2};
             ok = RETRYING([p pushVideoWithFormat:KPPixelFormatNV12 width:W height:H planeCount:2 planes:planes
                                          strides:strides planeSizes:sizes ptsUs:video_pts(i) error:&e]);
+        } else if (i >= frames - 10) {
+            ok = RETRYING(push_in_place(p, frame, video_pts(i), &e));
         } else {
             const uint8_t *planes[3] = {frame, frame + W * H, frame + W * H * 5 / 4};
             uint32_t strides[3] = {W, W / 2, W / 2};

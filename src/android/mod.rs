@@ -19,9 +19,12 @@ use crate::ffi::config::{self as c_config, kp_config};
 use crate::ffi::error::{kp_last_error_message, kp_result_str, set_last_error};
 use crate::ffi::event::in_event_callback;
 use crate::ffi::pusher::{self as c_pusher, kp_destination_stats, kp_pusher, kp_stats, kp_video_frame};
+use crate::ffi::video_slot::{self as c_slot, kp_video_slot, kp_video_slot_layout};
 use crate::ffi::{kp_result, kp_version};
 use crate::ResultCode;
-use jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JObject, JShortArray, JString, ReleaseMode};
+use jni::objects::{
+    JByteArray, JByteBuffer, JClass, JLongArray, JObject, JObjectArray, JShortArray, JString, ReleaseMode,
+};
 use jni::sys::{jboolean, jdouble, jfloat, jint, jlong, jstring, JNI_VERSION_1_6};
 use jni::{JNIEnv, JavaVM};
 use listener::{live_global_refs, on_event, on_stats, ListenerBridge};
@@ -1074,6 +1077,81 @@ pub extern "system" fn Java_dev_kitepush_Native_pushHevcBuffer(
             None => OUT_OF_BOUNDS,
         })
     })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_acquireVideoSlot(
+    mut env: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    out: JLongArray,
+    planes: JObjectArray,
+) -> jint {
+    boundary("acquireVideoSlot", || {
+        if out.is_null() || planes.is_null() || env.get_array_length(&out)? < 5 || env.get_array_length(&planes)? < 3 {
+            return Ok(OUT_OF_BOUNDS);
+        }
+        let mut slot = std::ptr::null_mut();
+        let mut layout = kp_video_slot_layout {
+            struct_size: size_of::<kp_video_slot_layout>() as u32,
+            width: 0,
+            height: 0,
+            planes: [std::ptr::null_mut(); 3],
+            strides: [0; 3],
+            plane_sizes: [0; 3],
+        };
+        // SAFETY: NULL or live (handle guard); slot and layout are writable locals.
+        let rc = unsafe { c_slot::kp_pusher_acquire_video_slot(pusher(handle), &mut slot, &mut layout) };
+        if rc != 0 {
+            return Ok(rc);
+        }
+        let made = (|| -> Result<(), jni::errors::Error> {
+            for (i, (&p, &len)) in layout.planes.iter().zip(&layout.plane_sizes).enumerate() {
+                // SAFETY: the slot's plane: `len` writable bytes until the slot is submitted or
+                // freed, which the Java VideoSlot's contract ties its buffers to.
+                let buf = unsafe { env.new_direct_byte_buffer(p, len) }?;
+                env.set_object_array_element(&planes, i as i32, buf)?;
+            }
+            let values = [
+                slot as jlong,
+                layout.width.into(),
+                layout.height.into(),
+                layout.strides[0].into(),
+                layout.strides[1].into(),
+            ];
+            env.set_long_array_region(&out, 0, &values)
+        })();
+        if let Err(e) = made {
+            // SAFETY: the slot just acquired, given back once.
+            unsafe { c_slot::kp_video_slot_free(slot) };
+            return Err(e);
+        }
+        Ok(0)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_submitVideoSlot(
+    _: JNIEnv,
+    _: JClass,
+    handle: jlong,
+    slot: jlong,
+    pts_us: jlong,
+) -> jint {
+    boundary("submitVideoSlot", || {
+        // SAFETY: NULL or live (handle guard); slot came from acquireVideoSlot and is given back
+        // once (VideoSlot.take).
+        Ok(unsafe { c_slot::kp_pusher_submit_video_slot(pusher(handle), slot as *mut kp_video_slot, pts_us) })
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_kitepush_Native_freeVideoSlot(_: JNIEnv, _: JClass, slot: jlong) {
+    boundary("freeVideoSlot", || {
+        // SAFETY: slot came from acquireVideoSlot and is given back once (VideoSlot.take).
+        unsafe { c_slot::kp_video_slot_free(slot as *mut kp_video_slot) };
+        Ok(0)
+    });
 }
 
 /// kp_pusher_push_aac or kp_pusher_push_opus: one buffer of encoded audio and its time.

@@ -22,6 +22,7 @@ pub mod messages;
 pub mod pusher;
 pub mod refresh;
 pub mod tls;
+pub mod video_slot;
 
 use std::ffi::{c_char, CStr};
 

@@ -200,6 +200,7 @@ pub(crate) fn audio_codecs(config: &PusherConfig) -> AudioCodecs {
 
 /// Whether the stream has Opus for the destinations that take it (WebRTC): encoded from the PCM
 /// (with pre-encoded AAC only from PCM given beside it), or the app's own (`push_opus`).
+#[cfg(feature = "whip")]
 pub(crate) fn has_opus(config: &PusherConfig) -> bool {
     audio_codecs(config).opus
         || config.audio.as_ref().is_some_and(|a| a.encoder == AudioEncoderKind::KP_AUDIO_ENCODER_PASSTHROUGH_OPUS)

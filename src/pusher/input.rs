@@ -31,6 +31,8 @@ struct Inner {
     audio_pool: Vec<Vec<i16>>,
     /// Video buffers made so far: the pool only grows, to the most pictures ever in flight.
     video_made: usize,
+    /// Pictures lent to the app as video slots (`Pusher::video_slot`), not yet back.
+    slots_out: usize,
     closed: bool,
     woken: bool,
 }
@@ -52,6 +54,7 @@ impl InputQueue {
                 last_video: None,
                 audio_pool: Vec::with_capacity(audio_cap + 2),
                 video_made: 0,
+                slots_out: 0,
                 closed: false,
                 woken: false,
             }),
@@ -75,6 +78,29 @@ impl InputQueue {
         let b = g.video_pool.pop().or_else(|| g.last_video.take());
         g.video_made += usize::from(b.is_none());
         Some(b.unwrap_or_default())
+    }
+
+    /// A buffer lent to the app to write a picture into (a video slot), or None when the video
+    /// queue is full or `max` slots are out already ([`InputQueue::slots_out`] tells which). The
+    /// slot, pushed or not, ends with [`InputQueue::slot_returned`].
+    pub fn video_slot(&self, max: usize) -> Option<I420Buffer> {
+        let mut g = self.lock();
+        if g.closed || g.video.len() >= self.video_cap || g.slots_out >= max {
+            return None;
+        }
+        let b = g.video_pool.pop().or_else(|| g.last_video.take());
+        g.video_made += usize::from(b.is_none());
+        g.slots_out += 1;
+        Some(b.unwrap_or_default())
+    }
+
+    pub fn slot_returned(&self) {
+        let mut g = self.lock();
+        g.slots_out = g.slots_out.saturating_sub(1);
+    }
+
+    pub fn slots_out(&self) -> usize {
+        self.lock().slots_out
     }
 
     /// Keeps `pic`, just encoded, as the last picture; the one kept before returns to the pool.

@@ -16,6 +16,7 @@ mod recording;
 mod shared;
 pub mod stats;
 mod timeline;
+pub mod video_slot;
 
 pub use crate::core::alerts::AlertThresholds;
 pub use config::{AbrSettings, AudioConfig, AudioEncoderKind, PusherConfig, VideoConfig, VideoEncoderKind};
@@ -27,13 +28,14 @@ pub use event::{Event, EventKind, PusherState};
 pub use messages::{CaptureTimestamps, MessageFlag, MessageSettings};
 pub use shared::UrlRefresh;
 pub use stats::{DestinationStats, Stats};
+pub use video_slot::VideoSlot;
 
 use crate::core::adts;
 use crate::core::body_pool::BodyPool;
 use crate::core::media::{Codec, MediaPacket};
 use crate::core::send_queue::SendQueue;
 use crate::core::url::DestUrl;
-use crate::encode::{AudioEncoder, VideoEncoder, VideoFrame};
+use crate::encode::{AudioEncoder, I420Buffer, VideoEncoder, VideoFrame};
 use crate::error::{Error, Result, ResultCode};
 use bytes::Bytes;
 use input::{Input, InputQueue};
@@ -210,6 +212,7 @@ impl Pusher {
         let config_messages = config.messages.clone();
         let shared = Arc::new(Shared {
             input: InputQueue::new(config.input_queue_frames, AUDIO_INPUT_CHUNKS),
+            slot_cells: Mutex::new(Vec::with_capacity(video_slot::MAX_SLOTS_OUT)),
             config,
             created: Instant::now(),
             state: Mutex::new(PusherState::KP_STATE_IDLE),
@@ -419,7 +422,13 @@ impl Pusher {
             self.shared.input.recycle(Input::Video(buf, 0));
             return self.reject(e);
         }
-        // Checked above; another thread pushing video at the same time can still win the race.
+        self.queue_picture(buf, pts_us)
+    }
+
+    /// Stamps a picture ready for the encoder (its time checked with `peek` before it was
+    /// filled) and queues it.
+    fn queue_picture(&self, buf: I420Buffer, pts_us: i64) -> Result<()> {
+        // Checked before; another thread pushing video at the same time can still win the race.
         let mut timeline = lock(&self.shared.timeline);
         let ts = match timeline.stamp(TimelineTrack::Video, pts_us) {
             Ok(ts) => ts,

@@ -192,6 +192,10 @@ pub struct Shared {
     pub counters: Counters,
     pub timeline: Mutex<Timeline>,
     pub input: InputQueue,
+    /// The heap cells of video slots given back, reused by the next ones (no allocation per frame).
+    /// Boxed on purpose: a slot's address is what the C ABI hands out, so the cell must not move.
+    #[allow(clippy::vec_box)]
+    pub slot_cells: Mutex<Vec<Box<super::video_slot::SlotCell>>>,
     pub destinations: Vec<Destination>,
     pub events: Mutex<Option<Sender<Option<Callback>>>>,
     /// The stats callback and its interval, taken by the callback thread at its first delivery.

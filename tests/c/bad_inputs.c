@@ -258,6 +258,16 @@ static void check_static(void)
     CHECK_RC(kp_pusher_push_h264(NULL, pixels, 4, 0, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_push_aac(NULL, pixels, 4, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_push_opus(NULL, pixels, 4, 0), KP_ERR_INVALID_ARGUMENT);
+    {
+        kp_video_slot *slot = NULL;
+        kp_video_slot_layout layout;
+        memset(&layout, 0, sizeof layout);
+        layout.struct_size = sizeof layout;
+        CHECK_RC(kp_pusher_acquire_video_slot(NULL, &slot, &layout), KP_ERR_INVALID_ARGUMENT);
+        CHECK(slot == NULL);
+        CHECK_RC(kp_pusher_submit_video_slot(NULL, NULL, 0), KP_ERR_INVALID_ARGUMENT);
+        kp_video_slot_free(NULL);
+    }
     CHECK_RC(kp_pusher_stop(NULL, 0), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_pause(NULL, KP_PAUSE_STILL_IMAGE), KP_ERR_INVALID_ARGUMENT);
     CHECK_RC(kp_pusher_resume(NULL), KP_ERR_INVALID_ARGUMENT);

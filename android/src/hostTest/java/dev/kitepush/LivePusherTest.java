@@ -198,7 +198,7 @@ class LivePusherTest {
     }
 
     @Test
-    void rawFramesAndPcmFromArraysReachTheBuiltInReceiver() throws Exception {
+    void rawFramesFromArraysAndSlotsAndPcmReachTheBuiltInReceiver() throws Exception {
         String url = prop("kp.receiver.url");
         String key = url.substring(url.lastIndexOf('/') + 1);
         Recorder r = new Recorder();
@@ -215,7 +215,23 @@ class LivePusherTest {
                 pace(start, videoPts(i));
                 final byte[] picture = i420(i);
                 final long pts = videoPts(i);
-                retrying(() -> p.pushVideo(PixelFormat.I420, W, H, picture, offsets, strides, pts));
+                if (i < 40) {
+                    retrying(() -> p.pushVideo(PixelFormat.I420, W, H, picture, offsets, strides, pts));
+                } else {
+                    // The last 20 written in place, into pictures the pusher lends.
+                    retrying(() -> {
+                        try (VideoSlot slot = p.acquireVideoSlot()) {
+                            assertEquals(W, slot.width);
+                            assertEquals(W / 2, slot.strideUV);
+                            assertEquals(W * H, slot.y.capacity());
+                            slot.y.put(picture, 0, W * H);
+                            slot.u.put(picture, W * H, W * H / 4);
+                            slot.v.put(picture, W * H + W * H / 4, W * H / 4);
+                            p.submitVideoSlot(slot, pts);
+                            assertThrows(IllegalStateException.class, () -> p.submitVideoSlot(slot, pts));
+                        }
+                    });
+                }
                 while (audioPts(audioFrames) < videoPts(i + 1)) {
                     final short[] samples = pcm(audioFrames, 1024);
                     final long apts = audioPts(audioFrames);
@@ -263,7 +279,23 @@ class LivePusherTest {
                 pace(start, videoPts(i));
                 final byte[] picture = i420(i);
                 final long pts = videoPts(i);
-                retrying(() -> p.pushVideo(PixelFormat.I420, W, H, picture, offsets, strides, pts));
+                if (i < 40) {
+                    retrying(() -> p.pushVideo(PixelFormat.I420, W, H, picture, offsets, strides, pts));
+                } else {
+                    // The last 20 written in place, into pictures the pusher lends.
+                    retrying(() -> {
+                        try (VideoSlot slot = p.acquireVideoSlot()) {
+                            assertEquals(W, slot.width);
+                            assertEquals(W / 2, slot.strideUV);
+                            assertEquals(W * H, slot.y.capacity());
+                            slot.y.put(picture, 0, W * H);
+                            slot.u.put(picture, W * H, W * H / 4);
+                            slot.v.put(picture, W * H + W * H / 4, W * H / 4);
+                            p.submitVideoSlot(slot, pts);
+                            assertThrows(IllegalStateException.class, () -> p.submitVideoSlot(slot, pts));
+                        }
+                    });
+                }
             }
             p.stop(10_000);
             r.await(EventKind.STOPPED, WAIT_MS);

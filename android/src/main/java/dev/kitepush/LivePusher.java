@@ -761,6 +761,43 @@ public final class LivePusher implements AutoCloseable {
     }
 
     /**
+     * kp_pusher_acquire_video_slot: a picture of the configured size lent to write the next frame
+     * into in place (see {@link VideoSlot}); give it back with {@link #submitVideoSlot} or
+     * {@link VideoSlot#close}. At most 2 are out at once. QUEUE_FULL when the encoder is behind.
+     */
+    public VideoSlot acquireVideoSlot() {
+        long h = acquire();
+        try {
+            long[] out = new long[5];
+            ByteBuffer[] planes = new ByteBuffer[3];
+            Native.check(Native.acquireVideoSlot(h, out, planes));
+            return new VideoSlot(out[0], (int) out[1], (int) out[2], (int) out[3], (int) out[4], planes);
+        } finally {
+            release(h);
+        }
+    }
+
+    /**
+     * kp_pusher_submit_video_slot: queues the frame written into {@code slot} for encoding, as
+     * {@link #pushVideo} queues its copy. Takes the slot whatever the outcome; its buffers must not be
+     * touched afterwards.
+     *
+     * @throws IllegalStateException if the slot was submitted or closed already
+     */
+    public void submitVideoSlot(VideoSlot slot, long ptsUs) {
+        long s = slot.take();
+        if (s == 0) {
+            throw new IllegalStateException("the video slot was submitted or closed already");
+        }
+        long h = acquire();
+        try {
+            Native.check(Native.submitVideoSlot(h, s, ptsUs));
+        } finally {
+            release(h);
+        }
+    }
+
+    /**
      * kp_pusher_push_opus: one Opus packet (RFC 6716) for {@link AudioEncoder#PASSTHROUGH_OPUS};
      * WHIP destinations carry it as it is. RTMP and SRT take AAC from the PCM given beside it
      * ({@link #pushAudio(short[], int, long)}).

@@ -108,6 +108,10 @@ final class Native {
     static native int pushHevcBuffer(long handle, ByteBuffer data, int position, int length, long ptsUs, long dtsUs);
     static native int pushAacArray(long handle, byte[] data, int offset, int length, long ptsUs);
     static native int pushAacBuffer(long handle, ByteBuffer data, int position, int length, long ptsUs);
+    /** out: slot, width, height, Y stride, U/V stride; planes: Y, U, V as direct buffers. */
+    static native int acquireVideoSlot(long handle, long[] out, ByteBuffer[] planes);
+    static native int submitVideoSlot(long handle, long slot, long ptsUs);
+    static native void freeVideoSlot(long slot);
     static native int pushOpusArray(long handle, byte[] data, int offset, int length, long ptsUs);
     static native int pushOpusBuffer(long handle, ByteBuffer data, int position, int length, long ptsUs);
     static native int pushAudioArray(long handle, short[] samples, int framesPerChannel, long ptsUs);
