@@ -6,7 +6,7 @@
 //! `srt://host:port?streamid=...` URL pushes MPEG-TS over SRT; a `whip+http(s)://host/path` URL
 //! publishes over WebRTC to that WHIP endpoint (`--bearer TOKEN` for its token).
 
-use kitepush::encode::{I420Buffer, PixelFormat, VideoFrame};
+use kitepush::encode::I420Buffer;
 use kitepush::pattern::{Tone, VideoPattern};
 use kitepush::pusher::{AudioConfig, EventKind, Pusher, PusherConfig, PusherState, VideoConfig};
 use kitepush::receiver::{Receiver, ReceiverConfig};
@@ -246,15 +246,7 @@ fn run(args: Args) -> Result<(), Error> {
                     pushed -= 1;
                     break;
                 }
-                let w = args.width as usize;
-                let frame = VideoFrame {
-                    format: PixelFormat::KP_PIXEL_FORMAT_I420,
-                    width: args.width,
-                    height: args.height,
-                    planes: [picture.y(), picture.u(), picture.v()],
-                    strides: [w, w.div_ceil(2), w.div_ceil(2)],
-                };
-                pusher.push_video(&frame, pts_us)
+                pusher.push_video(&picture.as_frame(), pts_us)
             }
             // Read or drawn straight into a picture the pusher lends: no copy of the frame is made.
             None => match pusher.video_slot() {

@@ -125,6 +125,18 @@ impl I420Buffer {
         let (l, c) = (self.luma_len(), self.chroma_len());
         &self.data[l + c..l + 2 * c]
     }
+    /// The picture as a frame to push or convert (planar I420 only: not for NV12 layout).
+    pub fn as_frame(&self) -> VideoFrame<'_> {
+        let cw = (self.width as usize).div_ceil(2);
+        VideoFrame {
+            format: PixelFormat::KP_PIXEL_FORMAT_I420,
+            width: self.width,
+            height: self.height,
+            planes: [self.y(), self.u(), self.v()],
+            strides: [self.width as usize, cw, cw],
+        }
+    }
+
     /// Mutable Y, U and V planes at once.
     pub fn planes_mut(&mut self) -> (&mut [u8], &mut [u8], &mut [u8]) {
         let (l, c) = (self.luma_len(), self.chroma_len());

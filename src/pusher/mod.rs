@@ -388,16 +388,27 @@ impl Pusher {
             return self.reject(e);
         }
         self.not_paused("push_video")?;
-        // A bad timestamp is the app's error whatever the queue holds: report it first.
+        let Some(pts_us) = self.admit_video(pts_us)? else {
+            return Ok(());
+        };
+        self.copy_and_queue(frame, v, pts_us)
+    }
+
+    /// A raw frame's time checked (a bad timestamp is the app's error whatever the queue holds:
+    /// reported first) and the frame counted in; None when the encode ladder's lower frame rate
+    /// skips it (a frame it does not keep costs no copy).
+    fn admit_video(&self, pts_us: i64) -> Result<Option<i64>> {
         let pts_us = self.pts(pts_us);
         if let Err(e) = lock(&self.shared.timeline).peek(TimelineTrack::Video, pts_us) {
             return self.reject(e);
         }
         self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
-        // The encode ladder's lower frame rates: a frame it does not keep costs no copy.
-        if !self.shared.ladder.keep(pts_us) {
-            return Ok(());
-        }
+        Ok(self.shared.ladder.keep(pts_us).then_some(pts_us))
+    }
+
+    /// Copies (converting and scaling as needed) an admitted frame into a picture of the pool and
+    /// queues it.
+    fn copy_and_queue(&self, frame: &VideoFrame<'_>, v: &VideoConfig, pts_us: i64) -> Result<()> {
         let Some(mut buf) = self.shared.input.video_buffer() else {
             self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
             self.shared.ladder.queue_full.fetch_add(1, Relaxed);

@@ -10,13 +10,11 @@
 
 use super::input::Input;
 use super::shared::Shared;
-use super::timeline::TimelineTrack;
 use super::{lock, Pusher};
-use crate::encode::{I420Buffer, PixelFormat, VideoFrame};
+use crate::encode::I420Buffer;
 use crate::error::{Error, Result};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// At most this many slots out at once per pusher: one being written while the one before is
 /// pushed. More would only grow the pool by a picture each.
@@ -149,55 +147,20 @@ impl Pusher {
         }
         self.accepting()?;
         self.not_paused("push_video_slot")?;
-        let pts_us = self.pts(pts_us);
-        if let Err(e) = lock(&self.shared.timeline).peek(TimelineTrack::Video, pts_us) {
-            return self.reject(e);
-        }
-        self.shared.counters.video_frames_in.fetch_add(1, Relaxed);
-        if !self.shared.ladder.keep(pts_us) {
+        let Some(pts_us) = self.admit_video(pts_us)? else {
             return Ok(());
-        }
+        };
         let buf = slot.cell_mut().buf.take().expect("a slot holds its picture until pushed");
-        let size = self.shared.ladder.size((buf.width, buf.height));
-        if (buf.width, buf.height) == size {
+        let Some(v) = self.shared.config.video.as_ref() else {
+            return Err(Error::Internal("a video slot without a video track".into()));
+        };
+        if (buf.width, buf.height) == self.shared.ladder.size((buf.width, buf.height)) {
             return self.queue_picture(buf, pts_us);
         }
-        // A lower rung of the ladder: scaled into another picture of the pool.
-        let Some(mut scaled) = self.shared.input.video_buffer() else {
-            self.shared.input.recycle(Input::Video(buf, 0));
-            self.shared.counters.video_frames_dropped_encoder.fetch_add(1, Relaxed);
-            self.shared.ladder.queue_full.fetch_add(1, Relaxed);
-            return Err(Error::QueueFull("the encoder is behind; video frame dropped"));
-        };
-        let started = Instant::now();
-        let w = buf.width as usize;
-        let frame = VideoFrame {
-            format: PixelFormat::KP_PIXEL_FORMAT_I420,
-            width: buf.width,
-            height: buf.height,
-            planes: [buf.y(), buf.u(), buf.v()],
-            strides: [w, w.div_ceil(2), w.div_ceil(2)],
-        };
-        let scaling = match self.shared.config.video.as_ref().map(|v| v.scaling) {
-            Some(crate::pusher::VideoScaling::KP_VIDEO_SCALING_OFF) | None => {
-                crate::pusher::VideoScaling::KP_VIDEO_SCALING_FILL
-            }
-            Some(s) => s,
-        };
-        let converted = crate::encode::pixel::convert_scaled(
-            &frame,
-            &mut scaled,
-            self.semi_planar_ok,
-            size,
-            scaling,
-            &mut lock(&self.downscaler),
-        );
-        self.shared.ladder.convert_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        // A lower rung of the ladder: scaled into another picture of the pool, as push_video's
+        // frames are.
+        let queued = self.copy_and_queue(&buf.as_frame(), v, pts_us);
         self.shared.input.recycle(Input::Video(buf, 0));
-        if let Err(e) = converted {
-            self.shared.input.recycle(Input::Video(scaled, 0));
-            return self.reject(e);
-        }
-        self.queue_picture(scaled, pts_us)
+        queued
     }
 }
