@@ -206,10 +206,15 @@ mod tests {
             // checks of the sanitizer builds of tests/c too).
             assert_eq!(kp_pusher_acquire_video_slot(p, &mut slot, &mut l), 0);
             assert_eq!(kp_pusher_submit_video_slot(null_mut(), slot, 40_000), INVALID);
+            // A slot kept past its pusher's end is still the app's memory, then only freed.
+            let (mut kept, mut lk) = (null_mut(), layout());
+            assert_eq!(kp_pusher_acquire_video_slot(p, &mut kept, &mut lk), 0);
             // Nothing can be delivered (no server): with frames queued a 0 ms stop times out.
             let stopped = kp_pusher_stop(p, 0);
             assert!(stopped == 0 || stopped == ResultCode::KP_ERR_TIMEOUT as i32, "{stopped}");
             kp_pusher_free(p);
+            std::slice::from_raw_parts_mut(lk.planes[2], lk.plane_sizes[2]).fill(128);
+            kp_video_slot_free(kept);
         }
     }
 }

@@ -376,14 +376,7 @@ impl Pusher {
     /// I420) before returning; never blocks on the encoder or the network.
     /// When the encoder is behind, the frame is dropped, counted, and `QueueFull` returned.
     pub fn push_video(&self, frame: &VideoFrame<'_>, pts_us: i64) -> Result<()> {
-        self.accepting()?;
-        let Some(v) = self.shared.config.video.as_ref() else {
-            return self.reject(Error::InvalidState("video is disabled in the configuration".into()));
-        };
-        if v.encoder.is_pre_encoded() {
-            return self
-                .reject(Error::InvalidState("video is configured as pre-encoded: use push_h264 or push_hevc".into()));
-        }
+        let v = self.raw_video()?;
         if let Err(e) = crate::encode::pixel::validate_scalable(frame, v.width, v.height, v.scaling) {
             return self.reject(e);
         }
@@ -392,6 +385,20 @@ impl Pusher {
             return Ok(());
         };
         self.copy_and_queue(frame, v, pts_us)
+    }
+
+    /// The video configuration, for a raw frame: refused when not started, without video, or
+    /// with pre-encoded video.
+    fn raw_video(&self) -> Result<&VideoConfig> {
+        self.accepting()?;
+        let Some(v) = self.shared.config.video.as_ref() else {
+            return self.reject(Error::InvalidState("video is disabled in the configuration".into()));
+        };
+        if v.encoder.is_pre_encoded() {
+            return self
+                .reject(Error::InvalidState("video is configured as pre-encoded: use push_h264 or push_hevc".into()));
+        }
+        Ok(v)
     }
 
     /// A raw frame's time checked (a bad timestamp is the app's error whatever the queue holds:

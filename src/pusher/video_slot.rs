@@ -109,14 +109,7 @@ impl Pusher {
     /// pre-encoded video, `Paused`), `QueueFull` when the encoder is behind (the frame is counted
     /// in and dropped, as `push_video` counts it), `InvalidState` when [`MAX_SLOTS_OUT`] are out.
     pub fn video_slot(&self) -> Result<VideoSlot> {
-        self.accepting()?;
-        let Some(v) = self.shared.config.video.as_ref() else {
-            return self.reject(Error::InvalidState("video is disabled in the configuration".into()));
-        };
-        if v.encoder.is_pre_encoded() {
-            return self
-                .reject(Error::InvalidState("video is configured as pre-encoded: use push_h264 or push_hevc".into()));
-        }
+        let v = self.raw_video()?;
         self.not_paused("video_slot")?;
         let Some(mut buf) = self.shared.input.video_slot(MAX_SLOTS_OUT) else {
             if self.shared.input.slots_out() >= MAX_SLOTS_OUT {

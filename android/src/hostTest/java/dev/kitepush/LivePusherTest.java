@@ -174,6 +174,27 @@ class LivePusherTest {
         }
     }
 
+    /** Frame {@code i} as an I420 array (pushVideo), the last 20 of 60 written in place into video slots. */
+    static void pushFrame(LivePusher p, int i, byte[] picture, long pts) throws InterruptedException {
+        if (i < 40) {
+            retrying(() -> p.pushVideo(PixelFormat.I420, W, H, picture, new int[] {0, W * H, W * H + W * H / 4},
+                    new int[] {W, W / 2, W / 2}, pts));
+            return;
+        }
+        retrying(() -> {
+            try (VideoSlot slot = p.acquireVideoSlot()) {
+                assertEquals(W, slot.width);
+                assertEquals(W / 2, slot.strideUV);
+                assertEquals(W * H, slot.y.capacity());
+                slot.y.put(picture, 0, W * H);
+                slot.u.put(picture, W * H, W * H / 4);
+                slot.v.put(picture, W * H + W * H / 4, W * H / 4);
+                p.submitVideoSlot(slot, pts);
+                assertThrows(IllegalStateException.class, () -> p.submitVideoSlot(slot, pts));
+            }
+        });
+    }
+
     static void assertPublishSequence(Recorder r) {
         List<Integer> k = r.kinds();
         assertTrue(k.size() >= 4, "events: " + r.events);
@@ -209,29 +230,9 @@ class LivePusherTest {
             assertFalse(r.events.get(0).message.contains(key), "the stream key leaked: " + r.events.get(0));
             long start = System.nanoTime();
             long audioFrames = 0;
-            int[] offsets = {0, W * H, W * H + W * H / 4};
-            int[] strides = {W, W / 2, W / 2};
             for (int i = 0; i < 60; i++) {
                 pace(start, videoPts(i));
-                final byte[] picture = i420(i);
-                final long pts = videoPts(i);
-                if (i < 40) {
-                    retrying(() -> p.pushVideo(PixelFormat.I420, W, H, picture, offsets, strides, pts));
-                } else {
-                    // The last 20 written in place, into pictures the pusher lends.
-                    retrying(() -> {
-                        try (VideoSlot slot = p.acquireVideoSlot()) {
-                            assertEquals(W, slot.width);
-                            assertEquals(W / 2, slot.strideUV);
-                            assertEquals(W * H, slot.y.capacity());
-                            slot.y.put(picture, 0, W * H);
-                            slot.u.put(picture, W * H, W * H / 4);
-                            slot.v.put(picture, W * H + W * H / 4, W * H / 4);
-                            p.submitVideoSlot(slot, pts);
-                            assertThrows(IllegalStateException.class, () -> p.submitVideoSlot(slot, pts));
-                        }
-                    });
-                }
+                pushFrame(p, i, i420(i), videoPts(i));
                 while (audioPts(audioFrames) < videoPts(i + 1)) {
                     final short[] samples = pcm(audioFrames, 1024);
                     final long apts = audioPts(audioFrames);
@@ -273,29 +274,9 @@ class LivePusherTest {
             p.start();
             r.await(EventKind.PUBLISHING, WAIT_MS);
             long start = System.nanoTime();
-            int[] offsets = {0, W * H, W * H + W * H / 4};
-            int[] strides = {W, W / 2, W / 2};
             for (int i = 0; i < 60; i++) {
                 pace(start, videoPts(i));
-                final byte[] picture = i420(i);
-                final long pts = videoPts(i);
-                if (i < 40) {
-                    retrying(() -> p.pushVideo(PixelFormat.I420, W, H, picture, offsets, strides, pts));
-                } else {
-                    // The last 20 written in place, into pictures the pusher lends.
-                    retrying(() -> {
-                        try (VideoSlot slot = p.acquireVideoSlot()) {
-                            assertEquals(W, slot.width);
-                            assertEquals(W / 2, slot.strideUV);
-                            assertEquals(W * H, slot.y.capacity());
-                            slot.y.put(picture, 0, W * H);
-                            slot.u.put(picture, W * H, W * H / 4);
-                            slot.v.put(picture, W * H + W * H / 4, W * H / 4);
-                            p.submitVideoSlot(slot, pts);
-                            assertThrows(IllegalStateException.class, () -> p.submitVideoSlot(slot, pts));
-                        }
-                    });
-                }
+                pushFrame(p, i, i420(i), videoPts(i));
             }
             p.stop(10_000);
             r.await(EventKind.STOPPED, WAIT_MS);
