@@ -207,6 +207,7 @@ impl LadderDriver {
         b.busy_ns += convert.wrapping_sub(self.convert_seen);
         b.dropped = drops.wrapping_sub(self.drops_seen).min(u64::from(u32::MAX)) as u32;
         (self.convert_seen, self.drops_seen) = (convert, drops);
+        let new_drops = b.dropped;
         if late {
             self.buckets = [Bucket::default(); WINDOW_TICKS];
         }
@@ -226,7 +227,7 @@ impl LadderDriver {
             0 => return,
             n => Duration::from_nanos(busy / u64::from(n)),
         };
-        let sample = LadderSample { encode_time, frame_interval: rung.frame_interval(), dropped, paused };
+        let sample = LadderSample { encode_time, frame_interval: rung.frame_interval(), dropped, new_drops, paused };
         if let Some(change) = self.ladder.update(now, sample) {
             self.announce(shared, change);
             // The window held the old rung's frames.
