@@ -999,11 +999,13 @@ typedef struct kp_destination_stats {
      */
     uint64_t audio_gaps;
     /**
-     * SRT destinations (0 on RTMP): packets sent again after the receiver reported them lost.
+     * SRT and WHIP destinations (0 on RTMP): packets sent again after the receiver reported
+     * them lost (SRT NAKs; WebRTC NACKs, video only: audio is not resent).
      */
     uint64_t packets_retransmitted;
     /**
-     * SRT: packets the receiver reported lost (NAKs; repaired ones included).
+     * SRT and WHIP: packets the receiver reported lost, repaired ones included (SRT NAKs;
+     * WebRTC receiver reports, audio and video).
      */
     uint64_t packets_lost;
     /**

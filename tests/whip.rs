@@ -445,6 +445,52 @@ fn five_percent_loss_is_repaired_with_nacks() {
 }
 
 #[test]
+fn reported_audio_loss_turns_on_opus_fec() {
+    if !in_loopback_netns("reported_audio_loss_turns_on_opus_fec") {
+        return;
+    }
+    behind_proxy(|ep, proxy| {
+        // Audio is not resent (a late frame is no use; aiortc and browsers NACK video only):
+        // what protects it is Opus's in-band FEC, which libopus adds for the loss the receiver
+        // reports, in SILK or hybrid packets (the music this tone is counts as wants more than
+        // 8 % before it leaves CELT for them). 4 s clean, then 15 % loss both ways.
+        let spec = Spec { seconds: 12.0, ..Spec::default() };
+        let mut h = Harnessed::new(config(&ep.url("fec"), &spec));
+        h.pusher.start().unwrap();
+        h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
+        let mut src = Source::new(&spec);
+        let t0 = Instant::now();
+        let mut clean = None;
+        for i in 0..spec.frames() {
+            let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            src.push_one(&h.pusher);
+            if clean.is_none() && t0.elapsed() >= Duration::from_secs(4) {
+                clean = Some(ep.stats().opus_modes);
+                proxy.set(UdpFaults::PASS.with_loss(15.0));
+            }
+        }
+        let all = ep.stats().opus_modes;
+        let d = h.pusher.stats().destinations[0].clone();
+        proxy.set(UdpFaults::PASS);
+        h.pusher.stop(Duration::from_secs(5)).unwrap();
+        let clean = clean.unwrap();
+        let lossy = (all.0 - clean.0, all.1 - clean.1, all.2 - clean.2);
+        println!(
+            "Opus packets decoded (SILK, hybrid, CELT): {clean:?} clean, {lossy:?} at 15 % loss; receiver reported \
+             {} packets lost, {} video packets resent",
+            d.packets_lost, d.packets_retransmitted
+        );
+        let sum = |m: (u64, u64, u64)| m.0 + m.1 + m.2;
+        assert!(sum(clean) >= 100, "audio reached the endpoint: {clean:?}");
+        assert!((clean.0 + clean.1) * 20 <= sum(clean), "no FEC modes without loss: {clean:?}");
+        // The reports come once a second and some are lost too: most of the 8 s, not all.
+        assert!((lossy.0 + lossy.1) * 2 >= sum(lossy), "FEC modes under loss: {lossy:?}");
+        assert!(d.packets_lost > 0, "the receiver's reported loss is in the stats: {d:?}");
+    });
+}
+
+#[test]
 fn a_rate_cut_brings_the_bitrate_under_the_link_within_3_s() {
     if !in_loopback_netns("a_rate_cut_brings_the_bitrate_under_the_link_within_3_s") {
         return;

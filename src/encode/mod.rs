@@ -100,4 +100,10 @@ pub trait AudioEncoder: Send {
     fn priming_samples(&self) -> usize {
         0
     }
+    /// The share of its packets the receivers report lost (0-100, the worst of them): an encoder
+    /// that can protect its own packets (Opus in-band FEC) adds the redundancy that needs; the
+    /// others ignore it.
+    fn set_expected_loss(&mut self, _percent: u8) -> Result<()> {
+        Ok(())
+    }
 }

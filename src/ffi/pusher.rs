@@ -343,9 +343,11 @@ pub struct kp_destination_stats {
     pub audio_frames_dropped_congestion: u64,
     /// Times audio had to be dropped for this destination (each a gap in the sound).
     pub audio_gaps: u64,
-    /// SRT destinations (0 on RTMP): packets sent again after the receiver reported them lost.
+    /// SRT and WHIP destinations (0 on RTMP): packets sent again after the receiver reported
+    /// them lost (SRT NAKs; WebRTC NACKs, video only: audio is not resent).
     pub packets_retransmitted: u64,
-    /// SRT: packets the receiver reported lost (NAKs; repaired ones included).
+    /// SRT and WHIP: packets the receiver reported lost, repaired ones included (SRT NAKs;
+    /// WebRTC receiver reports, audio and video).
     pub packets_lost: u64,
     /// SRT: packets given up because they were too late to play: dropped unacknowledged from the
     /// send buffer, or lost and not resent because the receiver's play time had passed (each a gap

@@ -156,6 +156,8 @@ struct AudioTrack {
 struct AudioOut {
     enc: Box<dyn AudioEncoder>,
     units: AudioUnits,
+    /// The loss last given to the encoder.
+    expected_loss: u8,
 }
 
 /// An encoder's access units on their way to the send queues.
@@ -278,7 +280,7 @@ impl EncodeWorker {
                     counted: counted == Some(codec),
                     bodies: BodyPool::default(),
                 };
-                Some(AudioOut { enc, units })
+                Some(AudioOut { enc, units, expected_loss: 0 })
             })
             .collect();
         let block = outs.iter().map(|o| o.enc.frame_samples()).max()?;
@@ -434,7 +436,14 @@ impl EncodeWorker {
         track.encode_silence(shared, plan.silence)?;
         let skip = (plan.skip as usize * ch).min(pcm.len());
         let AudioTrack { clock, outs, .. } = track;
+        // One encoder serves every destination of its codec: it protects for the worst path.
+        let loss = shared.destinations.iter().map(|d| d.counters.audio_loss_percent.load(Relaxed)).max();
+        let loss = loss.unwrap_or(0).min(100) as u8;
         for out in outs {
+            if out.expected_loss != loss {
+                out.enc.set_expected_loss(loss)?;
+                out.expected_loss = loss;
+            }
             let units = &mut out.units;
             out.enc.encode(&pcm[skip..], &mut |au| units.emit(shared, clock, au))?;
         }

@@ -617,6 +617,7 @@ impl NetworkWorker {
                 shared.want_keyframe(d.index);
             }
             c.bandwidth_estimate_kbps.store(conn.link.bandwidth_estimate_kbps().unwrap_or(0), Relaxed);
+            c.audio_loss_percent.store(u32::from(conn.link.audio_loss_percent().unwrap_or(0)), Relaxed);
             if let Some(r) = conn.link.repair_stats() {
                 let old = std::mem::replace(&mut conn.repair, r);
                 c.packets_retransmitted.fetch_add(r.retransmitted.saturating_sub(old.retransmitted), Relaxed);

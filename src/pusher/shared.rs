@@ -54,6 +54,8 @@ pub struct DestCounters {
     pub bandwidth_estimate_kbps: AtomicU32,
     /// Keyframes the receiver asked for (WebRTC PLI/FIR) and was given.
     pub keyframe_requests: AtomicU32,
+    /// The audio loss the peer reports (WebRTC), percent; read by the encode worker.
+    pub audio_loss_percent: AtomicU32,
     pub video_dropped_congestion: AtomicU64,
     pub audio_dropped_congestion: AtomicU64,
     pub audio_gaps: AtomicU64,

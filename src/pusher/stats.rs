@@ -30,8 +30,9 @@ pub struct DestinationStats {
     pub audio_frames_dropped_congestion: u64,
     /// Times audio had to be dropped (each a gap in the sound).
     pub audio_gaps: u64,
-    /// SRT destinations (0 on RTMP): packets sent again after the receiver reported them lost,
-    /// packets it reported lost (NAKs), packets given up because they were too late to play
+    /// SRT and WHIP destinations (0 on RTMP): packets sent again after the receiver reported them
+    /// lost (SRT NAKs, WebRTC NACKs: video only, audio is not resent), packets it reported lost
+    /// (SRT NAKs; WebRTC receiver reports, audio and video), packets given up because they were too late to play
     /// (dropped unacknowledged, or lost past the receiver's play time: each a gap the receiver
     /// skips), and the age of the oldest packet in SRT's send buffer (ms).
     pub packets_retransmitted: u64,

@@ -385,6 +385,9 @@ pub struct WhipStats {
     /// Network interfaces the endpoint sees: `["lo"]` alone inside the loopback-only namespace.
     pub interfaces: Vec<String>,
     pub sessions: Vec<WhipSession>,
+    /// Opus packets decoded over all sessions by their mode: (SILK, hybrid, CELT). In-band FEC
+    /// lives in the SILK layer (SILK and hybrid packets). 0s from Chromium.
+    pub opus_modes: (u64, u64, u64),
     pub raw: Value,
 }
 
@@ -490,6 +493,7 @@ impl WhipStats {
             decode_errors: u(&raw, "decode_errors"),
             interfaces: strings(&raw["interfaces"]),
             sessions,
+            opus_modes: (u(&raw["opus_modes"], "silk"), u(&raw["opus_modes"], "hybrid"), u(&raw["opus_modes"], "celt")),
             raw,
         }
     }

@@ -39,6 +39,9 @@ HTTP:
 GET /stats:
     {"posts": total POSTs, "posts_by_status": {"201": n, ...}, "deletes": n,
      "decode_errors": n (all sessions), "interfaces": [names ifaddr sees: "lo" alone in the netns],
+     "opus_modes": {"silk", "hybrid", "celt"}: Opus packets given to the decoder (all sessions),
+                   by the mode their TOC byte names (RFC 6716 3.1): a sender protecting its
+                   packets with in-band FEC uses SILK or hybrid, where the LBRR frames are,
      "sessions": [{"id", "name", "path", "post_ms" (wall clock of the POST),
                    "connected_after_ms" (POST to connectionState "connected", null before),
                    "connected_for_ms" (connected until closed or now), "states": connectionState
@@ -80,6 +83,7 @@ import uuid
 
 import aioice.ice
 import aiortc.codecs.h264 as aiortc_h264
+import aiortc.codecs.opus as aiortc_opus
 import av
 import ifaddr
 from aiohttp import web
@@ -93,6 +97,22 @@ log = logging.getLogger("whip_endpoint")
 # offer none. Loopback only, in or out of a namespace: the machine's other interfaces are no test
 # target.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+
+
+# Opus packets by the mode their TOC byte names (configurations 0-11 SILK, 12-15 hybrid, 16-31
+# CELT), counted where aiortc hands them to its decoder.
+OPUS_MODES = {"silk": 0, "hybrid": 0, "celt": 0}
+_opus_decode = aiortc_opus.OpusDecoder.decode
+
+
+def _counting_opus_decode(self, encoded_frame):
+    if encoded_frame.data:
+        config = encoded_frame.data[0] >> 3
+        OPUS_MODES["silk" if config < 12 else "hybrid" if config < 16 else "celt"] += 1
+    return _opus_decode(self, encoded_frame)
+
+
+aiortc_opus.OpusDecoder.decode = _counting_opus_decode
 
 
 # ---- frame code (src/pattern/frame_code.rs) -------------------------------------------------
@@ -558,6 +578,7 @@ class Server:
                 "posts_by_status": dict(self.posts_by_status),
                 "deletes": self.deletes,
                 "decode_errors": self.decode_errors,
+                "opus_modes": dict(OPUS_MODES),
                 "interfaces": sorted({a.nice_name for a in ifaddr.get_adapters()}),
                 "sessions": [s.stats() for s in self.sessions.values()],
             }

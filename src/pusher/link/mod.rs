@@ -132,6 +132,12 @@ pub trait Link: Send {
         false
     }
 
+    /// The share of audio packets the peer reports lost (WebRTC receiver reports), smoothed,
+    /// 0-100: the audio encoder protects its packets for it (Opus FEC).
+    fn audio_loss_percent(&self) -> Option<u8> {
+        None
+    }
+
     /// The transport's own estimate of the bandwidth to the peer (WebRTC's transport-wide
     /// congestion control), kbit/s: the shared ABR keeps the stream under it.
     fn bandwidth_estimate_kbps(&self) -> Option<u32> {

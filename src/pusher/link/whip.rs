@@ -123,6 +123,10 @@ pub struct WhipLink {
     silence: Silence,
     rtt_ms: Option<u32>,
     nacks: u64,
+    /// The audio loss the receiver reports, smoothed (a fraction).
+    audio_loss: Option<f32>,
+    /// Packets the receiver reports lost (its receiver reports' cumulative count): video, audio.
+    lost: [u64; 2],
     keyframe_request: bool,
     last_keyframe_request: Option<Instant>,
     estimate_kbps: Option<u32>,
@@ -231,6 +235,8 @@ impl WhipLink {
             silence: Silence::new(now, p.stall_timeout),
             rtt_ms: None,
             nacks: 0,
+            audio_loss: None,
+            lost: [0; 2],
             keyframe_request: false,
             last_keyframe_request: None,
             estimate_kbps: None,
@@ -453,8 +459,15 @@ impl WhipLink {
                 if let Some(rtt) = s.rtt {
                     self.rtt_ms = Some(rtt.as_millis().clamp(1, u32::MAX as u128) as u32);
                 }
-                if Some(s.mid) == self.video.as_ref().map(|v| v.mid) {
+                let track = [&self.video, &self.audio].iter().position(|o| o.as_ref().map(|o| o.mid) == Some(s.mid));
+                if let (Some(t), Some(r)) = (track, &s.remote) {
+                    self.lost[t] = self.lost[t].max(r.packets_lost);
+                }
+                if track == Some(0) {
                     self.nacks = self.nacks.max(s.nacks);
+                }
+                if let Some(loss) = s.loss.filter(|_| Some(s.mid) == self.audio.as_ref().map(|a| a.mid)) {
+                    self.audio_loss = Some(smooth_loss(self.audio_loss, loss));
                 }
             }
             _ => {}
@@ -522,6 +535,17 @@ impl WhipLink {
         let wallclock = self.epoch + Duration::from_millis(ts);
         stream.write_rtp(RtpWrite::new(out.pt, out.seq_no.inc(), ts.wrapping_mul(48) as u32, wallclock, frame));
         frame.len() as u64
+    }
+}
+
+/// The receiver's loss reports (one a second, each over its own interval) smoothed: up at once,
+/// so protection starts with the loss, and down over several reports, so a loss that comes in
+/// bursts is still protected between them (WebRTC's senders smooth the same way).
+fn smooth_loss(prev: Option<f32>, report: f32) -> f32 {
+    let report = if report.is_finite() { report.clamp(0.0, 1.0) } else { 0.0 };
+    match prev {
+        Some(p) if report < p => p * 0.7 + report * 0.3,
+        _ => report,
     }
 }
 
@@ -637,7 +661,7 @@ impl Link for WhipLink {
     }
 
     fn repair_stats(&self) -> Option<RepairStats> {
-        Some(RepairStats { retransmitted: self.nacks, ..RepairStats::default() })
+        Some(RepairStats { retransmitted: self.nacks, lost: self.lost[0] + self.lost[1], ..RepairStats::default() })
     }
 
     fn take_keyframe_request(&mut self, now: Instant) -> bool {
@@ -655,6 +679,10 @@ impl Link for WhipLink {
 
     fn bandwidth_estimate_kbps(&self) -> Option<u32> {
         self.estimate_kbps
+    }
+
+    fn audio_loss_percent(&self) -> Option<u8> {
+        self.audio_loss.map(|f| (f * 100.0).round().clamp(0.0, 100.0) as u8)
     }
 
     fn wait(&mut self, wake: Option<&WakeReceiver>, timeout: Duration) {
@@ -696,5 +724,26 @@ impl Link for WhipLink {
         self.rtc.disconnect();
         self.delete_session(deadline.max(Instant::now() + DELETE_GRACE));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smooth_loss;
+
+    #[test]
+    fn reported_loss_rises_at_once_and_falls_over_several_reports() {
+        assert_eq!(smooth_loss(None, 0.05), 0.05);
+        assert_eq!(smooth_loss(Some(0.02), 0.10), 0.10);
+        // A second without loss between bursts keeps most of the protection.
+        let mut l = smooth_loss(Some(0.10), 0.0);
+        assert!((l - 0.07).abs() < 1e-6, "{l}");
+        for _ in 0..10 {
+            l = smooth_loss(Some(l), 0.0);
+        }
+        assert!(l < 0.002, "gone after ~10 s of clean reports: {l}");
+        // A peer's nonsense is no loss, and never more than all of it.
+        assert_eq!(smooth_loss(None, f32::NAN), 0.0);
+        assert_eq!(smooth_loss(None, 7.0), 1.0);
     }
 }

@@ -226,9 +226,9 @@ public final class LivePusher implements AutoCloseable {
         public final long videoFramesDroppedCongestion;
         public final long audioFramesDroppedCongestion;
         public final long audioGaps;
-        /** SRT (0 on RTMP): packets sent again after the receiver reported them lost. */
+        /** SRT and WHIP (0 on RTMP): packets sent again after the receiver reported them lost (WebRTC: video only). */
         public final long packetsRetransmitted;
-        /** SRT: packets the receiver reported lost (NAKs, repaired ones included). */
+        /** SRT and WHIP: packets the receiver reported lost, repaired ones included (SRT NAKs, WebRTC receiver reports). */
         public final long packetsLost;
         /** SRT: packets given up because they were too late to play (dropped unacknowledged, or lost past the receiver's play time). */
         public final long packetsDroppedLate;
