@@ -166,14 +166,24 @@ pub fn ffmpeg_pattern_push(ffmpeg: &Path, format: &str, url: &str, seconds: f64)
 }
 
 fn ffprobe_json(path: &Path, args: &[&str]) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error"])
-        .args(args)
-        .args(["-of", "json"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffprobe");
+    let run = || {
+        Command::new("ffprobe")
+            .args(["-v", "error"])
+            .args(args)
+            .args(["-of", "json"])
+            .arg(path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ffprobe")
+    };
+    let mut out = run();
+    // Debian's ffprobe 5.1 once died of SIGSEGV on a soak segment in a CI run with builds beside
+    // it; the same files probed 48 times since never did. A crash of the tool is not a verdict on
+    // the file: probe once more (an error exit is, and is not retried).
+    if std::os::unix::process::ExitStatusExt::signal(&out.status).is_some() {
+        eprintln!("ffprobe {args:?} {} died ({}); probing again", path.display(), out.status);
+        out = run();
+    }
     if !out.status.success() {
         panic!(
             "ffprobe {args:?} {} failed ({}): {}",
