@@ -8,7 +8,7 @@ mod common;
 use common::pushing::{Harnessed, Source, Spec};
 use common::udp_proxy::{UdpFaults, UdpProxy};
 use common::whip::{consent_run_seconds, in_loopback_netns, WhipEndpoint, WhipOptions};
-use kitepush::pusher::{EventKind, PusherConfig, PusherState};
+use kitepush::pusher::{EventKind, Pusher, PusherConfig, PusherState};
 use kitepush::ResultCode;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,12 +22,18 @@ fn config(url: &str, spec: &Spec) -> PusherConfig {
 /// Pushes `spec` in real time (a live source: WebRTC receivers play at the pace media arrives),
 /// then stops.
 fn push_paced(h: &mut Harnessed, spec: &Spec) {
+    push_paced_then(h, spec, |_, _, _| {});
+}
+
+/// As [`push_paced`], calling `after(pusher, frame index, time since the first)` after each frame.
+fn push_paced_then(h: &mut Harnessed, spec: &Spec, mut after: impl FnMut(&Pusher, u64, Duration)) {
     let mut src = Source::new(spec);
     let t0 = Instant::now();
     for i in 0..spec.frames() {
         let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
         src.push_one(&h.pusher);
+        after(&h.pusher, i, t0.elapsed());
     }
 }
 
@@ -230,18 +236,13 @@ fn network_changed_makes_a_new_session_at_once() {
     let mut h = Harnessed::new(config(&ep.url("handover"), &spec));
     h.pusher.start().unwrap();
     h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
-    let mut src = Source::new(&spec);
-    let t0 = Instant::now();
     let mut changed_at = None;
-    for i in 0..spec.frames() {
-        let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        src.push_one(&h.pusher);
+    push_paced_then(&mut h, &spec, |pusher, i, _| {
         if i == spec.frames() / 2 {
-            h.pusher.network_changed().unwrap();
+            pusher.network_changed().unwrap();
             changed_at = Some(Instant::now());
         }
-    }
+    });
     let back = h.wait_for(EventKind::KP_EVENT_RECONNECTED, Duration::from_secs(10));
     h.pusher.stop(Duration::from_secs(5)).unwrap();
     h.wait_for(EventKind::KP_EVENT_STOPPED, Duration::from_secs(10));
@@ -458,18 +459,13 @@ fn reported_audio_loss_turns_on_opus_fec() {
         let mut h = Harnessed::new(config(&ep.url("fec"), &spec));
         h.pusher.start().unwrap();
         h.wait_for(EventKind::KP_EVENT_PUBLISHING, Duration::from_secs(10));
-        let mut src = Source::new(&spec);
-        let t0 = Instant::now();
         let mut clean = None;
-        for i in 0..spec.frames() {
-            let due = t0 + Duration::from_micros(src.pts_us(i) as u64);
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            src.push_one(&h.pusher);
-            if clean.is_none() && t0.elapsed() >= Duration::from_secs(4) {
+        push_paced_then(&mut h, &spec, |_, _, elapsed| {
+            if clean.is_none() && elapsed >= Duration::from_secs(4) {
                 clean = Some(ep.stats().opus_modes);
                 proxy.set(UdpFaults::PASS.with_loss(15.0));
             }
-        }
+        });
         let all = ep.stats().opus_modes;
         let d = h.pusher.stats().destinations[0].clone();
         proxy.set(UdpFaults::PASS);
