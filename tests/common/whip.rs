@@ -493,7 +493,11 @@ impl WhipStats {
             decode_errors: u(&raw, "decode_errors"),
             interfaces: strings(&raw["interfaces"]),
             sessions,
-            opus_modes: (u(&raw["opus_modes"], "silk"), u(&raw["opus_modes"], "hybrid"), u(&raw["opus_modes"], "celt")),
+            opus_modes: {
+                // The aiortc endpoint counts them; the Chromium one has no such figure.
+                let m = |k: &str| raw["opus_modes"][k].as_u64().unwrap_or(0);
+                (m("silk"), m("hybrid"), m("celt"))
+            },
             raw,
         }
     }
