@@ -540,7 +540,7 @@ impl WhipLink {
 
 /// The receiver's loss reports (one a second, each over its own interval) smoothed: up at once,
 /// so protection starts with the loss, and down over several reports, so a loss that comes in
-/// bursts is still protected between them (WebRTC's senders smooth the same way).
+/// bursts is still protected between them.
 fn smooth_loss(prev: Option<f32>, report: f32) -> f32 {
     let report = if report.is_finite() { report.clamp(0.0, 1.0) } else { 0.0 };
     match prev {
